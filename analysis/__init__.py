@@ -1,0 +1,1 @@
+"""Pure analyses: tensors/arrays in, arrays/DataFrames out. Never imports streamlit."""

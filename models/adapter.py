@@ -1,0 +1,414 @@
+"""One hooked interface over every supported network (ViT, DeiT, BERT-family encoders).
+
+The adapter runs the network block by block with the network's own modules, so that it can capture
+every activation, gate heads, scale attention temperature, resume from a residual state and keep
+gradients for attention maps. Hooks only live inside `_hooks()` and are removed in `finally`.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.trace import Batch, Trace
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is. grid: (h, w) patch grid for images, None for text; n_prefix: tokens before the
+    patches / words that carry no position (CLS, DeiT's distillation token); head: "classifier" or
+    "prompts" (text encoder scored against label prompts)."""
+
+    name: str
+    modality: str
+    n_layers: int
+    n_heads: int
+    d_model: int
+    grid: tuple[int, int] | None
+    has_cls: bool
+    class_names: tuple[str, ...]
+    architecture: str
+    source: str
+    n_prefix: int = 1
+    patch_size: int | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    max_tokens: int | None = None
+    head: str = "classifier"
+    dataset: str | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class Block:
+    """Stable handles to one transformer block's modules (names as in TransformerLens' blocks.N.*).
+
+    attn returns (output, probabilities); q, k, v, o are the projections (o takes the concatenated
+    heads [B, T, H*dh]); ln1/ln2 the norms around the sublayers (before them in pre-LN ViTs, after
+    the residual add in post-LN BERTs); fc1, act, fc2 the MLP."""
+
+    layer: nn.Module
+    attn: nn.Module
+    q: nn.Linear
+    k: nn.Linear
+    v: nn.Linear
+    o: nn.Linear
+    ln1: nn.Module
+    ln2: nn.Module
+    fc1: nn.Linear
+    act: nn.Module
+    fc2: nn.Linear
+
+
+def _per_layer(value, n_layers: int, what: str) -> torch.Tensor | None:
+    """A scalar or per-layer sequence as a float tensor [L], or None for 'no change'."""
+    if value is None:
+        return None
+    t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    if t.numel() == 1:
+        t = t.expand(n_layers).clone()
+    if t.numel() != n_layers:
+        raise ValueError(f"{what} needs one value or {n_layers} (one per layer), got {t.numel()}.")
+    if what == "temperature" and bool((t <= 0).any()):
+        raise ValueError("temperature must be > 0.")
+    return t
+
+
+class HookedModel(ABC):
+    """A network with one interface: spec, prepare, run, unembed (see models/__init__.py)."""
+
+    def __init__(self, net: nn.Module, spec: ModelSpec, blocks: list[Block], device: str):
+        self.net = net.eval().to(device)
+        self.spec = spec
+        self.blocks = blocks
+        self.device = torch.device(device)
+        self.lock = threading.RLock()
+
+    # -- provided by each family ----------------------------------------------------------------
+    @abstractmethod
+    def prepare(self, inputs) -> Batch:
+        """Validate raw inputs (images or strings) into a Batch; raises data.InputError."""
+
+    @abstractmethod
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """[B, T, D] the embedding output (residual stream before block 0)."""
+
+    def _block_args(self, batch: Batch) -> tuple:
+        """Extra positional arguments every block takes (e.g. the additive attention mask)."""
+        return (None,)
+
+    @abstractmethod
+    def _head(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """[B, T, D] last residual -> [B, C] logits, as the original network computes them."""
+
+    @abstractmethod
+    def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[..., D] -> [..., C]: the model's own final norm + classifier (or prompt head), per token."""
+
+    # -- the hooked forward --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hooks(self, trace: Trace | None, head_gates, temperature, grad: bool, start: int):
+        """Install capture / gate / temperature hooks on blocks start..L-1; always removed on exit."""
+        L, H = self.spec.n_layers, self.spec.n_heads
+        handles = []
+        tau = _per_layer(temperature, L, "temperature")
+        gates = None
+        if head_gates is not None:
+            gates = torch.as_tensor(head_gates, dtype=torch.float32, device=self.device) \
+                if not torch.is_tensor(head_gates) else head_gates.to(self.device)
+            if gates.shape[-2:] != (L, H) or gates.dim() not in (2, 3):
+                raise ValueError(f"head_gates must be [L, H] = [{L}, {H}] or [B, L, H], got {tuple(gates.shape)}.")
+        try:
+            for l in range(start, L):
+                b = self.blocks[l]
+                if tau is not None and float(tau[l]) != 1.0:
+                    handles.append(b.k.register_forward_hook(
+                        lambda mod, inp, out, t=float(tau[l]): out / t))
+                if gates is not None:
+                    def gate(mod, args, l=l):
+                        x = args[0]
+                        g = gates[l] if gates.dim() == 2 else gates[:, l]
+                        g = g.to(x.dtype).reshape(*((1,) if gates.dim() == 2 else (x.shape[0],)), 1, H, 1)
+                        return (x.unflatten(-1, (H, -1)).mul(g).flatten(-2),) + tuple(args[1:])
+                    handles.append(b.o.register_forward_pre_hook(gate))
+                if trace is not None:
+                    def keep_attn(mod, inp, out):
+                        probs = out[1]
+                        if grad and probs.requires_grad:
+                            probs.retain_grad()
+                        trace.attn_list.append(probs)
+                    handles.append(b.attn.register_forward_hook(keep_attn))
+                    handles.append(b.o.register_forward_hook(lambda m, i, out: trace.attn_out_list.append(out)))
+                    handles.append(b.fc2.register_forward_hook(lambda m, i, out: trace.mlp_out_list.append(out)))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def run(self, batch: Batch, capture: bool = True, head_gates=None, temperature=None, grad: bool = False,
+            start_layer: int = 0, start_resid: torch.Tensor | None = None) -> Trace:
+        """Forward `batch`; returns a Trace (see models/trace.py for shapes).
+
+        head_gates: [L, H] or [B, L, H] multipliers of each head's output before the output projection
+        (a tensor with requires_grad gives d/dg). temperature: scalar or [L]; divides attention logits.
+        grad: build the autograd graph and retain d/dA on the captured attention probabilities.
+        start_layer, start_resid [B, T, D]: resume from the residual stream entering block start_layer
+        (blocks below it are not run; the captured lists start there)."""
+        batch = batch.to(self.device)
+        L = self.spec.n_layers
+        if not 0 <= start_layer <= L:
+            raise ValueError(f"start_layer must be in 0..{L}.")
+        needs_grad = grad or (torch.is_tensor(head_gates) and head_gates.requires_grad) or (
+            start_resid is not None and start_resid.requires_grad)
+        trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
+        with self.lock, torch.set_grad_enabled(bool(needs_grad)), \
+                self._hooks(trace if capture else None, head_gates, temperature, grad, start_layer):
+            h = self.embed(batch) if start_resid is None else start_resid.to(self.device)
+            if start_resid is None and start_layer > 0:
+                raise ValueError("start_layer > 0 needs start_resid (the residual entering that block).")
+            if capture:
+                trace.resid_list.append(h)
+            extra = self._block_args(batch)
+            n = h.shape[0]
+            if n != len(batch):  # batched gate configurations: the batch is tiled to match the states
+                extra = tuple(a.repeat(n // len(batch), *[1] * (a.dim() - 1)) if torch.is_tensor(a) else a
+                              for a in extra)
+            for l in range(start_layer, L):
+                h = self.blocks[l].layer(h, *extra)
+                if isinstance(h, tuple):
+                    h = h[0]
+                if capture:
+                    trace.resid_list.append(h)
+            trace.logits = self._head(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
+        return trace
+
+    def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
+        """[B, C] logits without capture, in chunks of batch_size."""
+        out = [self.run(batch.select(range(i, min(i + batch_size, len(batch)))), capture=False, **run_kwargs).logits
+               for i in range(0, len(batch), batch_size)]
+        return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vision: ViT and DeiT image classifiers
+# ---------------------------------------------------------------------------------------------
+class VisionModel(HookedModel):
+    """ViTForImageClassification, DeiTForImageClassification(WithTeacher)."""
+
+    def __init__(self, net, spec, blocks, device, base, preprocess: dict):
+        super().__init__(net, spec, blocks, device)
+        self.base = base
+        self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
+        self.std = np.asarray(preprocess["std"], dtype=np.float32)
+        self.classifiers = ([net.cls_classifier, net.distillation_classifier]
+                            if hasattr(net, "distillation_classifier") else [net.classifier])
+
+    def prepare(self, inputs) -> Batch:
+        """PIL images or arrays ([H, W] / [H, W, C], uint8 or floats in [0, 1]) -> Batch."""
+        from PIL import Image
+
+        from data.inputs import InputError
+
+        if isinstance(inputs, (Image.Image, np.ndarray)):
+            inputs = [inputs]
+        inputs = list(inputs)
+        if not inputs:
+            raise InputError("No images given.")
+        s, c = self.spec.image_size, self.spec.channels
+        arrays = []
+        for i, img in enumerate(inputs):
+            if isinstance(img, np.ndarray):
+                a = img
+                if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)) or a.size == 0:
+                    raise InputError(f"Image {i + 1}: an array must be [H, W] or [H, W, 1|3|4], got {a.shape}.")
+                a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 or a.max() > 1.0 else 1.0)
+                a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+                img = Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a[..., :3] if a.ndim == 3 else a)
+            elif not isinstance(img, Image.Image):
+                raise InputError(f"Image {i + 1}: expected a PIL image or an array, got {type(img).__name__}.")
+            img = img.convert("L" if c == 1 else "RGB").resize((s, s), Image.BILINEAR)
+            a = np.asarray(img, dtype=np.float32) / 255.0
+            arrays.append(a[..., None] if a.ndim == 2 else a)
+        images = np.stack(arrays)  # [B, S, S, C]
+        x = torch.from_numpy((images - self.mean) / self.std).permute(0, 3, 1, 2).contiguous()
+        t = self.spec.n_prefix + self.spec.grid[0] * self.spec.grid[1]
+        return Batch({"pixel_values": x}, torch.ones(len(images), t, dtype=torch.bool), images=images)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        return self.base.embeddings(batch.tensors["pixel_values"].to(self.device))
+
+    def _head(self, hidden, batch):
+        x = self.base.layernorm(hidden)
+        return sum(clf(x[:, i]) for i, clf in enumerate(self.classifiers)) / len(self.classifiers)
+
+    def unembed(self, hidden):
+        x = self.base.layernorm(hidden.to(self.device))
+        return sum(clf(x) for clf in self.classifiers) / len(self.classifiers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: BERT-family encoders (sequence classifiers, or plain encoders scored against label prompts)
+# ---------------------------------------------------------------------------------------------
+DEFAULT_PROMPT = "This text is about {}."
+PROMPT_LOGIT_SCALE = 20.0  # cosine similarity x 20, so that softmax probabilities are readable
+
+
+class TextModel(HookedModel):
+    """BertModel / BertForSequenceClassification and BERT-like encoders (RoBERTa, ELECTRA, ...)."""
+
+    def __init__(self, net, spec, blocks, device, base, tokenizer, pooling: str = "mean"):
+        super().__init__(net, spec, blocks, device)
+        self.base = base
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.prompt_template = DEFAULT_PROMPT
+        self._prompt_emb: torch.Tensor | None = None
+
+    # prompts ---------------------------------------------------------------------------------
+    def set_labels(self, labels: Sequence[str], template: str = DEFAULT_PROMPT) -> None:
+        """Score texts against `labels` through prompts `template.format(label)` (prompt head only)."""
+        from dataclasses import replace
+
+        from data.inputs import InputError
+
+        labels = [str(x).strip() for x in labels if str(x).strip()]
+        if self.spec.head != "prompts":
+            raise InputError(f"{self.spec.name} has its own classifier; its labels cannot be edited.")
+        if len(labels) < 2:
+            raise InputError("Give at least two labels, one per line.")
+        if len(set(labels)) != len(labels):
+            raise InputError("Labels must be distinct.")
+        if "{}" not in template:
+            raise InputError("The prompt template needs a {} where the label goes.")
+        self.spec = replace(self.spec, class_names=tuple(labels))
+        self.prompt_template = template
+        self._prompt_emb = None
+
+    def prompt_embeddings(self) -> torch.Tensor:
+        """[C, D] unit-norm pooled embeddings of the label prompts."""
+        if self._prompt_emb is None:
+            prompts = [self.prompt_template.format(c) for c in self.spec.class_names]
+            batch = self.prepare(prompts).to(self.device)
+            with self.lock, torch.no_grad():
+                h = self.embed(batch)
+                extra = self._block_args(batch)
+                for b in self.blocks:
+                    h = b.layer(h, *extra)
+                    h = h[0] if isinstance(h, tuple) else h
+                self._prompt_emb = F.normalize(self.pool(h, batch.token_mask), dim=-1)
+        return self._prompt_emb
+
+    # interface -------------------------------------------------------------------------------
+    def run(self, batch: Batch, *args, **kwargs) -> Trace:
+        if self.spec.head == "prompts":
+            self.prompt_embeddings()  # computed before the run's hooks go in, so they capture only `batch`
+        return super().run(batch, *args, **kwargs)
+
+    run.__doc__ = HookedModel.run.__doc__
+
+    def prepare(self, inputs) -> Batch:
+        """Strings -> Batch (padded; texts beyond the model's limit are truncated, with a note)."""
+        from data.inputs import InputError, check_text
+
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        inputs = list(inputs)
+        if not inputs:
+            raise InputError("No texts given.")
+        texts = [check_text(t) if isinstance(t, str) else _not_text(i, t) for i, t in enumerate(inputs)]
+        limit = self.spec.max_tokens
+        notes = []
+        for i, t in enumerate(texts):
+            n = len(self.tokenizer(t, add_special_tokens=True)["input_ids"])
+            if n > limit:
+                notes.append(f"Text {i + 1} has {n} tokens; the model reads at most {limit}, "
+                             f"so it was truncated to the first {limit}.")
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+        if enc["input_ids"].shape[1] < 2:
+            raise InputError("The text has no tokens the model can read.")
+        tensors = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        mask = enc["attention_mask"].bool()
+        tokens = [self.tokenizer.convert_ids_to_tokens(ids[m]) for ids, m in zip(enc["input_ids"], mask)]
+        return Batch(tensors, mask, tokens=tokens, notes=notes)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        t = batch.tensors
+        kwargs = {"input_ids": t["input_ids"].to(self.device)}
+        if "token_type_ids" in t:
+            kwargs["token_type_ids"] = t["token_type_ids"].to(self.device)
+        return self.base.embeddings(**kwargs)
+
+    def _block_args(self, batch: Batch) -> tuple:
+        m = batch.tensors["attention_mask"].to(self.device)
+        dtype = next(self.net.parameters()).dtype
+        return ((1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min,)
+
+    def pool(self, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] -> [B, D] as the model pools (mean over real tokens, or the CLS token)."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = token_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def _head(self, hidden, batch):
+        if self.spec.head == "prompts":
+            return self.unembed(self.pool(hidden, batch.token_mask.to(hidden.device)))
+        if getattr(self.base, "pooler", None) is not None and hasattr(self.net, "classifier") \
+                and isinstance(self.net.classifier, nn.Linear):
+            return self.net.classifier(self.base.pooler(hidden))
+        return self.net.classifier(hidden)
+
+    def unembed(self, hidden):
+        hidden = hidden.to(self.device)
+        if self.spec.head == "prompts":
+            return PROMPT_LOGIT_SCALE * F.normalize(hidden, dim=-1) @ self.prompt_embeddings().to(hidden.dtype).T
+        if getattr(self.base, "pooler", None) is not None and isinstance(self.net.classifier, nn.Linear):
+            pooled = self.base.pooler.activation(self.base.pooler.dense(hidden))
+            return self.net.classifier(pooled)
+        flat = hidden.reshape(-1, 1, hidden.shape[-1])  # heads such as RoBERTa's read token 0 of [N, T, D]
+        return self.net.classifier(flat).reshape(*hidden.shape[:-1], -1)
+
+
+def _not_text(i: int, value) -> str:
+    from data.inputs import InputError
+
+    raise InputError(f"Text {i + 1}: expected a string, got {type(value).__name__}.")
+
+
+def vit_blocks(layers) -> list[Block]:
+    """Block handles for transformers-5 ViT/DeiT layers (attention.{q,k,v,o}_proj, mlp.fc1/fc2)."""
+    return [Block(layer=m, attn=m.attention, q=m.attention.q_proj, k=m.attention.k_proj, v=m.attention.v_proj,
+                  o=m.attention.o_proj, ln1=m.layernorm_before, ln2=m.layernorm_after, fc1=m.mlp.fc1,
+                  act=m.mlp.activation_fn, fc2=m.mlp.fc2) for m in layers]
+
+
+def bert_blocks(layers) -> list[Block]:
+    """Block handles for BERT-like layers (attention.self.{query,key,value}, attention.output.dense, ...)."""
+    return [Block(layer=m, attn=m.attention.self, q=m.attention.self.query, k=m.attention.self.key,
+                  v=m.attention.self.value, o=m.attention.output.dense, ln1=m.attention.output.LayerNorm,
+                  ln2=m.output.LayerNorm, fc1=m.intermediate.dense, act=_as_module(m.intermediate),
+                  fc2=m.output.dense) for m in layers]
+
+
+def _as_module(intermediate) -> nn.Module:
+    act = intermediate.intermediate_act_fn
+    return act if isinstance(act, nn.Module) else _Lambda(act)
+
+
+class _Lambda(nn.Module):
+    def __init__(self, fn: Callable):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)

