@@ -59,8 +59,14 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name: str, device: str | None = None) -> HookedModel:
-    """Load a built-in name, a local Hugging Face folder or a hub id into the one hooked interface."""
+RANDOM_INIT_SEED = 0
+
+
+def load_model(name: str, device: str | None = None, random_init: bool = False) -> HookedModel:
+    """Load a built-in name, a local Hugging Face folder or a hub id into the one hooked interface.
+
+    random_init: the same config with freshly initialised weights (seed RANDOM_INIT_SEED), a baseline
+    for analyses; prompt-head text models then embed their label prompts with the random encoder too."""
     device = device or default_device()
     name = str(name).strip()
     if not name:
@@ -87,27 +93,40 @@ def load_model(name: str, device: str | None = None) -> HookedModel:
             f"Could not load {name!r}. Tried: {'; '.join(tried)}. The hub is unreachable offline and the id may "
             f"not exist ({str(e).splitlines()[0][:200]}). Built-in models: {', '.join(BUILTINS)}. Supported: "
             f"{SUPPORTED}.") from e
-    display = builtin.name if builtin else name
+    display = (builtin.name if builtin else name) + (" (random init)" if random_init else "")
     dataset = builtin.dataset if builtin else None
     try:
         if config.model_type in VISION_TYPES:
-            return _load_vision(location, config, display, dataset, device)
+            return _load_vision(location, config, display, dataset, device, random_init)
         if config.model_type in TEXT_TYPES:
-            return _load_text(location, config, display, dataset, device)
-    except OSError as e:
-        raise ModelLoadError(f"{name!r} is missing files or is corrupt: {str(e).splitlines()[0][:300]}") from e
+            return _load_text(location, config, display, dataset, device, random_init)
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001  any failure reading weights/tokenizer is reported, never a traceback
+        raise ModelLoadError(f"{name!r} could not be loaded: its files are missing or corrupt "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})") from e
     raise ModelLoadError(f"{name!r} is a {config.model_type!r} model ({', '.join(config.architectures or [])}), "
                          f"which HeadScope cannot analyse. Supported: {SUPPORTED}.")
 
 
-def _load_vision(location, config, display, dataset, device) -> VisionModel:
+def _pretrained_or_random(cls, location, config, random_init: bool):
+    """cls.from_pretrained(location), or (random_init) cls built from `config` with seeded fresh weights."""
+    if not random_init:
+        return cls.from_pretrained(location, attn_implementation="eager")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        build = getattr(cls, "from_config", None) or cls._from_config
+        return build(config, attn_implementation="eager")
+
+
+def _load_vision(location, config, display, dataset, device, random_init: bool = False) -> VisionModel:
     import transformers
 
     arch = next((a for a in (config.architectures or []) if a in VISION_CLASSES), None)
     if arch is None:
         raise ModelLoadError(f"{display!r} is a {config.model_type} backbone without an image classifier "
                              f"({', '.join(config.architectures or ['no architecture'])}). Supported: {SUPPORTED}.")
-    net = getattr(transformers, arch).from_pretrained(location, attn_implementation="eager")
+    net = _pretrained_or_random(getattr(transformers, arch), location, config, random_init)
     base = net.vit if hasattr(net, "vit") else net.deit
     pre = _preprocess(location, config)
     size = config.image_size
@@ -146,17 +165,17 @@ def _class_names(config) -> tuple[str, ...]:
     return tuple(str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(config.num_labels))
 
 
-def _load_text(location, config, display, dataset, device) -> TextModel:
+def _load_text(location, config, display, dataset, device, random_init: bool = False) -> TextModel:
     import transformers
     from transformers import AutoTokenizer
 
     archs = config.architectures or []
     seqcls = next((a for a in archs if a.endswith("ForSequenceClassification")), None)
     if seqcls is not None:
-        net = transformers.AutoModelForSequenceClassification.from_pretrained(location, attn_implementation="eager")
+        net = _pretrained_or_random(transformers.AutoModelForSequenceClassification, location, config, random_init)
         head, base = "classifier", net.base_model
     else:  # a plain encoder (or a masked-LM checkpoint, read as its encoder): scored against label prompts
-        net = transformers.AutoModel.from_pretrained(location, attn_implementation="eager")
+        net = _pretrained_or_random(transformers.AutoModel, location, config, random_init)
         head, base = "prompts", net
     tokenizer = AutoTokenizer.from_pretrained(location)
     limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), config.max_position_embeddings)
