@@ -135,8 +135,19 @@ def _prose(split: str) -> Dataset:
                    captions=[texts[i][:60] for i in chosen])
 
 
+@lru_cache(maxsize=8)
+def _shapes(split: str) -> Dataset:
+    """Seeded synthetic shapes over cluttered backgrounds, with object masks (see data/shapes.py)."""
+    from data.shapes import CLASS_NAMES, arrays
+
+    images, labels, masks = arrays(split)
+    pil = [Image.fromarray(img) for img in images]
+    return Dataset("shapes", split, "image", pil, labels, list(CLASS_NAMES), masks=masks,
+                   captions=[CLASS_NAMES[y] for y in labels])
+
+
 # name -> (modality, loader(split) -> Dataset)
-DATASETS = {"digits": ("image", _digits), "prose": ("text", _prose)}
+DATASETS = {"digits": ("image", _digits), "prose": ("text", _prose), "shapes": ("image", _shapes)}
 
 
 def list_datasets() -> dict[str, str]:
@@ -145,7 +156,7 @@ def list_datasets() -> dict[str, str]:
 
 
 def load_dataset(name: str, split: str = "test") -> Dataset:
-    """A bundled dataset by name ("digits", "prose", ...) and split ("train", "test", "all")."""
+    """A bundled dataset by name ("digits", "prose", "shapes", ...) and split ("train", "test", "all")."""
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Bundled datasets: {', '.join(sorted(DATASETS))}.")
     return DATASETS[name][1](split)
