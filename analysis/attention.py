@@ -1,10 +1,22 @@
 """Attention-head analyses on captured attention probabilities (methods.md section 1).
 
-Shapes: attention [L, B, H, T, T] (rows = queries) or one layer [B, H, T, T]; head-level results [L, H].
+Shapes: attention [L, B, H, T, T] (rows = queries) for a batch, or [L, H, T, T] for one input; the first
+`n_prefix` tokens carry no position (CLS, DeiT's distillation token), the others sit on a patch grid
+(images, row-major) or in a line (text: token k is at position k). token_mask [B, T] marks real tokens
+(padding of text batches is False); padded queries are ignored and padded keys get no mass.
+
+Head-level results are [L, H] (mean over the inputs, each input weighted equally) or, with
+per_input=True, [B, L, H]. Every function works on the device of its input.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
 import torch
+
+SINK_THRESHOLD = 0.5  # a head putting more than this share of its attention on one token is a sink candidate
 
 
 def rollout(attn: torch.Tensor, add_residual: bool = True) -> torch.Tensor:
@@ -20,3 +32,206 @@ def rollout(attn: torch.Tensor, add_residual: bool = True) -> torch.Tensor:
     for layer in a:
         r = layer @ r
     return r
+
+
+# -- layout: batch shape, masks, token positions -------------------------------------------------
+def as_batch(attn: torch.Tensor, token_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """attn as float [L, B, H, T, T] and the token mask as float [B, T] on attn's device."""
+    attn = torch.as_tensor(attn)
+    if attn.dim() == 4:
+        attn = attn.unsqueeze(1)
+    if attn.dim() != 5 or attn.shape[-1] != attn.shape[-2]:
+        raise ValueError(f"attention must be [L, B, H, T, T] or [L, H, T, T], got {tuple(attn.shape)}.")
+    B, T = attn.shape[1], attn.shape[-1]
+    if token_mask is None:
+        mask = torch.ones(B, T, device=attn.device)
+    else:
+        mask = torch.as_tensor(token_mask, device=attn.device).reshape(-1, T).float()
+        if mask.shape[0] != B:
+            raise ValueError(f"token_mask has {mask.shape[0]} rows for a batch of {B}.")
+    return attn.float(), mask
+
+
+def _reduce(x: torch.Tensor, per_input: bool) -> torch.Tensor:
+    """[L, B, H, ...] -> [B, L, H, ...] (per_input) or the mean over inputs [L, H, ...]."""
+    return x.transpose(0, 1) if per_input else x.mean(1)
+
+
+def token_positions(n_positions: int, grid: tuple[int, int] | None, device=None) -> torch.Tensor:
+    """[N, 2] (row, col) of the positioned tokens in patch units: the grid row-major, or (0, k) for text."""
+    if grid is None:
+        return torch.stack([torch.zeros(n_positions), torch.arange(n_positions, dtype=torch.float32)], -1).to(device)
+    gh, gw = grid
+    if gh * gw != n_positions:
+        raise ValueError(f"{n_positions} positioned tokens do not fill a {gh}x{gw} grid; check n_prefix.")
+    rows, cols = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    return torch.stack([rows.flatten(), cols.flatten()], -1).float().to(device)
+
+
+def positioned(attn: torch.Tensor, mask: torch.Tensor, n_prefix: int):
+    """The positioned part: P [L, B, H, N, N] with padded keys zeroed, and query weights [B, N] that
+    average over each input's real positioned queries."""
+    if not 0 <= n_prefix < attn.shape[-1]:
+        raise ValueError(f"n_prefix={n_prefix} leaves no positioned tokens out of {attn.shape[-1]}.")
+    m = mask[:, n_prefix:]
+    p = attn[..., n_prefix:, n_prefix:] * m[None, :, None, None, :]
+    return p, m / m.sum(-1, keepdim=True).clamp_min(1.0)
+
+
+def _query_mean(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """x [L, B, H, Q] averaged over queries with weights [B, Q] -> [L, B, H]."""
+    return (x * weights[None, :, None, :]).sum(-1)
+
+
+def binned_mass(p: torch.Tensor, weights: torch.Tensor, bins: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """Mean over queries of the attention mass falling in each bin: S[b] = mean_i sum_{j: bins[i,j]=b} P[i,j].
+
+    p [L, B, H, N, N], weights [B, N], bins [N, N] int -> [L, B, H, n_bins] (one matmul over all heads)."""
+    onehot = torch.nn.functional.one_hot(bins.flatten(), n_bins).to(p.dtype)  # [N*N, n_bins]
+    weighted = p * weights[None, :, None, :, None]
+    return (weighted.flatten(-2) @ onehot)
+
+
+# -- head statistics -----------------------------------------------------------------------------
+@dataclass
+class Distance:
+    """Mean attention distance per head ([L, H], or [B, L, H] per input).
+
+    patches: in patch units (text: token positions); pixels: patches x patch size (None without one);
+    prefix_mass: the mean attention the positioned queries give to the prefix tokens (CLS), which the
+    distance leaves out (each row's positioned part is renormalised to 1)."""
+
+    patches: torch.Tensor
+    pixels: torch.Tensor | None
+    prefix_mass: torch.Tensor
+
+
+def attention_distance(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
+                       patch_size: int | None = None, token_mask: torch.Tensor | None = None,
+                       per_input: bool = False) -> Distance:
+    """Mean attention distance (Dosovitskiy et al. 2020, App. D.7): per head, the mean over inputs and
+    positioned queries i of sum_j A~[i, j] ||p_i - p_j||, A~ = the positioned part of row i renormalised.
+
+    attn [L, B, H, T, T] or [L, H, T, T]; grid (h, w) of the T - n_prefix positioned tokens, or None for
+    text (positions 0, 1, 2, ...); token_mask [B, T]. Oracles: identity attention -> 0; uniform attention
+    over the patches -> the mean pairwise patch distance."""
+    attn, mask = as_batch(attn, token_mask)
+    p, w = positioned(attn, mask, n_prefix)
+    pos = token_positions(p.shape[-1], grid, attn.device)
+    dist = torch.cdist(pos, pos)  # [N, N]
+    mass = p.sum(-1)  # [L, B, H, N]
+    per_query = (p * dist).sum(-1) / mass.clamp_min(1e-12)
+    d = _query_mean(per_query, w)
+    prefix = _query_mean(attn[..., n_prefix:, :n_prefix].sum(-1), w)
+    d, prefix = _reduce(d, per_input), _reduce(prefix, per_input)
+    return Distance(d, d * patch_size if patch_size else None, prefix)
+
+
+def chebyshev_rings(grid: tuple[int, int] | None, n_positions: int, device=None) -> torch.Tensor:
+    """[N, N] Chebyshev distance between positioned tokens (text: |i - j|)."""
+    pos = token_positions(n_positions, grid, device)
+    return (pos[:, None, :] - pos[None, :, :]).abs().amax(-1).long()
+
+
+def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
+                  token_mask: torch.Tensor | None = None, n_rings: int | None = None,
+                  per_input: bool = False) -> torch.Tensor:
+    """Attention strength by ring (Li et al., VA paper): S[r] = mean_i sum_{j: cheb(i, j) = r} A[i, j]
+    over positioned queries i and keys j (not renormalised).
+
+    Returns [L, H, R] (or [B, L, H, R]) with R = n_rings (rings at r >= R - 1 pooled into the last) or, by
+    default, every ring of the grid. Oracles: sum_r S[r] = positioned mass of the rows; a 3x3 box blur
+    puts all mass in r <= 1."""
+    attn, mask = as_batch(attn, token_mask)
+    p, w = positioned(attn, mask, n_prefix)
+    rings = chebyshev_rings(grid, p.shape[-1], attn.device)
+    if n_rings is None:
+        n_rings = int(rings.max()) + 1
+    rings = rings.clamp_max(n_rings - 1)
+    return _reduce(binned_mass(p, w, rings, n_rings), per_input)
+
+
+def entropy(attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_input: bool = False) -> torch.Tensor:
+    """Mean over (real) queries of the row entropy -sum_j A log A, in nats -> [L, H] (or [B, L, H]).
+
+    Oracles: one-hot rows -> 0; uniform rows over T tokens -> log T."""
+    attn, mask = as_batch(attn, token_mask)
+    h = -torch.special.xlogy(attn, attn).sum(-1)  # [L, B, H, T]
+    return _reduce(_query_mean(h, mask / mask.sum(-1, keepdim=True)), per_input)
+
+
+def cls_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None, token: int = 0,
+             per_input: bool = False) -> torch.Tensor:
+    """Mean over (real) queries of the attention to one token (default 0: CLS, or the first token of a model
+    without one) -> [L, H] (or [B, L, H])."""
+    attn, mask = as_batch(attn, token_mask)
+    return _reduce(_query_mean(attn[..., token], mask / mask.sum(-1, keepdim=True)), per_input)
+
+
+def sink_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None,
+              per_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sink detection (Bondarenko et al. 2023): per input and head, the largest mean attention that one key
+    token receives over the (real) queries, and that token.
+
+    Returns (mass, token): mass [L, H] (mean over inputs) or [B, L, H]; token [B, L, H] (always per input).
+    Heads with mass > SINK_THRESHOLD are "no-op / sink" candidates."""
+    attn, mask = as_batch(attn, token_mask)
+    q = mask / mask.sum(-1, keepdim=True)
+    received = (attn * q[None, :, None, :, None]).sum(-2)  # [L, B, H, T keys]
+    mass, token = received.max(-1)
+    return _reduce(mass, per_input), token.transpose(0, 1)
+
+
+def head_statistics(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
+                    patch_size: int | None = None, token_mask: torch.Tensor | None = None,
+                    n_rings: int | None = None) -> dict[str, np.ndarray]:
+    """Every per-head statistic of a batch, per input (numpy):
+
+    distance, prefix_mass, entropy, cls_mass, sink_mass, sink_token: [B, L, H]; distance_px [B, L, H]
+    when patch_size is given; ring [B, L, H, R]; n_tokens [B] (real tokens per input).
+    cls_mass is the attention to token 0 (CLS, or the first token of a model without a prefix)."""
+    attn, mask = as_batch(attn, token_mask)
+    d = attention_distance(attn, grid, n_prefix, patch_size, mask, per_input=True)
+    sink, sink_tok = sink_mass(attn, mask, per_input=True)
+    out = {
+        "distance": d.patches, "prefix_mass": d.prefix_mass,
+        "ring": ring_strength(attn, grid, n_prefix, mask, n_rings, per_input=True),
+        "entropy": entropy(attn, mask, per_input=True), "cls_mass": cls_mass(attn, mask, per_input=True),
+        "sink_mass": sink, "sink_token": sink_tok, "n_tokens": mask.sum(-1).long(),
+    }
+    if d.pixels is not None:
+        out["distance_px"] = d.pixels
+    return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+# -- over a dataset sample -----------------------------------------------------------------------
+def map_attention(model, inputs: Sequence, fn: Callable[[torch.Tensor, torch.Tensor], dict[str, np.ndarray]],
+                  batch_size: int = 64, progress: Callable[[float, str], None] | None = None) -> dict[str, np.ndarray]:
+    """Run `model` over raw inputs in batches and apply fn(attn [L, b, H, T, T], token_mask [b, T]) -> dict of
+    per-input arrays [b, ...] to each batch's captured attention; returns the arrays concatenated [N, ...].
+
+    Arrays whose trailing size depends on the batch's padded length must be fixed-size (e.g. n_rings)."""
+    if len(inputs) == 0:
+        raise ValueError("No inputs to analyse.")
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(inputs), batch_size):
+        batch = model.prepare(list(inputs[i:i + batch_size]))
+        tr = model.run(batch, capture=True)
+        for k, v in fn(tr.attentions, tr.token_mask).items():
+            parts.setdefault(k, []).append(v)
+        if progress:
+            done = min(i + batch_size, len(inputs))
+            progress(done / len(inputs), f"{done}/{len(inputs)} inputs")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def dataset_statistics(model, inputs: Sequence, n_rings: int | None = None, batch_size: int = 64,
+                       progress: Callable[[float, str], None] | None = None) -> dict[str, np.ndarray]:
+    """head_statistics of `model` over raw inputs, per input ([N, L, H], ring [N, L, H, R]).
+
+    Text models get n_rings = 16 by default (batches pad to different lengths)."""
+    spec = model.spec
+    if n_rings is None and spec.grid is None:
+        n_rings = 16
+    return map_attention(model, inputs, lambda a, m: head_statistics(
+        a, spec.grid, spec.n_prefix, spec.patch_size, m, n_rings), batch_size, progress)
