@@ -41,6 +41,8 @@ class BuiltIn:
 BUILTINS: dict[str, BuiltIn] = {
     "digits-vit": BuiltIn("digits-vit", "image", "ViT, 4 layers x 4 heads, trained on scikit-learn's handwritten "
                           "digits (32x32, 8x8 patch grid)", "digits"),
+    "shapes-vit": BuiltIn("shapes-vit", "image", "ViT, 4 layers x 4 heads, trained on synthetic shapes over "
+                          "cluttered backgrounds with known object masks (48x48 RGB, 8x8 patch grid)", "shapes"),
     "minilm": BuiltIn("minilm", "text", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers x 12 heads), "
                       "classes from label prompts", "prose"),
 }

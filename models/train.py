@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data.shapes import CLASS_NAMES as SHAPE_CLASSES
+
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
@@ -37,6 +39,7 @@ class Recipe:
     lr: float = 2e-3
     batch_size: int = 64
     max_shift: int = 2
+    dihedral: bool = False  # also random flips and 90-degree turns (for rotation-invariant classes)
     seed: int = 0
 
 
@@ -49,8 +52,17 @@ def _digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     return F.interpolate(x, size=32, mode="bilinear", align_corners=False).numpy(), labels
 
 
+def _shapes_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic shapes as RGB floats in [0, 1] [N, 3, 48, 48] (the same uint8 pixels the app sees)."""
+    from data.shapes import arrays
+
+    images, labels, _ = arrays(split)
+    return (images.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy(), labels
+
+
 RECIPES: dict[str, Recipe] = {
     "digits-vit": Recipe(_digits_arrays, [str(i) for i in range(10)], image_size=32, patch_size=4, channels=1),
+    "shapes-vit": Recipe(_shapes_arrays, list(SHAPE_CLASSES), image_size=48, patch_size=6, channels=3, epochs=60, max_shift=0, dihedral=True),
 }
 
 
@@ -67,6 +79,14 @@ def _augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Ten
     pad = F.pad(x, (max_shift,) * 4)
     dx, dy = torch.randint(0, 2 * max_shift + 1, (2, b), generator=gen)
     return torch.stack([pad[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(b)])
+
+
+def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image of x [B, C, S, S] under a random one of the 8 flips/quarter turns of the square."""
+    for flip in (lambda t: t.transpose(-1, -2), lambda t: t.flip(-1), lambda t: t.flip(-2)):
+        on = torch.rand(len(x), generator=gen) < 0.5
+        x = torch.where(on[:, None, None, None], flip(x), x)
+    return x
 
 
 def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
@@ -98,7 +118,8 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
         perm = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(perm), r.batch_size):
             idx = perm[i:i + r.batch_size]
-            xb = norm(_augment(x_train[idx], r.max_shift, gen))
+            xb = _augment(x_train[idx], r.max_shift, gen)
+            xb = norm(_dihedral(xb, gen) if r.dihedral else xb)
             loss = F.cross_entropy(model(pixel_values=xb).logits, y_train[idx], label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
