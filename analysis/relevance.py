@@ -1,0 +1,351 @@
+"""Relevance maps: which input tokens (patches or word pieces) drove a class score (methods.md section 3).
+
+    from analysis.relevance import explain, METHODS
+    maps = explain(model, batch, "attnlrp")            # [B, T'] over input tokens, prefix (CLS) excluded
+    maps = explain(model, batch, "rollout", target=3)  # any class, not only the predicted one
+    pixels = to_pixels(model, maps)                    # [B, S, S] for image models
+
+Shapes: B inputs, L layers, H heads, T tokens (prefix + patches / word pieces), T' = T - n_prefix input
+tokens, C classes. Maps are raw relevances (not normalised); `normalize_maps` scales each to [0, 1].
+
+Attention-based maps read the row of the token the prediction is read from: the CLS token (and DeiT's
+distillation token) for classifiers; for mean-pooled text encoders (minilm) the mean of all real rows.
+Padding positions of text maps are 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from analysis.attention import rollout
+from models import Batch, HookedModel
+from models.lrp import ATTNLRP, CHEFER, Rules, lrp_forward, supports
+
+
+class RelevanceError(ValueError):
+    """A request that cannot be explained (unknown method, method not applicable, target out of range)."""
+
+
+# -- the registry ---------------------------------------------------------------------------------------
+def _always(model: HookedModel) -> str | None:
+    return None
+
+
+def _lrp_layout(model: HookedModel) -> str | None:
+    return None if supports(model) else (f"the LRP rules do not know the block layout of {model.spec.architecture}; "
+                                         "use grad_rollout or a captum method.")
+
+
+def _cls_classifier(model: HookedModel) -> str | None:
+    if model.spec.head == "classifier":
+        return None
+    return (f"{model.spec.name} mean-pools all its tokens, so no single CLS row of the last layer carries the "
+            "prediction that GradCAM could weight; use grad_rollout or chefer2021 instead.")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One relevance method. family: "attention", "attention x gradient", "LRP", "gradient" (captum) or
+    "perturbation" (captum); gradient_based: uses gradients of the target score."""
+
+    name: str
+    label: str
+    citation: str
+    description: str
+    family: str
+    gradient_based: bool
+    requirement: Callable[[HookedModel], str | None] = _always
+
+    def why_not(self, model: HookedModel) -> str | None:
+        """None when the method applies to `model`, else the reason it does not."""
+        return self.requirement(model)
+
+    def applies_to(self, model: HookedModel) -> bool:
+        return self.why_not(model) is None
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("attention", "Raw attention", "Vaswani et al. 2017",
+           "Last layer's attention from the readout token, averaged over heads; class-agnostic.",
+           "attention", False),
+    Method("rollout", "Attention rollout", "Abnar & Zuidema, ACL 2020",
+           "Product of the head-averaged attention (plus identity for the residual) over all layers; "
+           "class-agnostic.", "attention", False),
+    Method("grad_rollout", "Gradient rollout", "Chefer et al., ICCV 2021",
+           "Rollout of attention weighted by its gradient for the target class (positive part, head mean).",
+           "attention x gradient", True),
+    Method("chefer2021", "Transformer attribution (LRP)", "Chefer et al., CVPR 2021",
+           "Rollout of the LRP relevance at each attention map times its gradient (alpha=1, beta=0 LRP).",
+           "LRP", True, _lrp_layout),
+    Method("attnlrp", "AttnLRP", "Achtibat et al., ICML 2024",
+           "LRP with rules for softmax, matmul and LayerNorm: input x modified gradient in one backward pass; "
+           "relevance sums to about the target logit.", "LRP", True, _lrp_layout),
+    Method("gradcam", "Attention GradCAM", "Selvaraju et al. 2017; Chefer et al. 2021 (ViT baseline)",
+           "Last layer's CLS-row attention per head weighted by that head's mean gradient, positive part.",
+           "attention x gradient", True, _cls_classifier),
+    Method("integrated_gradients", "Integrated Gradients", "Sundararajan et al., ICML 2017 (captum)",
+           "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
+           "gradient", True),
+    Method("saliency", "Saliency", "Simonyan et al. 2014 (captum)",
+           "Absolute gradient of the target score with respect to the input.", "gradient", True),
+    Method("input_x_gradient", "Input x Gradient", "Shrikumar et al. 2016 (captum)",
+           "Input times the gradient of the target score.", "gradient", True),
+    Method("gradient_shap", "GradientSHAP", "Lundberg & Lee, NeurIPS 2017 (captum)",
+           "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
+           "gradient", True),
+    Method("occlusion", "Occlusion", "Zeiler & Fergus, ECCV 2014 (captum)",
+           "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
+           "perturbation", False),
+    Method("smoothgrad", "SmoothGrad", "Smilkov et al. 2017 (captum NoiseTunnel)",
+           "Saliency averaged over noisy copies of the input.", "gradient", True),
+]}
+
+
+def available_methods(model: HookedModel) -> list[str]:
+    """Names of the methods that apply to `model`, in registry order."""
+    return [n for n, m in METHODS.items() if m.applies_to(model)]
+
+
+def check_method(model: HookedModel, method: str) -> Method:
+    """The registry entry of `method`; raises RelevanceError if unknown or not applicable to `model`."""
+    if method not in METHODS:
+        raise RelevanceError(f"Unknown relevance method {method!r}. Methods: {', '.join(METHODS)}.")
+    reason = METHODS[method].why_not(model)
+    if reason:
+        raise RelevanceError(f"{METHODS[method].label} does not apply to {model.spec.name}: {reason}")
+    return METHODS[method]
+
+
+# -- pure helpers on attention tensors --------------------------------------------------------------------
+def weighted_rollout(maps: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Chefer's rollout: A_l = mean_h (grads * maps)^+ ; R = I ; R = R + A_l R for l = 1..L.
+
+    maps, grads [L, B, H, T, T] -> R [B, T, T] = (I + A_L) ... (I + A_1). With maps = attention it is
+    gradient rollout (ICCV 2021); with maps = LRP relevance at the attention maps, Chefer CVPR 2021."""
+    a = (grads.float() * maps.float()).clamp(min=0).mean(2)  # [L, B, T, T]
+    r = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a[0]).clone()
+    for layer in a:
+        r = r + layer @ r
+    return r
+
+
+def read_rows(matrix: torch.Tensor, readout: torch.Tensor, n_prefix: int) -> torch.Tensor:
+    """matrix [B, T, T] (or [B, H, T, T]) read along the readout rows readout [B, T] -> [B, T'] (or [B, H, T'])."""
+    eq = "bt,bts->bs" if matrix.dim() == 3 else "bt,bhts->bhs"
+    return torch.einsum(eq, readout.to(matrix.dtype), matrix)[..., n_prefix:]
+
+
+def readout_weights(model: HookedModel, batch: Batch) -> torch.Tensor:
+    """[B, T] weights of the token rows the class score is read from (sum 1): the prefix tokens for image
+    classifiers, the model's own pooling (CLS or mean over real tokens) for text models."""
+    mask = batch.token_mask.to(model.device)
+    b, t = mask.shape
+    if model.spec.modality == "text":
+        eye = torch.eye(t, device=model.device).expand(b, t, t)
+        return model.pool(eye, mask).float()
+    w = torch.zeros(b, t, device=model.device)
+    w[:, :model.spec.n_prefix] = 1.0 / model.spec.n_prefix
+    return w
+
+
+def normalize_maps(maps) -> np.ndarray:
+    """Each map [..., T'] scaled to [0, 1] by min-max; a constant map (e.g. all zero) becomes all zero."""
+    m = np.asarray(maps, dtype=np.float32)
+    lo, hi = m.min(-1, keepdims=True), m.max(-1, keepdims=True)
+    span = hi - lo
+    return np.where(span > 0, (m - lo) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+
+
+def to_grid(model: HookedModel, maps) -> np.ndarray:
+    """[B, T'] token maps of an image model -> [B, h, w] on its patch grid."""
+    if model.spec.grid is None:
+        raise RelevanceError(f"{model.spec.name} is a text model: its maps have no pixel grid.")
+    m = np.asarray(maps, dtype=np.float32)
+    return m.reshape(m.shape[0], *model.spec.grid)
+
+
+def to_pixels(model: HookedModel, maps, size: int | None = None) -> np.ndarray:
+    """[B, T'] token maps of an image model -> [B, size, size] (bilinear; size defaults to the input size)."""
+    grid = torch.from_numpy(to_grid(model, maps))[:, None]
+    size = size or model.spec.image_size
+    return F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def resolve_target(model: HookedModel, logits: torch.Tensor, target=None) -> torch.Tensor:
+    """[B] long target classes on the logits' device: the predicted class when target is None, else an
+    int or a sequence of B ints; raises RelevanceError for a class out of range."""
+    b, c = logits.shape
+    if target is None:
+        return logits.detach().argmax(-1)
+    t = torch.as_tensor(target, dtype=torch.long, device=logits.device).flatten()
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise RelevanceError(f"Give one target class or one per input ({b}), got {t.numel()}.")
+    bad = [int(x) for x in t.tolist() if not 0 <= x < c]
+    if bad:
+        raise RelevanceError(f"Target class {bad[0]} is out of range: {model.spec.name} has {c} classes "
+                             f"(0 to {c - 1}).")
+    return t
+
+
+def _pick(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return logits.gather(1, target[:, None])[:, 0]
+
+
+# -- the methods -------------------------------------------------------------------------------------------
+def explain(model: HookedModel, batch: Batch, method: str, target=None, **options) -> np.ndarray:
+    """Relevance of each input token for the target class: [B, T'] float32 (prefix tokens excluded).
+
+    method: a key of METHODS; target: None (predicted class), an int, or B ints. options go to the
+    captum methods (e.g. n_steps for integrated_gradients, nt_samples for smoothgrad). Raises
+    RelevanceError for an unknown or inapplicable method or a target out of range."""
+    check_method(model, method)
+    batch = batch.to(model.device)
+    mask = batch.token_mask[:, model.spec.n_prefix:].float()
+    if method in CAPTUM:
+        attr, _ = input_attributions(model, batch, method, target, **options)
+        maps = token_attributions(model, attr)
+    elif method == "attnlrp":
+        maps = lrp_relevance(model, batch, ATTNLRP, target)[0][:, model.spec.n_prefix:]
+    else:
+        maps = _attention_map(model, batch, method, target)
+    return (maps.detach().float() * mask).cpu().numpy()
+
+
+def _plain_run(model: HookedModel, batch: Batch, target, grad: bool):
+    """Forward with captured attention; with grad, backward from the target scores.
+    Returns (attention [L, B, H, T, T], gradients or None, logits [B, C], target [B])."""
+    tr = model.run(batch, capture=True, grad=grad)
+    tgt = resolve_target(model, tr.logits, target)
+    if not grad:
+        return tr.attentions, None, tr.logits.detach(), tgt
+    _pick(tr.logits, tgt).sum().backward()
+    return tr.attentions, tr.attention_grads(), tr.logits.detach(), tgt
+
+
+def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> torch.Tensor:
+    readout, p = readout_weights(model, batch), model.spec.n_prefix
+    grad = METHODS[method].gradient_based
+    attn, grads, _, tgt = _plain_run(model, batch, target, grad)
+    if method == "attention":
+        return read_rows(attn[-1].float().mean(1), readout, p)
+    if method == "rollout":
+        return read_rows(rollout(attn), readout, p)
+    if method == "grad_rollout":
+        return read_rows(_minus_identity(weighted_rollout(attn, grads)), readout, p)
+    if method == "gradcam":
+        rows_a = read_rows(attn[-1].float(), readout, p)           # [B, H, T']
+        rows_g = read_rows(grads[-1].float(), readout, p)
+        keys = batch.token_mask[:, p:].float()[:, None]            # [B, 1, T']
+        w = (rows_g * keys).sum(-1, keepdim=True) / keys.sum(-1, keepdim=True).clamp_min(1)
+        return (w * rows_a).mean(1).clamp(min=0)
+    # chefer2021: plain gradients at the maps, LRP relevance at the maps (starting from R = 1 at the target)
+    fwd = lrp_forward(model, batch, CHEFER)
+    y = _pick(fwd.logits, tgt)
+    (y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))).sum().backward()
+    cams = torch.stack([a.detach() * a.grad for a in fwd.attn])
+    return read_rows(_minus_identity(weighted_rollout(cams, grads)), readout, p)
+
+
+def _minus_identity(r: torch.Tensor) -> torch.Tensor:
+    """R - I [B, T, T]: what the layers added. For a CLS readout this changes no input column; for a
+    mean readout it removes the uniform 1/T that would otherwise swamp the small weighted terms."""
+    return r - torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
+
+
+def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, target=None):
+    """Relevance of every token embedding (prefix included) by the LRP `rules`, starting from the target
+    logit: returns (relevance [B, T] = sum over D of emb * grad, target logits [B], target [B]).
+    With AttnLRP the relevance sums to about the target logit (exactly for bias-free linear parts)."""
+    batch = batch.to(model.device)
+    check_method(model, rules.name)
+    fwd = lrp_forward(model, batch, rules)
+    tgt = resolve_target(model, fwd.logits, target)
+    y = _pick(fwd.logits, tgt)
+    y.sum().backward()
+    rel = (fwd.emb.detach() * fwd.emb.grad).sum(-1) * batch.token_mask.float()
+    return rel, y.detach(), tgt
+
+
+# -- captum methods ------------------------------------------------------------------------------------
+CAPTUM = ("integrated_gradients", "saliency", "input_x_gradient", "gradient_shap", "occlusion", "smoothgrad")
+
+
+def _captum_setup(model: HookedModel, batch: Batch):
+    """(inputs, forward function, additional forward args) for captum: pixel values [B, C, S, S] for
+    images, the embedding output [B, T, D] for text (its attention mask travels as an extra argument so
+    that captum expands it with the inputs)."""
+    if model.spec.modality == "image":
+        x = batch.tensors["pixel_values"].to(model.device)
+        t = batch.token_mask.shape[1]
+
+        def forward(pixels):
+            b = Batch({"pixel_values": pixels}, torch.ones(len(pixels), t, dtype=torch.bool, device=pixels.device))
+            return model.run(b, capture=False, grad=True).logits
+        return x, forward, None
+    x = model.embed(batch).detach()
+
+    def forward(emb, attention_mask):
+        b = Batch({"attention_mask": attention_mask}, attention_mask.bool())
+        return model.run(b, capture=False, grad=True, start_resid=emb).logits
+    return x, forward, (batch.tensors["attention_mask"].to(model.device),)
+
+
+def input_attributions(model: HookedModel, batch: Batch, method: str, target=None, **options):
+    """captum attributions over the model's inputs: ([B, C, S, S] pixels or [B, T, D] embeddings,
+    convergence delta [B] for integrated_gradients / gradient_shap else None).
+
+    Baselines are zeros (the mean colour for normalised images, the zero embedding for text).
+    options: n_steps (IG, 32), n_samples (GradientSHAP, 16), nt_samples (SmoothGrad, 16),
+    stdevs (noise, as a fraction of the input's range: 0.1 for GradientSHAP, 0.15 for SmoothGrad)."""
+    import captum.attr as ca
+
+    check_method(model, method)
+    batch = batch.to(model.device)
+    x, forward, extra = _captum_setup(model, batch)
+    with torch.no_grad():
+        tgt = resolve_target(model, forward(x, *(extra or ())), target)
+    base = torch.zeros_like(x)
+    spread = float(x.max() - x.min()) or 1.0
+    kw = dict(target=tgt, additional_forward_args=extra)
+    with model.lock:
+        if method == "integrated_gradients":
+            steps = int(options.get("n_steps", 32))
+            return ca.IntegratedGradients(forward).attribute(
+                x, base, n_steps=steps, internal_batch_size=8 * len(x), return_convergence_delta=True, **kw)
+        if method == "saliency":
+            return ca.Saliency(forward).attribute(x, **kw), None
+        if method == "input_x_gradient":
+            return ca.InputXGradient(forward).attribute(x, **kw), None
+        if method == "gradient_shap":
+            return ca.GradientShap(forward).attribute(
+                x, base[:1], n_samples=int(options.get("n_samples", 16)),
+                stdevs=float(options.get("stdevs", 0.1)) * spread, return_convergence_delta=True, **kw)
+        if method == "occlusion":
+            if model.spec.modality == "image":
+                p = model.spec.patch_size
+                window = (x.shape[1], p, p)
+            else:
+                window = (1, x.shape[-1])
+            attr = ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0,
+                                                   perturbations_per_eval=16, **kw)
+            return attr / float(np.prod(window)), None  # captum gives every element of a window its drop
+        return ca.NoiseTunnel(ca.Saliency(forward)).attribute(
+            x, nt_type="smoothgrad", nt_samples=int(options.get("nt_samples", 16)),
+            stdevs=float(options.get("stdevs", 0.15)) * spread, **kw), None
+
+
+def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
+    """Input attributions -> [B, T'] per token: pixels summed over channels and over each patch (images),
+    embedding dimensions summed (text; prefix token dropped)."""
+    if model.spec.modality == "image":
+        h, w = model.spec.grid
+        p = model.spec.patch_size
+        a = attr.sum(1)  # [B, S, S]
+        return a.reshape(a.shape[0], h, p, w, p).sum((2, 4)).flatten(1)
+    return attr.sum(-1)[:, model.spec.n_prefix:]
