@@ -159,6 +159,17 @@ def top_classes(summary_scores, class_names: Sequence[str], k: int = 3) -> pd.Da
                          for l in range(p.shape[0]) for j, c in enumerate(order[l])])
 
 
+def align_labels(dataset_classes: Sequence[str], labels, model_classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a dataset whose class is one of the model's classes, and their labels as model class indices.
+
+    dataset_classes: names of the dataset's classes; labels [N] indices into them; model_classes: the model's
+    class names -> (rows [M] positions in the dataset, labels [M] indices into model_classes)."""
+    to_model = np.array([list(model_classes).index(c) if c in model_classes else -1 for c in dataset_classes])
+    mapped = to_model[np.asarray(labels)]
+    rows = np.flatnonzero(mapped >= 0)
+    return rows, mapped[rows]
+
+
 @dataclass
 class SampleEmbedding:
     """Class-embedding results over a sample of N inputs.

@@ -53,3 +53,52 @@ def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> dict[
         "attn_out": tr.attn_out.float().cpu().numpy(),
         "mlp_out": tr.mlp_out.float().cpu().numpy(),
     }
+
+
+# -- class-embedding view ----------------------------------------------------------------------------
+@st.cache_resource(max_entries=2, show_spinner="Building the random-init baseline (same config, fresh weights)…")
+def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
+    """The model `name` with freshly initialised weights (seeded), with the same label set."""
+    m = load_model(name, random_init=True)
+    if labels:
+        m.set_labels(labels)
+    return m
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def embedding_sample(key: str, dataset: str, split: str, n: int, where: str, _model: HookedModel):
+    """analysis.embedding.embed_sample over the first n inputs of a dataset split whose label is one of the
+    model's classes (labels mapped to the model's class indices); returns (SampleEmbedding, dataset rows)."""
+    from analysis.embedding import align_labels, embed_sample
+
+    ds = get_dataset(dataset, split)
+    rows, labels = align_labels(ds.class_names, ds.labels, _model.spec.class_names)
+    rows, labels = rows[:n], labels[:n]
+    bar = st.progress(0.0, text=f"Projecting {len(rows)} inputs of {dataset} through the classifier…")
+    sample = embed_sample(_model, [ds.inputs[i] for i in rows], labels,
+                          where=where, progress=lambda f, msg: bar.progress(f, text=f"Projecting: {msg}"))
+    bar.empty()
+    return sample, rows
+
+
+@st.cache_data(max_entries=8, show_spinner="Scoring separability per layer…")
+def embedding_separability(key: str, dataset: str, split: str, n: int, _embeddings: np.ndarray, _labels: np.ndarray):
+    """analysis.embedding.separability of a cached sample (silhouette, kNN and probe accuracy per layer)."""
+    from analysis.embedding import separability
+
+    return separability(_embeddings, _labels)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def embedding_map(key: str, dataset: str, split: str, n: int, method: str, layer: int, seed: int,
+                  _embeddings: np.ndarray):
+    """analysis.embedding.project of a cached sample: PCA of all layers (layer -1), or UMAP / t-SNE of one
+    layer (cached per layer, so moving back to a layer is instant)."""
+    from analysis.embedding import project
+
+    x = _embeddings if layer < 0 else _embeddings[layer:layer + 1]
+    slow = " (UMAP compiles its numba code the first time in a process: ~15 s)" if method == "umap" else ""
+    bar = st.progress(0.0, text=f"{method.upper()} of {x.shape[1]} points{slow}…")
+    result = project(x, method, seed, progress=lambda f, msg: bar.progress(f, text=f"{msg}{slow}…"))
+    bar.empty()
+    return result

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.embedding import (CHANCE, class_projection, embed_sample, identifiability, knn_accuracy, project,
-                                rank_score, separability, summary_projection, token_class_map, top_classes)
+from analysis.embedding import (CHANCE, align_labels, class_projection, embed_sample, identifiability, knn_accuracy,
+                                project, rank_score, separability, summary_projection, token_class_map, top_classes)
 from data import load_dataset
 from models import load_model
 
@@ -237,3 +237,11 @@ def test_separability_bad_inputs():
         separability(np.zeros((1, 4, 3)), [0, 0, 0, 0])
     with pytest.raises(ValueError, match="N = len"):
         separability(np.zeros((1, 4, 3)), [0, 1, 0])
+
+
+def test_align_labels_maps_dataset_classes_to_model_classes():
+    rows, labels = align_labels(["cat", "dog", "eel"], np.array([0, 2, 1, 0]), ("dog", "cat"))
+    np.testing.assert_array_equal(rows, [0, 2, 3])
+    np.testing.assert_array_equal(labels, [1, 0, 1])
+    rows, labels = align_labels(["a"], np.array([0, 0]), ("b",))
+    assert rows.size == 0 and labels.size == 0
