@@ -1,0 +1,215 @@
+"""Class-embedding view: tokens read through the model's own classifier after every block, identifiability of
+the true class per block, per-input token class maps, 2-D maps of the embeddings per layer and separability."""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis.embedding import (CHANCE, METHODS, WHERE, class_projection, summary_names, summary_projection,
+                                token_class_map, top_classes)
+from models import ModelLoadError
+from ui import cache, state
+from ui.embedding_figures import (block_class_probs, class_map_overlay, embedding_scatter, identifiability_boxes,
+                                  selected_rows, separability_curves, text_hover, thumbnail_text, token_class_strip)
+from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
+
+WHERE_NAMES = {"resid": "residual stream after the block", "attn_out": "attention sublayer output",
+               "mlp_out": "MLP sublayer output"}
+METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+
+ctx = page_context()
+st.title("Class embedding")
+if ctx is None:
+    no_model_message()
+    st.stop()
+
+m = ctx.model
+spec = m.spec
+L = spec.n_layers
+summary_name, tokens_name = summary_names(m)
+st.caption(f"Every token is read through the model's own final norm and classifier"
+           f"{' (here: the label-prompt head)' if spec.head == 'prompts' else ''} after each block (the logit lens): "
+           f"the sooner the true class ranks first, the earlier the network has decided. Identifiability "
+           f"1 − rank/|C| is 1 when the true class ranks first and 0.5 by chance; the maps below show how the "
+           f"{summary_name} embeddings of a dataset sample sort themselves by class, layer by layer.")
+
+where = st.segmented_control("Read the classifier on", WHERE, default="resid", key="emb_where",
+                             format_func=WHERE_NAMES.get, help="Vilas et al. read the residual stream and the "
+                             "attention / MLP sublayer outputs of every block through the classifier.") or "resid"
+
+
+# -- current input ------------------------------------------------------------------------------------
+@st.fragment
+def current_input() -> None:
+    st.subheader("The current input, block by block")
+    arrays = ctx.trace()
+    trace = SimpleNamespace(token_mask=ctx.batch.token_mask,
+                            **{k: torch.from_numpy(arrays[k]) for k in ("resid", "attn_out", "mlp_out")})
+    scores = class_projection(m, trace, where)[:, 0]           # [L, T, C]
+    summary = summary_projection(m, trace, where)[:, 0]        # [L, C]
+    predicted = int(arrays["logits"][0].argmax())
+    default = ctx.label if ctx.label is not None else predicted
+    c1, c2 = st.columns([1, 1])
+    cls = c1.selectbox("Class to track", range(spec.n_classes), index=default, key=f"emb_class_{ctx.input_key}",
+                       format_func=lambda c: spec.class_names[c] + (" (true)" if c == ctx.label else "") +
+                       (" (predicted)" if c == predicted else ""))
+    first = token_class_map(scores, spec.grid, cls, spec.n_prefix)
+    numbers = {"token_scores": scores.cpu().numpy(), "summary_scores": summary.cpu().numpy(), "ranks_first": first}
+    left, right = st.columns([1, 1])
+    if spec.grid is not None:
+        block = c2.slider("Block", 1, L, L, key="emb_block", help="The token class map after this block.")
+        with left:
+            n_first = int(first[block - 1].sum())
+            show_figure(class_map_overlay(ctx.batch.images[0], first[block - 1]),
+                        f"red patches already rank '{spec.class_names[cls]}' first after block {block} "
+                        f"({n_first} of {first[block - 1].size}); move the slider to watch the class spread.",
+                        numbers, "token_class_map", key="emb_token_map")
+    else:
+        block = None
+        tops = np.asarray(spec.class_names, dtype=object)[scores[:, spec.n_prefix:].argmax(-1).cpu().numpy()]
+        with left:
+            show_figure(token_class_strip(first, ctx.batch.tokens[0][spec.n_prefix:], tops),
+                        f"red cells: the word token already ranks '{spec.class_names[cls]}' first after that block; "
+                        "hover for each token's top class.", numbers, "token_class_map", key="emb_token_map")
+    probs = summary.float().softmax(-1).cpu().numpy()
+    with right:
+        show_figure(block_class_probs(probs, spec.class_names, block, ctx.label),
+                    f"class probabilities of the {summary_name} token read after each block (★ = true class); "
+                    "the last block is the model's prediction.",
+                    top_classes(summary, spec.class_names, k=min(3, spec.n_classes)), "top_classes_per_block",
+                    key="emb_top_classes")
+
+
+current_input()
+
+# -- dataset sample -----------------------------------------------------------------------------------
+if not spec.dataset:
+    st.info("Identifiability, embedding maps and separability need labelled inputs of the model's classes; this "
+            "model has no bundled dataset. Pick a built-in model to see them.")
+    st.stop()
+
+split = "all" if spec.head == "prompts" else "test"
+ds = cache.get_dataset(spec.dataset, split)
+n_usable = int(np.isin(ds.class_names, spec.class_names).astype(int)[ds.labels].sum())
+if n_usable < 3:
+    st.warning(f"The model's classes ({', '.join(spec.class_names)}) do not include the classes of {spec.dataset} "
+               f"({', '.join(ds.class_names)}), so the true class of its inputs is unknown. Restore the label set "
+               "in the sidebar to see identifiability and the embedding maps.")
+    st.stop()
+
+st.divider()
+c1, c2 = st.columns([1, 2])
+with c1:
+    n = sample_size_picker(n_usable, n_usable, key=f"emb_n_{spec.dataset}",
+                           label=f"Inputs from {spec.dataset} ({'all, zero-shot' if split == 'all' else 'held-out split'})")
+with c2:
+    baseline_on = st.toggle("Random-init baseline", key="emb_baseline",
+                            help="The same architecture with freshly initialised weights (seeded): what a network "
+                                 "that learned nothing scores. Its prompt head, if any, uses the random encoder too.")
+
+sample, rows = cache.embedding_sample(ctx.model_key, spec.dataset, split, n, where, m)
+baseline = None
+if baseline_on:
+    try:
+        labels = st.session_state.get(state.LABELS, {}).get(ctx.model_name)
+        rand = cache.get_random_init_model(ctx.model_name, labels)
+        baseline, _ = cache.embedding_sample(ctx.model_key + "|random-init", spec.dataset, split, n, where, rand)
+    except ModelLoadError as e:
+        st.warning(f"No random-init baseline for this model: {e}")
+
+st.subheader("Identifiability per block")
+rates = sample.ident.rates()
+if baseline is not None:
+    rates = pd.concat([rates, baseline.ident.rates().assign(group=lambda d: d.group + " (random init)")])
+numbers = {"r_" + summary_name: sample.ident.summary, "r_tokens": sample.ident.tokens, "labels": sample.labels,
+           "dataset_rows": rows}
+if baseline is not None:
+    numbers.update({"random_init_r_" + summary_name: baseline.ident.summary, "random_init_r_tokens": baseline.ident.tokens})
+show_figure(identifiability_boxes(sample.ident.groups(), baseline.ident.groups() if baseline is not None else None),
+            f"per block, the spread over {len(rows)} inputs of 1 − rank/|C| of the true class, for the {summary_name} "
+            f"token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
+            numbers, "identifiability", key="emb_ident")
+last = rates[rates.block == L].set_index("group")
+cols = st.columns(len(last))
+for col, (group, row) in zip(cols, last.iterrows()):
+    col.metric(f"{group}: identifiable after the last block", f"{row['rate']:.0%}",
+               help="Share of tokens whose true class ranks first (identifiability = 1).")
+with st.expander("Identifiability rate per block and group"):
+    st.dataframe(rates, hide_index=True, width="stretch",
+                 column_config={"rate": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+    download_button(rates, "identifiability_rates", key="dl_emb_rates")
+
+
+# -- embedding map ------------------------------------------------------------------------------------
+def hover_texts() -> list[str]:
+    inputs = [ds.inputs[i] for i in rows]
+    if spec.modality == "image":
+        return [thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
+                for img in inputs]
+    return [text_hover(t) for t in inputs]
+
+
+@st.fragment
+def embedding_map() -> None:
+    st.subheader(f"Embedding map of the {summary_name} token")
+    c1, c2 = st.columns([1, 2])
+    method = c1.radio("Projection", METHODS, format_func=METHOD_NAMES.get, horizontal=True, key="emb_method",
+                      help="PCA is fitted once on all layers together, so positions compare across layers. UMAP "
+                           "and t-SNE are fitted per layer: axes and distances do not compare across layers.")
+    layer = c2.slider("Layer (0 = embeddings)", 0, L, L, key="emb_layer")
+    if method == "pca":
+        mp = cache.embedding_map(ctx.model_key, spec.dataset, split, n, "pca", -1, 0, sample.embeddings)
+        coords, axis = mp.coords[layer], "PC"
+        note = (f"one PCA for all layers (explains {mp.explained.sum():.0%} of the variance of all layers "
+                "together): positions compare across layers")
+    else:
+        mp = cache.embedding_map(ctx.model_key, spec.dataset, split, n, method, layer, 0, sample.embeddings)
+        coords, axis = mp.coords[0], METHOD_NAMES[method]
+        note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
+    predicted = sample.summary_scores[-1].argmax(-1)
+    fig = embedding_scatter(coords, sample.labels, spec.class_names, hover_texts(), predicted, axis=axis,
+                            title=f"layer {layer}" + (" (embeddings)" if layer == 0 else f" (after block {layer})"))
+    table = pd.DataFrame({"row": np.arange(len(rows)), "dataset_index": rows, "x": coords[:, 0], "y": coords[:, 1],
+                          "label": [spec.class_names[c] for c in sample.labels],
+                          "predicted": [spec.class_names[c] for c in predicted]})
+    event = show_figure(fig, f"each point is one input's {summary_name} embedding at this layer, coloured by its "
+                             f"label; {note}. Drag a box (or pick the lasso in the mode bar) to list inputs.",
+                        table, f"embedding_map_{method}_layer{layer}", key="emb_map", on_select="rerun",
+                        selection_mode=("box", "lasso", "points"))
+    chosen = selected_rows(event)
+    if not chosen:
+        st.caption("No inputs selected.")
+        return
+    picked = table.iloc[chosen]
+    st.markdown(f"**{len(chosen)} selected inputs** · labels: " + ", ".join(
+        f"{k} ({v})" for k, v in picked.label.value_counts().items()))
+    if spec.modality == "image":
+        shown = chosen[:60]
+        st.image([np.asarray(ds.inputs[rows[i]].convert("RGB")) for i in shown], width=56,
+                 caption=[f"#{rows[i]} {table.label[i]}→{table.predicted[i]}" for i in shown])
+        if len(chosen) > len(shown):
+            st.caption(f"First {len(shown)} shown; the download lists all {len(chosen)}.")
+    else:
+        picked = picked.assign(text=[ds.inputs[rows[i]] for i in chosen])
+    st.dataframe(picked, hide_index=True, width="stretch", height=min(400, 40 + 35 * len(chosen)))
+    download_button(picked, "selected_inputs", key="dl_emb_selected")
+
+
+embedding_map()
+
+# -- separability -------------------------------------------------------------------------------------
+st.subheader("Separability per layer")
+try:
+    sep = cache.embedding_separability(ctx.model_key, spec.dataset, split, n, sample.embeddings, sample.labels)
+    sep_base = None if baseline is None else cache.embedding_separability(
+        ctx.model_key + "|random-init", spec.dataset, split, n, baseline.embeddings, baseline.labels)
+except ValueError as e:
+    st.warning(f"Separability needs a larger sample: {e}")
+else:
+    table = sep if sep_base is None else pd.concat([sep.assign(model="trained"), sep_base.assign(model="random init")])
+    show_figure(separability_curves(sep, sep_base, spec.n_classes),
+                f"how well the {summary_name} embeddings separate the classes at each layer: silhouette (cosine), "
+                "leave-one-out kNN accuracy (cosine, k = 20) and a linear probe scored on a held-out 30%; "
+                "dashed = random-init model.", table, "separability", key="emb_sep")
