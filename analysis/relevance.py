@@ -211,7 +211,7 @@ def explain(model: HookedModel, batch: Batch, method: str, target=None, **option
         attr, _ = input_attributions(model, batch, method, target, **options)
         maps = token_attributions(model, attr)
     elif method == "attnlrp":
-        maps = lrp_relevance(model, batch, ATTNLRP, target)[0][:, model.spec.n_prefix:]
+        maps = lrp_relevance(model, batch, ATTNLRP, target)[0]
     else:
         maps = _attention_map(model, batch, method, target)
     return (maps.detach().float() * mask).cpu().numpy()
@@ -259,17 +259,20 @@ def _minus_identity(r: torch.Tensor) -> torch.Tensor:
 
 
 def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, target=None):
-    """Relevance of every token embedding (prefix included) by the LRP `rules`, starting from the target
-    logit: returns (relevance [B, T] = sum over D of emb * grad, target logits [B], target [B]).
-    With AttnLRP the relevance sums to about the target logit (exactly for bias-free linear parts)."""
+    """Input relevance by the LRP `rules`, starting from the target logit. Returns (token relevance
+    [B, T'] (pixels summed per patch for images, embedding dimensions for text), total input relevance [B]
+    (prefix tokens included), target logits [B], target [B]). With AttnLRP the total is about the target
+    logit; the gap is what biases, position embeddings and the softmax absorb."""
     batch = batch.to(model.device)
     check_method(model, rules.name)
     fwd = lrp_forward(model, batch, rules)
     tgt = resolve_target(model, fwd.logits, target)
     y = _pick(fwd.logits, tgt)
     y.sum().backward()
-    rel = (fwd.emb.detach() * fwd.emb.grad).sum(-1) * batch.token_mask.float()
-    return rel, y.detach(), tgt
+    rel = fwd.inputs.detach() * fwd.inputs.grad
+    if model.spec.modality == "text":
+        rel = rel * batch.token_mask[..., None].float()
+    return token_attributions(model, rel), rel.flatten(1).sum(1), y.detach(), tgt
 
 
 # -- captum methods ------------------------------------------------------------------------------------
@@ -281,14 +284,14 @@ def _captum_setup(model: HookedModel, batch: Batch):
     images, the embedding output [B, T, D] for text (its attention mask travels as an extra argument so
     that captum expands it with the inputs)."""
     if model.spec.modality == "image":
-        x = batch.tensors["pixel_values"].to(model.device)
+        x = batch.tensors["pixel_values"].to(model.device).detach().requires_grad_(True)
         t = batch.token_mask.shape[1]
 
         def forward(pixels):
             b = Batch({"pixel_values": pixels}, torch.ones(len(pixels), t, dtype=torch.bool, device=pixels.device))
             return model.run(b, capture=False, grad=True).logits
         return x, forward, None
-    x = model.embed(batch).detach()
+    x = model.embed(batch).detach().requires_grad_(True)
 
     def forward(emb, attention_mask):
         b = Batch({"attention_mask": attention_mask}, attention_mask.bool())

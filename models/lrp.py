@@ -20,7 +20,7 @@ are forward hooks installed for the duration of the forward and removed in `fina
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -156,12 +156,13 @@ def _norm_hook(rules: Rules):
 class LRPForward:
     """What a rule-modified forward returns.
 
-    logits [B, C] (in the graph); emb [B, T, D] the embedding output, a leaf with requires_grad: after
-    `backward`, emb * emb.grad is the relevance of each token's embedding; attn: L tensors [B, H, T, T]
-    (attention probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map."""
+    logits [B, C] (in the graph); inputs: the leaf relevance flows back to, pixel values [B, C, S, S] for
+    images (through the patch embedding, epsilon rule) or the embedding output [B, T, D] for text: after
+    `backward`, inputs * inputs.grad is their relevance; attn: L tensors [B, H, T, T] (attention
+    probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map."""
 
     logits: torch.Tensor
-    emb: torch.Tensor
+    inputs: torch.Tensor
     attn: list[torch.Tensor]
 
 
@@ -174,7 +175,11 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
     batch = batch.to(model.device)
     post_ln = isinstance(model, TextModel)
     with model.lock, torch.enable_grad(), module_rules(model, rules):
-        emb = model.embed(batch).detach().requires_grad_(True)
+        if model.spec.modality == "image":
+            inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
+            emb = model.embed(replace(batch, tensors={**batch.tensors, "pixel_values": inputs}))
+        else:
+            inputs = emb = model.embed(batch).detach().requires_grad_(True)
         mask = model._block_args(batch)[0]
         h, attn = emb, []
         for b in model.blocks:
@@ -195,7 +200,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
             logits = model._head(h, batch)
-    return LRPForward(logits, emb, attn)
+    return LRPForward(logits, inputs, attn)
 
 
 def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules):

@@ -1,0 +1,274 @@
+"""Faithfulness of relevance maps: do the tokens a map calls relevant really drive the prediction?
+(methods.md section 3, "Faithfulness").
+
+    report = evaluate(model, load_dataset("shapes", "test"), ["rollout", "attnlrp"], n=64, progress=print)
+    report.table    # one row per method (plus a seeded random map): AUCs, pointing game, mIoU
+    report.curves   # long format: method, test, fraction, value
+
+Shapes: N inputs, T' input tokens (prefix excluded), K perturbation levels. Removing a token replaces it
+by the baseline: the zero pixel value (the mean colour of the normalised image) over its patch for images,
+the zero vector in place of its embedding for text. Maps are explained for the predicted class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from analysis.relevance import METHODS, explain, to_pixels
+from models import Batch, HookedModel
+
+FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)  # Chefer's perturbation levels p = 0, 0.1, ..., 0.9
+RANDOM = "random"
+# metric -> (column label, higher is better)
+METRICS = {
+    "positive_auc": ("Positive perturbation AUC (%) ↓", False),
+    "negative_auc": ("Negative perturbation AUC (%) ↑", True),
+    "deletion_auc": ("Deletion AUC ↓", False),
+    "insertion_auc": ("Insertion AUC ↑", True),
+    "pointing_game": ("Pointing game ↑", True),
+    "miou": ("mIoU ↑", True),
+    "pixel_accuracy": ("Pixel accuracy ↑", True),
+}
+
+
+# -- AUCs (the oracles of methods.md) -------------------------------------------------------------------
+def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
+    """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
+    return 100.0 * np.trapezoid(np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1)
+
+
+def rise_auc(scores) -> np.ndarray:
+    """RISE's AUC of scores s_0 .. s_n [..., n+1]: (sum s_k - s_0/2 - s_n/2) / n (a constant s gives s)."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.shape[-1] - 1
+    return (s.sum(-1) - s[..., 0] / 2 - s[..., -1] / 2) / n
+
+
+# -- perturbing inputs ----------------------------------------------------------------------------------
+def _inputs(model: HookedModel, batch: Batch) -> torch.Tensor:
+    """What gets perturbed: pixel values [B, C, S, S] (images) or the embedding output [B, T, D] (text)."""
+    if model.spec.modality == "image":
+        return batch.tensors["pixel_values"].to(model.device)
+    with torch.no_grad():
+        return model.embed(batch)
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur of images [B, C, S, S] (sigma = S / 12), RISE's insertion start."""
+    s = x.shape[-1]
+    sigma = max(s / 12.0, 1.0)
+    r = int(2 * sigma)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=x.device, dtype=x.dtype) / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    y = F.pad(x, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _token_to_input_mask(model: HookedModel, keep: torch.Tensor) -> torch.Tensor:
+    """keep [N, T'] in {0, 1} -> a mask broadcastable to the perturbed inputs [N, ...]."""
+    if model.spec.modality == "image":
+        h, w = model.spec.grid
+        p = model.spec.patch_size
+        grid = keep.reshape(-1, 1, h, w)
+        return grid.repeat_interleave(p, 2).repeat_interleave(p, 3)
+    prefix = torch.ones(keep.shape[0], model.spec.n_prefix, device=keep.device, dtype=keep.dtype)
+    return torch.cat([prefix, keep], 1)[..., None]
+
+
+def mixed_logits(model: HookedModel, batch: Batch, keep: torch.Tensor, reference: torch.Tensor | None = None,
+                 chunk: int = 256) -> torch.Tensor:
+    """Logits with some tokens replaced: keep [K, B, T'] (1 = original token, 0 = reference) -> [K, B, C].
+
+    reference: inputs of the same shape as the batch's (pixels or embeddings); None = zeros (baseline)."""
+    batch = batch.to(model.device)
+    x = _inputs(model, batch)
+    ref = torch.zeros_like(x) if reference is None else reference
+    k, b = keep.shape[:2]
+    out = []
+    with torch.no_grad():
+        for start in range(0, k * b, chunk):
+            idx = torch.arange(start, min(start + chunk, k * b), device=model.device)
+            m = _token_to_input_mask(model, keep.reshape(k * b, -1)[idx].to(x.dtype))
+            xi, ri = x[idx % b], ref[idx % b]
+            mixed = m * xi + (1 - m) * ri
+            sub = batch.select((idx % b).tolist())
+            if model.spec.modality == "image":
+                sub.tensors["pixel_values"] = mixed
+                out.append(model.run(sub, capture=False).logits)
+            else:
+                out.append(model.run(sub, capture=False, start_resid=mixed).logits)
+    return torch.cat(out).reshape(k, b, -1)
+
+
+def _ranks(maps: torch.Tensor, real: torch.Tensor, descending: bool) -> torch.Tensor:
+    """Rank of each real token [B, T'] in the order tokens are removed (0 = first); padding ranks last."""
+    key = maps.float().masked_fill(~real, float("-inf") if descending else float("inf"))
+    order = torch.sort(key, dim=-1, descending=descending, stable=True).indices
+    return order.argsort(-1)
+
+
+def perturbation_accuracy(model: HookedModel, batch: Batch, maps, labels, positive: bool = True,
+                          fractions=FRACTIONS) -> np.ndarray:
+    """Chefer's perturbation test: top-1 correctness [K, B] after removing the top-p fraction of tokens
+    (positive: most relevant first; negative: least relevant first) for each p in fractions [K]."""
+    real = batch.token_mask[:, model.spec.n_prefix:].to(model.device)
+    m = torch.as_tensor(np.asarray(maps), device=model.device)
+    rank = _ranks(m, real, descending=positive)
+    n_real = real.sum(-1, keepdim=True)
+    removed = torch.stack([rank < torch.round(float(p) * n_real) for p in fractions])  # [K, B, T']
+    logits = mixed_logits(model, batch, (~removed).float())
+    y = torch.as_tensor(np.asarray(labels), device=model.device)
+    return (logits.argmax(-1) == y).float().cpu().numpy()
+
+
+def deletion_insertion(model: HookedModel, batch: Batch, maps, target, steps: int = 16) -> dict[str, np.ndarray]:
+    """RISE: probability of class target [B] as the most relevant tokens are removed (deletion: replaced
+    by the baseline) or revealed (insertion: into a blurred image, or into zero embeddings for text), in
+    `steps` equal steps. Returns {"deletion": [steps+1, B], "insertion": [steps+1, B]}."""
+    real = batch.token_mask[:, model.spec.n_prefix:].to(model.device)
+    m = torch.as_tensor(np.asarray(maps), device=model.device)
+    rank = _ranks(m, real, descending=True)
+    n_real = real.sum(-1, keepdim=True)
+    first = torch.stack([rank < torch.round(k / steps * n_real) for k in range(steps + 1)]).float()  # [K, B, T']
+    tgt = torch.as_tensor(np.asarray(target), device=model.device)
+    x = _inputs(model, batch.to(model.device))
+    blurred = _blur(x) if model.spec.modality == "image" else None
+    out = {}
+    for name, keep, ref in (("deletion", 1 - first, None), ("insertion", first, blurred)):
+        probs = mixed_logits(model, batch, keep, ref).softmax(-1)
+        out[name] = probs.gather(-1, tgt.expand(steps + 1, -1)[..., None])[..., 0].cpu().numpy()
+    return out
+
+
+# -- localisation ---------------------------------------------------------------------------------------
+def pointing_game(pixel_maps, masks) -> np.ndarray:
+    """Whether each map's maximum [N, H, W] falls inside the object mask [N, H, W] -> bool [N]."""
+    p = np.asarray(pixel_maps)
+    flat = p.reshape(len(p), -1).argmax(-1)
+    return np.asarray(masks).reshape(len(p), -1)[np.arange(len(p)), flat].astype(bool)
+
+
+def segmentation_counts(pixel_maps, masks) -> np.ndarray:
+    """Each map thresholded at its mean vs the mask (Chefer's segmentation test): counts [N, 5] of
+    (intersection fg, union fg, intersection bg, union bg, correct pixels); see `segmentation_scores`."""
+    p = np.asarray(pixel_maps, dtype=np.float32)
+    pred = p >= p.mean((1, 2), keepdims=True)
+    gt = np.asarray(masks).astype(bool)
+    ax = (1, 2)
+    return np.stack([(pred & gt).sum(ax), (pred | gt).sum(ax), (~pred & ~gt).sum(ax), (~pred | ~gt).sum(ax),
+                     (pred == gt).sum(ax)], -1).astype(np.float64)
+
+
+def segmentation_scores(counts: np.ndarray, n_pixels: int) -> tuple[float, float]:
+    """(mIoU over the two classes object / background, pixel accuracy) from counts [N, 5] accumulated over
+    the dataset as in Chefer's evaluation."""
+    c = counts.sum(0)
+    miou = 0.5 * (c[0] / max(c[1], 1) + c[2] / max(c[3], 1))
+    return float(miou), float(c[4] / max(len(counts) * n_pixels, 1))
+
+
+def random_maps(shape, seed: int = 0) -> np.ndarray:
+    """Seeded uniform random maps [N, T'] (the chance baseline of every score)."""
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def disagreement(maps: dict[str, np.ndarray]) -> np.ndarray:
+    """Per input, the mean over pairs of methods of 1 - Spearman correlation of their maps -> [N]
+    (0: all methods rank tokens alike; up to 2: opposite rankings)."""
+    ranks = np.stack([np.argsort(np.argsort(m, -1), -1) for m in maps.values()]).astype(np.float64)  # [M, N, T']
+    if len(ranks) < 2:
+        return np.zeros(ranks.shape[1])
+    z = ranks - ranks.mean(-1, keepdims=True)
+    z /= np.linalg.norm(z, axis=-1, keepdims=True).clip(1e-12)
+    corr = np.einsum("mnt,knt->mkn", z, z)
+    iu = np.triu_indices(len(ranks), 1)
+    return (1 - corr[iu]).mean(0)
+
+
+# -- over a dataset sample ------------------------------------------------------------------------------
+@dataclass
+class FaithfulnessReport:
+    """table: one row per method (random last): method, label, then the METRICS columns (NaN when not
+    measurable, e.g. localisation without masks); curves: long DataFrame (method, test, fraction, value)
+    with test in positive / negative (accuracy) and deletion / insertion (probability of the class);
+    maps: method -> [N, T'] raw maps; indices [N]: dataset rows used; predictions [N]."""
+
+    table: pd.DataFrame
+    curves: pd.DataFrame
+    maps: dict[str, np.ndarray]
+    indices: np.ndarray
+    predictions: np.ndarray
+
+    def disagreement(self) -> np.ndarray:
+        """[N] how much the methods (random excluded) disagree on each input (see `disagreement`)."""
+        return disagreement({k: v for k, v in self.maps.items() if k != RANDOM})
+
+
+def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
+             steps: int = 16, progress: Callable[[float, str], None] | None = None,
+             seed: int = 0) -> FaithfulnessReport:
+    """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`
+    (a data.Dataset; its masks, when present, give the localisation scores). Maps are for the predicted
+    class; the perturbation test scores top-1 accuracy against the dataset's labels."""
+    n = min(int(n), len(dataset))
+    indices = np.arange(n)
+    names = list(methods) + [RANDOM]
+    chunks = [indices[i:i + batch_size] for i in range(0, n, batch_size)]
+    acc = {m: {"positive": [], "negative": []} for m in names}
+    rise = {m: {"deletion": [], "insertion": []} for m in names}
+    maps = {m: [] for m in names}
+    seg, point, preds = {m: [] for m in names}, {m: [] for m in names}, []
+    total = len(chunks) * len(names)
+    done = 0
+    for ci, idx in enumerate(chunks):
+        batch = model.prepare([dataset.inputs[i] for i in idx]).to(model.device)
+        with torch.no_grad():
+            pred = model.run(batch, capture=False).logits.argmax(-1)
+        preds.append(pred.cpu().numpy())
+        labels = dataset.labels[idx]
+        for m in names:
+            if progress:
+                progress(done / total, f"{m}: inputs {idx[0] + 1}-{idx[-1] + 1} of {n}")
+            mp = random_maps((len(idx), batch.token_mask.shape[1] - model.spec.n_prefix), seed + ci) \
+                if m == RANDOM else explain(model, batch, m, target=pred)
+            maps[m].append(mp)
+            acc[m]["positive"].append(perturbation_accuracy(model, batch, mp, labels, positive=True))
+            acc[m]["negative"].append(perturbation_accuracy(model, batch, mp, labels, positive=False))
+            for k, v in deletion_insertion(model, batch, mp, pred, steps).items():
+                rise[m][k].append(v)
+            if dataset.masks is not None and model.spec.grid is not None:
+                masks = dataset.masks[idx]
+                px = to_pixels(model, mp, size=masks.shape[-1])
+                point[m].append(pointing_game(px, masks))
+                seg[m].append(segmentation_counts(px, masks))
+            done += 1
+    if progress:
+        progress(1.0, "done")
+    rows, curves = [], []
+    n_pixels = 0 if dataset.masks is None else int(np.prod(dataset.masks.shape[1:]))
+    for m in names:
+        a = {k: np.concatenate(v, 1).mean(1) for k, v in acc[m].items()}         # [K]
+        r = {k: np.concatenate(v, 1) for k, v in rise[m].items()}                # [steps+1, N]
+        row = {"method": m, "label": "Random map" if m == RANDOM else METHODS[m].label,
+               "positive_auc": float(perturbation_auc(a["positive"])),
+               "negative_auc": float(perturbation_auc(a["negative"])),
+               "deletion_auc": float(rise_auc(r["deletion"].T).mean()),
+               "insertion_auc": float(rise_auc(r["insertion"].T).mean()),
+               "pointing_game": float(np.concatenate(point[m]).mean()) if point[m] else np.nan,
+               "miou": np.nan, "pixel_accuracy": np.nan}
+        if seg[m]:
+            row["miou"], row["pixel_accuracy"] = segmentation_scores(np.concatenate(seg[m]), n_pixels)
+        rows.append(row)
+        for test, values in a.items():
+            curves += [(m, test, float(f), float(v)) for f, v in zip(FRACTIONS, values)]
+        for test, values in r.items():
+            curves += [(m, test, k / steps, float(v)) for k, v in enumerate(values.mean(1))]
+    return FaithfulnessReport(pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"]),
+                              {m: np.concatenate(v) for m, v in maps.items()}, indices, np.concatenate(preds))
