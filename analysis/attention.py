@@ -11,6 +11,7 @@ per_input=True, [B, L, H]. Every function works on the device of its input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,20 +36,21 @@ def rollout(attn: torch.Tensor, add_residual: bool = True) -> torch.Tensor:
 
 
 # -- layout: batch shape, masks, token positions -------------------------------------------------
-def as_batch(attn: torch.Tensor, token_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """attn as float [L, B, H, T, T] and the token mask as float [B, T] on attn's device."""
+def as_batch(attn: torch.Tensor, token_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """attn as float [L, B, H, T, T] and the token mask as float [B, T] on attn's device (None when every
+    token is real, so that unpadded batches skip the masking passes)."""
     attn = torch.as_tensor(attn)
     if attn.dim() == 4:
         attn = attn.unsqueeze(1)
     if attn.dim() != 5 or attn.shape[-1] != attn.shape[-2]:
         raise ValueError(f"attention must be [L, B, H, T, T] or [L, H, T, T], got {tuple(attn.shape)}.")
     B, T = attn.shape[1], attn.shape[-1]
-    if token_mask is None:
-        mask = torch.ones(B, T, device=attn.device)
-    else:
-        mask = torch.as_tensor(token_mask, device=attn.device).reshape(-1, T).float()
+    mask = None
+    if token_mask is not None:
+        mask = torch.as_tensor(token_mask, device=attn.device).reshape(-1, T)
         if mask.shape[0] != B:
             raise ValueError(f"token_mask has {mask.shape[0]} rows for a batch of {B}.")
+        mask = None if bool(mask.all()) else mask.float()
     return attn.float(), mask
 
 
@@ -68,28 +70,54 @@ def token_positions(n_positions: int, grid: tuple[int, int] | None, device=None)
     return torch.stack([rows.flatten(), cols.flatten()], -1).float().to(device)
 
 
-def positioned(attn: torch.Tensor, mask: torch.Tensor, n_prefix: int):
-    """The positioned part: P [L, B, H, N, N] with padded keys zeroed, and query weights [B, N] that
-    average over each input's real positioned queries."""
-    if not 0 <= n_prefix < attn.shape[-1]:
-        raise ValueError(f"n_prefix={n_prefix} leaves no positioned tokens out of {attn.shape[-1]}.")
-    m = mask[:, n_prefix:]
-    p = attn[..., n_prefix:, n_prefix:] * m[None, :, None, None, :]
-    return p, m / m.sum(-1, keepdim=True).clamp_min(1.0)
+@lru_cache(maxsize=64)
+def _geometry(n_tokens: int, n_prefix: int, grid: tuple[int, int] | None, device: torch.device):
+    """(positions [N, 2], Euclidean distance [T, T] and Chebyshev ring [T, T] between tokens) for T tokens of
+    which the first n_prefix have no position: their distance is 0 and their ring -1 (excluded)."""
+    if not 0 <= n_prefix < n_tokens:
+        raise ValueError(f"n_prefix={n_prefix} leaves no positioned tokens out of {n_tokens}.")
+    pos = token_positions(n_tokens - n_prefix, None if grid is None else tuple(grid), device)
+    dist = torch.zeros(n_tokens, n_tokens, device=device)
+    dist[n_prefix:, n_prefix:] = torch.cdist(pos, pos)
+    rings = torch.full((n_tokens, n_tokens), -1, dtype=torch.long, device=device)
+    rings[n_prefix:, n_prefix:] = (pos[:, None, :] - pos[None, :, :]).abs().amax(-1).long()
+    return pos, dist, rings
 
 
-def _query_mean(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """x [L, B, H, Q] averaged over queries with weights [B, Q] -> [L, B, H]."""
+def geometry(attn: torch.Tensor, n_prefix: int, grid: tuple[int, int] | None):
+    """_geometry for an attention tensor's token count and device."""
+    return _geometry(attn.shape[-1], n_prefix, None if grid is None else tuple(grid), attn.device)
+
+
+def query_weights(attn: torch.Tensor, mask: torch.Tensor | None, n_prefix: int = 0) -> torch.Tensor:
+    """[B, T] weights that average over each input's real queries from n_prefix on (prefix and padding 0)."""
+    B, T = attn.shape[1], attn.shape[-1]
+    m = torch.ones(B, T, device=attn.device) if mask is None else mask.clone()
+    m[:, :n_prefix] = 0
+    return m / m.sum(-1, keepdim=True).clamp_min(1.0)
+
+
+def masked_keys(attn: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """attn with the columns of padded keys zeroed (attn itself when nothing is padded)."""
+    return attn if mask is None else attn * mask[None, :, None, None, :]
+
+
+def query_mean(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """x [L, B, H, T] averaged over queries with weights [B, T] -> [L, B, H]."""
     return (x * weights[None, :, None, :]).sum(-1)
 
 
-def binned_mass(p: torch.Tensor, weights: torch.Tensor, bins: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Mean over queries of the attention mass falling in each bin: S[b] = mean_i sum_{j: bins[i,j]=b} P[i,j].
+def binned_mass(attn: torch.Tensor, weights: torch.Tensor, bins: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """S[b] = sum_i w_i sum_{j: bins[i, j] = b} A[i, j], the mean over queries of the mass in each bin.
 
-    p [L, B, H, N, N], weights [B, N], bins [N, N] int -> [L, B, H, n_bins] (one matmul over all heads)."""
-    onehot = torch.nn.functional.one_hot(bins.flatten(), n_bins).to(p.dtype)  # [N*N, n_bins]
-    weighted = p * weights[None, :, None, :, None]
-    return (weighted.flatten(-2) @ onehot)
+    attn [L, B, H, T, T] (padded keys already zeroed), weights [B, T], bins [T, T] int (-1: not counted)
+    -> [L, B, H, n_bins], in one matmul over all heads (weights shared by the batch fold into it)."""
+    T = attn.shape[-1]
+    onehot = torch.nn.functional.one_hot(bins.clamp_min(0).flatten(), n_bins).to(attn.dtype)
+    onehot = onehot * (bins.flatten() >= 0)[:, None]  # [T*T, n_bins]
+    if bool((weights == weights[:1]).all()):
+        return attn.flatten(-2) @ (onehot * weights[0].repeat_interleave(T)[:, None])
+    return (attn * weights[None, :, None, :, None]).flatten(-2) @ onehot
 
 
 # -- head statistics -----------------------------------------------------------------------------
@@ -116,21 +144,19 @@ def attention_distance(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefi
     text (positions 0, 1, 2, ...); token_mask [B, T]. Oracles: identity attention -> 0; uniform attention
     over the patches -> the mean pairwise patch distance."""
     attn, mask = as_batch(attn, token_mask)
-    p, w = positioned(attn, mask, n_prefix)
-    pos = token_positions(p.shape[-1], grid, attn.device)
-    dist = torch.cdist(pos, pos)  # [N, N]
-    mass = p.sum(-1)  # [L, B, H, N]
-    per_query = (p * dist).sum(-1) / mass.clamp_min(1e-12)
-    d = _query_mean(per_query, w)
-    prefix = _query_mean(attn[..., n_prefix:, :n_prefix].sum(-1), w)
-    d, prefix = _reduce(d, per_input), _reduce(prefix, per_input)
+    _, dist, _ = geometry(attn, n_prefix, grid)
+    a = masked_keys(attn, mask)
+    w = query_weights(attn, mask, n_prefix)
+    mass = a[..., n_prefix:].sum(-1)  # [L, B, H, T]
+    per_query = torch.einsum("...ij,ij->...i", a, dist) / mass.clamp_min(1e-12)
+    d = _reduce(query_mean(per_query, w), per_input)
+    prefix = _reduce(query_mean(a[..., :n_prefix].sum(-1), w), per_input)
     return Distance(d, d * patch_size if patch_size else None, prefix)
 
 
 def chebyshev_rings(grid: tuple[int, int] | None, n_positions: int, device=None) -> torch.Tensor:
     """[N, N] Chebyshev distance between positioned tokens (text: |i - j|)."""
-    pos = token_positions(n_positions, grid, device)
-    return (pos[:, None, :] - pos[None, :, :]).abs().amax(-1).long()
+    return _geometry(n_positions, 0, None if grid is None else tuple(grid), torch.device(device or "cpu"))[2]
 
 
 def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
@@ -143,12 +169,12 @@ def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: in
     default, every ring of the grid. Oracles: sum_r S[r] = positioned mass of the rows; a 3x3 box blur
     puts all mass in r <= 1."""
     attn, mask = as_batch(attn, token_mask)
-    p, w = positioned(attn, mask, n_prefix)
-    rings = chebyshev_rings(grid, p.shape[-1], attn.device)
+    _, _, rings = geometry(attn, n_prefix, grid)
     if n_rings is None:
         n_rings = int(rings.max()) + 1
-    rings = rings.clamp_max(n_rings - 1)
-    return _reduce(binned_mass(p, w, rings, n_rings), per_input)
+    s = binned_mass(masked_keys(attn, mask), query_weights(attn, mask, n_prefix), rings.clamp_max(n_rings - 1),
+                    n_rings)
+    return _reduce(s, per_input)
 
 
 def entropy(attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_input: bool = False) -> torch.Tensor:
@@ -156,8 +182,7 @@ def entropy(attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_inpu
 
     Oracles: one-hot rows -> 0; uniform rows over T tokens -> log T."""
     attn, mask = as_batch(attn, token_mask)
-    h = -torch.special.xlogy(attn, attn).sum(-1)  # [L, B, H, T]
-    return _reduce(_query_mean(h, mask / mask.sum(-1, keepdim=True)), per_input)
+    return _reduce(query_mean(torch.special.entr(attn).sum(-1), query_weights(attn, mask)), per_input)
 
 
 def cls_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None, token: int = 0,
@@ -165,7 +190,7 @@ def cls_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None, token: 
     """Mean over (real) queries of the attention to one token (default 0: CLS, or the first token of a model
     without one) -> [L, H] (or [B, L, H])."""
     attn, mask = as_batch(attn, token_mask)
-    return _reduce(_query_mean(attn[..., token], mask / mask.sum(-1, keepdim=True)), per_input)
+    return _reduce(query_mean(attn[..., token], query_weights(attn, mask)), per_input)
 
 
 def sink_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None,
@@ -176,8 +201,8 @@ def sink_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None,
     Returns (mass, token): mass [L, H] (mean over inputs) or [B, L, H]; token [B, L, H] (always per input).
     Heads with mass > SINK_THRESHOLD are "no-op / sink" candidates."""
     attn, mask = as_batch(attn, token_mask)
-    q = mask / mask.sum(-1, keepdim=True)
-    received = (attn * q[None, :, None, :, None]).sum(-2)  # [L, B, H, T keys]
+    w = query_weights(attn, mask)
+    received = torch.einsum("lbhij,bi->lbhj", masked_keys(attn, mask), w)  # [L, B, H, T keys]
     mass, token = received.max(-1)
     return _reduce(mass, per_input), token.transpose(0, 1)
 
@@ -193,11 +218,12 @@ def head_statistics(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: 
     attn, mask = as_batch(attn, token_mask)
     d = attention_distance(attn, grid, n_prefix, patch_size, mask, per_input=True)
     sink, sink_tok = sink_mass(attn, mask, per_input=True)
+    n_tokens = torch.full((attn.shape[1],), attn.shape[-1], device=attn.device) if mask is None else mask.sum(-1)
     out = {
         "distance": d.patches, "prefix_mass": d.prefix_mass,
         "ring": ring_strength(attn, grid, n_prefix, mask, n_rings, per_input=True),
         "entropy": entropy(attn, mask, per_input=True), "cls_mass": cls_mass(attn, mask, per_input=True),
-        "sink_mass": sink, "sink_token": sink_tok, "n_tokens": mask.sum(-1).long(),
+        "sink_mass": sink, "sink_token": sink_tok, "n_tokens": n_tokens.long(),
     }
     if d.pixels is not None:
         out["distance_px"] = d.pixels

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis.attention import as_batch, binned_mass, positioned, token_positions
+from analysis.attention import as_batch, binned_mass, geometry, masked_keys, query_mean, query_weights
 
 MAX_OFFSET = 7  # offsets beyond +-K per axis are pooled into the border bins
 
@@ -51,26 +51,24 @@ def pattern_vectors(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: 
     """One vector per (input, head): attn [L, B, H, T, T] (or [L, H, T, T]) -> [B, L, H, F] (numpy), laid out
     as pattern_layout(grid, max_offset) says. Works on padded text batches (token_mask [B, T])."""
     attn, mask = as_batch(attn, token_mask)
-    L, B, H, T, _ = attn.shape
-    p, w = positioned(attn, mask, n_prefix)
-    n = p.shape[-1]
-    pos = token_positions(n, grid, attn.device).long()
-    off = pos[None, :, :] - pos[:, None, :]  # [N, N, 2] key - query
+    T = attn.shape[-1]
+    pos, _, _ = geometry(attn, n_prefix, grid)
+    a = masked_keys(attn, mask)
+    w = query_weights(attn, mask, n_prefix)
+    off = (pos[None, :, :] - pos[:, None, :]).long()  # [N, N, 2] key - query
     kr = 0 if grid is None else min(max_offset, grid[0] - 1)
     kc = max_offset if grid is None else min(max_offset, grid[1] - 1)
-    bins = (off[..., 0].clamp(-kr, kr) + kr) * (2 * kc + 1) + off[..., 1].clamp(-kc, kc) + kc
+    bins = torch.full((T, T), -1, dtype=torch.long, device=attn.device)
+    bins[n_prefix:, n_prefix:] = (off[..., 0].clamp(-kr, kr) + kr) * (2 * kc + 1) + off[..., 1].clamp(-kc, kc) + kc
     parts = []
     if grid is not None:
-        if n_prefix > 0:
-            cls_map = attn[..., 0, n_prefix:]  # [L, B, H, N]
-        else:
-            cls_map = (p * w[None, :, None, :, None]).sum(-2)  # mean attention each patch receives
-        parts.append(cls_map)
-    parts.append(binned_mass(p, w, bins, (2 * kr + 1) * (2 * kc + 1)))
-    parts.append((attn[..., n_prefix:, :n_prefix].sum(-1) * w[None, :, None, :]).sum(-1, keepdim=True))
-    q = mask / mask.sum(-1, keepdim=True)
-    ent = (-torch.special.xlogy(attn, attn).sum(-1) * q[None, :, None, :]).sum(-1, keepdim=True)
-    parts.append(ent / torch.log(mask.sum(-1).clamp_min(2.0))[None, :, None, None])
+        # the CLS row on the grid, or without a prefix token the mean attention each patch receives
+        parts.append(a[..., 0, n_prefix:] if n_prefix > 0 else torch.einsum("lbhij,bi->lbhj", a, w))
+    parts.append(binned_mass(a, w, bins, (2 * kr + 1) * (2 * kc + 1)))
+    parts.append(query_mean(a[..., :n_prefix].sum(-1), w)[..., None])
+    n_real = torch.full((attn.shape[1],), float(T), device=attn.device) if mask is None else mask.sum(-1)
+    ent = query_mean(torch.special.entr(attn).sum(-1), query_weights(attn, mask))
+    parts.append((ent / torch.log(n_real.clamp_min(2.0))[None, :, None])[..., None])
     return torch.cat(parts, -1).transpose(0, 1).cpu().numpy()
 
 

@@ -1,0 +1,91 @@
+"""Attention view speed: distance + ring strength + entropy for 512 digits images in one batched pass vs a
+per-image loop (the same functions, one image at a time), with a check that both give the same numbers.
+
+    python bench/attention.py [--n 512] [--threads 1]
+
+Prints the time of the metrics on captured attention (batched vs loop), of the whole pass with the forward
+(batched forward + metrics vs one forward + metrics per image), the largest difference between the two, and
+last the headline: `batched vs loop: X.Xx` (metrics on the same captured attention).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from analysis.attention import attention_distance, entropy, ring_strength  # noqa: E402
+from data import load_dataset  # noqa: E402
+from models import default_device, load_model  # noqa: E402
+
+
+def metrics(attn: torch.Tensor, spec) -> dict[str, torch.Tensor]:
+    """Distance (patches, pixels, CLS mass), rings and entropy per input: [B, L, H] ([B, L, H, R])."""
+    d = attention_distance(attn, spec.grid, spec.n_prefix, spec.patch_size, per_input=True)
+    return {"distance": d.patches, "distance_px": d.pixels, "prefix_mass": d.prefix_mass,
+            "ring": ring_strength(attn, spec.grid, spec.n_prefix, per_input=True),
+            "entropy": entropy(attn, per_input=True)}
+
+
+def timed(fn, repeats: int = 3):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = default_device()
+    model = load_model("digits-vit", device=device)
+    spec = model.spec
+    images = load_dataset("digits", "all").inputs[:args.n]
+    batch = model.prepare(images)
+    with torch.no_grad():
+        attn = model.run(batch).attentions  # [L, B, H, T, T] on the model's device
+    metrics(attn[:, :2], spec)  # warm-up
+    print(f"digits-vit on {device}, {len(images)} images, attention {tuple(attn.shape)}, {args.threads} thread(s)")
+
+    def cat(parts):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    t_batched, batched = timed(lambda: metrics(attn, spec))
+    t_loop, looped = timed(lambda: cat([metrics(attn[:, i:i + 1], spec) for i in range(attn.shape[1])]))
+    # float32 numbers: compare to 1e-6 relative to the value (1e-6 absolute below 1)
+    diff = max(float(((batched[k] - looped[k]).abs() / looped[k].abs().clamp_min(1.0)).max()) for k in batched)
+
+    singles = [batch.select([i]) for i in range(len(batch))]
+    t_fwd_batched, _ = timed(lambda: metrics(model.run(batch).attentions, spec), repeats=1)
+    t_fwd_loop, _ = timed(lambda: [metrics(model.run(b).attentions, spec) for b in singles], repeats=1)
+
+    for k, v in batched.items():
+        print(f"  {k:12s} {tuple(v.shape)}  mean {float(v.float().mean()):.4f}")
+    print(f"metrics on captured attention: batched {t_batched * 1e3:8.1f} ms   loop {t_loop * 1e3:8.1f} ms")
+    print(f"forward + metrics:             batched {t_fwd_batched * 1e3:8.1f} ms   loop {t_fwd_loop * 1e3:8.1f} ms"
+          f"   ({t_fwd_loop / t_fwd_batched:.1f}x)")
+    print(f"largest difference batched vs loop: {diff:.2e} ({'OK' if diff <= 1e-6 else 'MISMATCH'} at 1e-6, relative above 1)")
+    if diff > 1e-6:
+        raise SystemExit("batched and looped numbers differ by more than 1e-6")
+    print(f"batched vs loop: {t_loop / t_batched:.1f}x")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()
