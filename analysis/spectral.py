@@ -211,8 +211,8 @@ def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bo
 
     Returns numpy arrays: "<stream>_ratio" and "<stream>_share" for stream in resid [L+1, B], attn_out and
     mlp_out [L, B] (HC/DC ratio and HC energy share); "rank" [L+1, B] (rank-collapse ratio); "entropy"
-    [L, B, H] (attention entropy / log of the number of real keys: 1 = uniform); for unpadded batches the
-    attention_response keys [L, B, H, ...] ("gain", "freq", "stable_rank", "effective_rank", "hf_gain",
+    [L, B, H] (attention entropy / log of the number of real keys: 1 = uniform); for batches of equal-length inputs
+    the attention_response keys [L, B, H, ...] ("gain", "freq", "stable_rank", "effective_rank", "hf_gain",
     "singular", with eig "eigenvalues", with a grid "response_2d"); with a grid, the Park & Kim keys
     "profile_freq", "profile" [S, B, n+1], "variance" [S, B], "state_labels", "state_kinds"."""
     spec = model.spec
@@ -229,8 +229,9 @@ def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bo
     per_query = -(attn * attn.clamp_min(1e-30).log()).sum(-1)  # [L, B, H, T]
     out["entropy"] = ((per_query * real[:, None]).sum(-1) / real.sum(-1)[:, None]
                       / real.sum(-1).clamp_min(2.0).log()[:, None])
-    if bool(mask.all()):
-        r = attention_response(attn, spec.grid, spec.n_prefix, eig=eig)
+    n = int(mask.sum(-1).max())  # trailing padding shared by every input is cut off
+    if bool(mask[:, :n].all()):
+        r = attention_response(attn[..., :n, :n], spec.grid, spec.n_prefix, eig=eig)
         r["hf_gain"] = high_frequency_gain(r["gain"], r["freq"])
         out.update(r)
     if spec.grid is not None:
