@@ -9,5 +9,5 @@ st.set_page_config(page_title="HeadScope", page_icon=":material/visibility:", la
 
 pages = [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
 router = st.navigation(pages)
-st.session_state[state.SIDEBAR_CONTEXT] = sidebar()
+st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
 router.run()

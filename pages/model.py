@@ -30,7 +30,8 @@ with left:
         "cosine similarity to label prompts × 20 (mean-pooled embeddings)",
         "device": ctx.model.device.type, "source": spec.source,
     }
-    st.table(pd.DataFrame({"": list(rows.values())}, index=list(rows.keys())).astype(str))
+    st.dataframe(pd.DataFrame({"property": list(rows), "value": [str(v) for v in rows.values()]}),
+                 hide_index=True, width="stretch")
 with right:
     st.subheader("Accuracy on the bundled held-out split")
     if spec.dataset:

@@ -6,6 +6,7 @@ import streamlit as st
 MODEL = "model_name"            # str: built-in name, folder or hub id of the current model
 CUSTOM_MODEL = "custom_model"   # str: what the user typed in "load a model"
 LABELS = "text_labels"          # dict[model name -> tuple of label names] for prompt-head text models
+LABEL_ERROR = "_label_error"    # str: why the last label edit was refused
 SOURCE = "input_source"         # "dataset" | "upload" | "text"
 INDEX = "input_index"           # int: index of the dataset sample
 TEXT = "input_text"             # str: the free text

@@ -46,8 +46,19 @@ class PageContext:
 
 def page_context() -> PageContext | None:
     """The sidebar's model and input for this run (drawing the sidebar if app.py did not)."""
-    ctx = st.session_state.pop(state.SIDEBAR_CONTEXT, None)
-    return ctx if ctx is not None else sidebar()
+    _use_router()
+    drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
+    return drawn[0] if drawn is not None else sidebar()
+
+
+def _use_router() -> None:
+    """Streamlit's legacy pages/ discovery runs a view without app.py when a fresh server's first request is
+    /<view>; switch the server to app.py's st.navigation and rerun, which lands on the same view."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def sidebar() -> PageContext | None:
@@ -64,8 +75,8 @@ def sidebar() -> PageContext | None:
 def _model_picker() -> tuple[HookedModel | None, str]:
     builtins = list(list_models())
     choice = st.selectbox("Model", builtins + [LOAD_OTHER], key=state.MODEL,
-                          format_func=lambda n: n if n == LOAD_OTHER else f"{n} ({BUILTINS[n].modality})",
-                          help="Built-in models work offline. Any Hugging Face ViT/DeiT image classifier or "
+                          help="Built-in: " + "; ".join(f"{n}: {BUILTINS[n].description}" for n in builtins) + ". "
+                               "Built-in models work offline. Any Hugging Face ViT/DeiT image classifier or "
                                "BERT-family encoder can be loaded from a local folder or a hub id.")
     name = choice
     if choice == LOAD_OTHER:
@@ -97,16 +108,22 @@ def _label_editor(model: HookedModel, name: str) -> None:
     with st.expander("Class labels (prompt head)"):
         st.caption(f'Each label becomes the prompt "{model.prompt_template.format("<label>")}"; a text\'s class '
                    "scores are its cosine similarities to those prompts.")
-        text = st.text_area("One label per line", "\n".join(model.spec.class_names), key=f"labels_{name}")
-        if st.button("Apply labels", key=f"apply_labels_{name}"):
-            labels = tuple(x.strip() for x in text.splitlines() if x.strip())
-            try:
-                check_labels(labels)
-            except InputError as e:
-                st.error(str(e))
-                return
-            st.session_state.setdefault(state.LABELS, {})[name] = labels
-            st.rerun()
+        st.text_area("One label per line", "\n".join(model.spec.class_names), key=f"labels_{name}")
+        st.button("Apply labels", key=f"apply_labels_{name}", on_click=_apply_labels, args=(name,))
+        error = st.session_state.pop(state.LABEL_ERROR, None)
+        if error:
+            st.error(error)
+
+
+def _apply_labels(name: str) -> None:
+    """Button callback: validate the typed labels and make them the model's label set."""
+    text = st.session_state.get(f"labels_{name}", "")
+    try:
+        labels = tuple(check_labels(text.splitlines()))
+    except InputError as e:
+        st.session_state[state.LABEL_ERROR] = f"Labels not applied: {e}"
+        return
+    st.session_state[state.LABELS] = {**st.session_state.get(state.LABELS, {}), name: labels}
 
 
 def _input_picker(model: HookedModel, name: str) -> PageContext | None:

@@ -20,7 +20,7 @@ def test_home_model_and_switch(app_url, page):
     assert bars.count() == 5
 
     page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="minilm (text)").click()
+    page.get_by_role("option", name="minilm", exact=True).click()
     wait_idle(page)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     wait_idle(page)

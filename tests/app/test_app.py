@@ -1,0 +1,103 @@
+"""AppTest: the router, every view on both built-in models, and the sidebar's error paths."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from data import load_dataset
+from ui.navigation import PAGES_DIR, available_views
+
+TIMEOUT = 240
+APP = str(PAGES_DIR.parent / "app.py")
+
+
+def _app(model: str | None = None) -> AppTest:
+    # The first run resolves the default page, which re-keys the sidebar widgets: run twice before interacting.
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    if model:
+        at.sidebar.selectbox[0].select(model).run()
+    return at
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.error] + [str(e.value) for e in at.exception]
+
+
+@pytest.mark.parametrize("model", ["digits-vit", "minilm"])
+@pytest.mark.parametrize("view", [v.file for v in available_views()])
+def test_every_view_runs_on_both_builtin_models(model, view):
+    at = _app(model)
+    at.switch_page(f"pages/{view}").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title and at.title[0].value
+
+
+def test_home_lists_views():
+    at = _app()
+    assert at.title[0].value == "HeadScope"
+    assert "pick a model and an input" in " ".join(m.value for m in at.markdown)
+
+
+def test_model_view_shows_accuracy_and_prediction(digits_vit):
+    at = _app("digits-vit")
+    at.switch_page("pages/model.py").run()
+    acc = float(at.metric[0].value.rstrip("%"))
+    assert acc >= 97.0
+    assert any("Prediction:" in m.value for m in at.markdown)
+    ds = load_dataset("digits", "test")
+    for idx in (7, 11):
+        at.sidebar.number_input[0].set_value(idx).run()
+        assert not at.exception
+        pred = int(digits_vit.logits(digits_vit.prepare([ds.inputs[idx]])).argmax())
+        line = next(m.value for m in at.markdown if "Prediction:" in m.value)
+        assert line.startswith(f"**Prediction:** {pred} (")
+
+
+def test_unknown_model_id_shows_clear_error():
+    at = _app()
+    at.sidebar.selectbox[0].select("Load a model from a folder or hub id…").run()
+    at.sidebar.text_input[0].input("no-such-org/no-such-model").run()
+    errors = _errors(at)
+    assert not at.exception
+    assert errors and "Tried" in errors[0] and "Supported" in errors[0]
+
+
+def test_loading_a_saved_folder_from_the_sidebar(tiny_vit_dir):
+    at = _app()
+    at.sidebar.selectbox[0].select("Load a model from a folder or hub id…").run()
+    at.sidebar.text_input[0].input(str(tiny_vit_dir)).run()
+    assert not at.exception and not at.error
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    assert "ViTForImageClassification" in list(at.dataframe[0].value["value"])
+
+
+def test_text_too_long_is_truncated_with_a_warning():
+    at = _app("minilm")
+    at.sidebar.radio[0].set_value("text").run()
+    at.sidebar.text_area(key="input_text").input("lorem ipsum " * 300).run()
+    assert not at.exception
+    assert any("truncated" in w.value for w in at.sidebar.warning)
+
+
+def test_empty_text_gives_clear_error():
+    at = _app("minilm")
+    at.sidebar.radio[0].set_value("text").run()
+    at.sidebar.text_area(key="input_text").input("   ").run()
+    assert not at.exception
+    assert any("empty" in e for e in _errors(at))
+
+
+def test_label_editor_changes_classes_and_refuses_bad_sets():
+    at = _app("minilm")
+    at.sidebar.text_area(key="labels_minilm").input("cooking\nastronomy").run()
+    at.sidebar.button(key="apply_labels_minilm").click().run()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert "2: cooking, astronomy" in " ".join(at.dataframe[0].value["value"])
+    at.sidebar.text_area(key="labels_minilm").input("same\nsame").run()
+    at.sidebar.button(key="apply_labels_minilm").click().run()
+    assert any("distinct" in e for e in _errors(at))

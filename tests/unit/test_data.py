@@ -1,0 +1,101 @@
+"""Bundled datasets and input validation: every bad input gives a clear InputError."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import InputError, list_datasets, load_dataset, load_image
+from data.inputs import MAX_IMAGE_PIXELS
+
+
+def _png(img: Image.Image, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_digits_splits_are_disjoint_and_complete():
+    train, test, full = (load_dataset("digits", s) for s in ("train", "test", "all"))
+    assert len(train) + len(test) == len(full) == 1797
+    assert train.inputs[0].size == (8, 8) and train.class_names == [str(i) for i in range(10)]
+    tr = {np.asarray(i).tobytes() for i in train.inputs}
+    overlap = sum(np.asarray(i).tobytes() in tr for i in test.inputs)
+    assert overlap < 5  # a few scans of different digits can coincide pixel for pixel; splits are index-disjoint
+    assert set(np.unique(test.labels)) == set(range(10))
+
+
+def test_prose_is_real_text_with_all_topics():
+    ds = load_dataset("prose", "test")
+    assert ds.modality == "text" and len(ds) >= 40
+    assert set(np.unique(ds.labels)) == set(range(len(ds.class_names)))
+    assert all(len(t.split()) >= 8 for t in ds.inputs)
+    assert "prose" in list_datasets() and list_datasets()["digits"] == "image"
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(ValueError, match="Bundled datasets"):
+        load_dataset("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("digits", "validation")
+
+
+def test_subset_keeps_rows_aligned():
+    ds = load_dataset("digits", "test")
+    sub = ds.subset([5, 2])
+    assert list(sub.labels) == [ds.labels[5], ds.labels[2]] and sub.inputs[1] is ds.inputs[2]
+
+
+def test_load_image_accepts_png_and_jpeg():
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    assert load_image(_png(rgb)).mode == "RGB"
+    assert load_image(_png(rgb, "JPEG")).size == (30, 20)
+    assert load_image(_png(rgb.convert("L"))).mode == "L"
+    assert load_image(_png(rgb.convert("RGBA"))).mode == "RGB"
+
+
+@pytest.mark.parametrize("raw,match", [
+    (b"", "empty"),
+    (b"this is a text file, not an image", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|corrupt"),
+])
+def test_bad_uploads_are_refused_clearly(raw, match):
+    with pytest.raises(InputError, match=match):
+        load_image(raw, "file.png")
+
+
+def test_truncated_png_is_refused():
+    raw = _png(Image.new("RGB", (64, 64), "red"))
+    with pytest.raises(InputError, match="corrupt|not an image"):
+        load_image(raw[: len(raw) // 2], "half.png")
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    side = int(np.sqrt(MAX_IMAGE_PIXELS)) + 100
+    bomb = _png(Image.new("L", (side, side)))  # compresses to a few KB
+    assert len(bomb) < 1_000_000
+    with pytest.raises(InputError, match="MP"):
+        load_image(bomb, "bomb.png")
+
+
+def test_prepare_rejects_bad_image_inputs(digits_vit):
+    with pytest.raises(InputError, match="No images"):
+        digits_vit.prepare([])
+    with pytest.raises(InputError, match="array must be"):
+        digits_vit.prepare([np.zeros((4, 4, 7))])
+    with pytest.raises(InputError, match="expected a PIL image"):
+        digits_vit.prepare(["not an image"])
+    big = Image.new("RGB", (300, 200), "white")  # any size and mode is resized / converted
+    assert digits_vit.prepare([big]).tensors["pixel_values"].shape == (1, 1, 32, 32)
+
+
+def test_text_inputs_empty_and_too_long(minilm):
+    with pytest.raises(InputError, match="empty"):
+        minilm.prepare(["   "])
+    with pytest.raises(InputError, match="expected a string"):
+        minilm.prepare([3])
+    long_text = "word " * 400
+    batch = minilm.prepare([long_text])
+    assert batch.token_mask.shape[1] == minilm.spec.max_tokens == 256
+    assert batch.notes and "truncated" in batch.notes[0] and "256" in batch.notes[0]
+    assert minilm.prepare(["fine"]).notes == []

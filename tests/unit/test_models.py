@@ -1,0 +1,266 @@
+"""The one model interface: parity with Hugging Face, gates, temperature, unembed, hooks, loading errors."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data import InputError, load_dataset
+from models import ModelLoadError, list_models, load_model
+
+
+@pytest.fixture(scope="module")
+def digits_batch(digits_vit):
+    return digits_vit.prepare(load_dataset("digits", "test").inputs[:16])
+
+
+@pytest.fixture(scope="module")
+def prose_batch(minilm):
+    return minilm.prepare(load_dataset("prose", "test").inputs[:6])
+
+
+MODELS = ["digits_vit", "minilm", "tiny_vit", "tiny_bert"]
+
+
+def _model_and_batch(request, name):
+    m = request.getfixturevalue(name)
+    if m.spec.modality == "image":
+        rng = np.random.default_rng(0)
+        imgs = [rng.random((m.spec.image_size, m.spec.image_size, m.spec.channels)).squeeze() for _ in range(3)]
+        return m, m.prepare(imgs)
+    return m, m.prepare(["A short sentence.", "A rather longer sentence about the weather in the mountains today."])
+
+
+def test_list_models_has_builtins():
+    names = list_models()
+    assert {"digits-vit", "minilm"} <= set(names)
+
+
+def test_digits_vit_spec_and_accuracy(digits_vit):
+    s = digits_vit.spec
+    assert (s.modality, s.n_layers, s.n_heads, s.grid, s.has_cls) == ("image", 4, 4, (8, 8), True)
+    assert s.class_names == tuple(str(i) for i in range(10))
+    ds = load_dataset("digits", "test")
+    pred = digits_vit.logits(digits_vit.prepare(ds.inputs)).argmax(-1).numpy()
+    assert (pred == ds.labels).mean() >= 0.97
+    metrics = json.loads((Path(digits_vit.spec.source) / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.97 and metrics["n_test"] == len(ds)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_captured_attentions_equal_hf_output_attentions(request, name):
+    m, batch = _model_and_batch(request, name)
+    tr = m.run(batch, capture=True)
+    with torch.no_grad():
+        out = m.net(**batch.tensors, output_attentions=True)
+    assert len(out.attentions) == m.spec.n_layers
+    for ours, theirs in zip(tr.attn_list, out.attentions):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    L, B, H, T = m.spec.n_layers, len(batch), m.spec.n_heads, batch.token_mask.shape[1]
+    assert tr.attentions.shape == (L, B, H, T, T)
+    assert tr.resid.shape == (L + 1, B, T, m.spec.d_model)
+    assert tr.attn_out.shape == tr.mlp_out.shape == (L, B, T, m.spec.d_model)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_capture_does_not_change_logits_and_matches_hf(request, name):
+    m, batch = _model_and_batch(request, name)
+    plain = m.run(batch, capture=False).logits
+    captured = m.run(batch, capture=True).logits
+    assert torch.equal(plain, captured)
+    if m.spec.head == "classifier":
+        with torch.no_grad():
+            hf = m.net(**batch.tensors).logits
+        torch.testing.assert_close(plain, hf, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_unit_gates_and_temperature_reproduce_logits_exactly(request, name):
+    m, batch = _model_and_batch(request, name)
+    plain = m.run(batch, capture=False).logits
+    L, H = m.spec.n_layers, m.spec.n_heads
+    assert torch.equal(m.run(batch, capture=False, head_gates=torch.ones(L, H), temperature=1.0).logits, plain)
+    assert torch.equal(m.run(batch, capture=False, temperature=[1.0] * L).logits, plain)
+
+
+@pytest.mark.parametrize("name", ["digits_vit", "tiny_bert"])
+def test_zero_gate_equals_zeroing_head_slice_by_hand(request, name):
+    m, batch = _model_and_batch(request, name)
+    L, H = m.spec.n_layers, m.spec.n_heads
+    layer, head = L - 1, 1
+    gates = torch.ones(L, H)
+    gates[layer, head] = 0
+    gated = m.run(batch, capture=False, head_gates=gates).logits
+    dh = m.spec.d_model // H
+
+    def zero_slice(mod, args):
+        x = args[0].clone()
+        x[..., head * dh:(head + 1) * dh] = 0
+        return (x,)
+
+    handle = m.blocks[layer].o.register_forward_pre_hook(zero_slice)
+    try:
+        by_hand = m.run(batch, capture=False).logits
+    finally:
+        handle.remove()
+    torch.testing.assert_close(gated, by_hand, rtol=0, atol=1e-6)
+    assert not torch.allclose(gated, m.run(batch, capture=False).logits)
+
+
+def test_per_sample_gates_match_shared_gates(digits_vit, digits_batch):
+    L, H = 4, 4
+    g = torch.ones(L, H)
+    g[2, 3] = 0
+    shared = digits_vit.run(digits_batch, capture=False, head_gates=g).logits
+    per_sample = digits_vit.run(digits_batch, capture=False, head_gates=g.expand(len(digits_batch), L, H)).logits
+    torch.testing.assert_close(shared, per_sample)
+
+
+def test_resume_from_residual_equals_full_run(digits_vit, digits_batch):
+    tr = digits_vit.run(digits_batch)
+    for layer in range(digits_vit.spec.n_layers + 1):
+        resumed = digits_vit.run(digits_batch, capture=False, start_layer=layer, start_resid=tr.resid[layer])
+        torch.testing.assert_close(resumed.logits, tr.logits, rtol=0, atol=1e-5)
+
+
+def test_temperature_flattens_attention(digits_vit, digits_batch):
+    hot = digits_vit.run(digits_batch, temperature=1e4).attentions
+    t = hot.shape[-1]
+    torch.testing.assert_close(hot, torch.full_like(hot, 1 / t), rtol=0, atol=1e-3)
+    with pytest.raises(ValueError, match="temperature"):
+        digits_vit.run(digits_batch, temperature=0.0)
+    with pytest.raises(ValueError, match="per layer"):
+        digits_vit.run(digits_batch, temperature=[1.0, 2.0])
+
+
+def test_gradients_wrt_gates_and_attention(digits_vit, digits_batch):
+    gates = torch.ones(4, 4, requires_grad=True)
+    tr = digits_vit.run(digits_batch, head_gates=gates, grad=True)
+    tr.logits[:, 3].sum().backward()
+    assert gates.grad is not None and gates.grad.abs().sum() > 0
+    grads = tr.attention_grads()
+    assert grads.shape == tr.attentions.shape and grads.abs().sum() > 0
+    # no graph is kept by default
+    assert not digits_vit.run(digits_batch).logits.requires_grad
+
+
+def test_unembed_of_last_cls_equals_logits(digits_vit, tiny_vit, digits_batch):
+    tr = digits_vit.run(digits_batch)
+    torch.testing.assert_close(digits_vit.unembed(tr.resid[-1][:, 0]), tr.logits, rtol=0, atol=1e-6)
+    rng = np.random.default_rng(1)
+    b = tiny_vit.prepare([rng.random((16, 16, 3))])
+    tr = tiny_vit.run(b)
+    torch.testing.assert_close(tiny_vit.unembed(tr.resid[-1][:, 0]), tr.logits, rtol=0, atol=1e-6)
+
+
+def test_text_prompt_head_matches_pooled_unembed(minilm, prose_batch):
+    tr = minilm.run(prose_batch)
+    pooled = minilm.pool(tr.resid[-1], prose_batch.token_mask)
+    torch.testing.assert_close(minilm.unembed(pooled), tr.logits, rtol=0, atol=1e-5)
+    # sentence-transformers' own recipe: mean pooling over real tokens, then L2 normalisation
+    assert torch.all(tr.logits.abs() <= 20.0 + 1e-4)
+
+
+def test_padding_does_not_change_text_logits(minilm):
+    short = "Iris flowers have three species."
+    alone = minilm.run(minilm.prepare([short]), capture=False).logits
+    padded = minilm.run(minilm.prepare([short, short + " " + "More words follow here to force padding." * 3]),
+                        capture=False).logits[:1]
+    torch.testing.assert_close(alone, padded, rtol=0, atol=1e-5)
+
+
+def test_custom_labels(tmp_path):
+    m = load_model("minilm", device="cpu")
+    m.set_labels(["cooking", "astronomy"])
+    assert m.spec.class_names == ("cooking", "astronomy")
+    logits = m.run(m.prepare(["The telescope observed a distant galaxy and its stars."]), capture=False).logits
+    assert logits.shape == (1, 2) and logits.argmax().item() == 1
+    for bad in (["only one"], ["a", "a"]):
+        with pytest.raises(InputError):
+            m.set_labels(bad)
+
+
+def test_no_hook_survives_an_exception(digits_vit, digits_batch):
+    def count_hooks():
+        return sum(len(mod._forward_hooks) + len(mod._forward_pre_hooks) for mod in digits_vit.net.modules())
+
+    before = count_hooks()
+
+    def boom(mod, inp, out):
+        raise RuntimeError("boom")
+
+    handle = digits_vit.blocks[2].layer.register_forward_hook(boom)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            digits_vit.run(digits_batch, capture=True, head_gates=torch.ones(4, 4), temperature=2.0, grad=True)
+    finally:
+        handle.remove()
+    assert count_hooks() == before
+    with pytest.raises(ValueError):
+        digits_vit.run(digits_batch, head_gates=torch.ones(3, 3))
+    assert count_hooks() == before
+
+
+def test_hub_path_loads_saved_folders(tiny_vit, tiny_bert, tiny_vit_dir):
+    assert tiny_vit.spec.grid == (4, 4) and tiny_vit.spec.class_names == ("a", "b", "c")
+    assert tiny_bert.spec.modality == "text" and tiny_bert.spec.head == "classifier"
+    assert tiny_bert.spec.class_names == ("negative", "positive")
+    assert load_model(str(tiny_vit_dir), device="cpu").spec.source == str(tiny_vit_dir)
+
+
+def test_plain_bert_encoder_gets_prompt_head(tmp_path, tiny_bert_dir):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    cfg = BertConfig.from_pretrained(tiny_bert_dir)
+    BertModel(cfg).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
+    m = load_model(str(tmp_path), device="cpu")
+    assert m.spec.head == "prompts" and len(m.spec.class_names) >= 2
+    assert m.run(m.prepare(["hello there"]), capture=False).logits.shape == (1, len(m.spec.class_names))
+
+
+def test_deit_with_teacher_loads_and_unembeds(tmp_path):
+    from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher
+
+    torch.manual_seed(0)
+    cfg = DeiTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, num_labels=3)
+    DeiTForImageClassificationWithTeacher(cfg).save_pretrained(tmp_path)
+    m = load_model(str(tmp_path), device="cpu")
+    assert m.spec.n_prefix == 2 and m.spec.grid == (4, 4)
+    b = m.prepare([np.zeros((16, 16, 3), dtype=np.uint8)])
+    tr = m.run(b)
+    assert tr.attentions.shape[-1] == 18
+    with torch.no_grad():
+        torch.testing.assert_close(tr.logits, m.net(**b.tensors).logits, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,match", [
+    ("no-such-model-anywhere", "Tried"),
+    ("", "No model"),
+])
+def test_unknown_model_gives_clear_message(name, match):
+    with pytest.raises(ModelLoadError, match=match) as e:
+        load_model(name)
+    if name:
+        assert "Supported" in str(e.value) and "digits-vit" in str(e.value)
+
+
+def test_folder_without_config_and_unsupported_architecture(tmp_path):
+    with pytest.raises(ModelLoadError, match="config.json"):
+        load_model(str(tmp_path))
+    from transformers import GPT2Config, GPT2Model
+
+    GPT2Model(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="cannot analyse"):
+        load_model(str(tmp_path))
+
+
+def test_corrupt_weights_give_clear_message(tmp_path, tiny_vit_dir):
+    import shutil
+
+    shutil.copytree(tiny_vit_dir, tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        load_model(str(tmp_path / "m"))
