@@ -40,6 +40,11 @@ where = st.segmented_control("Read the classifier on", WHERE, default="resid", k
                              "attention / MLP sublayer outputs of every block through the classifier.") or "resid"
 
 
+def _tags(true: bool, predicted: bool) -> str:
+    tags = [t for t, on in (("true", true), ("predicted", predicted)) if on]
+    return f" ({', '.join(tags)})" if tags else ""
+
+
 # -- current input ------------------------------------------------------------------------------------
 @st.fragment
 def current_input() -> None:
@@ -53,8 +58,7 @@ def current_input() -> None:
     default = ctx.label if ctx.label is not None else predicted
     c1, c2 = st.columns([1, 1])
     cls = c1.selectbox("Class to track", range(spec.n_classes), index=default, key=f"emb_class_{ctx.input_key}",
-                       format_func=lambda c: spec.class_names[c] + (" (true)" if c == ctx.label else "") +
-                       (" (predicted)" if c == predicted else ""))
+                       format_func=lambda c: spec.class_names[c] + _tags(c == ctx.label, c == predicted))
     first = token_class_map(scores, spec.grid, cls, spec.n_prefix)
     numbers = {"token_scores": scores.cpu().numpy(), "summary_scores": summary.cpu().numpy(), "ranks_first": first}
     left, right = st.columns([1, 1])

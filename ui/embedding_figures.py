@@ -60,7 +60,7 @@ def class_map_overlay(image: np.ndarray, first: np.ndarray, height: int = 340) -
     """One input's image [S, S, C] with the patches that rank the class first ([h, w] bool) in red."""
     from ui.figures import image_figure
 
-    fig = image_figure(image, heat=first.astype(float), opacity=0.5, zmin=0, zmax=1, height=height,
+    fig = image_figure(image, heat=first.astype(float), opacity=0.4, zmin=0, zmax=1, height=height,
                        colorscale=[[0, "rgba(0,0,0,0)"], [1, "#d62728"]], showscale=False)
     fig.data[1].hovertemplate = "patch row %{y:.0f} col %{x:.0f}: %{z:.0f} (1 = ranks the class first)<extra></extra>"
     return fig
@@ -138,7 +138,7 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, class_names: Seque
             customdata=idx, text=[f"#{i} · {class_names[c]}{p}" for i, p in zip(idx, pred)],
             hovertext=[hover[i] for i in idx],
             hovertemplate="%{text}<br>%{hovertext}<extra></extra>"))
-    fig.update_layout(height=height, dragmode="select", title=title or None, hoverlabel=dict(font_family="monospace"),
+    fig.update_layout(height=height, dragmode="select", title=title or None, hoverlabel=dict(font_family="monospace", font_color="#222", bgcolor="white"),
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(title="label", itemsizing="constant"))
     fig.update_xaxes(title=f"{axis} 1".strip(), zeroline=False)
     fig.update_yaxes(title=f"{axis} 2".strip(), zeroline=False)
