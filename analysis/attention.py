@@ -154,6 +154,12 @@ def attention_distance(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefi
     return Distance(d, d * patch_size if patch_size else None, prefix)
 
 
+def uniform_distance(grid: tuple[int, int] | None, n_positions: int) -> float:
+    """The mean attention distance of uniform attention over n_positions positioned tokens: the mean
+    pairwise distance (patch units; text: token positions), a reference line for attention_distance."""
+    return float(_geometry(n_positions, 0, None if grid is None else tuple(grid), torch.device("cpu"))[1].mean())
+
+
 def chebyshev_rings(grid: tuple[int, int] | None, n_positions: int, device=None) -> torch.Tensor:
     """[N, N] Chebyshev distance between positioned tokens (text: |i - j|)."""
     return _geometry(n_positions, 0, None if grid is None else tuple(grid), torch.device(device or "cpu"))[2]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from analysis.attention import (SINK_THRESHOLD, attention_distance, chebyshev_rings, cls_mass, dataset_statistics,
-                                entropy, head_statistics, ring_strength, rollout, sink_mass, token_positions)
+                                entropy, head_statistics, ring_strength, rollout, sink_mass, token_positions,
+                                uniform_distance)
 from data import load_dataset
 
 GRID = (4, 5)
@@ -53,6 +54,8 @@ def test_identity_gives_zero_distance_and_entropy():
 
 def test_uniform_over_patches_gives_mean_pairwise_distance_and_cls_mass_apart():
     expected = _mean_pairwise_distance(GRID)
+    assert uniform_distance(GRID, N) == pytest.approx(expected, rel=1e-6)
+    assert uniform_distance(None, 4) == pytest.approx((16 - 1) / 12, rel=1e-6)  # mean |i - j| = (n^2 - 1) / 3n
     a = _stack(_with_cls(torch.full((N, N), 1 / N), cls_share=0.3))
     d = attention_distance(a, GRID, patch_size=4)
     assert torch.allclose(d.patches, torch.full((2, 2), expected), atol=1e-5)

@@ -1,0 +1,356 @@
+"""Attention view: every head's pattern for the current input, attention distance and neighbourhood
+strength per head over a dataset sample, and clusters of attention patterns."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis.attention import SINK_THRESHOLD, head_statistics, uniform_distance
+from analysis.patterns import pattern_layout, unpack
+from ui import state
+from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
+                                  overview_mosaic, pattern_map, pattern_summary, pooled, prototype_grid, query_image,
+                                  query_maps, query_options, ring_profiles, ring_trend, sample_arrays)
+from ui.cache import get_dataset
+from ui.figures import head_grid, token_heatmap
+from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
+                        sample_size_picker, show_figure)
+
+ctx = page_context()
+st.title("Attention")
+if ctx is None:
+    no_model_message()
+    st.stop()
+
+m = ctx.model
+spec = m.spec
+L, H = spec.n_layers, spec.n_heads
+image = spec.grid is not None
+P = spec.n_prefix
+st.caption("Each attention head decides, for every token, how much to read from every other token. Below: all "
+           "heads for the current input (click one to open it), how far and how locally each head looks over a "
+           "dataset sample (distance, rings, entropy, CLS mass), and which kinds of pattern the heads share.")
+
+attn = ctx.trace()["attentions"][:, 0]  # [L, H, T, T]
+T = attn.shape[-1]
+tokens = ctx.batch.tokens[0] if not image else None
+if not image and T - P <= 2:
+    st.info(f"This text has {T - P - 1} word piece(s) between [CLS] and [SEP], so every head can only look at a "
+            "handful of tokens: distances are short and patterns trivial. Type a longer sentence to see more.")
+if P == 0:
+    st.info("This model has no CLS token: the overview shows the mean attention each patch receives, and "
+            "'CLS mass' is the attention to the first token.")
+
+
+def current_head() -> tuple[int, int]:
+    layer, head = state.selected_head()
+    return min(layer, L - 1), min(head, H - 1)
+
+
+def current_query() -> int:
+    options = query_options(P, spec.grid, tokens)
+    q = st.session_state.get(state.QUERY, default_query(P, spec.grid))
+    return q if q in options else default_query(P, spec.grid)
+
+
+def set_query(q: int) -> None:
+    st.session_state[state.QUERY] = int(q)
+
+
+# -- heads of the current input ----------------------------------------------------------------------------
+@st.fragment
+def heads_panel() -> None:
+    layer, head = current_head()
+    options = query_options(P, spec.grid, tokens)
+    query = current_query()
+    new_query = st.selectbox("Query token" + (" (or click a patch on the image at the right)" if image else ""),
+                             list(options), index=list(options).index(query), format_func=options.get,
+                             key=f"attn_query_{query}",
+                             help="Whose attention to show: the row of the attention matrix for this token.")
+    if new_query != query:
+        set_query(new_query)
+        st.rerun(scope="fragment")
+    stats = head_statistics(torch.from_numpy(attn[:, None]), spec.grid, P, spec.patch_size)
+    left, right = st.columns([1.15, 1])
+    with left:
+        st.subheader("All heads")
+        if image:
+            cells = query_maps(attn, query, P, spec.grid)
+            what = f"{options[query]}'s attention over the patch grid, laid over the image"
+        else:
+            cells = pooled(attn)
+            what = "the token × token attention matrix (rows = queries" + (
+                f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")")
+        fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None,
+                              cell_px=max(60, min(130, 900 // H)))
+        event = show_figure(fig, f"one cell per head (rows = layers, columns = heads): {what}, all on one colour "
+                                 "scale. Click a cell to open that head.",
+                            {"attention": attn, "cells": cells}, "attention_overview",
+                            key=f"attn_overview_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
+        picked = clicked_head(event)
+        if picked is not None and picked != (layer, head):
+            state.select_head(*picked)
+            st.rerun(scope="fragment")
+    with right:
+        st.subheader(f"Layer {layer}, head {head}")
+        layer, head = head_picker(L, H, key="attn_head")
+        unit = "px" if image else "tokens"
+        dist = stats["distance_px" if image else "distance"][0, layer, head]
+        c = st.columns(4)
+        c[0].metric("Attention distance", f"{dist:.1f} {unit}", help="Mean over queries of the attention-weighted "
+                    "distance to the keys (prefix tokens left out, each row renormalised).")
+        c[1].metric("Entropy", f"{stats['entropy'][0, layer, head]:.2f} nats",
+                    help=f"0 = every query looks at one token; log T = {np.log(T):.2f} = uniform.")
+        c[2].metric("CLS mass" if P else "First-token mass", f"{stats['cls_mass'][0, layer, head]:.0%}",
+                    help="Mean attention the queries give to token 0.")
+        sink = stats["sink_mass"][0, layer, head]
+        c[3].metric("Sink", f"{sink:.0%}", delta="sink candidate" if sink > SINK_THRESHOLD else None,
+                    delta_color="off", help="The largest mean attention one token receives; above "
+                    f"{SINK_THRESHOLD:.0%} the head mostly parks its attention there (a 'no-op' head).")
+        one_head(attn[layer, head], query, layer, head)
+
+
+def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
+    """The selected head's full pattern: the query map over the image, or the line view and heatmap."""
+    name = f"attention_L{layer}H{head}"
+    labels = (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image \
+        else tokens
+    if image:
+        heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
+        prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
+        event = show_figure(query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
+                            "brighter patches get more of the query's attention (the query is outlined in red); "
+                            f"click a patch to make it the query.{prefix_share}",
+                            {"matrix": matrix, "query": np.array(query), "map": heat}, name,
+                            key=f"attn_query_image_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
+        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        if points and points[0].get("customdata") is not None:
+            patch = P + int(points[0]["customdata"][0])
+            if patch != query:
+                set_query(patch)
+                st.rerun(scope="fragment")
+        with st.expander(f"Full {T} × {T} attention matrix"):
+            show_figure(highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
+                        "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
+                        None, name + "_matrix", key=f"attn_matrix_{layer}_{head}")
+        return
+    if T <= LINE_VIEW_MAX:
+        k = st.slider("Lines per query (top-k keys)", 1, min(10, T), min(3, T), key="attn_topk",
+                      help="Only each query's k strongest keys get a line, so the view stays readable.")
+        event = show_figure(line_view(matrix, tokens, query, k),
+                            f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
+                            "more attention. The query's lines are red; click a word on the left to follow it.",
+                            {"matrix": matrix, "tokens": np.array(tokens)}, name + "_lines",
+                            key=f"attn_lines_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
+        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        if points and points[0].get("customdata") is not None:
+            q = int(points[0]["customdata"][0])
+            if q != query:
+                set_query(q)
+                st.rerun(scope="fragment")
+    else:
+        st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
+    show_figure(highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
+                "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
+                pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"), name,
+                key=f"attn_heatmap_{layer}_{head}")
+
+
+# -- dataset sample ------------------------------------------------------------------------------------
+dataset = spec.dataset or ("digits" if image else "prose")
+split = "test"
+ds = get_dataset(dataset, split)
+
+
+def head_table(a: dict[str, np.ndarray]) -> pd.DataFrame:
+    layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+    cols = {"layer": layer.ravel(), "head": head.ravel()}
+    for k in ("distance_px", "distance", "prefix_mass", "entropy", "cls_mass", "sink_mass"):
+        if k in a:
+            cols[k + "_mean"] = a[k].mean(0).ravel()
+            cols[k + "_std"] = a[k].std(0).ravel()
+    return pd.DataFrame(cols)
+
+
+def select_from(event) -> None:
+    picked = clicked_head(event)
+    if picked is not None and picked != current_head():
+        state.select_head(*picked)
+        st.rerun()
+
+
+@st.fragment
+def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
+    layer, head = current_head()
+    dist = a["distance_px" if image else "distance"]
+    unit = "px" if image else "tokens"
+    if image:
+        reference = uniform_distance(spec.grid, T - P) * spec.patch_size
+    else:
+        reference = float(np.mean([uniform_distance(None, int(t) - P) for t in a["n_tokens"]]))
+    colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
+    table = head_table(a)
+    st.subheader("Attention distance per head")
+    event = show_figure(distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference,
+                                      (layer, head)),
+                        f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer "
+                        f"(bars = spread over inputs; dashed = uniform attention). Colour: {colour_name}. "
+                        "Click a dot to select that head.",
+                        table, "attention_distance", key=f"attn_dots_{n}_{layer}_{head}", on_select="rerun",
+                        selection_mode="points")
+    select_from(event)
+    ring, pooled_last = a["ring"].mean(0), not image
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.subheader("Ring strength per head")
+        rings = {"ring_mean": ring, "ring_per_input": a["ring"]}
+        show_figure(ring_profiles(ring, (layer, head), pooled_last),
+                    "mass a query gives to the tokens r steps away (Chebyshev rings on the patch grid; text: r "
+                    "positions away), one line per head, selected head red. Local heads peak at r ≤ 1.",
+                    rings, "ring_strength", key="attn_rings")
+    with c2:
+        st.subheader("Trend across layers")
+        show_figure(ring_trend(ring, a["prefix_mass"].mean(0), pooled_last),
+                    "per layer, the head-averaged mass by ring plus the mass on the prefix: watch local (r ≤ 1) "
+                    "attention give way to global attention, or not, with depth.",
+                    {"ring_mean": ring, "prefix_mass": a["prefix_mass"].mean(0)}, "ring_trend", key="attn_trend")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.subheader("Entropy")
+        ev = show_figure(head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
+                         f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this "
+                         "input's tokens). Click a head to select it.",
+                         table[["layer", "head", "entropy_mean", "entropy_std"]], "entropy",
+                         key=f"attn_entropy_{layer}_{head}", on_select="rerun", selection_mode="points")
+        select_from(ev)
+    with c2:
+        st.subheader("CLS mass" if P else "First-token mass")
+        ev = show_figure(head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
+                         "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their "
+                         "attention there. Click a head to select it.",
+                         table[["layer", "head", "cls_mass_mean", "cls_mass_std"]], "cls_mass",
+                         key=f"attn_cls_{layer}_{head}", on_select="rerun", selection_mode="points")
+        select_from(ev)
+    sinks(a)
+
+
+def sinks(a: dict[str, np.ndarray]) -> None:
+    mass = a["sink_mass"]
+    token = a["sink_token"]
+    last = (a["n_tokens"] - 1)[:, None, None]
+    flagged = np.argwhere(mass.mean(0) > SINK_THRESHOLD)
+    if not len(flagged):
+        st.caption(f"No head puts more than {SINK_THRESHOLD:.0%} of its attention on one token on average: no sink "
+                   "candidates.")
+        return
+    rows = []
+    for l, h in flagged:
+        rows.append({"layer": l, "head": h, "mean sink mass": mass[:, l, h].mean(),
+                     "sink is token 0" + (" (CLS)" if P else ""): (token[:, l, h] == 0).mean(),
+                     ("sink is the last token ([SEP])" if not image else "sink is a patch"):
+                         (token[:, l, h] == last[:, 0, 0]).mean() if not image else (token[:, l, h] >= P).mean()})
+    df = pd.DataFrame(rows)
+    st.markdown(f"**Sink candidates** (more than {SINK_THRESHOLD:.0%} of the attention on one token, mean over the "
+                "sample): heads that may learn to do nothing (Bondarenko et al. 2023).")
+    st.dataframe(df, hide_index=True, width="stretch", column_config={
+        c: st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1) for c in df.columns[2:]})
+    download_button(df, "sink_candidates", key="dl_attn_sinks")
+
+
+# -- patterns -------------------------------------------------------------------------------------------
+EMBEDDINGS = {"pca": "PCA", "autoencoder": "autoencoder (torch)"}
+PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
+CLUSTERINGS = {"kmeans": "k-means", "agglomerative": "agglomerative (Ward)"}
+AGGLOMERATIVE_MAX = 6000
+
+
+@st.fragment
+def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
+    vectors = a["vectors"]
+    n_rows = int(np.prod(vectors.shape[:3]))
+    c = st.columns(4)
+    k = c[0].slider("Clusters", 2, 12, 6, key="attn_k")
+    embedding = c[1].radio("Embedding", list(EMBEDDINGS), format_func=EMBEDDINGS.get, key="attn_embedding",
+                           help="PCA is quick; the autoencoder (the VA paper's method) trains for a few seconds.")
+    clustering = c[2].radio("Clustering", list(CLUSTERINGS), format_func=CLUSTERINGS.get, key="attn_clustering")
+    projection = c[3].radio("2-D map", list(PROJECTIONS), format_func=PROJECTIONS.get, key="attn_projection")
+    if clustering == "agglomerative" and n_rows > AGGLOMERATIVE_MAX:
+        st.warning(f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
+                   f"sample size to at most {AGGLOMERATIVE_MAX // (L * H)} inputs to use it.")
+        clustering = "kmeans"
+    s = pattern_summary(ctx.model_key, dataset, n, k, embedding, clustering, projection, vectors)
+    k = len(s.prototypes)
+    sel_key = "attn_cluster"
+    cluster = min(int(st.session_state.get(sel_key, 0)), k - 1)
+    layout = pattern_layout(spec.grid)
+    parts = unpack(s.prototypes, layout)
+    counts = np.bincount(s.labels, minlength=k)
+    left, right = st.columns([1, 1])
+    with left:
+        st.subheader("Pattern map")
+        table = pd.DataFrame({"x": s.coords[:, 0], "y": s.coords[:, 1], "cluster": s.labels, "input": s.input,
+                              "layer": s.layer, "head": s.head})
+        event = show_figure(pattern_map(s.coords, s.labels, s.layer, s.head, s.input, cluster,
+                                        "PC" if projection == "pca" else "UMAP"),
+                            f"each point is one head's pattern on one input ({n_rows} = {n} inputs × {L * H} heads), "
+                            "placed by similarity and coloured by cluster. Click a point to open its cluster.",
+                            table, "pattern_map", key=f"attn_map_{cluster}_{k}", on_select="rerun",
+                            selection_mode="points")
+        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        if points and points[0].get("customdata") is not None and int(points[0]["customdata"][0]) != cluster:
+            st.session_state[sel_key] = int(points[0]["customdata"][0])
+            st.rerun(scope="fragment")
+    with right:
+        st.subheader("Cluster prototypes")
+        what = ("top: the CLS token's attention on the grid; bottom: where a patch looks relative to itself "
+                "(centre = itself)") if image else "mass at each offset from the query token (0 = itself)"
+        show_figure(prototype_grid(parts, counts, image), f"the mean pattern of each cluster (members in brackets); "
+                    f"{what}.", {"prototypes": s.prototypes, "counts": counts, **parts}, "pattern_prototypes",
+                    key="attn_protos")
+    new = st.selectbox("Cluster", range(k), index=cluster, key=f"attn_cluster_pick_{cluster}_{k}",
+                       format_func=lambda c: f"cluster {c} ({counts[c]} patterns)")
+    if new != cluster:
+        st.session_state[sel_key] = int(new)
+        st.rerun(scope="fragment")
+    cluster_members(s, cluster, a)
+
+
+def cluster_members(s, cluster: int, a: dict[str, np.ndarray]) -> None:
+    layer, head = current_head()
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        ev = show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
+                         f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% "
+                         "always behave this way. Click a head to open it in 'Heads of this input'.",
+                         {"share": s.share}, "cluster_heads", key=f"attn_cluster_heads_{cluster}_{layer}_{head}",
+                         on_select="rerun", selection_mode="points")
+        select_from(ev)
+    with c2:
+        idx, counts = s.inputs_of(cluster)
+        med = s.medoids[cluster]
+        st.markdown(f"**Inputs in cluster {cluster}** ({len(idx)} of {len(s.share[0])} with at least one head in "
+                    f"it); its most typical member is input #{s.input[med]} at layer {s.layer[med]}, "
+                    f"head {s.head[med]}.")
+        shown = idx[:12]
+        if image:
+            st.image([np.asarray(ds.inputs[i].convert("RGB")) for i in shown], width=56,
+                     caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])])
+        else:
+            st.dataframe(pd.DataFrame({"input": shown, "heads in cluster": counts[:12],
+                                       "text": [ds.inputs[i] for i in shown]}),
+                         hide_index=True, width="stretch")
+        download_button(pd.DataFrame({"input": idx, "heads_in_cluster": counts}), f"cluster_{cluster}_inputs",
+                        key="dl_attn_cluster_inputs")
+
+
+tab_heads, tab_distance, tab_patterns = st.tabs(["Heads of this input", "Distance and strength", "Patterns"])
+with tab_heads:
+    heads_panel()
+with tab_distance:
+    n = sample_size_picker(len(ds), 128 if image else len(ds), key=f"attn_n_{dataset}",
+                           label=f"Inputs from {dataset} (held-out split) for distance, strength and patterns")
+    arrays = sample_arrays(ctx.model_key, dataset, split, n, m)
+    distance_panel(n, arrays)
+with tab_patterns:
+    st.caption(f"Patterns of the {n} inputs of {dataset} chosen under 'Distance and strength'.")
+    patterns_panel(n, arrays)
