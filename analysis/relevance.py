@@ -314,7 +314,7 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     with torch.no_grad():
         tgt = resolve_target(model, forward(x, *(extra or ())), target)
     base = torch.zeros_like(x)
-    spread = float(x.max() - x.min()) or 1.0
+    spread = float((x.max() - x.min()).detach()) or 1.0
     kw = dict(target=tgt, additional_forward_args=extra)
     with model.lock:
         if method == "integrated_gradients":

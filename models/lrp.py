@@ -159,11 +159,13 @@ class LRPForward:
     logits [B, C] (in the graph); inputs: the leaf relevance flows back to, pixel values [B, C, S, S] for
     images (through the patch embedding, epsilon rule) or the embedding output [B, T, D] for text: after
     `backward`, inputs * inputs.grad is their relevance; attn: L tensors [B, H, T, T] (attention
-    probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map."""
+    probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map; emb
+    [B, T, D]: the embedding output (gradient retained), the residual stream entering block 0."""
 
     logits: torch.Tensor
     inputs: torch.Tensor
     attn: list[torch.Tensor]
+    emb: torch.Tensor
 
 
 def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
@@ -178,6 +180,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
         if model.spec.modality == "image":
             inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
             emb = model.embed(replace(batch, tensors={**batch.tensors, "pixel_values": inputs}))
+            emb.retain_grad()
         else:
             inputs = emb = model.embed(batch).detach().requires_grad_(True)
         mask = model._block_args(batch)[0]
@@ -200,7 +203,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
             logits = model._head(h, batch)
-    return LRPForward(logits, inputs, attn)
+    return LRPForward(logits, inputs, attn, emb)
 
 
 def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules):

@@ -1,0 +1,253 @@
+"""Relevance maps: oracles of methods.md section 3 on constructed inputs, LRP rule conservation, and every
+method on every kind of supported model."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from analysis.attention import rollout
+from analysis.relevance import (CAPTUM, METHODS, RelevanceError, available_methods, explain, input_attributions,
+                                lrp_relevance, normalize_maps, read_rows, to_pixels, weighted_rollout)
+from data import load_dataset
+from models import load_model
+from models.lrp import ATTNLRP, CHEFER, _RenormalisedAdd, lrp_forward, module_rules, scale_grad
+
+TEXTS = ["The patient was given insulin to control glucose.", "Wine samples were analysed for alcohol."]
+FAST = {"n_steps": 8, "n_samples": 4, "nt_samples": 4}  # small captum sample counts keep the tests quick
+
+
+def cls_readout(b, t):
+    w = torch.zeros(b, t)
+    w[:, 0] = 1
+    return w
+
+
+def random_attention(l, b, h, t, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(l, b, h, t, t, generator=g).softmax(-1)
+
+
+# -- rollout -------------------------------------------------------------------------------------------
+def test_rollout_of_identity_is_zero_map_and_normalisation_is_safe():
+    attn = torch.eye(5).expand(3, 2, 4, 5, 5)
+    maps = read_rows(rollout(attn), cls_readout(2, 5), 1)
+    assert torch.allclose(maps, torch.zeros(2, 4))
+    norm = normalize_maps(maps.numpy())
+    assert np.isfinite(norm).all() and (norm == 0).all()
+
+
+@pytest.mark.parametrize("layers", [1, 2, 4])
+def test_rollout_of_uniform_attention(layers):
+    t = 6
+    attn = torch.full((layers, 1, 2, t, t), 1.0 / t)
+    maps = read_rows(rollout(attn), cls_readout(1, t), 1)
+    assert torch.allclose(maps, torch.full((1, t - 1), (1 - 2.0 ** -layers) / t), atol=1e-6)
+
+
+# -- gradient rollout / Chefer ------------------------------------------------------------------------
+def test_grad_rollout_equals_product_form_and_dominates_identity():
+    attn = random_attention(3, 2, 4, 5)
+    grads = torch.randn(3, 2, 4, 5, 5, generator=torch.Generator().manual_seed(1))
+    r = weighted_rollout(attn, grads)
+    eye = torch.eye(5)
+    expected = eye.expand(2, 5, 5)
+    for layer in (grads * attn).clamp(min=0).mean(2):
+        expected = (eye + layer) @ expected
+    assert torch.allclose(r, expected, atol=1e-6)
+    assert (r >= eye - 1e-7).all()
+
+
+def test_grad_rollout_of_zero_gradients_is_zero_map():
+    attn = random_attention(2, 1, 3, 4)
+    r = weighted_rollout(attn, torch.zeros_like(attn))
+    assert torch.allclose(r, torch.eye(4).expand(1, 4, 4))
+    assert torch.allclose(read_rows(r, cls_readout(1, 4), 1), torch.zeros(1, 3))
+
+
+# -- LRP rules: conservation -------------------------------------------------------------------------
+def test_chefer_residual_rule_conserves_relevance_per_sample():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 5, 8, generator=g, requires_grad=True)
+    b = torch.randn(3, 5, 8, generator=g, requires_grad=True)
+    out = _RenormalisedAdd.apply(a, b)
+    grad_out = torch.randn(3, 5, 8, generator=g)
+    out.backward(grad_out)
+    r_out = (out * grad_out).sum((1, 2))
+    r_in = (a * a.grad).sum((1, 2)) + (b * b.grad).sum((1, 2))
+    assert torch.allclose(r_in, r_out, atol=1e-5)
+    ra, rb = (a * a.grad).sum((1, 2)), (b * b.grad).sum((1, 2))
+    share = (a * grad_out).sum((1, 2)).abs() / ((a * grad_out).sum((1, 2)).abs() + (b * grad_out).sum((1, 2)).abs())
+    assert torch.allclose(ra / r_out, share, atol=1e-5) and torch.allclose(rb / r_out, 1 - share, atol=1e-5)
+
+
+def test_matmul_rule_halves_and_conserves():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 5, 5, generator=g, requires_grad=True)
+    v = torch.randn(2, 3, 5, 4, generator=g, requires_grad=True)
+    out = scale_grad(a, 0.5) @ scale_grad(v, 0.5)
+    grad_out = torch.randn(out.shape, generator=g)
+    out.backward(grad_out)
+    total = (out * grad_out).sum()
+    ra, rv = (a * a.grad).sum(), (v * v.grad).sum()
+    assert torch.allclose(ra + rv, total, atol=1e-5)
+    assert torch.allclose(ra, total / 2, atol=1e-5) and torch.allclose(rv, total / 2, atol=1e-5)
+
+
+def test_layernorm_and_activation_rules_conserve():
+    """AttnLRP's LayerNorm (normaliser constant, zero bias) and the identity rule for activations."""
+    ln = nn.LayerNorm(8)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.zero_()
+    fake = SimpleNamespace(blocks=[SimpleNamespace(act=nn.GELU())], net=nn.ModuleList([ln]))
+    x = torch.randn(4, 8, requires_grad=True)
+    with module_rules(fake, ATTNLRP):
+        y = fake.blocks[0].act(ln(x))
+    assert torch.allclose(y, torch.nn.functional.gelu(ln(x)))
+    grad_out = torch.randn(4, 8)
+    y.backward(grad_out)
+    assert torch.allclose((x * x.grad).sum(-1), (y * grad_out).sum(-1), atol=1e-5)
+
+
+def test_attnlrp_is_gradient_times_input_and_ig_on_a_bias_free_linear_model():
+    from captum.attr import IntegratedGradients
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 10, bias=False), nn.Linear(10, 3, bias=False))
+    fake = SimpleNamespace(blocks=[], net=net)
+    x = torch.randn(5, 6, requires_grad=True)
+    with module_rules(fake, ATTNLRP):
+        y = net(x)
+    y[:, 1].sum().backward()
+    lrp = (x * x.grad).detach()
+    xg = x.detach().clone().requires_grad_(True)
+    grad = torch.autograd.grad(net(xg)[:, 1].sum(), xg)[0]
+    ig = IntegratedGradients(net).attribute(x.detach(), torch.zeros_like(x), target=1, n_steps=16)
+    assert torch.allclose(lrp, xg.detach() * grad, atol=1e-6)
+    assert torch.allclose(lrp, ig.float(), atol=1e-5)
+    assert torch.allclose(lrp.sum(-1), net(x.detach())[:, 1], atol=1e-5)  # conservation: sum = logit
+
+
+def test_lrp_hooks_are_removed_even_after_an_error(tiny_vit):
+    def hook_count():
+        return sum(len(m._forward_hooks) for m in tiny_vit.net.modules())
+
+    before = hook_count()
+    with pytest.raises(RuntimeError):
+        with module_rules(tiny_vit, CHEFER):
+            assert hook_count() > before
+            raise RuntimeError("boom")
+    assert hook_count() == before
+
+
+@pytest.mark.parametrize("fixture", ["digits_vit", "minilm", "tiny_vit", "tiny_bert"])
+def test_lrp_forward_equals_plain_forward_and_chefer_conserves(fixture, request):
+    model = request.getfixturevalue(fixture)
+    batch = model.prepare(_inputs(model, 2))
+    ref = model.run(batch, capture=False).logits
+    for rules in (ATTNLRP, CHEFER):
+        fwd = lrp_forward(model, batch, rules)
+        assert torch.allclose(fwd.logits, ref, atol=1e-4)
+    y = fwd.logits[:, 0]
+    y.sum().backward()  # Chefer's rules conserve relevance exactly down to the token embeddings
+    total = (fwd.emb * fwd.emb.grad).sum((1, 2))
+    assert torch.allclose(total, y.detach(), rtol=1e-3, atol=1e-4)
+
+
+def test_attnlrp_total_relevance_is_the_logit_when_biases_are_zero(tiny_bert_dir, tmp_path):
+    """methods.md: total input relevance ~ target logit with zero biases (here the gap is reported)."""
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    net = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+    net.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
+    model = load_model(str(tmp_path), device="cpu")
+    _, total, logit, _ = lrp_relevance(model, model.prepare(TEXTS), ATTNLRP)
+    gap = (total - logit).abs() / logit.abs()
+    print("AttnLRP conservation gap (relative):", gap.tolist())
+    assert (gap < 0.05).all()
+
+
+# -- captum --------------------------------------------------------------------------------------------
+def test_integrated_gradients_completeness(digits_vit):
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:3])
+    deltas = []
+    for steps in (4, 64):
+        attr, delta = input_attributions(digits_vit, batch, "integrated_gradients", n_steps=steps)
+        deltas.append(delta.abs().mean().item())
+    x = batch.tensors["pixel_values"]
+    with torch.no_grad():
+        logits = digits_vit.run(batch, capture=False).logits
+        base = digits_vit.run(type(batch)({"pixel_values": torch.zeros_like(x)}, batch.token_mask),
+                              capture=False).logits
+    tgt = logits.argmax(-1)
+    gap = (logits - base).gather(1, tgt[:, None])[:, 0]
+    assert torch.allclose(attr.flatten(1).sum(1), gap, atol=0.05 * gap.abs().max().item())
+    assert deltas[1] < deltas[0]
+
+
+# -- every method on every model ----------------------------------------------------------------------
+def _inputs(model, n):
+    if model.spec.modality == "text":
+        return TEXTS[:n]
+    if model.spec.dataset:
+        return load_dataset(model.spec.dataset, "test").inputs[:n]
+    rng = np.random.default_rng(0)
+    return [rng.random((model.spec.image_size, model.spec.image_size, 3)) for _ in range(n)]
+
+
+MODELS = ["digits_vit", "minilm", "tiny_vit", "tiny_bert"]
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_every_method_runs(fixture, request):
+    model = request.getfixturevalue(fixture)
+    batch = model.prepare(_inputs(model, 2))
+    t = batch.token_mask.shape[1] - model.spec.n_prefix
+    for name in available_methods(model):
+        maps = explain(model, batch, name, **FAST)
+        assert maps.shape == (2, t), name
+        assert np.isfinite(maps).all(), name
+        if name == "gradcam":  # a positive part: may be all zero on a random model
+            assert (maps >= 0).all()
+        else:
+            assert np.abs(maps).sum() > 0, name
+        pad = ~batch.token_mask[:, model.spec.n_prefix:].numpy()
+        assert (maps[pad] == 0).all(), name
+    if model.spec.modality == "image":
+        assert to_pixels(model, maps).shape == (2, model.spec.image_size, model.spec.image_size)
+
+
+def test_registry_entries_are_complete(minilm, digits_vit):
+    for m in METHODS.values():
+        assert m.label and m.citation and m.description
+    assert set(CAPTUM) <= set(METHODS)
+    assert set(available_methods(digits_vit)) == set(METHODS)
+    assert "gradcam" not in available_methods(minilm)
+
+
+def test_target_changes_class_specific_maps(digits_vit):
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:2])
+    for name in ("attnlrp", "grad_rollout", "input_x_gradient"):
+        a, b = explain(digits_vit, batch, name, target=0), explain(digits_vit, batch, name, target=7)
+        assert not np.allclose(a, b), name
+    a, b = explain(digits_vit, batch, "rollout", target=0), explain(digits_vit, batch, "rollout", target=7)
+    assert np.allclose(a, b)  # class-agnostic
+
+
+def test_bad_requests_give_clear_errors(digits_vit, minilm):
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:1])
+    with pytest.raises(RelevanceError, match="out of range.*10 classes"):
+        explain(digits_vit, batch, "attnlrp", target=10)
+    with pytest.raises(RelevanceError, match="out of range"):
+        explain(digits_vit, batch, "saliency", target=-1)
+    with pytest.raises(RelevanceError, match="Unknown relevance method"):
+        explain(digits_vit, batch, "lime")
+    with pytest.raises(RelevanceError, match="does not apply to minilm"):
+        explain(minilm, minilm.prepare(TEXTS[:1]), "gradcam")
