@@ -206,15 +206,17 @@ def rank_collapse_whatif(model: HookedModel, batch: Batch, variants: Sequence[st
 
 
 # -- all per-layer metrics of one forward -----------------------------------------------------------------
-def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bool = False) -> dict[str, np.ndarray]:
+def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bool = False, attention: bool = True,
+                     fourier: bool = True) -> dict[str, np.ndarray]:
     """Every per-layer spectral metric of one batched forward (per input, so batch means are exact).
 
     Returns numpy arrays: "<stream>_ratio" and "<stream>_share" for stream in resid [L+1, B], attn_out and
     mlp_out [L, B] (HC/DC ratio and HC energy share); "rank" [L+1, B] (rank-collapse ratio); "entropy"
-    [L, B, H] (attention entropy / log of the number of real keys: 1 = uniform); for batches of equal-length inputs
-    the attention_response keys [L, B, H, ...] ("gain", "freq", "stable_rank", "effective_rank", "hf_gain",
-    "singular", with eig "eigenvalues", with a grid "response_2d"); with a grid, the Park & Kim keys
-    "profile_freq", "profile" [S, B, n+1], "variance" [S, B], "state_labels", "state_kinds"."""
+    [L, B, H] (attention entropy / log of the number of real keys: 1 = uniform); "logits" [B, C]. With
+    attention, for batches of equal-length inputs, the attention_response keys [L, B, H, ...] ("gain", "freq",
+    "stable_rank", "effective_rank", "hf_gain", "singular", with eig "eigenvalues", with a grid "response_2d");
+    with fourier and a grid, the Park & Kim keys "profile_freq", "profile" [S, B, n+1], "variance" [S, B],
+    "state_labels", "state_kinds"."""
     spec = model.spec
     tr = model.run(batch, capture=True, temperature=temperature)
     mask = tr.token_mask
@@ -230,11 +232,11 @@ def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bo
     out["entropy"] = ((per_query * real[:, None]).sum(-1) / real.sum(-1)[:, None]
                       / real.sum(-1).clamp_min(2.0).log()[:, None])
     n = int(mask.sum(-1).max())  # trailing padding shared by every input is cut off
-    if bool(mask[:, :n].all()):
+    if attention and bool(mask[:, :n].all()):
         r = attention_response(attn[..., :n, :n], spec.grid, spec.n_prefix, eig=eig)
         r["hf_gain"] = high_frequency_gain(r["gain"], r["freq"])
         out.update(r)
-    if spec.grid is not None:
+    if fourier and spec.grid is not None:
         states, labels, kinds = sublayer_states(*streams.values())
         fp = fourier_profile(states, spec.grid, spec.n_prefix)
         out.update(profile_freq=fp["freq"], profile=fp["per_input"], variance=fp["variance"])
@@ -260,17 +262,20 @@ def temperature_sweep(model: HookedModel, batch: Batch, taus: Sequence[float], l
     inputs whose predicted class is the one at tau = 1."""
     layers = None if layers is None else list(layers)
     L = model.spec.n_layers
-    base = model.run(batch, capture=False).logits.argmax(-1)
     keys = ("resid_ratio", "attn_out_ratio", "mlp_out_ratio", "rank", "entropy")
-    out: dict[str, list] = {k: [] for k in keys + ("agreement",)}
+    out: dict[str, list] = {k: [] for k in keys}
+    preds = []
     for i, tau in enumerate(taus):
-        m = spectral_metrics(model, batch, temperature=temperatures(tau, layers, L))
+        m = spectral_metrics(model, batch, temperature=temperatures(tau, layers, L), attention=False, fourier=False)
         for k in keys:
             v = m[k].mean(1)
             out[k].append(v.mean(-1) if v.ndim == 2 else v)
-        out["agreement"].append(float((m["logits"].argmax(-1) == base.cpu().numpy()).mean()))
+        preds.append(m["logits"].argmax(-1))
         if progress:
             progress((i + 1) / len(taus), f"tau = {tau:g}")
+    base = preds[list(taus).index(1.0)] if 1.0 in taus else \
+        model.run(batch, capture=False).logits.argmax(-1).cpu().numpy()
+    out["agreement"] = [float((p == base).mean()) for p in preds]
     return {"taus": np.asarray(taus, dtype=float), **{k: np.asarray(v) for k, v in out.items()}}
 
 

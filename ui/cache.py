@@ -102,3 +102,111 @@ def embedding_map(key: str, dataset: str, split: str, n: int, method: str, layer
     result = project(x, method, seed, progress=lambda f, msg: bar.progress(f, text=f"{msg}{slow}…"))
     bar.empty()
     return result
+
+
+# -- spectral view -----------------------------------------------------------------------------------
+@st.cache_data(max_entries=32, show_spinner="Computing the spectral metrics…")
+def spectral_metrics(key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel,
+                     _batch):
+    """analysis.spectral.spectral_metrics of a prepared batch under per-layer temperatures `temps`; with
+    head_spectra the attention responses with eigenvalues, else the layer metrics and Fourier profiles only."""
+    from analysis.spectral import spectral_metrics as metrics
+
+    return metrics(_model, _batch, temperature=list(temps), eig=head_spectra, attention=head_spectra)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the what-if forwards…")
+def spectral_whatif(key: str, input_key: str, temps: tuple[float, ...], variants: tuple[str, ...],
+                    _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+    """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward."""
+    from analysis.spectral import rank_collapse_whatif
+
+    return rank_collapse_whatif(_model, _batch, variants, temperature=list(temps))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def spectral_sweep(key: str, input_key: str, taus: tuple[float, ...], layers: tuple[int, ...] | None,
+                   _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+    """analysis.spectral.temperature_sweep over `taus` at `layers` (all when None)."""
+    from analysis.spectral import temperature_sweep
+
+    bar = st.progress(0.0, text="Sweeping the attention temperature…")
+    out = temperature_sweep(_model, _batch, taus, layers,
+                            progress=lambda f, msg: bar.progress(f, text=f"Sweeping the temperature: {msg}"))
+    bar.empty()
+    return out
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring length collapse…")
+def spectral_length_collapse(key: str, dataset: str, tau: float, layers: tuple[int, ...] | None,
+                             lengths: tuple[int, ...], _model: HookedModel):
+    """analysis.spectral.length_collapse on the whole test split of a text dataset at one temperature."""
+    from analysis.spectral import length_collapse
+
+    return length_collapse(_model, get_dataset(dataset, "test").inputs, lengths, [tau], n_windows=6, layers=layers)
+
+
+@st.cache_data(max_entries=16, show_spinner="Recording the MLP activations…")
+def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+    """analysis.spectral.mlp_activation_spectrum of one prepared input."""
+    from analysis.spectral import mlp_activation_spectrum
+
+    return mlp_activation_spectrum(_model, _batch)
+
+
+# -- head-importance view ------------------------------------------------------------------------------
+def _importance_sample(model: HookedModel, dataset: str, split: str, n: int):
+    """analysis.importance.Sample of the first n inputs of a dataset split (labels mapped to the model's)."""
+    from analysis.importance import make_sample
+
+    ds = get_dataset(dataset, split)
+    return make_sample(model, ds.inputs[:n], ds.labels[:n], ds.class_names)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def importance_scores(key: str, dataset: str, split: str, n: int, _model: HookedModel) -> dict:
+    """analysis.importance.head_scores over the first n inputs: {"scores": {metric: [L, H, N]} (ablation
+    metrics and the gradient), "metrics": the ablation metrics, "labels": [N] class indices or None}."""
+    from analysis.importance import default_metrics, head_scores
+
+    sample = _importance_sample(_model, dataset, split, n)
+    metrics = default_metrics(_model, sample)
+    bar = st.progress(0.0, text=f"Removing each head in turn over {n} inputs of {dataset}…")
+    scores = head_scores(_model, sample, metrics, progress=lambda f, msg: bar.progress(f, text=f"Scoring heads: {msg}"))
+    bar.empty()
+    return {"scores": scores, "metrics": metrics,
+            "labels": None if sample.labels is None else sample.labels.cpu().numpy()}
+
+
+@st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
+def importance_partial(key: str, dataset: str, split: str, n: int, layer: int, head: int,
+                       metrics: tuple[str, ...], _model: HookedModel):
+    """analysis.importance.partial_pruning of one head over the first n inputs (11 gate values)."""
+    from analysis.importance import partial_pruning
+
+    return partial_pruning(_model, _importance_sample(_model, dataset, split, n), layer, head, 11, metrics)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def importance_curves(key: str, dataset: str, split: str, n: int, metrics: tuple[str, ...], iterative: bool,
+                      seed: int, _scores: dict[str, np.ndarray], _model: HookedModel):
+    """Cumulative pruning curves over the first n inputs, one per order: each score in `_scores` ({name:
+    [L, H]}, the cached scores of the same sample) and a seeded random order. DataFrame (order, fraction,
+    n_removed, metric, value)."""
+    import pandas as pd
+
+    from analysis.importance import pruning_curve
+
+    sample = _importance_sample(_model, dataset, split, n)
+    orders = list(_scores) + ["random"]
+    bar = st.progress(0.0, text="Pruning heads cumulatively…")
+    frames = []
+    for i, name in enumerate(orders):
+        def step(f, msg, i=i, name=name):
+            bar.progress((i + f) / len(orders), text=f"Pruning heads by {name}{' (iterative)' if iterative else ''}: {msg}")
+        order = name if iterative or name == "random" else _scores[name]
+        frame = pruning_curve(_model, sample, order, iterative=iterative, metrics=metrics, seed=seed, progress=step)
+        frame.insert(0, "order", name)
+        frames.append(frame)
+    bar.empty()
+    return pd.concat(frames, ignore_index=True)

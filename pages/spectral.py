@@ -1,0 +1,279 @@
+"""Spectral view: attention as a low-pass filter over tokens, Fourier profiles of feature maps, a head's
+frequency response, rank collapse, attention-temperature what-ifs and the activation lab (methods.md §4)."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analysis.spectral import STREAMS, WHATIF, activation_response, model_activation, temperatures
+from ui import cache, state
+from ui import spectral_figures as sf
+from ui.figures import head_grid
+from ui.widgets import clicked_head, head_picker, no_model_message, page_context, sample_size_picker, show_figure
+
+TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
+SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
+LENGTHS = (4, 8, 16, 32, 64, 128)
+FS = 512  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
+OWN = "the model's own MLP activation"
+
+ctx = page_context()
+st.title("Spectral")
+if ctx is None:
+    no_model_message()
+    st.stop()
+
+model, spec = ctx.model, ctx.model.spec
+L, H = spec.n_layers, spec.n_heads
+is_image = spec.grid is not None
+st.caption("Attention averages tokens: it keeps their mean (the DC part) and damps what differs between them (the "
+           "high-frequency HC part), while MLPs and skip connections put the differences back. The figures measure "
+           "this for the current input (solid lines) and a sample of held-out inputs (dashed), and the temperature "
+           "slider shows what sharper (τ < 1) or flatter (τ > 1) attention does to every one of them.")
+
+sample, sample_key = None, ctx.input_key
+if spec.dataset:
+    ds = cache.get_dataset(spec.dataset, "test")
+    n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
+    sample, sample_key = model.prepare(ds.inputs[:n]), f"{spec.dataset}/test/first{n}"
+else:
+    st.info("This model has no bundled dataset, so the curves are for the current input only.")
+
+
+def hc_dc_section(cur: dict, smp: dict | None) -> None:
+    st.subheader("High- vs low-frequency energy per layer")
+    current = {k: cur[f"{k}_ratio"][:, 0] for k in STREAMS}
+    mean = {k: smp[f"{k}_ratio"].mean(1) for k in STREAMS} if smp else None
+    rows = [{"stream": STREAMS[k], "layer": (i - 1 if k == "resid" else i), "input": float(v),
+             "sample_mean": float(mean[k][i]) if mean else np.nan}
+            for k in STREAMS for i, v in enumerate(current[k])]
+    show_figure(sf.hc_dc_figure(current, mean),
+                "‖HC‖/‖DC‖ of the token features after each block (emb = embeddings): lower means the tokens are "
+                "closer to their mean. Attention outputs (red) sit low, MLP outputs (green) bring high frequencies "
+                "back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc", key="spectral_hc_dc")
+
+
+def fourier_section(cur: dict, smp: dict | None) -> None:
+    st.subheader("Fourier profile of the feature maps (Park & Kim)")
+    if not is_image:
+        st.info(f"{ctx.model_name} reads text: its tokens form a sequence, not a patch grid, so the 2-D Fourier "
+                "profile and feature-map variance do not apply. The 1-D analyses over token positions below do.")
+        return
+    src = smp or cur
+    prof, freq = src["profile"].mean(1), src["profile_freq"]
+    labels, kinds = list(src["state_labels"]), list(src["state_kinds"])
+    left, right = st.columns(2)
+    with left:
+        show_figure(sf.fourier_profile_figure(freq, prof, labels),
+                    "relative log amplitude of the patch feature maps from frequency 0 to π (the Nyquist corner), "
+                    "one line per sublayer from shallow (dark) to deep (yellow); lower at π = fewer fine details.",
+                    pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}pi" for f in freq]).reset_index(
+                        names="state"), "fourier_profile", key="spectral_fourier")
+    with right:
+        data = pd.DataFrame({"state": labels, "kind": kinds, "delta_log_amplitude_at_pi": prof[:, -1],
+                             "feature_map_variance": src["variance"].mean(1)})
+        show_figure(sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds),
+                    "top: each line's value at π, after every sublayer; bottom: feature-map variance. Grey bands are "
+                    "attention sublayers: attention lowers the high frequencies, MLPs raise them (a sawtooth).",
+                    data, "fourier_endpoint", key="spectral_endpoint")
+    st.caption(f"Mean over {src['profile'].shape[1]} input(s) and all channels.")
+
+
+def head_section(cur: dict) -> None:
+    st.subheader("A head's frequency response")
+    hf = cur["hf_gain"][:, 0]  # [L, H]
+    sel = state.selected_head()
+    sel = (min(sel[0], L - 1), min(sel[1], H - 1))
+    left, right = st.columns([2, 3])
+    with left:
+        event = show_figure(head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0,
+                                      zmax=max(1.0, float(hf.max()))),
+                            "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), "
+                            "near 1 = passes detail through (e.g. attends to itself or a neighbour).",
+                            pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index(),
+                            "high_frequency_gain", key="spectral_head_grid", on_select="rerun",
+                            selection_mode="points")
+        clicked = clicked_head(event)
+        if clicked is not None and clicked != st.session_state.get("spectral_last_click"):
+            st.session_state["spectral_last_click"] = clicked
+            if clicked != sel:
+                state.select_head(*clicked)
+                st.rerun()
+    with right:
+        l, h = head_picker(L, H, key="spectral_head")
+        st.caption(f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "
+                   f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "
+                   f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC).")
+    head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
+    if is_image:
+        head["response_2d"] = cur["response_2d"][l, 0, h]
+    head["freq"] = cur["freq"]
+    cols = st.columns(3 if is_image else 2)
+    with cols[0]:
+        show_figure(sf.gain_figure(cur["freq"], head["gain"], cur["gain"][l, 0], title=f"gain of L{l} H{h}"),
+                    "how much of each token-position frequency the head lets through (red; the layer's other heads "
+                    "in grey): 1 at frequency 0 always, a quick drop = low-pass.", head, f"head_L{l}H{h}_response",
+                    key="spectral_gain")
+    if is_image:
+        with cols[1]:
+            show_figure(sf.response_image_figure(head["response_2d"], title=f"2-D response of L{l} H{h}"),
+                        "|fft2| of the head's attention over the patch grid, averaged over queries, DC in the centre: "
+                        "a bright centre only = spatial averaging; energy at the edges = sharp local attention.",
+                        {"response_2d": head["response_2d"]}, f"head_L{l}H{h}_response_2d", key="spectral_2d")
+    with cols[-1]:
+        ev = head["eigenvalues"]
+        show_figure(sf.eigen_figure(ev, title=f"eigenvalues of L{l} H{h}"),
+                    "eigenvalues of the attention matrix with the unit circle: one sits at 1 (the DC mode); the "
+                    "closer the rest are to 0, the faster repeated application collapses tokens to their mean.",
+                    pd.DataFrame({"real": ev.real, "imag": ev.imag, "abs": np.abs(ev)}), f"head_L{l}H{h}_eigenvalues",
+                    key="spectral_eig")
+    if not is_image:
+        st.info("Text has no patch grid, so there is no 2-D response image; the gain above is over token positions.")
+
+
+def rank_section(cur: dict, temps: tuple) -> None:
+    st.subheader("Rank collapse and the rank of attention")
+    variants = st.multiselect("What-if forwards", list(WHATIF), default=list(WHATIF), key="spectral_whatif",
+                              help="Remove the skip connections and/or the MLPs in the forward (hooks on every "
+                                   "block). Dong et al.: a pure attention stack loses rank doubly exponentially; "
+                                   "skips keep it up.")
+    left, right = st.columns(2)
+    with left:
+        if not variants:
+            st.warning("Pick at least one what-if forward to draw the rank-collapse curves.")
+        else:
+            src_key, src = (sample_key, sample) if sample is not None else (ctx.input_key, ctx.batch)
+            ratios = {k: v.mean(1) for k, v in cache.spectral_whatif(ctx.model_key, src_key, temps, tuple(variants),
+                                                                     model, src).items()}
+            show_figure(sf.rank_collapse_figure(ratios),
+                        "distance of the residual stream from rank one (every token the same), per layer, mean over "
+                        "the sample: 'attention only' falls towards 0, skips and MLPs keep the tokens apart.",
+                        pd.DataFrame(ratios).rename_axis("layer_plus_1").reset_index(), "rank_collapse",
+                        key="spectral_rank")
+    with right:
+        stable, effective = cur["stable_rank"][:, 0], cur["effective_rank"][:, 0]
+        data = pd.DataFrame({"layer": np.repeat(np.arange(L), H), "head": np.tile(np.arange(H), L),
+                             "stable_rank": stable.ravel(), "effective_rank": effective.ravel()})
+        show_figure(sf.attention_rank_figure(stable, effective, state.selected_head()),
+                    "stable rank ‖A‖²_F/‖A‖²₂ and effective rank exp(entropy of the singular values) of each head's "
+                    "attention on this input (dots; line = head mean, red circle = selected head): low = few "
+                    "patterns, near uniform attention has rank 1.", data, "attention_rank", key="spectral_arank")
+
+
+def sweep_section(tau: float, layers: tuple | None) -> None:
+    st.subheader("Temperature sweep")
+    src_key, src = (sample_key, sample) if sample is not None else (ctx.input_key, ctx.batch)
+    sw = cache.spectral_sweep(ctx.model_key, src_key, SWEEP, layers, model, src)
+    data = pd.DataFrame({"tau": sw["taus"], "attention_entropy": sw["entropy"].mean(1),
+                         "rank_last_layer": sw["rank"][:, -1], "agreement": sw["agreement"],
+                         **{f"resid_hc_dc_block{l}": sw["resid_ratio"][:, l + 1] for l in range(L)}})
+    show_figure(sf.temperature_sweep_figure(sw, tau),
+                f"the same metrics for τ from {SWEEP[0]:g} to {SWEEP[-1]:g} on the chosen layers (red line = the "
+                "slider): flatter attention (large τ) means entropy → 1, less high frequency and lower rank, and "
+                "predictions that drift from the model's.", data, "temperature_sweep", key="spectral_sweep")
+
+
+def length_section(tau: float, layers: tuple | None) -> None:
+    st.subheader("Length collapse")
+    if not spec.dataset:
+        st.info("Length collapse cuts the bundled text dataset into windows; this model has none.")
+        return
+    frames = [cache.spectral_length_collapse(ctx.model_key, spec.dataset, 1.0, None, LENGTHS, model)]
+    if any(t != 1.0 for t in temperatures(tau, layers, L)):
+        frames.append(cache.spectral_length_collapse(ctx.model_key, spec.dataset, tau, layers, LENGTHS, model))
+    df = pd.concat(frames, ignore_index=True)
+    show_figure(sf.length_collapse_figure(df),
+                f"mean cosine similarity between the sentence embeddings of different stretches of {spec.dataset} "
+                "text, by length: rising with length = longer inputs collapse towards each other (Zhou et al. 2024); "
+                "the slider's τ (red) against τ = 1 (blue, dashed).", df, "length_collapse", key="spectral_length")
+
+
+@st.fragment
+def temperature_panel() -> None:
+    st.subheader("Attention temperature")
+    c1, c2, c3 = st.columns([3, 2, 3])
+    tau = c1.select_slider("Attention temperature τ", TAUS, value=1.0, key="spectral_tau",
+                           help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
+                                "uniform; τ = 1 is the model as trained.")
+    scope = c2.radio("Apply τ to", ["all layers", "chosen layers"], key="spectral_scope", horizontal=True)
+    layers = None
+    if scope == "chosen layers":
+        layers = tuple(sorted(c3.multiselect("Layers", list(range(L)), default=[L - 1], key="spectral_layers")))
+        if not layers:
+            st.warning("No layer chosen, so τ applies nowhere: pick at least one layer.")
+    temps = tuple(temperatures(tau, layers, L))
+    where = "every layer" if layers is None else ("no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
+    st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
+    cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
+    smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample) if sample is not None else None
+    hc_dc_section(cur, smp)
+    fourier_section(cur, smp)
+    head_section(cur)
+    rank_section(cur, temps)
+    if layers != ():
+        sweep_section(tau, layers)
+    if not is_image:
+        length_section(tau, layers)
+
+
+@st.fragment
+def activation_lab() -> None:
+    st.subheader("Activation lab")
+    st.caption("Feed a pure tone (or a sum of tones) through an activation function and look at its spectrum: a "
+               "nonlinearity creates DC and harmonics. ReLU, GELU and SiLU are x/2 plus an even function, so they "
+               "add DC and even harmonics only; the diamonds mark the exact values.")
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    choice = c1.selectbox("Activation", ["ReLU", "GELU", "SiLU", OWN], key="spectral_act")
+    amp = c2.slider("Amplitude A", 0.1, 5.0, 2.0, 0.1, key="spectral_amp")
+    text = c3.text_input(f"Tones in Hz (whole numbers, 1–{FS // 2 - 1}, comma-separated)", "8", key="spectral_tones")
+    layer = int(c4.number_input("Layer", 0, L - 1, 0, key="spectral_act_layer", disabled=choice != OWN))
+    try:
+        tones = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    except ValueError:
+        st.error(f"Could not read the tones {text!r}: type numbers separated by commas, e.g. 8 or 5, 12.")
+        return
+    try:
+        r = activation_response(model_activation(model, layer) if choice == OWN else choice, amp, tones, fs=FS, n=FS)
+    except ValueError as e:
+        st.error(f"{e} Type tones as whole numbers of Hz between 1 and {FS // 2 - 1}, e.g. 8 or 5, 12.")
+        return
+    name = f"L{layer} act" if choice == OWN else choice
+    f0 = min(tones)
+    left, right = st.columns(2)
+    with left:
+        show_figure(sf.waveform_figure(r["t"], r["x"], r["y"], name, 3, f0),
+                    "the input tone(s) (grey) and what the activation makes of them (red), first three periods.",
+                    pd.DataFrame({"t": r["t"], "x": r["x"], "y": r["y"]}), "activation_waveform", key="spectral_wave")
+    with right:
+        top = min(FS / 2, max(9 * f0, 3 * max(tones)))
+        show_figure(sf.activation_spectrum_figure(r["freq"], r["spectrum"], r["harmonics"], top),
+                    "one-sided amplitude spectrum 2/N |FFT| (1/N at DC): bars at the tones and the new DC and "
+                    "harmonics; diamonds = analytic values (single tone, named function).",
+                    r["harmonics"], "activation_harmonics", key="spectral_spec")
+    if choice == OWN or len(tones) > 1:
+        st.caption("Analytic values are marked for ReLU, GELU and SiLU with a single tone only.")
+    st.dataframe(r["harmonics"].style.format({"frequency": "{:g}", "measured": "{:.5f}", "analytic": "{:.5f}"}),
+                 hide_index=True, width="stretch")
+
+    st.markdown("**Inside the model:** the same activation on the current input, along the token axis.")
+    acts = cache.spectral_mlp_activation(ctx.model_key, ctx.input_key, model, ctx.batch)
+    left, right = st.columns(2)
+    with left:
+        l = int(st.number_input("Block", 0, L - 1, L - 1, key="spectral_mlp_layer"))
+        show_figure(sf.token_spectrum_figure(acts["freq"], {"activation input": acts["input"][l],
+                                                            "activation output": acts["output"][l]}),
+                    f"amplitude over token-position frequencies of block {l}'s MLP activation, averaged over its "
+                    f"channels: the output gains DC relative to the rest" + (" (patch tokens only)." if is_image
+                                                                              else "."),
+                    {k: acts[k] for k in ("freq", "input", "output")}, "mlp_activation_spectrum",
+                    key="spectral_mlp_spec")
+    with right:
+        table = pd.DataFrame({"block": np.arange(L), "HC/DC of the input": acts["input_ratio"],
+                              "HC/DC of the output": acts["output_ratio"]})
+        st.caption("HC/DC of every block's MLP activation input and output on the current input: the "
+                   "nonlinearity moves energy into DC, so the output's ratio is usually lower.")
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+temperature_panel()
+st.divider()
+activation_lab()
