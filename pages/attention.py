@@ -71,7 +71,8 @@ def heads_panel() -> None:
         set_query(new_query)
         st.rerun(scope="fragment")
     stats = head_statistics(torch.from_numpy(attn[:, None]), spec.grid, P, spec.patch_size)
-    left, right = st.columns([1.15, 1])
+    wide = H > 6  # many heads: the overview gets the full width, the head below it
+    left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
     with left:
         st.subheader("All heads")
         if image:
@@ -82,7 +83,7 @@ def heads_panel() -> None:
             what = "the token × token attention matrix (rows = queries" + (
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")")
         fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None,
-                              cell_px=max(60, min(130, 900 // H)))
+                              width=1000 if wide else 500)
         event = show_figure(fig, f"one cell per head (rows = layers, columns = heads): {what}, all on one colour "
                                  "scale. Click a cell to open that head.",
                             {"attention": attn, "cells": cells}, "attention_overview",
@@ -96,7 +97,7 @@ def heads_panel() -> None:
         layer, head = head_picker(L, H, key="attn_head")
         unit = "px" if image else "tokens"
         dist = stats["distance_px" if image else "distance"][0, layer, head]
-        c = st.columns(4)
+        c = st.columns(2) + st.columns(2)
         c[0].metric("Attention distance", f"{dist:.1f} {unit}", help="Mean over queries of the attention-weighted "
                     "distance to the keys (prefix tokens left out, each row renormalised).")
         c[1].metric("Entropy", f"{stats['entropy'][0, layer, head]:.2f} nats",
@@ -301,46 +302,46 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
             st.session_state[sel_key] = int(points[0]["customdata"][0])
             st.rerun(scope="fragment")
     with right:
-        st.subheader("Cluster prototypes")
-        what = ("top: the CLS token's attention on the grid; bottom: where a patch looks relative to itself "
-                "(centre = itself)") if image else "mass at each offset from the query token (0 = itself)"
-        show_figure(prototype_grid(parts, counts, image), f"the mean pattern of each cluster (members in brackets); "
-                    f"{what}.", {"prototypes": s.prototypes, "counts": counts, **parts}, "pattern_prototypes",
-                    key="attn_protos")
-    new = st.selectbox("Cluster", range(k), index=cluster, key=f"attn_cluster_pick_{cluster}_{k}",
-                       format_func=lambda c: f"cluster {c} ({counts[c]} patterns)")
-    if new != cluster:
-        st.session_state[sel_key] = int(new)
-        st.rerun(scope="fragment")
-    cluster_members(s, cluster, a)
+        st.subheader("The selected cluster")
+        new = st.selectbox("Cluster", range(k), index=cluster, key=f"attn_cluster_pick_{cluster}_{k}",
+                           format_func=lambda c: f"cluster {c} ({counts[c]} patterns)")
+        if new != cluster:
+            st.session_state[sel_key] = int(new)
+            st.rerun(scope="fragment")
+        cluster_members(s, cluster)
+    st.subheader("Cluster prototypes")
+    what = ("top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "
+            "itself (centre = itself)") if image else "mass at each offset from the query token (0 = itself)"
+    show_figure(prototype_grid(parts, counts, image), f"the mean pattern of each cluster (number of patterns in "
+                f"brackets); {what}.", {"prototypes": s.prototypes, "counts": counts, **parts}, "pattern_prototypes",
+                key="attn_protos")
 
 
-def cluster_members(s, cluster: int, a: dict[str, np.ndarray]) -> None:
+def cluster_members(s, cluster: int) -> None:
+    """The heads (share of inputs) and the inputs behind one cluster."""
     layer, head = current_head()
-    c1, c2 = st.columns([1, 1])
-    with c1:
-        ev = show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
-                         f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% "
-                         "always behave this way. Click a head to open it in 'Heads of this input'.",
-                         {"share": s.share}, "cluster_heads", key=f"attn_cluster_heads_{cluster}_{layer}_{head}",
-                         on_select="rerun", selection_mode="points")
-        select_from(ev)
-    with c2:
-        idx, counts = s.inputs_of(cluster)
-        med = s.medoids[cluster]
-        st.markdown(f"**Inputs in cluster {cluster}** ({len(idx)} of {len(s.share[0])} with at least one head in "
-                    f"it); its most typical member is input #{s.input[med]} at layer {s.layer[med]}, "
-                    f"head {s.head[med]}.")
-        shown = idx[:12]
-        if image:
-            st.image([np.asarray(ds.inputs[i].convert("RGB")) for i in shown], width=56,
-                     caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])])
-        else:
-            st.dataframe(pd.DataFrame({"input": shown, "heads in cluster": counts[:12],
-                                       "text": [ds.inputs[i] for i in shown]}),
-                         hide_index=True, width="stretch")
-        download_button(pd.DataFrame({"input": idx, "heads_in_cluster": counts}), f"cluster_{cluster}_inputs",
-                        key="dl_attn_cluster_inputs")
+    ev = show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1,
+                               height=60 + 26 * L if H > 6 else None),
+                     f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% "
+                     "always behave this way. Click a head to open it in 'Heads of this input'.",
+                     {"share": s.share}, "cluster_heads", key=f"attn_cluster_heads_{cluster}_{layer}_{head}",
+                     on_select="rerun", selection_mode="points")
+    select_from(ev)
+    idx, counts = s.inputs_of(cluster)
+    med = s.medoids[cluster]
+    st.markdown(f"**Inputs in cluster {cluster}** ({len(idx)} of {int(s.input.max()) + 1} have at least one head "
+                f"in it); its most typical member is input #{s.input[med]} at layer {s.layer[med]}, head "
+                f"{s.head[med]}.")
+    shown = idx[:12]
+    if image:
+        st.image([np.asarray(ds.inputs[i].convert("RGB")) for i in shown], width=56,
+                 caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])])
+    else:
+        st.dataframe(pd.DataFrame({"input": shown, "heads in cluster": counts[:12],
+                                   "text": [ds.inputs[i] for i in shown]}),
+                     hide_index=True, width="stretch", height=250)
+    download_button(pd.DataFrame({"input": idx, "heads_in_cluster": counts}), f"cluster_{cluster}_inputs",
+                    key="dl_attn_cluster_inputs")
 
 
 tab_heads, tab_distance, tab_patterns = st.tabs(["Heads of this input", "Distance and strength", "Patterns"])

@@ -69,10 +69,11 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 # -- overview -------------------------------------------------------------------------------------------
 def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, image: np.ndarray | None = None,
-                    zmax: float | None = None, cell_px: int = 110) -> go.Figure:
+                    zmax: float | None = None, width: int = 480) -> go.Figure:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale (optionally laid over an image
     [S, S, C]); every pixel is also an invisible point with customdata (layer, head, value) so that a
-    click opens that head (read it with ui.widgets.clicked_head). The selected head is outlined in red."""
+    click opens that head (read it with ui.widgets.clicked_head). The selected head is outlined in red.
+    width: the expected plot width in pixels; the height follows so that cells come out square."""
     L, H, r, c = cells.shape
     gap = max(1, round(0.15 * max(r, c)))
     zmax = float(np.nanmax(cells)) if zmax is None else zmax
@@ -94,7 +95,7 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
     ll, hh, yy, xx = np.meshgrid(np.arange(L), np.arange(H), np.arange(r), np.arange(c), indexing="ij")
     fig.add_trace(go.Scatter(
         x=(hh * (c + gap) + xx).ravel(), y=(ll * (r + gap) + yy).ravel(), mode="markers",
-        marker=dict(color=CLICK, size=max(4, cell_px // max(r, c))),
+        marker=dict(color=CLICK, size=max(4, width // (H * max(r, c)))),
         customdata=np.stack([ll.ravel(), hh.ravel(), cells.ravel()], -1),
         hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{customdata[2]:.3f}"
                       "<br>click to open this head<extra></extra>"))
@@ -104,12 +105,13 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
                       y0=l * (r + gap) - 0.5 - gap / 3, y1=l * (r + gap) + r - 0.5 + gap / 3,
                       line=dict(color="red", width=3))
     fig.update_xaxes(tickmode="array", tickvals=[h * (c + gap) + (c - 1) / 2 for h in range(H)],
-                     ticktext=[f"head {h}" for h in range(H)], side="top", showgrid=False, zeroline=False,
+                     ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)], side="top", showgrid=False, zeroline=False,
                      range=[-0.5 - gap / 2, H * (c + gap) - gap - 0.5 + gap / 2])
     fig.update_yaxes(tickmode="array", tickvals=[l * (r + gap) + (r - 1) / 2 for l in range(L)],
-                     ticktext=[f"layer {l}" for l in range(L)], showgrid=False, zeroline=False,
+                     ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)], showgrid=False, zeroline=False,
                      range=[L * (r + gap) - gap - 0.5 + gap / 2, -0.5 - gap / 2], scaleanchor="x")
-    fig.update_layout(height=60 + L * cell_px, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+    height = int(40 + (width - 110) * mosaic.shape[0] / mosaic.shape[1])
+    fig.update_layout(height=min(900, max(220, height)), margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       clickmode="event+select", plot_bgcolor="white", dragmode=False)
     return fig
 
@@ -221,8 +223,10 @@ def distance_dots(mean: np.ndarray, std: np.ndarray, colour: np.ndarray, unit: s
     return fig
 
 
-def ring_label(r: int, n_rings: int, pooled_last: bool) -> str:
-    return f"r ≥ {r}" if pooled_last and r == n_rings - 1 else f"r = {r}"
+def ring_label(r: int, n_rings: int, pooled_last: bool, short: bool = False) -> str:
+    if pooled_last and r == n_rings - 1:
+        return f"≥{r}" if short else f"r ≥ {r}"
+    return str(r) if short else f"r = {r}"
 
 
 def ring_profiles(ring: np.ndarray, selected: tuple[int, int] | None = None, pooled_last: bool = False,
@@ -243,7 +247,8 @@ def ring_profiles(ring: np.ndarray, selected: tuple[int, int] | None = None, poo
                 opacity=1.0 if sel or selected is None else 0.55,
                 hovertemplate=f"layer {l} head {h}<br>ring %{{x}}: %{{y:.3f}}<extra></extra>"), row=1, col=l + 1)
         fig.update_xaxes(title="ring r" if l == L // 2 else None, tickmode="array", tickvals=r[::max(1, R // 4)],
-                         ticktext=[ring_label(int(v), R, pooled_last) for v in r[::max(1, R // 4)]], row=1, col=l + 1)
+                         ticktext=[ring_label(int(v), R, pooled_last, short=True) for v in r[::max(1, R // 4)]],
+                         row=1, col=l + 1)
     fig.update_yaxes(title="mean attention mass", rangemode="tozero", row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
     return fig
@@ -276,7 +281,8 @@ def pattern_map(coords: np.ndarray, labels: np.ndarray, layer: np.ndarray, head:
     """The 2-D map of (input, head) patterns (coords [N, 2]) coloured by cluster (labels [N]); customdata
     (cluster, layer, head, input); the selected cluster is drawn on top, the others faded."""
     fig = go.Figure()
-    for c in np.unique(labels):
+    order = sorted(np.unique(labels), key=lambda c: c == selected)  # the selected cluster is drawn last, on top
+    for c in order:
         idx = np.flatnonzero(labels == c)
         faded = selected is not None and c != selected
         fig.add_trace(go.Scattergl(
@@ -297,7 +303,7 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
     heatmaps, the CLS map on the grid and the relative-offset kernel (centre = the query itself); text gets
     the offset profile as bars (0 = the token itself)."""
     k = len(counts)
-    titles = [f"cluster {c} ({counts[c]})" for c in range(k)]
+    titles = [f"{c} ({counts[c]})" for c in range(k)]
     offsets = parts["offsets"]
     if image_grid:
         fig = make_subplots(rows=2, cols=k, subplot_titles=titles, vertical_spacing=0.08, horizontal_spacing=0.02)
@@ -310,11 +316,13 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
             fig.add_trace(go.Heatmap(z=offsets[c], x=np.arange(-kc, kc + 1), y=np.arange(-kr, kr + 1), colorscale=HEAT,
                                      zmin=0, zmax=zmax_off, showscale=False,
                                      hovertemplate="offset (%{y}, %{x}): %{z:.3f}<extra></extra>"), row=2, col=c + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=None)
+        for i in range(2 * k):
+            fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", autorange="reversed", showticklabels=False,
+                             row=i // k + 1, col=i % k + 1)
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(title="CLS map", row=1, col=1)
         fig.update_yaxes(title="offsets", row=2, col=1)
-        height = 120 + 2 * max(90, min(160, 900 // max(k, 1)))
+        height = 90 + 2 * max(70, min(170, 1100 // max(k, 1)))
     else:
         fig = make_subplots(rows=1, cols=k, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.02)
         kc = (offsets.shape[-1] - 1) // 2
