@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
+from streamlit.errors import StreamlitAPIException
 
 from analysis.attention import SINK_THRESHOLD, head_statistics, uniform_distance
 from analysis.patterns import pattern_layout, unpack
@@ -57,6 +58,14 @@ def set_query(q: int) -> None:
     st.session_state[state.QUERY] = int(q)
 
 
+def rerun_panel() -> None:
+    """Rerun the fragment that changed a selection (the whole page when it ran as part of a full run)."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
+
+
 # -- heads of the current input ----------------------------------------------------------------------------
 @st.fragment
 def heads_panel() -> None:
@@ -69,7 +78,7 @@ def heads_panel() -> None:
                              help="Whose attention to show: the row of the attention matrix for this token.")
     if new_query != query:
         set_query(new_query)
-        st.rerun(scope="fragment")
+        query = new_query
     stats = head_statistics(torch.from_numpy(attn[:, None]), spec.grid, P, spec.patch_size)
     wide = H > 6  # many heads: the overview gets the full width, the head below it
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
@@ -91,7 +100,7 @@ def heads_panel() -> None:
         picked = clicked_head(event)
         if picked is not None and picked != (layer, head):
             state.select_head(*picked)
-            st.rerun(scope="fragment")
+            rerun_panel()
     with right:
         st.subheader(f"Layer {layer}, head {head}")
         layer, head = head_picker(L, H, key="attn_head")
@@ -129,7 +138,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             patch = P + int(points[0]["customdata"][0])
             if patch != query:
                 set_query(patch)
-                st.rerun(scope="fragment")
+                rerun_panel()
         with st.expander(f"Full {T} × {T} attention matrix"):
             show_figure(highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
                         "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
@@ -148,7 +157,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             q = int(points[0]["customdata"][0])
             if q != query:
                 set_query(q)
-                st.rerun(scope="fragment")
+                rerun_panel()
     else:
         st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
     show_figure(highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
@@ -300,14 +309,14 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
         points = (event or {}).get("selection", {}).get("points", []) if event else []
         if points and points[0].get("customdata") is not None and int(points[0]["customdata"][0]) != cluster:
             st.session_state[sel_key] = int(points[0]["customdata"][0])
-            st.rerun(scope="fragment")
+            rerun_panel()
     with right:
         st.subheader("The selected cluster")
         new = st.selectbox("Cluster", range(k), index=cluster, key=f"attn_cluster_pick_{cluster}_{k}",
                            format_func=lambda c: f"cluster {c} ({counts[c]} patterns)")
         if new != cluster:
             st.session_state[sel_key] = int(new)
-            st.rerun(scope="fragment")
+            rerun_panel()
         cluster_members(s, cluster)
     st.subheader("Cluster prototypes")
     what = ("top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "

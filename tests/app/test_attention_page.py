@@ -1,0 +1,121 @@
+"""AppTest of the Attention view on digits-vit and minilm: select a head, change the query, bad inputs."""
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from data import load_dataset
+from models import HookedModel
+from ui import state
+from ui.attention_figures import default_query, overview_mosaic, query_maps, query_options
+from ui.navigation import PAGES_DIR
+
+TIMEOUT = 300
+APP = str(PAGES_DIR.parent / "app.py")
+
+
+def _attention_page(model: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    if model != "digits-vit":
+        at.sidebar.selectbox[0].select(model).run()
+    at.switch_page("pages/attention.py").run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _widget(widgets, label: str):
+    return next(w for w in widgets if w.label.startswith(label))
+
+
+@pytest.fixture
+def forward_counter(monkeypatch):
+    """Counts HookedModel.run calls from the moment it is used."""
+    calls = []
+    original = HookedModel.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.spec.name)
+        return original(self, *args, **kwargs)
+
+    def start():
+        monkeypatch.setattr(HookedModel, "run", counting)
+        return calls
+
+    return start
+
+
+def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
+    at = _attention_page("digits-vit")
+    subheaders = [s.value for s in at.subheader]
+    for expected in ("All heads", "Layer 0, head 0", "Attention distance per head", "Ring strength per head",
+                     "Pattern map", "Cluster prototypes"):
+        assert expected in subheaders
+    assert len(at.get("plotly_chart")) >= 8
+    calls = forward_counter()
+
+    _widget(at.number_input, "Layer").set_value(2).run()
+    _ok(at)
+    assert at.session_state[state.HEAD] == (2, 0)
+    assert "Layer 2, head 0" in [s.value for s in at.subheader]
+
+    query = _widget(at.selectbox, "Query token")
+    assert query.value == 0  # CLS by default
+    query.set_value(1 + 3 * 8 + 4).run()  # patch row 3, col 4
+    _ok(at)
+    assert at.session_state[state.QUERY] == 29
+    assert _widget(at.selectbox, "Query token").value == 29
+    assert any("patch row 3, col 4's attention" in c.value for c in at.caption)
+    assert calls == []  # head and query changes reuse the cached attention
+
+
+def test_minilm_select_head_query_and_one_token_text(forward_counter):
+    at = _attention_page("minilm")
+    assert "All heads" in [s.value for s in at.subheader]
+    assert any("line" in s.label.lower() for s in at.slider)  # the line view's top-k slider
+    calls = forward_counter()
+    _widget(at.number_input, "Head").set_value(7).run()
+    _ok(at)
+    assert at.session_state[state.HEAD] == (0, 7)
+    query = _widget(at.selectbox, "Query token")
+    n_tokens = len(query.options)
+    query.set_value(3).run()
+    _ok(at)
+    assert at.session_state[state.QUERY] == 3 and n_tokens > 5
+    assert calls == []
+
+    at.sidebar.radio[0].set_value("text").run()
+    next(t for t in at.sidebar.text_area if t.label == "Text").input("Hi").run()
+    _ok(at)
+    assert any("word piece" in i.value for i in at.info)
+    assert "Layer 0, head 7" in [s.value for s in at.subheader]
+
+
+def test_sample_size_larger_than_dataset_is_clamped():
+    at = _attention_page("minilm")
+    size = _widget(at.number_input, "Inputs from prose")
+    size.set_value(5000).run()
+    _ok(at)
+    n = len(load_dataset("prose", "test"))
+    assert any(f"has {n} inputs; using all of them" in w.value for w in at.warning)
+    assert any(f"over {n} inputs" in c.value for c in at.caption)  # the distance plot uses the whole split
+
+
+def test_model_without_cls_falls_back_to_mean_over_queries():
+    """A model without prefix tokens: no CLS query; the default query is the mean over patch queries."""
+    grid = (3, 3)
+    options = query_options(0, grid, None)
+    assert default_query(0, grid) == -1 and 0 in options and "CLS" not in " ".join(options.values())
+    assert default_query(1, grid) == 0 and options[0].startswith("patch")
+    rng = np.random.default_rng(0)
+    attn = rng.random((2, 2, 9, 9))
+    attn /= attn.sum(-1, keepdims=True)
+    maps = query_maps(attn, -1, 0, grid)
+    np.testing.assert_allclose(maps, attn.mean(2).reshape(2, 2, 3, 3))
+    assert np.allclose(maps.sum((-1, -2)), 1.0)
+    fig = overview_mosaic(maps, (1, 0))
+    assert fig.data[-1].customdata.shape == (2 * 2 * 9, 3)
+    assert default_query(0, None) == 0  # text without a prefix: the first token
