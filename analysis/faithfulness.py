@@ -179,16 +179,20 @@ def random_maps(shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(shape).astype(np.float32)
 
 
-def disagreement(maps: dict[str, np.ndarray]) -> np.ndarray:
-    """Per input, the mean over pairs of methods of 1 - Spearman correlation of their maps -> [N]
-    (0: all methods rank tokens alike; up to 2: opposite rankings)."""
-    ranks = np.stack([np.argsort(np.argsort(m, -1), -1) for m in maps.values()]).astype(np.float64)  # [M, N, T']
-    if len(ranks) < 2:
-        return np.zeros(ranks.shape[1])
-    z = ranks - ranks.mean(-1, keepdims=True)
+def disagreement(maps: dict[str, np.ndarray], mask=None) -> np.ndarray:
+    """Per input, the mean over pairs of methods of 1 - Spearman correlation of their maps [N, T'] -> [N]
+    (0: all methods rank tokens alike; up to 2: opposite rankings). mask [N, T']: real tokens (text
+    padding is left out of the ranking)."""
+    m = np.stack([np.asarray(v, dtype=np.float64) for v in maps.values()])  # [M, N, T']
+    real = np.ones(m.shape[1:], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if len(m) < 2:
+        return np.zeros(m.shape[1])
+    ranks = np.argsort(np.argsort(np.where(real, m, np.inf), -1), -1).astype(np.float64)
+    n = real.sum(-1, keepdims=True).clip(1)
+    z = np.where(real, ranks - (n - 1) / 2, 0.0)
     z /= np.linalg.norm(z, axis=-1, keepdims=True).clip(1e-12)
     corr = np.einsum("mnt,knt->mkn", z, z)
-    iu = np.triu_indices(len(ranks), 1)
+    iu = np.triu_indices(len(m), 1)
     return (1 - corr[iu]).mean(0)
 
 
@@ -198,17 +202,19 @@ class FaithfulnessReport:
     """table: one row per method (random last): method, label, then the METRICS columns (NaN when not
     measurable, e.g. localisation without masks); curves: long DataFrame (method, test, fraction, value)
     with test in positive / negative (accuracy) and deletion / insertion (probability of the class);
-    maps: method -> [N, T'] raw maps; indices [N]: dataset rows used; predictions [N]."""
+    maps: method -> [N, T'] raw maps (text: zero-padded to the longest input); real [N, T']: which
+    entries are real tokens; indices [N]: dataset rows used; predictions [N]."""
 
     table: pd.DataFrame
     curves: pd.DataFrame
     maps: dict[str, np.ndarray]
+    real: np.ndarray
     indices: np.ndarray
     predictions: np.ndarray
 
     def disagreement(self) -> np.ndarray:
         """[N] how much the methods (random excluded) disagree on each input (see `disagreement`)."""
-        return disagreement({k: v for k, v in self.maps.items() if k != RANDOM})
+        return disagreement({k: v for k, v in self.maps.items() if k != RANDOM}, self.real)
 
 
 def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
@@ -224,7 +230,7 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
     acc = {m: {"positive": [], "negative": []} for m in names}
     rise = {m: {"deletion": [], "insertion": []} for m in names}
     maps = {m: [] for m in names}
-    seg, point, preds = {m: [] for m in names}, {m: [] for m in names}, []
+    seg, point, preds, real = {m: [] for m in names}, {m: [] for m in names}, [], []
     total = len(chunks) * len(names)
     done = 0
     for ci, idx in enumerate(chunks):
@@ -232,6 +238,7 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
         with torch.no_grad():
             pred = model.run(batch, capture=False).logits.argmax(-1)
         preds.append(pred.cpu().numpy())
+        real.append(batch.token_mask[:, model.spec.n_prefix:].cpu().numpy())
         labels = dataset.labels[idx]
         for m in names:
             if progress:
@@ -270,5 +277,11 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
             curves += [(m, test, float(f), float(v)) for f, v in zip(FRACTIONS, values)]
         for test, values in r.items():
             curves += [(m, test, k / steps, float(v)) for k, v in enumerate(values.mean(1))]
+    width = max(r.shape[1] for r in real)
+
+    def stack(parts):  # chunks of text have different lengths: zero-pad to the longest
+        return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts])
+
     return FaithfulnessReport(pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"]),
-                              {m: np.concatenate(v) for m, v in maps.items()}, indices, np.concatenate(preds))
+                              {m: stack(v) for m, v in maps.items()}, stack(real).astype(bool), indices,
+                              np.concatenate(preds))

@@ -190,23 +190,15 @@ def importance_partial(key: str, dataset: str, split: str, n: int, layer: int, h
 @st.cache_data(max_entries=16, show_spinner=False)
 def importance_curves(key: str, dataset: str, split: str, n: int, metrics: tuple[str, ...], iterative: bool,
                       seed: int, _scores: dict[str, np.ndarray], _model: HookedModel):
-    """Cumulative pruning curves over the first n inputs, one per order: each score in `_scores` ({name:
-    [L, H]}, the cached scores of the same sample) and a seeded random order. DataFrame (order, fraction,
-    n_removed, metric, value)."""
-    import pandas as pd
+    """analysis.importance.pruning_curves over the first n inputs, one curve per score in `_scores`
+    ({name: [L, H]}, the cached scores of the same sample) and a seeded random order."""
+    from analysis.importance import pruning_curves
 
-    from analysis.importance import pruning_curve
-
-    sample = _importance_sample(_model, dataset, split, n)
-    orders = list(_scores) + ["random"]
-    bar = st.progress(0.0, text="Pruning heads cumulatively…")
-    frames = []
-    for i, name in enumerate(orders):
-        def step(f, msg, i=i, name=name):
-            bar.progress((i + f) / len(orders), text=f"Pruning heads by {name}{' (iterative)' if iterative else ''}: {msg}")
-        order = name if iterative or name == "random" else _scores[name]
-        frame = pruning_curve(_model, sample, order, iterative=iterative, metrics=metrics, seed=seed, progress=step)
-        frame.insert(0, "order", name)
-        frames.append(frame)
+    orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
+    how = "iteratively, re-scoring between steps" if iterative else "cumulatively"
+    bar = st.progress(0.0, text=f"Pruning heads {how}…")
+    curves = pruning_curves(_model, _importance_sample(_model, dataset, split, n), orders, iterative,
+                            metrics=metrics, seed=seed,
+                            progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
     bar.empty()
-    return pd.concat(frames, ignore_index=True)
+    return curves

@@ -1,0 +1,201 @@
+"""Relevance view: which patches or words drove the prediction, by several methods side by side, with
+AttnLRP's conservation check and faithfulness scores over a dataset sample."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analysis.faithfulness import RANDOM
+from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
+from ui import cache
+from ui.relevance_figures import (colour_limits, conservation_figure, curves_figure, faithfulness_display,
+                                  gallery_figure, highlight_best, overlay_grid, shares, token_grids)
+from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
+
+METHODS_KEY = "relevance_methods"
+DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
+SCORED_KEY = "relevance_scored"
+
+ctx = page_context()
+st.title("Relevance")
+if ctx is None:
+    no_model_message()
+    st.stop()
+
+m = ctx.model
+spec = m.spec
+image = spec.grid is not None
+unit = "patch" if image else "word piece"
+st.caption(f"Each method assigns every input {unit} a relevance for one class: red {unit}s speak for the class, "
+           f"blue ones against it, and the methods often disagree. The faithfulness scores below check which "
+           "maps are right: removing the tokens a faithful map calls relevant should hurt the prediction most.")
+
+
+def label(name: str) -> str:
+    return METHODS[name].label if name in METHODS else name
+
+
+# -- choices: methods, target class, colour scale -------------------------------------------------------
+usable = available_methods(m)
+wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
+for name in wanted:
+    if name not in METHODS:
+        st.warning(f"Unknown relevance method {name!r}: pick from the list.")
+    elif name not in usable:
+        st.warning(f"{label(name)} is left out: it does not apply to {spec.name}: {METHODS[name].why_not(m)}")
+probs = ctx.trace()["probs"][0]
+pred = int(probs.argmax())
+names = spec.class_names
+c1, c2, c3 = st.columns([3, 2, 1])
+picked = c1.multiselect("Methods", usable, default=[n for n in wanted if n in usable], format_func=label,
+                        key=f"rel_methods_{ctx.model_key}",
+                        help="Only the methods that apply to this model are listed. " +
+                        " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable))
+st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
+
+requested = st.query_params.get("target")
+if requested is not None and f"rel_target_{ctx.model_key}" not in st.session_state:
+    try:
+        t = int(requested)
+        if not 0 <= t < spec.n_classes:
+            raise ValueError
+        st.session_state[f"rel_target_{ctx.model_key}"] = t
+    except ValueError:
+        st.error(f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
+                 f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'.")
+target = c2.selectbox("Target class", [None] + list(range(spec.n_classes)), key=f"rel_target_{ctx.model_key}",
+                      format_func=lambda c: f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None
+                      else f"{c}: {names[c]} ({probs[c]:.0%})",
+                      help="Explain any class, not only the predicted one (attention and rollout are the same "
+                           "for every class).")
+shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
+tgt = pred if target is None else int(target)
+
+if not picked:
+    st.info("Pick at least one method to see its map.")
+else:
+    maps = {}
+    for name in picked:
+        with st.spinner(f"Computing {label(name)}…"):
+            try:
+                maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, m, ctx.batch)
+            except RelevanceError as e:
+                st.error(str(e))
+    if maps:
+        s = shares(maps)
+        lims = colour_limits(s, shared)
+        st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
+        how = (f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
+               "against); " + ("one colour scale for all maps, so strong and diffuse maps can be compared."
+                              if shared else "each map on its own scale, to see its pattern."))
+        data = {k: v for k, v in maps.items()}
+        if image:
+            grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
+            fig = overlay_grid(ctx.batch.images[0], grids, lims, shared)
+            data["grid"] = np.asarray(spec.grid)
+        else:
+            tokens = ctx.batch.tokens[0][spec.n_prefix:]
+            fig = token_grids(tokens, s, lims)
+            data["tokens"] = np.asarray(tokens)
+        show_figure(fig, how, data, f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}", key="rel_maps")
+        with st.expander("About the methods"):
+            st.table(pd.DataFrame([{"method": n, "name": METHODS[n].label, "what it does": METHODS[n].description,
+                                    "reference": METHODS[n].citation} for n in picked]).set_index("method"))
+
+# -- conservation ----------------------------------------------------------------------------------------
+st.subheader("Conservation: AttnLRP relevance vs the logit")
+if "attnlrp" not in usable:
+    st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
+else:
+    cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, m, ctx.batch)
+    row = cons[cons["class"] == tgt].iloc[0]
+    gap = abs(row.total_relevance - row.logit)
+    st.markdown(f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
+                f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit).")
+    where = ("the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
+             "is not exactly conservative") if image else \
+        "bias terms absorb part of it and the softmax rule is not exactly conservative"
+    show_figure(conservation_figure(cons, tgt),
+                f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
+                f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
+                cons, "relevance_conservation", key="rel_conservation")
+
+# -- faithfulness over a dataset sample --------------------------------------------------------------------
+st.subheader("Faithfulness over a dataset sample")
+if not spec.dataset:
+    st.info("This model has no bundled dataset, so there is no labelled sample to score the methods on.")
+    st.stop()
+ds = cache.get_dataset(spec.dataset, "test")
+with st.form("rel_faithfulness"):
+    f1, f2 = st.columns([1, 3])
+    with f1:
+        n = sample_size_picker(len(ds), 32 if image else 12, key="rel_n")
+    scored = f2.multiselect("Methods to score (a seeded random map is added as chance)", usable,
+                            default=picked or DEFAULT_METHODS[:2], format_func=label, key=f"rel_scored_{ctx.model_key}")
+    run = st.form_submit_button("Score faithfulness", type="primary")
+st.caption(f"Held-out {spec.dataset} inputs, maps for the predicted class. Removing a token replaces it by the "
+           "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
+           "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest.")
+if run:
+    if scored:
+        st.session_state[SCORED_KEY] = (ctx.model_key, n, tuple(scored))
+    else:
+        st.error("Pick at least one method to score.")
+request = st.session_state.get(SCORED_KEY)
+if request is None or request[0] != ctx.model_key:
+    st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
+    st.stop()
+_, n, scored = request
+report = cache.relevance_faithfulness(ctx.model_key, spec.dataset, n, scored, m)
+
+st.markdown(f"**Scores over {n} held-out inputs** (best of each column in green; random map = chance)")
+display = faithfulness_display(report.table)
+st.dataframe(highlight_best(display), hide_index=True, width="stretch")
+st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
+           "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / insertion "
+           "(RISE): probability of the predicted class as the most relevant tokens are removed, or revealed into a "
+           "blurred image" + ("" if image else " (zero embeddings for text)") + ". "
+           + ("Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs the "
+              "object mask." if ds.masks is not None else ""))
+download_button(report.table, "relevance_faithfulness", key="dl_rel_table")
+left, right = st.columns(2)
+with left:
+    show_figure(curves_figure(report.curves[report.curves["test"].isin(["positive", "negative"])],
+                              ["positive", "negative"], "top-1 accuracy", "fraction of tokens removed"),
+                "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
+                "(a faithful map stays high). Grey: random map.",
+                report.curves[report.curves["test"].isin(["positive", "negative"])], "relevance_perturbation",
+                key="rel_perturbation")
+with right:
+    show_figure(curves_figure(report.curves[report.curves["test"].isin(["deletion", "insertion"])],
+                              ["deletion", "insertion"], "probability of the predicted class", "fraction of tokens"),
+                "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
+                "(a faithful map rises fast). Grey: random map.",
+                report.curves[report.curves["test"].isin(["deletion", "insertion"])], "relevance_deletion_insertion",
+                key="rel_deletion")
+
+st.markdown("**Where the methods disagree most**")
+methods = [k for k in report.maps if k != RANDOM]
+if len(methods) < 2:
+    st.info("Score at least two methods to see where they disagree.")
+    st.stop()
+dis = report.disagreement()
+top = np.argsort(-dis)[:4]
+rows = report.indices[top]
+captions = [f"#{i} · {ds.class_names[ds.labels[i]]} · {d:.2f}" for i, d in zip(rows, dis[top])]
+if image:
+    images = m.prepare([ds.inputs[i] for i in rows]).images
+    grids = {k: to_grid(m, report.maps[k][top]) for k in methods}
+    show_figure(gallery_figure(images, grids, captions),
+                "rows: the held-out inputs where the methods' rankings of patches agree least (label and "
+                "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",
+                {k: report.maps[k][top] for k in methods} | {"dataset_index": rows, "disagreement": dis[top]},
+                "relevance_disagreement", key="rel_gallery")
+else:
+    tokens = m.prepare([ds.inputs[i] for i in rows]).tokens
+    table = pd.DataFrame({"input": captions, "text": [ds.inputs[i] for i in rows]} | {
+        label(k): [toks[spec.n_prefix + int(np.argmax(report.maps[k][j][:len(toks) - spec.n_prefix]))]
+                   for j, toks in enumerate(tokens)] for k in methods})
+    st.caption("**How to read this:** the held-out texts where the methods' rankings of word pieces agree least "
+               "(disagreement = mean 1 − Spearman correlation); each method column shows its most relevant piece.")
+    st.dataframe(table, hide_index=True, width="stretch")
+    download_button(table, "relevance_disagreement", key="dl_rel_gallery")

@@ -1,0 +1,171 @@
+"""Figures of the Relevance view: map overlays, coloured tokens, conservation, faithfulness curves, the
+disagreement gallery and the highlighted faithfulness table."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.faithfulness import METRICS, RANDOM
+from ui.figures import DIVERGING
+
+TOKENS_PER_ROW = 8
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#637939", "#000000"]
+
+
+def shares(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each map [..., T'] divided by its total absolute relevance (signed shares; an all-zero map stays 0),
+    so that maps of different methods, in different units, can share one colour scale."""
+    out = {}
+    for k, v in maps.items():
+        v = np.asarray(v, dtype=np.float32)
+        total = np.abs(v).sum(-1, keepdims=True)
+        out[k] = np.where(total > 0, v / np.where(total > 0, total, 1), 0.0)
+    return out
+
+
+def colour_limits(maps: dict[str, np.ndarray], shared: bool) -> dict[str, float]:
+    """Symmetric colour limit per map: the largest |value| over all maps (shared) or of each map."""
+    lims = {k: float(np.abs(v).max()) or 1.0 for k, v in maps.items()}
+    if shared:
+        top = max(lims.values(), default=1.0)
+        lims = {k: top for k in lims}
+    return lims
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return (np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]) * 255
+
+
+def _add_overlay(fig, row: int, col: int, rgb: np.ndarray, grid: np.ndarray, limit: float, name: str,
+                 showscale: bool = False) -> None:
+    s, (gh, gw) = rgb.shape[0], grid.shape
+    fig.add_trace(go.Image(z=rgb.astype(np.uint8), hoverinfo="skip"), row, col)
+    fig.add_trace(go.Heatmap(z=grid, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh, opacity=0.6,
+                             colorscale=DIVERGING, zmin=-limit, zmax=limit, showscale=showscale,
+                             colorbar=dict(thickness=10, tickformat=".2g", title=dict(text="share", side="right")),
+                             hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>"), row, col)
+
+
+def _square_axes(fig, s: int) -> None:
+    fig.update_xaxes(visible=False, range=[-0.5, s - 0.5])
+    fig.update_yaxes(visible=False, range=[s - 0.5, -0.5])
+    fig.update_annotations(font=dict(size=12))
+
+
+def overlay_grid(image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: dict[str, float], shared: bool,
+                 cols: int = 4):
+    """One image [S, S, C] with each method's map [h, w] over it, `cols` per row (red: for the class,
+    blue: against); one colour bar when the scale is shared."""
+    names = list(grid_maps)
+    rows = int(np.ceil(len(names) / cols))
+    cols = min(cols, len(names))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
+    rgb = _rgb(image)
+    for i, name in enumerate(names):
+        _add_overlay(fig, i // cols + 1, i % cols + 1, rgb, grid_maps[name], limits[name], name,
+                     showscale=shared and i == 0)
+    _square_axes(fig, image.shape[0])
+    fig.update_layout(height=40 + 250 * rows, margin=dict(l=0, r=0, t=30, b=0))
+    return fig
+
+
+def token_grids(tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict[str, float],
+                per_row: int = TOKENS_PER_ROW):
+    """Each method's relevance as coloured word pieces (read left to right, top to bottom; red: for the
+    class, blue: against), one block per method."""
+    names = list(maps)
+    n = len(tokens)
+    lines = int(np.ceil(n / per_row)) or 1
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.25 / max(len(names), 1))
+    text = np.full((lines, per_row), "", dtype=object)
+    text.flat[:n] = list(tokens)
+    for i, name in enumerate(names):
+        z = np.full((lines, per_row), np.nan)
+        z.flat[:n] = maps[name][:n] / limits[name]
+        fig.add_trace(go.Heatmap(z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), zmin=-1, zmax=1,
+                                 colorscale=DIVERGING, xgap=2, ygap=2, showscale=False, customdata=z * limits[name],
+                                 hovertemplate=f"{name} · %{{text}}: %{{customdata:.3g}}<extra></extra>"), i + 1, 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_annotations(font=dict(size=12))
+    fig.update_layout(height=50 + (40 + 30 * lines) * len(names), margin=dict(l=0, r=0, t=30, b=0),
+                      plot_bgcolor="white")
+    return fig
+
+
+def conservation_figure(df: pd.DataFrame, target: int):
+    """AttnLRP total input relevance vs the logit, one point per class; the diagonal is exact conservation."""
+    lo = float(min(df["logit"].min(), df["total_relevance"].min()))
+    hi = float(max(df["logit"].max(), df["total_relevance"].max()))
+    pad = 0.05 * (hi - lo or 1)
+    colours = ["#d62728" if c == target else "#1f77b4" for c in df["class"]]
+    fig = go.Figure([
+        go.Scatter(x=[lo - pad, hi + pad], y=[lo - pad, hi + pad], mode="lines", name="relevance = logit",
+                   line=dict(color="grey", dash="dash"), hoverinfo="skip"),
+        go.Scatter(x=df["logit"], y=df["total_relevance"], mode="markers+text", text=df["name"],
+                   textposition="top center", marker=dict(size=10, color=colours), name="classes",
+                   hovertemplate="%{text}: logit %{x:.3g}, relevance %{y:.3g}<extra></extra>")])
+    fig.update_layout(xaxis_title="target logit", yaxis_title="total input relevance (AttnLRP)", height=360,
+                      margin=dict(l=10, r=10, t=10, b=40), showlegend=False)
+    return fig
+
+
+def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_title: str):
+    """Faithfulness curves: one colour per method, solid for the first test, dashed for the second."""
+    fig = go.Figure()
+    methods = list(dict.fromkeys(curves["method"]))
+    dashes = ["solid", "dash"]
+    for i, m in enumerate(methods):
+        colour = "#7f7f7f" if m == RANDOM else PALETTE[i % len(PALETTE)]
+        for test, dash in zip(tests, dashes):
+            c = curves[(curves["method"] == m) & (curves["test"] == test)]
+            fig.add_trace(go.Scatter(x=c["fraction"], y=c["value"], mode="lines+markers", name=f"{m} · {test}",
+                                     legendgroup=m, line=dict(color=colour, dash=dash), marker=dict(size=4)))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=380, margin=dict(l=10, r=10, t=10, b=40),
+                      legend=dict(font=dict(size=10)))
+    return fig
+
+
+def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], captions: Sequence[str]):
+    """Rows: inputs (images [N, S, S, C]); columns: methods (grid maps [N, h, w], each scaled to its own
+    max |value|): the inputs where methods disagree most."""
+    methods = list(grid_maps)
+    n, k = len(images), len(methods)
+    fig = make_subplots(rows=n, cols=k, column_titles=methods, row_titles=list(captions),
+                        horizontal_spacing=0.01, vertical_spacing=0.02)
+    for i in range(n):
+        rgb = _rgb(images[i])
+        for j, m in enumerate(methods):
+            g = grid_maps[m][i]
+            _add_overlay(fig, i + 1, j + 1, rgb, g, float(np.abs(g).max()) or 1.0, m)
+    _square_axes(fig, images.shape[1])
+    fig.update_layout(height=40 + 130 * n, margin=dict(l=10, r=60, t=40, b=10))
+    return fig
+
+
+def faithfulness_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with readable column names, metrics that are all NaN dropped."""
+    cols = {"label": "Method"} | {k: v[0] for k, v in METRICS.items()}
+    keep = ["label"] + [k for k in METRICS if table[k].notna().any()]
+    return table[keep].rename(columns=cols)
+
+
+def highlight_best(display: pd.DataFrame):
+    """A pandas Styler that bolds and colours the best value of each metric (random map excluded)."""
+    better = {v[0]: v[1] for v in METRICS.values()}
+    candidates = display["Method"] != "Random map"
+
+    def best(col: pd.Series):
+        if col.name not in better:
+            return [""] * len(col)
+        vals = col.where(candidates)
+        target = vals.max() if better[col.name] else vals.min()
+        return ["font-weight: bold; background-color: #c7e9c0" if c and v == target else ""
+                for v, c in zip(col, candidates)]
+
+    return display.style.apply(best).format({c: "{:.3g}" for c in display.columns if c != "Method"})
