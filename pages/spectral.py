@@ -13,7 +13,7 @@ from ui.widgets import clicked_head, head_picker, no_model_message, page_context
 TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
-FS = 512  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
+FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
 OWN = "the model's own MLP activation"
 
 ctx = page_context()
@@ -33,7 +33,8 @@ st.caption("Attention averages tokens: it keeps their mean (the DC part) and dam
 sample, sample_key = None, ctx.input_key
 if spec.dataset:
     ds = cache.get_dataset(spec.dataset, "test")
-    n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
+    with st.columns(3)[0]:
+        n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
     sample, sample_key = model.prepare(ds.inputs[:n]), f"{spec.dataset}/test/first{n}"
 else:
     st.info("This model has no bundled dataset, so the curves are for the current input only.")
@@ -48,8 +49,8 @@ def hc_dc_section(cur: dict, smp: dict | None) -> None:
             for k in STREAMS for i, v in enumerate(current[k])]
     show_figure(sf.hc_dc_figure(current, mean),
                 "‖HC‖/‖DC‖ of the token features after each block (emb = embeddings): lower means the tokens are "
-                "closer to their mean. Attention outputs (red) sit low, MLP outputs (green) bring high frequencies "
-                "back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc", key="spectral_hc_dc")
+                "closer to their mean. Attention outputs (red) usually sit below MLP outputs (green), which bring high "
+                "frequencies back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc", key="spectral_hc_dc")
 
 
 def fourier_section(cur: dict, smp: dict | None) -> None:
@@ -103,23 +104,22 @@ def head_section(cur: dict) -> None:
         st.caption(f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "
                    f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "
                    f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC).")
-    head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
-    if is_image:
-        head["response_2d"] = cur["response_2d"][l, 0, h]
-    head["freq"] = cur["freq"]
-    cols = st.columns(3 if is_image else 2)
-    with cols[0]:
+        head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
+        if is_image:
+            head["response_2d"] = cur["response_2d"][l, 0, h]
+        head["freq"] = cur["freq"]
         show_figure(sf.gain_figure(cur["freq"], head["gain"], cur["gain"][l, 0], title=f"gain of L{l} H{h}"),
                     "how much of each token-position frequency the head lets through (red; the layer's other heads "
                     "in grey): 1 at frequency 0 always, a quick drop = low-pass.", head, f"head_L{l}H{h}_response",
                     key="spectral_gain")
+    cols = st.columns(2)
     if is_image:
-        with cols[1]:
+        with cols[0]:
             show_figure(sf.response_image_figure(head["response_2d"], title=f"2-D response of L{l} H{h}"),
                         "|fft2| of the head's attention over the patch grid, averaged over queries, DC in the centre: "
                         "a bright centre only = spatial averaging; energy at the edges = sharp local attention.",
                         {"response_2d": head["response_2d"]}, f"head_L{l}H{h}_response_2d", key="spectral_2d")
-    with cols[-1]:
+    with cols[1]:
         ev = head["eigenvalues"]
         show_figure(sf.eigen_figure(ev, title=f"eigenvalues of L{l} H{h}"),
                     "eigenvalues of the attention matrix with the unit circle: one sits at 1 (the DC mode); the "
@@ -127,7 +127,9 @@ def head_section(cur: dict) -> None:
                     pd.DataFrame({"real": ev.real, "imag": ev.imag, "abs": np.abs(ev)}), f"head_L{l}H{h}_eigenvalues",
                     key="spectral_eig")
     if not is_image:
-        st.info("Text has no patch grid, so there is no 2-D response image; the gain above is over token positions.")
+        with cols[0]:
+            st.info("Text has no patch grid, so there is no 2-D response image; the gain above is over token "
+                    "positions.")
 
 
 def rank_section(cur: dict, temps: tuple) -> None:
@@ -251,26 +253,30 @@ def activation_lab() -> None:
                     r["harmonics"], "activation_harmonics", key="spectral_spec")
     if choice == OWN or len(tones) > 1:
         st.caption("Analytic values are marked for ReLU, GELU and SiLU with a single tone only.")
-    st.dataframe(r["harmonics"].style.format({"frequency": "{:g}", "measured": "{:.5f}", "analytic": "{:.5f}"}),
-                 hide_index=True, width="stretch")
+    with st.expander("DC and harmonics: measured vs analytic"):
+        st.dataframe(r["harmonics"].style.format({"frequency": "{:g}", "measured": "{:.5f}", "analytic": "{:.5f}"}),
+                     hide_index=True, width="stretch")
 
     st.markdown("**Inside the model:** the same activation on the current input, along the token axis.")
     acts = cache.spectral_mlp_activation(ctx.model_key, ctx.input_key, model, ctx.batch)
     left, right = st.columns(2)
     with left:
         l = int(st.number_input("Block", 0, L - 1, L - 1, key="spectral_mlp_layer"))
-        show_figure(sf.token_spectrum_figure(acts["freq"], {"activation input": acts["input"][l],
-                                                            "activation output": acts["output"][l]}),
-                    f"amplitude over token-position frequencies of block {l}'s MLP activation, averaged over its "
-                    f"channels: the output gains DC relative to the rest" + (" (patch tokens only)." if is_image
-                                                                              else "."),
+        rel = {f"activation {k}": acts[k][l] / acts[k][l][0] for k in ("input", "output")}
+        show_figure(sf.token_spectrum_figure(acts["freq"], rel),
+                    f"amplitude over token-position frequencies of block {l}'s MLP activation relative to its DC, "
+                    "averaged over channels: the output (red) below the input (grey) = the nonlinearity moved "
+                    "energy into DC, above = it removed DC"
+                    + (" (patch tokens in row order: peaks at multiples of 2/w come from the grid rows)."
+                       if is_image else "."),
                     {k: acts[k] for k in ("freq", "input", "output")}, "mlp_activation_spectrum",
                     key="spectral_mlp_spec")
     with right:
         table = pd.DataFrame({"block": np.arange(L), "HC/DC of the input": acts["input_ratio"],
                               "HC/DC of the output": acts["output_ratio"]})
-        st.caption("HC/DC of every block's MLP activation input and output on the current input: the "
-                   "nonlinearity moves energy into DC, so the output's ratio is usually lower.")
+        st.caption("HC/DC of every block's MLP activation input and output on the current input: a lower output "
+                   "ratio means the nonlinearity moved energy into DC; a higher one means it clipped away a shared "
+                   "(negative) offset that the input's DC carried.")
         st.dataframe(table, hide_index=True, width="stretch")
 
 

@@ -39,7 +39,7 @@ def hc_dc_figure(current: dict[str, np.ndarray], sample: dict[str, np.ndarray] |
     n_layers = len(current["attn_out"])
     fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
                       xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(n_layers)),
-                      yaxis=dict(title="‖HC‖ / ‖DC‖ (log)", type="log"))
+                      yaxis=dict(title="‖HC‖ / ‖DC‖ (log)", type="log", exponentformat="power"))
     return fig
 
 
@@ -133,7 +133,7 @@ def rank_collapse_figure(ratios: dict[str, np.ndarray], height: int = 340) -> go
                                  hovertemplate="layer %{x}: %{y:.3g}<extra>" + name + "</extra>"))
     fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
                       xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
-                      yaxis=dict(title="‖X − 1x̄ᵀ‖ / ‖X‖ (log)", type="log"))
+                      yaxis=dict(title="‖X − 1x̄ᵀ‖ / ‖X‖ (log)", type="log", exponentformat="power"))
     return fig
 
 
@@ -177,8 +177,9 @@ def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: i
         fig.add_trace(go.Scatter(x=taus, y=y, mode="lines+markers", name=name, line=dict(color=color)), row=1, col=2)
     for col in (1, 2):
         fig.add_vline(x=tau, line_dash="dot", line_color="red", row=1, col=col)
-        fig.update_xaxes(title_text="temperature τ (log)", type="log", row=1, col=col)
-    fig.update_yaxes(type="log", title_text="‖HC‖ / ‖DC‖", row=1, col=1)
+        fig.update_xaxes(title_text="temperature τ (log)", type="log", tickvals=list(taus),
+                         ticktext=[f"{t:g}" for t in taus], row=1, col=col)
+    fig.update_yaxes(type="log", title_text="‖HC‖ / ‖DC‖", exponentformat="power", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
     return fig
@@ -187,7 +188,8 @@ def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: i
 def length_collapse_figure(df: pd.DataFrame, height: int = 340) -> go.Figure:
     """Mean pairwise cosine similarity of sentence embeddings vs input length (tokens), one line per tau."""
     fig = go.Figure()
-    for i, (tau, g) in enumerate(df.groupby("tau", sort=True)):
+    ticks = sorted(df.groupby("words")["tokens"].mean())
+    for tau, g in df.groupby("tau", sort=True):
         fig.add_trace(go.Scatter(x=g["tokens"], y=g["mean_cos"], mode="lines+markers", name=f"τ = {tau:g}",
                                  line=dict(dash="dash" if tau == 1.0 else "solid",
                                            color="#1f77b4" if tau == 1.0 else "#d62728"),
@@ -195,7 +197,8 @@ def length_collapse_figure(df: pd.DataFrame, height: int = 340) -> go.Figure:
                                  hovertemplate="%{x:.0f} tokens (%{customdata[0]} words, %{customdata[1]} texts): "
                                                "mean cos %{y:.3f}<extra></extra>"))
     fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
-                      xaxis=dict(title="input length (tokens, log)", type="log"),
+                      xaxis=dict(title="input length (tokens, log)", type="log", tickvals=ticks,
+                                 ticktext=[f"{t:.0f}" for t in ticks]),
                       yaxis=dict(title="mean pairwise cosine similarity"))
     return fig
 
@@ -235,13 +238,14 @@ def activation_spectrum_figure(freq: np.ndarray, spectrum: np.ndarray, harmonics
 
 
 def token_spectrum_figure(freq: np.ndarray, spectra: dict[str, np.ndarray], height: int = 300) -> go.Figure:
-    """Amplitude spectra over the token axis ({name: [K]}, log y), e.g. an MLP activation's input and output."""
+    """Amplitude spectra over the token axis relative to their DC ({name: [K]}, log y), e.g. an MLP
+    activation's input and output."""
     fig = go.Figure()
     for (name, s), color in zip(spectra.items(), ("grey", "#d62728", "#1f77b4")):
         fig.add_trace(go.Scatter(x=freq, y=s, mode="lines+markers", name=name, line=dict(color=color),
                                  hovertemplate="frequency %{x:.2f}π: %{y:.3g}<extra>" + name + "</extra>"))
     fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
                       xaxis=dict(title="normalised frequency over tokens (×π)"),
-                      yaxis=dict(title="amplitude (log)", type="log"))
+                      yaxis=dict(title="amplitude relative to DC (log)", type="log", exponentformat="power"))
     return fig
 
