@@ -25,6 +25,7 @@ WHERE = ("resid", "attn_out", "mlp_out")
 METHODS = ("pca", "umap", "tsne")
 CHANCE = 0.5
 KNN_K = 20
+MEMORY_BUDGET = 1 << 29  # bytes of class scores + captured activations per batch in embed_sample
 Progress = Callable[[float, str], None]
 
 
@@ -93,7 +94,7 @@ class Identifiability:
     names: tuple[str, str] = ("CLS", "image tokens")
 
     def groups(self) -> dict[str, np.ndarray]:
-        """{group name: [L, n] r values (NaN dropped per layer is left to the caller)}."""
+        """{group name: [L, n] r values}; the token group keeps NaN where a token is padding or a prefix."""
         L = self.summary.shape[0]
         return {self.names[0]: self.summary, self.names[1]: self.tokens.reshape(L, -1)}
 
@@ -187,11 +188,16 @@ class SampleEmbedding:
 def embed_sample(model, inputs: Sequence, labels, where: str = "resid", batch_size: int = 128,
                  progress: Progress | None = None) -> SampleEmbedding:
     """Run `model` over raw inputs (images or strings) in batches and collect, for every block, the
-    identifiability of the true class (labels [N]) and the summary token's embeddings (see SampleEmbedding)."""
+    identifiability of the true class (labels [N]) and the summary token's embeddings (see SampleEmbedding).
+    batch_size is lowered for large models so that one batch's scores and attention stay near MEMORY_BUDGET."""
     labels = np.asarray(labels)
     if len(inputs) == 0 or len(inputs) != len(labels):
         raise ValueError(f"Need as many labels as inputs (got {len(inputs)} inputs, {len(labels)} labels).")
     names = summary_names(model)
+    spec = model.spec
+    t = spec.n_prefix + spec.grid[0] * spec.grid[1] if spec.grid else (spec.max_tokens or 512)
+    per_input = 4 * spec.n_layers * t * (spec.n_classes + spec.n_heads * t + 3 * spec.d_model)  # bytes
+    batch_size = max(1, min(batch_size, MEMORY_BUDGET // per_input))
     r_sum, r_tok, sums, embs = [], [], [], []
     for i in range(0, len(inputs), batch_size):
         batch = model.prepare(list(inputs[i:i + batch_size]))
@@ -317,5 +323,6 @@ def knn_accuracy(x, labels, k: int = KNN_K) -> float:
     sim = x @ x.T
     sim.fill_diagonal_(-float("inf"))
     nn_labels = y[sim.topk(k, dim=-1).indices]                                   # [N, k]
-    votes = torch.zeros(len(y), int(y.max()) + 1, dtype=torch.long).scatter_add_(1, nn_labels, torch.ones_like(nn_labels))
+    votes = torch.zeros(len(y), int(y.max()) + 1, dtype=torch.long)
+    votes.scatter_add_(1, nn_labels, torch.ones_like(nn_labels))
     return float((votes.argmax(-1) == y).double().mean())

@@ -106,8 +106,9 @@ if n_usable < 3:
 st.divider()
 c1, c2 = st.columns([1, 2])
 with c1:
+    which = "all, zero-shot" if split == "all" else "held-out split"
     n = sample_size_picker(n_usable, n_usable, key=f"emb_n_{spec.dataset}",
-                           label=f"Inputs from {spec.dataset} ({'all, zero-shot' if split == 'all' else 'held-out split'})")
+                           label=f"Inputs from {spec.dataset} ({which})")
 with c2:
     baseline_on = st.toggle("Random-init baseline", key="emb_baseline",
                             help="The same architecture with freshly initialised weights (seeded): what a network "
@@ -130,10 +131,11 @@ if baseline is not None:
 numbers = {"r_" + summary_name: sample.ident.summary, "r_tokens": sample.ident.tokens, "labels": sample.labels,
            "dataset_rows": rows}
 if baseline is not None:
-    numbers.update({"random_init_r_" + summary_name: baseline.ident.summary, "random_init_r_tokens": baseline.ident.tokens})
+    numbers.update({"random_init_r_" + summary_name: baseline.ident.summary,
+                    "random_init_r_tokens": baseline.ident.tokens})
 show_figure(identifiability_boxes(sample.ident.groups(), baseline.ident.groups() if baseline is not None else None),
-            f"per block, the spread over {len(rows)} inputs of 1 − rank/|C| of the true class, for the {summary_name} "
-            f"token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
+            f"per block, the spread over {len(rows)} inputs of 1 − rank/|C| of the true class, for the "
+            f"{summary_name} token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
             numbers, "identifiability", key="emb_ident")
 last = rates[rates.block == L].set_index("group")
 cols = st.columns(len(last))

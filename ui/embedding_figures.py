@@ -138,8 +138,10 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, class_names: Seque
             customdata=idx, text=[f"#{i} · {class_names[c]}{p}" for i, p in zip(idx, pred)],
             hovertext=[hover[i] for i in idx],
             hovertemplate="%{text}<br>%{hovertext}<extra></extra>"))
-    fig.update_layout(height=height, dragmode="select", title=title or None, hoverlabel=dict(font_family="monospace", font_color="#222", bgcolor="white"),
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(title="label", itemsizing="constant"))
+    fig.update_layout(height=height, dragmode="select", title=title or None,
+                      hoverlabel=dict(font_family="monospace", font_color="#222", bgcolor="white"),
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(title="label", itemsizing="constant"))
     fig.update_xaxes(title=f"{axis} 1".strip(), zeroline=False)
     fig.update_yaxes(title=f"{axis} 2".strip(), zeroline=False)
     return fig
