@@ -184,33 +184,45 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
                    batch_size: int = 256, max_rows: int = 2048, progress: Progress = None) -> dict[str, np.ndarray]:
     """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample.
 
-    Fast path: the residual stream is computed once up to the first layer any configuration changes,
-    and the configurations run together through the batch dimension (at most max_rows rows a forward)."""
+    Fast path: duplicate configurations run once; one forward keeps the residual stream, and the
+    configurations whose first changed layer is l run together through the batch dimension from block l
+    (at most max_rows rows a forward). All-ones configurations reuse that first forward."""
     sample = as_sample(model, data)
     metrics = _check_metrics(model, metrics)
     configs = torch.as_tensor(configs, dtype=torch.float32).to(model.device)
     L = model.spec.n_layers
-    K, N = configs.shape[0], len(sample)
-    changed = (configs != 1).any(-1).any(0).nonzero()
-    start = int(changed.min()) if len(changed) else L - 1
-    out = {m: np.empty((K, N), dtype=np.float64) for m in metrics}
+    unique, inverse = torch.unique(configs, dim=0, return_inverse=True)
+    changed = (unique != 1).any(-1)  # [U, L]
+    first = torch.where(changed.any(-1), changed.float().argmax(-1), L)  # first changed layer, L = none
+    groups = [(l, (first == l).nonzero()[:, 0].tolist()) for l in range(L + 1) if bool((first == l).any())]
+    U, N = unique.shape[0], len(sample)
+    vals = {m: np.empty((U, N), dtype=np.float64) for m in metrics}
     chunks = _chunks(N, batch_size)
-    for ci, idx in enumerate(chunks):
-        part = sample.select(idx)
+    done = 0
+    for idx in chunks:
+        part, n = sample.select(idx), len(idx)
+        cols = slice(idx[0], idx[-1] + 1)
         logits, emb, tr = _run(model, part.batch, "cosine" in metrics, capture=True)
         ref = _reference(part, logits, emb)
-        resid = tr.resid_list[start]
-        per = max(1, max_rows // len(idx))
-        for k0 in range(0, K, per):
-            ks = range(k0, min(k0 + per, K))
-            gates = configs[list(ks)].repeat_interleave(len(idx), 0)  # [len(ks) * n, L, H], configs in blocks
-            logits, emb, _ = _run(model, part.batch, "cosine" in metrics, capture=False, head_gates=gates,
-                                  start_layer=start, start_resid=resid.repeat(len(ks), 1, 1))
-            for m, v in _metric_values(logits, emb, ref, metrics).items():
-                out[m][k0:k0 + len(ks), idx[0]:idx[-1] + 1] = v.reshape(len(ks), len(idx)).double().cpu().numpy()
-            if progress:
-                progress((ci + (k0 + len(ks)) / K) / len(chunks), f"{min(k0 + per, K)}/{K} gate settings")
-    return out
+        base = _metric_values(logits, emb, ref, metrics)
+        per = max(1, max_rows // n)
+        for l, members in groups:
+            if l == L:  # all gates 1: the first forward
+                for m in metrics:
+                    vals[m][members, cols] = base[m].double().cpu().numpy()[None]
+                continue
+            for k0 in range(0, len(members), per):
+                ks = members[k0:k0 + per]
+                gates = unique[ks].repeat_interleave(n, 0)  # [len(ks) * n, L, H], configurations in blocks
+                logits, emb, _ = _run(model, part.batch, "cosine" in metrics, capture=False, head_gates=gates,
+                                      start_layer=l, start_resid=tr.resid_list[l].repeat(len(ks), 1, 1))
+                for m, v in _metric_values(logits, emb, ref, metrics).items():
+                    vals[m][ks, cols] = v.reshape(len(ks), n).double().cpu().numpy()
+                done += len(ks)
+                if progress:
+                    progress(done / (U * len(chunks)), f"{done}/{U * len(chunks)} gate settings")
+    inverse = inverse.cpu().numpy()
+    return {m: v[inverse] for m, v in vals.items()}
 
 
 # -- ablation importance ----------------------------------------------------------------------------------
@@ -436,49 +448,77 @@ def _curve_frame(counts: list[int], total: int, res: dict[str, np.ndarray]) -> p
                                     "value": v}) for m, v in res.items()], ignore_index=True)
 
 
-def pruning_curve(model: HookedModel, data, order, iterative: bool = False, steps: int = 10,
-                  metrics: Sequence[str] = LABEL_METRICS, seed: int = 0, progress: Progress = None,
-                  **kwargs) -> pd.DataFrame:
-    """Metric means vs fraction of heads removed (Michel et al.): heads go in order of increasing
-    importance, 1/steps of all heads at a time. DataFrame (fraction, n_removed, metric, value); the
-    first row is the unablated model, the last has every head removed.
-
-    order: a list of (layer, head), scores [L, H] (least important removed first), "random" (seeded),
-    or, with iterative=True, the name of the importance to re-estimate between steps ("gradient" or an
-    ablation metric) on the heads that are left."""
-    sample = as_sample(model, data)
+def _as_order(model: HookedModel, order, seed: int) -> list[tuple[int, int]]:
+    """A validated removal order from a list of heads, scores [L, H] or "random"."""
     L, H = model.spec.n_layers, model.spec.n_heads
-    total = L * H
-    counts = _removal_counts(total, steps)
-    if iterative:
-        if not isinstance(order, str):
-            raise ValueError("Iterative pruning re-estimates importance: give the metric's name as `order`.")
-        return _iterative_curve(model, sample, order, counts, metrics, seed, progress, **kwargs)
-    if isinstance(order, str):
-        if order != "random":
-            raise ValueError(f"order {order!r}: pass scores [L, H] or a list of heads; only 'random' is a name "
-                             "unless iterative=True.")
-        order = random_order(L, H, seed)
-    elif not isinstance(order, list):
+    if isinstance(order, str):  # "random" (pruning_curves refuses other names)
+        return random_order(L, H, seed)
+    if not isinstance(order, list):
         arr = np.asarray(order)
         if arr.shape != (L, H):
             raise ValueError(f"Scores for a pruning order must be [L, H] = [{L}, {H}], got {arr.shape}.")
-        order = pruning_order(arr)
+        return pruning_order(arr)
     order = [(int(l), int(h)) for l, h in order]
     if sorted(order) != [(l, h) for l in range(L) for h in range(H)]:
-        raise ValueError(f"A pruning order must list each of the {total} heads exactly once.")
-    configs = torch.ones(len(counts), L, H)
-    for k, c in enumerate(counts):
-        for l, h in order[:c]:
-            configs[k, l, h] = 0
-    res = evaluate_gates(model, sample, configs, metrics, progress=progress, **kwargs)
-    return _curve_frame(counts, total, {m: v.mean(-1) for m, v in res.items()})
+        raise ValueError(f"A pruning order must list each of the {L * H} heads exactly once.")
+    return order
 
 
-def _iterative_curve(model, sample, criterion, counts, metrics, seed, progress, **kwargs) -> pd.DataFrame:
+def pruning_curves(model: HookedModel, data, orders: dict, iterative: bool = False, steps: int = 10,
+                   metrics: Sequence[str] = LABEL_METRICS, seed: int = 0, progress: Progress = None,
+                   **kwargs) -> pd.DataFrame:
+    """Cumulative pruning curves (Michel et al.) for several orders {name: order} at once: heads go in
+    order of increasing importance, 1/steps of all heads at a time, and the metric means are measured
+    after each step. DataFrame (order, fraction, n_removed, metric, value); each curve starts at the
+    unablated model and ends with every head removed.
+
+    An order is a list of (layer, head), scores [L, H] (least important removed first) or "random"
+    (seeded); with iterative=True, the name of the importance to re-estimate between steps on the heads
+    that are left ("gradient", "gradient_norm", an ablation metric or "random"). Without iterative, the
+    gate settings of all orders are evaluated together (shared settings, such as the endpoints, once)."""
+    sample = as_sample(model, data)
     L, H = model.spec.n_layers, model.spec.n_heads
+    if iterative:
+        frames = []
+        for i, (name, criterion) in enumerate(orders.items()):
+            sub = (lambda f, msg, i=i: progress((i + f) / len(orders), f"{name}: {msg}")) if progress else None
+            frames.append(_iterative_curve(model, sample, criterion, steps, metrics, seed, sub, **kwargs)
+                          .assign(order=name))
+        return pd.concat(frames, ignore_index=True)[["order", "fraction", "n_removed", "metric", "value"]]
+    counts = _removal_counts(L * H, steps)
+    configs = torch.ones(len(orders), len(counts), L, H)
+    for i, order in enumerate(orders.values()):
+        if isinstance(order, str) and order != "random":
+            raise ValueError("Iterative pruning re-estimates importance: pass iterative=True to prune by a "
+                             f"metric's name ({order!r}), or pass its scores.")
+        order = _as_order(model, order, seed)
+        for k, c in enumerate(counts):
+            for l, h in order[:c]:
+                configs[i, k, l, h] = 0
+    res = evaluate_gates(model, sample, configs.flatten(0, 1), metrics, progress=progress, **kwargs)
+    frames = [_curve_frame(counts, L * H, {m: v.reshape(len(orders), len(counts), -1)[i].mean(-1)
+                                           for m, v in res.items()}).assign(order=name)
+              for i, name in enumerate(orders)]
+    return pd.concat(frames, ignore_index=True)[["order", "fraction", "n_removed", "metric", "value"]]
+
+
+def pruning_curve(model: HookedModel, data, order, iterative: bool = False, steps: int = 10,
+                  metrics: Sequence[str] = LABEL_METRICS, seed: int = 0, progress: Progress = None,
+                  **kwargs) -> pd.DataFrame:
+    """One cumulative pruning curve: DataFrame (fraction, n_removed, metric, value); see `pruning_curves`."""
+    if iterative and not isinstance(order, str):
+        raise ValueError("Iterative pruning re-estimates importance: give the metric's name as `order`.")
+    return pruning_curves(model, data, {"curve": order}, iterative, steps, metrics, seed, progress,
+                          **kwargs).drop(columns="order")
+
+
+def _iterative_curve(model, sample, criterion, steps, metrics, seed, progress, **kwargs) -> pd.DataFrame:
+    """One iterative pruning curve: importance by `criterion` re-estimated on the remaining heads."""
+    L, H = model.spec.n_layers, model.spec.n_heads
+    counts = _removal_counts(L * H, steps)
     if criterion == "random":
-        return pruning_curve(model, sample, "random", metrics=metrics, seed=seed, progress=progress, **kwargs)
+        return pruning_curve(model, sample, "random", metrics=metrics, seed=seed, progress=progress, steps=steps,
+                             **kwargs)
     if criterion not in GRADIENT and criterion not in available_metrics(model):
         raise ValueError(f"Unknown importance {criterion!r} for iterative pruning: use gradient, random or "
                          f"one of {', '.join(available_metrics(model))}.")

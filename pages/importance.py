@@ -1,0 +1,149 @@
+"""Head importance view: ablation and gradient scores of every head side by side, partial pruning of the
+selected head, cumulative pruning curves (which score is right), agreement between scores, per class."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analysis.importance import GRADIENT, agreement, per_class_frame, scores_frame, summarise
+from ui import cache, state
+from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
+                                   pruning_curves_figure, score_grid, score_meaning, signed_note)
+from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
+                        sample_size_picker, show_figure)
+
+ctx = page_context()
+st.title("Head importance")
+if ctx is None:
+    no_model_message()
+    st.stop()
+
+st.caption("Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
+           "held-out data, and scored by how much the accuracy, loss or target probability suffer, next to the "
+           "gradient score of Michel et al. (2019). Red cells are heads the model relies on; click one to see what "
+           "happens as its gate is turned down, and check with the pruning curves which score ranks heads best.")
+
+model, spec = ctx.model, ctx.model.spec
+dataset = spec.dataset or ("digits" if spec.modality == "image" else "prose")
+ds = cache.get_dataset(dataset, "test")
+
+L, H = spec.n_layers, spec.n_heads
+c1, c2 = st.columns([1, 3])
+with c1:
+    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 12, key="imp_n")
+
+
+def _request(what: tuple[str, int]) -> None:
+    """Button callback (a callback survives the router's rerun): remember that this sample was asked for."""
+    st.session_state.setdefault("imp_requested", set()).add(what)
+
+
+with c2:
+    st.markdown(f"Removing each of the {L * H} heads in turn costs about {1 + H * (L + 1) / 2:.0f} forward passes "
+                f"over the {n} inputs (the layers below a removed head are reused), the gradient score about 3 more, "
+                "and the pruning curves about 10 per score.")
+    st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
+              args=((ctx.model_key, n),))
+if (ctx.model_key, n) not in st.session_state.get("imp_requested", set()):
+    st.info("Press **Compute head importance** to score every head on the first "
+            f"{n} held-out inputs of {dataset}.")
+    st.stop()
+
+res = cache.importance_scores(ctx.model_key, dataset, "test", n, model)
+metrics, labels = list(res["metrics"]), res["labels"]
+scores = summarise(res["scores"])
+choices = metrics + list(GRADIENT)
+c1, c2 = st.columns([3, 1])
+with c1:
+    shown = st.multiselect("Scores side by side", choices, default=metrics[:2] + ["gradient_norm"],
+                           format_func=metric_label, key="imp_shown")
+with c2:
+    quality = st.selectbox("Quality measured by", metrics, format_func=metric_label, key="imp_quality",
+                           help="The metric the partial-pruning and cumulative-pruning curves plot.")
+if labels is None:
+    st.info(f"The {dataset} labels are not {spec.name}'s classes, so each input's target is the model's own "
+            "(ungated) prediction" + (", and the change of the pooled sentence embedding (cosine distance) is "
+                                      "the main score." if spec.modality == "text" else "."))
+
+
+@st.fragment
+def head_panel():
+    """The score grids (click a head) and the selected head's partial-pruning curve."""
+    if not shown:
+        st.warning("Pick at least one score to show.")
+        return
+    selected = state.selected_head()
+    selected = (min(selected[0], L - 1), min(selected[1], H - 1))
+    per_row = 2 if H > 8 else 3
+    st.caption(f"**Colours:** {signed_note(shown)}.")
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(per_row)
+        for col, metric in zip(cols, shown[start:start + per_row]):
+            with col:
+                key = f"imp_grid_{metric}"
+                event = show_figure(score_grid(scores[metric], metric, selected, width=1300 // per_row),
+                                    f"one square per head (rows = layers, columns = heads): {score_meaning(metric)}. "
+                                    "Click a head to select it.",
+                                    scores_frame({metric: scores[metric]}), f"importance_{metric}", key=key,
+                                    on_select="rerun", selection_mode="points")
+                clicked = clicked_head(event)
+                if clicked is not None and clicked != st.session_state.get(f"{key}_seen"):
+                    st.session_state[f"{key}_seen"] = clicked
+                    if clicked != selected:
+                        state.select_head(*clicked)
+                        st.rerun()  # the per-class view outlines the selected head too
+
+    st.subheader("Partial pruning of the selected head")
+    left, right = st.columns([1, 3])
+    with left:
+        layer, head = head_picker(L, H, key="imp_head")
+        st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
+    with right:
+        partial = cache.importance_partial(ctx.model_key, dataset, "test", n, layer, head, tuple(metrics), model)
+        show_figure(partial_pruning_figure(partial, quality, layer, head),
+                    f"the {metric_label(quality)} of the whole sample as the gate of layer {layer} head {head} goes "
+                    "from 1 (intact, left) to 0 (removed, right); a flat line means the head is not needed.",
+                    partial, f"partial_pruning_L{layer}H{head}", key="imp_partial")
+
+
+head_panel()
+
+st.subheader("Do the scores agree, and which one is right?")
+left, right = st.columns([2, 3])
+with left:
+    corr = agreement(scores)
+    show_figure(agreement_figure(corr), "Spearman rank correlation between two scores over all heads: 1 = same "
+                "ranking, 0 = unrelated, -1 = reversed. Gradient and ablation scores often disagree.",
+                corr.reset_index(names="score"), "importance_agreement", key="imp_agreement")
+with right:
+    o1, o2 = st.columns(2)
+    iterative = o1.toggle("Iterative (re-score between steps)", key="imp_iterative",
+                          help="Re-estimate every remaining head's importance after each 10% is removed "
+                               "(Michel et al.'s iterative pruning). About ten times slower.")
+    seed = int(o2.number_input("Random-order seed", 0, 10_000, 0, key="imp_seed"))
+    curves = cache.importance_curves(ctx.model_key, dataset, "test", n, tuple(metrics), iterative, seed,
+                                     scores, model)
+    show_figure(pruning_curves_figure(curves, quality),
+                f"heads are removed 10% at a time, least important first by each score; the {metric_label(quality)} "
+                "is measured after each step. The better score keeps quality longer (a higher line for accuracy); "
+                "the dashed line is a random order.", curves, "pruning_curves", key="imp_curves")
+
+st.subheader("Per class")
+if labels is None:
+    st.info("Per-class scores need labels the model knows; this sample has none "
+            f"({dataset} classes vs {spec.name}'s).")
+else:
+    classes = per_class_frame(res["scores"], labels, spec.class_names)
+    metric = st.selectbox("Score", choices, format_func=metric_label, key="imp_class_metric")
+    show_figure(per_class_figure(classes, metric, state.selected_head()),
+                "each row is the score computed on the inputs of one class only; a head that is red in one row "
+                "and white elsewhere serves that class. The selected head is outlined.",
+                classes[classes.metric == metric], f"importance_per_class_{metric}", key="imp_per_class")
+
+overall = scores_frame(scores)
+overall.insert(0, "n", n)
+overall.insert(0, "class", "all")
+every = overall if labels is None else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)],
+                                                 ignore_index=True)
+st.caption(f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n} inputs, "
+           f"{int(np.unique(labels).size) if labels is not None else 0} classes).")
+download_button(every, "head_importance_scores", key="imp_download_all")

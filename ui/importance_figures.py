@@ -1,0 +1,129 @@
+"""Figures of the head-importance view: score grids, agreement matrix, partial and cumulative pruning
+curves, per-class scores (arrays and DataFrames from analysis.importance in, plotly figures out)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from analysis.importance import GRADIENT, METRIC_TITLES, SIGN
+from ui.figures import DIVERGING, HEAT, head_grid
+
+CURVE_COLORS = dict(zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"),
+                        px.colors.qualitative.D3))
+RANDOM_COLOR = "#7f7f7f"
+
+
+MEANING = {"accuracy": "the drop in accuracy when the head is removed",
+           "loss": "the rise in loss when the head is removed",
+           "true_prob": "the drop in the target class's probability when the head is removed",
+           "cosine": "how far the pooled embedding moves (cosine distance) when the head is removed",
+           "gradient": "the mean |dL/dg| of the head's gate at g = 1",
+           "gradient_norm": "the mean |dL/dg| at g = 1 divided by the L2 norm of its layer's scores"}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_TITLES.get(metric, metric)
+
+
+def score_meaning(metric: str) -> str:
+    """What a score of `metric` measures, in words (for the 'how to read this' lines)."""
+    return MEANING.get(metric, metric_label(metric))
+
+
+def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None, width: int = 380):
+    """The clickable L x H grid of one importance score [L, H], sized to fit `width` pixels.
+
+    Ablation scores are signed (blue: removing the head helps, red: it hurts) on a scale centred at 0;
+    gradient scores are magnitudes (viridis)."""
+    L, H = values.shape
+    size = int(max(10, min(44, (width - 110) / H - 6)))
+    if metric in GRADIENT:
+        fig = head_grid(values, metric_label(metric), HEAT, selected, zmin=0.0)
+    else:
+        top = float(np.nanmax(np.abs(values))) or 1.0
+        fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top)
+    fig.update_traces(marker_size=size, selector=0)
+    fig.update_traces(marker_size=size + 4, selector=1)
+    fig.update_layout(height=100 + (size + 6) * L, title=dict(text=metric_label(metric), font_size=13))
+    return fig
+
+
+def agreement_figure(corr: pd.DataFrame):
+    """Spearman rank correlations between scores (a metric x metric frame), -1..1 with the values written in."""
+    names = [metric_label(m) for m in corr.columns]
+    z = corr.to_numpy(dtype=float)
+    text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)))
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING, text=text,
+                               texttemplate="%{text}", hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
+                               colorbar=dict(thickness=12, title="ρ")))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", tickangle=-30)
+    fig.update_layout(height=140 + 48 * len(names), margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int):
+    """The metric of the whole sample as the gate of one head goes 1 -> 0 (df: gate, metric, value)."""
+    d = df[df.metric == metric]
+    fig = go.Figure(go.Scatter(x=d.gate, y=d.value, mode="lines+markers", line=dict(color="#d62728"),
+                               hovertemplate="gate %{x:.2f}: %{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title=f"gate of layer {layer} head {head} (1 = intact, 0 = removed)", autorange="reversed")
+    fig.update_yaxes(title=metric_label(metric), tickformat=".0%" if metric == "accuracy" else None)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def pruning_curves_figure(curves: pd.DataFrame, metric: str):
+    """Cumulative pruning: the metric vs the fraction of heads removed, one line per pruning order
+    (curves: order, fraction, n_removed, metric, value). The random order is dashed grey."""
+    fig = go.Figure()
+    d = curves[curves.metric == metric]
+    for order, g in d.groupby("order", sort=False):
+        fig.add_trace(go.Scatter(
+            x=g.fraction, y=g.value, mode="lines+markers", name=f"by {metric_label(order)}" if order != "random"
+            else "random order", line=dict(color=CURVE_COLORS.get(order, RANDOM_COLOR),
+                                           dash="dash" if order == "random" else "solid"),
+            customdata=g.n_removed, hovertemplate="%{customdata} heads removed: %{y:.4g}<extra>%{fullData.name}"
+                                                  "</extra>"))
+    fig.update_xaxes(title="fraction of heads removed (least important first)", tickformat=".0%", range=[-0.02, 1.02])
+    fig.update_yaxes(title=metric_label(metric), tickformat=".0%" if metric == "accuracy" else None)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    return fig
+
+
+def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int] | None = None):
+    """Importance of every head (columns) for each class (rows) under one metric (frame: class, n, layer,
+    head, metric, value); the selected head's column is marked."""
+    d = frame[frame.metric == metric]
+    classes = list(dict.fromkeys(d["class"]))
+    heads = list(dict.fromkeys(zip(d["layer"], d["head"])))
+    z = d.pivot_table(index="class", columns=["layer", "head"], values="value", sort=False).loc[classes, heads]
+    cols = [f"L{l}H{h}" for l, h in heads]
+    rows = [f"{c} (n={n})" for c, n in d.groupby("class", sort=False)["n"].first().loc[classes].items()]
+    signed = metric not in GRADIENT
+    top = float(np.nanmax(np.abs(z.to_numpy()))) or 1.0
+    fig = go.Figure(go.Heatmap(z=z.to_numpy(), x=cols, y=rows, colorscale=DIVERGING if signed else HEAT,
+                               zmin=-top if signed else 0, zmax=top, colorbar=dict(thickness=12),
+                               hovertemplate="class %{y}, %{x}: %{z:.4g}<extra></extra>"))
+    if selected is not None and tuple(selected) in heads:
+        i = heads.index(tuple(selected))
+        fig.add_vrect(x0=i - 0.5, x1=i + 0.5, line=dict(color="red", width=2))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", tickangle=-90 if len(cols) > 24 else 0)
+    fig.update_layout(height=120 + 28 * len(rows), margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def signed_note(metrics: Sequence[str]) -> str:
+    """One line on how the signs of the shown scores read."""
+    kinds = []
+    if any(m in SIGN for m in metrics):
+        kinds.append("ablation scores: red = removing the head hurts, blue = removing it helps, white = no effect")
+    if any(m in GRADIENT for m in metrics):
+        kinds.append("gradient scores: brighter = the loss is more sensitive to the head's gate")
+    return "; ".join(kinds)
