@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import ImageOps
 
 from data import InputError, load_image
 from models import BUILTINS, HookedModel, ModelLoadError, list_models
@@ -157,6 +158,12 @@ def _input_picker(model: HookedModel, name: str) -> PageContext | None:
             return None
         label, caption = None, f"upload {up.name}"
         input_key = "upload/" + hashlib.sha1(data).hexdigest()
+        if spec.channels == 1:  # e.g. digits-vit reads light ink on a dark background, like its training scans
+            light_paper = float(np.asarray(raw.convert("L")).mean()) > 127
+            if st.checkbox("Invert (dark ink on light paper)", value=light_paper, key="input_invert",
+                           help="The model was trained on light strokes over a dark background."):
+                raw = ImageOps.invert(raw.convert("L"))
+                input_key += "/inverted"
     else:
         raw = st.text_area("Text", "The patient was given insulin to control the level of glucose in the blood.",
                            key=state.TEXT, height=120)

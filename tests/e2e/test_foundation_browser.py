@@ -27,3 +27,38 @@ def test_home_model_and_switch(app_url, page):
     assert page.get_by_text("BertModel").first.is_visible()
     assert page.get_by_text("Prediction:").first.is_visible()
     assert page.locator(".js-plotly-plot .bars .point").count() == 5
+
+
+def _upload(page, name: str, data: bytes, mime: str) -> None:
+    page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": data}])
+    wait_idle(page)
+
+
+def test_upload_a_digit_and_a_corrupt_file(app_url, page):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from data import load_dataset
+
+    # a held-out scan drawn as dark ink on white paper, 10x larger: the app offers to invert it
+    scan = np.asarray(load_dataset("digits", "test").inputs[3])
+    paper = Image.fromarray(255 - scan).resize((80, 80), Image.NEAREST)
+    buf = io.BytesIO()
+    paper.save(buf, format="PNG")
+    open_view(page, app_url, "model")
+    page.locator("[data-testid='stSidebar'] label").filter(has_text="Upload an image").click()
+    wait_idle(page)
+    _upload(page, "digit.png", buf.getvalue(), "image/png")
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    assert page.get_by_role("checkbox", name="Invert (dark ink on light paper)").is_checked()
+    label = load_dataset("digits", "test").labels[3]
+    assert page.get_by_text(f"Prediction: {label} (").first.is_visible()
+
+    _upload(page, "broken.png", b"\x89PNG\r\n\x1a\nthis is not really a png", "image/png")
+    alert = page.locator("[data-testid='stSidebar'] [data-testid='stAlert']").filter(has_text="broken.png")
+    alert.first.wait_for(timeout=60_000)
+    assert "not an image" in alert.first.inner_text() or "corrupt" in alert.first.inner_text()
+    assert not page.get_by_text("Traceback").count()
