@@ -202,3 +202,39 @@ def importance_curves(key: str, dataset: str, split: str, n: int, metrics: tuple
                             progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
     bar.empty()
     return curves
+
+
+# -- relevance view ------------------------------------------------------------------------------------
+@st.cache_data(max_entries=128, show_spinner=False)
+def relevance_map(key: str, input_key: str, method: str, target: int | None, _model: HookedModel,
+                  _batch) -> np.ndarray:
+    """analysis.relevance.explain of one prepared input for one method and target: [T'] raw relevance."""
+    from analysis.relevance import explain
+
+    return explain(_model, _batch, method, target=target)[0]
+
+
+@st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
+def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch):
+    """AttnLRP total input relevance vs the logit, for every class of one input (one batched pass).
+    DataFrame (class, name, logit, total_relevance)."""
+    import pandas as pd
+
+    from analysis.relevance import lrp_relevance
+
+    c = _model.spec.n_classes
+    _, total, logit, tgt = lrp_relevance(_model, _batch.repeat(c), target=list(range(c)))
+    return pd.DataFrame({"class": tgt.cpu().numpy(), "name": list(_model.spec.class_names),
+                         "logit": logit.cpu().numpy(), "total_relevance": total.detach().cpu().numpy()})
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def relevance_faithfulness(key: str, dataset: str, n: int, methods: tuple[str, ...], _model: HookedModel):
+    """analysis.faithfulness.evaluate over the first n inputs of a dataset's held-out split."""
+    from analysis.faithfulness import evaluate
+
+    bar = st.progress(0.0, text="Scoring faithfulness…")
+    report = evaluate(_model, get_dataset(dataset, "test"), methods, n=n,
+                      progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=f"Scoring faithfulness: {msg}"))
+    bar.empty()
+    return report
