@@ -138,10 +138,9 @@ show_figure(identifiability_boxes(sample.ident.groups(), baseline.ident.groups()
             f"{summary_name} token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
             numbers, "identifiability", key="emb_ident")
 last = rates[rates.block == L].set_index("group")
-cols = st.columns(len(last))
-for col, (group, row) in zip(cols, last.iterrows()):
-    col.metric(f"{group}: identifiable after the last block", f"{row['rate']:.0%}",
-               help="Share of tokens whose true class ranks first (identifiability = 1).")
+st.markdown("**Identifiable after the last block** (share whose true class ranks first)")
+for col, (group, row) in zip(st.columns(len(last)), last.iterrows()):
+    col.metric(group, f"{row['rate']:.0%}", help=f"Mean identifiability {row['mean r']:.2f} over {row['n']} tokens.")
 with st.expander("Identifiability rate per block and group"):
     st.dataframe(rates, hide_index=True, width="stretch",
                  column_config={"rate": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})

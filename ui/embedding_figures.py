@@ -176,7 +176,8 @@ def separability_curves(df: pd.DataFrame, baseline: pd.DataFrame | None = None, 
         fig.add_hline(y=1 / n_classes, line_dash="dot", line_color="grey", annotation_text="chance accuracy",
                       annotation_position="top left")
     fig.update_xaxes(title="layer (0 = embeddings)", tickmode="linear", dtick=1)
-    fig.update_yaxes(title="score", range=[min(-0.1, float(df.silhouette.min()) - 0.05), 1.05])
+    lowest = min(df.silhouette.min(), baseline.silhouette.min() if baseline is not None else 0.0)
+    fig.update_yaxes(title="score", range=[min(-0.1, float(lowest) - 0.05), 1.05])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig

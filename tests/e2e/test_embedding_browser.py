@@ -19,7 +19,7 @@ def test_layer_slider_and_box_selection(app_url, page):
     emb_map = _map(page)
     emb_map.wait_for(timeout=60_000)
     assert "layer 4 (after block 4)" in emb_map.inner_text()
-    assert page.get_by_text("CLS: identifiable after the last block").is_visible()
+    assert page.get_by_text("Identifiable after the last block").is_visible()
 
     slider = page.locator("[data-testid='stSlider']").filter(has_text="Layer (0 = embeddings)").get_by_role("slider")
     slider.focus()
