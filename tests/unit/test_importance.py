@@ -256,3 +256,13 @@ def test_bad_inputs(digits_vit, digits_sample, tiny_bert, prose_texts):
     with pytest.raises(TypeError):
         imp.as_sample(digits_vit, [1, 2, 3])
     assert isinstance(imp.ablation_importance(digits_vit, digits_sample.select(range(2))), pd.DataFrame)
+
+
+def test_pruning_curves_batched_over_orders_equal_single_curves(digits_vit, digits_sample):
+    scores = np.arange(16.0).reshape(4, 4)
+    orders = {"scores": scores, "reversed": -scores, "random": "random"}
+    both = imp.pruning_curves(digits_vit, digits_sample, orders, steps=5, seed=1)
+    assert list(both.columns) == ["order", "fraction", "n_removed", "metric", "value"]
+    for name, order in orders.items():
+        single = imp.pruning_curve(digits_vit, digits_sample, order, steps=5, seed=1)
+        np.testing.assert_allclose(both[both.order == name].value.to_numpy(), single.value.to_numpy(), atol=1e-6)

@@ -1,0 +1,93 @@
+"""AppTest of the head-importance view on digits-vit and minilm: compute, read the scores, select heads."""
+from streamlit.testing.v1 import AppTest
+
+from analysis import importance as imp
+from data import load_dataset
+from ui import state
+from ui.navigation import PAGES_DIR
+
+TIMEOUT = 300
+APP = str(PAGES_DIR.parent / "app.py")
+PAGE = "pages/importance.py"
+
+
+def _page(model: str, n: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    at.sidebar.selectbox[0].select(model).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert any("Compute head importance" in i.value for i in at.info)  # nothing heavy before the button
+    at.number_input(key="imp_n").set_value(n).run()
+    at.button(key="imp_compute").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _download(at, label_start: str):
+    return next(b for b in at.get("download_button") if b.proto.label.startswith(label_start))
+
+
+def test_digits_scores_match_the_analysis_and_heads_can_be_selected(digits_vit):
+    at = _page("digits-vit", 16)
+    assert at.title[0].value == "Head importance"
+    assert [s.value for s in at.subheader] == ["Partial pruning of the selected head",
+                                               "Do the scores agree, and which one is right?", "Per class"]
+    assert len(at.get("plotly_chart")) == 3 + 1 + 1 + 1 + 1  # 3 grids, partial, agreement, curves, per class
+    # the page shows the analysis' numbers for the selected head (0, 0)
+    ds = load_dataset("digits", "test").subset(range(16))
+    expected = imp.ablation_importance(digits_vit, ds, ("accuracy",))
+    acc00 = expected[(expected.layer == 0) & (expected["head"] == 0)].value.item()
+    listed = " ".join(m.value for m in at.markdown)
+    assert f"accuracy: **{acc00:.4g}**" in listed
+
+    # selecting a head (the number inputs bound to the shared selection) updates the state and the panel
+    at.number_input(key="imp_head_layer_0_0").set_value(2).run()
+    assert not at.exception
+    assert at.session_state[state.HEAD] == (2, 0)
+    assert any("layer 2 head 0" in c.value for c in at.caption)
+
+    # every score in the CSV, overall and per class
+    assert _download(at, "Download head_importance_scores").proto.label.endswith(".csv")
+    at.multiselect(key="imp_shown").set_value(["loss", "gradient"]).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2 + 4
+
+
+def test_minilm_prompt_head_scores_and_cosine():
+    at = _page("minilm", 4)
+    assert at.multiselect(key="imp_shown").value == ["accuracy", "loss", "gradient_norm"]
+    at.multiselect(key="imp_shown").set_value(["cosine", "gradient_norm"]).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="imp_quality").value == "accuracy"
+    at.selectbox(key="imp_quality").set_value("cosine").run()
+    assert not at.exception
+    assert any("cosine distance" in c.value for c in at.caption)
+    assert any("Per class" == s.value for s in at.subheader)
+    assert not at.info  # the prose labels are minilm's classes: per-class scores are there
+
+
+def test_minilm_with_other_labels_falls_back_to_the_embedding_change():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    at.sidebar.selectbox[0].select("minilm").run()
+    at.sidebar.text_area(key="labels_minilm").input("cooking\nastronomy").run()
+    at.sidebar.button(key="apply_labels_minilm").click().run()
+    at.switch_page(PAGE).run()
+    at.number_input(key="imp_n").set_value(3).run()
+    at.button(key="imp_compute").click().run()
+    assert not at.exception and not at.error
+    infos = " ".join(i.value for i in at.info)
+    assert "own" in infos and "cosine distance" in infos
+    assert "Per-class scores need labels" in infos
+    assert at.multiselect(key="imp_shown").value[0] == "cosine"
+
+
+def test_no_scores_picked_and_oversized_sample_are_explained():
+    at = _page("digits-vit", 8)
+    at.multiselect(key="imp_shown").set_value([]).run()
+    assert not at.exception
+    assert any("Pick at least one score" in w.value for w in at.warning)
+    at.number_input(key="imp_n").set_value(100_000).run()
+    assert not at.exception
+    assert any("using all of them" in w.value for w in at.warning)
+    assert any("first 360 held-out inputs" in i.value for i in at.info)  # a new sample waits for the button
