@@ -1,0 +1,32 @@
+"""Real browser: the Spectral view renders, and moving the temperature slider redraws the figures."""
+import pytest
+
+from tests.e2e.conftest import open_view, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+# the y values of every trace of the first figure (HC/DC per layer), as plotly holds them
+FIRST_Y = "() => document.querySelectorAll('.js-plotly-plot')[0].data.map(t => JSON.stringify(t.y))"
+
+
+def test_temperature_slider_redraws(app_url, page):
+    open_view(page, app_url, "spectral")
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    wait_idle(page)
+    assert page.get_by_text("High- vs low-frequency energy per layer").first.is_visible()
+    assert page.get_by_text("drawn at τ = 1 on every layer").first.is_visible()
+    assert page.locator(".js-plotly-plot").count() >= 10
+    before = page.evaluate(FIRST_Y)
+
+    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
+    assert thumb.get_attribute("aria-valuetext") in ("1.0", "1")
+    thumb.focus()
+    page.keyboard.press("ArrowRight")  # 1.0 -> 1.5
+    page.wait_for_timeout(500)
+    wait_idle(page)
+    page.get_by_text("drawn at τ = 1.5 on every layer").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    after = page.evaluate(FIRST_Y)
+    assert len(after) == len(before) == 6 and all(len(y) > 2 for y in after)
+    assert after != before  # the HC/DC figure was redrawn under the new temperature
+    assert not page.locator("[data-testid='stException']").count()
