@@ -96,7 +96,7 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
     fig.add_trace(go.Scatter(
         x=(hh * (c + gap) + xx).ravel(), y=(ll * (r + gap) + yy).ravel(), mode="markers",
         marker=dict(color=CLICK, size=max(4, width // (H * max(r, c)))),
-        customdata=np.stack([ll.ravel(), hh.ravel(), cells.ravel()], -1),
+        customdata=np.stack([ll.ravel(), hh.ravel(), cells.ravel()], -1).tolist(),
         hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{customdata[2]:.3f}"
                       "<br>click to open this head<extra></extra>"))
     if selected is not None:
@@ -112,7 +112,7 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
                      range=[L * (r + gap) - gap - 0.5 + gap / 2, -0.5 - gap / 2], scaleanchor="x")
     height = int(40 + (width - 110) * mosaic.shape[0] / mosaic.shape[1])
     fig.update_layout(height=min(900, max(220, height)), margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-                      clickmode="event+select", plot_bgcolor="white", dragmode=False)
+                      clickmode="event+select", plot_bgcolor="white")
     return fig
 
 
@@ -128,14 +128,14 @@ def query_image(image: np.ndarray, heat: np.ndarray, grid: tuple[int, int], quer
     fig.add_trace(go.Scatter(
         x=(cols + 0.5) * s / gw - 0.5, y=(rows + 0.5) * s / gh - 0.5, mode="markers",
         marker=dict(color=CLICK, size=max(6, int(0.8 * height / max(gh, gw))), symbol="square"),
-        customdata=np.stack([np.arange(gh * gw), rows, cols, heat.ravel()], -1),
+        customdata=np.stack([np.arange(gh * gw), rows, cols, heat.ravel()], -1).tolist(),
         hovertemplate="patch row %{customdata[1]}, col %{customdata[2]}: %{customdata[3]:.3f}"
                       "<br>click to make it the query<extra></extra>"))
     if query_patch is not None:
         r, c = divmod(query_patch, gw)
         fig.add_shape(type="rect", x0=c * s / gw - 0.5, x1=(c + 1) * s / gw - 0.5, y0=r * s / gh - 0.5,
                       y1=(r + 1) * s / gh - 0.5, line=dict(color="red", width=3))
-    fig.update_layout(clickmode="event+select", dragmode=False, showlegend=False)
+    fig.update_layout(clickmode="event+select", showlegend=False)
     return fig
 
 
@@ -170,7 +170,7 @@ def line_view(matrix: np.ndarray, tokens: Sequence[str], query: int | None = Non
                              textposition="middle left", textfont=dict(size=font),
                              marker=dict(color=["red" if i == query else "rgba(31,119,180,0.5)" for i in range(T)],
                                          size=8),
-                             customdata=np.stack([np.arange(T), np.arange(T)], -1),
+                             customdata=np.stack([np.arange(T), np.arange(T)], -1).tolist(),
                              hovertemplate="query %{customdata[0]}: %{text}<br>click to follow it<extra></extra>"))
     strength = matrix[query] if query is not None and 0 <= query < T else matrix.mean(0)
     fig.add_trace(go.Scatter(x=np.ones(T), y=np.arange(T), mode="markers+text", text=list(tokens),
@@ -180,7 +180,7 @@ def line_view(matrix: np.ndarray, tokens: Sequence[str], query: int | None = Non
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
     fig.update_yaxes(visible=False, range=[T - 0.5, -0.5])
     fig.update_layout(height=height or 80 + (22 if T <= 32 else 15) * T, margin=dict(l=10, r=10, t=10, b=10),
-                      showlegend=False, clickmode="event+select", dragmode=False, plot_bgcolor="white")
+                      showlegend=False, clickmode="event+select", plot_bgcolor="white")
     return fig
 
 
@@ -206,7 +206,7 @@ def distance_dots(mean: np.ndarray, std: np.ndarray, colour: np.ndarray, unit: s
         error_y=dict(type="data", array=std.ravel(), thickness=1, width=0, color="rgba(0,0,0,0.25)"),
         marker=dict(size=11, color=colour.ravel(), colorscale="Plasma", cmin=0, cmax=max(float(colour.max()), 1e-6),
                     line=dict(width=0.5, color="black"), colorbar=dict(thickness=12, title=colour_name)),
-        customdata=np.stack([layer.ravel(), head.ravel(), colour.ravel(), std.ravel()], -1),
+        customdata=np.stack([layer.ravel(), head.ravel(), colour.ravel(), std.ravel()], -1).tolist(),
         hovertemplate="layer %{customdata[0]} head %{customdata[1]}<br>distance %{y:.2f} ± %{customdata[3]:.2f} "
                       + unit + "<br>" + colour_name + " %{customdata[2]:.2f}<extra></extra>"))
     if reference is not None:
@@ -219,7 +219,7 @@ def distance_dots(mean: np.ndarray, std: np.ndarray, colour: np.ndarray, unit: s
     fig.update_xaxes(title="layer", tickmode="linear", dtick=1, range=[-0.6, L - 0.4])
     fig.update_yaxes(title=f"mean attention distance ({unit})", rangemode="tozero")
     fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=10, b=10),
-                      clickmode="event+select", dragmode=False)
+                      clickmode="event+select")
     return fig
 
 
@@ -288,7 +288,7 @@ def pattern_map(coords: np.ndarray, labels: np.ndarray, layer: np.ndarray, head:
         fig.add_trace(go.Scattergl(
             x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"cluster {c}",
             marker=dict(size=6, color=PALETTE[int(c) % len(PALETTE)], opacity=0.15 if faded else 0.8),
-            customdata=np.stack([labels[idx], layer[idx], head[idx], inputs[idx]], -1),
+            customdata=np.stack([labels[idx], layer[idx], head[idx], inputs[idx]], -1).tolist(),
             hovertemplate="cluster %{customdata[0]} · layer %{customdata[1]} head %{customdata[2]} · "
                           "input %{customdata[3]}<extra></extra>"))
     fig.update_xaxes(title=f"{axis} 1", zeroline=False)

@@ -117,5 +117,5 @@ def test_model_without_cls_falls_back_to_mean_over_queries():
     np.testing.assert_allclose(maps, attn.mean(2).reshape(2, 2, 3, 3))
     assert np.allclose(maps.sum((-1, -2)), 1.0)
     fig = overview_mosaic(maps, (1, 0))
-    assert fig.data[-1].customdata.shape == (2 * 2 * 9, 3)
+    assert np.shape(fig.data[-1].customdata) == (2 * 2 * 9, 3)
     assert default_query(0, None) == 0  # text without a prefix: the first token

@@ -1,0 +1,44 @@
+"""Real browser: click a head in the Attention overview and see that head's pattern open."""
+import pytest
+
+from tests.e2e.conftest import open_view, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def _click_data_point(page, chart_index: int, x: float, y: float) -> None:
+    """Click the pixel of data coordinates (x, y) in the chart_index-th plotly chart of the page."""
+    chart = page.locator(".js-plotly-plot").nth(chart_index)
+    chart.scroll_into_view_if_needed()
+    px, py = chart.evaluate(
+        """(gd, [x, y]) => {
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const box = gd.getBoundingClientRect();
+            return [box.left + xa._offset + xa.d2p(x), box.top + ya._offset + ya.d2p(y)];
+        }""", [x, y])
+    page.mouse.move(px, py)
+    page.wait_for_timeout(300)
+    page.mouse.click(px, py)
+
+
+def test_click_a_head_in_the_overview_opens_it(app_url, page):
+    open_view(page, app_url, "attention")
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    wait_idle(page, timeout=300_000)
+    assert page.get_by_role("heading", name="Layer 0, head 0").is_visible()
+
+    # digits-vit: 8 x 8 patch cells with a gap of 1 -> cell (layer 2, head 3) is centred near (3*9+4, 2*9+4)
+    _click_data_point(page, 0, 3 * 9 + 4, 2 * 9 + 4)
+    page.get_by_role("heading", name="Layer 2, head 3").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_text("Download attention_L2H3.npz").is_visible()
+    assert page.get_by_text("brighter patches get more of the query's attention").first.is_visible()
+    # the overview now outlines the new head
+    outlined = page.locator(".js-plotly-plot").nth(0).evaluate(
+        "gd => gd._fullLayout.shapes.map(s => [s.x0, s.y0])")
+    assert len(outlined) == 1 and 3 * 9 - 1 < outlined[0][0] < 3 * 9 and 2 * 9 - 1 < outlined[0][1] < 2 * 9
+
+    # click a patch on the one-head image: it becomes the query (outlined patch, selectbox updated)
+    _click_data_point(page, 1, 20.0, 12.0)  # image pixels (x=20, y=12) -> patch row 3, col 5
+    page.get_by_text("patch row 3, col 5").first.wait_for(timeout=60_000)
+    wait_idle(page)
