@@ -168,6 +168,12 @@ def _reference(sample: Sample, logits: torch.Tensor, emb: torch.Tensor | None) -
     return _Reference(target, emb)
 
 
+def _rows(model: HookedModel, max_rows: int | None) -> int:
+    """Rows per batched forward: big on a GPU, where batching pays; ~256 on a CPU, where larger tiles
+    of gate settings run slower per row than separate forwards (cache-bound attention)."""
+    return max_rows or (4096 if model.device.type == "cuda" else 256)
+
+
 def _chunks(n: int, size: int) -> list[list[int]]:
     return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
 
@@ -181,12 +187,14 @@ def _gates_tensor(model: HookedModel, gates) -> torch.Tensor:
 
 
 def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = LABEL_METRICS,
-                   batch_size: int = 256, max_rows: int = 2048, progress: Progress = None) -> dict[str, np.ndarray]:
+                   batch_size: int = 256, max_rows: int | None = None,
+                   progress: Progress = None) -> dict[str, np.ndarray]:
     """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample.
 
     Fast path: duplicate configurations run once; one forward keeps the residual stream, and the
     configurations whose first changed layer is l run together through the batch dimension from block l
-    (at most max_rows rows a forward). All-ones configurations reuse that first forward."""
+    (at most max_rows rows a forward; default by device, see `_rows`). All-ones configurations reuse the
+    first forward."""
     sample = as_sample(model, data)
     metrics = _check_metrics(model, metrics)
     configs = torch.as_tensor(configs, dtype=torch.float32).to(model.device)
@@ -205,7 +213,7 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
         logits, emb, tr = _run(model, part.batch, "cosine" in metrics, capture=True)
         ref = _reference(part, logits, emb)
         base = _metric_values(logits, emb, ref, metrics)
-        per = max(1, max_rows // n)
+        per = max(1, _rows(model, max_rows) // n)
         for l, members in groups:
             if l == L:  # all gates 1: the first forward
                 for m in metrics:
@@ -227,7 +235,7 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
 
 # -- ablation importance ----------------------------------------------------------------------------------
 def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS, base_gates=None,
-                        batch_size: int = 256, max_rows: int = 2048,
+                        batch_size: int = 256, max_rows: int | None = None,
                         progress: Progress = None) -> dict[str, np.ndarray]:
     """Per-input importance [L, H, N] of every head by exhaustive single-head ablation (L*H + 1 settings).
 
@@ -250,7 +258,7 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
         ref = _reference(part, logits, emb) if ungated else \
             _reference(part, *_run(model, part.batch, "cosine" in metrics, capture=False)[:2])
         base_vals = _metric_values(logits, emb, ref, metrics)
-        per = max(1, max_rows // n)
+        per = max(1, _rows(model, max_rows) // n)
         for l in range(L):
             for h0 in range(0, H, per):
                 hs = list(range(h0, min(h0 + per, H)))
