@@ -50,7 +50,8 @@ def hc_dc_section(cur: dict, smp: dict | None) -> None:
     show_figure(sf.hc_dc_figure(current, mean),
                 "‖HC‖/‖DC‖ of the token features after each block (emb = embeddings): lower means the tokens are "
                 "closer to their mean. Attention outputs (red) usually sit below MLP outputs (green), which bring high "
-                "frequencies back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc", key="spectral_hc_dc")
+                "frequencies back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc",
+                key="spectral_hc_dc")
 
 
 def fourier_section(cur: dict, smp: dict | None) -> None:
@@ -86,12 +87,12 @@ def head_section(cur: dict) -> None:
     sel = (min(sel[0], L - 1), min(sel[1], H - 1))
     left, right = st.columns([2, 3])
     with left:
+        table = pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index()
         event = show_figure(head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0,
                                       zmax=max(1.0, float(hf.max()))),
                             "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), "
                             "near 1 = passes detail through (e.g. attends to itself or a neighbour).",
-                            pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index(),
-                            "high_frequency_gain", key="spectral_head_grid", on_select="rerun",
+                            table, "high_frequency_gain", key="spectral_head_grid", on_select="rerun",
                             selection_mode="points")
         clicked = clicked_head(event)
         if clicked is not None and clicked != st.session_state.get("spectral_last_click"):
@@ -203,7 +204,8 @@ def temperature_panel() -> None:
         if not layers:
             st.warning("No layer chosen, so τ applies nowhere: pick at least one layer.")
     temps = tuple(temperatures(tau, layers, L))
-    where = "every layer" if layers is None else ("no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
+    where = ("every layer" if layers is None else
+             "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
     st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
     cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
     smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample) if sample is not None else None

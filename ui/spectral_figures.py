@@ -21,7 +21,8 @@ LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 
 
 def _layer_ticks(n_layers: int) -> dict:
-    return dict(tickmode="array", tickvals=list(range(-1, n_layers)), ticktext=["emb"] + [str(l) for l in range(n_layers)])
+    return dict(tickmode="array", tickvals=list(range(-1, n_layers)),
+                ticktext=["emb"] + [str(l) for l in range(n_layers)])
 
 
 def hc_dc_figure(current: dict[str, np.ndarray], sample: dict[str, np.ndarray] | None = None,
@@ -68,7 +69,8 @@ def endpoint_figure(endpoint: np.ndarray, variance: np.ndarray, labels: Sequence
     [S], with the steps made by attention sublayers shaded."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
-    for row, y, name, fmt in ((1, endpoint, "Δ log amplitude at π", ".3f"), (2, variance, "feature-map variance", ".3g")):
+    for row, y, name, fmt in ((1, endpoint, "Δ log amplitude at π", ".3f"),
+                              (2, variance, "feature-map variance", ".3g")):
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(color="#444"),
                                  marker=dict(color=depth_colors(len(x)), size=9), customdata=np.asarray(labels),
                                  hovertemplate="%{customdata}: %{y:" + fmt + "}<extra></extra>"), row=row, col=1)

@@ -101,7 +101,7 @@ def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
 
 def test_activation_lab_bad_tones_then_recovery():
     at = _open("digits-vit")
-    for tones, message in (("abc", "Could not read the tones"), ("300", "Nyquist"), ("8.5", "DFT bin"),
+    for tones, message in (("abc", "Could not read the tones"), ("3000", "Nyquist"), ("8.5", "DFT bin"),
                            ("", "at least one tone")):
         at.text_input(key="spectral_tones").set_value(tones).run()
         assert not at.exception
