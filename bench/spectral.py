@@ -70,9 +70,10 @@ def main() -> None:
     print(f"device: {device}  images: {len(batch)}  threads: {args.threads}  model: digits-vit ({L} layers)")
     print(f"metrics: HC/DC of 3 streams, rank collapse, attention entropy, gain/ranks of {L * model.spec.n_heads} "
           f"heads, 2-D responses, Fourier profile + variance of {len(batched['state_labels'])} sublayer states")
-    print(f"HC/DC residual per layer (mean): {np.round(batched['resid_ratio'].mean(1), 4).tolist()}")
-    print(f"rank-collapse ratio per layer (mean): {np.round(batched['rank'].mean(1), 4).tolist()}")
-    print(f"high-frequency end point per state (mean): {np.round(batched['profile'].mean(1)[:, -1], 3).tolist()}")
+    fmt = lambda v: " ".join(f"{x:.3f}" for x in v)  # noqa: E731
+    print(f"HC/DC residual per layer (mean): {fmt(batched['resid_ratio'].mean(1))}")
+    print(f"rank-collapse ratio per layer (mean): {fmt(batched['rank'].mean(1))}")
+    print(f"high-frequency end point per sublayer state (mean): {fmt(batched['profile'].mean(1)[:, -1])}")
     print(f"batched: {t_batch:.3f} s ({1e3 * t_batch / len(batch):.2f} ms/image)")
     print(f"loop:    {t_loop:.3f} s ({1e3 * t_loop / len(batch):.2f} ms/image)")
     print(f"same numbers: {same} (largest difference relative to the metric's scale: {worst:.2e})")
