@@ -10,9 +10,20 @@ import torch  # noqa: E402
 from models import load_model  # noqa: E402
 
 
+def hook_count(model) -> int:
+    """Forward and pre-forward hooks on all of a HookedModel's modules (Hugging Face installs its own
+    output-capturing hooks once output_attentions is used, so tests compare counts, not emptiness)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.net.modules())
+
+
 @pytest.fixture(scope="session")
 def digits_vit():
     return load_model("digits-vit", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shapes_vit():
+    return load_model("shapes-vit", device="cpu")
 
 
 @pytest.fixture(scope="session")

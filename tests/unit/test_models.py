@@ -8,6 +8,7 @@ import torch
 
 from data import InputError, load_dataset
 from models import ModelLoadError, list_models, load_model
+from tests.conftest import hook_count
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +183,7 @@ def test_custom_labels(tmp_path):
 
 
 def test_no_hook_survives_an_exception(digits_vit, digits_batch):
-    def count_hooks():
-        return sum(len(mod._forward_hooks) + len(mod._forward_pre_hooks) for mod in digits_vit.net.modules())
-
-    before = count_hooks()
+    before = hook_count(digits_vit)
 
     def boom(mod, inp, out):
         raise RuntimeError("boom")
@@ -196,10 +194,10 @@ def test_no_hook_survives_an_exception(digits_vit, digits_batch):
             digits_vit.run(digits_batch, capture=True, head_gates=torch.ones(4, 4), temperature=2.0, grad=True)
     finally:
         handle.remove()
-    assert count_hooks() == before
+    assert hook_count(digits_vit) == before
     with pytest.raises(ValueError):
         digits_vit.run(digits_batch, head_gates=torch.ones(3, 3))
-    assert count_hooks() == before
+    assert hook_count(digits_vit) == before
 
 
 def test_hub_path_loads_saved_folders(tiny_vit, tiny_bert, tiny_vit_dir):

@@ -10,6 +10,7 @@ from analysis import spectral as S
 from data import load_dataset
 from models import TextModel
 from models.whatif import ablate_paths, record_activation, record_outputs
+from tests.conftest import hook_count
 
 T = 17  # odd token count: no Nyquist bin, every frequency has a distinct partner
 
@@ -333,6 +334,7 @@ def test_whatif_matches_a_hand_written_forward(which, variant, request):
     else:
         batch = model.prepare(["a short text", "a somewhat longer text about the blood and its glucose"])
     skip, mlp = S.WHATIF[variant]
+    before = hook_count(model)
     with torch.no_grad():
         expected = forward_by_hand(model, batch, skip, mlp)
         with ablate_paths(model, skip=skip, mlp=mlp):
@@ -341,22 +343,19 @@ def test_whatif_matches_a_hand_written_forward(which, variant, request):
     assert torch.allclose(tr.resid[-1] * real, expected * real, atol=1e-4, rtol=1e-4)
     if variant == "model":
         assert torch.equal(tr.logits, model.run(batch).logits)
-    for b in model.blocks:  # nothing left behind
-        for mod in (b.layer, b.o, b.fc1, b.fc2, b.ln2):
-            assert not mod._forward_hooks and not mod._forward_pre_hooks
+    assert hook_count(model) == before  # nothing left behind
 
 
 def test_whatif_hooks_are_removed_after_an_exception(tiny_vit):
     batch = tiny_vit.prepare([np.zeros((16, 16, 3))])
+    before = hook_count(tiny_vit)
     with pytest.raises(RuntimeError, match="boom"):
         with ablate_paths(tiny_vit, skip=True, mlp=True):
             raise RuntimeError("boom")
     with pytest.raises(RuntimeError, match="boom"):
         with record_activation(tiny_vit):
             raise RuntimeError("boom")
-    for b in tiny_vit.blocks:
-        for mod in (b.layer, b.o, b.fc1, b.fc2, b.ln2, b.act):
-            assert not mod._forward_hooks and not mod._forward_pre_hooks
+    assert hook_count(tiny_vit) == before
     with pytest.raises(ValueError, match="layers"):
         with ablate_paths(tiny_vit, skip=True, layers=[5]):
             pass
