@@ -75,7 +75,8 @@ def main() -> None:
         print(f"  {k:12s} {tuple(v.shape)}  mean {float(v.float().mean()):.4f}")
     print(f"forward (batched, for context): {t_forward * 1e3:8.1f} ms")
     print(f"distance + rings + entropy:     batched {t_batched * 1e3:8.1f} ms   per-image loop {t_loop * 1e3:8.1f} ms")
-    print(f"largest difference batched vs loop: {diff:.2e} ({'OK' if diff <= 1e-6 else 'MISMATCH'} at 1e-6, relative above 1)")
+    verdict = "OK" if diff <= 1e-6 else "MISMATCH"
+    print(f"largest difference batched vs loop: {diff:.2e} ({verdict} at 1e-6, relative above 1)")
     if diff > 1e-6:
         raise SystemExit("batched and looped numbers differ by more than 1e-6")
     print(f"batched vs loop: {t_loop / t_batched:.1f}x")

@@ -105,11 +105,13 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
                       y0=l * (r + gap) - 0.5 - gap / 3, y1=l * (r + gap) + r - 0.5 + gap / 3,
                       line=dict(color="red", width=3))
     fig.update_xaxes(tickmode="array", tickvals=[h * (c + gap) + (c - 1) / 2 for h in range(H)],
-                     ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)], side="top", showgrid=False, zeroline=False,
+                     ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)], side="top", showgrid=False,
+                     zeroline=False,
                      range=[-0.5 - gap / 2, H * (c + gap) - gap - 0.5 + gap / 2])
     fig.update_yaxes(tickmode="array", tickvals=[l * (r + gap) + (r - 1) / 2 for l in range(L)],
-                     ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)], showgrid=False, zeroline=False,
-                     range=[L * (r + gap) - gap - 0.5 + gap / 2, -0.5 - gap / 2], scaleanchor="x")
+                     ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)], showgrid=False,
+                     zeroline=False,
+                     range=[L * (r + gap) - gap - 0.5 + gap / 2, -0.5 - gap / 2])
     height = int(40 + (width - 110) * mosaic.shape[0] / mosaic.shape[1])
     fig.update_layout(height=min(900, max(220, height)), margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       clickmode="event+select", plot_bgcolor="white")
@@ -311,7 +313,8 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
         zmax_off = float(offsets.max())
         for c in range(k):
             fig.add_trace(go.Heatmap(z=parts["cls_map"][c], colorscale=HEAT, zmin=0, zmax=zmax_cls, showscale=False,
-                                     hovertemplate="CLS → row %{y} col %{x}: %{z:.3f}<extra></extra>"), row=1, col=c + 1)
+                                     hovertemplate="CLS → row %{y} col %{x}: %{z:.3f}<extra></extra>"),
+                          row=1, col=c + 1)
             kr, kc = (offsets.shape[1] - 1) // 2, (offsets.shape[2] - 1) // 2
             fig.add_trace(go.Heatmap(z=offsets[c], x=np.arange(-kc, kc + 1), y=np.arange(-kr, kr + 1), colorscale=HEAT,
                                      zmin=0, zmax=zmax_off, showscale=False,
