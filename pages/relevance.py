@@ -14,6 +14,7 @@ from ui.widgets import download_button, no_model_message, page_context, sample_s
 METHODS_KEY = "relevance_methods"
 DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
 SCORED_KEY = "relevance_scored"
+FAST_TO_SCORE = ["rollout", "grad_rollout", "attnlrp"]  # one forward (+ one backward) each
 
 ctx = page_context()
 st.title("Relevance")
@@ -24,8 +25,8 @@ if ctx is None:
 m = ctx.model
 spec = m.spec
 image = spec.grid is not None
-unit = "patch" if image else "word piece"
-st.caption(f"Each method assigns every input {unit} a relevance for one class: red {unit}s speak for the class, "
+unit, units = ("patch", "patches") if image else ("word piece", "word pieces")
+st.caption(f"Each method assigns every input {unit} a relevance for one class: red {units} speak for the class, "
            f"blue ones against it, and the methods often disagree. The faithfulness scores below check which "
            "maps are right: removing the tokens a faithful map calls relevant should hurt the prediction most.")
 
@@ -81,7 +82,7 @@ else:
             except RelevanceError as e:
                 st.error(str(e))
     if maps:
-        s = shares(maps)
+        s = {label(k): v for k, v in shares(maps).items()}
         lims = colour_limits(s, shared)
         st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
         how = (f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
@@ -125,21 +126,31 @@ if not spec.dataset:
     st.info("This model has no bundled dataset, so there is no labelled sample to score the methods on.")
     st.stop()
 ds = cache.get_dataset(spec.dataset, "test")
+
+
+def request_scores(model_key: str, methods_key: str, available: int) -> None:
+    """Form callback: remember what to score (the scores persist across reruns until the next request)."""
+    scored = st.session_state.get(methods_key) or []
+    if not scored:
+        st.session_state["rel_nothing_to_score"] = True
+        return
+    st.session_state[SCORED_KEY] = (model_key, min(int(st.session_state["rel_n"]), available), tuple(scored))
+
+
 with st.form("rel_faithfulness"):
     f1, f2 = st.columns([1, 3])
     with f1:
-        n = sample_size_picker(len(ds), 32 if image else 12, key="rel_n")
-    scored = f2.multiselect("Methods to score (a seeded random map is added as chance)", usable,
-                            default=picked or DEFAULT_METHODS[:2], format_func=label, key=f"rel_scored_{ctx.model_key}")
-    run = st.form_submit_button("Score faithfulness", type="primary")
+        sample_size_picker(len(ds), 32 if image else 8, key="rel_n")
+    f2.multiselect("Methods to score (a seeded random map is added as chance)", usable,
+                   default=[x for x in FAST_TO_SCORE if x in usable], format_func=label,
+                   key=f"rel_scored_{ctx.model_key}")
+    st.form_submit_button("Score faithfulness", type="primary", on_click=request_scores,
+                          args=(ctx.model_key, f"rel_scored_{ctx.model_key}", len(ds)))
 st.caption(f"Held-out {spec.dataset} inputs, maps for the predicted class. Removing a token replaces it by the "
            "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
            "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest.")
-if run:
-    if scored:
-        st.session_state[SCORED_KEY] = (ctx.model_key, n, tuple(scored))
-    else:
-        st.error("Pick at least one method to score.")
+if st.session_state.pop("rel_nothing_to_score", False):
+    st.error("Pick at least one method to score.")
 request = st.session_state.get(SCORED_KEY)
 if request is None or request[0] != ctx.model_key:
     st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
@@ -184,7 +195,7 @@ rows = report.indices[top]
 captions = [f"#{i} · {ds.class_names[ds.labels[i]]} · {d:.2f}" for i, d in zip(rows, dis[top])]
 if image:
     images = m.prepare([ds.inputs[i] for i in rows]).images
-    grids = {k: to_grid(m, report.maps[k][top]) for k in methods}
+    grids = {label(k): to_grid(m, report.maps[k][top]) for k in methods}
     show_figure(gallery_figure(images, grids, captions),
                 "rows: the held-out inputs where the methods' rankings of patches agree least (label and "
                 "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",

@@ -11,6 +11,9 @@ from plotly.subplots import make_subplots
 
 from analysis.faithfulness import METRICS, RANDOM
 from ui.figures import DIVERGING
+# RdBu_r with a transparent middle: the input stays visible where relevance is about zero
+SIGNED = [[0.0, "rgba(5,48,97,0.95)"], [0.25, "rgba(67,147,195,0.7)"], [0.5, "rgba(255,255,255,0)"],
+          [0.75, "rgba(214,96,77,0.7)"], [1.0, "rgba(103,0,31,0.95)"]]
 
 TOKENS_PER_ROW = 8
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -45,8 +48,8 @@ def _add_overlay(fig, row: int, col: int, rgb: np.ndarray, grid: np.ndarray, lim
                  showscale: bool = False) -> None:
     s, (gh, gw) = rgb.shape[0], grid.shape
     fig.add_trace(go.Image(z=rgb.astype(np.uint8), hoverinfo="skip"), row, col)
-    fig.add_trace(go.Heatmap(z=grid, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh, opacity=0.6,
-                             colorscale=DIVERGING, zmin=-limit, zmax=limit, showscale=showscale,
+    fig.add_trace(go.Heatmap(z=grid, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh,
+                             colorscale=SIGNED, zmin=-limit, zmax=limit, showscale=showscale,
                              colorbar=dict(thickness=10, tickformat=".2g", title=dict(text="share", side="right")),
                              hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>"), row, col)
 
@@ -70,7 +73,7 @@ def overlay_grid(image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: di
         _add_overlay(fig, i // cols + 1, i % cols + 1, rgb, grid_maps[name], limits[name], name,
                      showscale=shared and i == 0)
     _square_axes(fig, image.shape[0])
-    fig.update_layout(height=40 + 250 * rows, margin=dict(l=0, r=0, t=30, b=0))
+    fig.update_layout(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))
     return fig
 
 
@@ -144,7 +147,8 @@ def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], caption
             g = grid_maps[m][i]
             _add_overlay(fig, i + 1, j + 1, rgb, g, float(np.abs(g).max()) or 1.0, m)
     _square_axes(fig, images.shape[1])
-    fig.update_layout(height=40 + 130 * n, margin=dict(l=10, r=60, t=40, b=10))
+    fig.for_each_annotation(lambda a: a.update(textangle=0, xanchor="left", xshift=-4) if a.textangle == 90 else None)
+    fig.update_layout(height=40 + 130 * n, margin=dict(l=10, r=150, t=50, b=10))
     return fig
 
 
