@@ -3,7 +3,8 @@
 Each 48x48 RGB image holds exactly one foreground shape (circle, square, triangle, star, cross or ring)
 at a random position, size, colour and rotation, drawn over a textured background (smooth colour noise,
 a grating and pixel noise) with distractors that are none of the classes (thin straight or bent strokes
-and soft blurry blobs). The pixel mask of the shape is known exactly, which makes the dataset the ground
+and soft blurry blobs). The shape's random colour is always lighter than the (random, darker) background
+colour: with a fixed contrast polarity a small ViT learns the task from scratch in minutes on a CPU. The pixel mask of the shape is known exactly, which makes the dataset the ground
 truth for localisation scores (pointing game, mIoU).
 
 Everything is vectorised over images (no per-image Python loop) and deterministic given the seed.
@@ -15,10 +16,10 @@ import numpy as np
 SIZE = 48
 CLASS_NAMES = ["circle", "square", "triangle", "star", "cross", "ring"]
 SEEDS = {"train": 1001, "test": 2002}
-COUNTS = {"train": 2500, "test": 500}
+COUNTS = {"train": 5000, "test": 500}
 
 _SUPERSAMPLE = 2  # sub-pixel samples per axis for anti-aliased edges
-_MIN_CONTRAST = 0.45  # least RGB distance between the shape's colour and the background's mean colour
+_MIN_LIGHTER = 0.3  # the shape's mean RGB exceeds the background's by at least this (light shape, darker ground)
 
 
 def _inside(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -95,7 +96,7 @@ def _blend(img: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray
 def _background(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Textured, cluttered backgrounds [n, S, S, 3] in [0, 1] and their mean colours [n, 3]."""
     py, px = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
-    base = _uniform(rng, 0.15, 0.85, (n, 3))
+    base = _uniform(rng, 0.05, 0.5, (n, 3))
     img = base[:, None, None, :] + _smooth_noise(rng, n, 5, 0.18) + _smooth_noise(rng, n, 13, 0.07)
     # a faint grating of random orientation and period
     angle = _uniform(rng, 0, np.pi, n)[:, None, None]
@@ -126,11 +127,11 @@ def _background(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _foreground_colour(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
-    """[n, 3] colours at least _MIN_CONTRAST (RGB distance) from the background means base [n, 3]."""
+    """[n, 3] random colours whose mean RGB is at least _MIN_LIGHTER above that of base [n, 3] (or the lightest)."""
     candidates = _uniform(rng, 0, 1, (len(base), 16, 3))
-    dist = np.linalg.norm(candidates - base[:, None, :], axis=-1)
-    ok = dist >= _MIN_CONTRAST
-    pick = np.where(ok.any(1), ok.argmax(1), dist.argmax(1))
+    lighter = candidates.mean(-1) - base.mean(-1)[:, None]
+    ok = lighter >= _MIN_LIGHTER
+    pick = np.where(ok.any(1), ok.argmax(1), lighter.argmax(1))
     return candidates[np.arange(len(base)), pick]
 
 
@@ -177,7 +178,7 @@ def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def arrays(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The split "train" (2500), "test" (500) or "all" (both) as (images uint8 [N, 48, 48, 3], labels [N], masks [N, 48, 48])."""
+    """The split "train" (5000), "test" (500) or "all" (both) as (images uint8 [N, 48, 48, 3], labels [N], masks [N, 48, 48])."""
     if split == "all":
         parts = [arrays(s) for s in ("train", "test")]
         return tuple(np.concatenate(p) for p in zip(*parts))
