@@ -38,7 +38,7 @@ def _request(what: tuple[str, int]) -> None:
 
 
 with c2:
-    st.markdown(f"Removing each of the {L * H} heads in turn costs about {1 + H * (L + 1) / 2:.0f} forward passes "
+    st.caption(f"Removing each of the {L * H} heads in turn costs about {1 + H * (L + 1) / 2:.0f} forward passes "
                 f"over the {n} inputs (the layers below a removed head are reused), the gradient score about 3 more, "
                 "and the pruning curves about 10 per score.")
     st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
@@ -74,15 +74,15 @@ def head_panel():
     selected = state.selected_head()
     selected = (min(selected[0], L - 1), min(selected[1], H - 1))
     per_row = 2 if H > 8 else 3
-    st.caption(f"**Colours:** {signed_note(shown)}.")
+    st.caption(f"One square per head (rows = layers, columns = heads); click a head to select it. "
+               f"**Colours:** {signed_note(shown)}.")
     for start in range(0, len(shown), per_row):
         cols = st.columns(per_row)
         for col, metric in zip(cols, shown[start:start + per_row]):
             with col:
                 key = f"imp_grid_{metric}"
                 event = show_figure(score_grid(scores[metric], metric, selected, width=1300 // per_row),
-                                    f"one square per head (rows = layers, columns = heads): {score_meaning(metric)}. "
-                                    "Click a head to select it.",
+                                    f"{score_meaning(metric)}.",
                                     scores_frame({metric: scores[metric]}), f"importance_{metric}", key=key,
                                     on_select="rerun", selection_mode="points")
                 clicked = clicked_head(event)

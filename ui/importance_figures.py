@@ -17,12 +17,20 @@ CURVE_COLORS = dict(zip(("accuracy", "loss", "true_prob", "cosine", "gradient", 
 RANDOM_COLOR = "#7f7f7f"
 
 
-MEANING = {"accuracy": "the drop in accuracy when the head is removed",
-           "loss": "the rise in loss when the head is removed",
-           "true_prob": "the drop in the target class's probability when the head is removed",
-           "cosine": "how far the pooled embedding moves (cosine distance) when the head is removed",
-           "gradient": "the mean |dL/dg| of the head's gate at g = 1",
-           "gradient_norm": "the mean |dL/dg| at g = 1 divided by the L2 norm of its layer's scores"}
+MEANING = {"accuracy": "drop in accuracy when the head is removed",
+           "loss": "rise in loss when the head is removed",
+           "true_prob": "drop in the target class's probability when the head is removed",
+           "cosine": "cosine distance the pooled embedding moves when the head is removed",
+           "gradient": "mean |dL/dg| of the head's gate at g = 1",
+           "gradient_norm": "mean |dL/dg| at g = 1 over its layer's L2 norm"}
+
+
+SHORT = {"true_prob": "target prob.", "cosine": "cosine dist.", "gradient_norm": "gradient (layer-norm.)"}
+
+
+def short_label(metric: str) -> str:
+    """A few characters for axes and legends."""
+    return SHORT.get(metric, metric)
 
 
 def metric_label(metric: str) -> str:
@@ -46,7 +54,11 @@ def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None
     else:
         top = float(np.nanmax(np.abs(values))) or 1.0
         fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top)
-    fig.update_traces(marker_size=size, selector=0)
+    # plain lists: a numpy customdata reaches Streamlit's selection event as a typed-array dict, not
+    # [layer, head]; plotly keeps an array an array on update, hence the reset to None first
+    cells = np.asarray(fig.data[0].customdata).tolist()
+    fig.update_traces(customdata=None, selector=0)
+    fig.update_traces(marker_size=size, customdata=cells, selector=0)
     fig.update_traces(marker_size=size + 4, selector=1)
     fig.update_layout(height=100 + (size + 6) * L, title=dict(text=metric_label(metric), font_size=13))
     return fig
@@ -54,16 +66,24 @@ def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None
 
 def agreement_figure(corr: pd.DataFrame):
     """Spearman rank correlations between scores (a metric x metric frame), -1..1 with the values written in."""
-    names = [metric_label(m) for m in corr.columns]
+    names = [short_label(m) for m in corr.columns]
     z = corr.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)))
     fig = go.Figure(go.Heatmap(z=z, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING, text=text,
-                               texttemplate="%{text}", hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
+                               texttemplate="%{text}", textfont_size=13, hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
                                colorbar=dict(thickness=12, title="ρ")))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category", tickangle=-30)
-    fig.update_layout(height=140 + 48 * len(names), margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(height=160 + 56 * len(names), margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+def _quality_axis(fig, metric: str) -> None:
+    """The y axis of a quality curve: accuracy as 0-100%, other metrics on their own scale."""
+    if metric == "accuracy":
+        fig.update_yaxes(title="accuracy", tickformat=".0%", range=[-0.02, 1.04])
+    else:
+        fig.update_yaxes(title=metric_label(metric))
 
 
 def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int):
@@ -72,7 +92,7 @@ def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int)
     fig = go.Figure(go.Scatter(x=d.gate, y=d.value, mode="lines+markers", line=dict(color="#d62728"),
                                hovertemplate="gate %{x:.2f}: %{y:.4g}<extra></extra>"))
     fig.update_xaxes(title=f"gate of layer {layer} head {head} (1 = intact, 0 = removed)", autorange="reversed")
-    fig.update_yaxes(title=metric_label(metric), tickformat=".0%" if metric == "accuracy" else None)
+    _quality_axis(fig, metric)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
@@ -84,13 +104,13 @@ def pruning_curves_figure(curves: pd.DataFrame, metric: str):
     d = curves[curves.metric == metric]
     for order, g in d.groupby("order", sort=False):
         fig.add_trace(go.Scatter(
-            x=g.fraction, y=g.value, mode="lines+markers", name=f"by {metric_label(order)}" if order != "random"
+            x=g.fraction, y=g.value, mode="lines+markers", name=f"by {short_label(order)}" if order != "random"
             else "random order", line=dict(color=CURVE_COLORS.get(order, RANDOM_COLOR),
                                            dash="dash" if order == "random" else "solid"),
             customdata=g.n_removed, hovertemplate="%{customdata} heads removed: %{y:.4g}<extra>%{fullData.name}"
                                                   "</extra>"))
     fig.update_xaxes(title="fraction of heads removed (least important first)", tickformat=".0%", range=[-0.02, 1.02])
-    fig.update_yaxes(title=metric_label(metric), tickformat=".0%" if metric == "accuracy" else None)
+    _quality_axis(fig, metric)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     return fig
