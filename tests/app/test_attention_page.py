@@ -103,6 +103,13 @@ def test_sample_size_larger_than_dataset_is_clamped():
     assert any(f"has {n} inputs; using all of them" in w.value for w in at.warning)
     assert any(f"over {n} inputs" in c.value for c in at.caption)  # the distance plot uses the whole split
 
+    # the VA paper's autoencoder and agglomerative clustering on the same cached sample
+    _widget(at.radio, "Embedding").set_value("autoencoder").run()
+    _widget(at.radio, "Clustering").set_value("agglomerative").run()
+    _ok(at)
+    assert "Cluster prototypes" in [s.value for s in at.subheader]
+    assert any("Inputs in cluster 0" in md.value for md in at.markdown)
+
 
 def test_model_without_cls_falls_back_to_mean_over_queries():
     """A model without prefix tokens: no CLS query; the default query is the mean over patch queries."""

@@ -101,6 +101,7 @@ def test_clusters_recover_known_families_and_prototypes_are_means():
         assert set(idx) == set(range(10)) and (counts == 2).all()
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")
 def test_autoencoder_learns_and_small_inputs():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 20))
