@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from analysis.attention import rollout
+from analysis.faithfulness import pointing_game, random_maps
 from analysis.relevance import (CAPTUM, METHODS, RelevanceError, available_methods, explain, input_attributions,
                                 lrp_relevance, normalize_maps, read_rows, to_pixels, weighted_rollout)
 from data import load_dataset
@@ -142,7 +143,7 @@ def test_lrp_hooks_are_removed_even_after_an_error(tiny_vit):
     assert hook_count() == before
 
 
-@pytest.mark.parametrize("fixture", ["digits_vit", "minilm", "tiny_vit", "tiny_bert"])
+@pytest.mark.parametrize("fixture", ["digits_vit", "shapes_vit", "minilm", "tiny_vit", "tiny_bert"])
 def test_lrp_forward_equals_plain_forward_and_chefer_conserves(fixture, request):
     model = request.getfixturevalue(fixture)
     batch = model.prepare(_inputs(model, 2))
@@ -202,7 +203,7 @@ def _inputs(model, n):
     return [rng.random((model.spec.image_size, model.spec.image_size, 3)) for _ in range(n)]
 
 
-MODELS = ["digits_vit", "minilm", "tiny_vit", "tiny_bert"]
+MODELS = ["digits_vit", "shapes_vit", "minilm", "tiny_vit", "tiny_bert"]
 
 
 @pytest.mark.parametrize("fixture", MODELS)
@@ -251,3 +252,19 @@ def test_bad_requests_give_clear_errors(digits_vit, minilm):
         explain(digits_vit, batch, "lime")
     with pytest.raises(RelevanceError, match="does not apply to minilm"):
         explain(minilm, minilm.prepare(TEXTS[:1]), "gradcam")
+
+
+def test_gradient_methods_beat_a_random_map_on_the_pointing_game(shapes_vit):
+    """On shapes-vit's held-out split (first 96 images), the maximum of every gradient-based map falls on
+    the object more often than the maximum of a random map does."""
+    ds = load_dataset("shapes", "test")
+    n = 96
+    batch, masks = shapes_vit.prepare(ds.inputs[:n]), ds.masks[:n]
+    t = batch.token_mask.shape[1] - 1
+    chance = np.mean([pointing_game(to_pixels(shapes_vit, random_maps((n, t), s), 48), masks).mean()
+                      for s in range(10)])
+    for name, method in METHODS.items():
+        if method.gradient_based:
+            hits = pointing_game(to_pixels(shapes_vit, explain(shapes_vit, batch, name, **FAST), 48), masks).mean()
+            print(f"pointing game {name}: {hits:.2f} (random {chance:.2f})")
+            assert hits > chance + 0.1, name
