@@ -183,6 +183,15 @@ def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: in
     return _reduce(s, per_input)
 
 
+def ring_sizes(grid: tuple[int, int] | None, n_positions: int, n_rings: int | None = None) -> np.ndarray:
+    """[R] the mean over queries of the number of positioned tokens in ring r (the last ring pools r >= R - 1).
+    ring_strength / ring_sizes is the mass per token of the ring: constant (1/T) for uniform attention."""
+    rings = chebyshev_rings(grid, n_positions)
+    n_rings = int(rings.max()) + 1 if n_rings is None else n_rings
+    counts = torch.nn.functional.one_hot(rings.clamp_max(n_rings - 1), n_rings).sum(1).float().mean(0)
+    return counts.numpy()
+
+
 def entropy(attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_input: bool = False) -> torch.Tensor:
     """Mean over (real) queries of the row entropy -sum_j A log A, in nats -> [L, H] (or [B, L, H]).
 

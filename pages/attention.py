@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 from streamlit.errors import StreamlitAPIException
 
-from analysis.attention import SINK_THRESHOLD, head_statistics, uniform_distance
+from analysis.attention import SINK_THRESHOLD, head_statistics, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
 from ui import state
 from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
@@ -209,15 +209,24 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
                         table, "attention_distance", key=f"attn_dots_{n}_{layer}_{head}", on_select="rerun",
                         selection_mode="points")
     select_from(event)
-    ring, pooled_last = a["ring"].mean(0), not image
+    ring, pooled_last = a["ring"].mean(0), not image  # [L, H, R]
     c1, c2 = st.columns([3, 2])
     with c1:
         st.subheader("Ring strength per head")
-        rings = {"ring_mean": ring, "ring_per_input": a["ring"]}
-        show_figure(ring_profiles(ring, (layer, head), pooled_last),
-                    "mass a query gives to the tokens r steps away (Chebyshev rings on the patch grid; text: r "
-                    "positions away), one line per head, selected head red. Local heads peak at r ≤ 1.",
-                    rings, "ring_strength", key="attn_rings")
+        per_token = st.toggle("Per token in the ring", key="attn_ring_per_token",
+                              help="Divide each ring's mass by how many tokens it holds: far rings hold more "
+                                   "patches, so raw mass grows with r even for uniform attention (flat per token).")
+        shown, what = ring, "mass a query gives to the tokens r steps away"
+        if per_token:
+            sizes = ring_sizes(spec.grid, T - P) if image else np.stack(
+                [ring_sizes(None, int(t) - P, ring.shape[-1]) for t in a["n_tokens"]])[:, None, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                shown = np.nanmean(np.where(sizes > 0, a["ring"] / sizes, np.nan), 0)
+            what = "mean attention per token r steps away"
+        show_figure(ring_profiles(shown, (layer, head), pooled_last),
+                    f"{what} (Chebyshev rings on the patch grid; text: r positions away), one line per head, "
+                    "selected head red. Local heads peak at r ≤ 1.",
+                    {"ring_shown": shown, "ring_per_input": a["ring"]}, "ring_strength", key="attn_rings")
     with c2:
         st.subheader("Trend across layers")
         show_figure(ring_trend(ring, a["prefix_mass"].mean(0), pooled_last),

@@ -69,7 +69,10 @@ def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
     assert at.session_state[state.QUERY] == 29
     assert _widget(at.selectbox, "Query token").value == 29
     assert any("patch row 3, col 4's attention" in c.value for c in at.caption)
-    assert calls == []  # head and query changes reuse the cached attention
+    at.toggle(key="attn_ring_per_token").set_value(True).run()
+    _ok(at)
+    assert any("per token r steps away" in c.value for c in at.caption)
+    assert calls == []  # head, query and view changes reuse the cached attention
 
 
 def test_minilm_select_head_query_and_one_token_text(forward_counter):
@@ -85,6 +88,8 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     query.set_value(3).run()
     _ok(at)
     assert at.session_state[state.QUERY] == 3 and n_tokens > 5
+    at.toggle(key="attn_ring_per_token").set_value(True).run()
+    _ok(at)
     assert calls == []
 
     at.sidebar.radio[0].set_value("text").run()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from analysis.attention import (SINK_THRESHOLD, attention_distance, chebyshev_rings, cls_mass, dataset_statistics,
-                                entropy, head_statistics, ring_strength, rollout, sink_mass, token_positions,
+                                entropy, head_statistics, ring_sizes, ring_strength, rollout, sink_mass, token_positions,
                                 uniform_distance)
 from data import load_dataset
 
@@ -79,6 +79,11 @@ def test_ring_sum_is_patch_mass_and_box_blur_stays_within_ring_one():
     blur = ring_strength(_stack(_with_cls(_box_blur(GRID), 0.2)), GRID)
     assert torch.allclose(blur[..., :2].sum(-1), torch.full((2, 2), 0.8), atol=1e-6)
     assert torch.allclose(blur[..., 2:], torch.zeros_like(blur[..., 2:]), atol=1e-7)
+    sizes = ring_sizes(GRID, N)
+    assert sizes.sum() == pytest.approx(N) and sizes[0] == 1.0
+    uniform = ring_strength(_stack(torch.full((T, T), 1 / T)), GRID)
+    np.testing.assert_allclose(uniform.numpy() / sizes, 1 / T, rtol=1e-5)  # per token: flat for uniform attention
+    assert ring_sizes(None, 5, n_rings=3).tolist() == pytest.approx([1.0, 8 / 5, 12 / 5])
     pooled = ring_strength(a, GRID, n_rings=2)
     full = ring_strength(a, GRID)
     assert pooled.shape[-1] == 2 and torch.allclose(pooled[..., 1], full[..., 1:].sum(-1), atol=1e-6)
