@@ -131,3 +131,15 @@ def test_model_without_cls_falls_back_to_mean_over_queries():
     fig = overview_mosaic(maps, (1, 0))
     assert np.shape(fig.data[-1].customdata) == (2 * 2 * 9, 3)
     assert default_query(0, None) == 0  # text without a prefix: the first token
+
+
+def test_saved_folder_model_without_bundled_dataset(tiny_vit_dir):
+    """A ViT loaded from a folder (16x16 RGB, 4x4 grid, no dataset of its own) runs on the digits sample."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    at.sidebar.selectbox[0].select("Load a model from a folder or hub id…").run()
+    at.sidebar.text_input[0].input(str(tiny_vit_dir)).run()
+    at.switch_page("pages/attention.py").run()
+    _ok(at)
+    assert "Layer 0, head 0" in [s.value for s in at.subheader]
+    assert len(_widget(at.selectbox, "Query token").options) == 1 + 1 + 16  # mean, CLS, 4 x 4 patches
+    assert _widget(at.number_input, "Inputs from digits").value == 128
