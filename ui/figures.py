@@ -61,8 +61,9 @@ def head_grid(values: np.ndarray, title: str = "", colorscale: str = HEAT, selec
     L, H = values.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     size = max(10, min(48, int(560 / max(L, H))))
+    cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event
     fig = go.Figure(go.Scatter(
-        x=head.ravel(), y=layer.ravel(), mode="markers", customdata=np.stack([layer.ravel(), head.ravel()], -1),
+        x=head.ravel(), y=layer.ravel(), mode="markers", customdata=cells,
         marker=dict(symbol="square", size=size, color=values.ravel(), colorscale=colorscale, cmin=zmin, cmax=zmax,
                     showscale=True, colorbar=dict(thickness=12), line=dict(width=0)),
         hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{marker.color:" + fmt + "}<extra></extra>"))
