@@ -54,11 +54,7 @@ def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None
     else:
         top = float(np.nanmax(np.abs(values))) or 1.0
         fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top)
-    # plain lists: a numpy customdata reaches Streamlit's selection event as a typed-array dict, not
-    # [layer, head]; plotly keeps an array an array on update, hence the reset to None first
-    cells = np.asarray(fig.data[0].customdata).tolist()
-    fig.update_traces(customdata=None, selector=0)
-    fig.update_traces(marker_size=size, customdata=cells, selector=0)
+    fig.update_traces(marker_size=size, selector=0)
     fig.update_traces(marker_size=size + 4, selector=1)
     fig.update_layout(height=100 + (size + 6) * L, title=dict(text=metric_label(metric), font_size=13))
     return fig
