@@ -8,10 +8,10 @@ from streamlit.errors import StreamlitAPIException
 
 from analysis.attention import SINK_THRESHOLD, head_statistics, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
-from ui import state
+from ui import cache, state
 from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
-                                  overview_mosaic, pattern_map, pattern_summary, pooled, prototype_grid, query_image,
-                                  query_maps, query_options, ring_profiles, ring_trend, sample_arrays)
+                                  overview_mosaic, pattern_map, pooled, prototype_grid, query_image,
+                                  query_maps, query_options, ring_profiles, ring_trend)
 from ui.cache import get_dataset
 from ui.figures import head_grid, token_heatmap
 from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
@@ -297,7 +297,7 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
         st.warning(f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
                    f"sample size to at most {AGGLOMERATIVE_MAX // (L * H)} inputs to use it.")
         clustering = "kmeans"
-    s = pattern_summary(ctx.model_key, dataset, n, k, embedding, clustering, projection, vectors)
+    s = cache.attention_patterns(ctx.model_key, dataset, n, k, embedding, clustering, projection, vectors)
     k = len(s.prototypes)
     sel_key = "attn_cluster"
     cluster = min(int(st.session_state.get(sel_key, 0)), k - 1)
@@ -368,7 +368,7 @@ with tab_heads:
 with tab_distance:
     n = sample_size_picker(len(ds), 128 if image else len(ds), key=f"attn_n_{dataset}",
                            label=f"Inputs from {dataset} (held-out split) for distance, strength and patterns")
-    arrays = sample_arrays(ctx.model_key, dataset, split, n, m)
+    arrays = cache.attention_sample(ctx.model_key, dataset, split, n, m)
     distance_panel(n, arrays)
 with tab_patterns:
     st.caption(f"Patterns of the {n} inputs of {dataset} chosen under 'Distance and strength'.")

@@ -11,20 +11,14 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from analysis.attention import head_statistics, map_attention
-from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
-from ui import cache
 from ui.figures import HEAT, image_figure
-from ui.widgets import progress_callback
 
 CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 MAX_CELL = 24             # overview cells of text are pooled to at most this many tokens a side
 LINE_VIEW_MAX = 64        # the line view is drawn for texts up to this many tokens
-TEXT_RINGS = 16           # ring profiles of text: |i - j| = 0 .. 14 and >= 15
 PALETTE = qualitative.Plotly + qualitative.D3
 
 
@@ -337,37 +331,3 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
         height = 260
     fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
-
-
-# -- cached arrays of the view (kept here, beside their figures; keyed like ui.cache) -----------------------
-@st.cache_data(max_entries=8, show_spinner=False)
-def sample_arrays(key: str, dataset: str, split: str, n: int, _model) -> dict[str, np.ndarray]:
-    """Per-input head statistics (analysis.attention.head_statistics) and pattern vectors
-    (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the first n inputs of a dataset split,
-    in one batched pass with a progress bar."""
-    spec = _model.spec
-    n_rings = None if spec.grid is not None else TEXT_RINGS
-    inputs = cache.get_dataset(dataset, split).inputs[:n]
-
-    def per_batch(attn, mask):
-        out = head_statistics(attn, spec.grid, spec.n_prefix, spec.patch_size, mask, n_rings)
-        out["vectors"] = pattern_vectors(attn, spec.grid, spec.n_prefix, mask)
-        return out
-
-    bar, progress = progress_callback(f"Attention of {len(inputs)} inputs of {dataset}…")
-    arrays = map_attention(_model, inputs, per_batch, progress=progress)
-    bar.empty()
-    return arrays
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def pattern_summary(key: str, dataset: str, n: int, k: int, embedding: str, clustering: str, projection: str,
-                    _vectors: np.ndarray) -> PatternSummary:
-    """analysis.patterns.summarise_patterns of a cached sample's pattern vectors."""
-    slow = " (UMAP compiles its numba code the first time: ~15 s)" if projection == "umap" else ""
-    bar, progress = progress_callback(f"Embedding {int(np.prod(_vectors.shape[:3]))} patterns{slow}…")
-    progress(0.0, "")
-    summary = summarise_patterns(_vectors, k, embedding, clustering=clustering, projection=projection,
-                                 progress=progress)
-    bar.empty()
-    return summary

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from analysis.attention import head_statistics, map_attention
 from analysis.evaluation import predict
+from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
 from data import load_dataset
 from models import HookedModel, load_model
 
@@ -238,3 +240,41 @@ def relevance_faithfulness(key: str, dataset: str, n: int, methods: tuple[str, .
                       progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=f"Scoring faithfulness: {msg}"))
     bar.empty()
     return report
+
+
+# -- attention view -------------------------------------------------------------------------------------
+ATTENTION_TEXT_RINGS = 16  # ring profiles of text: |i - j| = 0 .. 14 and >= 15
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def attention_sample(key: str, dataset: str, split: str, n: int, _model) -> dict[str, np.ndarray]:
+    """Per-input head statistics (analysis.attention.head_statistics) and pattern vectors
+    (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the first n inputs of a dataset split,
+    in one batched pass with a progress bar."""
+    spec = _model.spec
+    n_rings = None if spec.grid is not None else ATTENTION_TEXT_RINGS
+    inputs = get_dataset(dataset, split).inputs[:n]
+
+    def per_batch(attn, mask):
+        out = head_statistics(attn, spec.grid, spec.n_prefix, spec.patch_size, mask, n_rings)
+        out["vectors"] = pattern_vectors(attn, spec.grid, spec.n_prefix, mask)
+        return out
+
+    bar = st.progress(0.0, text=f"Attention of {len(inputs)} inputs of {dataset}…")
+    arrays = map_attention(_model, inputs, per_batch,
+                           progress=lambda f, msg="": bar.progress(f, text=f"Attention of {dataset}: {msg}"))
+    bar.empty()
+    return arrays
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def attention_patterns(key: str, dataset: str, n: int, k: int, embedding: str, clustering: str, projection: str,
+                    _vectors: np.ndarray) -> PatternSummary:
+    """analysis.patterns.summarise_patterns of a cached sample's pattern vectors."""
+    slow = " (UMAP compiles its numba code the first time: ~15 s)" if projection == "umap" else ""
+    text = f"Embedding {int(np.prod(_vectors.shape[:3]))} patterns{slow}…"
+    bar = st.progress(0.0, text=text)
+    summary = summarise_patterns(_vectors, k, embedding, clustering=clustering, projection=projection,
+                                 progress=lambda f, msg="": bar.progress(f, text=f"{text} {msg}"))
+    bar.empty()
+    return summary
