@@ -23,18 +23,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Best wall time of fn() in seconds over `repeats` calls after one warm-up (the least disturbed by
-    other work on a shared machine)."""
+def timed(fn, base, device: torch.device, repeats: int) -> tuple[float, float]:
+    """Best wall times (s) of fn() and of base() over `repeats` interleaved calls after a warm-up of each:
+    interleaving and taking the best keeps the ratio honest on a machine shared with other work."""
     fn()
-    times = []
+    base()
+    t_fn, t_base = [], []
     for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for f, out in ((base, t_base), (fn, t_fn)):
+            _sync(device)
+            t = time.perf_counter()
+            f()
+            _sync(device)
+            out.append(time.perf_counter() - t)
+    return min(t_fn), min(t_base)
 
 
 def main() -> None:
@@ -51,14 +53,14 @@ def main() -> None:
         logits = model.run(batch, capture=False, grad=True).logits
         logits.gather(1, logits.argmax(-1, keepdim=True)).sum().backward()
 
-    base = timed(forward_backward, model.device, args.repeats)
-    print(f"{args.model} on {model.device.type}, batch of {len(batch)}: forward+backward {1000 * base:.1f} ms")
-    print(f"{'method':<22}{'ms / batch':>12}{'x fwd+bwd':>12}")
+    print(f"{args.model} on {model.device.type}, batch of {len(batch)}; each method timed against one "
+          "forward+backward run between its own calls")
+    print(f"{'method':<22}{'ms / batch':>12}{'fwd+bwd ms':>12}{'x fwd+bwd':>12}")
     ratios = {}
     for name in available_methods(model):
-        t = timed(lambda: explain(model, batch, name), model.device, args.repeats)
+        t, base = timed(lambda: explain(model, batch, name), forward_backward, model.device, args.repeats)
         ratios[name] = t / base
-        print(f"{name:<22}{1000 * t:>12.1f}{ratios[name]:>11.2f}x   {METHODS[name].family}")
+        print(f"{name:<22}{1000 * t:>12.1f}{1000 * base:>12.1f}{ratios[name]:>11.2f}x   {METHODS[name].family}")
     print(f"grad_rollout vs forward+backward: {ratios['grad_rollout']:.2f}x")
     print(f"chefer2021 vs forward+backward: {ratios['chefer2021']:.2f}x")
     print(f"attnlrp vs forward+backward: {ratios['attnlrp']:.2f}x")

@@ -128,24 +128,24 @@ if not spec.dataset:
 ds = cache.get_dataset(spec.dataset, "test")
 
 
-def request_scores(model_key: str, methods_key: str, available: int) -> None:
+def request_scores(model_key: str, n_key: str, methods_key: str, available: int) -> None:
     """Form callback: remember what to score (the scores persist across reruns until the next request)."""
     scored = st.session_state.get(methods_key) or []
     if not scored:
         st.session_state["rel_nothing_to_score"] = True
         return
-    st.session_state[SCORED_KEY] = (model_key, min(int(st.session_state["rel_n"]), available), tuple(scored))
+    st.session_state[SCORED_KEY] = (model_key, min(int(st.session_state[n_key]), available), tuple(scored))
 
 
 with st.form("rel_faithfulness"):
     f1, f2 = st.columns([1, 3])
     with f1:
-        sample_size_picker(len(ds), 32 if image else 8, key="rel_n")
+        sample_size_picker(len(ds), 32 if image else 8, key=f"rel_n_{spec.modality}")
     f2.multiselect("Methods to score (a seeded random map is added as chance)", usable,
                    default=[x for x in FAST_TO_SCORE if x in usable], format_func=label,
                    key=f"rel_scored_{ctx.model_key}")
     st.form_submit_button("Score faithfulness", type="primary", on_click=request_scores,
-                          args=(ctx.model_key, f"rel_scored_{ctx.model_key}", len(ds)))
+                          args=(ctx.model_key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", len(ds)))
 st.caption(f"Held-out {spec.dataset} inputs, maps for the predicted class. Removing a token replaces it by the "
            "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
            "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest.")

@@ -30,8 +30,8 @@ def _widget(widgets, label: str):
     return next(w for w in widgets if w.label.startswith(label))
 
 
-def _score(at: AppTest, n: int, methods: list[str]) -> AppTest:
-    at.number_input(key="rel_n").set_value(n)
+def _score(at: AppTest, n: int, methods: list[str], modality: str = "image") -> AppTest:
+    at.number_input(key=f"rel_n_{modality}").set_value(n)
     _widget(at.multiselect, "Methods to score").set_value(methods)
     at.get("form_submit_button")[0].click()
     return at.run()
@@ -55,7 +55,7 @@ def test_maps_target_and_faithfulness(model):
     _widget(at.radio, "Colour scale").set_value("per map").run()
     _no_errors(at)
 
-    at = _score(at, 4, ["rollout", "attnlrp"])
+    at = _score(at, 4, ["rollout", "attnlrp"], "text" if model == "minilm" else "image")
     _no_errors(at)
     assert any(md.value.startswith("**Scores over 4 held-out inputs") for md in at.markdown)
     table = at.dataframe[0].value
