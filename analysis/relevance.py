@@ -224,8 +224,8 @@ def _plain_run(model: HookedModel, batch: Batch, target, grad: bool):
     tgt = resolve_target(model, tr.logits, target)
     if not grad:
         return tr.attentions, None, tr.logits.detach(), tgt
-    _pick(tr.logits, tgt).sum().backward()
-    return tr.attentions, tr.attention_grads(), tr.logits.detach(), tgt
+    grads = torch.autograd.grad(_pick(tr.logits, tgt).sum(), tr.attn_list)  # no weight gradients
+    return tr.attentions, torch.stack(grads), tr.logits.detach(), tgt
 
 
 def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> torch.Tensor:
@@ -247,8 +247,8 @@ def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> tor
     # chefer2021: plain gradients at the maps, LRP relevance at the maps (starting from R = 1 at the target)
     fwd = lrp_forward(model, batch, CHEFER)
     y = _pick(fwd.logits, tgt)
-    (y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))).sum().backward()
-    cams = torch.stack([a.detach() * a.grad for a in fwd.attn])
+    seed = y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))
+    cams = torch.stack([a.detach() * g for a, g in zip(fwd.attn, torch.autograd.grad(seed.sum(), fwd.attn))])
     return read_rows(_minus_identity(weighted_rollout(cams, grads)), readout, p)
 
 
@@ -268,8 +268,7 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
     fwd = lrp_forward(model, batch, rules)
     tgt = resolve_target(model, fwd.logits, target)
     y = _pick(fwd.logits, tgt)
-    y.sum().backward()
-    rel = fwd.inputs.detach() * fwd.inputs.grad
+    rel = fwd.inputs.detach() * torch.autograd.grad(y.sum(), fwd.inputs)[0]
     if model.spec.modality == "text":
         rel = rel * batch.token_mask[..., None].float()
     return token_attributions(model, rel), rel.flatten(1).sum(1), y.detach(), tgt

@@ -49,9 +49,10 @@ def main() -> None:
     ds = load_dataset(model.spec.dataset, "test")
     batch = model.prepare(ds.inputs[:args.batch]).to(model.device)
 
-    def forward_backward():
-        logits = model.run(batch, capture=False, grad=True).logits
-        logits.gather(1, logits.argmax(-1, keepdim=True)).sum().backward()
+    def forward_backward():  # the gradient of the predicted logit with respect to the input (no weight grads)
+        pixels = batch.tensors["pixel_values"].detach().requires_grad_(True)
+        logits = model.run(type(batch)({"pixel_values": pixels}, batch.token_mask), capture=False, grad=True).logits
+        torch.autograd.grad(logits.gather(1, logits.argmax(-1, keepdim=True)).sum(), pixels)
 
     print(f"{args.model} on {model.device.type}, batch of {len(batch)}; each method timed against one "
           "forward+backward run between its own calls")
