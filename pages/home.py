@@ -8,9 +8,10 @@ ctx = page_context()
 st.title("HeadScope")
 st.markdown(
     "An interactive look inside transformer models: what each attention head does, and why the model "
-    "predicted what it did. It runs offline on two built-in models, **digits-vit** (a Vision Transformer "
-    "trained on scikit-learn's handwritten digits) and **minilm** (the all-MiniLM-L6-v2 sentence encoder), "
-    "and loads any Hugging Face ViT, DeiT or BERT-family model from a folder or the hub.")
+    "predicted what it did. It runs offline on three built-in models: **digits-vit** and **shapes-vit** "
+    "(Vision Transformers trained here on scikit-learn's handwritten digits and on synthetic shapes with known "
+    "masks) and **minilm** (the all-MiniLM-L6-v2 sentence encoder); it also loads any Hugging Face ViT, DeiT "
+    "or BERT-family model from a folder or the hub.")
 st.markdown("**Start here:** pick a model and an input in the sidebar, then open a view.")
 
 present = {v.file for v in available_views()}
