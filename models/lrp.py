@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -89,12 +90,13 @@ class Rules:
     def linear(self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.linear_alpha_beta:
             return y
-        z = F.linear(x.clamp(min=0), weight.clamp(min=0)) + F.linear(x.clamp(max=0), weight.clamp(max=0))
+        w = weight.detach()
+        z = F.linear(x.clamp(min=0), w.clamp(min=0)) + F.linear(x.clamp(max=0), w.clamp(max=0))
         return with_grad(y, z * safe_div(y, z).detach())
 
-    def norm(self, x: torch.Tensor, y: torch.Tensor, y_frozen: torch.Tensor) -> torch.Tensor:
-        """y: the norm's output; y_frozen: the same computed with the normaliser detached."""
-        return passthrough(x, y) if self.norm_identity else with_grad(y, y_frozen)
+    def norm(self, x: torch.Tensor, y: torch.Tensor, y_frozen: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """y: the norm's output; y_frozen(): the same computed with the normaliser detached."""
+        return passthrough(x, y) if self.norm_identity else with_grad(y, y_frozen())
 
     def act(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return passthrough(x, y)
@@ -141,13 +143,14 @@ def module_rules(model: HookedModel, rules: Rules):
 def _norm_hook(rules: Rules):
     def hook(mod: nn.LayerNorm, inputs, y):
         x = inputs[0]
-        dims = tuple(range(-len(mod.normalized_shape), 0))
-        xc = x - x.mean(dims, keepdim=True)
-        frozen = xc / (xc.pow(2).mean(dims, keepdim=True) + mod.eps).sqrt().detach()
-        if mod.weight is not None:
-            frozen = frozen * mod.weight
-        if mod.bias is not None:
-            frozen = frozen + mod.bias
+
+        def frozen():
+            dims = tuple(range(-len(mod.normalized_shape), 0))
+            xc = x - x.mean(dims, keepdim=True)
+            out = xc / (xc.pow(2).mean(dims, keepdim=True) + mod.eps).sqrt().detach()
+            if mod.weight is not None:
+                out = out * mod.weight
+            return out if mod.bias is None else out + mod.bias
         return rules.norm(x, y, frozen)
     return hook
 
@@ -198,7 +201,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
         if model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
             unit = rules.norm(pooled, F.normalize(pooled, dim=-1),
-                              pooled / pooled.norm(dim=-1, keepdim=True).detach())
+                              lambda: pooled / pooled.norm(dim=-1, keepdim=True).detach())
             prompts = model.prompt_embeddings().to(unit.dtype)
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
