@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.attention import attention_distance, entropy, ring_strength  # noqa: E402
+from bench.timing import best_time  # noqa: E402
 from data import load_dataset  # noqa: E402
 from models import default_device, load_model  # noqa: E402
 
@@ -33,19 +33,6 @@ def metrics(attn: torch.Tensor, spec) -> dict[str, torch.Tensor]:
     return {"distance": d.patches, "distance_px": d.pixels, "prefix_mass": d.prefix_mass,
             "ring": ring_strength(attn, spec.grid, spec.n_prefix, per_input=True),
             "entropy": entropy(attn, per_input=True)}
-
-
-def timed(fn, repeats: int = 3):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main() -> None:
@@ -59,15 +46,15 @@ def main() -> None:
     spec = model.spec
     images = load_dataset("digits", "all").inputs[:args.n]
     batch = model.prepare(images)
-    t_forward, attn = timed(lambda: model.run(batch).attentions, repeats=1)  # [L, B, H, T, T] on the device
+    t_forward, attn = best_time(lambda: model.run(batch).attentions, repeats=1)  # [L, B, H, T, T] on the device
     metrics(attn[:, :2], spec)  # warm-up
     print(f"digits-vit on {device}, {len(images)} images, attention {tuple(attn.shape)}, {args.threads} thread(s)")
 
     def cat(parts):
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
-    t_batched, batched = timed(lambda: metrics(attn, spec))
-    t_loop, looped = timed(lambda: cat([metrics(attn[:, i:i + 1], spec) for i in range(attn.shape[1])]))
+    t_batched, batched = best_time(lambda: metrics(attn, spec), repeats=3)
+    t_loop, looped = best_time(lambda: cat([metrics(attn[:, i:i + 1], spec) for i in range(attn.shape[1])]), repeats=3)
     # float32 numbers: compare to 1e-6 relative to the value (1e-6 absolute below 1)
     diff = max(float(((batched[k] - looped[k]).abs() / looped[k].abs().clamp_min(1.0)).max()) for k in batched)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,22 +22,9 @@ import torch  # noqa: E402
 
 from analysis.importance import (LABEL_METRICS, ablation_naive, ablation_per_sample, as_sample,  # noqa: E402
                                  gradient_per_sample)
+from bench.timing import best_time  # noqa: E402
 from data import load_dataset  # noqa: E402
 from models import BUILTINS, default_device, load_model  # noqa: E402
-
-
-def timed(fn, repeats: int):
-    """Best wall time of `repeats` calls (synchronising the GPU when there is one) and the last result."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main() -> None:
@@ -60,10 +46,10 @@ def main() -> None:
     print(f"{spec.name} on {device} ({L} layers x {H} heads), {N} inputs, {args.threads} thread(s), "
           f"max rows per forward {args.max_rows or 'default'}")
 
-    t_fwd, _ = timed(lambda: model.run(sample.batch, capture=False), args.repeats)
-    t_naive, naive = timed(lambda: ablation_naive(model, sample), args.repeats)
-    t_fast, fast = timed(lambda: ablation_per_sample(model, sample, max_rows=args.max_rows), args.repeats)
-    t_grad, _ = timed(lambda: gradient_per_sample(model, sample), args.repeats)
+    t_fwd, _ = best_time(lambda: model.run(sample.batch, capture=False), args.repeats)
+    t_naive, naive = best_time(lambda: ablation_naive(model, sample), args.repeats)
+    t_fast, fast = best_time(lambda: ablation_per_sample(model, sample, max_rows=args.max_rows), args.repeats)
+    t_grad, _ = best_time(lambda: gradient_per_sample(model, sample), args.repeats)
     diff = max(float(np.abs(fast[m] - naive[m]).max()) for m in LABEL_METRICS)
 
     for m in LABEL_METRICS:

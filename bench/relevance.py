@@ -1,6 +1,6 @@
 """Speed of every relevance method: time per batch of 32 shapes images relative to one forward + backward.
 
-    python -m bench.relevance [--model shapes-vit] [--batch 32] [--repeats 5]
+    python bench/relevance.py [--model shapes-vit] [--batch 32] [--repeats 5]
 
 Targets (issue 5): grad_rollout and attnlrp <= 1.5x, chefer2021 <= 3x, all batched. captum's path and
 sampling methods cost about their number of steps or samples (integrated_gradients: 32 steps, ...).
@@ -9,13 +9,19 @@ Last line: `attnlrp vs forward+backward: X.XXx`.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
-import torch
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.relevance import METHODS, available_methods, explain
-from data import load_dataset
-from models import load_model
+import torch  # noqa: E402
+
+from analysis.relevance import METHODS, available_methods, explain  # noqa: E402
+from data import load_dataset  # noqa: E402
+from models import load_model  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,6 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.spectral import spectral_metrics  # noqa: E402
+from bench.timing import best_time  # noqa: E402
 from data import load_dataset  # noqa: E402
 from models import default_device, load_model  # noqa: E402
 
@@ -27,19 +27,6 @@ from models import default_device, load_model  # noqa: E402
 PER_INPUT = {"resid_ratio": 1, "attn_out_ratio": 1, "mlp_out_ratio": 1, "resid_share": 1, "rank": 1,
              "entropy": 1, "gain": 1, "stable_rank": 1, "effective_rank": 1, "hf_gain": 1, "singular": 1,
              "response_2d": 1, "profile": 1, "variance": 1, "logits": 0}
-
-
-def timed(fn, repeats: int = 1):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main() -> None:
@@ -55,13 +42,13 @@ def main() -> None:
     batch = model.prepare(images)
     spectral_metrics(model, batch.select(range(4)))  # warm-up
 
-    t_batch, batched = timed(lambda: spectral_metrics(model, batch), repeats=2)
+    t_batch, batched = best_time(lambda: spectral_metrics(model, batch), repeats=2)
 
     def loop():
         parts = [spectral_metrics(model, batch.select([i])) for i in range(len(batch))]
         return {k: np.concatenate([p[k] for p in parts], axis=ax) for k, ax in PER_INPUT.items()}
 
-    t_loop, looped = timed(loop)
+    t_loop, looped = best_time(loop)
     worst = max(float(np.max(np.abs(batched[k] - looped[k]) / (np.abs(looped[k]).max() + 1e-12)))
                 for k in PER_INPUT)
     same = all(np.allclose(batched[k], looped[k], rtol=1e-3, atol=1e-4 * (np.abs(looped[k]).max() + 1e-12))
