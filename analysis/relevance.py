@@ -14,7 +14,7 @@ Padding positions of text maps are 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

@@ -1,24 +1,14 @@
 """AppTest: the router, every view on both built-in models, and the sidebar's error paths."""
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
-from ui.navigation import PAGES_DIR, available_views
-
-TIMEOUT = 240
-APP = str(PAGES_DIR.parent / "app.py")
+from tests.app.helpers import open_view
+from ui.navigation import available_views
 
 
-def _app(model: str | None = None) -> AppTest:
-    # The first run resolves the default page, which re-keys the sidebar widgets: run twice before interacting.
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
-    if model:
-        at.sidebar.selectbox[0].select(model).run()
-    return at
+def _app(model: str = "digits-vit") -> AppTest:
+    return open_view(None, model)
 
 
 def _errors(at) -> list[str]:

@@ -7,28 +7,14 @@ from data import load_dataset
 from models import HookedModel
 from ui import state
 from ui.attention_figures import default_query, overview_mosaic, query_maps, query_options
-from ui.navigation import PAGES_DIR
+from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
 
-TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
 
 
 def _attention_page(model: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
-    if model != "digits-vit":
-        at.sidebar.selectbox[0].select(model).run()
-    at.switch_page("pages/attention.py").run()
-    _ok(at)
+    at = open_view("pages/attention.py", model)
+    assert_clean(at)
     return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _widget(widgets, label: str):
-    return next(w for w in widgets if w.label.startswith(label))
 
 
 @pytest.fixture
@@ -57,20 +43,20 @@ def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
     assert len(at.get("plotly_chart")) >= 8
     calls = forward_counter()
 
-    _widget(at.number_input, "Layer").set_value(2).run()
-    _ok(at)
+    widget(at.number_input, "Layer").set_value(2).run()
+    assert_clean(at)
     assert at.session_state[state.HEAD] == (2, 0)
     assert "Layer 2, head 0" in [s.value for s in at.subheader]
 
-    query = _widget(at.selectbox, "Query token")
+    query = widget(at.selectbox, "Query token")
     assert query.value == 0  # CLS by default
     query.set_value(1 + 3 * 8 + 4).run()  # patch row 3, col 4
-    _ok(at)
+    assert_clean(at)
     assert at.session_state[state.QUERY] == 29
-    assert _widget(at.selectbox, "Query token").value == 29
+    assert widget(at.selectbox, "Query token").value == 29
     assert any("patch row 3, col 4's attention" in c.value for c in at.caption)
     at.toggle(key="attn_ring_per_token").set_value(True).run()
-    _ok(at)
+    assert_clean(at)
     assert any("per token r steps away" in c.value for c in at.caption)
     assert calls == []  # head, query and view changes reuse the cached attention
 
@@ -80,38 +66,38 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     assert "All heads" in [s.value for s in at.subheader]
     assert any("line" in s.label.lower() for s in at.slider)  # the line view's top-k slider
     calls = forward_counter()
-    _widget(at.number_input, "Head").set_value(7).run()
-    _ok(at)
+    widget(at.number_input, "Head").set_value(7).run()
+    assert_clean(at)
     assert at.session_state[state.HEAD] == (0, 7)
-    query = _widget(at.selectbox, "Query token")
+    query = widget(at.selectbox, "Query token")
     n_tokens = len(query.options)
     query.set_value(3).run()
-    _ok(at)
+    assert_clean(at)
     assert at.session_state[state.QUERY] == 3 and n_tokens > 5
     at.toggle(key="attn_ring_per_token").set_value(True).run()
-    _ok(at)
+    assert_clean(at)
     assert calls == []
 
     at.sidebar.radio[0].set_value("text").run()
     next(t for t in at.sidebar.text_area if t.label == "Text").input("Hi").run()
-    _ok(at)
+    assert_clean(at)
     assert any("word piece" in i.value for i in at.info)
     assert "Layer 0, head 7" in [s.value for s in at.subheader]
 
 
 def test_sample_size_larger_than_dataset_is_clamped():
     at = _attention_page("minilm")
-    size = _widget(at.number_input, "Inputs from prose")
+    size = widget(at.number_input, "Inputs from prose")
     size.set_value(5000).run()
-    _ok(at)
+    assert_clean(at)
     n = len(load_dataset("prose", "test"))
     assert any(f"has {n} inputs; using all of them" in w.value for w in at.warning)
     assert any(f"over {n} inputs" in c.value for c in at.caption)  # the distance plot uses the whole split
 
     # the VA paper's autoencoder and agglomerative clustering on the same cached sample
-    _widget(at.radio, "Embedding").set_value("autoencoder").run()
-    _widget(at.radio, "Clustering").set_value("agglomerative").run()
-    _ok(at)
+    widget(at.radio, "Embedding").set_value("autoencoder").run()
+    widget(at.radio, "Clustering").set_value("agglomerative").run()
+    assert_clean(at)
     assert "Cluster prototypes" in [s.value for s in at.subheader]
     assert any("Inputs in cluster 0" in md.value for md in at.markdown)
 
@@ -139,7 +125,7 @@ def test_saved_folder_model_without_bundled_dataset(tiny_vit_dir):
     at.sidebar.selectbox[0].select("Load a model from a folder or hub id…").run()
     at.sidebar.text_input[0].input(str(tiny_vit_dir)).run()
     at.switch_page("pages/attention.py").run()
-    _ok(at)
+    assert_clean(at)
     assert "Layer 0, head 0" in [s.value for s in at.subheader]
-    assert len(_widget(at.selectbox, "Query token").options) == 1 + 1 + 16  # mean, CLS, 4 x 4 patches
-    assert _widget(at.number_input, "Inputs from digits").value == 128
+    assert len(widget(at.selectbox, "Query token").options) == 1 + 1 + 16  # mean, CLS, 4 x 4 patches
+    assert widget(at.number_input, "Inputs from digits").value == 128

@@ -3,26 +3,14 @@ from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
 from ui import state
+from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view
 from ui.navigation import PAGES_DIR
 
-TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
 PAGE = "pages/embedding.py"
 
 
 def _open(model: str, labels: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if labels:
-        at.session_state[state.LABELS] = labels
-    at.run().run()
-    at.sidebar.selectbox[0].select(model).run()
-    at.switch_page(PAGE).run()
-    return at
-
-
-def _ok(at) -> None:
-    assert not at.exception, [str(e.value) for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return open_view(PAGE, model, **({state.LABELS: labels} if labels else {}))
 
 
 def _charts(at) -> int:
@@ -31,7 +19,7 @@ def _charts(at) -> int:
 
 def test_digits_vit_all_panels_and_controls():
     at = _open("digits-vit")
-    _ok(at)
+    assert_clean(at)
     subheaders = [s.value for s in at.subheader]
     assert subheaders == ["The current input, block by block", "Identifiability per block",
                           "Embedding map of the CLS token", "Separability per layer"]
@@ -43,46 +31,46 @@ def test_digits_vit_all_panels_and_controls():
 
     at.number_input(key="emb_n_digits").set_value(80).run()
     at.toggle(key="emb_baseline").set_value(True).run()
-    _ok(at)
+    assert_clean(at)
     metrics = {m.label: float(m.value.rstrip("%")) for m in at.metric}
     assert metrics["CLS (random init)"] < 40 < metrics["CLS"]
 
     at.slider(key="emb_block").set_value(1).run()
-    _ok(at)
+    assert_clean(at)
     assert any("after block 1" in c.value for c in at.caption)
     at.slider(key="emb_layer").set_value(0).run()
-    _ok(at)
+    assert_clean(at)
     at.segmented_control(key="emb_where").set_value("mlp_out").run()
-    _ok(at)
+    assert_clean(at)
     at.radio(key="emb_method").set_value("tsne").run()
-    _ok(at)
+    assert_clean(at)
     assert any("not comparable across layers" in c.value for c in at.caption)
     assert _charts(at) == 5
 
 
 def test_minilm_uses_pooled_and_word_tokens():
     at = _open("minilm")
-    _ok(at)
+    assert_clean(at)
     assert "Embedding map of the pooled token" in [s.value for s in at.subheader]
     labels = [m.label for m in at.metric]
     assert labels == ["pooled", "word tokens"]
     assert any("word token already ranks" in c.value for c in at.caption)
     assert _charts(at) == 5
     at.main.selectbox[0].select_index(1).run()  # track another class
-    _ok(at)
+    assert_clean(at)
     tracked = load_dataset("prose").class_names[at.main.selectbox[0].value]
     assert any(f"ranks '{tracked}' first" in c.value for c in at.caption)
 
 
 def test_page_runs_standalone():
     at = AppTest.from_file(str(PAGES_DIR / "embedding.py"), default_timeout=TIMEOUT).run()
-    _ok(at)
+    assert_clean(at)
     assert at.title[0].value == "Class embedding" and _charts(at) == 5
 
 
 def test_label_set_without_the_dataset_classes_warns():
     at = _open("minilm", labels={"minilm": ("cats", "dogs")})
-    _ok(at)
+    assert_clean(at)
     assert any("do not include the classes" in w.value for w in at.warning)
     assert _charts(at) == 2  # the current input still works
 
@@ -90,7 +78,7 @@ def test_label_set_without_the_dataset_classes_warns():
 def test_tiny_sample_explains_instead_of_failing():
     at = _open("digits-vit")
     at.number_input(key="emb_n_digits").set_value(3).run()
-    _ok(at)
+    assert_clean(at)
     assert any("needs a larger sample" in w.value for w in at.warning)
 
 
@@ -99,5 +87,5 @@ def test_model_without_dataset_shows_info(tiny_vit_dir):
     at.sidebar.selectbox[0].select(at.sidebar.selectbox[0].options[-1]).run()
     at.sidebar.text_input(key=state.CUSTOM_MODEL).input(str(tiny_vit_dir)).run()
     at.switch_page(PAGE).run()
-    _ok(at)
+    assert_clean(at)
     assert any("no bundled dataset" in i.value for i in at.info)

@@ -4,17 +4,13 @@ from streamlit.testing.v1 import AppTest
 from analysis import importance as imp
 from data import load_dataset
 from ui import state
-from ui.navigation import PAGES_DIR
+from tests.app.helpers import APP, TIMEOUT, open_view
 
-TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
 PAGE = "pages/importance.py"
 
 
 def _page(model: str, n: int) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
-    at.sidebar.selectbox[0].select(model).run()
-    at.switch_page(PAGE).run()
+    at = open_view(PAGE, model)
     assert not at.exception, at.exception
     assert any("Compute head importance" in i.value for i in at.info)  # nothing heavy before the button
     at.number_input(key="imp_n").set_value(n).run()

@@ -3,36 +3,19 @@ and the bad-input paths (a method that does not apply, a target class out of ran
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.navigation import PAGES_DIR
+from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
 
-TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
 
 
 def _relevance_page(model: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    if model != "digits-vit":
-        at.sidebar.selectbox[0].select(model).run()
-    at.switch_page("pages/relevance.py").run()
+    at = open_view("pages/relevance.py", model, **state)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def _no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _widget(widgets, label: str):
-    return next(w for w in widgets if w.label.startswith(label))
-
-
 def _score(at: AppTest, n: int, methods: list[str], modality: str = "image") -> AppTest:
     at.number_input(key=f"rel_n_{modality}").set_value(n)
-    _widget(at.multiselect, "Methods to score").set_value(methods)
+    widget(at.multiselect, "Methods to score").set_value(methods)
     at.get("form_submit_button")[0].click()
     return at.run()
 
@@ -40,23 +23,23 @@ def _score(at: AppTest, n: int, methods: list[str], modality: str = "image") -> 
 @pytest.mark.parametrize("model", ["digits-vit", "minilm"])
 def test_maps_target_and_faithfulness(model):
     at = _relevance_page(model)
-    _no_errors(at)
+    assert_clean(at)
     subheaders = [s.value for s in at.subheader]
     assert any(s.startswith("Maps for class") and "(predicted)" in s for s in subheaders)
     assert "Conservation: AttnLRP relevance vs the logit" in subheaders
     assert len(at.get("plotly_chart")) == 2  # the maps and the conservation scatter
     assert any("total relevance" in md.value for md in at.markdown)
 
-    target = _widget(at.selectbox, "Target class")
+    target = widget(at.selectbox, "Target class")
     name = target.options[3].split(": ", 1)[1].rsplit(" (", 1)[0]  # option 0 is "predicted", then classes 0, 1, 2
     target.set_value(2).run()
-    _no_errors(at)
+    assert_clean(at)
     assert any(s.value.startswith(f"Maps for class {name}") for s in at.subheader), [s.value for s in at.subheader]
-    _widget(at.radio, "Colour scale").set_value("per map").run()
-    _no_errors(at)
+    widget(at.radio, "Colour scale").set_value("per map").run()
+    assert_clean(at)
 
     at = _score(at, 4, ["rollout", "attnlrp"], "text" if model == "minilm" else "image")
-    _no_errors(at)
+    assert_clean(at)
     assert any(md.value.startswith("**Scores over 4 held-out inputs") for md in at.markdown)
     table = at.dataframe[0].value
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
@@ -67,11 +50,11 @@ def test_maps_target_and_faithfulness(model):
 
 def test_method_not_applicable_is_explained():
     at = _relevance_page("minilm", relevance_methods=["gradcam", "rollout"])
-    _no_errors(at)
+    assert_clean(at)
     warnings = [w.value for w in at.warning]
     assert any("Attention GradCAM is left out" in w and "minilm" in w for w in warnings), warnings
-    assert _widget(at.multiselect, "Methods").value == ["rollout"]
-    assert "gradcam" not in _widget(at.multiselect, "Methods").options
+    assert widget(at.multiselect, "Methods").value == ["rollout"]
+    assert "gradcam" not in widget(at.multiselect, "Methods").options
 
 
 def test_target_out_of_range_in_link_gives_clear_error():
@@ -87,8 +70,8 @@ def test_target_out_of_range_in_link_gives_clear_error():
 
 def test_no_method_picked_and_no_method_scored():
     at = _relevance_page("digits-vit")
-    _widget(at.multiselect, "Methods").set_value([]).run()
-    _no_errors(at)
+    widget(at.multiselect, "Methods").set_value([]).run()
+    assert_clean(at)
     assert any("Pick at least one method" in i.value for i in at.info)
     at = _score(at, 4, [])
     assert any("Pick at least one method to score" in e.value for e in at.error)

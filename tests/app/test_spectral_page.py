@@ -6,10 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import state
-from ui.navigation import PAGES_DIR
+from tests.app.helpers import assert_clean, open_view
 
-TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
 PAGE = "pages/spectral.py"
 SECTIONS = ["Attention temperature", "High- vs low-frequency energy per layer",
             "Fourier profile of the feature maps (Park & Kim)", "A head's frequency response",
@@ -17,17 +15,7 @@ SECTIONS = ["Attention temperature", "High- vs low-frequency energy per layer",
 
 
 def _open(model: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["spectral_n"] = 8  # a small sample keeps the test quick
-    at.run().run()
-    at.sidebar.selectbox[0].select(model).run()
-    at.switch_page(PAGE).run()
-    return at
-
-
-def _ok(at) -> None:
-    assert not at.exception, [str(e.value) for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return open_view(PAGE, model, spectral_n=8)  # a small sample keeps the test quick
 
 
 def _figure(at, title_word: str) -> dict:
@@ -45,7 +33,7 @@ def _captions(at) -> str:
 
 def test_digits_vit_every_figure_and_the_temperature_slider():
     at = _open("digits-vit")
-    _ok(at)
+    assert_clean(at)
     assert at.title[0].value == "Spectral"
     assert [s.value for s in at.subheader] == SECTIONS + ["Activation lab"]
     assert len(at.get("plotly_chart")) == 13  # HC/DC, profile, end point, grid, gain, 2-D, eig, 2 ranks, sweep, lab
@@ -56,13 +44,13 @@ def test_digits_vit_every_figure_and_the_temperature_slider():
     before = [d["y"] for d in hc_dc["data"]]
 
     at.select_slider(key="spectral_tau").set_value(100.0).run()
-    _ok(at)
+    assert_clean(at)
     assert "τ = 100" in _captions(at)
     after = _figure(at, "‖HC‖ / ‖DC‖ (log)")
     assert [d["y"] for d in after["data"]] != before  # the figures are redrawn at the new temperature
 
     at.radio(key="spectral_scope").set_value("chosen layers").run()
-    _ok(at)
+    assert_clean(at)
     assert "layer(s) 3" in _captions(at)
     at.multiselect(key="spectral_layers").set_value([]).run()
     assert not at.exception
@@ -73,20 +61,20 @@ def test_digits_vit_head_picker_and_whatif():
     at = _open("digits-vit")
     inputs = [n for n in at.number_input if n.key and n.key.startswith("spectral_head_layer")]
     inputs[0].set_value(2).run()
-    _ok(at)
+    assert_clean(at)
     assert at.session_state[state.HEAD] == (2, 0)
     assert "Layer 2, head 0" in _captions(at)
     at.multiselect(key="spectral_whatif").set_value([]).run()
     assert any("Pick at least one what-if" in w.value for w in at.warning)
     at.multiselect(key="spectral_whatif").set_value(["attention only"]).run()
-    _ok(at)
+    assert_clean(at)
     names = [d.get("name") for d in _figure(at, "x̄")["data"]]
     assert names == ["attention only"]
 
 
 def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
     at = _open("minilm")
-    _ok(at)
+    assert_clean(at)
     subheaders = [s.value for s in at.subheader]
     assert subheaders == SECTIONS + ["Length collapse", "Activation lab"]
     infos = " ".join(i.value for i in at.info)
@@ -94,7 +82,7 @@ def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
     length = _figure(at, "mean pairwise cosine similarity")
     assert [d["name"] for d in length["data"]] == ["τ = 1"]
     at.select_slider(key="spectral_tau").set_value(4.0).run()
-    _ok(at)
+    assert_clean(at)
     length = _figure(at, "mean pairwise cosine similarity")
     assert [d["name"] for d in length["data"]] == ["τ = 1", "τ = 4"]
 
@@ -107,7 +95,7 @@ def test_activation_lab_bad_tones_then_recovery():
         assert not at.exception
         assert any(message in e.value for e in at.error), (tones, [e.value for e in at.error])
     at.text_input(key="spectral_tones").set_value("5, 12").run()
-    _ok(at)
+    assert_clean(at)
     assert "single tone only" in _captions(at)
 
 
@@ -115,11 +103,11 @@ def test_activation_lab_functions():
     at = _open("digits-vit")
     at.selectbox(key="spectral_act").set_value("ReLU").run()
     at.slider(key="spectral_amp").set_value(1.0).run()
-    _ok(at)
+    assert_clean(at)
     table = at.dataframe[0].value
     assert table["measured"][0] == pytest.approx(1 / 3.141592653589793, rel=1e-3)
     assert table["analytic"].notna().sum() >= 5
     at.selectbox(key="spectral_act").set_value("the model's own MLP activation").run()
-    _ok(at)
+    assert_clean(at)
     assert at.dataframe[0].value["analytic"].isna().all()
     assert "single tone only" in _captions(at)

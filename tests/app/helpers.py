@@ -1,0 +1,33 @@
+"""Shared AppTest helpers: open a view through app.py on a model, and check it ran cleanly."""
+from streamlit.testing.v1 import AppTest
+
+from ui.navigation import PAGES_DIR
+
+TIMEOUT = 300
+APP = str(PAGES_DIR.parent / "app.py")
+
+
+def open_view(page: str | None, model: str = "digits-vit", **session) -> AppTest:
+    """Run app.py with `session` state preset, pick `model` in the sidebar and switch to `page`
+    (e.g. "pages/attention.py"; None stays on Home). The first run resolves the default page, which
+    re-keys the sidebar widgets, so the app runs twice before any interaction."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in session.items():
+        at.session_state[key] = value
+    at.run().run()
+    if model != "digits-vit":
+        at.sidebar.selectbox[0].select(model).run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception and no st.error on the page."""
+    assert not at.exception, [str(e.value) for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def widget(widgets, label: str):
+    """The first widget whose label starts with `label`."""
+    return next(w for w in widgets if w.label.startswith(label))
