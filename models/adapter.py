@@ -168,14 +168,14 @@ class HookedModel(ABC):
         L = self.spec.n_layers
         if not 0 <= start_layer <= L:
             raise ValueError(f"start_layer must be in 0..{L}.")
+        if start_resid is None and start_layer > 0:
+            raise ValueError("start_layer > 0 needs start_resid (the residual entering that block).")
         needs_grad = grad or (torch.is_tensor(head_gates) and head_gates.requires_grad) or (
             start_resid is not None and start_resid.requires_grad)
         trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
         with self.lock, torch.set_grad_enabled(bool(needs_grad)), \
                 self._hooks(trace if capture else None, head_gates, temperature, grad, start_layer):
             h = self.embed(batch) if start_resid is None else start_resid.to(self.device)
-            if start_resid is None and start_layer > 0:
-                raise ValueError("start_layer > 0 needs start_resid (the residual entering that block).")
             if capture:
                 trace.resid_list.append(h)
             extra = self._block_args(batch)
@@ -321,12 +321,9 @@ class TextModel(HookedModel):
             raise InputError("No texts given.")
         texts = [check_text(t) if isinstance(t, str) else _not_text(i, t) for i, t in enumerate(inputs)]
         limit = self.spec.max_tokens
-        notes = []
-        for i, t in enumerate(texts):
-            n = len(self.tokenizer(t, add_special_tokens=True)["input_ids"])
-            if n > limit:
-                notes.append(f"Text {i + 1} has {n} tokens; the model reads at most {limit}, "
-                             f"so it was truncated to the first {limit}.")
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        notes = [f"Text {i + 1} has {n} tokens; the model reads at most {limit}, so it was truncated to the "
+                 f"first {limit}." for i, n in enumerate(lengths) if n > limit]
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
         if enc["input_ids"].shape[1] < 2:
             raise InputError("The text has no tokens the model can read.")

@@ -168,21 +168,18 @@ st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens a
            + ("Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs the "
               "object mask." if ds.masks is not None else ""))
 download_button(report.table, "relevance_faithfulness", key="dl_rel_table")
-left, right = st.columns(2)
-with left:
-    show_figure(curves_figure(report.curves[report.curves["test"].isin(["positive", "negative"])],
-                              ["positive", "negative"], "top-1 accuracy", "fraction of tokens removed"),
-                "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
-                "(a faithful map stays high). Grey: random map.",
-                report.curves[report.curves["test"].isin(["positive", "negative"])], "relevance_perturbation",
-                key="rel_perturbation")
-with right:
-    show_figure(curves_figure(report.curves[report.curves["test"].isin(["deletion", "insertion"])],
-                              ["deletion", "insertion"], "probability of the predicted class", "fraction of tokens"),
-                "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
-                "(a faithful map rises fast). Grey: random map.",
-                report.curves[report.curves["test"].isin(["deletion", "insertion"])], "relevance_deletion_insertion",
-                key="rel_deletion")
+CURVE_PANELS = [
+    (("positive", "negative"), "top-1 accuracy", "fraction of tokens removed",
+     "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
+     "(a faithful map stays high). Grey: random map.", "relevance_perturbation", "rel_perturbation"),
+    (("deletion", "insertion"), "probability of the predicted class", "fraction of tokens",
+     "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
+     "(a faithful map rises fast). Grey: random map.", "relevance_deletion_insertion", "rel_deletion"),
+]
+for column, (tests, y_title, x_title, how, name, key) in zip(st.columns(2), CURVE_PANELS):
+    curves = report.curves[report.curves["test"].isin(tests)]
+    with column:
+        show_figure(curves_figure(curves, list(tests), y_title, x_title), how, curves, name, key=key)
 
 st.markdown("**Where the methods disagree most**")
 methods = [k for k in report.maps if k != RANDOM]

@@ -1,9 +1,5 @@
 #!/usr/bin/env bash
-# Install HeadScope into .venv (torch pinned to the CPU 2.13.0 build) and start the app.
+# Install HeadScope into .venv and start the app.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python3 -m venv .venv
-. .venv/bin/activate
-pip install -q torch==2.13.0
-pip install -q -r requirements.txt
+. "$(dirname "$0")/install.sh"
 exec streamlit run app.py "$@"

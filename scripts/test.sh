@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
-# Install HeadScope into .venv (torch pinned to the CPU 2.13.0 build) and run the whole test suite.
+# Install HeadScope into .venv and run the whole test suite.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python3 -m venv .venv
-. .venv/bin/activate
-pip install -q torch==2.13.0
-pip install -q -r requirements.txt
+. "$(dirname "$0")/install.sh"
 export HF_HUB_OFFLINE=1
 python -m pytest -q "$@"

@@ -123,6 +123,8 @@ def test_resume_from_residual_equals_full_run(digits_vit, digits_batch):
     for layer in range(digits_vit.spec.n_layers + 1):
         resumed = digits_vit.run(digits_batch, capture=False, start_layer=layer, start_resid=tr.resid[layer])
         torch.testing.assert_close(resumed.logits, tr.logits, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="needs start_resid"):
+        digits_vit.run(digits_batch, start_layer=2)
 
 
 def test_temperature_flattens_attention(digits_vit, digits_batch):
