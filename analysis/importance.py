@@ -19,9 +19,8 @@ accuracy / true_prob: M(g = 1) - M(g[l, h] = 0); loss / cosine: M(g[l, h] = 0) -
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -107,22 +106,6 @@ def _check_metrics(model: HookedModel, metrics: Sequence[str]) -> tuple[str, ...
 
 
 # -- running gate configurations -----------------------------------------------------------------------
-@contextlib.contextmanager
-def _final_hidden(model: HookedModel, wanted: bool) -> Iterator[list]:
-    """Keeps the last block's output [B, T, D] (for the pooled embedding) while active."""
-    box: list = []
-    handle = None
-    if wanted:
-        def keep(mod, inp, out):
-            box[:] = [out[0] if isinstance(out, tuple) else out]
-        handle = model.blocks[-1].layer.register_forward_hook(keep)
-    try:
-        yield box
-    finally:
-        if handle is not None:
-            handle.remove()
-
-
 @dataclass
 class _Reference:
     """What an input's metrics are measured against: the target class [n] and the ungated pooled
@@ -134,14 +117,31 @@ class _Reference:
 
 def _run(model: HookedModel, batch: Batch, want_emb: bool, **run_kwargs):
     """(logits [R, C], pooled embedding [R, D] or None, trace); R may be a multiple of len(batch)."""
-    with _final_hidden(model, want_emb) as box:
-        tr = model.run(batch, **run_kwargs)
+    tr = model.run(batch, **run_kwargs)
     emb = None
     if want_emb:
-        hidden = box[0]
-        mask = batch.token_mask.to(hidden.device).repeat(hidden.shape[0] // len(batch), 1)
-        emb = model.pool(hidden, mask)
+        mask = batch.token_mask.to(tr.hidden.device).repeat(tr.hidden.shape[0] // len(batch), 1)
+        emb = model.pool(tr.hidden, mask)
     return tr.logits, emb, tr
+
+
+def _heads(model: HookedModel, tr, layer: int, batch: Batch, want_emb: bool) -> torch.Tensor:
+    """Block `layer`'s head outputs [n, T', H*dh] (before gating) in the kept forward `tr`: gates act after
+    attention, so every gate setting first changed at `layer` resumes from them (the readout rows only
+    when that is the last block and the metrics need no pooled embedding)."""
+    rows = model.readout_rows if layer == model.spec.n_layers - 1 and not want_emb else None
+    return model.head_outputs(layer, tr.resid_list[layer], batch, rows)
+
+
+def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, heads: torch.Tensor,
+            gates: torch.Tensor):
+    """_run of gate settings [k * n, L, H] (k settings in blocks) whose first changed layer is `layer`,
+    resumed inside that block from the kept forward `tr` and its head outputs; the last block computes
+    only the tokens the head reads unless a pooled embedding is wanted."""
+    k = gates.shape[0] // len(batch)
+    return _run(model, batch, want_emb, capture=False, head_gates=gates, start_layer=layer,
+                start_resid=tr.resid_list[layer].repeat(k, 1, 1), start_heads=heads.repeat(k, 1, 1),
+                readout_only=not want_emb)
 
 
 def _metric_values(logits: torch.Tensor, emb: torch.Tensor | None, ref: _Reference,
@@ -192,9 +192,9 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
     """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample.
 
     Fast path: duplicate configurations run once; one forward keeps the residual stream, and the
-    configurations whose first changed layer is l run together through the batch dimension from block l
-    (at most max_rows rows a forward; default by device, see `_rows`). All-ones configurations reuse the
-    first forward."""
+    configurations whose first changed layer is l run together through the batch dimension from block l's
+    head outputs (at most max_rows rows a forward; default by device, see `_rows`), the last block at the
+    readout tokens only. All-ones configurations reuse the first forward."""
     sample = as_sample(model, data)
     metrics = _check_metrics(model, metrics)
     configs = torch.as_tensor(configs, dtype=torch.float32).to(model.device)
@@ -219,11 +219,11 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
                 for m in metrics:
                     vals[m][members, cols] = base[m].double().cpu().numpy()[None]
                 continue
+            heads = _heads(model, tr, l, part.batch, "cosine" in metrics)
             for k0 in range(0, len(members), per):
                 ks = members[k0:k0 + per]
                 gates = unique[ks].repeat_interleave(n, 0)  # [len(ks) * n, L, H], configurations in blocks
-                logits, emb, _ = _run(model, part.batch, "cosine" in metrics, capture=False, head_gates=gates,
-                                      start_layer=l, start_resid=tr.resid_list[l].repeat(len(ks), 1, 1))
+                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
                     vals[m][ks, cols] = v.reshape(len(ks), n).double().cpu().numpy()
                 done += len(ks)
@@ -241,8 +241,9 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
 
     base_gates [L, H] (default all 1): the setting each head is removed from (iterative pruning).
     Fast path: one forward keeps the residual stream entering each block; for layer l the H settings
-    that zero one of its heads run together through the batch dimension, starting at block l (heads of
-    layer l cannot change the blocks below it)."""
+    that zero one of its heads run together through the batch dimension, resuming block l after its
+    attention (heads of layer l cannot change anything before their output projection), with the last
+    block computed at the readout tokens only."""
     sample = as_sample(model, data)
     metrics = _check_metrics(model, metrics)
     L, H = model.spec.n_layers, model.spec.n_heads
@@ -260,13 +261,13 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
         base_vals = _metric_values(logits, emb, ref, metrics)
         per = max(1, _rows(model, max_rows) // n)
         for l in range(L):
+            heads = _heads(model, tr, l, part.batch, "cosine" in metrics)
             for h0 in range(0, H, per):
                 hs = list(range(h0, min(h0 + per, H)))
                 gates = base.repeat(len(hs), 1, 1)
                 gates[:, l] = gates[:, l] * (1 - eye[hs])  # setting j zeroes head hs[j] of layer l
                 gates = gates.repeat_interleave(n, 0)
-                logits, emb, _ = _run(model, part.batch, "cosine" in metrics, capture=False, head_gates=gates,
-                                      start_layer=l, start_resid=tr.resid_list[l].repeat(len(hs), 1, 1))
+                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
                     drop = SIGN[m] * (base_vals[m][None] - v.reshape(len(hs), n))
                     out[m][l, h0:h0 + len(hs), idx[0]:idx[-1] + 1] = drop.double().cpu().numpy()

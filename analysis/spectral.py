@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from models.adapter import HookedModel
 from models.trace import Batch, Trace
-from models.whatif import ablate_paths, record_activation, record_outputs
+from models.whatif import ablate_paths, record_activation
 
 Progress = Callable[[float, str], None] | None
 
@@ -302,9 +302,8 @@ def length_collapse(model: HookedModel, texts: Sequence[str], lengths: Sequence[
     for i, tau in enumerate(taus):
         for (n, k), batch in zip(groups, batches):  # one batch per length: short windows are not padded to long
             mask = batch.token_mask.to(model.device)
-            with record_outputs(model, lambda b: b.layer, [L - 1]) as last:
-                model.run(batch, capture=False, temperature=temperatures(tau, layers, L))
-            e = F.normalize(model.pool(last[L - 1][1], mask), dim=-1)  # [k, D]
+            hidden = model.run(batch, capture=False, temperature=temperatures(tau, layers, L)).hidden
+            e = F.normalize(model.pool(hidden, mask), dim=-1)  # [k, D]
             sim = (e @ e.T).sum() - e.pow(2).sum()  # all pairs without self-pairs
             rows.append({"tau": float(tau), "words": n, "tokens": float(mask.float().sum(-1).mean()),
                          "n_texts": k, "mean_cos": float(sim / (k * (k - 1)))})

@@ -85,7 +85,14 @@ def _per_layer(value, n_layers: int, what: str) -> torch.Tensor | None:
 
 
 class HookedModel(ABC):
-    """A network with one interface: spec, prepare, run, unembed (see models/__init__.py)."""
+    """A network with one interface: spec, prepare, run, unembed (see models/__init__.py).
+
+    post_ln: the blocks normalise after each residual add (BERT) rather than before each sublayer (ViT).
+    readout_rows: the head reads only the first k tokens' last residual (k = 1 for a CLS readout, 2 for
+    DeiT's CLS + distillation tokens), or None when it reads every token (mean pooling)."""
+
+    post_ln = False
+    readout_rows: int | None = None
 
     def __init__(self, net: nn.Module, spec: ModelSpec, blocks: list[Block], device: str):
         self.net = net.eval().to(device)
@@ -156,20 +163,30 @@ class HookedModel(ABC):
                 h.remove()
 
     def run(self, batch: Batch, capture: bool = True, head_gates=None, temperature=None, grad: bool = False,
-            start_layer: int = 0, start_resid: torch.Tensor | None = None) -> Trace:
+            start_layer: int = 0, start_resid: torch.Tensor | None = None, start_heads: torch.Tensor | None = None,
+            readout_only: bool = False) -> Trace:
         """Forward `batch`; returns a Trace (see models/trace.py for shapes).
 
         head_gates: [L, H] or [B, L, H] multipliers of each head's output before the output projection
         (a tensor with requires_grad gives d/dg). temperature: scalar or [L]; divides attention logits.
         grad: build the autograd graph and retain d/dA on the captured attention probabilities.
         start_layer, start_resid [B, T, D]: resume from the residual stream entering block start_layer
-        (blocks below it are not run; the captured lists start there)."""
+        (blocks below it are not run; the captured lists start there).
+        start_heads [B, T, H*dh]: block start_layer's concatenated head outputs before gating
+        (`head_outputs`): that block resumes after its attention (gates still apply); not captured.
+        readout_only: the last block computes only the tokens the head reads (`readout_rows`); logits
+        are unchanged, nothing is captured."""
         batch = batch.to(self.device)
         L = self.spec.n_layers
         if not 0 <= start_layer <= L:
             raise ValueError(f"start_layer must be in 0..{L}.")
         if start_resid is None and start_layer > 0:
             raise ValueError("start_layer > 0 needs start_resid (the residual entering that block).")
+        if (start_heads is not None or readout_only) and capture:
+            raise ValueError("start_heads and readout_only skip parts of the forward: run them with capture=False.")
+        if start_heads is not None and (start_resid is None or start_layer == L):
+            raise ValueError("start_heads needs start_resid and a start_layer below the number of layers.")
+        rows = self.readout_rows if readout_only else None
         needs_grad = grad or (torch.is_tensor(head_gates) and head_gates.requires_grad) or (
             start_resid is not None and start_resid.requires_grad)
         trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
@@ -184,13 +201,57 @@ class HookedModel(ABC):
                 extra = tuple(a.repeat(n // len(batch), *[1] * (a.dim() - 1)) if torch.is_tensor(a) else a
                               for a in extra)
             for l in range(start_layer, L):
-                h = self.blocks[l].layer(h, *extra)
-                if isinstance(h, tuple):
-                    h = h[0]
+                last_rows = rows if l == L - 1 else None
+                if l == start_layer and start_heads is not None:
+                    heads = start_heads.to(self.device)
+                    h = self._block_tail(self.blocks[l], h, heads if last_rows is None else heads[:, :last_rows])
+                elif last_rows is not None:
+                    h = self._block_rows(self.blocks[l], h, extra[0], last_rows)
+                else:
+                    h = self.blocks[l].layer(h, *extra)
+                    if isinstance(h, tuple):
+                        h = h[0]
                 if capture:
                     trace.resid_list.append(h)
+            trace.hidden = h
             trace.logits = self._head(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
         return trace
+
+    # -- the blocks by hand, for resuming mid-block and readout-only last blocks ----------------------
+    def _attend(self, b: Block, x: torch.Tensor, mask: torch.Tensor | None, rows: int | None = None) -> torch.Tensor:
+        """Block b's self-attention on its input x [B, T, D] for the first `rows` queries (all when None)
+        -> concatenated head outputs [B, T', H*dh] before gating and the output projection. Calls the
+        block's own q, k, v modules, so temperature hooks apply; the same arithmetic as the eager kernel."""
+        H = self.spec.n_heads
+        q = b.q(x if rows is None else x[:, :rows]).unflatten(-1, (H, -1)).transpose(1, 2)
+        k, v = (p(x).unflatten(-1, (H, -1)).transpose(1, 2) for p in (b.k, b.v))
+        scores = q @ k.transpose(-1, -2) * getattr(b.attn, "scaling", q.shape[-1] ** -0.5)
+        if mask is not None:
+            scores = scores + mask
+        probs = scores.softmax(-1, dtype=torch.float32).to(q.dtype)
+        return (probs @ v).transpose(1, 2).flatten(2)
+
+    def head_outputs(self, layer: int, resid: torch.Tensor, batch: Batch, rows: int | None = None) -> torch.Tensor:
+        """[B, T', H*dh] the concatenated head outputs of block `layer` (before gating) given the residual
+        stream entering it [B, T, D]; rows: only the first `rows` queries. Feed them to run(start_heads=...)."""
+        b = self.blocks[layer]
+        with self.lock, torch.no_grad():
+            x = resid.to(self.device)
+            return self._attend(b, x if self.post_ln else b.ln1(x), self._block_args(batch.to(self.device))[0], rows)
+
+    def _block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """The rest of block b after attention: h [B, T, D] the residual entering it, heads [B, T', H*dh]
+        (the first T' queries) -> the block's output for those tokens [B, T', D]."""
+        h = h[:, :heads.shape[1]]
+        if self.post_ln:
+            a = b.ln1(b.o(heads) + h)
+            return b.ln2(b.fc2(b.act(b.fc1(a))) + a)
+        a = b.o(heads) + h
+        return b.fc2(b.act(b.fc1(b.ln2(a)))) + a
+
+    def _block_rows(self, b: Block, h: torch.Tensor, mask: torch.Tensor | None, rows: int) -> torch.Tensor:
+        """Block b's output for its first `rows` tokens only: h [B, T, D] -> [B, rows, D]."""
+        return self._block_tail(b, h, self._attend(b, h if self.post_ln else b.ln1(h), mask, rows))
 
     def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
         """[B, C] logits without capture, in chunks of batch_size."""
@@ -212,6 +273,7 @@ class VisionModel(HookedModel):
         self.std = np.asarray(preprocess["std"], dtype=np.float32)
         self.classifiers = ([net.cls_classifier, net.distillation_classifier]
                             if hasattr(net, "distillation_classifier") else [net.classifier])
+        self.readout_rows = len(self.classifiers)
 
     def prepare(self, inputs) -> Batch:
         """PIL images or arrays ([H, W] / [H, W, C], uint8 or floats in [0, 1]) -> Batch."""
@@ -265,6 +327,8 @@ PROMPT_LOGIT_SCALE = 20.0  # cosine similarity x 20, so that softmax probabiliti
 
 class TextModel(HookedModel):
     """BertModel / BertForSequenceClassification and BERT-like encoders (RoBERTa, ELECTRA, ...)."""
+
+    post_ln = True
 
     def __init__(self, net, spec, blocks, device, base, tokenizer, pooling: str = "mean"):
         super().__init__(net, spec, blocks, device)
@@ -344,6 +408,18 @@ class TextModel(HookedModel):
         dtype = next(self.net.parameters()).dtype
         return ((1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min,)
 
+    @property
+    def readout_rows(self) -> int | None:
+        """1 when the head reads the CLS token only (a pooler, or CLS pooling of a prompt head), else None."""
+        if self.spec.head == "prompts":
+            return 1 if self.pooling == "cls" else None
+        return 1 if self._pooler_head() else None
+
+    def _pooler_head(self) -> bool:
+        """Whether the classifier reads the pooler's output (dense + tanh of the CLS token)."""
+        return getattr(self.base, "pooler", None) is not None and isinstance(getattr(self.net, "classifier", None),
+                                                                             nn.Linear)
+
     def pool(self, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """[B, T, D] -> [B, D] as the model pools (mean over real tokens, or the CLS token)."""
         if self.pooling == "cls":
@@ -354,8 +430,7 @@ class TextModel(HookedModel):
     def _head(self, hidden, batch):
         if self.spec.head == "prompts":
             return self.unembed(self.pool(hidden, batch.token_mask.to(hidden.device)))
-        if getattr(self.base, "pooler", None) is not None and hasattr(self.net, "classifier") \
-                and isinstance(self.net.classifier, nn.Linear):
+        if self._pooler_head():
             return self.net.classifier(self.base.pooler(hidden))
         return self.net.classifier(hidden)
 
@@ -363,7 +438,7 @@ class TextModel(HookedModel):
         hidden = hidden.to(self.device)
         if self.spec.head == "prompts":
             return PROMPT_LOGIT_SCALE * F.normalize(hidden, dim=-1) @ self.prompt_embeddings().to(hidden.dtype).T
-        if getattr(self.base, "pooler", None) is not None and isinstance(self.net.classifier, nn.Linear):
+        if self._pooler_head():
             pooled = self.base.pooler.activation(self.base.pooler.dense(hidden))
             return self.net.classifier(pooled)
         flat = hidden.reshape(-1, 1, hidden.shape[-1])  # heads such as RoBERTa's read token 0 of [N, T, D]

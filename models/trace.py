@@ -69,6 +69,7 @@ class Trace:
 
     logits: torch.Tensor
     token_mask: torch.Tensor
+    hidden: torch.Tensor | None = None  # [B, T, D] the last block's output (first readout_rows tokens if readout_only)
     attn_list: list[torch.Tensor] = field(default_factory=list)
     resid_list: list[torch.Tensor] = field(default_factory=list)
     attn_out_list: list[torch.Tensor] = field(default_factory=list)

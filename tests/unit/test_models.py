@@ -127,6 +127,27 @@ def test_resume_from_residual_equals_full_run(digits_vit, digits_batch):
         digits_vit.run(digits_batch, start_layer=2)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_resume_after_attention_and_readout_only_equal_full_gated_runs(request, name):
+    m, b = _model_and_batch(request, name)
+    L, H = m.spec.n_layers, m.spec.n_heads
+    tr = m.run(b)
+    assert m.readout_rows == (None if name == "minilm" else 1)  # minilm mean-pools every token
+    torch.testing.assert_close(m.run(b, capture=False, readout_only=True).logits, tr.logits, rtol=0, atol=1e-5)
+    for layer in range(L):
+        g = torch.ones(len(b), L, H)
+        g[:, layer, (layer + 1) % H] = 0
+        g[0, -1, 0] = 0.5  # a later (or the same) layer gated too, per input
+        full = m.run(b, capture=False, head_gates=g).logits
+        heads = m.head_outputs(layer, tr.resid_list[layer], b)
+        assert heads.shape == (len(b), tr.resid.shape[2], m.spec.d_model)
+        fast = m.run(b, capture=False, head_gates=g, start_layer=layer, start_resid=tr.resid_list[layer],
+                     start_heads=heads, readout_only=True)
+        torch.testing.assert_close(fast.logits, full, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="capture=False"):
+        m.run(b, readout_only=True)
+
+
 def test_temperature_flattens_attention(digits_vit, digits_batch):
     hot = digits_vit.run(digits_batch, temperature=1e4).attentions
     t = hot.shape[-1]
@@ -232,6 +253,8 @@ def test_deit_with_teacher_loads_and_unembeds(tmp_path):
     b = m.prepare([np.zeros((16, 16, 3), dtype=np.uint8)])
     tr = m.run(b)
     assert tr.attentions.shape[-1] == 18
+    assert m.readout_rows == 2  # the CLS and distillation tokens
+    torch.testing.assert_close(m.run(b, capture=False, readout_only=True).logits, tr.logits, rtol=0, atol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(tr.logits, m.net(**b.tensors).logits, rtol=0, atol=1e-5)
 
