@@ -3,7 +3,9 @@
 Every rule changes the backward pass of one operation so that, for its input x, `x * x.grad` is the
 relevance the rule assigns to x given the output's relevance `y * y.grad` (the gradient form of LRP used
 by AttnLRP's reference code, LXT). One forward and one backward then give the relevance of every
-activation: relevance = input * gradient. Two rule sets:
+activation: relevance = input * gradient. The rules are autograd Functions whose forward returns the
+operation's output unchanged and whose backward does the work: the rule-modified forward costs about a
+plain one, and no rule runs where no gradient is asked for. Two rule sets:
 
     ATTNLRP  (Achtibat et al. 2024)  linear: epsilon (plain gradient); LayerNorm: normaliser constant;
              activations: identity; softmax: x * (R - s * sum R) (its plain gradient); matmuls: half
@@ -20,8 +22,8 @@ are forward hooks installed for the duration of the forward and removed in `fina
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +36,12 @@ _ACTIVATIONS = (nn.Tanh, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid)
 
 
 def safe_div(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
-    """a / b with b stabilised away from zero, and 0 where b == 0 (Chefer's safe_divide)."""
-    den = b + eps * torch.where(b >= 0, 1.0, -1.0).to(b.dtype)
-    return a / den * (b != 0)
+    """a / (b + eps * sign(b)): 0 where b == 0 (Chefer's safe_divide; any non-finite quotient becomes 0).
+    a broadcasts to b's shape. Float ops on one new tensor: boolean masks (where, ==) are several times
+    slower on CPU."""
+    den = b.sign()
+    torch.add(b, den, alpha=eps, out=den)
+    return torch.div(a, den, out=den).nan_to_num_(0.0, 0.0, 0.0)
 
 
 def with_grad(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
@@ -44,15 +49,58 @@ def with_grad(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
     return value.detach() + (surrogate - surrogate.detach())
 
 
+class _ScaleGrad(torch.autograd.Function):
+    """x unchanged; the backward multiplies its gradient by c."""
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.c = c
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.c, None
+
+
 def scale_grad(x: torch.Tensor, c: float) -> torch.Tensor:
     """x in the forward; its gradient multiplied by c in the backward."""
-    return x * c + x.detach() * (1.0 - c)
+    return _ScaleGrad.apply(x, c)
 
 
-def passthrough(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Identity rule for an elementwise y = f(x): relevance moves unchanged from y_i to x_i
-    (gradient f(x)/x instead of f'(x))."""
-    return with_grad(y, x * safe_div(y, x).detach())
+class _Passthrough(torch.autograd.Function):
+    """Identity rule for an elementwise y = f(x): returns y; relevance moves unchanged from y_i to x_i
+    (backward: gradient f(x)/x instead of f'(x); none to y). x, y: the same shape."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return safe_div(y, x).mul_(g), None
+
+
+class _AlphaBetaLinear(torch.autograd.Function):
+    """LRP alpha=1, beta=0 for y = x W^T + bias: returns y; the backward gives x the gradient s W+ where
+    x > 0 and s W- where x < 0 (their mean where x == 0, where the relevance x * gradient is 0 anyway),
+    s = g * y / z, z = x+ W+^T + x- W-^T (Chefer's rule: z has no bias, y has); none to y, weight, bias.
+    x [..., in], y [..., out], weight [out, in] and bias [out] or None, both detached."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, bias):
+        ctx.save_for_backward(x, y, weight, bias)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, w, bias = ctx.saved_tensors
+        ax, aw = x.abs(), w.abs()
+        z2 = F.linear(ax, aw, None if bias is None else -bias).add_(y)  # 2 z = x W^T + |x| |W|^T
+        s_half = safe_div(y, z2, 2e-9).mul_(g)
+        # s W+ where x > 0, s W- where x < 0: (s W + sign(x) s |W|) / 2, two matmuls either way
+        return (s_half @ w).addcmul_(torch.sign(x, out=ax), s_half @ aw), None, None, None
 
 
 class _RenormalisedAdd(torch.autograd.Function):
@@ -69,7 +117,7 @@ class _RenormalisedAdd(torch.autograd.Function):
         a, b = ctx.saved_tensors
         dims = tuple(range(1, g.dim()))
         ra, rb = (a * g).sum(dims, keepdim=True), (b * g).sum(dims, keepdim=True)
-        total = ((a + b) * g).sum(dims, keepdim=True)
+        total = ra + rb
         norm = ra.abs() + rb.abs()
         fa = safe_div(safe_div(ra.abs(), norm) * total, ra)
         fb = safe_div(safe_div(rb.abs(), norm) * total, rb)
@@ -87,22 +135,22 @@ class Rules:
     renormalise_adds: bool    # Chefer's residual rule (else: plain gradient x input)
     matmul_share: float = 0.5
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def linear(self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The rule for a linear map y = x weight^T + bias (bias None: no bias)."""
         if not self.linear_alpha_beta:
             return y
-        w = weight.detach()
-        z = F.linear(x.clamp(min=0), w.clamp(min=0)) + F.linear(x.clamp(max=0), w.clamp(max=0))
-        return with_grad(y, z * safe_div(y, z).detach())
+        return _AlphaBetaLinear.apply(x, y, weight.detach(), None if bias is None else bias.detach())
 
     def norm(self, x: torch.Tensor, y: torch.Tensor, y_frozen: Callable[[], torch.Tensor]) -> torch.Tensor:
         """y: the norm's output; y_frozen(): the same computed with the normaliser detached."""
-        return passthrough(x, y) if self.norm_identity else with_grad(y, y_frozen())
+        return _Passthrough.apply(x, y) if self.norm_identity else with_grad(y, y_frozen())
 
     def act(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return passthrough(x, y)
+        return _Passthrough.apply(x, y)
 
     def softmax(self, scores: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        return passthrough(scores, probs) if self.softmax_identity else probs
+        return _Passthrough.apply(scores, probs) if self.softmax_identity else probs
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _RenormalisedAdd.apply(a, b) if self.renormalise_adds else a + b
@@ -129,7 +177,7 @@ def module_rules(model: HookedModel, rules: Rules):
     try:
         for mod in model.net.modules():
             if isinstance(mod, nn.Linear) and rules.linear_alpha_beta:
-                handles.append(mod.register_forward_hook(lambda m, i, y: rules.linear(i[0], m.weight, y)))
+                handles.append(mod.register_forward_hook(lambda m, i, y: rules.linear(i[0], m.weight, y, m.bias)))
             elif isinstance(mod, nn.LayerNorm):
                 handles.append(mod.register_forward_hook(_norm_hook(rules)))
         for mod in acts.values():
@@ -172,7 +220,9 @@ class LRPForward:
 
 
 def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
-    """Run `batch` through `model` with `rules` on every operation (values equal the plain forward).
+    """Run `batch` through `model` with `rules` on every operation (values equal the plain forward). Past
+    its attention, the last block computes only the tokens the head reads (`readout_rows`), as
+    `run(readout_only=True)` does: the other tokens' outputs reach no logit.
 
     Call `.backward()` on a selected logit, then read relevances as input * gradient."""
     if not supports(model):
@@ -188,10 +238,13 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             inputs = emb = model.embed(batch).detach().requires_grad_(True)
         mask = model._block_args(batch)[0]
         h, attn = emb, []
-        for b in model.blocks:
+        for i, b in enumerate(model.blocks):
             x = h if post_ln else b.ln1(h)
-            ctx, a = _attention(b, x, mask, model.spec.n_heads, rules)
+            rows = model.readout_rows if i == len(model.blocks) - 1 else None
+            ctx, a = _attention(b, x, mask, model.spec.n_heads, rules, rows)
             attn.append(a)
+            if rows:
+                h = h[:, :rows]
             if post_ln:
                 h = b.ln1(rules.add(b.o(ctx), h))
                 h = b.ln2(rules.add(b.fc2(b.act(b.fc1(h))), h))
@@ -209,15 +262,18 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
     return LRPForward(logits, inputs, attn, emb)
 
 
-def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules):
+def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules, rows: int | None = None):
     """Multi-head self-attention from the block's q, k, v projections with `rules` on the softmax and
-    on both matmuls. x [B, T, D] -> (concatenated heads [B, T, H*dh], probabilities [B, H, T, T])."""
+    on both matmuls. x [B, T, D] -> (concatenated heads [B, T', H*dh] of the first T' = rows queries (all
+    when None), probabilities [B, H, T, T])."""
     q, k, v = (p(x).unflatten(-1, (n_heads, -1)).transpose(1, 2) for p in (b.q, b.k, b.v))
     share = rules.matmul_share
-    scores = scale_grad(q, share) @ scale_grad(k, share).transpose(-1, -2) * q.shape[-1] ** -0.5
+    # [B, H, T, T] tensors are the largest here: scale in place, and put each matmul's share on its small
+    # side (scaling the gradient of probs @ v by `share` scales both factors' gradients by it)
+    scores = (scale_grad(q, share) @ scale_grad(k, share).transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
     if mask is not None:
-        scores = scores + mask
+        scores.add_(mask)
     probs = rules.softmax(scores, scores.float().softmax(-1).to(q.dtype))
     probs.retain_grad()
-    ctx = scale_grad(probs, share) @ scale_grad(v, share)
+    ctx = scale_grad(probs[:, :, :rows] @ v, share)
     return ctx.transpose(1, 2).flatten(2), probs

@@ -13,7 +13,7 @@ from analysis.relevance import (CAPTUM, METHODS, RelevanceError, available_metho
                                 lrp_relevance, normalize_maps, read_rows, to_pixels, weighted_rollout)
 from data import load_dataset
 from models import load_model
-from models.lrp import ATTNLRP, CHEFER, _RenormalisedAdd, lrp_forward, module_rules, scale_grad
+from models.lrp import ATTNLRP, CHEFER, _RenormalisedAdd, lrp_forward, module_rules, safe_div, scale_grad
 
 TEXTS = ["The patient was given insulin to control glucose.", "Wine samples were analysed for alcohol."]
 FAST = {"n_steps": 8, "n_samples": 4, "nt_samples": 4}  # small captum sample counts keep the tests quick
@@ -94,6 +94,32 @@ def test_matmul_rule_halves_and_conserves():
     ra, rv = (a * a.grad).sum(), (v * v.grad).sum()
     assert torch.allclose(ra + rv, total, atol=1e-5)
     assert torch.allclose(ra, total / 2, atol=1e-5) and torch.allclose(rv, total / 2, atol=1e-5)
+
+
+def test_safe_div_is_zero_where_the_denominator_is():
+    out = safe_div(torch.tensor([1.0, 3.0, -2.0, 0.0]), torch.tensor([0.0, 2.0, -4.0, 0.0]))
+    assert torch.equal(out[[0, 3]], torch.zeros(2)) and torch.allclose(out[1:3], torch.tensor([1.5, 0.5]))
+
+
+def test_chefer_linear_rule_is_alpha1_beta0_and_conserves():
+    """Output i's relevance y_i g_i goes to input j in proportion to (x_j W_ij)+ among z_i = sum_j (x_j W_ij)+
+    (the bias is not in z); without a bias, the inputs' relevance sums to the output's."""
+    torch.manual_seed(0)
+    for bias in (True, False):
+        lin = nn.Linear(16, 5, bias=bias)
+        fake = SimpleNamespace(blocks=[], net=nn.ModuleList([lin]))
+        x = torch.randn(3, 7, 16, requires_grad=True)
+        with module_rules(fake, CHEFER):
+            y = lin(x)
+        assert torch.allclose(y, torch.nn.functional.linear(x, lin.weight, lin.bias))
+        grad_out = torch.randn(3, 7, 5)
+        y.backward(grad_out)
+        shares = (x.detach()[..., None, :] * lin.weight.detach()).clamp(min=0)  # [3, 7, 5, 16]
+        r_out = y.detach() * grad_out
+        expected = (r_out / shares.sum(-1))[..., None].mul(shares).sum(-2)
+        assert torch.allclose(x * x.grad, expected, rtol=1e-4, atol=1e-5)
+        if not bias:
+            assert torch.allclose((x * x.grad).sum(-1), r_out.sum(-1), rtol=1e-4, atol=1e-5)
 
 
 def test_layernorm_and_activation_rules_conserve():
