@@ -204,7 +204,7 @@ class HookedModel(ABC):
                 last_rows = rows if l == L - 1 else None
                 if l == start_layer and start_heads is not None:
                     heads = start_heads.to(self.device)
-                    h = self._block_tail(self.blocks[l], h, heads if last_rows is None else heads[:, :last_rows])
+                    h = self.block_tail(self.blocks[l], h, heads if last_rows is None else heads[:, :last_rows])
                 elif last_rows is not None:
                     h = self._block_rows(self.blocks[l], h, extra[0], last_rows)
                 else:
@@ -239,19 +239,21 @@ class HookedModel(ABC):
             x = resid.to(self.device)
             return self._attend(b, x if self.post_ln else b.ln1(x), self._block_args(batch.to(self.device))[0], rows)
 
-    def _block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+    def block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor,
+                   add: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add) -> torch.Tensor:
         """The rest of block b after attention: h [B, T, D] the residual entering it, heads [B, T', H*dh]
-        (the first T' queries) -> the block's output for those tokens [B, T', D]."""
+        (the first T' queries) -> the block's output for those tokens [B, T', D]. add(sublayer output,
+        residual) makes both residual adds (LRP passes its rule)."""
         h = h[:, :heads.shape[1]]
         if self.post_ln:
-            a = b.ln1(b.o(heads) + h)
-            return b.ln2(b.fc2(b.act(b.fc1(a))) + a)
-        a = b.o(heads) + h
-        return b.fc2(b.act(b.fc1(b.ln2(a)))) + a
+            a = b.ln1(add(b.o(heads), h))
+            return b.ln2(add(b.fc2(b.act(b.fc1(a))), a))
+        a = add(b.o(heads), h)
+        return add(b.fc2(b.act(b.fc1(b.ln2(a)))), a)
 
     def _block_rows(self, b: Block, h: torch.Tensor, mask: torch.Tensor | None, rows: int) -> torch.Tensor:
         """Block b's output for its first `rows` tokens only: h [B, T, D] -> [B, rows, D]."""
-        return self._block_tail(b, h, self._attend(b, h if self.post_ln else b.ln1(h), mask, rows))
+        return self.block_tail(b, h, self._attend(b, h if self.post_ln else b.ln1(h), mask, rows))
 
     def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
         """[B, C] logits without capture, in chunks of batch_size."""

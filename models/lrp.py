@@ -228,7 +228,6 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
     if not supports(model):
         raise ValueError(f"LRP rules do not know the block layout of {type(model).__name__}.")
     batch = batch.to(model.device)
-    post_ln = isinstance(model, TextModel)
     with model.lock, torch.enable_grad(), module_rules(model, rules):
         if model.spec.modality == "image":
             inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
@@ -239,18 +238,10 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
         mask = model._block_args(batch)[0]
         h, attn = emb, []
         for i, b in enumerate(model.blocks):
-            x = h if post_ln else b.ln1(h)
             rows = model.readout_rows if i == len(model.blocks) - 1 else None
-            ctx, a = _attention(b, x, mask, model.spec.n_heads, rules, rows)
+            ctx, a = _attention(b, h if model.post_ln else b.ln1(h), mask, model.spec.n_heads, rules, rows)
             attn.append(a)
-            if rows:
-                h = h[:, :rows]
-            if post_ln:
-                h = b.ln1(rules.add(b.o(ctx), h))
-                h = b.ln2(rules.add(b.fc2(b.act(b.fc1(h))), h))
-            else:
-                h = rules.add(h, b.o(ctx))
-                h = rules.add(h, b.fc2(b.act(b.fc1(b.ln2(h)))))
+            h = model.block_tail(b, h, ctx, rules.add)
         if model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
             unit = rules.norm(pooled, F.normalize(pooled, dim=-1),

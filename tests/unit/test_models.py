@@ -167,6 +167,7 @@ def test_gradients_wrt_gates_and_attention(digits_vit, digits_batch):
     assert grads.shape == tr.attentions.shape and grads.abs().sum() > 0
     # no graph is kept by default
     assert not digits_vit.run(digits_batch).logits.requires_grad
+    digits_vit.net.zero_grad(set_to_none=True)  # backward() filled the shared model's parameter grads
 
 
 def test_unembed_of_last_cls_equals_logits(digits_vit, tiny_vit, digits_batch):
