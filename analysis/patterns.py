@@ -151,7 +151,7 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     if method == "umap":
         import umap
 
-        return umap.UMAP(n_components=2, n_neighbors=min(15, len(z) - 1), random_state=seed).fit_transform(z)
+        return umap.UMAP(n_components=2, n_neighbors=min(15, len(z) - 1), random_state=seed, n_jobs=1).fit_transform(z)
     raise ValueError(f"Unknown projection {method!r}: use 'pca' or 'umap'.")
 
 

@@ -128,3 +128,17 @@ def test_real_model_pattern_vectors(digits_vit, minilm):
     texts = load_dataset("prose", "test").inputs[:3]
     t = map_attention(minilm, texts, lambda a, m: {"v": pattern_vectors(a, None, 1, m)}, batch_size=2)["v"]
     assert t.shape == (3, 6, 12, pattern_layout(None)["entropy"][1]) and np.isfinite(t).all()
+
+
+def test_umap_projection_keeps_separated_families_apart_and_is_seeded():
+    """UMAP (the attention view's second map; its numba JIT is paid once per process, as in test_embedding)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (3, 8))
+    z = np.concatenate([c + rng.normal(0, 0.3, (40, 8)) for c in centres])
+    family = np.repeat(np.arange(3), 40)
+    xy = project_2d(z, "umap", seed=3)
+    assert xy.shape == (120, 2) and np.isfinite(xy).all()
+    means = np.stack([xy[family == f].mean(0) for f in range(3)])
+    nearest = np.linalg.norm(xy[:, None] - means[None], axis=-1).argmin(1)
+    assert (nearest == family).all()  # every point sits nearest its own family's centre
+    np.testing.assert_allclose(project_2d(z, "umap", seed=3), xy)  # seeded: the same map twice
