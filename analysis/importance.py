@@ -276,6 +276,15 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
     return out
 
 
+def ablation_cost(model: HookedModel) -> float:
+    """Rough cost of `ablation_per_sample` in forwards over the sample (the naive loop: L*H + 1), counting a
+    block as 1/L forward, its attention 1/3 and the rest 2/3 of a block, and a readout-only block 1/6."""
+    L, H = model.spec.n_layers, model.spec.n_heads
+    last = 1 / 6 if model.readout_rows else 1.0
+    tails = sum(2 / 3 + (L - 2 - l) + last for l in range(L - 1)) + (0.0 if model.readout_rows else 2 / 3)
+    return 1 + (H * tails + (L - 1) / 3) / L
+
+
 def ablation_naive(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS,
                    progress: Progress = None) -> dict[str, np.ndarray]:
     """The reference loop for `ablation_per_sample`: one full forward per zeroed head. [L, H, N]."""

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.importance import GRADIENT, agreement, per_class_frame, scores_frame, summarise
+from analysis.importance import GRADIENT, ablation_cost, agreement, per_class_frame, scores_frame, summarise
 from ui import cache, state
 from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
                                    pruning_curves_figure, score_grid, score_meaning, signed_note)
@@ -38,9 +38,10 @@ def _request(what: tuple[str, int]) -> None:
 
 
 with c2:
-    st.caption(f"Removing each of the {L * H} heads in turn costs about {1 + H * (L + 1) / 2:.0f} forward passes "
-                f"over the {n} inputs (the layers below a removed head are reused), the gradient score about 3 more, "
-                "and the pruning curves about 10 per score.")
+    st.caption(f"Removing each of the {L * H} heads in turn costs about {ablation_cost(model):.0f} forward passes "
+                f"over the {n} inputs instead of {L * H + 1} (what lies before a removed head's output is reused"
+                f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
+                "about 3 more, and the pruning curves about 10 per score.")
     st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
               args=((ctx.model_key, n),))
 if (ctx.model_key, n) not in st.session_state.get("imp_requested", set()):
