@@ -230,8 +230,9 @@ def _plain_run(model: HookedModel, batch: Batch, target, grad: bool):
 
 def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> torch.Tensor:
     readout, p = readout_weights(model, batch), model.spec.n_prefix
-    grad = METHODS[method].gradient_based
-    attn, grads, _, tgt = _plain_run(model, batch, target, grad)
+    if method == "chefer2021":
+        return read_rows(_minus_identity(_chefer_rollout(model, batch, target)), readout, p)
+    attn, grads, _, _ = _plain_run(model, batch, target, METHODS[method].gradient_based)
     if method == "attention":
         return read_rows(attn[-1].float().mean(1), readout, p)
     if method == "rollout":
@@ -244,12 +245,19 @@ def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> tor
         keys = batch.token_mask[:, p:].float()[:, None]            # [B, 1, T']
         w = (rows_g * keys).sum(-1, keepdim=True) / keys.sum(-1, keepdim=True).clamp_min(1)
         return (w * rows_a).mean(1).clamp(min=0)
-    # chefer2021: plain gradients at the maps, LRP relevance at the maps (starting from R = 1 at the target)
+    raise ValueError(f"{method!r} is not an attention-map method.")
+
+
+def _chefer_rollout(model: HookedModel, batch: Batch, target) -> torch.Tensor:
+    """Chefer et al. 2021's rollout [B, T, T] of mean_h (grad A * R_A)^+, from one forward with Chefer's
+    rules: its plain backward gives the gradients at the maps, its rule backward the LRP relevance R_A
+    at the maps (starting from R = 1 at the target logit)."""
     fwd = lrp_forward(model, batch, CHEFER)
-    y = _pick(fwd.logits, tgt)
+    y = _pick(fwd.logits, resolve_target(model, fwd.logits.detach(), target))
+    grads = torch.stack(fwd.plain_grad(y.sum(), fwd.attn))
     seed = y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))
     cams = torch.stack([a.detach() * g for a, g in zip(fwd.attn, torch.autograd.grad(seed.sum(), fwd.attn))])
-    return read_rows(_minus_identity(weighted_rollout(cams, grads)), readout, p)
+    return weighted_rollout(cams, grads)
 
 
 def _minus_identity(r: torch.Tensor) -> torch.Tensor:

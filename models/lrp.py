@@ -5,7 +5,9 @@ relevance the rule assigns to x given the output's relevance `y * y.grad` (the g
 by AttnLRP's reference code, LXT). One forward and one backward then give the relevance of every
 activation: relevance = input * gradient. The rules are autograd Functions whose forward returns the
 operation's output unchanged and whose backward does the work: the rule-modified forward costs about a
-plain one, and no rule runs where no gradient is asked for. Two rule sets:
+plain one, and no rule runs where no gradient is asked for. Each Function also keeps the operation's own
+graph, so that a second backward over the same forward can give the ordinary gradient
+(`LRPForward.plain_grad`). Two rule sets:
 
     ATTNLRP  (Achtibat et al. 2024)  linear: epsilon (plain gradient); LayerNorm: normaliser constant;
              activations: identity; softmax: x * (R - s * sum R) (its plain gradient); matmuls: half
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -49,22 +52,34 @@ def with_grad(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
     return value.detach() + (surrogate - surrogate.detach())
 
 
+class Switch:
+    """Shared by the rule Functions of one rule-modified forward: while `plain` is set, their backward is
+    the ordinary gradient (through the operation's own graph) instead of the rule."""
+
+    def __init__(self):
+        self.plain = False
+
+
+def _plain(switch: Switch | None) -> bool:
+    return switch is not None and switch.plain
+
+
 class _ScaleGrad(torch.autograd.Function):
     """x unchanged; the backward multiplies its gradient by c."""
 
     @staticmethod
-    def forward(ctx, x, c):
-        ctx.c = c
+    def forward(ctx, x, c, switch):
+        ctx.c, ctx.switch = c, switch
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.c, None
+        return (g if _plain(ctx.switch) else g * ctx.c), None, None
 
 
-def scale_grad(x: torch.Tensor, c: float) -> torch.Tensor:
+def scale_grad(x: torch.Tensor, c: float, switch: Switch | None = None) -> torch.Tensor:
     """x in the forward; its gradient multiplied by c in the backward."""
-    return _ScaleGrad.apply(x, c)
+    return _ScaleGrad.apply(x, c, switch)
 
 
 class _Passthrough(torch.autograd.Function):
@@ -72,14 +87,17 @@ class _Passthrough(torch.autograd.Function):
     (backward: gradient f(x)/x instead of f'(x); none to y). x, y: the same shape."""
 
     @staticmethod
-    def forward(ctx, x, y):
+    def forward(ctx, x, y, switch):
         ctx.save_for_backward(x, y)
+        ctx.switch = switch
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx, g):
+        if _plain(ctx.switch):
+            return None, g, None
         x, y = ctx.saved_tensors
-        return safe_div(y, x).mul_(g), None
+        return safe_div(y, x).mul_(g), None, None
 
 
 class _AlphaBetaLinear(torch.autograd.Function):
@@ -89,18 +107,21 @@ class _AlphaBetaLinear(torch.autograd.Function):
     x [..., in], y [..., out], weight [out, in] and bias [out] or None, both detached."""
 
     @staticmethod
-    def forward(ctx, x, y, weight, bias):
+    def forward(ctx, x, y, weight, bias, switch):
         ctx.save_for_backward(x, y, weight, bias)
+        ctx.switch = switch
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx, g):
+        if _plain(ctx.switch):
+            return None, g, None, None, None
         x, y, w, bias = ctx.saved_tensors
         ax, aw = x.abs(), w.abs()
         z2 = F.linear(ax, aw, None if bias is None else -bias).add_(y)  # 2 z = x W^T + |x| |W|^T
         s_half = safe_div(y, z2, 2e-9).mul_(g)
         # s W+ where x > 0, s W- where x < 0: (s W + sign(x) s |W|) / 2, two matmuls either way
-        return (s_half @ w).addcmul_(torch.sign(x, out=ax), s_half @ aw), None, None, None
+        return (s_half @ w).addcmul_(torch.sign(x, out=ax), s_half @ aw), None, None, None, None
 
 
 class _RenormalisedAdd(torch.autograd.Function):
@@ -108,12 +129,15 @@ class _RenormalisedAdd(torch.autograd.Function):
     rescales each share so that |share_a| : |share_b| is kept and the two sum to sum(R) (per sample)."""
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, switch):
         ctx.save_for_backward(a, b)
+        ctx.switch = switch
         return a + b
 
     @staticmethod
     def backward(ctx, g):
+        if _plain(ctx.switch):
+            return g, g, None
         a, b = ctx.saved_tensors
         dims = tuple(range(1, g.dim()))
         ra, rb = (a * g).sum(dims, keepdim=True), (b * g).sum(dims, keepdim=True)
@@ -121,7 +145,7 @@ class _RenormalisedAdd(torch.autograd.Function):
         norm = ra.abs() + rb.abs()
         fa = safe_div(safe_div(ra.abs(), norm) * total, ra)
         fb = safe_div(safe_div(rb.abs(), norm) * total, rb)
-        return g * fa, g * fb
+        return g * fa, g * fb, None
 
 
 @dataclass(frozen=True)
@@ -134,26 +158,27 @@ class Rules:
     softmax_identity: bool    # softmax passes relevance unchanged (else: AttnLRP's rule = plain gradient)
     renormalise_adds: bool    # Chefer's residual rule (else: plain gradient x input)
     matmul_share: float = 0.5
+    switch: Switch | None = field(default=None, compare=False, repr=False)  # set per forward by lrp_forward
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor,
                bias: torch.Tensor | None = None) -> torch.Tensor:
         """The rule for a linear map y = x weight^T + bias (bias None: no bias)."""
         if not self.linear_alpha_beta:
             return y
-        return _AlphaBetaLinear.apply(x, y, weight.detach(), None if bias is None else bias.detach())
+        return _AlphaBetaLinear.apply(x, y, weight.detach(), None if bias is None else bias.detach(), self.switch)
 
     def norm(self, x: torch.Tensor, y: torch.Tensor, y_frozen: Callable[[], torch.Tensor]) -> torch.Tensor:
         """y: the norm's output; y_frozen(): the same computed with the normaliser detached."""
-        return _Passthrough.apply(x, y) if self.norm_identity else with_grad(y, y_frozen())
+        return _Passthrough.apply(x, y, self.switch) if self.norm_identity else with_grad(y, y_frozen())
 
     def act(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _Passthrough.apply(x, y)
+        return _Passthrough.apply(x, y, self.switch)
 
     def softmax(self, scores: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        return _Passthrough.apply(scores, probs) if self.softmax_identity else probs
+        return _Passthrough.apply(scores, probs, self.switch) if self.softmax_identity else probs
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _RenormalisedAdd.apply(a, b) if self.renormalise_adds else a + b
+        return _RenormalisedAdd.apply(a, b, self.switch) if self.renormalise_adds else a + b
 
 
 ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False,
@@ -211,12 +236,26 @@ class LRPForward:
     images (through the patch embedding, epsilon rule) or the embedding output [B, T, D] for text: after
     `backward`, inputs * inputs.grad is their relevance; attn: L tensors [B, H, T, T] (attention
     probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map; emb
-    [B, T, D]: the embedding output (gradient retained), the residual stream entering block 0."""
+    [B, T, D]: the embedding output (gradient retained), the residual stream entering block 0; rules: the
+    rule set the forward ran with."""
 
     logits: torch.Tensor
     inputs: torch.Tensor
     attn: list[torch.Tensor]
     emb: torch.Tensor
+    rules: Rules
+
+    def plain_grad(self, output: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Ordinary gradients of the scalar `output` w.r.t. `inputs` (e.g. attn), through this same forward,
+        whose graph is kept for the relevance backward. Needs rules whose every rule is a Function (Chefer's:
+        AttnLRP's LayerNorm rule is a detached normaliser, which has no plain switch)."""
+        if not self.rules.norm_identity:
+            raise ValueError(f"{self.rules.name}: its LayerNorm rule cannot give plain gradients.")
+        self.rules.switch.plain = True
+        try:
+            return torch.autograd.grad(output, inputs, retain_graph=True)
+        finally:
+            self.rules.switch.plain = False
 
 
 def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
@@ -228,6 +267,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
     if not supports(model):
         raise ValueError(f"LRP rules do not know the block layout of {type(model).__name__}.")
     batch = batch.to(model.device)
+    rules = replace(rules, switch=Switch())
     with model.lock, torch.enable_grad(), module_rules(model, rules):
         if model.spec.modality == "image":
             inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
@@ -250,7 +290,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
             logits = model._head(h, batch)
-    return LRPForward(logits, inputs, attn, emb)
+    return LRPForward(logits, inputs, attn, emb, rules)
 
 
 def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules, rows: int | None = None):
@@ -261,10 +301,11 @@ def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rule
     share = rules.matmul_share
     # [B, H, T, T] tensors are the largest here: scale in place, and put each matmul's share on its small
     # side (scaling the gradient of probs @ v by `share` scales both factors' gradients by it)
-    scores = (scale_grad(q, share) @ scale_grad(k, share).transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
+    scores = (scale_grad(q, share, rules.switch) @ scale_grad(k, share, rules.switch).transpose(-1, -2)
+              ).mul_(q.shape[-1] ** -0.5)
     if mask is not None:
         scores.add_(mask)
     probs = rules.softmax(scores, scores.float().softmax(-1).to(q.dtype))
     probs.retain_grad()
-    ctx = scale_grad(probs[:, :, :rows] @ v, share)
+    ctx = scale_grad(probs[:, :, :rows] @ v, share, rules.switch)
     return ctx.transpose(1, 2).flatten(2), probs

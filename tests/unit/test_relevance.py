@@ -72,7 +72,7 @@ def test_chefer_residual_rule_conserves_relevance_per_sample():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(3, 5, 8, generator=g, requires_grad=True)
     b = torch.randn(3, 5, 8, generator=g, requires_grad=True)
-    out = _RenormalisedAdd.apply(a, b)
+    out = _RenormalisedAdd.apply(a, b, None)
     grad_out = torch.randn(3, 5, 8, generator=g)
     out.backward(grad_out)
     r_out = (out * grad_out).sum((1, 2))
@@ -294,3 +294,21 @@ def test_gradient_methods_beat_a_random_map_on_the_pointing_game(shapes_vit):
             hits = pointing_game(to_pixels(shapes_vit, explain(shapes_vit, batch, name, **FAST), 48), masks).mean()
             print(f"pointing game {name}: {hits:.2f} (random {chance:.2f})")
             assert hits > chance + 0.1, name
+
+
+@pytest.mark.parametrize("fixture", ["digits_vit", "minilm", "tiny_bert"])
+def test_plain_grad_of_the_chefer_forward_equals_the_models_own_gradient(fixture, request):
+    """chefer2021 takes its gradients at the maps from the rule-modified forward's plain backward."""
+    model = request.getfixturevalue(fixture)
+    batch = model.prepare(_inputs(model, 2))
+    tr = model.run(batch, capture=True, grad=True)
+    expected = torch.autograd.grad(tr.logits[:, 1].sum(), tr.attn_list)
+    fwd = lrp_forward(model, batch, CHEFER)
+    plain = fwd.plain_grad(fwd.logits[:, 1].sum(), fwd.attn)
+    for e, g in zip(expected, plain):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
+    rel = torch.autograd.grad(fwd.logits[:, 1].sum(), fwd.attn)  # the graph was kept: the rule backward still runs
+    assert not all(torch.allclose(r, g) for r, g in zip(rel, plain))
+    with pytest.raises(ValueError, match="plain gradients"):
+        atn = lrp_forward(model, batch, ATTNLRP)
+        atn.plain_grad(atn.logits[:, 1].sum(), atn.attn)
