@@ -297,7 +297,9 @@ class VisionModel(HookedModel):
                     raise InputError(f"Image {i + 1}: an array must be [H, W] or [H, W, 1|3|4], got {a.shape}.")
                 a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 or a.max() > 1.0 else 1.0)
                 a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
-                img = Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a[..., :3] if a.ndim == 3 else a)
+                if a.ndim == 3:
+                    a = a[..., 0] if a.shape[-1] == 1 else a[..., :3]
+                img = Image.fromarray(a)
             elif not isinstance(img, Image.Image):
                 raise InputError(f"Image {i + 1}: expected a PIL image or an array, got {type(img).__name__}.")
             img = img.convert("L" if c == 1 else "RGB").resize((s, s), Image.BILINEAR)

@@ -24,8 +24,7 @@ are forward hooks installed for the duration of the forward and removed in `fina
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch

@@ -146,6 +146,8 @@ def test_resume_after_attention_and_readout_only_equal_full_gated_runs(request, 
         torch.testing.assert_close(fast.logits, full, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="capture=False"):
         m.run(b, readout_only=True)
+    with pytest.raises(ValueError, match="start_heads needs start_resid"):
+        m.run(b, capture=False, start_heads=heads)
 
 
 def test_temperature_flattens_attention(digits_vit, digits_batch):
