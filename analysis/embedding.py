@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from data.labels import match_labels
+
 WHERE = ("resid", "attn_out", "mlp_out")
 METHODS = ("pca", "umap", "tsne")
 CHANCE = 0.5
@@ -161,12 +163,12 @@ def top_classes(summary_scores, class_names: Sequence[str], k: int = 3) -> pd.Da
 
 
 def align_labels(dataset_classes: Sequence[str], labels, model_classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a dataset whose class is one of the model's classes, and their labels as model class indices.
+    """Rows of a dataset whose class matches one of the model's classes (data.match_labels), and their labels
+    as model class indices.
 
-    dataset_classes: names of the dataset's classes; labels [N] indices into them; model_classes: the model's
-    class names -> (rows [M] positions in the dataset, labels [M] indices into model_classes)."""
-    to_model = np.array([list(model_classes).index(c) if c in model_classes else -1 for c in dataset_classes])
-    mapped = to_model[np.asarray(labels)]
+    dataset_classes: names of the dataset's classes; labels [N] indices into them (-1 = none); model_classes:
+    the model's class names -> (rows [M] positions in the dataset, labels [M] indices into model_classes)."""
+    mapped = match_labels(model_classes, dataset_classes).to_model(labels)
     rows = np.flatnonzero(mapped >= 0)
     return rows, mapped[rows]
 

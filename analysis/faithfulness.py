@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis.relevance import METHODS, explain, to_pixels
+from data.labels import match_labels
 from models import Batch, HookedModel
 
 FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)  # Chefer's perturbation levels p = 0, 0.1, ..., 0.9
@@ -222,8 +223,10 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
              seed: int = 0) -> FaithfulnessReport:
     """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`
     (a data.Dataset; its masks, when present, give the localisation scores). Maps are for the predicted
-    class; the perturbation test scores top-1 accuracy against the dataset's labels."""
+    class; the perturbation test scores top-1 accuracy against the dataset's labels mapped to the model's
+    classes (data.match_labels), and against the prediction for inputs whose label the model does not know."""
     n = min(int(n), len(dataset))
+    true = match_labels(model.spec.class_names, dataset.class_names).to_model(dataset.labels)
     indices = np.arange(n)
     names = list(methods) + [RANDOM]
     chunks = [indices[i:i + batch_size] for i in range(0, n, batch_size)]
@@ -239,7 +242,7 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
             pred = model.run(batch, capture=False).logits.argmax(-1)
         preds.append(pred.cpu().numpy())
         real.append(batch.token_mask[:, model.spec.n_prefix:].cpu().numpy())
-        labels = dataset.labels[idx]
+        labels = np.where(true[idx] >= 0, true[idx], pred.cpu().numpy())
         for m in names:
             if progress:
                 progress(done / total, f"{m}: inputs {idx[0] + 1}-{idx[-1] + 1} of {n}")
@@ -251,7 +254,7 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
             for k, v in deletion_insertion(model, batch, mp, pred, steps).items():
                 rise[m][k].append(v)
             if dataset.masks is not None and model.spec.grid is not None:
-                masks = dataset.masks[idx]
+                masks = dataset.mask_batch(idx, model.spec.image_size)
                 px = to_pixels(model, mp, size=masks.shape[-1])
                 point[m].append(pointing_game(px, masks))
                 seg[m].append(segmentation_counts(px, masks))
@@ -259,7 +262,7 @@ def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, b
     if progress:
         progress(1.0, "done")
     rows, curves = [], []
-    n_pixels = 0 if dataset.masks is None else int(np.prod(dataset.masks.shape[1:]))
+    n_pixels = 0 if dataset.masks is None else model.spec.image_size ** 2
     for m in names:
         a = {k: np.concatenate(v, 1).mean(1) for k, v in acc[m].items()}         # [K]
         r = {k: np.concatenate(v, 1) for k, v in rise[m].items()}                # [steps+1, N]

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from data.labels import match_labels
 from models import Batch, HookedModel
 
 Progress = Callable[[float, str], None] | None
@@ -44,7 +45,8 @@ GRADIENT = ("gradient", "gradient_norm")
 @dataclass
 class Sample:
     """Inputs and their targets. batch: the prepared inputs (N of them); labels: [N] class indices into
-    the model's class names, or None when the inputs have no labels the model knows."""
+    the model's class names, -1 for an input whose label the model does not know (its target is the
+    ungated model's prediction), or None when no input has a label the model knows."""
 
     batch: Batch
     labels: torch.Tensor | None = None
@@ -60,16 +62,22 @@ class Sample:
 def make_sample(model: HookedModel, inputs: Sequence, labels: Sequence[int] | None = None,
                 label_names: Sequence[str] | None = None) -> Sample:
     """Prepare raw inputs (images or strings). labels: [N] indices into label_names (the dataset's class
-    names; default the model's). Labels whose name the model does not know make the sample unlabelled."""
+    names; default the model's), -1 = no label; mapped to the model's classes by data.match_labels. Inputs
+    whose class the model does not know get label -1; if none is known the sample is unlabelled."""
     batch = model.prepare(list(inputs))
     if labels is None:
         return Sample(batch, None)
     names = list(model.spec.class_names)
-    label_names = list(label_names) if label_names is not None else names
-    if not set(label_names[int(i)] for i in labels) <= set(names):
+    mapped = match_labels(names, list(label_names) if label_names is not None else names).to_model(labels)
+    if not (mapped >= 0).any():
         return Sample(batch, None)
-    mapped = [names.index(label_names[int(i)]) for i in labels]
     return Sample(batch, torch.as_tensor(mapped, dtype=torch.long))
+
+
+def targets(labels: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """[N] the target class of each input: its label where known (>= 0), else the argmax of logits [N, C]."""
+    pred = logits.argmax(-1)
+    return pred if labels is None else torch.where(labels.to(pred.device) >= 0, labels.to(pred.device), pred)
 
 
 def as_sample(model: HookedModel, data) -> Sample:
@@ -164,8 +172,7 @@ def _metric_values(logits: torch.Tensor, emb: torch.Tensor | None, ref: _Referen
 
 def _reference(sample: Sample, logits: torch.Tensor, emb: torch.Tensor | None) -> _Reference:
     """Targets and embeddings from the ungated model's logits [n, C] and pooled embeddings on `sample`."""
-    target = sample.labels.to(logits.device) if sample.labels is not None else logits.argmax(-1)
-    return _Reference(target, emb)
+    return _Reference(targets(sample.labels, logits), emb)
 
 
 def _rows(model: HookedModel, max_rows: int | None) -> int:
@@ -327,8 +334,8 @@ def gradient_per_sample(model: HookedModel, data, gates=None, batch_size: int = 
     for idx in _chunks(N, batch_size):
         part = sample.select(idx)
         with torch.no_grad():
-            target = part.labels.to(model.device) if part.labels is not None else \
-                model.run(part.batch, capture=False).logits.argmax(-1)
+            target = part.labels.to(model.device) if part.labels is not None and bool((part.labels >= 0).all()) \
+                else targets(part.labels, model.run(part.batch, capture=False).logits)
         g = base.repeat(len(idx), 1, 1).requires_grad_(True)
         logits = model.run(part.batch, capture=False, head_gates=g).logits.float()
         loss = F.cross_entropy(logits, target, reduction="sum")

@@ -1,16 +1,21 @@
-"""Bundled datasets. Every dataset is real or seeded-synthetic and needs no download.
+"""Datasets: the bundled ones (real or seeded-synthetic, no download) and the user's own (data/sources.py).
 
-`load_dataset(name, split)` returns a `Dataset` whose `.inputs` are what `model.prepare` takes:
+`load_dataset(source, split)` returns a `Dataset` whose `.inputs` are what `model.prepare` takes:
 PIL images for image datasets, strings for text datasets.
 """
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from data.sources import DatasetError, LazySequence, load_source
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -18,37 +23,79 @@ TEST_FRACTION = 0.2
 
 @dataclass
 class Dataset:
-    """A labelled collection of inputs.
+    """A collection of inputs, with labels when known.
 
-    inputs: list of PIL images or strings; labels: int array [N]; class_names: list of C names;
-    masks: optional bool array [N, H, W] of object pixels (same size as the images).
-    """
+    inputs: a sequence of PIL images or strings (a list, or a lazy `data.sources.LazySequence` that decodes
+    an image when it is indexed); labels: int array [N] of indices into class_names, -1 = no label;
+    class_names: C names ([] for an unlabelled dataset); masks: optional object masks, a bool array
+    [N, H, W] or a lazy sequence of bool [H_i, W_i] (each in its image's own size); captions / names: [N]
+    a short description / the file name or row of each input; problems: (path, reason) of every file or
+    row that was skipped; source: the bundled name, path or hub id; splits: the source's splits; key:
+    identifies source, split and content (file list, sizes, mtimes) for caching; ordered: the inputs are
+    already in a random order, so a sample is the first n (else `sample` draws a seeded random subset)."""
 
     name: str
     split: str
     modality: str
-    inputs: list
+    inputs: Sequence
     labels: np.ndarray
     class_names: list[str]
-    masks: np.ndarray | None = None
+    masks: Sequence | np.ndarray | None = None
     captions: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ""
+    splits: tuple[str, ...] = ("train", "test", "all")
+    key: str = ""
+    ordered: bool = True
 
     def __len__(self) -> int:
         return len(self.inputs)
 
+    @property
+    def labelled(self) -> bool:
+        """At least one input has a label."""
+        return bool(self.class_names) and bool((np.asarray(self.labels) >= 0).any())
+
     def subset(self, idx) -> "Dataset":
-        """The rows `idx` (indices into this dataset) as a new Dataset."""
+        """The rows `idx` (indices into this dataset) as a new Dataset (lazy inputs stay lazy)."""
         idx = [int(i) for i in idx]
-        return Dataset(
-            name=self.name,
-            split=self.split,
-            modality=self.modality,
-            inputs=[self.inputs[i] for i in idx],
-            labels=self.labels[idx],
-            class_names=self.class_names,
-            masks=None if self.masks is None else self.masks[idx],
-            captions=[self.captions[i] for i in idx] if self.captions else [],
-        )
+        inputs = self.inputs[idx] if isinstance(self.inputs, LazySequence) else [self.inputs[i] for i in idx]
+        masks = None if self.masks is None else (self.masks[idx] if isinstance(self.masks, (np.ndarray, LazySequence))
+                                                 else [self.masks[i] for i in idx])
+        return replace(self, inputs=inputs, labels=np.asarray(self.labels)[idx], masks=masks,
+                       captions=[self.captions[i] for i in idx] if self.captions else [],
+                       names=[self.names[i] for i in idx] if self.names else [],
+                       key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}")
+
+    def sample_rows(self, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
+        """[min(n, N)] the rows the dataset-level views analyse: the first n of an already shuffled dataset,
+        else a seeded random subset in file order (so a sample of a class-sorted folder mixes the classes;
+        the rows of a smaller sample are among those of a larger one)."""
+        n = min(int(n), len(self))
+        if self.ordered:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+
+    def sample(self, n: int) -> "Dataset":
+        """The subset at `sample_rows(n)`."""
+        return self.subset(self.sample_rows(n))
+
+    def mask_batch(self, idx, size: int) -> np.ndarray:
+        """bool [b, size, size]: the masks of rows idx resized (nearest) to the model's square input, the
+        same resize the image gets in `model.prepare`."""
+        out = []
+        for i in idx:
+            m = np.asarray(self.masks[int(i)], dtype=bool)
+            if m.shape != (size, size):
+                m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 127
+            out.append(m)
+        return np.stack(out)
+
+
+def _bundled(name: str, split: str, n: int) -> dict:
+    """The Dataset fields every bundled set fills the same way."""
+    return {"names": [f"{name} #{i}" for i in range(n)], "source": name, "key": f"{name}/{split}"}
 
 
 def _split_indices(labels: np.ndarray, split: str) -> np.ndarray:
@@ -80,7 +127,7 @@ def _digits(split: str) -> Dataset:
     images, labels = digits_arrays(split)
     pil = [Image.fromarray((img * 255).round().astype(np.uint8), mode="L") for img in images]
     return Dataset("digits", split, "image", pil, labels, [str(i) for i in range(10)],
-                   captions=[f"digit {y}" for y in labels])
+                   captions=[f"digit {y}" for y in labels], **_bundled("digits", split, len(pil)))
 
 
 # Topics of the dataset descriptions that scikit-learn ships (sklearn/datasets/descr/*.rst):
@@ -132,7 +179,7 @@ def _prose(split: str) -> Dataset:
         raise ValueError(f"Unknown split {split!r}: use 'train', 'test' or 'all'.")
     chosen = np.sort(chosen)
     return Dataset("prose", split, "text", [texts[i] for i in chosen], labels[chosen], topics,
-                   captions=[texts[i][:60] for i in chosen])
+                   captions=[texts[i][:60] for i in chosen], **_bundled("prose", split, len(chosen)))
 
 
 @lru_cache(maxsize=8)
@@ -143,7 +190,7 @@ def _shapes(split: str) -> Dataset:
     images, labels, masks = arrays(split)
     pil = [Image.fromarray(img) for img in images]
     return Dataset("shapes", split, "image", pil, labels, list(CLASS_NAMES), masks=masks,
-                   captions=[CLASS_NAMES[y] for y in labels])
+                   captions=[CLASS_NAMES[y] for y in labels], **_bundled("shapes", split, len(pil)))
 
 
 # name -> (modality, loader(split) -> Dataset)
@@ -155,8 +202,26 @@ def list_datasets() -> dict[str, str]:
     return {name: modality for name, (modality, _) in DATASETS.items()}
 
 
-def load_dataset(name: str, split: str = "test") -> Dataset:
-    """A bundled dataset by name ("digits", "prose", "shapes", ...) and split ("train", "test", "all")."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Bundled datasets: {', '.join(sorted(DATASETS))}.")
-    return DATASETS[name][1](split)
+def load_dataset(source: str, split: str | None = None, *, masks: str | None = None, text_column: str | None = None,
+                 image_column: str | None = None, label_column: str | None = None) -> Dataset:
+    """A bundled dataset by name ("digits", "prose", "shapes"; split "train", "test" (default) or "all"), or
+    the user's own data: an image folder, a table file (.csv/.tsv/.jsonl/.parquet), a `datasets` folder
+    written by save_to_disk or a hub id in the local cache (see data/sources.py). User sources are lazy:
+    images are decoded when indexed. masks: a folder of object masks beside an image folder; the column
+    arguments name a table's or `datasets` dataset's columns when their names are not the usual ones.
+
+    Raises DatasetError (a ValueError) with what was tried and what to do."""
+    source = str(source).strip()
+    if not source:
+        raise DatasetError("No dataset given: pick a bundled dataset or type a folder, a file or a hub id.")
+    if source in DATASETS:
+        split = split or "test"
+        if split not in ("train", "test", "all"):
+            raise DatasetError(f"Unknown split {split!r} of {source}: use 'train', 'test' or 'all'.")
+        return DATASETS[source][1](split)
+    try:
+        return load_source(source, split, masks, text_column, image_column, label_column)
+    except DatasetError as e:
+        if Path(source).expanduser().exists():
+            raise
+        raise DatasetError(f"{e} Bundled datasets: {', '.join(sorted(DATASETS))}.") from e
