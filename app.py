@@ -1,6 +1,7 @@
 """HeadScope: `streamlit run app.py`. The router: page config, sidebar pickers, navigation over pages/."""
 import streamlit as st
 
+from data import DatasetError
 from ui import state
 from ui.navigation import available_views
 from ui.widgets import sidebar
@@ -10,4 +11,7 @@ st.set_page_config(page_title="HeadScope", page_icon=":material/visibility:", la
 pages = [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
 router = st.navigation(pages)
 st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
-router.run()
+try:
+    router.run()
+except DatasetError as e:  # e.g. a file of the user's dataset that became unreadable after it was listed
+    st.error(f"{e}")

@@ -12,7 +12,6 @@ from ui import cache, state
 from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
                                   overview_mosaic, pattern_map, pooled, prototype_grid, query_image,
                                   query_maps, query_options, ring_profiles, ring_trend)
-from ui.cache import get_dataset
 from ui.figures import head_grid, token_heatmap
 from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
                         sample_size_picker, show_figure)
@@ -167,9 +166,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
 
 
 # -- dataset sample ------------------------------------------------------------------------------------
-dataset = spec.dataset or ("digits" if image else "prose")
-split = "test"
-ds = get_dataset(dataset, split)
+ds = ctx.dataset
 
 
 def head_table(a: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -297,7 +294,7 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
         st.warning(f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
                    f"sample size to at most {AGGLOMERATIVE_MAX // (L * H)} inputs to use it.")
         clustering = "kmeans"
-    s = cache.attention_patterns(ctx.model_key, dataset, n, k, embedding, clustering, projection, vectors)
+    s = cache.attention_patterns(ctx.model_key, ds.key, n, k, embedding, clustering, projection, vectors)
     k = len(s.prototypes)
     sel_key = "attn_cluster"
     cluster = min(int(st.session_state.get(sel_key, 0)), k - 1)
@@ -326,7 +323,7 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
         if new != cluster:
             st.session_state[sel_key] = int(new)
             rerun_panel()
-        cluster_members(s, cluster)
+        cluster_members(s, cluster, ds.sample(n))
     st.subheader("Cluster prototypes")
     what = ("top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "
             "itself (centre = itself)") if image else "mass at each offset from the query token (0 = itself)"
@@ -335,8 +332,8 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
                 key="attn_protos")
 
 
-def cluster_members(s, cluster: int) -> None:
-    """The heads (share of inputs) and the inputs behind one cluster."""
+def cluster_members(s, cluster: int, sample) -> None:
+    """The heads (share of inputs) and the inputs behind one cluster; sample: the analysed data.Dataset sample."""
     layer, head = current_head()
     ev = show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1,
                                height=60 + 26 * L if H > 6 else None),
@@ -352,13 +349,14 @@ def cluster_members(s, cluster: int) -> None:
                 f"{s.head[med]}.")
     shown = idx[:12]
     if image:
-        st.image([np.asarray(ds.inputs[i].convert("RGB")) for i in shown], width=56,
+        st.image([np.asarray(sample.inputs[i].convert("RGB")) for i in shown], width=56,
                  caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])])
     else:
         st.dataframe(pd.DataFrame({"input": shown, "heads in cluster": counts[:12],
-                                   "text": [ds.inputs[i] for i in shown]}),
+                                   "text": [sample.inputs[i] for i in shown]}),
                      hide_index=True, width="stretch", height=250)
-    download_button(pd.DataFrame({"input": idx, "heads_in_cluster": counts}), f"cluster_{cluster}_inputs",
+    download_button(pd.DataFrame({"input": idx, "name": np.asarray(sample.names)[idx], "heads_in_cluster": counts}),
+                    f"cluster_{cluster}_inputs",
                     key="dl_attn_cluster_inputs")
 
 
@@ -366,10 +364,11 @@ tab_heads, tab_distance, tab_patterns = st.tabs(["Heads of this input", "Distanc
 with tab_heads:
     heads_panel()
 with tab_distance:
-    n = sample_size_picker(len(ds), 128 if image else len(ds), key=f"attn_n_{dataset}",
-                           label=f"Inputs from {dataset} (held-out split) for distance, strength and patterns")
-    arrays = cache.attention_sample(ctx.model_key, dataset, split, n, m)
+    n = sample_size_picker(len(ds), 128 if image else 256, key="attn_n",
+                           label=f"Inputs from {ds.name} for distance, strength and patterns")
+    st.caption(ctx.sample_note(n))
+    arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
     distance_panel(n, arrays)
 with tab_patterns:
-    st.caption(f"Patterns of the {n} inputs of {dataset} chosen under 'Distance and strength'.")
+    st.caption(f"Patterns of the {n} inputs of {ds.name} chosen under 'Distance and strength'.")
     patterns_panel(n, arrays)

@@ -89,38 +89,38 @@ def current_input() -> None:
 current_input()
 
 # -- dataset sample -----------------------------------------------------------------------------------
-if not spec.dataset:
-    st.info("Identifiability, embedding maps and separability need labelled inputs of the model's classes; this "
-            "model has no bundled dataset. Pick a built-in model to see them.")
+ds = ctx.dataset
+n_usable = int((ctx.match.to_model(ds.labels) >= 0).sum())
+if not ds.labelled:
+    st.info(f"Identifiability, embedding maps and separability need each input's true class, and {ds.name} has no "
+            "labels. Open a folder with one sub-folder per class, or a table with a label column, in the sidebar.")
     st.stop()
-
-split = "all" if spec.head == "prompts" else "test"
-ds = cache.get_dataset(spec.dataset, split)
-n_usable = int(np.isin(ds.class_names, spec.class_names).astype(int)[ds.labels].sum())
 if n_usable < 3:
-    st.warning(f"The model's classes ({', '.join(spec.class_names)}) do not include the classes of {spec.dataset} "
-               f"({', '.join(ds.class_names)}), so the true class of its inputs is unknown. Restore the label set "
-               "in the sidebar to see identifiability and the embedding maps.")
+    st.warning(f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
+               f"do not include the classes of {ds.name} ({', '.join(ds.class_names[:10])}"
+               f"{' …' if len(ds.class_names) > 10 else ''}), so the true class of its inputs is unknown. Pick a "
+               "dataset of the model's classes (or, for a prompt head, restore its label set) in the sidebar.")
     st.stop()
 
 st.divider()
 c1, c2 = st.columns([1, 2])
 with c1:
-    which = "all, zero-shot" if split == "all" else "held-out split"
-    n = sample_size_picker(n_usable, n_usable, key=f"emb_n_{spec.dataset}",
-                           label=f"Inputs from {spec.dataset} ({which})")
+    n = sample_size_picker(n_usable, min(n_usable, 1000), key="emb_n",
+                           label=f"Labelled inputs from {ds.name} ({ds.split})")
 with c2:
     baseline_on = st.toggle("Random-init baseline", key="emb_baseline",
                             help="The same architecture with freshly initialised weights (seeded): what a network "
                                  "that learned nothing scores. Its prompt head, if any, uses the random encoder too.")
 
-sample, rows = cache.embedding_sample(ctx.model_key, spec.dataset, split, n, where, m)
+st.caption(f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
+           f"({ctx.match.summary()}).")
+sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
 baseline = None
 if baseline_on:
     try:
         labels = st.session_state.get(state.LABELS, {}).get(ctx.model_name)
         rand = cache.get_random_init_model(ctx.model_name, labels)
-        baseline, _ = cache.embedding_sample(ctx.model_key + "|random-init", spec.dataset, split, n, where, rand)
+        baseline, _ = cache.embedding_sample(ctx.model_key + "|random-init", ds.key, n, where, rand, ds)
     except ModelLoadError as e:
         st.warning(f"No random-init baseline for this model: {e}")
 
@@ -165,18 +165,19 @@ def embedding_map() -> None:
                            "and t-SNE are fitted per layer: axes and distances do not compare across layers.")
     layer = c2.slider("Layer (0 = embeddings)", 0, L, L, key="emb_layer")
     if method == "pca":
-        mp = cache.embedding_map(ctx.model_key, spec.dataset, split, n, "pca", -1, 0, sample.embeddings)
+        mp = cache.embedding_map(ctx.model_key, ds.key, n, "pca", -1, 0, sample.embeddings)
         coords, axis = mp.coords[layer], "PC"
         note = (f"one PCA for all layers (explains {mp.explained.sum():.0%} of the variance of all layers "
                 "together): positions compare across layers")
     else:
-        mp = cache.embedding_map(ctx.model_key, spec.dataset, split, n, method, layer, 0, sample.embeddings)
+        mp = cache.embedding_map(ctx.model_key, ds.key, n, method, layer, 0, sample.embeddings)
         coords, axis = mp.coords[0], METHOD_NAMES[method]
         note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
     fig = embedding_scatter(coords, sample.labels, spec.class_names, hover_texts(), predicted, axis=axis,
                             title=f"layer {layer}" + (" (embeddings)" if layer == 0 else f" (after block {layer})"))
-    table = pd.DataFrame({"row": np.arange(len(rows)), "dataset_index": rows, "x": coords[:, 0], "y": coords[:, 1],
+    table = pd.DataFrame({"row": np.arange(len(rows)), "dataset_index": rows,
+                          "name": [ds.names[i] for i in rows], "x": coords[:, 0], "y": coords[:, 1],
                           "label": [spec.class_names[c] for c in sample.labels],
                           "predicted": [spec.class_names[c] for c in predicted]})
     event = show_figure(fig, f"each point is one input's {summary_name} embedding at this layer, coloured by its "
@@ -207,9 +208,9 @@ embedding_map()
 # -- separability -------------------------------------------------------------------------------------
 st.subheader("Separability per layer")
 try:
-    sep = cache.embedding_separability(ctx.model_key, spec.dataset, split, n, sample.embeddings, sample.labels)
+    sep = cache.embedding_separability(ctx.model_key, ds.key, n, sample.embeddings, sample.labels)
     sep_base = None if baseline is None else cache.embedding_separability(
-        ctx.model_key + "|random-init", spec.dataset, split, n, baseline.embeddings, baseline.labels)
+        ctx.model_key + "|random-init", ds.key, n, baseline.embeddings, baseline.labels)
 except ValueError as e:
     st.warning(f"Separability needs a larger sample: {e}")
 else:

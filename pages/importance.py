@@ -18,13 +18,12 @@ if ctx is None:
     st.stop()
 
 st.caption("Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
-           "held-out data, and scored by how much the accuracy, loss or target probability suffer, next to the "
+           "dataset chosen in the sidebar, and scored by how much the accuracy, loss or target probability suffer, next to the "
            "gradient score of Michel et al. (2019). Red cells are heads the model relies on; click one to see what "
            "happens as its gate is turned down, and check with the pruning curves which score ranks heads best.")
 
 model, spec = ctx.model, ctx.model.spec
-dataset = spec.dataset or ("digits" if spec.modality == "image" else "prose")
-ds = cache.get_dataset(dataset, "test")
+ds = ctx.dataset
 
 L, H = spec.n_layers, spec.n_heads
 c1, c2 = st.columns([1, 3])
@@ -43,13 +42,13 @@ with c2:
                 f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
                 "about 3 more, and the pruning curves about 10 per score.")
     st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
-              args=((ctx.model_key, n),))
-if (ctx.model_key, n) not in st.session_state.get("imp_requested", set()):
-    st.info("Press **Compute head importance** to score every head on the first "
-            f"{n} held-out inputs of {dataset}.")
+              args=((ctx.model_key, ds.key, n),))
+st.caption(ctx.sample_note(n))
+if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
+    st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
     st.stop()
 
-res = cache.importance_scores(ctx.model_key, dataset, "test", n, model)
+res = cache.importance_scores(ctx.model_key, ds.key, n, model, ds)
 metrics, labels = list(res["metrics"]), res["labels"]
 scores = summarise(res["scores"])
 choices = metrics + list(GRADIENT)
@@ -61,7 +60,8 @@ with c2:
     quality = st.selectbox("Quality measured by", metrics, format_func=metric_label, key="imp_quality",
                            help="The metric the partial-pruning and cumulative-pruning curves plot.")
 if labels is None:
-    st.info(f"The {dataset} labels are not {spec.name}'s classes, so each input's target is the model's own "
+    why = f"{ds.name} has no labels" if not ds.labelled else f"none of {ds.name}'s classes match {spec.name}'s"
+    st.info(f"{why}, so each input's target is the model's own "
             "(ungated) prediction" + (", and the change of the pooled sentence embedding (cosine distance) is "
                                       "the main score." if spec.modality == "text" else "."))
 
@@ -99,7 +99,7 @@ def head_panel():
         layer, head = head_picker(L, H, key="imp_head")
         st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
     with right:
-        partial = cache.importance_partial(ctx.model_key, dataset, "test", n, layer, head, tuple(metrics), model)
+        partial = cache.importance_partial(ctx.model_key, ds.key, n, layer, head, tuple(metrics), model, ds)
         show_figure(partial_pruning_figure(partial, quality, layer, head),
                     f"the {metric_label(quality)} of the whole sample as the gate of layer {layer} head {head} goes "
                     "from 1 (intact, left) to 0 (removed, right); a flat line means the head is not needed.",
@@ -121,8 +121,8 @@ with right:
                           help="Re-estimate every remaining head's importance after each 10% is removed "
                                "(Michel et al.'s iterative pruning). About ten times slower.")
     seed = int(o2.number_input("Random-order seed", 0, 10_000, 0, key="imp_seed"))
-    curves = cache.importance_curves(ctx.model_key, dataset, "test", n, tuple(metrics), iterative, seed,
-                                     scores, model)
+    curves = cache.importance_curves(ctx.model_key, ds.key, n, tuple(metrics), iterative, seed,
+                                     scores, model, ds)
     show_figure(pruning_curves_figure(curves, quality),
                 f"heads are removed 10% at a time, least important first by each score; the {metric_label(quality)} "
                 "is measured after each step. The better score keeps quality longer (a higher line for accuracy); "
@@ -130,8 +130,11 @@ with right:
 
 st.subheader("Per class")
 if labels is None:
-    st.info("Per-class scores need labels the model knows; this sample has none "
-            f"({dataset} classes vs {spec.name}'s).")
+    st.info(f"Per-class scores need inputs whose true class the model knows. {ds.name} has no labels: use a folder "
+            "with one sub-folder per class, or a table with a label column." if not ds.labelled else
+            f"Per-class scores need inputs whose true class the model knows; none of {ds.name}'s classes "
+            f"({', '.join(ds.class_names[:8])}{' …' if len(ds.class_names) > 8 else ''}) match {spec.name}'s. "
+            "The sidebar's label mapping shows the names on both sides.")
 else:
     classes = per_class_frame(res["scores"], labels, spec.class_names)
     metric = st.selectbox("Score", choices, format_func=metric_label, key="imp_class_metric")
@@ -146,5 +149,5 @@ overall.insert(0, "class", "all")
 every = overall if labels is None else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)],
                                                  ignore_index=True)
 st.caption(f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n} inputs, "
-           f"{int(np.unique(labels).size) if labels is not None else 0} classes).")
+           f"{int(np.unique(labels[labels >= 0]).size) if labels is not None else 0} classes).")
 download_button(every, "head_importance_scores", key="imp_download_all")

@@ -1,12 +1,13 @@
-"""Model view: the spec, accuracy on the bundled held-out split, the current input and its top-5 classes."""
+"""Model view: the spec, accuracy on the sidebar's dataset, the current input and its top-5 classes."""
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from analysis.evaluation import accuracy
+from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
-from ui.widgets import no_model_message, page_context, show_figure
+from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure
 
 ctx = page_context()
 st.title("Model")
@@ -15,7 +16,47 @@ if ctx is None:
     st.stop()
 
 spec = ctx.model.spec
-st.caption("What the model is, how well it does on held-out data, and what it predicts for the current input.")
+st.caption("What the model is, how well it does on the dataset chosen in the sidebar, and what it predicts for the current input.")
+
+
+def accuracy_panel() -> None:
+    """Accuracy on the sidebar's dataset: the whole split of a bundled set, a sample of the user's own data (on
+    request), over the inputs whose class the model knows."""
+    ds, match = ctx.dataset, ctx.match
+    st.subheader(f"Accuracy on {ds.name} ({ds.split})")
+    bundled = ds.source in list_datasets()
+    n = len(ds)
+    if not bundled:
+        n = sample_size_picker(len(ds), 256, key=f"model_n_{ds.key}", label="Inputs to evaluate")
+        asked = (ctx.model_key, ds.key, n)
+        st.button("Evaluate", key="model_evaluate",
+                  on_click=lambda: st.session_state.setdefault("model_evaluated", set()).add(asked))
+        if asked not in st.session_state.get("model_evaluated", set()):
+            st.info(f"Press **Evaluate** to run {spec.name} on {n} inputs of {ds.name}.")
+            return
+    probs = cache.dataset_probs(ctx.model_key, ds.key, n, ds, ctx.model)
+    true = match.to_model(ds.labels[ds.sample_rows(n)])
+    known = true >= 0
+    if not known.any():
+        st.info(f"{ds.name} has no labels, so accuracy cannot be measured; the class-embedding and importance "
+                "views use the model's predictions as targets." if not ds.labelled else
+                f"None of {ds.name}'s classes match {spec.name}'s, so accuracy cannot be measured. The sidebar's "
+                "label mapping shows both sides.")
+        return
+    pred = probs.argmax(-1)
+    st.metric(f"{int(known.sum())} labelled inputs of {ds.name}", f"{accuracy(probs[known], true[known]):.1%}",
+              help=("Never used for training. " if (ds.source, ds.split) == (spec.dataset, "test") else "") + "Text models with a prompt head: zero-shot.")
+    st.caption(ctx.sample_note(n, "Evaluated"))
+    classes = np.unique(true[known])
+    per_class = pd.DataFrame({
+        "class": [spec.class_names[c] for c in classes],
+        "n": [int((true == c).sum()) for c in classes],
+        "accuracy": [float((pred[true == c] == c).mean()) for c in classes]})
+    st.dataframe(per_class, hide_index=True, width="stretch",
+                 column_config={"accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                            max_value=1)})
+
+
 left, right = st.columns([1, 1])
 with left:
     st.subheader("Spec")
@@ -33,23 +74,7 @@ with left:
     st.dataframe(pd.DataFrame({"property": list(rows), "value": [str(v) for v in rows.values()]}),
                  hide_index=True, width="stretch")
 with right:
-    st.subheader("Accuracy on the bundled held-out split")
-    if spec.dataset:
-        ds = cache.get_dataset(spec.dataset, "test")
-        probs = cache.dataset_probs(ctx.model_key, spec.dataset, "test", ctx.model)
-        pred = probs.argmax(-1)
-        st.metric(f"{spec.dataset} test split ({len(ds)} inputs)", f"{accuracy(probs, ds.labels):.1%}",
-                  help="Never used for training. Text models: zero-shot, from label prompts.")
-        per_class = pd.DataFrame({
-            "class": ds.class_names,
-            "n": np.bincount(ds.labels, minlength=len(ds.class_names)),
-            "accuracy": [float((pred[ds.labels == c] == c).mean()) if (ds.labels == c).any() else np.nan
-                         for c in range(len(ds.class_names))]})
-        st.dataframe(per_class, hide_index=True, width="stretch",
-                     column_config={"accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                                max_value=1)})
-    else:
-        st.info("This model has no bundled dataset; upload inputs in the sidebar to see its predictions.")
+    accuracy_panel()
 
 st.subheader("Current input")
 tr = ctx.trace()

@@ -122,19 +122,16 @@ else:
 
 # -- faithfulness over a dataset sample --------------------------------------------------------------------
 st.subheader("Faithfulness over a dataset sample")
-if not spec.dataset:
-    st.info("This model has no bundled dataset, so there is no labelled sample to score the methods on.")
-    st.stop()
-ds = cache.get_dataset(spec.dataset, "test")
+ds = ctx.dataset
 
 
-def request_scores(model_key: str, n_key: str, methods_key: str, available: int) -> None:
+def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, available: int) -> None:
     """Form callback: remember what to score (the scores persist across reruns until the next request)."""
     scored = st.session_state.get(methods_key) or []
     if not scored:
         st.session_state["rel_nothing_to_score"] = True
         return
-    st.session_state[SCORED_KEY] = (model_key, min(int(st.session_state[n_key]), available), tuple(scored))
+    st.session_state[SCORED_KEY] = (model_key, data_key, min(int(st.session_state[n_key]), available), tuple(scored))
 
 
 with st.form("rel_faithfulness"):
@@ -145,20 +142,25 @@ with st.form("rel_faithfulness"):
                    default=[x for x in FAST_TO_SCORE if x in usable], format_func=label,
                    key=f"rel_scored_{ctx.model_key}")
     st.form_submit_button("Score faithfulness", type="primary", on_click=request_scores,
-                          args=(ctx.model_key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", len(ds)))
-st.caption(f"Held-out {spec.dataset} inputs, maps for the predicted class. Removing a token replaces it by the "
+                          args=(ctx.model_key, ds.key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}",
+                                len(ds)))
+st.caption(f"Inputs of {ds.name}, maps for the predicted class. Removing a token replaces it by the "
            "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
            "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest.")
 if st.session_state.pop("rel_nothing_to_score", False):
     st.error("Pick at least one method to score.")
 request = st.session_state.get(SCORED_KEY)
-if request is None or request[0] != ctx.model_key:
+if request is None or request[:2] != (ctx.model_key, ds.key):
     st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
     st.stop()
-_, n, scored = request
-report = cache.relevance_faithfulness(ctx.model_key, spec.dataset, n, scored, m)
+_, _, n, scored = request
+report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, m, ds)
+sample = ds.sample(n)
 
-st.markdown(f"**Scores over {n} held-out inputs** (best of each column in green; random map = chance)")
+st.markdown(f"**Scores over {n} inputs of {ds.name}** (best of each column in green; random map = chance)")
+st.caption(ctx.sample_note(n) + ("" if ds.masks is not None or not image else
+                                 " No object masks, so no pointing game or mIoU: give an image folder a masks/ "
+                                 "folder of same-named mask images to get them."))
 display = faithfulness_display(report.table)
 st.dataframe(highlight_best(display), hide_index=True, width="stretch")
 st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
@@ -189,21 +191,23 @@ if len(methods) < 2:
 dis = report.disagreement()
 top = np.argsort(-dis)[:4]
 rows = report.indices[top]
-captions = [f"#{i} · {ds.class_names[ds.labels[i]]} · {d:.2f}" for i, d in zip(rows, dis[top])]
+captions = [f"{sample.names[i]} · {sample.class_names[sample.labels[i]] if sample.labels[i] >= 0 else 'no label'} · "
+            f"{d:.2f}" for i, d in zip(rows, dis[top])]
 if image:
-    images = m.prepare([ds.inputs[i] for i in rows]).images
+    images = m.prepare([sample.inputs[i] for i in rows]).images
     grids = {label(k): to_grid(m, report.maps[k][top]) for k in methods}
     show_figure(gallery_figure(images, grids, captions),
-                "rows: the held-out inputs where the methods' rankings of patches agree least (label and "
+                "rows: the inputs where the methods' rankings of patches agree least (label and "
                 "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",
-                {k: report.maps[k][top] for k in methods} | {"dataset_index": rows, "disagreement": dis[top]},
+                {k: report.maps[k][top] for k in methods} | {"input": np.asarray(sample.names)[rows],
+                                                              "disagreement": dis[top]},
                 "relevance_disagreement", key="rel_gallery")
 else:
-    tokens = m.prepare([ds.inputs[i] for i in rows]).tokens
-    table = pd.DataFrame({"input": captions, "text": [ds.inputs[i] for i in rows]} | {
+    tokens = m.prepare([sample.inputs[i] for i in rows]).tokens
+    table = pd.DataFrame({"input": captions, "text": [sample.inputs[i] for i in rows]} | {
         label(k): [toks[spec.n_prefix + int(np.argmax(report.maps[k][j][:len(toks) - spec.n_prefix]))]
                    for j, toks in enumerate(tokens)] for k in methods})
-    st.caption("**How to read this:** the held-out texts where the methods' rankings of word pieces agree least "
+    st.caption("**How to read this:** the texts where the methods' rankings of word pieces agree least "
                "(disagreement = mean 1 − Spearman correlation); each method column shows its most relevant piece.")
     st.dataframe(table, hide_index=True, width="stretch")
     download_button(table, "relevance_disagreement", key="dl_rel_gallery")

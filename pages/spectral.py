@@ -27,17 +27,14 @@ L, H = spec.n_layers, spec.n_heads
 is_image = spec.grid is not None
 st.caption("Attention averages tokens: it keeps their mean (the DC part) and damps what differs between them (the "
            "high-frequency HC part), while MLPs and skip connections put the differences back. The figures measure "
-           "this for the current input (solid lines) and a sample of held-out inputs (dashed), and the temperature "
+           "this for the current input (solid lines) and a sample of the sidebar's dataset (dashed), and the temperature "
            "slider shows what sharper (τ < 1) or flatter (τ > 1) attention does to every one of them.")
 
-sample, sample_key = None, ctx.input_key
-if spec.dataset:
-    ds = cache.get_dataset(spec.dataset, "test")
-    with st.columns(3)[0]:
-        n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
-    sample, sample_key = model.prepare(ds.inputs[:n]), f"{spec.dataset}/test/first{n}"
-else:
-    st.info("This model has no bundled dataset, so the curves are for the current input only.")
+ds = ctx.dataset
+with st.columns(3)[0]:
+    n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
+st.caption(ctx.sample_note(n, "Sample (dashed lines)"))
+sample, sample_key = model.prepare(ds.sample(n).inputs), f"{ds.key}/sample{n}"
 
 
 def hc_dc_section(cur: dict, smp: dict | None) -> None:
@@ -144,7 +141,7 @@ def rank_section(cur: dict, temps: tuple) -> None:
         if not variants:
             st.warning("Pick at least one what-if forward to draw the rank-collapse curves.")
         else:
-            src_key, src = (sample_key, sample) if sample is not None else (ctx.input_key, ctx.batch)
+            src_key, src = sample_key, sample
             ratios = {k: v.mean(1) for k, v in cache.spectral_whatif(ctx.model_key, src_key, temps, tuple(variants),
                                                                      model, src).items()}
             show_figure(sf.rank_collapse_figure(ratios),
@@ -164,7 +161,7 @@ def rank_section(cur: dict, temps: tuple) -> None:
 
 def sweep_section(tau: float, layers: tuple | None) -> None:
     st.subheader("Temperature sweep")
-    src_key, src = (sample_key, sample) if sample is not None else (ctx.input_key, ctx.batch)
+    src_key, src = sample_key, sample
     sw = cache.spectral_sweep(ctx.model_key, src_key, SWEEP, layers, model, src)
     data = pd.DataFrame({"tau": sw["taus"], "attention_entropy": sw["entropy"].mean(1),
                          "rank_last_layer": sw["rank"][:, -1], "agreement": sw["agreement"],
@@ -177,15 +174,16 @@ def sweep_section(tau: float, layers: tuple | None) -> None:
 
 def length_section(tau: float, layers: tuple | None) -> None:
     st.subheader("Length collapse")
-    if not spec.dataset:
-        st.info("Length collapse cuts the bundled text dataset into windows; this model has none.")
+    try:
+        frames = [cache.spectral_length_collapse(ctx.model_key, ds.key, 1.0, None, LENGTHS, model, ds)]
+        if any(t != 1.0 for t in temperatures(tau, layers, L)):
+            frames.append(cache.spectral_length_collapse(ctx.model_key, ds.key, tau, layers, LENGTHS, model, ds))
+    except ValueError as e:
+        st.info(f"Length collapse cuts the texts of {ds.name} into windows of up to {max(LENGTHS)} words: {e}")
         return
-    frames = [cache.spectral_length_collapse(ctx.model_key, spec.dataset, 1.0, None, LENGTHS, model)]
-    if any(t != 1.0 for t in temperatures(tau, layers, L)):
-        frames.append(cache.spectral_length_collapse(ctx.model_key, spec.dataset, tau, layers, LENGTHS, model))
     df = pd.concat(frames, ignore_index=True)
     show_figure(sf.length_collapse_figure(df),
-                f"mean cosine similarity between the sentence embeddings of different stretches of {spec.dataset} "
+                f"mean cosine similarity between the sentence embeddings of different stretches of {ds.name} "
                 "text, by length: rising with length = longer inputs collapse towards each other (Zhou et al. 2024); "
                 "the slider's τ (red) against τ = 1 (blue, dashed).", df, "length_collapse", key="spectral_length")
 
@@ -208,7 +206,7 @@ def temperature_panel() -> None:
              "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
     st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
     cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
-    smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample) if sample is not None else None
+    smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample)
     hc_dc_section(cur, smp)
     fourier_section(cur, smp)
     head_section(cur)

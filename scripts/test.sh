@@ -2,5 +2,5 @@
 # Install HeadScope into .venv and run the whole test suite.
 set -euo pipefail
 . "$(dirname "$0")/install.sh"
-export HF_HUB_OFFLINE=1
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 python -m pytest -q "$@"

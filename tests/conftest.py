@@ -1,8 +1,12 @@
 """Shared fixtures: the built-in models and tiny random Hugging Face models saved to a temp folder."""
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the sidebar's recent datasets go to a fresh folder, never to the user's ~/.headscope
+os.environ["HEADSCOPE_HOME"] = tempfile.mkdtemp(prefix="headscope-home-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

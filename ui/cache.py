@@ -11,7 +11,7 @@ import streamlit as st
 from analysis.attention import head_statistics, map_attention
 from analysis.evaluation import predict
 from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
-from data import load_dataset
+from data import Dataset, load_dataset
 from models import HookedModel, load_model
 
 
@@ -29,16 +29,18 @@ def get_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     return m
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the dataset…")
-def get_dataset(name: str, split: str = "test"):
-    return load_dataset(name, split)
+@st.cache_resource(max_entries=8, show_spinner="Listing the dataset…")
+def get_dataset(source: str, split: str | None = None) -> Dataset:
+    """data.load_dataset(source, split): a bundled name, or a folder, table file or hub id (lazy: images are
+    decoded when a view needs them)."""
+    return load_dataset(source, split)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def dataset_probs(key: str, dataset: str, split: str, _model: HookedModel) -> np.ndarray:
-    """[N, C] class probabilities of the model `key` on a bundled dataset split."""
-    bar = st.progress(0.0, text=f"Evaluating on {dataset} ({split})…")
-    probs = predict(_model, get_dataset(dataset, split).inputs, progress=lambda f, msg: bar.progress(f, text=msg))
+def dataset_probs(key: str, data_key: str, n: int, _dataset: Dataset, _model: HookedModel) -> np.ndarray:
+    """[n, C] class probabilities of the model `key` on the dataset's sample of n inputs (Dataset.sample)."""
+    bar = st.progress(0.0, text=f"Evaluating on {n} inputs of {_dataset.name}…")
+    probs = predict(_model, _dataset.sample(n).inputs, progress=lambda f, msg: bar.progress(f, text=msg))
     bar.empty()
     return probs
 
@@ -68,15 +70,16 @@ def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> H
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def embedding_sample(key: str, dataset: str, split: str, n: int, where: str, _model: HookedModel):
-    """analysis.embedding.embed_sample over the first n inputs of a dataset split whose label is one of the
+def embedding_sample(key: str, data_key: str, n: int, where: str, _model: HookedModel, _dataset: Dataset):
+    """analysis.embedding.embed_sample over a sample of n inputs of the dataset whose label matches one of the
     model's classes (labels mapped to the model's class indices); returns (SampleEmbedding, dataset rows)."""
     from analysis.embedding import align_labels, embed_sample
 
-    ds = get_dataset(dataset, split)
+    ds = _dataset
     rows, labels = align_labels(ds.class_names, ds.labels, _model.spec.class_names)
-    rows, labels = rows[:n], labels[:n]
-    bar = st.progress(0.0, text=f"Projecting {len(rows)} inputs of {dataset} through the classifier…")
+    pick = ds.subset(rows).sample_rows(n)
+    rows, labels = rows[pick], labels[pick]
+    bar = st.progress(0.0, text=f"Projecting {len(rows)} inputs of {ds.name} through the classifier…")
     sample = embed_sample(_model, [ds.inputs[i] for i in rows], labels,
                           where=where, progress=lambda f, msg: bar.progress(f, text=f"Projecting: {msg}"))
     bar.empty()
@@ -84,7 +87,7 @@ def embedding_sample(key: str, dataset: str, split: str, n: int, where: str, _mo
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring separability per layer…")
-def embedding_separability(key: str, dataset: str, split: str, n: int, _embeddings: np.ndarray, _labels: np.ndarray):
+def embedding_separability(key: str, data_key: str, n: int, _embeddings: np.ndarray, _labels: np.ndarray):
     """analysis.embedding.separability of a cached sample (silhouette, kNN and probe accuracy per layer)."""
     from analysis.embedding import separability
 
@@ -92,7 +95,7 @@ def embedding_separability(key: str, dataset: str, split: str, n: int, _embeddin
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def embedding_map(key: str, dataset: str, split: str, n: int, method: str, layer: int, seed: int,
+def embedding_map(key: str, data_key: str, n: int, method: str, layer: int, seed: int,
                   _embeddings: np.ndarray):
     """analysis.embedding.project of a cached sample: PCA of all layers (layer -1), or UMAP / t-SNE of one
     layer (cached per layer, so moving back to a layer is instant)."""
@@ -107,6 +110,7 @@ def embedding_map(key: str, dataset: str, split: str, n: int, method: str, layer
 
 
 # -- spectral view -----------------------------------------------------------------------------------
+LENGTH_TEXTS = 1000  # texts joined into the stream that length collapse cuts into windows
 @st.cache_data(max_entries=32, show_spinner="Computing the spectral metrics…")
 def spectral_metrics(key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel,
                      _batch):
@@ -140,12 +144,12 @@ def spectral_sweep(key: str, input_key: str, taus: tuple[float, ...], layers: tu
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring length collapse…")
-def spectral_length_collapse(key: str, dataset: str, tau: float, layers: tuple[int, ...] | None,
-                             lengths: tuple[int, ...], _model: HookedModel):
-    """analysis.spectral.length_collapse on the whole test split of a text dataset at one temperature."""
+def spectral_length_collapse(key: str, data_key: str, tau: float, layers: tuple[int, ...] | None,
+                             lengths: tuple[int, ...], _model: HookedModel, _dataset: Dataset):
+    """analysis.spectral.length_collapse on the texts of a dataset's sample of LENGTH_TEXTS at one temperature."""
     from analysis.spectral import length_collapse
 
-    return length_collapse(_model, get_dataset(dataset, "test").inputs, lengths, [tau], n_windows=6, layers=layers)
+    return length_collapse(_model, _dataset.sample(LENGTH_TEXTS).inputs, lengths, [tau], n_windows=6, layers=layers)
 
 
 @st.cache_data(max_entries=16, show_spinner="Recording the MLP activations…")
@@ -157,23 +161,24 @@ def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batc
 
 
 # -- head-importance view ------------------------------------------------------------------------------
-def _importance_sample(model: HookedModel, dataset: str, split: str, n: int):
-    """analysis.importance.Sample of the first n inputs of a dataset split (labels mapped to the model's)."""
+def _importance_sample(model: HookedModel, dataset: Dataset, n: int):
+    """analysis.importance.Sample of the dataset's sample of n inputs (labels mapped to the model's)."""
     from analysis.importance import make_sample
 
-    ds = get_dataset(dataset, split)
-    return make_sample(model, ds.inputs[:n], ds.labels[:n], ds.class_names)
+    sub = dataset.sample(n)
+    return make_sample(model, sub.inputs, sub.labels, sub.class_names)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def importance_scores(key: str, dataset: str, split: str, n: int, _model: HookedModel) -> dict:
-    """analysis.importance.head_scores over the first n inputs: {"scores": {metric: [L, H, N]} (ablation
-    metrics and the gradient), "metrics": the ablation metrics, "labels": [N] class indices or None}."""
+def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dataset: Dataset) -> dict:
+    """analysis.importance.head_scores over the dataset's sample of n inputs: {"scores": {metric: [L, H, N]}
+    (ablation metrics and the gradient), "metrics": the ablation metrics, "labels": [N] model class indices
+    (-1 = unknown, scored against the prediction) or None}."""
     from analysis.importance import default_metrics, head_scores
 
-    sample = _importance_sample(_model, dataset, split, n)
+    sample = _importance_sample(_model, _dataset, n)
     metrics = default_metrics(_model, sample)
-    bar = st.progress(0.0, text=f"Removing each head in turn over {n} inputs of {dataset}…")
+    bar = st.progress(0.0, text=f"Removing each head in turn over {n} inputs of {_dataset.name}…")
     scores = head_scores(_model, sample, metrics, progress=lambda f, msg: bar.progress(f, text=f"Scoring heads: {msg}"))
     bar.empty()
     return {"scores": scores, "metrics": metrics,
@@ -181,25 +186,25 @@ def importance_scores(key: str, dataset: str, split: str, n: int, _model: Hooked
 
 
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
-def importance_partial(key: str, dataset: str, split: str, n: int, layer: int, head: int,
-                       metrics: tuple[str, ...], _model: HookedModel):
-    """analysis.importance.partial_pruning of one head over the first n inputs (11 gate values)."""
+def importance_partial(key: str, data_key: str, n: int, layer: int, head: int,
+                       metrics: tuple[str, ...], _model: HookedModel, _dataset: Dataset):
+    """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (11 gate values)."""
     from analysis.importance import partial_pruning
 
-    return partial_pruning(_model, _importance_sample(_model, dataset, split, n), layer, head, 11, metrics)
+    return partial_pruning(_model, _importance_sample(_model, _dataset, n), layer, head, 11, metrics)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def importance_curves(key: str, dataset: str, split: str, n: int, metrics: tuple[str, ...], iterative: bool,
-                      seed: int, _scores: dict[str, np.ndarray], _model: HookedModel):
-    """analysis.importance.pruning_curves over the first n inputs, one curve per score in `_scores`
+def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...], iterative: bool,
+                      seed: int, _scores: dict[str, np.ndarray], _model: HookedModel, _dataset: Dataset):
+    """analysis.importance.pruning_curves over the dataset's sample of n inputs, one curve per score in `_scores`
     ({name: [L, H]}, the cached scores of the same sample) and a seeded random order."""
     from analysis.importance import pruning_curves
 
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
     how = "iteratively, re-scoring between steps" if iterative else "cumulatively"
     bar = st.progress(0.0, text=f"Pruning heads {how}…")
-    curves = pruning_curves(_model, _importance_sample(_model, dataset, split, n), orders, iterative,
+    curves = pruning_curves(_model, _importance_sample(_model, _dataset, n), orders, iterative,
                             metrics=metrics, seed=seed,
                             progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
     bar.empty()
@@ -231,12 +236,13 @@ def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def relevance_faithfulness(key: str, dataset: str, n: int, methods: tuple[str, ...], _model: HookedModel):
-    """analysis.faithfulness.evaluate over the first n inputs of a dataset's held-out split."""
+def relevance_faithfulness(key: str, data_key: str, n: int, methods: tuple[str, ...], _model: HookedModel,
+                           _dataset: Dataset):
+    """analysis.faithfulness.evaluate over the dataset's sample of n inputs (report.indices are rows of it)."""
     from analysis.faithfulness import evaluate
 
     bar = st.progress(0.0, text="Scoring faithfulness…")
-    report = evaluate(_model, get_dataset(dataset, "test"), methods, n=n,
+    report = evaluate(_model, _dataset.sample(n), methods, n=n,
                       progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=f"Scoring faithfulness: {msg}"))
     bar.empty()
     return report
@@ -247,13 +253,13 @@ ATTENTION_TEXT_RINGS = 16  # ring profiles of text: |i - j| = 0 .. 14 and >= 15
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def attention_sample(key: str, dataset: str, split: str, n: int, _model) -> dict[str, np.ndarray]:
+def attention_sample(key: str, data_key: str, n: int, _model, _dataset: Dataset) -> dict[str, np.ndarray]:
     """Per-input head statistics (analysis.attention.head_statistics) and pattern vectors
-    (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the first n inputs of a dataset split,
+    (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the dataset's sample of n inputs,
     in one batched pass with a progress bar."""
     spec = _model.spec
     n_rings = None if spec.grid is not None else ATTENTION_TEXT_RINGS
-    inputs = get_dataset(dataset, split).inputs[:n]
+    inputs, dataset = _dataset.sample(n).inputs, _dataset.name
 
     def per_batch(attn, mask):
         out = head_statistics(attn, spec.grid, spec.n_prefix, spec.patch_size, mask, n_rings)
@@ -268,7 +274,7 @@ def attention_sample(key: str, dataset: str, split: str, n: int, _model) -> dict
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def attention_patterns(key: str, dataset: str, n: int, k: int, embedding: str, clustering: str, projection: str,
+def attention_patterns(key: str, data_key: str, n: int, k: int, embedding: str, clustering: str, projection: str,
                     _vectors: np.ndarray) -> PatternSummary:
     """analysis.patterns.summarise_patterns of a cached sample's pattern vectors."""
     slow = " (UMAP compiles its numba code the first time: ~15 s)" if projection == "umap" else ""

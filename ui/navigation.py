@@ -22,7 +22,7 @@ class View:
 VIEWS = [
     View("home.py", "Home", ":material/home:", "What HeadScope is and what each view shows."),
     View("model.py", "Model", ":material/memory:",
-         "The model's spec, its accuracy on the bundled held-out split, and the current input's top-5 classes."),
+         "The model's spec, its accuracy on the dataset chosen in the sidebar, and the current input's top-5 classes."),
     View("attention.py", "Attention", ":material/grid_view:",
          "Every head's pattern for the current input, attention distance and neighbourhood strength per head "
          "over a dataset sample, and clusters of attention patterns."),

@@ -1,6 +1,10 @@
 """Session-state keys shared by the sidebar and every page (one place, so views agree)."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import streamlit as st
 
 MODEL = "model_name"            # str: built-in name, folder or hub id of the current model
@@ -13,6 +17,12 @@ TEXT = "input_text"             # str: the free text
 HEAD = "selected_head"          # (layer, head): the head selected in any view
 QUERY = "selected_query"        # int token index of the query (0 = CLS)
 SIDEBAR_CONTEXT = "_sidebar_context"
+DATASET = "dataset"             # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
+CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
+SPLIT = "dataset_split"         # (+ "_<source>") the split of a dataset source
+BROWSE = "input_browse"         # "index" | "class" | "name": how the sidebar picks the dataset input
+RECENT_FILE = "recent_datasets.json"
+RECENT_MAX = 8
 
 
 def selected_head() -> tuple[int, int]:
@@ -22,3 +32,30 @@ def selected_head() -> tuple[int, int]:
 
 def select_head(layer: int, head: int) -> None:
     st.session_state[HEAD] = (int(layer), int(head))
+
+
+def _recent_path() -> Path:
+    """Where the recently opened datasets are kept: $HEADSCOPE_HOME (default ~/.headscope)/recent_datasets.json."""
+    return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope")) / RECENT_FILE
+
+
+def recent_datasets() -> list[dict]:
+    """The user's recently opened dataset sources, newest first: [{"source": str, "modality": str}]."""
+    try:
+        items = json.loads(_recent_path().read_text())
+        return [r for r in items if isinstance(r, dict) and {"source", "modality"} <= set(r)]
+    except (OSError, ValueError):
+        return []
+
+
+def remember_dataset(source: str, modality: str) -> None:
+    """Put a dataset source first in the recent list (kept across restarts; a read-only home is ignored)."""
+    items = [{"source": source, "modality": modality}] + [r for r in recent_datasets() if r["source"] != source]
+    if items[:RECENT_MAX] == recent_datasets()[:RECENT_MAX]:
+        return
+    try:
+        path = _recent_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(items[:RECENT_MAX], indent=1))
+    except OSError:
+        pass

@@ -1,4 +1,4 @@
-"""Shared widgets: the sidebar pickers (model, input), the page context, and figure export.
+"""Shared widgets: the sidebar pickers (model, dataset, input), the page context, and figure export.
 
 Every page starts with `ctx = page_context()`: through app.py it returns what the router's sidebar
 built in this run; run standalone (AppTest.from_file on one page) it draws the sidebar itself.
@@ -14,31 +14,48 @@ import pandas as pd
 import streamlit as st
 from PIL import ImageOps
 
-from data import InputError, load_image
+from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, load_image, match_labels
 from models import BUILTINS, HookedModel, ModelLoadError, list_models
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, state
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
+OPEN_DATASET = "Open a folder or file…"
+BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
+MAX_NAME_MATCHES = 200
 
 
 @dataclass
 class PageContext:
-    """The current model and input, as chosen in the sidebar.
+    """The current model, dataset and input, as chosen in the sidebar.
 
-    raw: the input as given (PIL image or string); label: its true class index when known;
-    input_key: a string that identifies the input for caching; batch: the prepared input (B = 1)."""
+    dataset: the chosen dataset split, which every dataset-level view samples; match: how its classes map
+    to the model's; raw: the input as given (PIL image or string); label: its true class index (into the
+    model's classes) when known; input_key: a string that identifies the input for caching; batch: the
+    prepared input (B = 1)."""
 
     model: HookedModel
     model_name: str
     model_key: str
+    dataset: Dataset
+    match: LabelMatch
     raw: object
     label: int | None
     input_key: str
     batch: Batch
     caption: str
     notes: list[str] = field(default_factory=list)
+
+    def sample_note(self, n: int, what: str = "") -> str:
+        """One line for a view: which dataset and how many inputs it used, and the label-mapping status."""
+        ds = self.dataset
+        rows = ds.sample_rows(n)
+        known = int((self.match.to_model(ds.labels[rows]) >= 0).sum())
+        labels = (f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
+                  "the model's own prediction" if ds.labelled else "unlabelled: targets are the model's predictions")
+        order = "first" if ds.ordered else "a seeded random sample of"
+        return f"{what or 'Inputs'}: {order} {len(rows)} of {len(ds)} in {ds.name} ({ds.split}) · {labels}."
 
     def trace(self) -> dict[str, np.ndarray]:
         """Cached activations of the current input (see ui.cache.trace_arrays)."""
@@ -63,14 +80,15 @@ def _use_router() -> None:
 
 
 def sidebar() -> PageContext | None:
-    """Draw the model and input pickers; returns None (after an st.error) if nothing usable is chosen."""
+    """Draw the model, dataset and input pickers; returns None (after an st.error) if nothing usable is chosen."""
     with st.sidebar:
         st.markdown("### HeadScope")
         model, name = _model_picker()
         if model is None:
             return None
+        dataset, match = _dataset_picker(model, name)
         st.divider()
-        return _input_picker(model, name)
+        return _input_picker(model, name, dataset, match)
 
 
 def _model_picker() -> tuple[HookedModel | None, str]:
@@ -127,24 +145,109 @@ def _apply_labels(name: str) -> None:
     st.session_state[state.LABELS] = {**st.session_state.get(state.LABELS, {}), name: labels}
 
 
-def _input_picker(model: HookedModel, name: str) -> PageContext | None:
+def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
+    """The dataset every view samples: the model's bundled set (default), another bundled set of the same
+    modality, a recently opened source, or a folder / table file / hub id typed by the user. A source that
+    cannot be used gives an st.error and the default set is used instead."""
+    spec = model.spec
+    bundled = [d for d, modality in list_datasets().items() if modality == spec.modality]
+    default = spec.dataset if spec.dataset in bundled else bundled[0]
+    recent = [r["source"] for r in state.recent_datasets() if r["modality"] == spec.modality]
+    options = [default] + [d for d in bundled if d != default] + [r for r in recent if r not in bundled]
+    choice = st.selectbox("Dataset", options + [OPEN_DATASET], key=f"{state.DATASET}_{name}",
+                          format_func=lambda o: f"{o} (bundled)" if o in bundled else o,
+                          help="Every dataset-level view (statistics, importance, faithfulness, embeddings) runs on "
+                               "this dataset. Your own data: an image folder (class sub-folders give labels), a "
+                               ".csv/.tsv/.jsonl/.parquet table, a folder saved with `datasets`' save_to_disk, or "
+                               "a Hugging Face dataset id in your local cache.")
+    source = choice
+    if choice == OPEN_DATASET:
+        typed = st.text_input("Folder, table file or hub id", key=state.CUSTOM_DATASET,
+                              placeholder="/data/imagenet/val or reviews.csv")
+        source = typed.strip() or default
+        if not typed.strip():
+            st.info("Type the path of an image folder or a table file (or a cached hub id) and press Enter. "
+                    f"Until then the views use {default}.")
+    try:
+        ds = cache.get_dataset(source, None)
+        if len(ds.splits) > 1:
+            split = st.selectbox("Split", ds.splits, index=ds.splits.index(ds.split), key=f"{state.SPLIT}_{source}")
+            ds = cache.get_dataset(source, split)
+        if ds.modality != spec.modality:
+            raise DatasetError(f"{source} holds {ds.modality}s, but {spec.name} reads {spec.modality}s.")
+    except DatasetError as e:
+        st.error(f"{e} The views use {default} instead.")
+        ds = cache.get_dataset(default, None)
+    else:
+        if source not in bundled:
+            state.remember_dataset(source, ds.modality)
+    match = match_labels(spec.class_names, ds.class_names)
+    _dataset_status(ds, match)
+    return ds, match
+
+
+def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
+    """Size, label mapping (with the table when a class did not match) and skipped files of the dataset."""
+    st.caption(f"{len(ds)} {ds.modality} inputs · {match.summary()}.")
+    if ds.class_names and (match.unmatched or match.ambiguous or match.how[0] != "name"):
+        with st.expander(f"Label mapping: {len(match.matched)} matched, {len(match.unmatched)} unmatched"):
+            if match.unmatched:
+                st.caption("Unmatched classes (their inputs are scored against the model's own prediction): "
+                           + ", ".join(match.unmatched[:30]) + (" …" if len(match.unmatched) > 30 else ""))
+            if match.ambiguous:
+                st.caption("Names that fit several model classes (the first is used): " + ", ".join(match.ambiguous))
+            st.dataframe(match.table(), hide_index=True, height=200)
+    if ds.problems:
+        st.warning(f"{len(ds.problems)} file(s) or row(s) of {ds.name} were skipped.")
+        with st.expander("Skipped files"):
+            st.dataframe(pd.DataFrame(ds.problems, columns=["file", "reason"]), hide_index=True, height=200)
+
+
+def _dataset_row(ds: Dataset) -> int:
+    """Pick one input of the dataset: by index, by class (k-th input of a class) or by file name."""
+    ways = ["index"] + (["class"] if ds.labelled else []) + (["name"] if ds.source not in list_datasets() else [])
+    how = st.radio("Browse", ways, format_func=BROWSE_LABELS.get, key=state.BROWSE, horizontal=True) \
+        if len(ways) > 1 else "index"
+    if how == "class":
+        present = [c for c in range(len(ds.class_names)) if (ds.labels == c).any()]
+        c = st.selectbox("Class", present, format_func=lambda i: ds.class_names[i], key=f"input_class_{ds.key}")
+        rows = np.flatnonzero(ds.labels == c)
+        k = int(st.number_input(f"Input of class {ds.class_names[c]} ({len(rows)} inputs)", 0, len(rows) - 1, 0,
+                                key=f"input_class_index_{ds.key}_{c}"))
+        return int(rows[k])
+    if how == "name":
+        typed = st.text_input("File name contains", key=f"input_name_filter_{ds.key}").strip().lower()
+        rows = [i for i, n in enumerate(ds.names) if typed in n.lower()][:MAX_NAME_MATCHES]
+        if not rows:
+            st.warning(f"No file name contains {typed!r}; showing the first input.")
+            return 0
+        return int(st.selectbox(f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i],
+                                key=f"input_name_{ds.key}"))
+    return int(st.number_input(f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", 0, len(ds) - 1, 0,
+                               key=f"{state.INDEX}_{ds.key}"))
+
+
+def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) -> PageContext | None:
     spec = model.spec
     key = cache.model_key(name, st.session_state.get(state.LABELS, {}).get(name))
     sources = ["dataset", "upload" if spec.modality == "image" else "text"]
-    labels = {"dataset": f"Sample from {spec.dataset}" if spec.dataset else "Sample from a dataset",
-              "upload": "Upload an image", "text": "Type a text"}
-    default_dataset = spec.dataset or ("digits" if spec.modality == "image" else "prose")
+    labels = {"dataset": f"From {ds.name}", "upload": "Upload an image", "text": "Type a text"}
     source = st.radio("Input", sources, format_func=labels.get, key=f"{state.SOURCE}_{spec.modality}",
                       horizontal=True)
     if source == "dataset":
-        ds = cache.get_dataset(default_dataset, "test")
-        idx = int(st.number_input(f"Sample of {default_dataset} (held-out split, {len(ds)} inputs)", 0,
-                                  len(ds) - 1, 0, key=f"{state.INDEX}_{default_dataset}"))
-        raw, label = ds.inputs[idx], int(ds.labels[idx])
-        label_name = ds.class_names[label]
-        label = spec.class_names.index(label_name) if label_name in spec.class_names else None
-        caption = f"{default_dataset} #{idx} · label {label_name}"
-        input_key = f"{default_dataset}/test/{idx}"
+        idx = _dataset_row(ds)
+        try:
+            raw = ds.inputs[idx]
+        except DatasetError as e:
+            st.error(str(e))
+            return None
+        true = int(ds.labels[idx])
+        mapped = int(match.to_model([true])[0])
+        label = mapped if mapped >= 0 else None
+        label_text = f"label {ds.class_names[true]}" if true >= 0 else "no label"
+        caption = f"{ds.names[idx]} · {label_text}" if ds.source not in list_datasets() else \
+            f"{ds.name} #{idx} · {label_text}"
+        input_key = f"{ds.key}/{idx}"
     elif source == "upload":
         up = st.file_uploader("Image (PNG, JPEG, BMP, GIF, WebP)", type=None, key="input_upload")
         if up is None:
@@ -177,7 +280,7 @@ def _input_picker(model: HookedModel, name: str) -> PageContext | None:
     _show_input(raw, batch, caption, spec.modality)
     for note in batch.notes:
         st.warning(note)
-    return PageContext(model, name, key, raw, label, input_key, batch, caption, list(batch.notes))
+    return PageContext(model, name, key, ds, match, raw, label, input_key, batch, caption, list(batch.notes))
 
 
 def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
@@ -242,9 +345,10 @@ def head_picker(n_layers: int, n_heads: int, key: str) -> tuple[int, int]:
 
 
 def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "Dataset sample size") -> int:
-    """How many held-out inputs to analyse; larger than the dataset is clamped to it with a note."""
+    """How many inputs of the sidebar's dataset to analyse; larger than the dataset is clamped to it with a note."""
     n = int(st.number_input(label, min_value=1, value=min(default, dataset_len), step=16, key=key,
-                            help=f"Inputs from the held-out split ({dataset_len} available), first n in order."))
+                            help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): the first "
+                                 "n of a bundled set, a seeded random sample of your own data."))
     if n > dataset_len:
         st.warning(f"The dataset has {dataset_len} inputs; using all of them.")
         n = dataset_len

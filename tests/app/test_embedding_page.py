@@ -29,7 +29,7 @@ def test_digits_vit_all_panels_and_controls():
     assert cls_rate > 90  # digits-vit is ~98% accurate: its last CLS ranks the true class first
     assert any("patches rank" in c.value or "rank '" in c.value for c in at.caption)
 
-    at.number_input(key="emb_n_digits").set_value(80).run()
+    at.number_input(key="emb_n").set_value(80).run()
     at.toggle(key="emb_baseline").set_value(True).run()
     assert_clean(at)
     metrics = {m.label: float(m.value.rstrip("%")) for m in at.metric}
@@ -77,15 +77,15 @@ def test_label_set_without_the_dataset_classes_warns():
 
 def test_tiny_sample_explains_instead_of_failing():
     at = _open("digits-vit")
-    at.number_input(key="emb_n_digits").set_value(3).run()
+    at.number_input(key="emb_n").set_value(3).run()
     assert_clean(at)
     assert any("needs a larger sample" in w.value for w in at.warning)
 
 
-def test_model_without_dataset_shows_info(tiny_vit_dir):
+def test_model_whose_classes_the_dataset_lacks_explains_it(tiny_vit_dir):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
     at.sidebar.selectbox[0].select(at.sidebar.selectbox[0].options[-1]).run()
     at.sidebar.text_input(key=state.CUSTOM_MODEL).input(str(tiny_vit_dir)).run()
     at.switch_page(PAGE).run()
     assert_clean(at)
-    assert any("no bundled dataset" in i.value for i in at.info)
+    assert any("do not include the classes of digits" in w.value for w in at.warning)

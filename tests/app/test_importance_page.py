@@ -74,7 +74,7 @@ def test_minilm_with_other_labels_falls_back_to_the_embedding_change():
     assert not at.exception and not at.error
     infos = " ".join(i.value for i in at.info)
     assert "own" in infos and "cosine distance" in infos
-    assert "Per-class scores need labels" in infos
+    assert "Per-class scores need inputs whose true class the model knows" in infos
     assert at.multiselect(key="imp_shown").value[0] == "cosine"
 
 
@@ -86,4 +86,4 @@ def test_no_scores_picked_and_oversized_sample_are_explained():
     at.number_input(key="imp_n").set_value(100_000).run()
     assert not at.exception
     assert any("using all of them" in w.value for w in at.warning)
-    assert any("first 360 held-out inputs" in i.value for i in at.info)  # a new sample waits for the button
+    assert any("on 360 inputs of digits" in i.value for i in at.info)  # a new sample waits for the button

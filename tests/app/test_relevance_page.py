@@ -40,7 +40,7 @@ def test_maps_target_and_faithfulness(model):
 
     at = _score(at, 4, ["rollout", "attnlrp"], "text" if model == "minilm" else "image")
     assert_clean(at)
-    assert any(md.value.startswith("**Scores over 4 held-out inputs") for md in at.markdown)
+    assert any(md.value.startswith("**Scores over 4 inputs of") for md in at.markdown)
     table = at.dataframe[0].value
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
     assert len(at.get("plotly_chart")) == 4 + (1 if model == "digits-vit" else 0)  # + curves (+ gallery)
