@@ -1,0 +1,339 @@
+"""The user's own data: image folders, table files and `datasets` datasets, all built in the test (tmp_path)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from analysis.evaluation import accuracy, predict
+from data import DatasetError, load_dataset, match_labels
+from data.sources import LazySequence
+
+
+# -- fixtures --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits_test():
+    return load_dataset("digits", "test")
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory, digits_test):
+    """The digits test split as root/<digit>/<index>.png (the ImageFolder layout)."""
+    root = tmp_path_factory.mktemp("digits_folder")
+    for i, (img, y) in enumerate(zip(digits_test.inputs, digits_test.labels)):
+        (root / str(y)).mkdir(exist_ok=True)
+        img.save(root / str(y) / f"{i:04d}.png")
+    return root
+
+
+def _bundled_rows(ds) -> list[int]:
+    """Indices into the bundled split of the files of a folder dataset written by the fixtures (<index>.png)."""
+    return [int(n.rsplit("/", 1)[-1].split(".")[0]) for n in ds.names]
+
+
+def _prose_table(path, digits_as_labels=False):
+    prose = load_dataset("prose", "test")
+    labels = list(prose.labels) if digits_as_labels else [prose.class_names[y] for y in prose.labels]
+    return pd.DataFrame({"sentence": prose.inputs, "label": labels}), prose
+
+
+# -- image folders ---------------------------------------------------------------------------------------
+def test_class_folder_scores_the_bundled_accuracy(digits_vit, digits_folder, digits_test):
+    ds = load_dataset(str(digits_folder))
+    assert len(ds) == len(digits_test) and ds.class_names == [str(i) for i in range(10)]
+    assert ds.modality == "image" and ds.splits == ("all",) and not ds.problems
+    assert isinstance(ds.inputs, LazySequence)
+    rows = _bundled_rows(ds)
+    assert np.array_equal(ds.labels, digits_test.labels[rows])
+    mapped = match_labels(digits_vit.spec.class_names, ds.class_names).to_model(ds.labels)
+    folder_acc = accuracy(predict(digits_vit, ds.inputs), mapped)
+    bundled_acc = accuracy(predict(digits_vit, digits_test.inputs), digits_test.labels)
+    assert folder_acc == pytest.approx(bundled_acc, abs=1e-12) and folder_acc > 0.95
+
+
+def test_listing_decodes_no_pixels(digits_folder, monkeypatch):
+    from PIL import ImageFile
+
+    loads = []
+    original = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(1) or original(self))
+    ds = load_dataset(str(digits_folder))
+    sub = ds.sample(50)
+    assert not loads and isinstance(sub.inputs, LazySequence) and len(sub) == 50
+    sub.inputs[3]
+    assert loads  # decoded on access
+
+
+def test_sample_is_seeded_nested_and_mixes_classes(digits_folder):
+    ds = load_dataset(str(digits_folder))
+    small, large = ds.sample_rows(40), ds.sample_rows(120)
+    assert np.array_equal(small, load_dataset(str(digits_folder)).sample_rows(40))
+    assert set(small) <= set(large) and np.all(np.diff(small) > 0)
+    assert len(np.unique(ds.labels[small])) >= 8  # the folder is sorted by class; the sample is not one class
+    bundled = load_dataset("digits", "test")
+    assert np.array_equal(bundled.sample_rows(40), np.arange(40))  # bundled sets are already shuffled
+
+
+def test_flat_folder_is_unlabelled(tmp_path, digits_test):
+    for i in range(5):
+        digits_test.inputs[i].save(tmp_path / f"img{i}.png")
+    ds = load_dataset(str(tmp_path))
+    assert len(ds) == 5 and ds.class_names == [] and not ds.labelled
+    assert list(ds.labels) == [-1] * 5 and ds.names[0] == "img0.png"
+    assert match_labels(["a", "b"], ds.class_names).to_model(ds.labels).tolist() == [-1] * 5
+
+
+def test_bad_files_are_skipped_and_named(tmp_path, digits_test):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    for i in range(3):
+        digits_test.inputs[i].convert("RGB").save(tmp_path / "cat" / f"c{i}.jpg")
+        digits_test.inputs[i].save(tmp_path / "dog" / f"d{i}.png")
+    (tmp_path / "cat" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "cat" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "dog" / "notes.txt").write_text("photographed in 2024")
+    ds = load_dataset(str(tmp_path))
+    assert len(ds) == 6 and ds.class_names == ["cat", "dog"]
+    reasons = {p.rsplit("/", 1)[-1]: r for p, r in ds.problems}
+    assert set(reasons) == {"corrupt.png", "empty.jpg", "notes.txt"}
+    assert "empty" in reasons["empty.jpg"] and "not an image" in reasons["notes.txt"]
+    assert all(img.size == (8, 8) for img in ds.inputs)
+
+
+def test_a_file_that_breaks_after_listing_raises_a_clear_error(tmp_path, digits_test):
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    big.save(tmp_path / "a.png")
+    digits_test.inputs[0].save(tmp_path / "b.png")
+    ds = load_dataset(str(tmp_path))
+    raw = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(raw[: len(raw) // 2])  # truncated: the header still reads
+    with pytest.raises(DatasetError, match="a.png"):
+        ds.inputs[0]
+    assert ds.inputs[1].size == (8, 8)
+
+
+def test_images_too_large_are_refused_from_the_header(tmp_path, monkeypatch):
+    import data.sources
+
+    Image.new("L", (300, 200)).save(tmp_path / "huge.png")
+    Image.new("L", (10, 10)).save(tmp_path / "small.png")
+    monkeypatch.setattr(data.sources, "MAX_IMAGE_PIXELS", 50_000)
+    ds = load_dataset(str(tmp_path))
+    assert ds.names == ["small.png"] and "too large" in ds.problems[0][1]
+
+
+def test_empty_missing_and_unsupported_sources(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="No usable images"):
+        load_dataset(str(tmp_path / "empty"))
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        load_dataset(str(tmp_path / "missing" / "x.csv"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DatasetError, match="file type"):
+        load_dataset(str(tmp_path / "notes.txt"))
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.png").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="x.png"):
+        load_dataset(str(only_bad))
+
+
+def test_split_folders_and_masks(tmp_path, shapes_vit):
+    shapes = load_dataset("shapes", "test")
+    rows = list(range(0, 24))
+    for split, part in (("train", rows[:12]), ("test", rows[12:])):
+        for i in part:
+            cls = shapes.class_names[shapes.labels[i]]
+            (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+            (tmp_path / split / "masks" / cls).mkdir(parents=True, exist_ok=True)
+            shapes.inputs[i].save(tmp_path / split / cls / f"{i:04d}.jpg", quality=95)
+            Image.fromarray(shapes.masks[i].astype(np.uint8)).save(tmp_path / split / "masks" / cls / f"{i:04d}.png")
+    ds = load_dataset(str(tmp_path))
+    assert ds.splits == ("train", "test") and ds.split == "test" and len(ds) == 12
+    assert "masks" not in ds.class_names and ds.masks is not None
+    train = load_dataset(str(tmp_path), "train")
+    assert len(train) == 12 and train.split == "train"
+    with pytest.raises(DatasetError, match="splits are: train, test"):
+        load_dataset(str(tmp_path), "validation")
+    idx = _bundled_rows(ds)
+    assert np.array_equal(ds.mask_batch(range(len(ds)), 48), shapes.masks[idx])  # 0/1 masks, same size
+    assert ds.mask_batch([0], 24).shape == (1, 24, 24)  # resized like the image in model.prepare
+
+    from analysis.faithfulness import evaluate
+
+    mine = evaluate(shapes_vit, ds, ["rollout"], n=12).table.set_index("method")
+    ref = evaluate(shapes_vit, shapes.subset(idx), ["rollout"], n=12).table.set_index("method")
+    assert mine.loc["rollout", "pointing_game"] == ref.loc["rollout", "pointing_game"]
+    assert mine.loc["rollout", "miou"] == pytest.approx(ref.loc["rollout", "miou"], abs=0.05)  # JPEG vs raw pixels
+
+
+def test_missing_masks_are_reported_not_used(tmp_path, digits_test):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "masks" / "a").mkdir(parents=True)
+    for i in range(3):
+        digits_test.inputs[i].save(tmp_path / "a" / f"{i}.png")
+    Image.new("L", (8, 8), 255).save(tmp_path / "masks" / "a" / "0.png")
+    ds = load_dataset(str(tmp_path))
+    assert ds.masks is None and "2 of 3 images have no mask" in ds.problems[0][1]
+
+
+# -- tables ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".tsv", ".parquet"])
+def test_prose_table_gives_minilms_bundled_accuracy(tmp_path, minilm, suffix):
+    df, prose = _prose_table(tmp_path)
+    path = tmp_path / f"prose{suffix}"
+    {".csv": lambda: df.to_csv(path, index=False), ".tsv": lambda: df.to_csv(path, sep="\t", index=False),
+     ".jsonl": lambda: df.to_json(path, orient="records", lines=True),
+     ".parquet": lambda: df.to_parquet(path)}[suffix]()
+    ds = load_dataset(str(path))
+    assert ds.modality == "text" and len(ds) == len(prose) and ds.inputs[0] == prose.inputs[0]
+    mapped = match_labels(minilm.spec.class_names, ds.class_names).to_model(ds.labels)
+    assert (mapped >= 0).all()
+    if suffix in (".csv", ".jsonl"):  # the same texts: one forward comparison is enough per file family
+        acc = accuracy(predict(minilm, ds.inputs), mapped)
+        assert acc == pytest.approx(accuracy(predict(minilm, prose.inputs), prose.labels), abs=1e-12)
+
+
+def test_table_with_integer_labels_matches_by_id_and_skips_empty_rows(tmp_path, minilm):
+    df, prose = _prose_table(tmp_path, digits_as_labels=True)
+    df.loc[2, "sentence"] = "   "
+    df.loc[3, "label"] = None
+    df = df.rename(columns={"sentence": "Review", "label": "stars"})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DatasetError, match="no text or image column"):
+        load_dataset(str(tmp_path / "t.csv"))
+    with pytest.raises(DatasetError, match="no label column 'grade'"):
+        load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="grade")
+    ds = load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="stars")
+    assert len(ds) == len(prose) - 1 and ds.problems == [("t.csv row 2", "empty or missing text")]
+    assert ds.labels[2] == -1  # row 3 of the file, without a label
+    m = match_labels(minilm.spec.class_names, ds.class_names)
+    assert set(m.how) == {"id"} and m.mapping.tolist() == list(range(len(ds.class_names)))
+
+
+def test_table_of_image_paths(tmp_path, digits_test):
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(6):
+        digits_test.inputs[i].save(tmp_path / "img" / f"{i}.png")
+        rows.append({"path": f"img/{i}.png", "label": str(digits_test.labels[i])})
+    rows.append({"path": "img/missing.png", "label": "3"})
+    pd.DataFrame(rows).to_csv(tmp_path / "index.csv", index=False)
+    ds = load_dataset(str(tmp_path / "index.csv"))
+    assert ds.modality == "image" and len(ds) == 6 and ds.problems[0][1] == "file not found"
+    assert np.array_equal(np.asarray(ds.inputs[4]), np.asarray(digits_test.inputs[4]))
+    assert [ds.class_names[y] for y in ds.labels] == [str(y) for y in digits_test.labels[:6]]
+
+
+def test_malformed_table_gives_a_clear_error(tmp_path):
+    (tmp_path / "x.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DatasetError, match="could not be read as PARQUET"):
+        load_dataset(str(tmp_path / "x.parquet"))
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{broken')
+    with pytest.raises(DatasetError, match="could not be read as JSONL"):
+        load_dataset(str(tmp_path / "x.jsonl"))
+
+
+# -- Hugging Face datasets -------------------------------------------------------------------------------
+def test_saved_datasets_folder_with_image_and_classlabel(tmp_path, digits_test, digits_vit):
+    import datasets
+
+    feats = datasets.Features({"img": datasets.Image(), "digit": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    part = {"img": list(digits_test.inputs[:40]), "digit": [int(y) for y in digits_test.labels[:40]]}
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(part, features=feats),
+                               "validation": datasets.Dataset.from_dict(part, features=feats).select(range(20))})
+    dd.save_to_disk(str(tmp_path / "hf"))
+    ds = load_dataset(str(tmp_path / "hf"))
+    assert ds.splits == ("train", "validation") and ds.split == "validation" and len(ds) == 20
+    assert ds.modality == "image" and ds.class_names == [str(i) for i in range(10)]
+    assert np.array_equal(ds.labels, digits_test.labels[:20])
+    assert np.array_equal(np.asarray(ds.inputs[5]), np.asarray(digits_test.inputs[5]))
+    probs = predict(digits_vit, ds.inputs)
+    ref = predict(digits_vit, digits_test.inputs[:20])
+    assert np.allclose(probs, ref, atol=1e-6)
+    single = tmp_path / "one"
+    dd["train"].save_to_disk(str(single))
+    assert len(load_dataset(str(single))) == 40
+
+
+def test_saved_text_dataset_and_offline_hub_id(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": ["a first sentence here", "", "another one"], "label": ["x", "y", "x"]}) \
+        .save_to_disk(str(tmp_path / "txt"))
+    ds = load_dataset(str(tmp_path / "txt"))
+    assert ds.modality == "text" and ds.inputs == ["a first sentence here", "another one"]
+    assert ds.class_names == ["x", "y"] and ds.problems == [("row 1", "empty text")]
+    with pytest.raises(DatasetError, match="offline") as e:
+        load_dataset("no-such-user/no-such-dataset")
+    assert "Bundled datasets" in str(e.value)
+
+
+# -- label matching --------------------------------------------------------------------------------------
+def test_match_labels_by_name_synonym_and_id():
+    model = ["tench, Tinca tinca", "tabby, tabby cat", "Egyptian cat", "crane", "crane"]
+    m = match_labels(model, ["Tabby_Cat", "egyptian-cat", "TENCH", "crane", "zebra"])
+    assert m.mapping.tolist() == [1, 2, 0, 3, -1]
+    assert m.how == ("synonym", "name", "synonym", "name", "")
+    assert m.unmatched == ["zebra"] and m.ambiguous == ("crane",)
+    assert m.to_model([0, 4, -1, 2]).tolist() == [1, -1, -1, 0]
+    assert "4 of 5" in m.summary() and list(m.table()["matched by"]) == ["synonym", "name", "synonym", "name",
+                                                                        "unmatched"]
+    ids = match_labels(["neg", "pos"], ["0", "1"])
+    assert ids.mapping.tolist() == [0, 1] and set(ids.how) == {"id"}
+    assert match_labels(["neg", "pos"], ["0", "1", "2"]).mapping.tolist() == [-1, -1, -1]  # 2 is out of range
+    assert match_labels([str(i) for i in range(10)], ["3", "7"]).how == ("name", "name")
+
+
+def test_imagenet_style_model_against_synonym_folders(tmp_path, digits_test):
+    """A tiny random ViT with ImageNet-style id2label, and a folder whose classes use one synonym each."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from analysis.importance import as_sample, evaluate_gates, gradient_per_sample
+    from models import load_model
+
+    names = {0: "tench, Tinca tinca", 1: "tabby, tabby cat", 2: "goldfish, Carassius auratus"}
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=4, intermediate_size=64, num_labels=3, id2label=names,
+                    label2id={v: k for k, v in names.items()})
+    ViTForImageClassification(cfg).save_pretrained(tmp_path / "model")
+    model = load_model(str(tmp_path / "model"), device="cpu")
+    for cls in ("tabby_cat", "Tench", "goldfish", "unicorn"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(2):
+            digits_test.inputs[i].convert("RGB").save(tmp_path / "data" / cls / f"{i}.png")
+    ds = load_dataset(str(tmp_path / "data"))
+    m = match_labels(model.spec.class_names, ds.class_names)
+    assert ds.class_names == ["Tench", "goldfish", "tabby_cat", "unicorn"]
+    assert m.mapping.tolist() == [0, 2, 1, -1] and m.unmatched == ["unicorn"]
+    sample = as_sample(model, ds)
+    assert sample.labels.tolist() == [0, 0, 2, 2, 1, 1, -1, -1]
+    logits = model.logits(sample.batch)
+    pred = logits.argmax(-1)
+    # all heads kept: accuracy against the true class where known, against the prediction for 'unicorn'
+    intact = evaluate_gates(model, sample, torch.ones(1, 2, 4), ("accuracy", "loss"))
+    target = torch.where(sample.labels >= 0, sample.labels, pred)
+    assert np.allclose(intact["accuracy"][0], (pred == target).float().numpy())
+    assert np.allclose(intact["loss"][0], torch.nn.functional.cross_entropy(logits, target, reduction="none"), atol=1e-5)
+    grad = gradient_per_sample(model, sample)  # the gradient score uses the same targets
+    g = torch.ones(8, 2, 4, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(model.run(sample.batch, capture=False, head_gates=g).logits, target,
+                                             reduction="sum")
+    (ref,) = torch.autograd.grad(loss, g)
+    assert np.allclose(grad, ref.abs().permute(1, 2, 0).numpy(), atol=1e-6)
+
+
+def test_recent_datasets_are_remembered(tmp_path, monkeypatch):
+    from ui import state
+
+    monkeypatch.setenv("HEADSCOPE_HOME", str(tmp_path))
+    state.remember_dataset("/data/a", "image")
+    state.remember_dataset("/data/b.csv", "text")
+    state.remember_dataset("/data/a", "image")
+    assert [r["source"] for r in state.recent_datasets()] == ["/data/a", "/data/b.csv"]
+    (tmp_path / state.RECENT_FILE).write_text("{broken")
+    assert state.recent_datasets() == []
+    assert json.loads(json.dumps(state.recent_datasets())) == []
