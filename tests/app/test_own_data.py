@@ -1,0 +1,120 @@
+"""AppTest: the sidebar's Dataset picker and the dataset-level views on the user's own folders and tables."""
+import pandas as pd
+import pytest
+
+from data import load_dataset
+from tests.app.helpers import assert_clean, open_view, widget
+from ui import state
+from ui.widgets import OPEN_DATASET
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    """40 held-out digits as root/<digit>/<index>.png, plus one corrupt file."""
+    root = tmp_path_factory.mktemp("digit_folder")
+    ds = load_dataset("digits", "test")
+    for i in range(40):
+        (root / str(ds.labels[i])).mkdir(exist_ok=True)
+        ds.inputs[i].save(root / str(ds.labels[i]) / f"{i:03d}.png")
+    (root / "3" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def flat_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flat_folder")
+    ds = load_dataset("digits", "test")
+    for i in range(12):
+        ds.inputs[i].save(root / f"scan_{i:02d}.png")
+    return root
+
+
+def _open(at, path: str, model: str = "digits-vit"):
+    at.sidebar.selectbox(key=f"{state.DATASET}_{model}").select(OPEN_DATASET).run()
+    at.sidebar.text_input(key=state.CUSTOM_DATASET).input(str(path)).run()
+    return at
+
+
+def test_folder_through_the_sidebar_drives_input_and_views(digit_folder):
+    at = _open(open_view("pages/model.py"), digit_folder)
+    assert_clean(at)
+    assert any("40 image inputs" in c.value and "10 of 10 dataset classes" in c.value for c in at.sidebar.caption)
+    assert any("1 file(s)" in w.value for w in at.sidebar.warning)  # the corrupt file, named in an expander
+    assert "broken.png" in at.sidebar.expander[-1].dataframe[0].value["file"].iloc[0]
+    assert any(md.value.startswith("**Prediction:**") for md in at.markdown)
+    # browse by class and by file name
+    widget(at.sidebar.radio, "Browse").set_value("class").run()
+    widget(at.sidebar.selectbox, "Class").set_value(7).run()
+    assert_clean(at)
+    captions = [c for el in at.sidebar.get("image") for c in el.captions]
+    assert captions and captions[0].startswith("7/") and "label 7" in captions[0]
+    widget(at.sidebar.radio, "Browse").set_value("name").run()
+    widget(at.sidebar.text_input, "File name contains").input("017").run()
+    files = widget(at.sidebar.selectbox, "File")
+    assert files.options == [f"{load_dataset('digits', 'test').labels[17]}/017.png"]
+    # the Model view evaluates the folder on request
+    at.button(key="model_evaluate").click().run()
+    assert_clean(at)
+    assert at.metric[0].label.startswith("40 labelled inputs of") and float(at.metric[0].value.rstrip("%")) >= 90
+    # the source is remembered for next time
+    assert str(digit_folder) in [r["source"] for r in state.recent_datasets()]
+
+
+def test_importance_on_a_folder_dataset(digit_folder):
+    at = _open(open_view("pages/importance.py"), digit_folder)
+    at.number_input(key="imp_n").set_value(12).run()
+    at.button(key="imp_compute").click().run()
+    assert_clean(at)
+    assert any("a seeded random sample of 12 of 40" in c.value for c in at.caption)
+    assert any(s.value == "Per class" for s in at.subheader)
+    table = at.get("plotly_chart")
+    assert len(table) >= 4  # the score grids, partial pruning, agreement, curves and per class
+
+
+def test_relevance_faithfulness_on_a_folder_dataset(digit_folder):
+    at = _open(open_view("pages/relevance.py"), digit_folder)
+    at.number_input(key="rel_n_image").set_value(4)
+    widget(at.multiselect, "Methods to score").set_value(["rollout", "attnlrp"])
+    at.get("form_submit_button")[0].click()
+    at.run()
+    assert_clean(at)
+    assert any(md.value.startswith("**Scores over 4 inputs of") for md in at.markdown)
+    assert any("No object masks" in c.value for c in at.caption)
+
+
+def test_unlabelled_folder_explains_what_is_missing(flat_folder):
+    at = _open(open_view("pages/importance.py"), flat_folder)
+    assert any("unlabelled dataset" in c.value for c in at.sidebar.caption)
+    assert widget(at.sidebar.radio, "Browse").options == ["by index", "by file name"]
+    at.number_input(key="imp_n").set_value(4).run()
+    at.button(key="imp_compute").click().run()
+    assert_clean(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "has no labels" in infos and "one sub-folder per class" in infos
+    at.switch_page("pages/embedding.py").run()
+    assert_clean(at)
+    assert any("has no labels" in i.value for i in at.info)
+
+
+def test_bad_source_keeps_the_bundled_set_with_a_clear_error(tmp_path):
+    at = _open(open_view("pages/model.py"), tmp_path / "nowhere")
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert errors and "no such file or folder" in errors[0] and "use digits instead" in errors[0]
+    assert float(at.metric[0].value.rstrip("%")) >= 97  # the views go on with the bundled set
+    pd.DataFrame({"text": ["a sentence of prose"]}).to_csv(tmp_path / "texts.csv", index=False)
+    at.sidebar.text_input(key=state.CUSTOM_DATASET).input(str(tmp_path / "texts.csv")).run()
+    assert any("holds texts, but digits-vit reads images" in e.value for e in at.sidebar.error)
+
+
+def test_text_table_on_minilm(tmp_path):
+    prose = load_dataset("prose", "test")
+    pd.DataFrame({"sentence": prose.inputs[:10], "label": [prose.class_names[y] for y in prose.labels[:10]]}) \
+        .to_json(tmp_path / "p.jsonl", orient="records", lines=True)
+    at = _open(open_view("pages/attention.py", "minilm"), tmp_path / "p.jsonl", "minilm")
+    assert_clean(at)
+    assert any("10 text inputs" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/model.py").run()
+    at.button(key="model_evaluate").click().run()
+    assert_clean(at)
+    assert at.metric[0].label.startswith("10 labelled inputs")
