@@ -51,8 +51,6 @@ def recent_datasets() -> list[dict]:
 def remember_dataset(source: str, modality: str) -> None:
     """Put a dataset source first in the recent list (kept across restarts; a read-only home is ignored)."""
     items = [{"source": source, "modality": modality}] + [r for r in recent_datasets() if r["source"] != source]
-    if items[:RECENT_MAX] == recent_datasets()[:RECENT_MAX]:
-        return
     try:
         path = _recent_path()
         path.parent.mkdir(parents=True, exist_ok=True)

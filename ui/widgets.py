@@ -52,8 +52,10 @@ class PageContext:
         ds = self.dataset
         rows = ds.sample_rows(n)
         known = int((self.match.to_model(ds.labels[rows]) >= 0).sum())
-        labels = (f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
-                  "the model's own prediction" if ds.labelled else "unlabelled: targets are the model's predictions")
+        labels = ("unlabelled: targets are the model's predictions" if not ds.labelled else
+                  f"every input has a label {self.model.spec.name} knows" if known == len(rows) else
+                  f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
+                  "the model's own prediction")
         order = "first" if ds.ordered else "a seeded random sample of"
         return f"{what or 'Inputs'}: {order} {len(rows)} of {len(ds)} in {ds.name} ({ds.split}) · {labels}."
 
@@ -154,6 +156,9 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     default = spec.dataset if spec.dataset in bundled else bundled[0]
     recent = [r["source"] for r in state.recent_datasets() if r["modality"] == spec.modality]
     options = [default] + [d for d in bundled if d != default] + [r for r in recent if r not in bundled]
+    opened = st.session_state.get(f"{state.DATASET}_{name}")
+    if opened and opened not in options and opened != OPEN_DATASET:  # opened, but the recent file is not writable
+        options.append(opened)
     choice = st.selectbox("Dataset", options + [OPEN_DATASET], key=f"{state.DATASET}_{name}",
                           format_func=lambda o: f"{o} (bundled)" if o in bundled else o,
                           help="Every dataset-level view (statistics, importance, faithfulness, embeddings) runs on "
@@ -163,7 +168,8 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     source = choice
     if choice == OPEN_DATASET:
         typed = st.text_input("Folder, table file or hub id", key=state.CUSTOM_DATASET,
-                              placeholder="/data/imagenet/val or reviews.csv")
+                              placeholder="/data/imagenet/val or reviews.csv", on_change=_open_typed,
+                              args=(name, spec.modality))
         source = typed.strip() or default
         if not typed.strip():
             st.info("Type the path of an image folder or a table file (or a cached hub id) and press Enter. "
@@ -184,6 +190,19 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     match = match_labels(spec.class_names, ds.class_names)
     _dataset_status(ds, match)
     return ds, match
+
+
+def _open_typed(name: str, modality: str) -> None:
+    """Text-input callback: a typed source that opens and fits the model becomes a recent dataset and the
+    picker's choice (a source that fails stays typed, and the picker shows why)."""
+    typed = st.session_state.get(state.CUSTOM_DATASET, "").strip()
+    try:
+        ok = bool(typed) and cache.get_dataset(typed, None).modality == modality
+    except DatasetError:
+        ok = False
+    if ok:
+        state.remember_dataset(typed, modality)
+        st.session_state[f"{state.DATASET}_{name}"] = typed
 
 
 def _dataset_status(ds: Dataset, match: LabelMatch) -> None:

@@ -38,6 +38,7 @@ def _open(at, path: str, model: str = "digits-vit"):
 def test_folder_through_the_sidebar_drives_input_and_views(digit_folder):
     at = _open(open_view("pages/model.py"), digit_folder)
     assert_clean(at)
+    assert at.sidebar.selectbox(key=f"{state.DATASET}_digits-vit").value == str(digit_folder)  # now a recent choice
     assert any("40 image inputs" in c.value and "10 of 10 dataset classes" in c.value for c in at.sidebar.caption)
     assert any("1 file(s)" in w.value for w in at.sidebar.warning)  # the corrupt file, named in an expander
     assert "broken.png" in at.sidebar.expander[-1].dataframe[0].value["file"].iloc[0]
