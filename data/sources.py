@@ -20,7 +20,8 @@ import hashlib
 import os
 import re
 import warnings
-from functools import partial
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,6 +40,7 @@ IMAGE_COLUMNS = ("image", "img", "path", "image_path", "file", "filename")
 LABEL_COLUMNS = ("label", "labels", "class", "category")
 MASK_COLUMNS = ("mask", "masks", "segmentation")
 ONE_SPLIT = "all"
+DECODE_THREADS = max(2, min(8, os.cpu_count() or 1))
 
 
 class DatasetError(ValueError):
@@ -47,7 +49,8 @@ class DatasetError(ValueError):
 
 class LazySequence(Sequence):
     """Items made on access: item i is `load(keys[i])`. A slice or a list/array of indices gives another view
-    (nothing is loaded); an int index loads that one item."""
+    (nothing is loaded); an int index loads that one item; iterating (`list(view)`, as a batch does) loads the
+    items on DECODE_THREADS threads (Pillow decodes and resizes without holding the GIL), in order."""
 
     def __init__(self, load: Callable, keys: Sequence):
         self.load, self.keys = load, keys
@@ -55,12 +58,22 @@ class LazySequence(Sequence):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def __iter__(self):
+        if len(self.keys) < 2:
+            return (self.load(k) for k in self.keys)
+        return _decode_pool().map(self.load, self.keys)
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return LazySequence(self.load, self.keys[i])
         if isinstance(i, (list, tuple, np.ndarray)):
             return LazySequence(self.load, [self.keys[int(j)] for j in i])
         return self.load(self.keys[int(i)])
+
+
+@lru_cache(maxsize=1)
+def _decode_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="headscope-decode")
 
 
 # -- files ------------------------------------------------------------------------------------------------

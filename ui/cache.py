@@ -161,12 +161,14 @@ def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batc
 
 
 # -- head-importance view ------------------------------------------------------------------------------
-def _importance_sample(model: HookedModel, dataset: Dataset, n: int):
-    """analysis.importance.Sample of the dataset's sample of n inputs (labels mapped to the model's)."""
+@st.cache_resource(max_entries=2, show_spinner="Preparing the sample…")
+def importance_sample(key: str, data_key: str, n: int, _model: HookedModel, _dataset: Dataset):
+    """analysis.importance.Sample of the dataset's sample of n inputs (labels mapped to the model's), decoded and
+    prepared once for the scores, the partial-pruning clicks and the curves."""
     from analysis.importance import make_sample
 
-    sub = dataset.sample(n)
-    return make_sample(model, sub.inputs, sub.labels, sub.class_names)
+    sub = _dataset.sample(n)
+    return make_sample(_model, sub.inputs, sub.labels, sub.class_names)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -176,7 +178,7 @@ def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dat
     (-1 = unknown, scored against the prediction) or None}."""
     from analysis.importance import default_metrics, head_scores
 
-    sample = _importance_sample(_model, _dataset, n)
+    sample = importance_sample(key, data_key, n, _model, _dataset)
     metrics = default_metrics(_model, sample)
     bar = st.progress(0.0, text=f"Removing each head in turn over {n} inputs of {_dataset.name}…")
     scores = head_scores(_model, sample, metrics, progress=lambda f, msg: bar.progress(f, text=f"Scoring heads: {msg}"))
@@ -191,7 +193,7 @@ def importance_partial(key: str, data_key: str, n: int, layer: int, head: int,
     """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (11 gate values)."""
     from analysis.importance import partial_pruning
 
-    return partial_pruning(_model, _importance_sample(_model, _dataset, n), layer, head, 11, metrics)
+    return partial_pruning(_model, importance_sample(key, data_key, n, _model, _dataset), layer, head, 11, metrics)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -204,7 +206,7 @@ def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...],
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
     how = "iteratively, re-scoring between steps" if iterative else "cumulatively"
     bar = st.progress(0.0, text=f"Pruning heads {how}…")
-    curves = pruning_curves(_model, _importance_sample(_model, _dataset, n), orders, iterative,
+    curves = pruning_curves(_model, importance_sample(key, data_key, n, _model, _dataset), orders, iterative,
                             metrics=metrics, seed=seed,
                             progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
     bar.empty()
