@@ -31,7 +31,7 @@ def test_relevance_view(app_url, page):
     page.get_by_role("button", name="Score faithfulness").click()
     page.wait_for_selector("text=Where the methods disagree most", timeout=300_000)
     wait_idle(page)
-    assert page.get_by_text("Scores over 4 held-out inputs").first.is_visible()
+    assert page.get_by_text("Scores over 4 inputs of digits").first.is_visible()
     assert _charts(page, 5) == 5  # + perturbation, deletion/insertion curves and the gallery
     assert page.get_by_role("button", name="Download relevance_faithfulness.csv").is_visible()
 

@@ -1,0 +1,270 @@
+"""Dataset-scale jobs: run one analysis over a whole dataset (or a sample), chunk by chunk, into the store.
+
+Each analysis is a `Job`: a function from one chunk of inputs to per-input arrays [n, ...], and one that
+turns the finished arrays into summary tables. Chunks have a fixed composition (rows [start, start + chunk))
+and each chunk is computed in batches of `batch_size`, so a resumed run gives exactly the numbers of an
+uninterrupted one.
+
+    from runs import precompute
+    runs = precompute("digits-vit", "digits", analyses=["importance", "relevance"], n=256)
+    runs[0].arrays()["accuracy"]      # [N, L, H] per-input drop in accuracy when each head is removed
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data import Dataset, load_dataset, match_labels
+from models import HookedModel, load_model
+from runs.store import Manifest, Run, Store, StoreError, run_key
+
+Progress = Callable[[int, int], None] | None  # (inputs done, inputs in total)
+DEFAULT_METHODS = ("rollout", "grad_rollout", "attnlrp")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The inputs of one chunk: dataset (the chunk's rows as a Dataset), rows [n] positions in the run's
+    dataset, labels [n] model class indices (-1 = unknown)."""
+
+    dataset: Dataset
+    rows: np.ndarray
+    labels: np.ndarray
+
+
+def _batches(n: int, size: int):
+    return [np.arange(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+# -- the analyses ------------------------------------------------------------------------------------------
+def _importance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    from analysis.importance import Sample, head_scores
+
+    batch = model.prepare(list(chunk.dataset.inputs))
+    labels = torch.as_tensor(chunk.labels) if (chunk.labels >= 0).any() else None
+    scores = head_scores(model, Sample(batch, labels), tuple(params["metrics"]), batch_size=params["batch_size"])
+    return {k: np.moveaxis(v, -1, 0).astype(np.float32) for k, v in scores.items()}  # [n, L, H]
+
+
+def _importance_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
+    from analysis.importance import scores_frame, summarise
+
+    per = {k: np.moveaxis(np.asarray(arrays[k]), 0, -1) for k in list(params["metrics"]) + ["gradient"]}
+    return {"summary": scores_frame(summarise(per))}
+
+
+def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    from analysis.relevance import explain
+
+    out: dict[str, list] = {"predicted": []} | {f"map_{m}": [] for m in params["methods"]}
+    width = 0
+    for idx in _batches(len(chunk.rows), params["batch_size"]):
+        batch = model.prepare([chunk.dataset.inputs[int(i)] for i in idx])
+        with torch.no_grad():
+            pred = model.run(batch, capture=False).logits.argmax(-1)
+        out["predicted"].append(pred.cpu().numpy())
+        for m in params["methods"]:
+            maps = explain(model, batch, m, target=pred)
+            out[f"map_{m}"].append(maps)
+            width = max(width, maps.shape[1])
+    result = {"predicted": np.concatenate(out["predicted"])}
+    for m in params["methods"]:
+        result[f"map_{m}"] = np.concatenate([np.pad(x.astype(np.float32), ((0, 0), (0, width - x.shape[1])),
+                                                    constant_values=np.nan) for x in out[f"map_{m}"]])
+    return result
+
+
+def _attention(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    from analysis.attention import dataset_statistics
+
+    stats = dataset_statistics(model, list(chunk.dataset.inputs), n_rings=None if model.spec.grid else 16,
+                               batch_size=params["batch_size"])
+    return {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
+
+
+def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    from analysis.embedding import embed_sample
+
+    inputs = list(chunk.dataset.inputs)
+    labels = chunk.labels.copy()
+    if (labels < 0).any():  # no true class: identifiability of the model's own prediction
+        unknown = np.flatnonzero(labels < 0)
+        labels[unknown] = model.logits(model.prepare([inputs[i] for i in unknown])).argmax(-1).cpu().numpy()
+    s = embed_sample(model, inputs, labels, where=params["where"], batch_size=params["batch_size"])
+    return {"identifiability": s.ident.summary.T.astype(np.float32),              # [n, L]
+            "summary_scores": np.moveaxis(s.summary_scores, 1, 0).astype(np.float32),  # [n, L, C]
+            "embeddings": np.moveaxis(s.embeddings, 1, 0).astype(np.float32),     # [n, L+1, D]
+            "target": labels}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One analysis the command line can precompute: defaults(model) -> its parameters; compute(model, chunk,
+    params) -> per-input arrays [n, ...]; tables(model, arrays, params) -> summary tables of the finished run."""
+
+    name: str
+    description: str
+    compute: Callable
+    defaults: Callable
+    tables: Callable | None = None
+
+
+JOBS = {
+    "importance": Job("importance", "per-input ablation deltas of every head under each metric, and the gradient "
+                      "score [N, L, H]", _importance,
+                      lambda model, methods: {"metrics": list(_importance_metrics(model))}, _importance_tables),
+    "relevance": Job("relevance", "relevance maps per method for the predicted class [N, T'] and the prediction",
+                     _relevance, lambda model, methods: {"methods": list(methods)}),
+    "attention": Job("attention", "attention statistics per input and head: distance, rings, entropy, CLS/sink mass",
+                     _attention, lambda model, methods: {}),
+    "embedding": Job("embedding", "identifiability per layer [N, L], class scores and embeddings of the summary "
+                     "token per layer", _embedding, lambda model, methods: {"where": "resid"}),
+}
+
+
+def _importance_metrics(model: HookedModel) -> tuple[str, ...]:
+    from analysis.importance import available_metrics
+
+    return available_metrics(model)
+
+
+def check_analyses(names: Sequence[str]) -> list[str]:
+    unknown = [a for a in names if a not in JOBS]
+    if unknown:
+        raise ValueError(f"Unknown analysis {', '.join(map(repr, unknown))}: choose from {', '.join(JOBS)}.")
+    return list(names)
+
+
+# -- keys ---------------------------------------------------------------------------------------------------
+_FINGERPRINTS: "weakref.WeakKeyDictionary[HookedModel, str]" = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(model: HookedModel) -> str:
+    """A hash of the model's config, class names and every weight (cached per model object)."""
+    if model not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        config = getattr(model.net, "config", None)
+        h.update((config.to_json_string() if config is not None else type(model.net).__name__).encode())
+        h.update(json.dumps(list(model.spec.class_names)).encode())
+        for name, t in sorted(model.net.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        _FINGERPRINTS[model] = h.hexdigest()[:24]
+    return _FINGERPRINTS[model]
+
+
+def dataset_fingerprint(ds: Dataset) -> str:
+    """The user source's key (file list, sizes, mtimes), or a hash of a bundled set's content."""
+    if ds.ordered:  # bundled: in memory, so hash what is there
+        h = hashlib.sha256(ds.key.encode())
+        for x in ds.inputs:
+            h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())
+        h.update(np.asarray(ds.labels).tobytes())
+        return f"{ds.key}|{h.hexdigest()[:16]}"
+    return ds.key
+
+
+def run_rows(ds: Dataset, n: int | None) -> np.ndarray:
+    """The dataset rows a run covers: all of them (n None), else the dataset's sample of n (Dataset.sample_rows)."""
+    return np.arange(len(ds)) if n is None or n >= len(ds) else ds.sample_rows(n)
+
+
+def manifest_for(model: HookedModel, model_name: str, ds: Dataset, analysis: str, n: int | None,
+                 batch_size: int, methods: Sequence[str] = DEFAULT_METHODS, chunk_size: int | None = None) -> Manifest:
+    """What a run of `analysis` over `ds` would be (its key fixes the model, data and parameters)."""
+    job = JOBS[analysis]
+    rows = run_rows(ds, n)
+    params = job.defaults(model, methods) | {"batch_size": int(batch_size), "n": int(len(rows))}
+    key = run_key(model_fingerprint(model), dataset_fingerprint(ds), analysis, params)
+    return Manifest(key=key, analysis=analysis, model=model_name, model_fingerprint=model_fingerprint(model),
+                    dataset=ds.source, dataset_key=ds.key, split=ds.split, params=params, n_inputs=len(rows),
+                    chunk_size=int(chunk_size or max(batch_size, 64)))
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, force: bool = False,
+            progress: Progress = None, fail_after_chunks: int | None = None) -> Run:
+    """Compute (or resume) one run into the store; returns it finished. A finished run with the same key is
+    returned as it is unless force. fail_after_chunks: stop with an error after that many new chunks (tests)."""
+    found = store.find(manifest.key)
+    if found is not None and not force:
+        if progress:
+            progress(manifest.n_inputs, manifest.n_inputs)
+        return found
+    run = store.open_or_create(manifest)
+    with run.lock():
+        if force:
+            run.save_manifest(manifest)
+        run.update(state="running", error="")
+        job = JOBS[manifest.analysis]
+        rows = run_rows(ds, manifest.params["n"])
+        match = match_labels(model.spec.class_names, ds.class_names)
+        done = set(run.done_chunks())
+        finished = sum(min(manifest.chunk_size, manifest.n_inputs - s) for s in done)
+        if progress:
+            progress(finished, manifest.n_inputs)
+        written = 0
+        try:
+            for start in manifest.chunk_starts():
+                if start in done:
+                    continue
+                part = rows[start:start + manifest.chunk_size]
+                sub = ds.subset(part)
+                arrays = job.compute(model, Chunk(sub, part, match.to_model(sub.labels)), manifest.params)
+                arrays |= {"row": part.astype(np.int64), "label": match.to_model(sub.labels)}
+                run.write_chunk(start, arrays)
+                finished += len(part)
+                run.update(done_inputs=finished)
+                if progress:
+                    progress(finished, manifest.n_inputs)
+                written += 1
+                if fail_after_chunks is not None and written >= fail_after_chunks:
+                    raise RuntimeError(f"stopped after {written} chunk(s) (fault injection)")
+            def tables(arrays: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+                names = np.asarray(ds.names)[np.asarray(arrays["row"])]
+                label = np.asarray(arrays["label"])
+                inputs = pd.DataFrame({"row": arrays["row"], "name": names, "label": label,
+                                       "label_name": [model.spec.class_names[c] if c >= 0 else "" for c in label]})
+                return {"inputs": inputs} | (job.tables(model, arrays, manifest.params) if job.tables else {})
+
+            run.finish(tables)
+        except (KeyboardInterrupt, SystemExit):
+            run.update(state="cancelled")
+            raise
+        except StoreError:
+            raise
+        except Exception as e:
+            run.update(state="failed", error=f"{type(e).__name__}: {e}")
+            raise
+    return run
+
+
+def precompute(model_name: str, source: str, split: str | None = None, analyses: Sequence[str] = ("importance",),
+               methods: Sequence[str] = DEFAULT_METHODS, n: int | None = None, batch_size: int = 32,
+               device: str | None = None, store: str | None = None, force: bool = False,
+               progress: Callable[[str], Progress] | None = None) -> list[Run]:
+    """Load the model and the dataset, and run each analysis into the store (see run_job). progress(analysis)
+    returns the (done, total) callback of that analysis."""
+    analyses = check_analyses(analyses)
+    model = load_model(model_name, device=device)
+    if "relevance" in analyses:
+        from analysis.relevance import check_method
+
+        for m in methods:
+            check_method(model, m)
+    ds = load_dataset(source, split)
+    if ds.modality != model.spec.modality:
+        raise ValueError(f"{source} holds {ds.modality}s, but {model_name} reads {model.spec.modality}s.")
+    st = Store(store)
+    out = []
+    for a in analyses:
+        m = manifest_for(model, model_name, ds, a, n, batch_size, methods)
+        out.append(run_job(model, ds, m, st, force, progress(a) if progress else None))
+    return out

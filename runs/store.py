@@ -1,0 +1,297 @@
+"""The result store: one folder per run, written chunk by chunk, readable without HeadScope.
+
+    <store>/<key>/manifest.json        what the run is (model, dataset, analysis, parameters), its state and progress
+    <store>/<key>/lock                 flock-ed by the process writing the run (pid, host, start time inside)
+    <store>/<key>/chunks/<start>.npz   per-input arrays of inputs [start, start + chunk size), numpy's own format
+    <store>/<key>/chunks/<start>.json  the chunk's sha256 and row range, written after the .npz (its presence
+                                       marks the chunk done)
+    <store>/<key>/arrays/<name>.npy    the finished run: every per-input array concatenated [N, ...]
+    <store>/<key>/tables/<name>.parquet  the finished run's tables (per-input table, summaries)
+
+Every file is written to a temporary name and renamed into place, so a run killed at any moment (even
+SIGKILL) leaves only whole chunks behind; a rerun checks each chunk's checksum, keeps the good ones and
+computes the rest. The key hashes everything that determines the result (see `run_key`), so the same key
+means the same result. Nothing is pickled (np.load(allow_pickle=False) and pyarrow read every file).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+FORMAT_VERSION = 1
+DEFAULT_STORE = "headscope-runs"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (unwritable, full, damaged) or a run is busy; the message says what to do."""
+
+
+def default_store() -> Path:
+    """$HEADSCOPE_STORE, else ./headscope-runs."""
+    return Path(os.environ.get("HEADSCOPE_STORE", DEFAULT_STORE)).expanduser()
+
+
+def run_key(model_fingerprint: str, dataset_key: str, analysis: str, params: dict) -> str:
+    """The run's id: a hash of the model, the dataset, the analysis, its parameters and the format version."""
+    blob = json.dumps([FORMAT_VERSION, model_fingerprint, dataset_key, analysis, params], sort_keys=True)
+    return f"{analysis}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+
+@dataclass
+class Manifest:
+    """What a run is and where it stands. state: "running", "done", "failed" or "cancelled"."""
+
+    key: str
+    analysis: str
+    model: str
+    model_fingerprint: str
+    dataset: str
+    dataset_key: str
+    split: str
+    params: dict
+    n_inputs: int
+    chunk_size: int
+    state: str = "running"
+    done_inputs: int = 0
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    error: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_inputs // self.chunk_size)
+
+    def chunk_starts(self) -> list[int]:
+        return list(range(0, self.n_inputs, self.chunk_size))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, write) -> None:
+    """write(tmp_path) then rename onto path; a full disk or unwritable folder becomes a StoreError."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        why = "the disk is full" if e.errno == errno.ENOSPC else \
+            "the store folder is not writable" if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM) else str(e)
+        raise StoreError(f"Could not write {path}: {why}. Earlier runs are untouched; free space or choose "
+                         "another store (--store or HEADSCOPE_STORE).") from e
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_atomic(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=float)))
+
+
+class Run:
+    """One run's folder: its manifest, chunks and final arrays."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    # -- manifest -----------------------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        try:
+            return Manifest(**json.loads((self.root / "manifest.json").read_text()))
+        except (OSError, ValueError, TypeError) as e:
+            raise StoreError(f"{self.root} is not a readable run ({e}).") from e
+
+    def save_manifest(self, m: Manifest) -> None:
+        m.updated = time.time()
+        _write_json(self.root / "manifest.json", asdict(m))
+
+    def update(self, **changes) -> Manifest:
+        m = self.manifest
+        for k, v in changes.items():
+            setattr(m, k, v)
+        self.save_manifest(m)
+        return m
+
+    # -- chunks -------------------------------------------------------------------------------------------
+    def _chunk(self, start: int) -> tuple[Path, Path]:
+        return self.root / "chunks" / f"{start:010d}.npz", self.root / "chunks" / f"{start:010d}.json"
+
+    def chunk_ok(self, start: int) -> bool:
+        """The chunk at `start` was finished and its file matches its checksum."""
+        data, meta = self._chunk(start)
+        try:
+            return json.loads(meta.read_text())["sha256"] == _sha256(data)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def done_chunks(self) -> list[int]:
+        return [s for s in self.manifest.chunk_starts() if self.chunk_ok(s)]
+
+    def write_chunk(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """Store one chunk's per-input arrays (each [n, ...]); atomic: data first, then its checksum marker."""
+        data, meta = self._chunk(start)
+        data.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(data, lambda p: np.savez(open(p, "wb"), **{k: np.asarray(v) for k, v in arrays.items()}))
+        n = len(next(iter(arrays.values())))
+        _write_json(meta, {"start": start, "stop": start + n, "sha256": _sha256(data)})
+
+    def read_chunk(self, start: int) -> dict[str, np.ndarray]:
+        with np.load(self._chunk(start)[0], allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    # -- the finished run ---------------------------------------------------------------------------------
+    def finish(self, tables: Callable[[dict[str, np.ndarray]], dict[str, pd.DataFrame]] | None = None) -> None:
+        """Concatenate the chunks into arrays/<name>.npy, write tables(arrays) as Parquet, drop the chunks, mark
+        the run done (a kill in between leaves the chunks, and the rerun finishes again)."""
+        m = self.manifest
+        parts = [self.read_chunk(s) for s in m.chunk_starts()]
+        (self.root / "arrays").mkdir(exist_ok=True)
+        for name in parts[0]:
+            values = _concat([p[name] for p in parts])
+            _write_atomic(self.root / "arrays" / f"{name}.npy", lambda p, v=values: np.save(open(p, "wb"), v))
+        (self.root / "tables").mkdir(exist_ok=True)
+        for name, df in (tables(self.arrays()) if tables else {}).items():
+            _write_atomic(self.root / "tables" / f"{name}.parquet", lambda p, d=df: d.to_parquet(p, index=False))
+        self.update(state="done", done_inputs=m.n_inputs, error="")
+        shutil.rmtree(self.root / "chunks", ignore_errors=True)
+
+    def arrays(self, mmap: bool = True) -> dict[str, np.ndarray]:
+        """The finished run's per-input arrays {name: [N, ...]} (memory-mapped: reading is instant)."""
+        return {p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+                for p in sorted((self.root / "arrays").glob("*.npy"))}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {p.stem: pd.read_parquet(p) for p in sorted((self.root / "tables").glob("*.parquet"))}
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    # -- the writer's lock ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run's lock while writing it; StoreError naming the holder when another process has it.
+        The OS releases it when the holder dies, however it dies."""
+        path = self.root / "lock"
+        f = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise StoreError(f"Run {self.root.name} is being computed by {holder}; wait for it to finish "
+                                 "or stop that process.") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            f.flush()
+            yield
+        finally:
+            f.close()
+
+    def is_locked(self) -> bool:
+        """Some process is writing this run now."""
+        try:
+            with open(self.root / "lock", "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return False
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def holder_pid(self) -> int | None:
+        try:
+            return int((self.root / "lock").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate per-input arrays along axis 0, padding trailing axes with NaN where chunks differ (text)."""
+    shape = np.max([p.shape[1:] for p in parts], axis=0) if parts[0].ndim > 1 else ()
+    if all(p.shape[1:] == tuple(shape) for p in parts):
+        return np.concatenate(parts)
+    padded = []
+    for p in parts:
+        pad = [(0, 0)] + [(0, int(s) - d) for s, d in zip(shape, p.shape[1:])]
+        padded.append(np.pad(p.astype(np.float32), pad, constant_values=np.nan))
+    return np.concatenate(padded)
+
+
+class Store:
+    """A folder of runs."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser() if root else default_store()
+
+    def run(self, key: str) -> Run:
+        return Run(self.root / key)
+
+    def open_or_create(self, manifest: Manifest) -> Run:
+        """The run of manifest.key, created when new (an unwritable or full store raises StoreError)."""
+        run = self.run(manifest.key)
+        try:
+            run.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"Cannot create the run folder {run.root} ({e.strerror}). Choose a writable store "
+                             "with --store or HEADSCOPE_STORE.") from e
+        if not (run.root / "manifest.json").exists():
+            run.save_manifest(manifest)
+        return run
+
+    def runs(self) -> list[Run]:
+        if not self.root.is_dir():
+            return []
+        return [Run(p) for p in sorted(self.root.iterdir()) if (p / "manifest.json").exists()]
+
+    def find(self, key: str) -> Run | None:
+        """The finished run of this key, or None."""
+        run = self.run(key)
+        try:
+            return run if run.manifest.state == "done" else None
+        except StoreError:
+            return None
+
+    def index(self) -> pd.DataFrame:
+        """One row per run: key, analysis, model, dataset, split, inputs, done, state, size, created, updated."""
+        rows = []
+        for run in self.runs():
+            try:
+                m = run.manifest
+            except StoreError:
+                continue
+            state = m.state if not (m.state == "running" and not run.is_locked()) else "interrupted"
+            rows.append({"key": m.key, "analysis": m.analysis, "model": m.model, "dataset": m.dataset,
+                         "split": m.split, "inputs": m.n_inputs, "done": m.done_inputs, "state": state,
+                         "params": json.dumps(m.params, sort_keys=True), "size_mb": run.size_bytes() / 2**20,
+                         "created": pd.Timestamp(m.created, unit="s"), "updated": pd.Timestamp(m.updated, unit="s")})
+        return pd.DataFrame(rows, columns=["key", "analysis", "model", "dataset", "split", "inputs", "done", "state",
+                                           "params", "size_mb", "created", "updated"])
+
+    def delete(self, key: str) -> None:
+        run = self.run(key)
+        if not run.root.is_dir():
+            raise StoreError(f"No run {key} in {self.root}.")
+        if run.is_locked():
+            raise StoreError(f"Run {key} is being computed right now; stop it first.")
+        shutil.rmtree(run.root)
