@@ -1,0 +1,166 @@
+"""HeadScope's command line: precompute dataset-scale runs, manage the store, start the app.
+
+    python -m headscope precompute --model digits-vit --dataset digits --analyses importance,relevance
+    python -m headscope runs [list | show KEY | delete KEY | export KEY --to DIR]
+    python -m headscope app [streamlit options]
+
+The work lives in runs/ (the store and the jobs); this module only parses arguments and prints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from runs.jobs import DEFAULT_METHODS, JOBS
+
+    p = argparse.ArgumentParser(prog="headscope", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("precompute", help="run analyses over a whole dataset (or a sample) into the store",
+                         description="Run analyses over a dataset chunk by chunk into the store. A run with the same "
+                                     "key (model weights, dataset files, analysis, parameters) is reused; a killed "
+                                     "run resumes from its last finished chunk.")
+    pre.add_argument("--model", required=True, help="a built-in name (digits-vit, shapes-vit, minilm), a folder saved "
+                                                     "with save_pretrained, or a hub id in your cache")
+    pre.add_argument("--dataset", required=True, help="a bundled name (digits, shapes, prose), an image folder, a "
+                                                       ".csv/.tsv/.jsonl/.parquet table, a datasets folder or hub id")
+    pre.add_argument("--split", default=None, help="the dataset's split (default: test, validation or val when "
+                                                    "present, else the only one)")
+    pre.add_argument("--analyses", default="importance", type=_split,
+                     help="comma-separated, from: " + "; ".join(f"{k} ({j.description})" for k, j in JOBS.items()))
+    pre.add_argument("--methods", default=",".join(DEFAULT_METHODS), type=_split,
+                     help="relevance methods, comma-separated (see analysis/relevance.py METHODS); "
+                          f"default {','.join(DEFAULT_METHODS)}")
+    pre.add_argument("--n", type=int, default=None, help="inputs to analyse (default: all; else the dataset's "
+                                                         "seeded sample of n, as the app's views use)")
+    pre.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default 32)")
+    pre.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    pre.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
+    pre.add_argument("--force", action="store_true", help="recompute even if a finished run has the same key")
+
+    runs = sub.add_parser("runs", help="list, show, delete or export stored runs")
+    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export"])
+    runs.add_argument("key", nargs="?", help="the run's key (first column of `runs list`)")
+    runs.add_argument("--to", default=None, help="export: the folder to write CSV tables and NPZ arrays to")
+    runs.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
+
+    sub.add_parser("app", help="start the app (= streamlit run app.py); extra options go to streamlit",
+                   add_help=False)
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"headscope: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _precompute(args) -> int:
+    from tqdm import tqdm
+
+    from analysis.relevance import RelevanceError
+    from data import DatasetError
+    from models import ModelLoadError
+    from runs import StoreError, precompute
+
+    if args.n is not None and args.n < 1 or args.batch_size < 1:
+        return _fail("--n and --batch-size must be at least 1.")
+    bars = []
+
+    def progress(analysis: str):
+        bar = tqdm(desc=analysis, unit="input", file=sys.stderr, dynamic_ncols=True)
+        bars.append(bar)
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+        return update
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # Cancel from the app: the run is marked cancelled
+    try:
+        runs = precompute(args.model, args.dataset, args.split, args.analyses, args.methods, args.n, args.batch_size,
+                          args.device, args.store, args.force, progress)
+    except (ModelLoadError, DatasetError, RelevanceError, ValueError) as e:
+        return _fail(str(e))
+    except StoreError as e:
+        print(f"headscope: {e}", file=sys.stderr)
+        return 1
+    finally:
+        for bar in bars:
+            bar.close()
+    for run in runs:
+        m = run.manifest
+        print(f"{m.key}\t{m.analysis}\t{m.n_inputs} inputs\t{run.root}")
+    return 0
+
+
+def _runs(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from runs import Store, StoreError
+
+    store = Store(args.store)
+    if args.action == "list":
+        index = store.index()
+        if index.empty:
+            print(f"No runs in {store.root}.")
+        else:
+            with pd.option_context("display.width", 200, "display.max_columns", 20):
+                print(index.drop(columns=["params"]).to_string(index=False))
+        return 0
+    if not args.key:
+        return _fail(f"`runs {args.action}` needs a run key (see `headscope runs list`).")
+    run = store.run(args.key)
+    try:
+        m = run.manifest
+        if args.action == "show":
+            print(f"{m.key}: {m.analysis} of {m.model} on {m.dataset} ({m.split}), {m.done_inputs}/{m.n_inputs} inputs, "
+                  f"{m.state}\nparameters: {m.params}\nfolder: {run.root}")
+            if m.state == "done":
+                for name, a in run.arrays().items():
+                    print(f"  arrays/{name}.npy  {a.dtype} {list(a.shape)}")
+                for name, t in run.tables().items():
+                    print(f"  tables/{name}.parquet  {len(t)} rows: {', '.join(map(str, t.columns))}")
+        elif args.action == "delete":
+            store.delete(args.key)
+            print(f"Deleted {args.key}.")
+        else:
+            if m.state != "done":
+                return _fail(f"run {args.key} is {m.state}; only finished runs can be exported.")
+            out = Path(args.to or f"{args.key}-export")
+            out.mkdir(parents=True, exist_ok=True)
+            for name, t in run.tables().items():
+                t.to_csv(out / f"{name}.csv", index=False)
+            np.savez_compressed(out / "arrays.npz", **{k: np.asarray(v) for k, v in run.arrays().items()})
+            print(f"Exported {args.key} to {out}/ (CSV tables, arrays.npz).")
+    except StoreError as e:
+        return _fail(str(e))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:
+        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *argv[1:]])
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = _parser().parse_args(argv)
+    return _precompute(args) if args.command == "precompute" else _runs(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Runs: the store round trip per analysis, resume after SIGKILL, the lock, damaged chunks, unwritable stores,
+and the command line's errors."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+import headscope
+from data import load_dataset
+from runs import Store, StoreError
+from runs.jobs import manifest_for, run_job, run_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "test")
+
+
+def _run(model, ds, store, analysis, n=100, batch_size=16, **kwargs):
+    m = manifest_for(model, "digits-vit", ds, analysis, n, batch_size, chunk_size=kwargs.pop("chunk_size", 32))
+    return run_job(model, ds, m, Store(store), **kwargs)
+
+
+# -- stored = computed in memory ---------------------------------------------------------------------------
+def test_importance_run_equals_the_analysis(digits_vit, digits, tmp_path):
+    from analysis.importance import available_metrics, head_scores, make_sample
+
+    run = _run(digits_vit, digits, tmp_path, "importance")
+    got = run.arrays()
+    sample = make_sample(digits_vit, digits.inputs[:100], digits.labels[:100], digits.class_names)
+    ref = head_scores(digits_vit, sample, available_metrics(digits_vit), batch_size=16)
+    for k, v in ref.items():
+        assert np.array_equal(got[k], np.moveaxis(v, -1, 0).astype(np.float32)), k
+    assert list(got["row"]) == list(range(100)) and np.array_equal(got["label"], digits.labels[:100])
+    tables = run.tables()
+    assert len(tables["summary"]) == 4 * 4 * (len(ref) + 1) and list(tables["inputs"]["name"][:2]) == ["digits #0",
+                                                                                               "digits #1"]
+
+
+def test_relevance_and_attention_runs_equal_the_analysis(digits_vit, digits, tmp_path):
+    from analysis.attention import dataset_statistics
+    from analysis.relevance import explain
+
+    rel = _run(digits_vit, digits, tmp_path, "relevance", n=40).arrays()
+    batch = digits_vit.prepare(digits.inputs[:16])
+    pred = digits_vit.logits(batch).argmax(-1)
+    assert np.array_equal(rel["predicted"][:16], pred.numpy())
+    for m in ("rollout", "grad_rollout", "attnlrp"):
+        assert np.array_equal(rel[f"map_{m}"][:16], explain(digits_vit, batch, m, target=pred)), m
+    att = _run(digits_vit, digits, tmp_path, "attention", n=40).arrays()
+    ref = dataset_statistics(digits_vit, digits.inputs[:32], batch_size=16)
+    for k, v in ref.items():
+        assert np.allclose(att[k][:32], v, atol=0, rtol=0), k
+
+
+def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
+    prose = load_dataset("prose", "test")
+    m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, methods=("rollout",), chunk_size=8)
+    maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_rollout"]
+    lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.inputs[:20]]
+    assert maps.shape == (20, max(lengths))
+    assert all(np.isfinite(maps[i, :n]).all() and (np.isnan(maps[i, n:]) | (maps[i, n:] == 0)).all()
+               for i, n in enumerate(lengths))
+
+
+def test_same_key_is_reused_and_force_recomputes(digits_vit, digits, tmp_path):
+    first = _run(digits_vit, digits, tmp_path, "importance", n=32)
+    stamp = first.manifest.updated
+    again = _run(digits_vit, digits, tmp_path, "importance", n=32)
+    assert again.root == first.root and again.manifest.updated == stamp
+    other = _run(digits_vit, digits, tmp_path, "importance", n=33)
+    assert other.root != first.root
+    forced = _run(digits_vit, digits, tmp_path, "importance", n=32, force=True)
+    assert forced.manifest.updated > stamp
+    index = Store(tmp_path).index()
+    assert sorted(index["inputs"]) == [32, 33] and set(index["state"]) == {"done"}
+
+
+# -- killed, damaged, locked, unwritable ---------------------------------------------------------------------
+def _cli(store: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset", "digits",
+            "--analyses", "importance", "--batch-size", "8", "--store", str(store), *extra]
+
+
+def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(_cli(tmp_path / "killed"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    manifest = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "killed").glob("*/manifest.json"))
+        if found:
+            manifest = json.loads(found[0].read_text())
+            if manifest["done_inputs"] >= 64:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert manifest is not None and 64 <= manifest["done_inputs"] < 360, manifest
+    run = Store(tmp_path / "killed").run(manifest["key"])
+    assert run.manifest.state == "running" and not run.is_locked()  # the OS dropped the dead writer's lock
+    assert Store(tmp_path / "killed").index()["state"].tolist() == ["interrupted"]
+    kept = run.done_chunks()
+    assert kept and len(kept) < run.manifest.n_chunks
+    subprocess.run(_cli(tmp_path / "killed"), cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(_cli(tmp_path / "clean"), cwd=ROOT, env=env, check=True, capture_output=True)
+    resumed, clean = run.arrays(), Store(tmp_path / "clean").run(manifest["key"]).arrays()
+    assert resumed.keys() == clean.keys() and all(np.array_equal(resumed[k], clean[k]) for k in clean)
+
+
+def test_damaged_chunk_is_recomputed(digits_vit, digits, tmp_path):
+    with pytest.raises(RuntimeError, match="fault injection"):
+        _run(digits_vit, digits, tmp_path / "a", "importance", n=96, fail_after_chunks=2)
+    store = Store(tmp_path / "a")
+    run = store.runs()[0]
+    assert run.manifest.state == "failed" and run.done_chunks() == [0, 32]
+    chunk = run.root / "chunks" / f"{32:010d}.npz"
+    raw = bytearray(chunk.read_bytes())
+    raw[-40] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    assert run.done_chunks() == [0]
+    resumed = _run(digits_vit, digits, tmp_path / "a", "importance", n=96).arrays()
+    clean = _run(digits_vit, digits, tmp_path / "b", "importance", n=96).arrays()
+    assert all(np.array_equal(resumed[k], clean[k]) for k in clean)
+
+
+def test_a_second_writer_is_refused_with_the_holder(digits_vit, digits, tmp_path):
+    m = manifest_for(digits_vit, "digits-vit", digits, "importance", 32, 16)
+    run = Store(tmp_path).open_or_create(m)
+    with run.lock():
+        assert run.is_locked()
+        with pytest.raises(StoreError, match=f"pid {os.getpid()}"):
+            run_job(digits_vit, digits, m, Store(tmp_path))
+    assert not run.is_locked()
+    assert run_job(digits_vit, digits, m, Store(tmp_path)).manifest.state == "done"
+
+
+def test_unwritable_or_full_store_gives_a_clear_error_and_keeps_earlier_runs(digits_vit, digits, tmp_path,
+                                                                             monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="Cannot create the run folder"):
+        _run(digits_vit, digits, blocker / "store", "importance", n=16)
+    earlier = _run(digits_vit, digits, tmp_path / "s", "importance", n=16)
+    before = earlier.arrays()["accuracy"].copy()
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StoreError, match="disk is full"):
+        _run(digits_vit, digits, tmp_path / "s", "importance", n=17)
+    monkeypatch.undo()
+    assert np.array_equal(Store(tmp_path / "s").run(earlier.root.name).arrays()["accuracy"], before)
+    assert not list((tmp_path / "s").rglob("*.tmp"))
+
+
+# -- the command line --------------------------------------------------------------------------------------
+def test_cli_help_and_bad_arguments(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        headscope.main(["precompute", "--help"])
+    assert e.value.code == 0 and "--batch-size" in capsys.readouterr().out
+    cases = [(["--model", "digits-vit", "--dataset", "nowhere/at-all"], "not a bundled dataset"),
+             (["--model", "digits-vit", "--dataset", "digits", "--analyses", "bogus"], "Unknown analysis 'bogus'"),
+             (["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--methods", "nope"],
+              "Unknown relevance method 'nope'"),
+             (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
+             (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1")]
+    for args, message in cases:
+        assert headscope.main(["precompute", "--store", str(tmp_path), *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("headscope: error:") and message in err[-1], err
+    assert headscope.main(["runs", "show", "no-such-key", "--store", str(tmp_path)]) == 2
+
+
+def test_cli_runs_list_show_export_delete(capsys, tmp_path):
+    assert headscope.main(["precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "16",
+                           "--store", str(tmp_path)]) == 0
+    key = capsys.readouterr().out.split()[0]
+    assert headscope.main(["runs", "list", "--store", str(tmp_path)]) == 0
+    assert key in capsys.readouterr().out
+    assert headscope.main(["runs", "show", key, "--store", str(tmp_path)]) == 0
+    assert "arrays/accuracy.npy  float32 [16, 4, 4]" in capsys.readouterr().out
+    assert headscope.main(["runs", "export", key, "--to", str(tmp_path / "out"), "--store", str(tmp_path)]) == 0
+    with np.load(tmp_path / "out" / "arrays.npz") as z:
+        assert z["accuracy"].shape == (16, 4, 4)
+    assert (tmp_path / "out" / "summary.csv").exists()
+    assert headscope.main(["runs", "delete", key, "--store", str(tmp_path)]) == 0
+    assert Store(tmp_path).index().empty
+
+
+def test_run_rows_cover_all_or_the_views_sample(digits):
+    assert np.array_equal(run_rows(digits, None), np.arange(len(digits)))
+    assert np.array_equal(run_rows(digits, 10), digits.sample_rows(10))
+
