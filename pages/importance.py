@@ -6,11 +6,13 @@ import streamlit as st
 
 from analysis.importance import GRADIENT, ablation_cost, agreement, per_class_frame, scores_frame, summarise
 from ui import cache, state
+from ui.stored import background_panel, find_run, open_input, run_label
 from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
                                    pruning_curves_figure, score_grid, score_meaning, signed_note)
 from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
                         sample_size_picker, show_figure)
 
+TOP_INPUTS = 20
 ctx = page_context()
 st.title("Head importance")
 if ctx is None:
@@ -44,12 +46,22 @@ with c2:
     st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
               args=((ctx.model_key, ds.key, n),))
 st.caption(ctx.sample_note(n))
-if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
-    st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
-    st.stop()
-
-res = cache.importance_scores(ctx.model_key, ds.key, n, model, ds)
+stored = find_run(ctx, "importance")
+use_stored = stored is not None and st.toggle(
+    f"Show the {run_label(stored)}", value=True, key="imp_use_stored",
+    help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
+         "every input's scores, ready to sort. Switch off to compute on the sample above instead.")
+if use_stored:
+    res = cache.stored_importance(str(stored.root), stored.manifest.updated)
+else:
+    background_panel(ctx, "importance", "head importance")
+    if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
+        st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
+        st.stop()
+    res = cache.importance_scores(ctx.model_key, ds.key, n, model, ds)
+    res = res | {"rows": ds.sample_rows(n)}
 metrics, labels = list(res["metrics"]), res["labels"]
+n_scored = len(res["rows"])
 scores = summarise(res["scores"])
 choices = metrics + list(GRADIENT)
 c1, c2 = st.columns([3, 1])
@@ -108,6 +120,33 @@ def head_panel():
 
 head_panel()
 
+
+@st.fragment
+def top_inputs() -> None:
+    """The inputs where the selected head matters most (every input of a stored run), openable in the sidebar."""
+    layer, head = state.selected_head()
+    layer, head = min(layer, L - 1), min(head, H - 1)
+    values = res["scores"][quality][layer, head]  # [N], signed: positive = removing the head hurts
+    order = np.argsort(-values, kind="stable")[:TOP_INPUTS]
+    rows = np.asarray(res["rows"])[order]
+    table = pd.DataFrame({"dataset row": rows, "input": [ds.names[r] for r in rows],
+                          "label": [ds.class_names[ds.labels[r]] if ds.labels[r] >= 0 else "" for r in rows],
+                          metric_label(quality): values[order]})
+    st.caption(f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
+               f"head {head} is removed. Select a row to open that input in the sidebar.")
+    event = st.dataframe(table, hide_index=True, width="stretch", height=260, on_select="rerun",
+                         selection_mode="single-row", key=f"imp_top_{layer}_{head}_{quality}")
+    picked = event.selection.rows if event else []
+    if picked:
+        row = int(table["dataset row"].iloc[picked[0]])
+        st.button(f"Open {ds.names[row]} as the current input", key="imp_open_input", on_click=open_input,
+                  args=(ds.key, row, spec.modality))
+    download_button(table, f"inputs_by_L{layer}H{head}_{quality}", key="dl_imp_top")
+
+
+st.subheader("Inputs where the selected head matters most")
+top_inputs()
+
 st.subheader("Do the scores agree, and which one is right?")
 left, right = st.columns([2, 3])
 with left:
@@ -144,10 +183,10 @@ else:
                 classes[classes.metric == metric], f"importance_per_class_{metric}", key="imp_per_class")
 
 overall = scores_frame(scores)
-overall.insert(0, "n", n)
+overall.insert(0, "n", n_scored)
 overall.insert(0, "class", "all")
 every = overall if labels is None else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)],
                                                  ignore_index=True)
-st.caption(f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n} inputs, "
+st.caption(f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n_scored} inputs, "
            f"{int(np.unique(labels[labels >= 0]).size) if labels is not None else 0} classes).")
 download_button(every, "head_importance_scores", key="imp_download_all")

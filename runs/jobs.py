@@ -27,6 +27,7 @@ from runs.store import Manifest, Run, Store, StoreError, run_key
 
 Progress = Callable[[int, int], None] | None  # (inputs done, inputs in total)
 DEFAULT_METHODS = ("rollout", "grad_rollout", "attnlrp")
+BACKGROUND_BATCH = 32  # the app's background runs
 
 
 @dataclass(frozen=True)

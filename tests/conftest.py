@@ -7,6 +7,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # the sidebar's recent datasets go to a fresh folder, never to the user's ~/.headscope
 os.environ["HEADSCOPE_HOME"] = tempfile.mkdtemp(prefix="headscope-home-")
+os.environ["HEADSCOPE_STORE"] = tempfile.mkdtemp(prefix="headscope-store-")  # the app's stored runs
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

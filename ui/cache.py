@@ -5,6 +5,8 @@ model (name + label set) and the input, so a cached result is never served for a
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -211,6 +213,20 @@ def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...],
                             progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
     bar.empty()
     return curves
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
+def stored_importance(run_root: str, updated: float) -> dict:
+    """A finished importance run in the importance_scores layout ({"scores": {metric: [L, H, N]}, "metrics",
+    "labels": [N] or None}) plus "rows": [N] dataset rows; keyed by folder and last update."""
+    from runs import Run
+
+    run = Run(Path(run_root))
+    arrays, metrics = run.arrays(), tuple(run.manifest.params["metrics"])
+    scores = {k: np.moveaxis(np.asarray(arrays[k], dtype=np.float64), 0, -1) for k in metrics + ("gradient",)}
+    labels = np.asarray(arrays["label"])
+    return {"scores": scores, "metrics": metrics, "labels": labels if (labels >= 0).any() else None,
+            "rows": np.asarray(arrays["row"])}
 
 
 # -- relevance view ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """AppTest of the head-importance view on digits-vit and minilm: compute, read the scores, select heads."""
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from analysis import importance as imp
@@ -28,6 +29,7 @@ def test_digits_scores_match_the_analysis_and_heads_can_be_selected(digits_vit):
     at = _page("digits-vit", 16)
     assert at.title[0].value == "Head importance"
     assert [s.value for s in at.subheader] == ["Partial pruning of the selected head",
+                                               "Inputs where the selected head matters most",
                                                "Do the scores agree, and which one is right?", "Per class"]
     assert len(at.get("plotly_chart")) == 3 + 1 + 1 + 1 + 1  # 3 grids, partial, agreement, curves, per class
     # the page shows the analysis' numbers for the selected head (0, 0)
@@ -87,3 +89,26 @@ def test_no_scores_picked_and_oversized_sample_are_explained():
     assert not at.exception
     assert any("using all of them" in w.value for w in at.warning)
     assert any("on 360 inputs of digits" in i.value for i in at.info)  # a new sample waits for the button
+
+
+def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
+    """A precomputed run of digits-vit on the whole digits test split replaces the sample computation."""
+    from runs import Store
+    from runs.jobs import BACKGROUND_BATCH, manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "importance", 120, BACKGROUND_BATCH),
+                  Store())
+    at = open_view(PAGE)
+    assert not at.exception and not at.error
+    toggle = at.toggle(key="imp_use_stored")
+    assert toggle.value and "stored run: 120 inputs of digits (test)" in toggle.label
+    assert any("Per class" == s.value for s in at.subheader)
+    tables = [d.value for d in at.dataframe if "dataset row" in d.value.columns]
+    assert tables and len(tables[0]) == 20
+    acc = run.arrays()["accuracy"][:, 0, 0]
+    assert tables[0]["dataset row"].iloc[0] == int(np.argsort(-acc, kind="stable")[0])
+    toggle.set_value(False).run()
+    assert any("Press **Compute head importance**" in i.value for i in at.info)
+    assert at.button(key="bg_start_importance").label.startswith("Run head importance on all 360 inputs")
+    Store().delete(run.root.name)
