@@ -38,6 +38,9 @@ VIEWS = [
     View("embedding.py", "Class embedding", ":material/scatter_plot:",
          "Tokens projected through the classifier layer by layer, identifiability per layer, and "
          "PCA/UMAP/t-SNE maps of the embeddings per layer."),
+    View("runs.py", "Runs", ":material/storage:",
+         "Dataset-scale results computed once (command line or background run) and stored: list, inspect, "
+         "download, delete."),
 ]
 
 

@@ -91,3 +91,25 @@ def test_label_editor_changes_classes_and_refuses_bad_sets():
     at.sidebar.text_area(key="labels_minilm").input("same\nsame").run()
     at.sidebar.button(key="apply_labels_minilm").click().run()
     assert any("distinct" in e for e in _errors(at))
+
+
+def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 40, 16), Store())
+    at = _app()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert run.root.name in list(table["key"]) and "done" in list(table["state"])
+    at.session_state["runs_table"] = {"selection": {"rows": [list(table["key"]).index(run.root.name)],
+                                                    "columns": []}}
+    at.run()
+    assert not at.exception
+    assert any(s.value.startswith("attention of digits-vit on digits") for s in at.subheader)
+    at.checkbox(key="runs_delete_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert run.root.name not in list(Store().index()["key"])
