@@ -1,0 +1,30 @@
+"""Real browser: start a background run of head importance, leave the view, come back to the stored result."""
+import pytest
+
+from runs import Store
+from tests.e2e.conftest import open_view, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def test_background_run_survives_a_page_switch(app_url, page):
+    open_view(page, app_url, "importance")
+    page.get_by_role("button", name="Run head importance on all 360 inputs in the background").click()
+    page.get_by_text("Background run of importance").first.wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Cancel").is_visible()
+
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Model").click()
+    wait_idle(page)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Head importance").click()
+    # the run finishes in its own process; the view reads it from the store
+    page.get_by_text("Show the stored run: 360 inputs of digits (test)").wait_for(timeout=240_000)
+    wait_idle(page, timeout=240_000)
+    assert page.get_by_role("heading", name="Inputs where the selected head matters most").is_visible()
+    assert page.get_by_role("heading", name="Per class").is_visible()
+    assert not page.get_by_text("Traceback").count()
+
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Runs").click()
+    wait_idle(page)
+    assert page.get_by_text("importance").first.is_visible()
+    for key in Store().index()["key"]:
+        Store().delete(key)
