@@ -127,7 +127,8 @@ def top_inputs() -> None:
     layer, head = state.selected_head()
     layer, head = min(layer, L - 1), min(head, H - 1)
     values = res["scores"][quality][layer, head]  # [N], signed: positive = removing the head hurts
-    order = np.argsort(-values, kind="stable")[:TOP_INPUTS]
+    tie = res["scores"]["loss"][layer, head] if "loss" in res["scores"] else np.zeros_like(values)
+    order = np.lexsort((-tie, -values))[:TOP_INPUTS]  # accuracy ties (0/1 per input) broken by the loss
     rows = np.asarray(res["rows"])[order]
     table = pd.DataFrame({"dataset row": rows, "input": [ds.names[r] for r in rows],
                           "label": [ds.class_names[ds.labels[r]] if ds.labels[r] >= 0 else "" for r in rows],

@@ -106,8 +106,8 @@ def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     assert any("Per class" == s.value for s in at.subheader)
     tables = [d.value for d in at.dataframe if "dataset row" in d.value.columns]
     assert tables and len(tables[0]) == 20
-    acc = run.arrays()["accuracy"][:, 0, 0]
-    assert tables[0]["dataset row"].iloc[0] == int(np.argsort(-acc, kind="stable")[0])
+    acc, loss = run.arrays()["accuracy"][:, 0, 0], run.arrays()["loss"][:, 0, 0]
+    assert tables[0]["dataset row"].iloc[0] == int(np.lexsort((-loss, -acc))[0])
     toggle.set_value(False).run()
     assert any("Press **Compute head importance**" in i.value for i in at.info)
     assert at.button(key="bg_start_importance").label.startswith("Run head importance on all 360 inputs")
