@@ -61,6 +61,17 @@ def _importance_tables(model: HookedModel, arrays: dict[str, np.ndarray], params
     return {"summary": scores_frame(summarise(per))}
 
 
+def read_importance(run: Run) -> dict:
+    """A finished importance run in the layout of the view's live computation: {"scores": {metric: [L, H, N]}
+    (the ablation metrics and the gradient), "metrics": the ablation metrics, "labels": [N] model class
+    indices (-1 = unknown) or None when none is known, "rows": [N] dataset rows}."""
+    arrays, metrics = run.arrays(), tuple(run.manifest.params["metrics"])
+    scores = {k: np.moveaxis(np.asarray(arrays[k], dtype=np.float64), 0, -1) for k in metrics + ("gradient",)}
+    labels = np.asarray(arrays["label"])
+    return {"scores": scores, "metrics": metrics, "labels": labels if (labels >= 0).any() else None,
+            "rows": np.asarray(arrays["row"])}
+
+
 def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
     from analysis.relevance import explain
 

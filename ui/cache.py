@@ -217,16 +217,11 @@ def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...],
 
 @st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
 def stored_importance(run_root: str, updated: float) -> dict:
-    """A finished importance run in the importance_scores layout ({"scores": {metric: [L, H, N]}, "metrics",
-    "labels": [N] or None}) plus "rows": [N] dataset rows; keyed by folder and last update."""
+    """runs.jobs.read_importance of a finished run, keyed by its folder and last update."""
     from runs import Run
+    from runs.jobs import read_importance
 
-    run = Run(Path(run_root))
-    arrays, metrics = run.arrays(), tuple(run.manifest.params["metrics"])
-    scores = {k: np.moveaxis(np.asarray(arrays[k], dtype=np.float64), 0, -1) for k in metrics + ("gradient",)}
-    labels = np.asarray(arrays["label"])
-    return {"scores": scores, "metrics": metrics, "labels": labels if (labels >= 0).any() else None,
-            "rows": np.asarray(arrays["row"])}
+    return read_importance(Run(Path(run_root)))
 
 
 # -- relevance view ------------------------------------------------------------------------------------
