@@ -7,6 +7,7 @@ import streamlit as st
 from analysis.faithfulness import RANDOM
 from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
 from ui import cache
+from ui.stored import background_panel, find_run, open_input, run_label
 from ui.relevance_figures import (colour_limits, conservation_figure, curves_figure, faithfulness_display,
                                   gallery_figure, highlight_best, overlay_grid, shares, token_grids)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
@@ -119,6 +120,52 @@ else:
                 f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
                 f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
                 cons, "relevance_conservation", key="rel_conservation")
+
+# -- stored maps over the whole dataset ----------------------------------------------------------------------
+STORED_TOP = 20
+
+
+@st.fragment
+def stored_panel() -> None:
+    """The inputs of a stored relevance run where the methods disagree most, openable in the sidebar."""
+    ds = ctx.dataset
+    st.subheader("Over the whole dataset: where the methods disagree most")
+    stored = find_run(ctx, "relevance")
+    if stored is None:
+        st.caption(f"No stored relevance run of {spec.name} on {ds.name} yet: start one here (rollout, gradient "
+                   "rollout and AttnLRP for every input), or with `python -m headscope precompute --analyses "
+                   "relevance`.")
+        background_panel(ctx, "relevance", "rollout, gradient rollout and AttnLRP")
+        return
+    rel = cache.stored_relevance(str(stored.root), stored.manifest.updated)
+    order = np.argsort(-rel["disagreement"], kind="stable")[:STORED_TOP]
+    rows = rel["rows"][order]
+    names = list(rel["maps"])
+    table = pd.DataFrame({"dataset row": rows, "input": [ds.names[r] for r in rows],
+                          "label": [spec.class_names[c] if c >= 0 else "" for c in rel["labels"][order]],
+                          "predicted": [spec.class_names[c] for c in rel["predicted"][order]],
+                          "disagreement": rel["disagreement"][order]})
+    st.caption(f"The {run_label(stored)}; methods {', '.join(label(k) for k in names)}. Disagreement = mean "
+               "1 − Spearman correlation between the methods' maps. Select a row to open that input.")
+    if image:
+        top = order[:4]
+        show_figure(gallery_figure(m.prepare([ds.inputs[r] for r in rel["rows"][top]]).images,
+                                   {label(k): to_grid(m, rel["maps"][k][top]) for k in names},
+                                   [f"{ds.names[r]} · {d:.2f}" for r, d in zip(rel["rows"][top],
+                                                                             rel["disagreement"][top])]),
+                    "rows: the inputs of the whole stored run where the methods agree least; each map on its own "
+                    "scale.", None, "relevance_stored_disagreement", key="rel_stored_gallery")
+    event = st.dataframe(table, hide_index=True, width="stretch", height=260, on_select="rerun",
+                         selection_mode="single-row", key="rel_stored_table")
+    picked = event.selection.rows if event else []
+    if picked:
+        row = int(table["dataset row"].iloc[picked[0]])
+        st.button(f"Open {ds.names[row]} as the current input", key="rel_open_input", on_click=open_input,
+                  args=(ds.key, row, spec.modality))
+    download_button(table, "relevance_stored_disagreement", key="dl_rel_stored")
+
+
+stored_panel()
 
 # -- faithfulness over a dataset sample --------------------------------------------------------------------
 st.subheader("Faithfulness over a dataset sample")

@@ -72,21 +72,37 @@ def read_importance(run: Run) -> dict:
             "rows": np.asarray(arrays["row"])}
 
 
+def read_relevance(run: Run) -> dict:
+    """A finished relevance run: {"maps": {method: [N, T']}, "real": [N, T'] bool (real tokens), "predicted",
+    "labels" (-1 = unknown), "rows": [N], "disagreement": [N] (analysis.faithfulness.disagreement)}."""
+    from analysis.faithfulness import disagreement
+
+    arrays = run.arrays()
+    maps = {k[len("map_"):]: np.nan_to_num(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()
+            if k.startswith("map_")}
+    width = next(iter(maps.values())).shape[1]
+    real = np.arange(width)[None] < np.asarray(arrays["n_tokens"])[:, None]
+    return {"maps": maps, "real": real, "predicted": np.asarray(arrays["predicted"]),
+            "labels": np.asarray(arrays["label"]), "rows": np.asarray(arrays["row"]),
+            "disagreement": disagreement(maps, real)}
+
+
 def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
     from analysis.relevance import explain
 
-    out: dict[str, list] = {"predicted": []} | {f"map_{m}": [] for m in params["methods"]}
+    out: dict[str, list] = {"predicted": [], "n_tokens": []} | {f"map_{m}": [] for m in params["methods"]}
     width = 0
     for idx in _batches(len(chunk.rows), params["batch_size"]):
         batch = model.prepare([chunk.dataset.inputs[int(i)] for i in idx])
         with torch.no_grad():
             pred = model.run(batch, capture=False).logits.argmax(-1)
         out["predicted"].append(pred.cpu().numpy())
+        out["n_tokens"].append((batch.token_mask.sum(1) - model.spec.n_prefix).cpu().numpy())
         for m in params["methods"]:
             maps = explain(model, batch, m, target=pred)
             out[f"map_{m}"].append(maps)
             width = max(width, maps.shape[1])
-    result = {"predicted": np.concatenate(out["predicted"])}
+    result = {"predicted": np.concatenate(out["predicted"]), "n_tokens": np.concatenate(out["n_tokens"])}
     for m in params["methods"]:
         result[f"map_{m}"] = np.concatenate([np.pad(x.astype(np.float32), ((0, 0), (0, width - x.shape[1])),
                                                     constant_values=np.nan) for x in out[f"map_{m}"]])

@@ -224,6 +224,15 @@ def stored_importance(run_root: str, updated: float) -> dict:
     return read_importance(Run(Path(run_root)))
 
 
+@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
+def stored_relevance(run_root: str, updated: float) -> dict:
+    """runs.jobs.read_relevance of a finished run (maps, real tokens, predictions, disagreement per input)."""
+    from runs import Run
+    from runs.jobs import read_relevance
+
+    return read_relevance(Run(Path(run_root)))
+
+
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
 def relevance_map(key: str, input_key: str, method: str, target: int | None, _model: HookedModel,

@@ -18,6 +18,7 @@ from runs.jobs import BACKGROUND_BATCH, JOBS, dataset_fingerprint, model_fingerp
 from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
+FREE_PARAMS = ("n", "batch_size", "methods")  # a stored run of any of these fits a view
 JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis): (pid, store folder)}
 
 
@@ -31,7 +32,8 @@ def find_run(ctx, analysis: str) -> Run | None:
     index = store().index()
     if index.empty:
         return None
-    want = json.dumps(JOBS[analysis].defaults(ctx.model, ()), sort_keys=True)
+    want = json.dumps({k: v for k, v in JOBS[analysis].defaults(ctx.model, ()).items() if k not in FREE_PARAMS},
+                      sort_keys=True)
     fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
     best = None
     for run in store().runs():
@@ -39,7 +41,7 @@ def find_run(ctx, analysis: str) -> Run | None:
             m = run.manifest
         except Exception:  # noqa: BLE001 - a damaged run folder is skipped here and shown on the Runs page
             continue
-        params = {k: v for k, v in m.params.items() if k not in ("n", "batch_size", "methods")}
+        params = {k: v for k, v in m.params.items() if k not in FREE_PARAMS}
         if (m.state == "done" and m.analysis == analysis and m.model_fingerprint == fingerprint
                 and m.dataset_key in (data, ctx.dataset.key) and json.dumps(params, sort_keys=True) == want
                 and (best is None or m.n_inputs > best.manifest.n_inputs)):

@@ -1,5 +1,6 @@
 """AppTest of the Relevance view on digits-vit and minilm: maps, target class, colour scale, faithfulness,
 and the bad-input paths (a method that does not apply, a target class out of range)."""
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -75,3 +76,26 @@ def test_no_method_picked_and_no_method_scored():
     assert any("Pick at least one method" in i.value for i in at.info)
     at = _score(at, 4, [])
     assert any("Pick at least one method to score" in e.value for e in at.error)
+
+
+def test_a_stored_run_lists_the_inputs_where_methods_disagree(digits_vit):
+    from analysis.faithfulness import disagreement
+    from analysis.relevance import explain
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    at = _relevance_page("digits-vit")
+    assert any(b.label.startswith("Run rollout, gradient rollout and AttnLRP on all 360") for b in at.button)
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "relevance", 48, 16), Store())
+    at.run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "disagreement" in d.value.columns)
+    batch = digits_vit.prepare(ds.inputs[:48])
+    pred = digits_vit.logits(batch).argmax(-1)
+    maps = {k: explain(digits_vit, batch, k, target=pred) for k in ("rollout", "grad_rollout", "attnlrp")}
+    expected = disagreement(maps)
+    assert len(table) == 20 and int(table["dataset row"].iloc[0]) == int(np.argmax(expected))
+    assert np.allclose(table["disagreement"].iloc[0], expected.max(), atol=1e-6)
+    Store().delete(run.root.name)
