@@ -9,6 +9,7 @@ from streamlit.errors import StreamlitAPIException
 from analysis.attention import SINK_THRESHOLD, head_statistics, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
 from ui import cache, state
+from ui.stored import background_panel, find_run, run_label
 from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
                                   overview_mosaic, pattern_map, pooled, prototype_grid, query_image,
                                   query_maps, query_options, ring_profiles, ring_trend)
@@ -368,7 +369,17 @@ with tab_distance:
                            label=f"Inputs from {ds.name} for distance, strength and patterns")
     st.caption(ctx.sample_note(n))
     arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
-    distance_panel(n, arrays)
+    stored = find_run(ctx, "attention")
+    if stored is not None and st.toggle(f"Distance and strength from the {run_label(stored)}", value=True,
+                                        key="attn_use_stored",
+                                        help="A precomputed attention run of this model on this dataset; the "
+                                             "patterns tab still uses the sample above."):
+        whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+        distance_panel(len(whole["row"]), whole)
+    else:
+        if stored is None:
+            background_panel(ctx, "attention", "the attention statistics")
+        distance_panel(n, arrays)
 with tab_patterns:
     st.caption(f"Patterns of the {n} inputs of {ds.name} chosen under 'Distance and strength'.")
     patterns_panel(n, arrays)

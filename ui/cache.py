@@ -225,6 +225,14 @@ def stored_importance(run_root: str, updated: float) -> dict:
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
+def stored_arrays(run_root: str, updated: float) -> dict[str, np.ndarray]:
+    """Every per-input array of a finished run, in memory ({name: [N, ...]})."""
+    from runs import Run
+
+    return {k: np.asarray(v) for k, v in Run(Path(run_root)).arrays().items()}
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
 def stored_relevance(run_root: str, updated: float) -> dict:
     """runs.jobs.read_relevance of a finished run (maps, real tokens, predictions, disagreement per input)."""
     from runs import Run

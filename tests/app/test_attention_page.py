@@ -129,3 +129,19 @@ def test_saved_folder_model_without_bundled_dataset(tiny_vit_dir):
     assert "Layer 0, head 0" in [s.value for s in at.subheader]
     assert len(widget(at.selectbox, "Query token").options) == 1 + 1 + 16  # mean, CLS, 4 x 4 patches
     assert widget(at.number_input, "Inputs from digits").value == 128
+
+
+def test_distance_from_a_stored_run(digits_vit):
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    at = open_view("pages/attention.py")
+    assert any(b.label.startswith("Run the attention statistics on all 360") for b in at.button)
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 200, 32), Store())
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.toggle(key="attn_use_stored").value
+    assert "stored run: 200 inputs of digits (test)" in at.toggle(key="attn_use_stored").label
+    Store().delete(run.root.name)
