@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.timing import best_time  # noqa: E402
+from bench.timing import best_time, vit_b  # noqa: E402
 from data import load_dataset  # noqa: E402
 from models import load_model  # noqa: E402
 
@@ -96,13 +96,7 @@ def main() -> None:
     print(f"decode + prepare vs digits-vit forward: {r_decode / r_forward:.1f}x (target >= 2x)")
 
     if args.vit_b:
-        from transformers import ViTConfig, ViTForImageClassification
-
-        with tempfile.TemporaryDirectory() as tmp:
-            ViTForImageClassification(ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                                 intermediate_size=3072, image_size=224, patch_size=16,
-                                                 num_labels=1000)).save_pretrained(tmp)
-            vitb = load_model(tmp)
+        vitb = vit_b()
         small = batches[0][:16]
         r_b_decode = rate(lambda: vitb.prepare(list(ds.inputs[small])), len(small))
         p = vitb.prepare(list(ds.inputs[small]))

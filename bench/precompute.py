@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 from analysis.importance import available_metrics, head_scores, make_sample  # noqa: E402
 from analysis.relevance import explain  # noqa: E402
+from bench.timing import vit_b  # noqa: E402
 from data import Dataset, load_dataset  # noqa: E402
 from models import load_model  # noqa: E402
 from runs import Manifest, Store  # noqa: E402
@@ -101,13 +102,8 @@ def main() -> None:
     worst = compare("digits-vit", digits, load_dataset("digits", "test").subset(range(args.n)), args.batch_size)
     if args.vit_b:
         from PIL import Image
-        from transformers import ViTConfig, ViTForImageClassification
 
-        with tempfile.TemporaryDirectory() as tmp:
-            ViTForImageClassification(ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                                intermediate_size=3072, image_size=224, patch_size=16,
-                                                num_labels=1000)).save_pretrained(tmp)
-            vitb = load_model(tmp)
+        vitb = vit_b()
         rng = np.random.default_rng(0)
         images = [Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for _ in range(args.vit_b_n)]
         ds = Dataset("noise", "all", "image", images, np.full(len(images), -1), [], names=[str(i) for i in

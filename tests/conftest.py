@@ -75,3 +75,17 @@ def tiny_vit(tiny_vit_dir):
 @pytest.fixture(scope="session")
 def tiny_bert(tiny_bert_dir):
     return load_model(str(tiny_bert_dir), device="cpu")
+
+
+def write_digit_folder(root, n: int, broken: str = "3"):
+    """The first n held-out digits as root/<digit>/<index>.png (the ImageFolder layout) plus one corrupt PNG in
+    root/<broken>/; returns root."""
+    from data import load_dataset
+
+    ds = load_dataset("digits", "test")
+    for i in range(n):
+        (root / str(ds.labels[i])).mkdir(exist_ok=True)
+        ds.inputs[i].save(root / str(ds.labels[i]) / f"{i:03d}.png")
+    (root / broken).mkdir(exist_ok=True)
+    (root / broken / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    return root

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from data import load_dataset
+from tests.conftest import write_digit_folder
 from tests.app.helpers import assert_clean, open_view, widget
 from ui import state
 from ui.widgets import OPEN_DATASET
@@ -11,13 +12,7 @@ from ui.widgets import OPEN_DATASET
 @pytest.fixture(scope="module")
 def digit_folder(tmp_path_factory):
     """40 held-out digits as root/<digit>/<index>.png, plus one corrupt file."""
-    root = tmp_path_factory.mktemp("digit_folder")
-    ds = load_dataset("digits", "test")
-    for i in range(40):
-        (root / str(ds.labels[i])).mkdir(exist_ok=True)
-        ds.inputs[i].save(root / str(ds.labels[i]) / f"{i:03d}.png")
-    (root / "3" / "broken.png").write_bytes(b"not a png")
-    return root
+    return write_digit_folder(tmp_path_factory.mktemp("digit_folder"), 40)
 
 
 @pytest.fixture(scope="module")

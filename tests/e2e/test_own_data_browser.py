@@ -1,7 +1,7 @@
 """Real browser: open the user's own image folder through the sidebar and compute head importance on it."""
 import pytest
 
-from data import load_dataset
+from tests.conftest import write_digit_folder
 from tests.e2e.conftest import open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -10,13 +10,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def class_folder(tmp_path_factory):
     """60 held-out digits in class folders, one corrupt file among them."""
-    root = tmp_path_factory.mktemp("browser_digits")
-    ds = load_dataset("digits", "test")
-    for i in range(60):
-        (root / str(ds.labels[i])).mkdir(exist_ok=True)
-        ds.inputs[i].save(root / str(ds.labels[i]) / f"{i:03d}.png")
-    (root / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    return root
+    return write_digit_folder(tmp_path_factory.mktemp("browser_digits"), 60, broken="1")
 
 
 def test_open_a_folder_and_compute_head_importance(app_url, page, class_folder):
