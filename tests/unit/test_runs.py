@@ -119,6 +119,26 @@ def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     assert resumed.keys() == clean.keys() and all(np.array_equal(resumed[k], clean[k]) for k in clean)
 
 
+def test_sigterm_cancels_and_a_rerun_resumes(tmp_path):
+    """What the app's Cancel button does: SIGTERM to the run's process group."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(_cli(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list(tmp_path.glob("*/manifest.json"))
+        if found and json.loads(found[0].read_text())["done_inputs"] >= 32:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    run = Store(tmp_path).runs()[0]
+    assert run.manifest.state == "cancelled" and 32 <= run.manifest.done_inputs < 360
+    assert Store(tmp_path).index()["state"].tolist() == ["cancelled"]
+    subprocess.run(_cli(tmp_path), cwd=ROOT, env=env, check=True, capture_output=True)
+    assert run.manifest.state == "done" and run.arrays()["accuracy"].shape == (360, 4, 4)
+
+
 def test_damaged_chunk_is_recomputed(digits_vit, digits, tmp_path):
     with pytest.raises(RuntimeError, match="fault injection"):
         _run(digits_vit, digits, tmp_path / "a", "importance", n=96, fail_after_chunks=2)
