@@ -62,8 +62,8 @@ def compare(name: str, model, ds: Dataset, batch_size: int) -> float:
         ratio = t_store / t_direct
         worst = max(worst, ratio)
         label = "head importance" if analysis == "importance" else "AttnLRP relevance"
-        print(f"{name:<12} {label:<18} direct {len(ds) / t_direct:8.1f} inputs/s   run into the store "
-              f"{len(ds) / t_store:8.1f} inputs/s   ratio {ratio:.3f}x")
+        print(f"{name:<12} {label:<18} direct {len(ds) / t_direct:8.3g} inputs/s   run into the store "
+              f"{len(ds) / t_store:8.3g} inputs/s   ratio {ratio:.3f}x")
     return worst
 
 

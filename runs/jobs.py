@@ -132,6 +132,24 @@ def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
             "target": labels}
 
 
+# spectral_metrics keys with the batch on axis 1 ([L(+1), B, ...]), stored as [N, L(+1), ...]
+SPECTRAL_PER_INPUT = ("resid_ratio", "resid_share", "attn_out_ratio", "attn_out_share", "mlp_out_ratio",
+                      "mlp_out_share", "rank", "entropy", "profile", "variance")
+
+
+def _spectral(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    """Per-input spectral metrics per layer (analysis.spectral.spectral_metrics without the per-head responses)."""
+    from analysis.spectral import spectral_metrics
+
+    parts: dict[str, list] = {}
+    for idx in _batches(len(chunk.rows), params["batch_size"]):
+        out = spectral_metrics(model, model.prepare([chunk.dataset.inputs[int(i)] for i in idx]), attention=False)
+        for k in SPECTRAL_PER_INPUT:
+            if k in out:
+                parts.setdefault(k, []).append(np.moveaxis(np.asarray(out[k], dtype=np.float32), 1, 0))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 @dataclass(frozen=True)
 class Job:
     """One analysis the command line can precompute: defaults(model) -> its parameters; compute(model, chunk,
@@ -152,6 +170,9 @@ JOBS = {
                      _relevance, lambda model, methods: {"methods": list(methods)}),
     "attention": Job("attention", "attention statistics per input and head: distance, rings, entropy, CLS/sink mass",
                      _attention, lambda model, methods: {}),
+    "spectral": Job("spectral", "per layer: HC/DC ratio and HC share of the residual stream, attention and MLP outputs, "
+                    "rank collapse, attention entropy per head; for images the Fourier profile and feature-map "
+                    "variance", _spectral, lambda model, methods: {}),
     "embedding": Job("embedding", "identifiability per layer [N, L], class scores and embeddings of the summary "
                      "token per layer", _embedding, lambda model, methods: {"where": "resid"}),
 }

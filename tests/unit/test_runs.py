@@ -63,6 +63,23 @@ def test_relevance_and_attention_runs_equal_the_analysis(digits_vit, digits, tmp
         assert np.allclose(att[k][:32], v, atol=0, rtol=0), k
 
 
+def test_spectral_and_embedding_runs_equal_the_analysis(shapes_vit, tmp_path):
+    from analysis.embedding import embed_sample
+    from analysis.spectral import spectral_metrics
+
+    shapes = load_dataset("shapes", "test")
+    m = manifest_for(shapes_vit, "shapes-vit", shapes, "spectral", 24, 8, chunk_size=16)
+    got = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
+    ref = spectral_metrics(shapes_vit, shapes_vit.prepare(shapes.inputs[:8]), attention=False)
+    for k in ("resid_ratio", "rank", "entropy", "profile", "variance"):
+        assert np.allclose(got[k][:8], np.moveaxis(np.asarray(ref[k]), 1, 0), atol=1e-6), k
+    m = manifest_for(shapes_vit, "shapes-vit", shapes, "embedding", 24, 8, chunk_size=16)
+    emb = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
+    s = embed_sample(shapes_vit, shapes.inputs[:16], shapes.labels[:16], batch_size=8)
+    assert np.allclose(emb["identifiability"][:16], s.ident.summary.T, atol=1e-6)
+    assert np.allclose(emb["embeddings"][:16], np.moveaxis(s.embeddings, 1, 0), atol=1e-5)
+
+
 def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     prose = load_dataset("prose", "test")
     m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, methods=("rollout",), chunk_size=8)
