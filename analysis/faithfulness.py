@@ -218,73 +218,95 @@ class FaithfulnessReport:
         return disagreement({k: v for k, v in self.maps.items() if k != RANDOM}, self.real)
 
 
-def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
-             steps: int = 16, progress: Callable[[float, str], None] | None = None,
-             seed: int = 0) -> FaithfulnessReport:
-    """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`
-    (a data.Dataset; its masks, when present, give the localisation scores). Maps are for the predicted
-    class; the perturbation test scores top-1 accuracy against the dataset's labels mapped to the model's
-    classes (data.match_labels), and against the prediction for inputs whose label the model does not know."""
+def per_input_scores(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
+                     steps: int = 16, progress: Callable[[float, str], None] | None = None,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Every per-input faithfulness result of `methods` (plus a seeded random map; batch b of the sample uses
+    seed + b) on the first n inputs of `dataset` (a data.Dataset; its masks give the localisation scores).
+
+    Returns, for each method m (RANDOM included): "<test>/<m>" for test in positive / negative [N, K]
+    (top-1 correct after removing FRACTIONS of the tokens, most / least relevant first) and deletion /
+    insertion [N, steps+1] (probability of the predicted class); with masks "pointing/<m>" [N] and
+    "segmentation/<m>" [N, 5] (segmentation_counts); "map/<m>" [N, T'] the maps (text: zero-padded);
+    and "real" [N, T'] (real tokens), "predictions" [N]. The perturbation test scores top-1 accuracy
+    against the dataset's labels mapped to the model's classes (data.match_labels), and against the
+    prediction for inputs whose label the model does not know."""
     n = min(int(n), len(dataset))
     true = match_labels(model.spec.class_names, dataset.class_names).to_model(dataset.labels)
     indices = np.arange(n)
     names = list(methods) + [RANDOM]
     chunks = [indices[i:i + batch_size] for i in range(0, n, batch_size)]
-    acc = {m: {"positive": [], "negative": []} for m in names}
-    rise = {m: {"deletion": [], "insertion": []} for m in names}
-    maps = {m: [] for m in names}
-    seg, point, preds, real = {m: [] for m in names}, {m: [] for m in names}, [], []
+    parts: dict[str, list[np.ndarray]] = {}
     total = len(chunks) * len(names)
     done = 0
     for ci, idx in enumerate(chunks):
         batch = model.prepare([dataset.inputs[i] for i in idx]).to(model.device)
         with torch.no_grad():
             pred = model.run(batch, capture=False).logits.argmax(-1)
-        preds.append(pred.cpu().numpy())
-        real.append(batch.token_mask[:, model.spec.n_prefix:].cpu().numpy())
+        out = {"predictions": pred.cpu().numpy(), "real": batch.token_mask[:, model.spec.n_prefix:].cpu().numpy()}
         labels = np.where(true[idx] >= 0, true[idx], pred.cpu().numpy())
         for m in names:
             if progress:
                 progress(done / total, f"{m}: inputs {idx[0] + 1}-{idx[-1] + 1} of {n}")
             mp = random_maps((len(idx), batch.token_mask.shape[1] - model.spec.n_prefix), seed + ci) \
                 if m == RANDOM else explain(model, batch, m, target=pred)
-            maps[m].append(mp)
-            acc[m]["positive"].append(perturbation_accuracy(model, batch, mp, labels, positive=True))
-            acc[m]["negative"].append(perturbation_accuracy(model, batch, mp, labels, positive=False))
+            out[f"map/{m}"] = mp
+            out[f"positive/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=True).T
+            out[f"negative/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=False).T
             for k, v in deletion_insertion(model, batch, mp, pred, steps).items():
-                rise[m][k].append(v)
+                out[f"{k}/{m}"] = np.asarray(v).T
             if dataset.masks is not None and model.spec.grid is not None:
                 masks = dataset.mask_batch(idx, model.spec.image_size)
                 px = to_pixels(model, mp, size=masks.shape[-1])
-                point[m].append(pointing_game(px, masks))
-                seg[m].append(segmentation_counts(px, masks))
+                out[f"pointing/{m}"] = pointing_game(px, masks)
+                out[f"segmentation/{m}"] = segmentation_counts(px, masks)
             done += 1
+        for k, v in out.items():
+            parts.setdefault(k, []).append(np.asarray(v))
     if progress:
         progress(1.0, "done")
+    width = max(p.shape[1] for p in parts["real"])
+
+    def stack(chunks):  # chunks of text have different lengths: zero-pad to the longest
+        return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in chunks])
+
+    return {k: stack(v) if k == "real" or k.startswith("map/") else np.concatenate(v) for k, v in parts.items()}
+
+
+def summarise_scores(scores: dict[str, np.ndarray], n_pixels: int, steps: int = 16) -> tuple[pd.DataFrame,
+                                                                                            pd.DataFrame]:
+    """(table, curves) of a FaithfulnessReport from per-input results (`per_input_scores`, or the same arrays
+    from a stored run). n_pixels: the model's input pixels (pixel accuracy)."""
+    names = [k.split("/", 1)[1] for k in scores if k.startswith("positive/")]
     rows, curves = [], []
-    n_pixels = 0 if dataset.masks is None else model.spec.image_size ** 2
     for m in names:
-        a = {k: np.concatenate(v, 1).mean(1) for k, v in acc[m].items()}         # [K]
-        r = {k: np.concatenate(v, 1) for k, v in rise[m].items()}                # [steps+1, N]
+        a = {t: np.asarray(scores[f"{t}/{m}"], dtype=np.float64).mean(0) for t in ("positive", "negative")}  # [K]
+        r = {t: np.asarray(scores[f"{t}/{m}"], dtype=np.float64) for t in ("deletion", "insertion")}  # [N, steps+1]
         row = {"method": m, "label": "Random map" if m == RANDOM else METHODS[m].label,
                "positive_auc": float(perturbation_auc(a["positive"])),
                "negative_auc": float(perturbation_auc(a["negative"])),
-               "deletion_auc": float(rise_auc(r["deletion"].T).mean()),
-               "insertion_auc": float(rise_auc(r["insertion"].T).mean()),
-               "pointing_game": float(np.concatenate(point[m]).mean()) if point[m] else np.nan,
+               "deletion_auc": float(rise_auc(r["deletion"]).mean()),
+               "insertion_auc": float(rise_auc(r["insertion"]).mean()),
+               "pointing_game": float(np.mean(scores[f"pointing/{m}"])) if f"pointing/{m}" in scores else np.nan,
                "miou": np.nan, "pixel_accuracy": np.nan}
-        if seg[m]:
-            row["miou"], row["pixel_accuracy"] = segmentation_scores(np.concatenate(seg[m]), n_pixels)
+        if f"segmentation/{m}" in scores:
+            row["miou"], row["pixel_accuracy"] = segmentation_scores(np.asarray(scores[f"segmentation/{m}"]), n_pixels)
         rows.append(row)
         for test, values in a.items():
             curves += [(m, test, float(f), float(v)) for f, v in zip(FRACTIONS, values)]
         for test, values in r.items():
-            curves += [(m, test, k / steps, float(v)) for k, v in enumerate(values.mean(1))]
-    width = max(r.shape[1] for r in real)
+            curves += [(m, test, k / steps, float(v)) for k, v in enumerate(values.mean(0))]
+    return pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"])
 
-    def stack(parts):  # chunks of text have different lengths: zero-pad to the longest
-        return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts])
 
-    return FaithfulnessReport(pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"]),
-                              {m: stack(v) for m, v in maps.items()}, stack(real).astype(bool), indices,
-                              np.concatenate(preds))
+def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
+             steps: int = 16, progress: Callable[[float, str], None] | None = None,
+             seed: int = 0) -> FaithfulnessReport:
+    """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`:
+    per_input_scores, summarised (summarise_scores)."""
+    scores = per_input_scores(model, dataset, methods, n, batch_size, steps, progress, seed)
+    n_pixels = (model.spec.image_size or 0) ** 2
+    table, curves = summarise_scores(scores, n_pixels, steps)
+    names = list(methods) + [RANDOM]
+    return FaithfulnessReport(table, curves, {m: scores[f"map/{m}"] for m in names}, scores["real"].astype(bool),
+                              np.arange(len(scores["predictions"])), scores["predictions"])

@@ -28,16 +28,18 @@ from runs.store import Manifest, Run, Store, StoreError, run_key
 Progress = Callable[[int, int], None] | None  # (inputs done, inputs in total)
 DEFAULT_METHODS = ("rollout", "grad_rollout", "attnlrp")
 BACKGROUND_BATCH = 32  # the app's background runs
+CHUNK_INPUTS = 64  # inputs per stored chunk (rounded up to whole batches, so chunks keep the batch composition)
 
 
 @dataclass(frozen=True)
 class Chunk:
     """The inputs of one chunk: dataset (the chunk's rows as a Dataset), rows [n] positions in the run's
-    dataset, labels [n] model class indices (-1 = unknown)."""
+    dataset, labels [n] model class indices (-1 = unknown), rows_offset: where the chunk starts in the run."""
 
     dataset: Dataset
     rows: np.ndarray
     labels: np.ndarray
+    rows_offset: int = 0
 
 
 def _batches(n: int, size: int):
@@ -132,6 +134,33 @@ def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
             "target": labels}
 
 
+FAITHFULNESS_STEPS = 16
+
+
+def _faithfulness(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    """Per-input faithfulness curves and localisation counts of every method and a random map (see
+    analysis.faithfulness.per_input_scores); the random map of batch b of the run uses seed b, as in one
+    in-memory evaluation of the whole run. Stored names use '__' for '/'."""
+    from analysis.faithfulness import per_input_scores
+
+    first_batch = int(chunk.rows_offset) // params["batch_size"]
+    scores = per_input_scores(model, chunk.dataset, params["methods"], len(chunk.rows), params["batch_size"],
+                              FAITHFULNESS_STEPS, seed=first_batch)
+    return {k.replace("/", "__"): np.asarray(v, dtype=np.float32) if v.dtype.kind == "f" else v
+            for k, v in scores.items() if not k.startswith("map/")}
+
+
+def _faithfulness_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
+    from analysis.faithfulness import RANDOM, summarise_scores
+
+    order = list(params["methods"]) + [RANDOM]  # the arrays come back sorted by file name
+    scores = {k.replace("__", "/"): np.asarray(v) for k, v in
+              sorted(arrays.items(), key=lambda kv: order.index(kv[0].split("__")[-1]) if "__" in kv[0] else -1)
+              if "__" in k}
+    table, curves = summarise_scores(scores, (model.spec.image_size or 0) ** 2, FAITHFULNESS_STEPS)
+    return {"scores": table, "curves": curves}
+
+
 # spectral_metrics keys with the batch on axis 1 ([L(+1), B, ...]), stored as [N, L(+1), ...]
 SPECTRAL_PER_INPUT = ("resid_ratio", "resid_share", "attn_out_ratio", "attn_out_share", "mlp_out_ratio",
                       "mlp_out_share", "rank", "entropy", "profile", "variance")
@@ -170,6 +199,10 @@ JOBS = {
                      _relevance, lambda model, methods: {"methods": list(methods)}),
     "attention": Job("attention", "attention statistics per input and head: distance, rings, entropy, CLS/sink mass",
                      _attention, lambda model, methods: {}),
+    "faithfulness": Job("faithfulness", "per input and method (plus a random map): perturbation curves (positive, "
+                        "negative), deletion/insertion curves, with masks the pointing game and segmentation counts; "
+                        "the AUC table and mean curves", _faithfulness,
+                        lambda model, methods: {"methods": list(methods)}, _faithfulness_tables),
     "spectral": Job("spectral", "per layer: HC/DC ratio and HC share of the residual stream, attention and MLP outputs, "
                     "rank collapse, attention entropy per head; for images the Fourier profile and feature-map "
                     "variance", _spectral, lambda model, methods: {}),
@@ -234,7 +267,7 @@ def manifest_for(model: HookedModel, model_name: str, ds: Dataset, analysis: str
     key = run_key(model_fingerprint(model), dataset_fingerprint(ds), analysis, params)
     return Manifest(key=key, analysis=analysis, model=model_name, model_fingerprint=model_fingerprint(model),
                     dataset=ds.source, dataset_key=ds.key, split=ds.split, params=params, n_inputs=len(rows),
-                    chunk_size=int(chunk_size or max(batch_size, 64)))
+                    chunk_size=int(chunk_size or batch_size * -(-CHUNK_INPUTS // batch_size)))
 
 
 # -- running ------------------------------------------------------------------------------------------------
@@ -266,7 +299,7 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
                     continue
                 part = rows[start:start + manifest.chunk_size]
                 sub = ds.subset(part)
-                arrays = job.compute(model, Chunk(sub, part, match.to_model(sub.labels)), manifest.params)
+                arrays = job.compute(model, Chunk(sub, part, match.to_model(sub.labels), start), manifest.params)
                 arrays |= {"row": part.astype(np.int64), "label": match.to_model(sub.labels)}
                 run.write_chunk(start, arrays)
                 finished += len(part)
@@ -303,7 +336,7 @@ def precompute(model_name: str, source: str, split: str | None = None, analyses:
     returns the (done, total) callback of that analysis."""
     analyses = check_analyses(analyses)
     model = load_model(model_name, device=device)
-    if "relevance" in analyses:
+    if {"relevance", "faithfulness"} & set(analyses):
         from analysis.relevance import check_method
 
         for m in methods:

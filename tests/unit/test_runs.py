@@ -80,6 +80,22 @@ def test_spectral_and_embedding_runs_equal_the_analysis(shapes_vit, tmp_path):
     assert np.allclose(emb["embeddings"][:16], np.moveaxis(s.embeddings, 1, 0), atol=1e-5)
 
 
+def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
+    from analysis.faithfulness import evaluate
+
+    shapes = load_dataset("shapes", "test")
+    m = manifest_for(shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 8, methods=("rollout", "attnlrp"),
+                     chunk_size=16)
+    run = run_job(shapes_vit, shapes, m, Store(tmp_path))
+    ref = evaluate(shapes_vit, shapes, ["rollout", "attnlrp"], n=24, batch_size=8)
+    got = run.tables()["scores"].set_index("method")
+    want = ref.table.set_index("method")
+    assert list(got.index) == ["rollout", "attnlrp", "random"]
+    cols = ["positive_auc", "negative_auc", "deletion_auc", "insertion_auc", "pointing_game", "miou"]
+    assert np.allclose(got[cols].to_numpy(float), want[cols].to_numpy(float), atol=1e-5)
+    assert run.arrays()["deletion__attnlrp"].shape == (24, 17)
+
+
 def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     prose = load_dataset("prose", "test")
     m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, methods=("rollout",), chunk_size=8)
