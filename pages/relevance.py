@@ -172,6 +172,48 @@ st.subheader("Faithfulness over a dataset sample")
 ds = ctx.dataset
 
 
+CURVE_PANELS = [
+    (("positive", "negative"), "top-1 accuracy", "fraction of tokens removed",
+     "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
+     "(a faithful map stays high). Grey: random map.", "relevance_perturbation", "rel_perturbation"),
+    (("deletion", "insertion"), "probability of the predicted class", "fraction of tokens",
+     "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
+     "(a faithful map rises fast). Grey: random map.", "relevance_deletion_insertion", "rel_deletion"),
+]
+
+
+def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str) -> None:
+    """The faithfulness table (best per column highlighted) and the perturbation and deletion/insertion curves."""
+    st.markdown(f"**Scores over {what}** (best of each column in green; random map = chance)")
+    st.caption(note + ("" if ds.masks is not None or not image else
+                       " No object masks, so no pointing game or mIoU: give an image folder a masks/ "
+                       "folder of same-named mask images to get them."))
+    st.dataframe(highlight_best(faithfulness_display(table)), hide_index=True, width="stretch")
+    st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
+               "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "
+               "insertion (RISE): probability of the predicted class as the most relevant tokens are removed, or "
+               "revealed into a blurred image" + ("" if image else " (zero embeddings for text)") + ". "
+               + ("Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs "
+                  "the object mask." if ds.masks is not None else ""))
+    download_button(table, "relevance_faithfulness", key="dl_rel_table")
+    for column, (tests, y_title, x_title, how, name, key) in zip(st.columns(2), CURVE_PANELS):
+        part = curves[curves["test"].isin(tests)]
+        with column:
+            show_figure(curves_figure(part, list(tests), y_title, x_title), how, part, name, key=key)
+
+
+stored_faith = find_run(ctx, "faithfulness")
+if stored_faith is not None and st.toggle(
+        f"Show the {run_label(stored_faith)}", value=True, key="rel_use_stored_faithfulness",
+        help="A precomputed faithfulness run (python -m headscope precompute --analyses faithfulness) of this "
+             "model on this dataset. Switch off to score a sample here."):
+    tables = cache.stored_tables(str(stored_faith.root), stored_faith.manifest.updated)
+    show_scores(tables["scores"], tables["curves"], run_label(stored_faith).removeprefix("stored run: "),
+                f"Methods {', '.join(label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
+                "predicted class.")
+    st.stop()
+
+
 def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, available: int) -> None:
     """Form callback: remember what to score (the scores persist across reruns until the next request)."""
     scored = st.session_state.get(methods_key) or []
@@ -204,31 +246,7 @@ _, _, n, scored = request
 report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, m, ds)
 sample = ds.sample(n)
 
-st.markdown(f"**Scores over {n} inputs of {ds.name}** (best of each column in green; random map = chance)")
-st.caption(ctx.sample_note(n) + ("" if ds.masks is not None or not image else
-                                 " No object masks, so no pointing game or mIoU: give an image folder a masks/ "
-                                 "folder of same-named mask images to get them."))
-display = faithfulness_display(report.table)
-st.dataframe(highlight_best(display), hide_index=True, width="stretch")
-st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
-           "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / insertion "
-           "(RISE): probability of the predicted class as the most relevant tokens are removed, or revealed into a "
-           "blurred image" + ("" if image else " (zero embeddings for text)") + ". "
-           + ("Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs the "
-              "object mask." if ds.masks is not None else ""))
-download_button(report.table, "relevance_faithfulness", key="dl_rel_table")
-CURVE_PANELS = [
-    (("positive", "negative"), "top-1 accuracy", "fraction of tokens removed",
-     "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
-     "(a faithful map stays high). Grey: random map.", "relevance_perturbation", "rel_perturbation"),
-    (("deletion", "insertion"), "probability of the predicted class", "fraction of tokens",
-     "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
-     "(a faithful map rises fast). Grey: random map.", "relevance_deletion_insertion", "rel_deletion"),
-]
-for column, (tests, y_title, x_title, how, name, key) in zip(st.columns(2), CURVE_PANELS):
-    curves = report.curves[report.curves["test"].isin(tests)]
-    with column:
-        show_figure(curves_figure(curves, list(tests), y_title, x_title), how, curves, name, key=key)
+show_scores(report.table, report.curves, f"{n} inputs of {ds.name}", ctx.sample_note(n))
 
 st.markdown("**Where the methods disagree most**")
 methods = [k for k in report.maps if k != RANDOM]

@@ -232,6 +232,14 @@ def stored_arrays(run_root: str, updated: float) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in Run(Path(run_root)).arrays().items()}
 
 
+@st.cache_data(max_entries=8, show_spinner="Reading the stored run…")
+def stored_tables(run_root: str, updated: float) -> dict:
+    """The tables of a finished run ({name: DataFrame})."""
+    from runs import Run
+
+    return Run(Path(run_root)).tables()
+
+
 @st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
 def stored_relevance(run_root: str, updated: float) -> dict:
     """runs.jobs.read_relevance of a finished run (maps, real tokens, predictions, disagreement per input)."""

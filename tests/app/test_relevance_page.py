@@ -99,3 +99,23 @@ def test_a_stored_run_lists_the_inputs_where_methods_disagree(digits_vit):
     assert len(table) == 20 and int(table["dataset row"].iloc[0]) == int(np.argmax(expected))
     assert np.allclose(table["disagreement"].iloc[0], expected.max(), atol=1e-6)
     Store().delete(run.root.name)
+
+
+def test_a_stored_faithfulness_run_is_shown_instead_of_the_form(digits_vit):
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    m = manifest_for(digits_vit, "digits-vit", ds, "faithfulness", 16, 8, methods=("rollout", "attnlrp"))
+    run = run_job(digits_vit, ds, m, Store())
+    at = _relevance_page("digits-vit")
+    assert_clean(at)
+    assert "stored run: 16 inputs of digits (test)" in at.toggle(key="rel_use_stored_faithfulness").label
+    assert any(md.value.startswith("**Scores over 16 inputs of digits (test)") for md in at.markdown)
+    shown = next(d.value for d in at.dataframe if "Method" in d.value.columns)
+    assert list(shown["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
+    assert not at.get("form_submit_button")  # the sample form waits behind the toggle
+    at.toggle(key="rel_use_stored_faithfulness").set_value(False).run()
+    assert at.get("form_submit_button")
+    Store().delete(run.root.name)
