@@ -11,6 +11,7 @@ from analysis.embedding import (CHANCE, METHODS, WHERE, class_projection, summar
                                 token_class_map, top_classes)
 from models import ModelLoadError
 from ui import cache, state
+from ui.stored import background_panel, find_run, run_label
 from ui.embedding_figures import (block_class_probs, class_map_overlay, embedding_scatter, identifiability_boxes,
                                   selected_rows, separability_curves, text_hover, thumbnail_text, token_class_strip)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
@@ -18,6 +19,7 @@ from ui.widgets import download_button, no_model_message, page_context, sample_s
 WHERE_NAMES = {"resid": "residual stream after the block", "attn_out": "attention sublayer output",
                "mlp_out": "MLP sublayer output"}
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names instead of thumbnails
 
 ctx = page_context()
 st.title("Class embedding")
@@ -112,9 +114,19 @@ with c2:
                             help="The same architecture with freshly initialised weights (seeded): what a network "
                                  "that learned nothing scores. Its prompt head, if any, uses the random encoder too.")
 
+stored = find_run(ctx, "embedding") if where == "resid" else None
+if stored is not None and st.toggle(f"Use the {run_label(stored)}", value=True, key="emb_use_stored",
+                                    help="A precomputed embedding run (residual stream) of this model on this "
+                                         "dataset: every labelled input. Switch off to use the sample size above."):
+    sample, rows = cache.stored_embedding(str(stored.root), stored.manifest.updated, summary_names(m))
+    n, sample_key = len(rows), f"{ds.key}|stored"
+else:
+    if stored is None and where == "resid":
+        background_panel(ctx, "embedding", "the class embeddings")
+    sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
+    sample_key = ds.key
 st.caption(f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
            f"({ctx.match.summary()}).")
-sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
 baseline = None
 if baseline_on:
     try:
@@ -149,6 +161,8 @@ with st.expander("Identifiability rate per block and group"):
 
 # -- embedding map ------------------------------------------------------------------------------------
 def hover_texts() -> list[str]:
+    if len(rows) > HOVER_THUMBNAILS:  # decoding every image of a large stored run for the hover costs too much
+        return [ds.names[i] for i in rows]
     inputs = [ds.inputs[i] for i in rows]
     if spec.modality == "image":
         return [thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
@@ -165,12 +179,12 @@ def embedding_map() -> None:
                            "and t-SNE are fitted per layer: axes and distances do not compare across layers.")
     layer = c2.slider("Layer (0 = embeddings)", 0, L, L, key="emb_layer")
     if method == "pca":
-        mp = cache.embedding_map(ctx.model_key, ds.key, n, "pca", -1, 0, sample.embeddings)
+        mp = cache.embedding_map(ctx.model_key, sample_key, n, "pca", -1, 0, sample.embeddings)
         coords, axis = mp.coords[layer], "PC"
         note = (f"one PCA for all layers (explains {mp.explained.sum():.0%} of the variance of all layers "
                 "together): positions compare across layers")
     else:
-        mp = cache.embedding_map(ctx.model_key, ds.key, n, method, layer, 0, sample.embeddings)
+        mp = cache.embedding_map(ctx.model_key, sample_key, n, method, layer, 0, sample.embeddings)
         coords, axis = mp.coords[0], METHOD_NAMES[method]
         note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
@@ -208,9 +222,9 @@ embedding_map()
 # -- separability -------------------------------------------------------------------------------------
 st.subheader("Separability per layer")
 try:
-    sep = cache.embedding_separability(ctx.model_key, ds.key, n, sample.embeddings, sample.labels)
+    sep = cache.embedding_separability(ctx.model_key, sample_key, n, sample.embeddings, sample.labels)
     sep_base = None if baseline is None else cache.embedding_separability(
-        ctx.model_key + "|random-init", ds.key, n, baseline.embeddings, baseline.labels)
+        ctx.model_key + "|random-init", sample_key, n, baseline.embeddings, baseline.labels)
 except ValueError as e:
     st.warning(f"Separability needs a larger sample: {e}")
 else:

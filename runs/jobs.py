@@ -89,6 +89,20 @@ def read_relevance(run: Run) -> dict:
             "disagreement": disagreement(maps, real)}
 
 
+def read_embedding(run: Run, names: tuple[str, str]):
+    """A finished embedding run as the view's (analysis.embedding.SampleEmbedding, dataset rows [M]), over the
+    M inputs with a label the model knows; names: the (summary token, other tokens) group names."""
+    from analysis.embedding import Identifiability, SampleEmbedding
+
+    a = run.arrays()
+    keep = np.flatnonzero(np.asarray(a["label"]) >= 0)
+    ident = Identifiability(np.asarray(a["identifiability"])[keep].T.astype(np.float64),
+                            np.moveaxis(np.asarray(a["token_identifiability"])[keep], 0, 1).astype(np.float64), names)
+    sample = SampleEmbedding(ident, np.moveaxis(np.asarray(a["summary_scores"])[keep], 0, 1),
+                             np.moveaxis(np.asarray(a["embeddings"])[keep], 0, 1), np.asarray(a["label"])[keep])
+    return sample, np.asarray(a["row"])[keep]
+
+
 def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
     from analysis.relevance import explain
 
@@ -129,6 +143,7 @@ def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
         labels[unknown] = model.logits(model.prepare([inputs[i] for i in unknown])).argmax(-1).cpu().numpy()
     s = embed_sample(model, inputs, labels, where=params["where"], batch_size=params["batch_size"])
     return {"identifiability": s.ident.summary.T.astype(np.float32),              # [n, L]
+            "token_identifiability": np.moveaxis(s.ident.tokens, 1, 0).astype(np.float16),  # [n, L, T]
             "summary_scores": np.moveaxis(s.summary_scores, 1, 0).astype(np.float32),  # [n, L, C]
             "embeddings": np.moveaxis(s.embeddings, 1, 0).astype(np.float32),     # [n, L+1, D]
             "target": labels}

@@ -232,6 +232,15 @@ def stored_arrays(run_root: str, updated: float) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in Run(Path(run_root)).arrays().items()}
 
 
+@st.cache_data(max_entries=2, show_spinner="Reading the stored run…")
+def stored_embedding(run_root: str, updated: float, names: tuple[str, str]):
+    """runs.jobs.read_embedding of a finished run: (SampleEmbedding of the labelled inputs, dataset rows)."""
+    from runs import Run
+    from runs.jobs import read_embedding
+
+    return read_embedding(Run(Path(run_root)), names)
+
+
 @st.cache_data(max_entries=8, show_spinner="Reading the stored run…")
 def stored_tables(run_root: str, updated: float) -> dict:
     """The tables of a finished run ({name: DataFrame})."""

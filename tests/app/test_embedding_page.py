@@ -1,4 +1,5 @@
 """AppTest: the class-embedding view on digits-vit and minilm, its controls, and the paths users can get wrong."""
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
@@ -89,3 +90,21 @@ def test_model_whose_classes_the_dataset_lacks_explains_it(tiny_vit_dir):
     at.switch_page(PAGE).run()
     assert_clean(at)
     assert any("do not include the classes of digits" in w.value for w in at.warning)
+
+
+def test_a_stored_embedding_run_replaces_the_sample(digits_vit):
+    from analysis.embedding import embed_sample
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "embedding", 100, 32), Store())
+    at = open_view(PAGE)
+    assert_clean(at)
+    assert "stored run: 100 inputs of digits (test)" in at.toggle(key="emb_use_stored").label
+    assert any(c.value.startswith("100 of the 360 inputs of digits") for c in at.caption)
+    ref = embed_sample(digits_vit, ds.inputs[:100], ds.labels[:100])
+    rates = next(d.value for d in at.dataframe if "rate" in d.value.columns)
+    want = ref.ident.rates()
+    assert np.allclose(rates["rate"].to_numpy(float), want["rate"].to_numpy(float), atol=1e-6)
+    Store().delete(run.root.name)
