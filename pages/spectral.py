@@ -5,9 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from analysis.spectral import STREAMS, WHATIF, activation_response, model_activation, temperatures
+from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, state
 from ui import spectral_figures as sf
 from ui.figures import head_grid
+from ui.stored import background_panel, find_run, run_label
 from ui.widgets import clicked_head, head_picker, no_model_message, page_context, sample_size_picker, show_figure
 
 TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
@@ -35,6 +37,11 @@ with st.columns(3)[0]:
     n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
 st.caption(ctx.sample_note(n, "Sample (dashed lines)"))
 sample, sample_key = model.prepare(ds.sample(n).inputs), f"{ds.key}/sample{n}"
+stored = find_run(ctx, "spectral")
+if stored is None:
+    background_panel(ctx, "spectral", "the spectral metrics")
+elif not st.toggle(f"Dashed lines at τ = 1 from the {run_label(stored)}", value=True, key="spectral_use_stored"):
+    stored = None
 
 
 def hc_dc_section(cur: dict, smp: dict | None) -> None:
@@ -206,7 +213,13 @@ def temperature_panel() -> None:
              "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
     st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
     cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
-    smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample)
+    if stored is not None and all(t == 1.0 for t in temps):  # the stored run is of the model as trained
+        whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+        smp = {k: np.moveaxis(v, 0, 1) for k, v in whole.items() if k in SPECTRAL_PER_INPUT}
+        smp |= {k: cur[k] for k in ("profile_freq", "state_labels", "state_kinds") if k in cur}
+        st.caption(f"Dashed lines: the {run_label(stored)}.")
+    else:
+        smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample)
     hc_dc_section(cur, smp)
     fourier_section(cur, smp)
     head_section(cur)

@@ -111,3 +111,19 @@ def test_activation_lab_functions():
     assert_clean(at)
     assert at.dataframe[0].value["analytic"].isna().all()
     assert "single tone only" in _captions(at)
+
+
+def test_a_stored_spectral_run_draws_the_dashed_lines(digits_vit):
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    at = _open("digits-vit")
+    assert any(b.label.startswith("Run the spectral metrics on all 360") for b in at.button)
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "spectral", 64, 32), Store())
+    at.run()
+    assert_clean(at)
+    assert "stored run: 64 inputs of digits (test)" in at.toggle(key="spectral_use_stored").label
+    assert any(c.value.startswith("Dashed lines: the stored run: 64 inputs") for c in at.caption)
+    Store().delete(run.root.name)
