@@ -3,12 +3,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.evaluation import accuracy
 from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
-from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure
+from ui.stored import background_panel, find_run, open_input, run_label
+from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
 
+WORST = 20
 ctx = page_context()
 st.title("Model")
 if ctx is None:
@@ -20,22 +21,33 @@ st.caption("What the model is, how well it does on the dataset chosen in the sid
 
 
 def accuracy_panel() -> None:
-    """Accuracy on the sidebar's dataset: the whole split of a bundled set, a sample of the user's own data (on
-    request), over the inputs whose class the model knows."""
+    """Accuracy on the sidebar's dataset over the inputs whose class the model knows: from a stored predictions
+    run when there is one, else the whole split of a bundled set, or a sample of the user's own data (on
+    request); and the worst-classified inputs."""
     ds, match = ctx.dataset, ctx.match
     st.subheader(f"Accuracy on {ds.name} ({ds.split})")
-    bundled = ds.source in list_datasets()
-    n = len(ds)
-    if not bundled:
-        n = sample_size_picker(len(ds), 256, key=f"model_n_{ds.key}", label="Inputs to evaluate")
-        asked = (ctx.model_key, ds.key, n)
-        st.button("Evaluate", key="model_evaluate",
-                  on_click=lambda: st.session_state.setdefault("model_evaluated", set()).add(asked))
-        if asked not in st.session_state.get("model_evaluated", set()):
-            st.info(f"Press **Evaluate** to run {spec.name} on {n} inputs of {ds.name}.")
-            return
-    probs = cache.dataset_probs(ctx.model_key, ds.key, n, ds, ctx.model)
-    true = match.to_model(ds.labels[ds.sample_rows(n)])
+    stored = find_run(ctx, "predictions")
+    if stored is not None and st.toggle(f"Use the {run_label(stored)}", value=True, key="model_use_stored"):
+        a = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+        rows, true, pred, true_prob = a["row"], a["label"], a["top_classes"][:, 0], a["true_prob"]
+        note = f"Evaluated: the {run_label(stored)}."
+    else:
+        n = len(ds)
+        if ds.source not in list_datasets():
+            if stored is None:
+                background_panel(ctx, "predictions", "the model")
+            n = sample_size_picker(len(ds), 256, key=f"model_n_{ds.key}", label="Inputs to evaluate")
+            asked = (ctx.model_key, ds.key, n)
+            st.button("Evaluate", key="model_evaluate",
+                      on_click=lambda: st.session_state.setdefault("model_evaluated", set()).add(asked))
+            if asked not in st.session_state.get("model_evaluated", set()):
+                st.info(f"Press **Evaluate** to run {spec.name} on {n} inputs of {ds.name}.")
+                return
+        probs = cache.dataset_probs(ctx.model_key, ds.key, n, ds, ctx.model)
+        rows = ds.sample_rows(n)
+        true, pred = match.to_model(ds.labels[rows]), probs.argmax(-1)
+        true_prob = np.where(true >= 0, probs[np.arange(len(rows)), np.clip(true, 0, None)], np.nan)
+        note = ctx.sample_note(n, "Evaluated")
     known = true >= 0
     if not known.any():
         st.info(f"{ds.name} has no labels, so accuracy cannot be measured; the class-embedding and importance "
@@ -43,18 +55,40 @@ def accuracy_panel() -> None:
                 f"None of {ds.name}'s classes match {spec.name}'s, so accuracy cannot be measured. The sidebar's "
                 "label mapping shows both sides.")
         return
-    pred = probs.argmax(-1)
-    st.metric(f"{int(known.sum())} labelled inputs of {ds.name}", f"{accuracy(probs[known], true[known]):.1%}",
-              help=("Never used for training. " if (ds.source, ds.split) == (spec.dataset, "test") else "") + "Text models with a prompt head: zero-shot.")
-    st.caption(ctx.sample_note(n, "Evaluated"))
+    st.metric(f"{int(known.sum())} labelled inputs of {ds.name}", f"{float((pred[known] == true[known]).mean()):.1%}",
+              help=("Never used for training. " if (ds.source, ds.split) == (spec.dataset, "test") else "")
+              + "Text models with a prompt head: zero-shot.")
+    st.caption(note)
     classes = np.unique(true[known])
     per_class = pd.DataFrame({
         "class": [spec.class_names[c] for c in classes],
         "n": [int((true == c).sum()) for c in classes],
         "accuracy": [float((pred[true == c] == c).mean()) for c in classes]})
-    st.dataframe(per_class, hide_index=True, width="stretch",
+    st.dataframe(per_class, hide_index=True, width="stretch", height=min(400, 40 + 35 * len(per_class)),
                  column_config={"accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                             max_value=1)})
+    worst_inputs(np.asarray(rows), true, pred, true_prob)
+
+
+def worst_inputs(rows: np.ndarray, true: np.ndarray, pred: np.ndarray, true_prob: np.ndarray) -> None:
+    """The labelled inputs with the lowest probability of their true class; select one to open it."""
+    ds = ctx.dataset
+    order = np.flatnonzero(true >= 0)
+    order = order[np.argsort(true_prob[order], kind="stable")][:WORST]
+    table = pd.DataFrame({"dataset row": rows[order], "input": [ds.names[r] for r in rows[order]],
+                          "label": [spec.class_names[c] for c in true[order]],
+                          "predicted": [spec.class_names[c] for c in pred[order]],
+                          "p(label)": true_prob[order]})
+    st.markdown(f"**The {len(order)} worst-classified inputs** (lowest probability of the true class); select one "
+                "to open it.")
+    event = st.dataframe(table, hide_index=True, width="stretch", height=250, on_select="rerun",
+                         selection_mode="single-row", key="model_worst")
+    picked = event.selection.rows if event else []
+    if picked:
+        row = int(table["dataset row"].iloc[picked[0]])
+        st.button(f"Open {ds.names[row]} as the current input", key="model_open_input", on_click=open_input,
+                  args=(ds.key, row, spec.modality))
+    download_button(table, "worst_classified", key="dl_model_worst")
 
 
 left, right = st.columns([1, 1])

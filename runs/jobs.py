@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.evaluation import predict
 from data import Dataset, load_dataset, match_labels
 from models import HookedModel, load_model
 from runs.store import Manifest, Run, Store, StoreError, run_key
@@ -149,6 +150,30 @@ def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
             "target": labels}
 
 
+TOP_K = 5
+
+
+def _predictions(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
+    """Per input: the top-5 classes and probabilities, and the probability and loss of the true class (NaN
+    where the label is unknown)."""
+    probs = predict(model, chunk.dataset.inputs, batch_size=params["batch_size"])  # [n, C]
+    k = min(TOP_K, probs.shape[1])
+    top = np.argsort(-probs, axis=1)[:, :k]
+    known = chunk.labels >= 0
+    true_prob = np.where(known, probs[np.arange(len(probs)), np.clip(chunk.labels, 0, None)], np.nan)
+    return {"top_classes": top, "top_probs": np.take_along_axis(probs, top, 1).astype(np.float32),
+            "true_prob": true_prob.astype(np.float32), "loss": (-np.log(np.clip(true_prob, 1e-12, 1))).astype(np.float32)}
+
+
+def _predictions_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
+    """Accuracy per class over the inputs with a known label."""
+    label, pred = np.asarray(arrays["label"]), np.asarray(arrays["top_classes"])[:, 0]
+    classes = np.unique(label[label >= 0])
+    return {"per_class": pd.DataFrame({"class": [model.spec.class_names[c] for c in classes],
+                                       "n": [int((label == c).sum()) for c in classes],
+                                       "accuracy": [float((pred[label == c] == c).mean()) for c in classes]})}
+
+
 FAITHFULNESS_STEPS = 16
 
 
@@ -207,6 +232,8 @@ class Job:
 
 
 JOBS = {
+    "predictions": Job("predictions", "top-5 classes and probabilities, probability and loss of the true class [N]; "
+                       "accuracy per class", _predictions, lambda model, methods: {}, _predictions_tables),
     "importance": Job("importance", "per-input ablation deltas of every head under each metric, and the gradient "
                       "score [N, L, H]", _importance,
                       lambda model, methods: {"metrics": list(_importance_metrics(model))}, _importance_tables),

@@ -113,3 +113,21 @@ def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
     at.button(key="runs_delete").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert run.root.name not in list(Store().index()["key"])
+
+
+def test_model_view_uses_a_stored_predictions_run_and_lists_the_worst_inputs(digits_vit):
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "predictions", None, 32), Store())
+    at = _app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    assert "stored run: 360 inputs of digits (test)" in at.toggle(key="model_use_stored").label
+    probs = digits_vit.logits(digits_vit.prepare(ds.inputs)).softmax(-1).numpy()
+    assert at.metric[0].value == f"{(probs.argmax(-1) == ds.labels).mean():.1%}"
+    worst = next(d.value for d in at.dataframe if "p(label)" in d.value.columns)
+    p_true = probs[range(len(ds)), ds.labels]
+    assert int(worst["dataset row"].iloc[0]) == int(p_true.argmin())
+    Store().delete(run.root.name)
