@@ -6,7 +6,7 @@ import streamlit as st
 
 from analysis.importance import GRADIENT, ablation_cost, agreement, per_class_frame, scores_frame, summarise
 from ui import cache, state
-from ui.stored import background_panel, find_run, open_input, run_label
+from ui.stored import background_panel, find_run, input_table, run_label
 from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
                                    pruning_curves_figure, score_grid, score_meaning, signed_note)
 from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
@@ -135,14 +135,7 @@ def top_inputs() -> None:
                           metric_label(quality): values[order]})
     st.caption(f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
                f"head {head} is removed. Select a row to open that input in the sidebar.")
-    event = st.dataframe(table, hide_index=True, width="stretch", height=260, on_select="rerun",
-                         selection_mode="single-row", key=f"imp_top_{layer}_{head}_{quality}")
-    picked = event.selection.rows if event else []
-    if picked:
-        row = int(table["dataset row"].iloc[picked[0]])
-        st.button(f"Open {ds.names[row]} as the current input", key="imp_open_input", on_click=open_input,
-                  args=(ds.key, row, spec.modality))
-    download_button(table, f"inputs_by_L{layer}H{head}_{quality}", key="dl_imp_top")
+    input_table(table, ds, spec.modality, f"imp_top_{layer}_{head}_{quality}", f"inputs_by_L{layer}H{head}_{quality}")
 
 
 st.subheader("Inputs where the selected head matters most")

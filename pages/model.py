@@ -6,8 +6,8 @@ import streamlit as st
 from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
-from ui.stored import background_panel, find_run, open_input, run_label
-from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
+from ui.stored import background_panel, find_run, input_table, run_label
+from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure
 
 WORST = 20
 ctx = page_context()
@@ -81,14 +81,7 @@ def worst_inputs(rows: np.ndarray, true: np.ndarray, pred: np.ndarray, true_prob
                           "p(label)": true_prob[order]})
     st.markdown(f"**The {len(order)} worst-classified inputs** (lowest probability of the true class); select one "
                 "to open it.")
-    event = st.dataframe(table, hide_index=True, width="stretch", height=250, on_select="rerun",
-                         selection_mode="single-row", key="model_worst")
-    picked = event.selection.rows if event else []
-    if picked:
-        row = int(table["dataset row"].iloc[picked[0]])
-        st.button(f"Open {ds.names[row]} as the current input", key="model_open_input", on_click=open_input,
-                  args=(ds.key, row, spec.modality))
-    download_button(table, "worst_classified", key="dl_model_worst")
+    input_table(table, ds, spec.modality, "model_worst", "worst_classified", height=250)
 
 
 left, right = st.columns([1, 1])

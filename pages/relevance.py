@@ -7,7 +7,7 @@ import streamlit as st
 from analysis.faithfulness import RANDOM
 from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
 from ui import cache
-from ui.stored import background_panel, find_run, open_input, run_label
+from ui.stored import background_panel, find_run, input_table, run_label
 from ui.relevance_figures import (colour_limits, conservation_figure, curves_figure, faithfulness_display,
                                   gallery_figure, highlight_best, overlay_grid, shares, token_grids)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
@@ -155,14 +155,7 @@ def stored_panel() -> None:
                                                                              rel["disagreement"][top])]),
                     "rows: the inputs of the whole stored run where the methods agree least; each map on its own "
                     "scale.", None, "relevance_stored_disagreement", key="rel_stored_gallery")
-    event = st.dataframe(table, hide_index=True, width="stretch", height=260, on_select="rerun",
-                         selection_mode="single-row", key="rel_stored_table")
-    picked = event.selection.rows if event else []
-    if picked:
-        row = int(table["dataset row"].iloc[picked[0]])
-        st.button(f"Open {ds.names[row]} as the current input", key="rel_open_input", on_click=open_input,
-                  args=(ds.key, row, spec.modality))
-    download_button(table, "relevance_stored_disagreement", key="dl_rel_stored")
+    input_table(table, ds, spec.modality, "rel_stored_table", "relevance_stored_disagreement")
 
 
 stored_panel()

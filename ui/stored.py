@@ -151,3 +151,18 @@ def open_input(ds_key: str, row: int, modality: str) -> None:
     st.session_state[f"{state.SOURCE}_{modality}"] = "dataset"
     st.session_state[state.BROWSE] = "index"
     st.session_state[f"{state.INDEX}_{ds_key}"] = int(row)
+
+
+def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, height: int = 260) -> None:
+    """A table of dataset inputs (column "dataset row"): selecting a row offers to open that input in the
+    sidebar; the table downloads as name.csv."""
+    from ui.widgets import download_button
+
+    event = st.dataframe(table, hide_index=True, width="stretch", height=height, on_select="rerun",
+                         selection_mode="single-row", key=key)
+    picked = event.selection.rows if event else []
+    if picked:
+        row = int(table["dataset row"].iloc[picked[0]])
+        st.button(f"Open {ds.names[row]} as the current input", key=f"{key}_open", on_click=open_input,
+                  args=(ds.key, row, modality))
+    download_button(table, name, key=f"dl_{key}")

@@ -1,4 +1,6 @@
 """Shared AppTest helpers: open a view through app.py on a model, and check it ran cleanly."""
+import contextlib
+
 from streamlit.testing.v1 import AppTest
 
 from ui.navigation import PAGES_DIR
@@ -31,3 +33,19 @@ def assert_clean(at: AppTest) -> None:
 def widget(widgets, label: str):
     """The first widget whose label starts with `label`."""
     return next(w for w in widgets if w.label.startswith(label))
+
+
+@contextlib.contextmanager
+def stored_run(model, analysis: str, n: int | None, batch_size: int = 32, methods=("rollout", "grad_rollout", "attnlrp")):
+    """A finished run of `analysis` of the built-in digits-vit `model` on the digits test split in the app's
+    store (HEADSCOPE_STORE), deleted afterwards."""
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import manifest_for, run_job
+
+    ds = load_dataset("digits", "test")
+    run = run_job(model, ds, manifest_for(model, "digits-vit", ds, analysis, n, batch_size, methods), Store())
+    try:
+        yield run
+    finally:
+        Store().delete(run.root.name)

@@ -7,7 +7,7 @@ from data import load_dataset
 from models import HookedModel
 from ui import state
 from ui.attention_figures import default_query, overview_mosaic, query_maps, query_options
-from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
+from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, stored_run, widget
 
 
 
@@ -132,16 +132,10 @@ def test_saved_folder_model_without_bundled_dataset(tiny_vit_dir):
 
 
 def test_distance_from_a_stored_run(digits_vit):
-    from data import load_dataset
-    from runs import Store
-    from runs.jobs import manifest_for, run_job
-
     at = open_view("pages/attention.py")
     assert any(b.label.startswith("Run the attention statistics on all 360") for b in at.button)
-    ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 200, 32), Store())
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.toggle(key="attn_use_stored").value
-    assert "stored run: 200 inputs of digits (test)" in at.toggle(key="attn_use_stored").label
-    Store().delete(run.root.name)
+    with stored_run(digits_vit, "attention", 200):
+        at.run()
+        assert_clean(at)
+        assert at.toggle(key="attn_use_stored").value
+        assert "stored run: 200 inputs of digits (test)" in at.toggle(key="attn_use_stored").label

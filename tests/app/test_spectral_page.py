@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import state
-from tests.app.helpers import assert_clean, open_view
+from tests.app.helpers import assert_clean, open_view, stored_run
 
 PAGE = "pages/spectral.py"
 SECTIONS = ["Attention temperature", "High- vs low-frequency energy per layer",
@@ -114,16 +114,10 @@ def test_activation_lab_functions():
 
 
 def test_a_stored_spectral_run_draws_the_dashed_lines(digits_vit):
-    from data import load_dataset
-    from runs import Store
-    from runs.jobs import manifest_for, run_job
-
     at = _open("digits-vit")
     assert any(b.label.startswith("Run the spectral metrics on all 360") for b in at.button)
-    ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "spectral", 64, 32), Store())
-    at.run()
-    assert_clean(at)
-    assert "stored run: 64 inputs of digits (test)" in at.toggle(key="spectral_use_stored").label
-    assert any(c.value.startswith("Dashed lines: the stored run: 64 inputs") for c in at.caption)
-    Store().delete(run.root.name)
+    with stored_run(digits_vit, "spectral", 64):
+        at.run()
+        assert_clean(at)
+        assert "stored run: 64 inputs of digits (test)" in at.toggle(key="spectral_use_stored").label
+        assert any(c.value.startswith("Dashed lines: the stored run: 64 inputs") for c in at.caption)
