@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when what a job stores changes: runs of another version are not reused or shown
 DEFAULT_STORE = "headscope-runs"
 
 
@@ -265,22 +265,25 @@ class Store:
         return [Run(p) for p in sorted(self.root.iterdir()) if (p / "manifest.json").exists()]
 
     def find(self, key: str) -> Run | None:
-        """The finished run of this key, or None."""
+        """The finished run of this key (in this format version), or None."""
         run = self.run(key)
         try:
-            return run if run.manifest.state == "done" else None
+            m = run.manifest
+            return run if m.state == "done" and m.format_version == FORMAT_VERSION else None
         except StoreError:
             return None
 
     def index(self) -> pd.DataFrame:
-        """One row per run: key, analysis, model, dataset, split, inputs, done, state, size, created, updated."""
+        """One row per run: key, analysis, model, dataset, split, inputs, done, state (running, interrupted, done,
+        failed, cancelled, or outdated: written by another result-format version), size, created, updated."""
         rows = []
         for run in self.runs():
             try:
                 m = run.manifest
             except StoreError:
                 continue
-            state = m.state if not (m.state == "running" and not run.is_locked()) else "interrupted"
+            state = "outdated" if m.format_version != FORMAT_VERSION else \
+                "interrupted" if m.state == "running" and not run.is_locked() else m.state
             rows.append({"key": m.key, "analysis": m.analysis, "model": m.model, "dataset": m.dataset,
                          "split": m.split, "inputs": m.n_inputs, "done": m.done_inputs, "state": state,
                          "params": json.dumps(m.params, sort_keys=True), "size_mb": run.size_bytes() / 2**20,

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from runs import Run, Store
+from runs.store import FORMAT_VERSION
 from runs.jobs import BACKGROUND_BATCH, JOBS, dataset_fingerprint, model_fingerprint
 from ui import state
 
@@ -42,7 +43,8 @@ def find_run(ctx, analysis: str) -> Run | None:
         except Exception:  # noqa: BLE001 - a damaged run folder is skipped here and shown on the Runs page
             continue
         params = {k: v for k, v in m.params.items() if k not in FREE_PARAMS}
-        if (m.state == "done" and m.analysis == analysis and m.model_fingerprint == fingerprint
+        if (m.state == "done" and m.format_version == FORMAT_VERSION and m.analysis == analysis
+                and m.model_fingerprint == fingerprint
                 and m.dataset_key in (data, ctx.dataset.key) and json.dumps(params, sort_keys=True) == want
                 and (best is None or m.n_inputs > best.manifest.n_inputs)):
             best = run
@@ -146,11 +148,15 @@ def _cancel(pid: int) -> None:
         pass
 
 
+OPENED = "_opened_input"  # set by open_input: the table's fragment then reruns the whole app (the sidebar)
+
+
 def open_input(ds_key: str, row: int, modality: str) -> None:
     """Button callback: make dataset row `row` the sidebar's current input (browse by index)."""
     st.session_state[f"{state.SOURCE}_{modality}"] = "dataset"
     st.session_state[state.BROWSE] = "index"
     st.session_state[f"{state.INDEX}_{ds_key}"] = int(row)
+    st.session_state[OPENED] = True
 
 
 def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, height: int = 260) -> None:
@@ -166,3 +172,5 @@ def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, hei
         st.button(f"Open {ds.names[row]} as the current input", key=f"{key}_open", on_click=open_input,
                   args=(ds.key, row, modality))
     download_button(table, name, key=f"dl_{key}")
+    if st.session_state.pop(OPENED, False):  # inside a fragment only the fragment reran: redraw the sidebar too
+        st.rerun()

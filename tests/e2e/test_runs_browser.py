@@ -23,6 +23,19 @@ def test_background_run_survives_a_page_switch(app_url, page):
     assert page.get_by_role("heading", name="Per class").is_visible()
     assert not page.get_by_text("Traceback").count()
 
+    # select the input where head (0, 0) matters most and open it in the sidebar
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # the first row's selection box
+    wait_idle(page)
+    button = page.get_by_role("button", name="Open digits #")
+    button.wait_for(timeout=60_000)
+    row = button.inner_text().split("#")[1].split()[0]
+    button.click()
+    wait_idle(page)
+    assert page.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").first.input_value() == row
+
     page.locator("[data-testid='stSidebarNav'] a", has_text="Runs").click()
     wait_idle(page)
     assert page.get_by_text("importance").first.is_visible()
