@@ -306,9 +306,10 @@ def manifest_for(model: HookedModel, model_name: str, ds: Dataset, analysis: str
     job = JOBS[analysis]
     rows = run_rows(ds, n)
     params = job.defaults(model, methods) | {"batch_size": int(batch_size), "n": int(len(rows))}
-    key = run_key(model_fingerprint(model), dataset_fingerprint(ds), analysis, params)
+    data = dataset_fingerprint(ds)
+    key = run_key(model_fingerprint(model), data, analysis, params)
     return Manifest(key=key, analysis=analysis, model=model_name, model_fingerprint=model_fingerprint(model),
-                    dataset=ds.source, dataset_key=ds.key, split=ds.split, params=params, n_inputs=len(rows),
+                    dataset=ds.source, dataset_key=data, split=ds.split, params=params, n_inputs=len(rows),
                     chunk_size=int(chunk_size or batch_size * -(-CHUNK_INPUTS // batch_size)))
 
 

@@ -52,7 +52,8 @@ def run_key(model_fingerprint: str, dataset_key: str, analysis: str, params: dic
 
 @dataclass
 class Manifest:
-    """What a run is and where it stands. state: "running", "done", "failed" or "cancelled"."""
+    """What a run is and where it stands. dataset_key: the dataset's fingerprint (runs.jobs.dataset_fingerprint);
+    state: "running", "done", "failed" or "cancelled"."""
 
     key: str
     analysis: str

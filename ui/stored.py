@@ -30,9 +30,6 @@ def store() -> Store:
 def find_run(ctx, analysis: str) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
     sample size and batch size; the largest wins), or None."""
-    index = store().index()
-    if index.empty:
-        return None
     want = json.dumps({k: v for k, v in JOBS[analysis].defaults(ctx.model, ()).items() if k not in FREE_PARAMS},
                       sort_keys=True)
     fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
@@ -45,7 +42,7 @@ def find_run(ctx, analysis: str) -> Run | None:
         params = {k: v for k, v in m.params.items() if k not in FREE_PARAMS}
         if (m.state == "done" and m.format_version == FORMAT_VERSION and m.analysis == analysis
                 and m.model_fingerprint == fingerprint
-                and m.dataset_key in (data, ctx.dataset.key) and json.dumps(params, sort_keys=True) == want
+                and m.dataset_key == data and json.dumps(params, sort_keys=True) == want
                 and (best is None or m.n_inputs > best.manifest.n_inputs)):
             best = run
     return best
@@ -76,14 +73,14 @@ def start_background(ctx, analysis: str) -> None:
 
 def _progress(ctx, analysis: str) -> tuple[int, int, str] | None:
     """(done, total, state) of the newest run of this model, dataset and analysis in the store, or None."""
-    fingerprint = model_fingerprint(ctx.model)
+    fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
     newest = None
     for run in store().runs():
         try:
             m = run.manifest
         except Exception:  # noqa: BLE001
             continue
-        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == ctx.dataset.key \
+        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data \
                 and (newest is None or m.updated > newest.updated):
             newest = m
     return None if newest is None else (newest.done_inputs, newest.n_inputs, newest.state)
