@@ -12,7 +12,10 @@ st.markdown(
     "(Vision Transformers trained here on scikit-learn's handwritten digits and on synthetic shapes with known "
     "masks) and **minilm** (the all-MiniLM-L6-v2 sentence encoder); it also loads any Hugging Face ViT, DeiT "
     "or BERT-family model from a folder or the hub.")
-st.markdown("**Start here:** pick a model and an input in the sidebar, then open a view.")
+st.markdown("**Start here:** pick a model and an input in the sidebar, then open a view. Your own data: choose "
+            "**Dataset → Open a folder or file…** (an image folder with one sub-folder per class, a CSV/JSONL/"
+            "Parquet table, or a `datasets` folder). Whole datasets: `python -m headscope precompute` (or a view's "
+            "background run) stores the results, and the views show them at once.")
 
 present = {v.file for v in available_views()}
 for view in VIEWS[1:]:
