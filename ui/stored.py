@@ -71,59 +71,70 @@ def start_background(ctx, analysis: str) -> None:
     st.session_state.setdefault(JOBS_KEY, {})[(ctx.model_key, ctx.dataset.key, analysis)] = (proc.pid, out.name)
 
 
-def _progress(ctx, analysis: str) -> tuple[int, int, str] | None:
-    """(done, total, state) of the newest run of this model, dataset and analysis in the store, or None."""
+def _matching(ctx, analysis: str) -> list[Run]:
+    """Every run in the store of this model, dataset and analysis, newest first."""
     fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
-    newest = None
+    found = []
     for run in store().runs():
         try:
             m = run.manifest
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a damaged run folder is shown on the Runs page
             continue
-        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data \
-                and (newest is None or m.updated > newest.updated):
-            newest = m
-    return None if newest is None else (newest.done_inputs, newest.n_inputs, newest.state)
+        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data:
+            found.append((m.updated, run))
+    return [run for _, run in sorted(found, key=lambda x: -x[0])]
+
+
+def _active(ctx, analysis: str) -> Run | None:
+    """The run of this model, dataset and analysis that a process is writing now (it holds the run's lock)."""
+    return next((r for r in _matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
 
 
 def background_panel(ctx, analysis: str, what: str) -> None:
-    """'Run on the whole dataset in the background', and while it runs a progress bar (re-read every second
-    from the store, so it survives page switches and reloads of this session) with Cancel."""
+    """'Run on the whole dataset in the background', and while a run of this model, dataset and analysis is
+    being written (started here, in another session or on the command line) a progress bar re-read every
+    second from the store, so it survives page switches and reloads, with Cancel."""
     if ctx.model_key != ctx.model_name:
         st.caption("Background runs use the model's own label set; restore it in the sidebar to start one.")
         return
-    jobs = st.session_state.get(JOBS_KEY, {})
-    job = jobs.get((ctx.model_key, ctx.dataset.key, analysis))
-    if job is None:
+    started = st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
+    if started is None and _active(ctx, analysis) is None:
         st.button(f"Run {what} on all {len(ctx.dataset)} inputs in the background", key=f"bg_start_{analysis}",
                   on_click=start_background, args=(ctx, analysis),
                   help="Starts `python -m headscope precompute` in a separate process; the result is stored "
                        f"(in {store().root}) and shown here when it is done, also after a restart.")
         return
-    follow(ctx, analysis, job)
+    follow(ctx, analysis)
 
 
 @st.fragment(run_every=1.0)
-def follow(ctx, analysis: str, job: tuple[int, str]) -> None:
-    pid, log = job
-    alive = _alive(pid)
-    prog = _progress(ctx, analysis)
-    done, total, run_state = prog if prog else (0, len(ctx.dataset), "starting")
-    if run_state == "done" or (not alive and prog is None):
-        st.session_state[JOBS_KEY].pop((ctx.model_key, ctx.dataset.key, analysis), None)
-        if run_state != "done":
-            st.error(f"The background run stopped before it wrote anything; its log: {log}\n\n"
-                     + Path(log).read_text()[-800:])
-            return
-        st.rerun()
-    if not alive:
-        st.session_state[JOBS_KEY].pop((ctx.model_key, ctx.dataset.key, analysis), None)
-        st.warning(f"The background run ended as {run_state} at {done}/{total} inputs; start it again to resume "
-                   f"from there. Log: {log}")
-        return
+def follow(ctx, analysis: str) -> None:
+    key = (ctx.model_key, ctx.dataset.key, analysis)
+    started = st.session_state.get(JOBS_KEY, {}).get(key)  # (pid, log) when this session started it
+    active = _active(ctx, analysis)
     c1, c2 = st.columns([4, 1])
-    c1.progress(done / max(total, 1), text=f"Background run of {analysis}: {done}/{total} inputs ({run_state})")
-    c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(pid,))
+    if active is not None:
+        m = active.manifest
+        c1.progress(m.done_inputs / max(m.n_inputs, 1),
+                    text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs")
+        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(active.holder_pid(),))
+        return
+    if started is not None and _alive(started[0]):  # the process is still loading the model and the data
+        c1.progress(0.0, text=f"Background run of {analysis}: starting…")
+        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(started[0],))
+        return
+    st.session_state.get(JOBS_KEY, {}).pop(key, None)
+    newest = next(iter(_matching(ctx, analysis)), None)
+    state = newest.manifest.state if newest is not None else None
+    if started is not None and state is None:
+        st.error(f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
+                 + Path(started[1]).read_text()[-800:])
+    elif started is not None and state != "done":
+        m = newest.manifest
+        st.warning(f"The background run ended as {state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
+                   f"to resume from there. Log: {started[1]}")
+    else:
+        st.rerun()  # finished (or ended elsewhere): the view now finds the stored run or offers a new one
 
 
 def _alive(pid: int) -> bool:
@@ -138,9 +149,13 @@ def _alive(pid: int) -> bool:
             return False
 
 
-def _cancel(pid: int) -> None:
+def _cancel(pid: int | None) -> None:
+    """Stop a run's process (SIGTERM: it marks the run cancelled); its process group when it leads one (runs
+    started by the app), else the process itself (runs started on the command line)."""
+    if pid is None:
+        return
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGTERM) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGTERM)
     except OSError:
         pass
 

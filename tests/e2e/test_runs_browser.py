@@ -1,4 +1,5 @@
-"""Real browser: start a background run of head importance, leave the view, come back to the stored result."""
+"""Real browser: start a background run of head importance, reload, leave the view, come back to the stored
+result, and open the input where a head matters most."""
 import pytest
 
 from runs import Store
@@ -10,8 +11,11 @@ pytestmark = pytest.mark.e2e
 def test_background_run_survives_a_page_switch(app_url, page):
     open_view(page, app_url, "importance")
     page.get_by_role("button", name="Run head importance on all 360 inputs in the background").click()
-    page.get_by_text("Background run of importance").first.wait_for(timeout=60_000)
+    page.get_by_text("/360 inputs").first.wait_for(timeout=120_000)  # the run's process holds its lock
     assert page.get_by_role("button", name="Cancel").is_visible()
+    page.reload()  # a new session finds the running run in the store
+    page.get_by_text("Background run of importance").or_(page.get_by_text("Show the stored run")).first.wait_for(
+        timeout=120_000)
 
     page.locator("[data-testid='stSidebarNav'] a", has_text="Model").click()
     wait_idle(page)
