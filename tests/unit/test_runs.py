@@ -257,3 +257,8 @@ def test_run_rows_cover_all_or_the_views_sample(digits):
     assert np.array_equal(run_rows(digits, None), np.arange(len(digits)))
     assert np.array_equal(run_rows(digits, 10), digits.sample_rows(10))
 
+
+
+def test_cli_app_starts_streamlit_on_app_py(capfd):
+    assert headscope.main(["app", "--help"]) == 0  # `streamlit run app.py --help`: streamlit's own options
+    assert "--server.port" in capfd.readouterr().out
