@@ -187,6 +187,9 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     else:
         if source not in bundled:
             state.remember_dataset(source, ds.modality)
+            st.button("Re-read the files", key="dataset_reread", on_click=cache.get_dataset.clear,
+                      help="The listing is kept while the app runs; re-read it after adding, removing or "
+                           "changing files.")
     match = match_labels(spec.class_names, ds.class_names)
     _dataset_status(ds, match)
     return ds, match

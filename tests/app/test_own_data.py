@@ -114,3 +114,17 @@ def test_text_table_on_minilm(tmp_path):
     at.button(key="model_evaluate").click().run()
     assert_clean(at)
     assert at.metric[0].label.startswith("10 labelled inputs")
+
+
+def test_re_read_picks_up_new_files(tmp_path):
+    ds = load_dataset("digits", "test")
+    for i in range(5):
+        ds.inputs[i].save(tmp_path / f"{i}.png")
+    at = _open(open_view("pages/model.py"), tmp_path)
+    assert any("5 image inputs" in c.value for c in at.sidebar.caption)
+    ds.inputs[5].save(tmp_path / "5.png")
+    at.run()
+    assert any("5 image inputs" in c.value for c in at.sidebar.caption)  # the listing is kept
+    at.sidebar.button(key="dataset_reread").click().run()
+    assert not at.exception
+    assert any("6 image inputs" in c.value for c in at.sidebar.caption)
