@@ -131,3 +131,11 @@ def test_model_view_uses_a_stored_predictions_run_and_lists_the_worst_inputs(dig
     p_true = probs[range(len(ds)), ds.labels]
     assert int(worst["dataset row"].iloc[0]) == int(p_true.argmin())
     Store().delete(run.root.name)
+
+
+def test_streamlit_config_turns_off_the_watcher_and_telemetry():
+    import tomllib
+    from pathlib import Path
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["fileWatcherType"] == "none" and cfg["browser"]["gatherUsageStats"] is False

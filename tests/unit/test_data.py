@@ -100,10 +100,3 @@ def test_text_inputs_empty_and_too_long(minilm):
     assert batch.notes and "truncated" in batch.notes[0] and "256" in batch.notes[0]
     assert minilm.prepare(["fine"]).notes == []
 
-
-def test_streamlit_config_turns_off_the_watcher_and_telemetry():
-    import tomllib
-    from pathlib import Path
-
-    cfg = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
-    assert cfg["server"]["fileWatcherType"] == "none" and cfg["browser"]["gatherUsageStats"] is False
