@@ -3,13 +3,12 @@ import streamlit as st
 
 from data import DatasetError
 from ui import state
-from ui.navigation import available_views
+from ui.navigation import pages
 from ui.widgets import sidebar
 
 st.set_page_config(page_title="HeadScope", page_icon=":material/visibility:", layout="wide")
 
-pages = [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
-router = st.navigation(pages)
+router = st.navigation(pages())
 st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
 try:
     router.run()

@@ -38,7 +38,7 @@ VIEWS = [
     View("embedding.py", "Class embedding", ":material/scatter_plot:",
          "Tokens projected through the classifier layer by layer, identifiability per layer, and "
          "PCA/UMAP/t-SNE maps of the embeddings per layer."),
-    View("runs.py", "Runs", ":material/storage:",
+    View("stored_runs.py", "Runs", ":material/storage:",
          "Dataset-scale results computed once (command line or background run) and stored: list, inspect, "
          "download, delete."),
 ]
@@ -47,3 +47,10 @@ VIEWS = [
 def available_views() -> list[View]:
     """The views whose page file is present, in menu order."""
     return [v for v in VIEWS if v.path.exists()]
+
+
+def pages() -> list:
+    """The st.Page of every available view (Home is the default), as app.py's st.navigation takes them."""
+    import streamlit as st
+
+    return [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]

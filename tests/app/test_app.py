@@ -100,7 +100,7 @@ def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
     ds = load_dataset("digits", "test")
     run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 40, 16), Store())
     at = _app()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("pages/stored_runs.py").run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert run.root.name in list(table["key"]) and "done" in list(table["state"])

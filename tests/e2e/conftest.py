@@ -1,4 +1,5 @@
 """Real-browser fixtures: `streamlit run app.py` headless on a free port, driven by Debian's chromium."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -21,9 +22,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url():
-    """Start the app once per test session; yields its URL."""
+@contextlib.contextmanager
+def serve_app():
+    """`streamlit run app.py` headless on a free port, started fresh; yields its URL."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -41,9 +42,18 @@ def app_url():
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Start the app once per test session; yields its URL."""
+    with serve_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Real browser: Home and Model render, switching the model redraws the prediction."""
 import pytest
 
-from tests.e2e.conftest import open_view, wait_idle
+from tests.e2e.conftest import open_view, serve_app, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -62,3 +62,14 @@ def test_upload_a_digit_and_a_corrupt_file(app_url, page):
     alert.first.wait_for(timeout=60_000)
     assert "not an image" in alert.first.inner_text() or "corrupt" in alert.first.inner_text()
     assert not page.get_by_text("Traceback").count()
+
+
+def test_a_fresh_servers_first_request_for_a_view_routes_through_app_py(page):
+    """Streamlit's legacy pages/ discovery would run the view alone and list the raw file names."""
+    with serve_app() as url:
+        page.goto(f"{url}/importance")
+        page.get_by_role("heading", name="Head importance").first.wait_for(timeout=120_000)
+        wait_idle(page)
+        nav = [t.split("\n")[-1] for t in page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()]
+        assert nav[:4] == ["Home", "Model", "Attention", "Head importance"] and "app" not in nav
+        assert page.locator("[data-testid='stSidebar']").get_by_text("Dataset").first.is_visible()
