@@ -1,5 +1,5 @@
 """Faithfulness of relevance maps: do the tokens a map calls relevant really drive the prediction?
-(methods.md section 3, "Faithfulness").
+(docs/methods.md section 3, "Faithfulness").
 
     report = evaluate(model, load_dataset("shapes", "test"), ["rollout", "attnlrp"], n=64, progress=print)
     report.table    # one row per method (plus a seeded random map): AUCs, pointing game, mIoU
@@ -37,7 +37,7 @@ METRICS = {
 }
 
 
-# -- AUCs (the oracles of methods.md) -------------------------------------------------------------------
+# -- AUCs (the oracles of docs/methods.md) -------------------------------------------------------------------
 def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
     """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
     return 100.0 * np.trapezoid(np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1)

@@ -1,4 +1,4 @@
-"""Head importance (methods.md section 2): ablation and gradient scores, partial and cumulative pruning,
+"""Head importance (docs/methods.md section 2): ablation and gradient scores, partial and cumulative pruning,
 agreement between scores, per-class scores.
 
 Every head's output (before the output projection) is multiplied by a gate g[l, h] (1 = unchanged); the

@@ -1,4 +1,4 @@
-"""Attention-pattern summary over a dataset sample (Li et al., VA paper view D; methods.md section 1).
+"""Attention-pattern summary over a dataset sample (Li et al., VA paper view D; docs/methods.md section 1).
 
 Each (input, head) pattern becomes a fixed-size vector (pattern_vectors): the CLS row on the patch grid
 (images; without a prefix token, the mean attention each patch receives), the mean relative-offset

@@ -1,4 +1,4 @@
-"""Oracles of methods.md section 1 on constructed attention, batched == per-input loop, real models."""
+"""Oracles of docs/methods.md section 1 on constructed attention, batched == per-input loop, real models."""
 import itertools
 import math
 

@@ -1,4 +1,4 @@
-"""Class-embedding space (methods.md section 5): oracles on constructed scores and on the real models."""
+"""Class-embedding space (docs/methods.md section 5): oracles on constructed scores and on the real models."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Head importance (methods.md section 2): oracles on real and tiny random models."""
+"""Head importance (docs/methods.md section 2): oracles on real and tiny random models."""
 import numpy as np
 import pandas as pd
 import pytest

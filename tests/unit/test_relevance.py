@@ -1,4 +1,4 @@
-"""Relevance maps: oracles of methods.md section 3 on constructed inputs, LRP rule conservation, and every
+"""Relevance maps: oracles of docs/methods.md section 3 on constructed inputs, LRP rule conservation, and every
 method on every kind of supported model."""
 from types import SimpleNamespace
 
@@ -184,7 +184,7 @@ def test_lrp_forward_equals_plain_forward_and_chefer_conserves(fixture, request)
 
 
 def test_attnlrp_total_relevance_is_the_logit_when_biases_are_zero(tiny_bert_dir, tmp_path):
-    """methods.md: total input relevance ~ target logit with zero biases (here the gap is reported)."""
+    """docs/methods.md: total input relevance ~ target logit with zero biases (here the gap is reported)."""
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     net = BertForSequenceClassification.from_pretrained(tiny_bert_dir)

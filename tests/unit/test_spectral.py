@@ -1,4 +1,4 @@
-"""Spectral analyses (methods.md section 4): oracles on constructed inputs, parity with FFT references,
+"""Spectral analyses (docs/methods.md section 4): oracles on constructed inputs, parity with FFT references,
 the what-if forward against a hand-written forward, and invariants on the built-in models."""
 import math
 
