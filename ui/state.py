@@ -17,7 +17,6 @@ TEXT = "input_text"             # str: the free text
 HEAD = "selected_head"          # (layer, head): the head selected in any view
 QUERY = "selected_query"        # int token index of the query (0 = CLS)
 SIDEBAR_CONTEXT = "_sidebar_context"
-ROUTED = "_routed_through_app"   # bool: a view that ran without app.py already asked for the app's navigation
 DATASET = "dataset"             # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
 SPLIT = "dataset_split"         # (+ "_<source>") the split of a dataset source

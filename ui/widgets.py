@@ -19,7 +19,6 @@ from models import BUILTINS, HookedModel, ModelLoadError, list_models
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, state
-from ui.navigation import pages
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
 OPEN_DATASET = "Open a folder or file…"
@@ -67,23 +66,21 @@ class PageContext:
 
 def page_context() -> PageContext | None:
     """The sidebar's model and input for this run (drawing the sidebar if app.py did not)."""
-    drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
-    if drawn is not None:
-        return drawn[0]
     _use_router()
-    return sidebar()
+    drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
+    return drawn[0] if drawn is not None else sidebar()
 
 
 def _use_router() -> None:
-    """A view ran without app.py: on a fresh server whose first request is /<view>, Streamlit's legacy pages/
-    discovery does that. Declaring the app's navigation (st.navigation, public API) makes the server route
-    through app.py from now on; the rerun lands on the same view. Once per session, so that a view run on
-    its own (AppTest.from_file) goes on to draw its sidebar."""
-    if st.session_state.get(state.ROUTED):
-        return
-    st.session_state[state.ROUTED] = True
-    st.navigation(pages(), position="hidden")
-    st.rerun()
+    """Streamlit's legacy pages/ discovery runs a view without app.py when a fresh server's first request is
+    /<view>; switch the server to app.py's st.navigation and rerun, which lands on the same view. (Private
+    Streamlit API: replacing it with st.navigation from the view lost the first widget change under AppTest;
+    see the closing note.)"""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def sidebar() -> PageContext | None:
