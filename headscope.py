@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     pre.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
     pre.add_argument("--force", action="store_true", help="recompute even if a finished run has the same key")
+    pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (per worker with --ray; default: "
+                                                                "torch's own choice here, 1 per Ray CPU worker)")
+    scale = pre.add_argument_group("scale out on Ray (see the README's Scale out section)")
+    scale.add_argument("--ray", metavar="local|auto|ADDRESS", default=None,
+                       help="compute the chunks on Ray workers: 'local' starts Ray on this machine, 'auto' or "
+                            "host:port joins a running cluster; results and keys are those of a run without --ray")
+    scale.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU of the cluster, "
+                                                                  "else one per --threads CPUs)")
+    scale.add_argument("--retries", type=int, default=2, help="attempts after the first before a shard is given up "
+                                                               "(default 2)")
 
     runs = sub.add_parser("runs", help="list, show, delete or export stored runs")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export"])
@@ -73,18 +83,25 @@ def _precompute(args) -> int:
     from data import DatasetError
     from models import ModelLoadError
     from runs import StoreError, precompute
+    from runs.cluster import ClusterError, ShardsFailed
 
-    if args.n is not None and args.n < 1 or args.batch_size < 1:
-        return _fail("--n and --batch-size must be at least 1.")
+    if min(v for v in (args.n, args.batch_size, args.threads, args.workers, 1) if v is not None) < 1:
+        return _fail("--n, --batch-size, --threads and --workers must be at least 1.")
+    if args.retries < 0:
+        return _fail("--retries must be 0 or more.")
     bars = []
 
-    def progress(analysis: str):
-        bar = tqdm(desc=analysis, unit="input", file=sys.stderr, dynamic_ncols=True)
+    def progress(manifest):
+        bar = tqdm(desc=manifest.analysis, unit="input", file=sys.stderr, dynamic_ncols=True)
         bars.append(bar)
+        if manifest.workers:
+            bar.write(f"{manifest.analysis}: {manifest.n_chunks} shards of {manifest.chunk_size} inputs on "
+                      f"{manifest.workers}", file=sys.stderr)
 
         def update(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
+            bar.set_postfix_str(f"shards {-(-done // manifest.chunk_size)}/{manifest.n_chunks}", refresh=False)
             bar.refresh()
             if done >= total:
                 bar.close()
@@ -93,9 +110,16 @@ def _precompute(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # Cancel from the app: the run is marked cancelled
     try:
         runs = precompute(args.model, args.dataset, args.split, args.analyses, args.methods, args.n, args.batch_size,
-                          args.device, args.store, args.force, progress)
-    except (ModelLoadError, DatasetError, RelevanceError, ValueError) as e:
+                          args.device, args.store, args.force, progress, threads=args.threads, ray=args.ray,
+                          workers=args.workers, retries=args.retries)
+    except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError) as e:
         return _fail(str(e))
+    except ShardsFailed as e:
+        print(f"headscope: {len(e.failures)} shard(s) failed after {args.retries} retries; the other shards are "
+              "stored, and a rerun computes only these:", file=sys.stderr)
+        for name, error in e.failures:
+            print(f"  {name}: {error}", file=sys.stderr)
+        return 1
     except StoreError as e:
         print(f"headscope: {e}", file=sys.stderr)
         return 1

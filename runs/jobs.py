@@ -11,11 +11,12 @@ uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -314,10 +315,47 @@ def manifest_for(model: HookedModel, model_name: str, ds: Dataset, analysis: str
 
 
 # -- running ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    """One chunk of a run to compute: start (its first position in the run), rows [n] dataset rows, labels [n]
+    model class indices (-1 = unknown). Ray workers get shards: indices, never decoded inputs."""
+
+    start: int
+    rows: np.ndarray
+    labels: np.ndarray
+
+    def describe(self, ds: Dataset) -> str:
+        """'inputs 64-127 (first: cat/001.jpg)' for error messages."""
+        first = ds.names[int(self.rows[0])] if len(self.rows) else ""
+        return f"inputs {self.start}-{self.start + len(self.rows) - 1} (first: {first})"
+
+
+def pending_shards(ds: Dataset, manifest: Manifest, done: set[int], class_names: Sequence[str]) -> list[Shard]:
+    """The run's chunks not in `done`, as shards (the run's rows and their labels in the model's classes)."""
+    rows = run_rows(ds, manifest.params["n"])
+    labels = match_labels(class_names, ds.class_names).to_model(np.asarray(ds.labels)[rows])
+    return [Shard(s, rows[s:s + manifest.chunk_size], labels[s:s + manifest.chunk_size])
+            for s in manifest.chunk_starts() if s not in done]
+
+
+def compute_shard(model: HookedModel, ds: Dataset, manifest: Manifest, shard: Shard) -> dict[str, np.ndarray]:
+    """One chunk's per-input arrays [n, ...], with its dataset rows and model labels."""
+    arrays = JOBS[manifest.analysis].compute(model, Chunk(ds.subset(shard.rows), shard.rows, shard.labels, shard.start),
+                                             manifest.params)
+    return arrays | {"row": shard.rows.astype(np.int64), "label": shard.labels}
+
+
+# computes the given shards and yields (start, arrays) as each finishes, in any order; raises after the last
+# one when some could not be computed (runs.cluster.RayExecutor is one)
+Executor = Callable[[list[Shard]], Iterator[tuple[int, dict[str, np.ndarray]]]]
+
+
 def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, force: bool = False,
-            progress: Progress = None, fail_after_chunks: int | None = None) -> Run:
+            progress: Progress = None, fail_after_chunks: int | None = None, executor: Executor | None = None) -> Run:
     """Compute (or resume) one run into the store; returns it finished. A finished run with the same key is
-    returned as it is unless force. fail_after_chunks: stop with an error after that many new chunks (tests)."""
+    returned as it is unless force. Chunks are computed here one after another, or by `executor` (e.g. on a Ray
+    cluster); either way this process alone writes the run. fail_after_chunks: stop with an error after that
+    many new chunks (tests)."""
     found = store.find(manifest.key)
     if found is not None and not force:
         if progress:
@@ -327,37 +365,32 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
     with run.lock():
         if force:
             run.save_manifest(manifest)
-        run.update(state="running", error="")
-        job = JOBS[manifest.analysis]
-        rows = run_rows(ds, manifest.params["n"])
-        match = match_labels(model.spec.class_names, ds.class_names)
         done = set(run.done_chunks())
         finished = sum(min(manifest.chunk_size, manifest.n_inputs - s) for s in done)
+        run.update(state="running", error="", done_inputs=finished, workers=manifest.workers)
+        shards = pending_shards(ds, manifest, done, model.spec.class_names)
         if progress:
             progress(finished, manifest.n_inputs)
         written = 0
         try:
-            for start in manifest.chunk_starts():
-                if start in done:
-                    continue
-                part = rows[start:start + manifest.chunk_size]
-                sub = ds.subset(part)
-                arrays = job.compute(model, Chunk(sub, part, match.to_model(sub.labels), start), manifest.params)
-                arrays |= {"row": part.astype(np.int64), "label": match.to_model(sub.labels)}
+            results = executor(shards) if executor else ((s.start, compute_shard(model, ds, manifest, s)) for s in shards)
+            for start, arrays in results:
                 run.write_chunk(start, arrays)
-                finished += len(part)
+                finished += len(arrays["row"])
                 run.update(done_inputs=finished)
                 if progress:
                     progress(finished, manifest.n_inputs)
                 written += 1
                 if fail_after_chunks is not None and written >= fail_after_chunks:
                     raise RuntimeError(f"stopped after {written} chunk(s) (fault injection)")
+
             def tables(arrays: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
                 names = np.asarray(ds.names)[np.asarray(arrays["row"])]
                 label = np.asarray(arrays["label"])
                 inputs = pd.DataFrame({"row": arrays["row"], "name": names, "label": label,
                                        "label_name": [model.spec.class_names[c] if c >= 0 else "" for c in label]})
-                return {"inputs": inputs} | (job.tables(model, arrays, manifest.params) if job.tables else {})
+                return {"inputs": inputs} | (JOBS[manifest.analysis].tables(model, arrays, manifest.params)
+                                             if JOBS[manifest.analysis].tables else {})
 
             run.finish(tables)
         except (KeyboardInterrupt, SystemExit):
@@ -374,22 +407,41 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
 def precompute(model_name: str, source: str, split: str | None = None, analyses: Sequence[str] = ("importance",),
                methods: Sequence[str] = DEFAULT_METHODS, n: int | None = None, batch_size: int = 32,
                device: str | None = None, store: str | None = None, force: bool = False,
-               progress: Callable[[str], Progress] | None = None) -> list[Run]:
-    """Load the model and the dataset, and run each analysis into the store (see run_job). progress(analysis)
-    returns the (done, total) callback of that analysis."""
-    analyses = check_analyses(analyses)
-    model = load_model(model_name, device=device)
-    if {"relevance", "faithfulness"} & set(analyses):
-        from analysis.relevance import check_method
+               progress: Callable[[Manifest], Progress] | None = None, threads: int | None = None,
+               ray: str | None = None, workers: int | None = None, retries: int = 2, faults=None) -> list[Run]:
+    """Load the model and the dataset, and run each analysis into the store (see run_job). progress(manifest)
+    returns the (done, total) callback of that run; threads: torch's CPU threads (per Ray worker with ray).
 
-        for m in methods:
-            check_method(model, m)
-    ds = load_dataset(source, split)
-    if ds.modality != model.spec.modality:
-        raise ValueError(f"{source} holds {ds.modality}s, but {model_name} reads {model.spec.modality}s.")
-    st = Store(store)
-    out = []
-    for a in analyses:
-        m = manifest_for(model, model_name, ds, a, n, batch_size, methods)
-        out.append(run_job(model, ds, m, st, force, progress(a) if progress else None))
+    ray: compute on a Ray cluster instead of this process ("local", "auto" or an address; runs.cluster), with
+    `workers` workers (default: the cluster's GPUs, else its CPUs / threads), each shard tried 1 + `retries`
+    times; faults: runs.cluster.Faults (tests only). The results and keys are those of a single-process run."""
+    analyses = check_analyses(analyses)
+    if threads is not None and ray is None:
+        torch.set_num_threads(threads)
+    with contextlib.ExitStack() as stack:
+        if ray:  # reach the cluster first: a wrong address fails before the model loads
+            from runs.cluster import RayExecutor, connect
+
+            stack.enter_context(connect(ray, cpus=workers * (threads or 1) if workers else None))
+        model = load_model(model_name, device="cpu" if ray else device)  # with ray this process only writes
+        if {"relevance", "faithfulness"} & set(analyses):
+            from analysis.relevance import check_method
+
+            for m in methods:
+                check_method(model, m)
+        ds = load_dataset(source, split)
+        if ds.modality != model.spec.modality:
+            raise ValueError(f"{source} holds {ds.modality}s, but {model_name} reads {model.spec.modality}s.")
+        st = Store(store)
+        executor = None
+        if ray:
+            executor = RayExecutor(model_name, ds, model_fingerprint(model), workers, threads or 1,
+                                   gpu=device != "cpu", retries=retries, faults=faults)
+            stack.callback(executor.close)
+        out = []
+        for a in analyses:
+            m = manifest_for(model, model_name, ds, a, n, batch_size, methods)
+            m.workers = executor.description if executor else ""
+            out.append(run_job(model, ds, m, st, force, progress(m) if progress else None,
+                               executor=executor.on(m) if executor else None))
     return out

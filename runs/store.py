@@ -70,11 +70,17 @@ class Manifest:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     error: str = ""
+    workers: str = ""  # where the chunks are computed: "" for this process, else e.g. "ray: 4 GPU workers"
     format_version: int = FORMAT_VERSION
 
     @property
     def n_chunks(self) -> int:
         return -(-self.n_inputs // self.chunk_size)
+
+    @property
+    def chunks_done(self) -> int:
+        """Finished chunks (all but the last hold chunk_size inputs, so done_inputs tells how many)."""
+        return -(-self.done_inputs // self.chunk_size)
 
     def chunk_starts(self) -> list[int]:
         return list(range(0, self.n_inputs, self.chunk_size))
@@ -276,7 +282,8 @@ class Store:
 
     def index(self) -> pd.DataFrame:
         """One row per run: key, analysis, model, dataset, split, inputs, done, state (running, interrupted, done,
-        failed, cancelled, or outdated: written by another result-format version), size, created, updated."""
+        failed, cancelled, or outdated: written by another result-format version), workers (where the chunks were
+        computed), size, created, updated."""
         rows = []
         for run in self.runs():
             try:
@@ -287,10 +294,11 @@ class Store:
                 "interrupted" if m.state == "running" and not run.is_locked() else m.state
             rows.append({"key": m.key, "analysis": m.analysis, "model": m.model, "dataset": m.dataset,
                          "split": m.split, "inputs": m.n_inputs, "done": m.done_inputs, "state": state,
+                         "workers": m.workers or "this machine",
                          "params": json.dumps(m.params, sort_keys=True), "size_mb": run.size_bytes() / 2**20,
                          "created": pd.Timestamp(m.created, unit="s"), "updated": pd.Timestamp(m.updated, unit="s")})
         return pd.DataFrame(rows, columns=["key", "analysis", "model", "dataset", "split", "inputs", "done", "state",
-                                           "params", "size_mb", "created", "updated"])
+                                           "workers", "params", "size_mb", "created", "updated"])
 
     def delete(self, key: str) -> None:
         run = self.run(key)

@@ -20,6 +20,7 @@ from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
 FREE_PARAMS = ("n", "batch_size", "methods")  # a stored run of any of these fits a view
+RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local, auto or an address) when set
 JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis): (pid, store folder)}
 
 
@@ -55,10 +56,13 @@ def run_label(run: Run) -> str:
 
 
 def _command(ctx, analysis: str) -> list[str]:
+    """`headscope precompute` of the view's analysis on the whole dataset; on Ray when $HEADSCOPE_RAY is set
+    (local, auto or a cluster address)."""
     ds = ctx.dataset
+    ray = ["--ray", os.environ[RAY_ENV]] if os.environ.get(RAY_ENV) else ["--device", ctx.model.device.type]
     return [sys.executable, "-m", "headscope", "precompute", "--model", ctx.model_name, "--dataset", ds.source,
             "--split", ds.split, "--analyses", analysis, "--batch-size", str(BACKGROUND_BATCH),
-            "--device", ctx.model.device.type, "--store", str(store().root.resolve())]
+            "--store", str(store().root.resolve()), *ray]
 
 
 def start_background(ctx, analysis: str) -> None:
@@ -101,8 +105,10 @@ def background_panel(ctx, analysis: str, what: str) -> None:
     if started is None and _active(ctx, analysis) is None:
         st.button(f"Run {what} on all {len(ctx.dataset)} inputs in the background", key=f"bg_start_{analysis}",
                   on_click=start_background, args=(ctx, analysis),
-                  help="Starts `python -m headscope precompute` in a separate process; the result is stored "
-                       f"(in {store().root}) and shown here when it is done, also after a restart.")
+                  help="Starts `python -m headscope precompute` in a separate process"
+                       + (f" on the Ray cluster {os.environ[RAY_ENV]!r} ({RAY_ENV})" if os.environ.get(RAY_ENV) else "")
+                       + f"; the result is stored (in {store().root}) and shown here when it is done, also after a "
+                         "restart.")
         return
     follow(ctx, analysis)
 
@@ -115,8 +121,9 @@ def follow(ctx, analysis: str) -> None:
     c1, c2 = st.columns([4, 1])
     if active is not None:
         m = active.manifest
+        where = f", shards {m.chunks_done}/{m.n_chunks} on {m.workers}" if m.workers else ""
         c1.progress(m.done_inputs / max(m.n_inputs, 1),
-                    text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs")
+                    text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}")
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(active.holder_pid(),))
         return
     if started is not None and _alive(started[0]):  # the process is still loading the model and the data

@@ -1,0 +1,92 @@
+"""Scale out on Ray (runs/cluster.py): a local Ray with 2 CPUs, digits-vit over a generated image folder. Few and
+small on purpose: each test starts two workers that load the model."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runs import Store, precompute
+from runs.cluster import Faults, ShardsFailed, runtime_env
+from tests.conftest import write_digit_folder
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[2]
+ANALYSES = ["importance", "relevance"]
+N, BATCH = 150, 16  # chunks of 64 inputs: shards at 0, 64 and 128
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False,
+             runtime_env=runtime_env())
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_digit_folder(tmp_path_factory.mktemp("digits-folder"), N)
+
+
+@pytest.fixture(scope="module")
+def single(folder, tmp_path_factory):
+    """The single-process runs (1 torch thread, as each CPU worker) of ANALYSES: {analysis: arrays}."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        runs = precompute("digits-vit", str(folder), analyses=ANALYSES, batch_size=BATCH, threads=1,
+                          store=str(tmp_path_factory.mktemp("single")))
+    finally:
+        torch.set_num_threads(threads)
+    return {r.manifest.analysis: (r.manifest.key, r.arrays(mmap=False)) for r in runs}
+
+
+def _same(run, single) -> None:
+    key, want = single[run.manifest.analysis]
+    got = run.arrays()
+    assert run.manifest.key == key and got.keys() == want.keys()
+    for name in want:
+        assert np.array_equal(got[name], want[name], equal_nan=True), name
+
+
+def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, folder, single, tmp_path):
+    """The worker process computing shard 1 exits mid-job (as if killed); Ray restarts it, the shard is retried,
+    and every array is bit-for-bit the single-process one."""
+    runs = precompute("digits-vit", str(folder), analyses=ANALYSES, batch_size=BATCH, threads=1, store=str(tmp_path),
+                      ray="local", workers=2, faults=Faults(die_once=(64,), marker_dir=str(tmp_path)))
+    assert (tmp_path / "died-64").exists()  # the fault did fire
+    for run in runs:
+        assert run.manifest.state == "done" and run.manifest.workers.startswith("ray: 2 CPU worker(s)")
+        _same(run, single)
+    assert Store(tmp_path).index()["workers"].str.startswith("ray: 2").all()
+
+
+def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_ray, folder, single, tmp_path):
+    with pytest.raises(ShardsFailed) as failed:
+        precompute("digits-vit", str(folder), analyses=["importance"], batch_size=BATCH, threads=1,
+                   store=str(tmp_path), ray="local", workers=2, retries=1, faults=Faults(always_fail=(64,)))
+    [(name, error)] = failed.value.failures
+    assert name.startswith("shard 1 (inputs 64-127 (first: ") and "injected failure at chunk 64" in error
+    run = Store(tmp_path).runs()[0]
+    assert run.manifest.state == "failed" and "shard 1" in run.manifest.error
+    assert run.done_chunks() == [0, 128]  # the other shards are stored
+
+    seen = []
+    [rerun] = precompute("digits-vit", str(folder), analyses=["importance"], batch_size=BATCH, threads=1,
+                         store=str(tmp_path), ray="local", workers=2,
+                         progress=lambda m: lambda done, total: seen.append(done))
+    assert seen[0] == N - 64 and seen[1:] == [N]  # resumed with two shards done; one shard computed
+    _same(rerun, single)
+
+
+def test_unreachable_cluster_fails_at_once_with_a_clear_message():
+    """In a fresh process (this one's Ray is up): exit 2 and the message, in seconds, not Ray's minutes of retries."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset",
+                          "digits", "--ray", "127.0.0.1:1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and "No Ray cluster answers" in out.stderr and "--ray local" in out.stderr
