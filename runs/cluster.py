@@ -86,6 +86,10 @@ class ShardWorker:
             raise ClusterError(f"the worker on {os.uname().nodename} sees different files at {source}; every node "
                                "must read the same dataset (a shared filesystem or the same copy).")
 
+    def ready(self) -> str:
+        """Where this worker runs (returns once the model and dataset are loaded)."""
+        return f"{os.uname().nodename} pid {os.getpid()}"
+
     def compute(self, manifest: dict, shard: Shard) -> dict[str, np.ndarray]:
         from runs.jobs import compute_shard
 
@@ -126,12 +130,32 @@ class RayExecutor:
         self.gpu = gpus > 0
         if self.workers is None:
             self.workers = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
-        kind = "GPU worker(s)" if self.gpu else f"CPU worker(s) x {self.threads} thread(s)"
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-        self.description = f"ray: {self.workers} {kind} on {nodes} node(s)"
+        threads = "" if self.gpu else f" x {_plural(self.threads, 'thread')}"
+        self.description = (f"ray: {_plural(self.workers, 'GPU worker' if self.gpu else 'CPU worker')}{threads} "
+                            f"on {_plural(nodes, 'node')}")
         self._pool: list | None = None
 
-    def _start(self) -> list:
+    def start(self) -> None:
+        """Start the workers and wait until each has loaded the model and the dataset (done by the first run
+        otherwise); ClusterError with the reason when none could start, workers that could not are dropped."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        if self._pool is not None:
+            return
+        pool, errors = self._launch(), []
+        for i, worker in enumerate(pool):
+            try:
+                ray.get(worker.ready.remote())
+            except RayActorError as e:
+                pool[i] = None
+                errors.append(_reason(e))
+        if all(w is None for w in pool):
+            raise ClusterError(f"No Ray worker could start: {errors[0]}")
+        self._pool = pool
+
+    def _launch(self) -> list:
         import ray
 
         from runs.jobs import dataset_fingerprint
@@ -163,8 +187,7 @@ class RayExecutor:
 
         if not shards:
             return
-        if self._pool is None:
-            self._pool = self._start()
+        self.start()
         pool, spec = self._pool, asdict(manifest)
         pending = deque(shards)
         errors: dict[int, list[str]] = {s.start: [] for s in shards}
@@ -206,6 +229,10 @@ class RayExecutor:
             feed()
         if failures:
             raise ShardsFailed(failures)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _reason(error: Exception) -> str:

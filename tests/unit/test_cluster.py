@@ -60,7 +60,7 @@ def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, f
                       ray="local", workers=2, faults=Faults(die_once=(64,), marker_dir=str(tmp_path)))
     assert (tmp_path / "died-64").exists()  # the fault did fire
     for run in runs:
-        assert run.manifest.state == "done" and run.manifest.workers.startswith("ray: 2 CPU worker(s)")
+        assert run.manifest.state == "done" and run.manifest.workers.startswith("ray: 2 CPU workers x 1 thread on 1 node")
         _same(run, single)
     assert Store(tmp_path).index()["workers"].str.startswith("ray: 2").all()
 
@@ -90,3 +90,13 @@ def test_unreachable_cluster_fails_at_once_with_a_clear_message():
                           "digits", "--ray", "127.0.0.1:1"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "No Ray cluster answers" in out.stderr and "--ray local" in out.stderr
+
+
+def test_a_worker_that_loads_other_weights_is_refused(local_ray, folder):
+    from data import load_dataset
+    from runs.cluster import ClusterError, RayExecutor
+
+    executor = RayExecutor("digits-vit", load_dataset(str(folder)), "another-model's-fingerprint", workers=1,
+                           retries=0)
+    with pytest.raises(ClusterError, match="No Ray worker could start: .*loaded different weights for digits-vit"):
+        executor.start()
