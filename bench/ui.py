@@ -1,0 +1,266 @@
+"""Interactive speed in a real browser: how long each click takes until the figure has redrawn.
+
+    python bench/ui.py [--models digits-vit,shapes-vit,minilm] [--repeats 5] [--views attention,relevance,...]
+                       [--vit-b] [--screenshots DIR]
+
+Starts `streamlit run app.py` on a free port and drives Debian's chromium with Playwright. Times:
+1. the first page of the fresh server: from the server answering its health check to the Home view ready
+   (and whether the raw pages/ file list ever showed in the navigation);
+2. per model: the cold first render of every view (the model chosen in the sidebar, each view opened once
+   through the navigation);
+3. per view and model, each interaction `--repeats` times warm: the layer/head, query token, target class,
+   colour scale, temperature, block, tab, and the sidebar's next input.
+
+"Done" is detected precisely, polled every 20 ms, no fixed sleeps: the server has reported the script run
+(or fragment run) the click started as finished (its `script_finished` message on the page's websocket),
+Streamlit's status widget is gone, no element is marked stale, every chart on the page is drawn, and the
+browser has painted two frames since (plotly redraws a changed chart within them); for a tab, its panel is
+shown. With --vit-b a
+ViT-B/16-sized random model (saved to a temporary folder) is timed too (no target on CPU).
+Prints a table (view, model, interaction: median, p95 seconds); last line `slowest warm interaction p95:
+X.XX s` (target <= 0.3 s; the input change has its own target of 1 s and is reported on its own line).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
+
+TITLES = {"home": "HeadScope", "model": "Model", "attention": "Attention", "importance": "Head importance",
+          "relevance": "Relevance", "spectral": "Spectral", "embedding": "Class embedding"}
+NAV = {"home": "Home", "model": "Model", "attention": "Attention", "importance": "Head importance",
+       "relevance": "Relevance", "spectral": "Spectral", "embedding": "Class embedding"}
+TIMEOUT = 120_000
+
+IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+              && !document.querySelector('[data-stale="true"]')
+              && !document.querySelector('[data-testid="stSpinner"]')"""
+ALL_DRAWN = """() => (%s)() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
+                 .every(gd => gd._fullLayout)""" % IDLE
+FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+TAB_SHOWN = """(name) => (%s)() && [...document.querySelectorAll('[role="tab"]')].some(
+                 t => t.innerText.trim() === name && t.getAttribute('aria-selected') === 'true')""" % IDLE
+TITLE = """(title) => (%s)() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
+                 .some(h => h.innerText.trim() === title)""" % IDLE
+
+
+class ScriptRuns:
+    """Counts the script runs (full or fragment) the server reports finished over the page's websocket."""
+
+    def __init__(self, page):
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self.finished, self._msg = 0, ForwardMsg
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        if isinstance(payload, (bytes, bytearray)):
+            msg = self._msg()
+            msg.ParseFromString(bytes(payload))
+            self.finished += msg.WhichOneof("type") == "script_finished"
+
+
+def timed(page, action, predicate: str, arg, runs: ScriptRuns | None = None) -> float:
+    """Seconds from the action until (with `runs`) a script run has finished and predicate(arg) holds in the
+    page, both polled every 20 ms."""
+    before = runs.finished if runs else 0
+    t = time.perf_counter()
+    action()
+    while runs is not None and runs.finished == before:
+        if time.perf_counter() - t > TIMEOUT / 1000:
+            raise TimeoutError("no script run followed the action")
+        page.wait_for_timeout(20)
+    page.wait_for_function(predicate, arg=arg, polling=20, timeout=TIMEOUT)
+    return time.perf_counter() - t
+
+
+def redraw(page, action, runs: ScriptRuns) -> float:
+    """Seconds from the action until its run finished, the page is idle, every chart is drawn and the browser
+    has painted two frames since (the charts that changed are redrawn within them)."""
+    page.wait_for_function(ALL_DRAWN, polling=20, timeout=TIMEOUT)
+    t = time.perf_counter()
+    timed(page, action, ALL_DRAWN, None, runs)
+    page.evaluate(FRAMES)
+    return time.perf_counter() - t
+
+
+def main_widget(page, testid: str, label: str):
+    return page.locator(f'[data-testid="stMain"] [data-testid="{testid}"]').filter(has_text=label).first
+
+
+def step(page, testid: str, label: str, where: str = "stMain"):
+    """A callable that alternately raises and lowers a number input (so repeats stay in range)."""
+    box = page.locator(f'[data-testid="{where}"] [data-testid="stNumberInput"]').filter(has_text=label).first
+    state = {"up": True}
+
+    def act():
+        box.locator('[data-testid="stNumberInputStepUp"]' if state["up"] else
+                    '[data-testid="stNumberInputStepDown"]').click()
+        state["up"] = not state["up"]
+    return act
+
+
+def choose(page, label: str):
+    """A callable that picks the next option of a selectbox in the main area (by keyboard, as the list is
+    virtualised), wrapping to the first after the last."""
+    box = main_widget(page, "stSelectbox", label)
+
+    def act():
+        field = box.locator("input")
+        field.click()
+        page.get_by_role("option").first.wait_for()
+        options = page.get_by_role("option")
+        last = options.nth(options.count() - 1).get_attribute("aria-selected") == "true"
+        field.press("Home" if last else "ArrowDown")
+        field.press("Enter")
+    return act
+
+
+def radio(page, label: str):
+    group = main_widget(page, "stRadio", label)
+    state = {"i": 1}
+
+    def act():
+        options = group.locator("label[data-baseweb='radio']")
+        options.nth(state["i"] % options.count()).click()
+        state["i"] += 1
+    return act
+
+
+def slide(page, label: str):
+    """A callable that moves a slider one step right, then left, by keyboard."""
+    thumb = main_widget(page, "stSlider", label).get_by_role("slider")
+    state = {"right": True}
+
+    def act():
+        thumb.press("ArrowRight" if state["right"] else "ArrowLeft")
+        state["right"] = not state["right"]
+    return act
+
+
+def interactions(page, view: str, model: str) -> dict:
+    """{name: (action, kind)} for a view; kind "redraw" (a figure changes) or ("tab", name)."""
+    out = {}
+    if view == "attention":
+        out["head"] = (step(page, "stNumberInput", "Head"), "redraw")
+        out["query token"] = (choose(page, "Query token"), "redraw")
+        out["tab"] = (lambda: page.get_by_role("tab", name="Distance and strength").click(),
+                      ("tab", "Distance and strength"))
+    elif view == "relevance":
+        out["target class"] = (choose(page, "Target class"), "redraw")
+        out["colour scale"] = (radio(page, "Colour scale"), "redraw")
+    elif view == "spectral":
+        out["temperature"] = (slide(page, "Attention temperature"), "redraw")
+        out["head"] = (step(page, "stNumberInput", "Head"), "redraw")
+    elif view == "embedding":
+        out["block"] = (slide(page, "Block"), "redraw")
+        out["class"] = (choose(page, "Class to track"), "redraw")
+    if view != "home":
+        out["next input"] = (step(page, "stNumberInput", "Input of", where="stSidebar"), "redraw")
+    return out
+
+
+def pick_model(page, model: str, vit_b_dir: str | None, runs: ScriptRuns) -> float:
+    """Choose the model in the sidebar; seconds until the page is ready again."""
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Model").first
+    box.click()
+    if model == "vit-b":
+        page.get_by_role("option", name="Load a model from a folder or hub id…").click()
+        page.wait_for_function(IDLE, polling=20, timeout=TIMEOUT)
+        field = page.get_by_label("Folder or hub id")
+        field.fill(vit_b_dir)
+        return timed(page, lambda: field.press("Enter"), IDLE, None, runs)
+    return timed(page, lambda: page.get_by_role("option", name=model, exact=True).click(), IDLE, None, runs)
+
+
+def quantiles(xs: list[float]) -> tuple[float, float]:
+    xs = sorted(xs)
+    p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+    return statistics.median(xs), p95
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="digits-vit,shapes-vit,minilm")
+    p.add_argument("--views", default="home,model,attention,importance,relevance,spectral,embedding")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--vit-b", action="store_true", help="also a ViT-B/16-sized random model (slow on CPU)")
+    p.add_argument("--screenshots", default=None, help="a folder for one screenshot per view and model")
+    args = p.parse_args()
+    models = args.models.split(",") + (["vit-b"] if args.vit_b else [])
+    views = args.views.split(",")
+
+    vit_b_dir = None
+    if args.vit_b:
+        from transformers import ViTConfig, ViTForImageClassification
+
+        vit_b_dir = tempfile.mkdtemp(prefix="headscope-vit-b-")
+        ViTForImageClassification(ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                            intermediate_size=3072, image_size=224, patch_size=16,
+                                            num_labels=1000)).save_pretrained(vit_b_dir)
+
+    from playwright.sync_api import sync_playwright
+
+    rows = []  # (view, model, interaction, median, p95, warm)
+    with serve_app() as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        runs = ScriptRuns(page)
+        urllib.request.urlopen(url + "/_stcore/health", timeout=5)
+        raw_list = []
+        t_first = timed(page, lambda: page.goto(url), TITLE, TITLES["home"], runs)
+        raw_list.append(page.locator('[data-testid="stSidebarNav"] a').filter(has_text="app").count())
+        rows.append(("home", "fresh server", "first page", t_first, t_first, False))
+        for model in models:
+            page.get_by_role("link", name="Home", exact=True).click()
+            page.wait_for_function(TITLE, arg=TITLES["home"], polling=20, timeout=TIMEOUT)
+            if model != "digits-vit":
+                t = pick_model(page, model, vit_b_dir, runs)
+                rows.append(("(sidebar)", model, "choose model (cold)", t, t, False))
+            for view in views:
+                link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text=NAV[view]).first
+                t = timed(page, link.click, TITLE, TITLES[view], runs)
+                rows.append((view, model, "first render (cold)", t, t, False))
+                print(f"{view:<11} {model:<11} first render (cold)  {t:6.2f} s", flush=True)
+                for name, (act, kind) in interactions(page, view, model).items():
+                    times = []
+                    for _ in range(args.repeats + 1):  # the first one warms the caches of this interaction
+                        if kind == "redraw":
+                            times.append(redraw(page, act, runs))
+                        else:
+                            times.append(timed(page, act, TAB_SHOWN, kind[1]))
+                            page.get_by_role("tab").first.click()
+                            page.wait_for_function(IDLE, polling=20, timeout=TIMEOUT)
+                    med, p95 = quantiles(times[1:])
+                    rows.append((view, model, name, med, p95, True))
+                    print(f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
+                          f"(first {times[0]:.2f} s)", flush=True)
+                if args.screenshots:
+                    Path(args.screenshots).mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(Path(args.screenshots) / f"{model}-{view}.png"), full_page=True)
+        browser.close()
+
+    print(f"\n{'view':<11} {'model':<12} {'interaction':<22} {'median':>7} {'p95':>7}")
+    for view, model, name, med, p95, _ in rows:
+        print(f"{view:<11} {model:<12} {name:<22} {med:7.2f} {p95:7.2f}")
+    print(f"raw pages/ list in the navigation of the first page: {'yes' if any(raw_list) else 'no'}")
+    targets = [r for r in rows if r[5] and r[1] != "vit-b"]
+    inputs = [r for r in targets if r[2] == "next input"]
+    others = [r for r in targets if r[2] != "next input"]
+    if inputs:
+        worst = max(inputs, key=lambda r: r[4])
+        print(f"slowest input change p95: {worst[4]:.2f} s ({worst[0]}, {worst[1]}; target < 1 s)")
+    worst = max(others, key=lambda r: r[4])
+    print(f"slowest warm interaction p95: {worst[4]:.2f} s ({worst[0]}, {worst[1]}, {worst[2]})")
+
+
+if __name__ == "__main__":
+    main()
