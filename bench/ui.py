@@ -129,7 +129,7 @@ def radio(page, label: str):
     state = {"i": 1}
 
     def act():
-        options = group.locator("label[data-baseweb='radio']")
+        options = group.locator("label:has(input[type=radio])")
         options.nth(state["i"] % options.count()).click()
         state["i"] += 1
     return act

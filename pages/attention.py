@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
-from streamlit.errors import StreamlitAPIException
 
 from analysis.attention import SINK_THRESHOLD, head_statistics, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
@@ -15,7 +14,7 @@ from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, h
                                   query_maps, query_options, ring_profiles, ring_trend)
 from ui.figures import head_grid, token_heatmap
 from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
-                        sample_size_picker, show_figure)
+                        rerun_panel, sample_size_picker, show_figure)
 
 ctx = page_context()
 st.title("Attention")
@@ -58,14 +57,6 @@ def set_query(q: int) -> None:
     st.session_state[state.QUERY] = int(q)
 
 
-def rerun_panel() -> None:
-    """Rerun the fragment that changed a selection (the whole page when it ran as part of a full run)."""
-    try:
-        st.rerun(scope="fragment")
-    except StreamlitAPIException:
-        st.rerun()
-
-
 # -- heads of the current input ----------------------------------------------------------------------------
 @st.fragment
 def heads_panel() -> None:
@@ -103,7 +94,7 @@ def heads_panel() -> None:
             rerun_panel()
     with right:
         st.subheader(f"Layer {layer}, head {head}")
-        layer, head = head_picker(L, H, key="attn_head")
+        layer, head = head_picker(L, H, key="attn_head", panel_only=True)  # only this tab shows the head
         unit = "px" if image else "tokens"
         dist = stats["distance_px" if image else "distance"][0, layer, head]
         c = st.columns(2) + st.columns(2)
@@ -361,25 +352,34 @@ def cluster_members(s, cluster: int, sample) -> None:
                     key="dl_attn_cluster_inputs")
 
 
-tab_heads, tab_distance, tab_patterns = st.tabs(["Heads of this input", "Distance and strength", "Patterns"])
-with tab_heads:
-    heads_panel()
-with tab_distance:
-    n = sample_size_picker(len(ds), 128 if image else 256, key="attn_n",
-                           label=f"Inputs from {ds.name} for distance, strength and patterns")
-    st.caption(ctx.sample_note(n))
-    arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
-    stored = find_run(ctx, "attention")
-    if stored is not None and st.toggle(f"Distance and strength from the {run_label(stored)}", value=True,
-                                        key="attn_use_stored",
-                                        help="A precomputed attention run of this model on this dataset; the "
-                                             "patterns tab still uses the sample above."):
-        whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
-        distance_panel(len(whole["row"]), whole)
-    else:
-        if stored is None:
-            background_panel(ctx, "attention", "the attention statistics")
-        distance_panel(n, arrays)
-with tab_patterns:
-    st.caption(f"Patterns of the {n} inputs of {ds.name} chosen under 'Distance and strength'.")
-    patterns_panel(n, arrays)
+# lazy tabs: only the open tab runs and is sent to the browser (the dataset sample is computed only when a
+# tab that shows it is opened); the sample size lives in session state while its tab is closed
+TABS = ["Heads of this input", "Distance and strength", "Patterns"]
+if "attn_n" in st.session_state:
+    st.session_state["attn_n"] = st.session_state["attn_n"]
+tab_heads, tab_distance, tab_patterns = st.tabs(TABS, key="attn_tab", on_change="rerun")
+if tab_heads.open:
+    with tab_heads:
+        heads_panel()
+if tab_distance.open or tab_patterns.open:
+    with tab_distance if tab_distance.open else tab_patterns:
+        n = sample_size_picker(len(ds), 128 if image else 256, key="attn_n",
+                               label=f"Inputs from {ds.name} for distance, strength and patterns")
+        st.caption(ctx.sample_note(n))
+        arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
+if tab_distance.open:
+    with tab_distance:
+        stored = find_run(ctx, "attention")
+        if stored is not None and st.toggle(f"Distance and strength from the {run_label(stored)}", value=True,
+                                            key="attn_use_stored",
+                                            help="A precomputed attention run of this model on this dataset; the "
+                                                 "patterns tab still uses the sample above."):
+            whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+            distance_panel(len(whole["row"]), whole)
+        else:
+            if stored is None:
+                background_panel(ctx, "attention", "the attention statistics")
+            distance_panel(n, arrays)
+if tab_patterns.open:
+    with tab_patterns:
+        patterns_panel(n, arrays)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from PIL import ImageOps
 
 from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, load_image, match_labels
@@ -355,8 +356,17 @@ def clicked_head(event) -> tuple[int, int] | None:
     return None
 
 
-def head_picker(n_layers: int, n_heads: int, key: str) -> tuple[int, int]:
-    """Layer and head number inputs bound to the shared selected head (state.HEAD)."""
+def rerun_panel() -> None:
+    """Rerun the fragment that changed a selection (the whole page when it ran as part of a full run)."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
+
+
+def head_picker(n_layers: int, n_heads: int, key: str, panel_only: bool = False) -> tuple[int, int]:
+    """Layer and head number inputs bound to the shared selected head (state.HEAD). A change reruns the page,
+    or with panel_only just the fragment the picker is in (when nothing outside it shows the selection)."""
     layer, head = state.selected_head()
     layer, head = min(layer, n_layers - 1), min(head, n_heads - 1)
     c1, c2 = st.columns(2)
@@ -364,7 +374,7 @@ def head_picker(n_layers: int, n_heads: int, key: str) -> tuple[int, int]:
     new_head = c2.number_input("Head", 0, n_heads - 1, head, key=f"{key}_head_{layer}_{head}")
     if (new_layer, new_head) != (layer, head):
         state.select_head(new_layer, new_head)
-        st.rerun()
+        rerun_panel() if panel_only else st.rerun()
     return int(new_layer), int(new_head)
 
 

@@ -17,6 +17,28 @@ def _attention_page(model: str) -> AppTest:
     return at
 
 
+def _open_tab(at: AppTest, name: str) -> AppTest:
+    """Select a tab of the view's lazy tabs (only the open one runs), as a click on it does."""
+    at.session_state["attn_tab"] = name
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def test_only_the_open_tab_runs():
+    at = _attention_page("digits-vit")
+    assert [s.value for s in at.subheader] == ["All heads", "Layer 0, head 0"]
+    _open_tab(at, "Distance and strength")
+    subheaders = [s.value for s in at.subheader]
+    assert "Attention distance per head" in subheaders and "All heads" not in subheaders
+    size = widget(at.number_input, "Inputs from digits")
+    size.set_value(64).run()
+    _open_tab(at, "Heads of this input")
+    _open_tab(at, "Patterns")  # the sample size chosen under the distance tab carries over
+    assert widget(at.number_input, "Inputs from digits").value == 64
+    assert "Pattern map" in [s.value for s in at.subheader]
+
+
 @pytest.fixture
 def forward_counter(monkeypatch):
     """Counts HookedModel.run calls from the moment it is used."""
@@ -36,11 +58,17 @@ def forward_counter(monkeypatch):
 
 def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
     at = _attention_page("digits-vit")
-    subheaders = [s.value for s in at.subheader]
+    seen = [s.value for s in at.subheader]
+    charts = len(at.get("plotly_chart"))
+    for tab in ("Distance and strength", "Patterns"):
+        _open_tab(at, tab)
+        seen += [s.value for s in at.subheader]
+        charts += len(at.get("plotly_chart"))
     for expected in ("All heads", "Layer 0, head 0", "Attention distance per head", "Ring strength per head",
                      "Pattern map", "Cluster prototypes"):
-        assert expected in subheaders
-    assert len(at.get("plotly_chart")) >= 8
+        assert expected in seen
+    assert charts >= 8
+    _open_tab(at, "Heads of this input")
     calls = forward_counter()
 
     widget(at.number_input, "Layer").set_value(2).run()
@@ -55,6 +83,7 @@ def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
     assert at.session_state[state.QUERY] == 29
     assert widget(at.selectbox, "Query token").value == 29
     assert any("patch row 3, col 4's attention" in c.value for c in at.caption)
+    _open_tab(at, "Distance and strength")  # the sample was computed above
     at.toggle(key="attn_ring_per_token").set_value(True).run()
     assert_clean(at)
     assert any("per token r steps away" in c.value for c in at.caption)
@@ -65,6 +94,8 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     at = _attention_page("minilm")
     assert "All heads" in [s.value for s in at.subheader]
     assert any("line" in s.label.lower() for s in at.slider)  # the line view's top-k slider
+    _open_tab(at, "Distance and strength")
+    _open_tab(at, "Heads of this input")
     calls = forward_counter()
     widget(at.number_input, "Head").set_value(7).run()
     assert_clean(at)
@@ -74,9 +105,11 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     query.set_value(3).run()
     assert_clean(at)
     assert at.session_state[state.QUERY] == 3 and n_tokens > 5
+    _open_tab(at, "Distance and strength")
     at.toggle(key="attn_ring_per_token").set_value(True).run()
     assert_clean(at)
     assert calls == []
+    _open_tab(at, "Heads of this input")
 
     at.sidebar.radio[0].set_value("text").run()
     next(t for t in at.sidebar.text_area if t.label == "Text").input("Hi").run()
@@ -86,7 +119,7 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
 
 
 def test_sample_size_larger_than_dataset_is_clamped():
-    at = _attention_page("minilm")
+    at = _open_tab(_attention_page("minilm"), "Distance and strength")
     size = widget(at.number_input, "Inputs from prose")
     size.set_value(5000).run()
     assert_clean(at)
@@ -95,6 +128,7 @@ def test_sample_size_larger_than_dataset_is_clamped():
     assert any(f"over {n} inputs" in c.value for c in at.caption)  # the distance plot uses the whole split
 
     # the VA paper's autoencoder and agglomerative clustering on the same cached sample
+    _open_tab(at, "Patterns")
     widget(at.radio, "Embedding").set_value("autoencoder").run()
     widget(at.radio, "Clustering").set_value("agglomerative").run()
     assert_clean(at)
@@ -128,11 +162,12 @@ def test_saved_folder_model_without_bundled_dataset(tiny_vit_dir):
     assert_clean(at)
     assert "Layer 0, head 0" in [s.value for s in at.subheader]
     assert len(widget(at.selectbox, "Query token").options) == 1 + 1 + 16  # mean, CLS, 4 x 4 patches
+    _open_tab(at, "Distance and strength")
     assert widget(at.number_input, "Inputs from digits").value == 128
 
 
 def test_distance_from_a_stored_run(digits_vit):
-    at = open_view("pages/attention.py")
+    at = _open_tab(open_view("pages/attention.py"), "Distance and strength")
     assert any(b.label.startswith("Run the attention statistics on all 360") for b in at.button)
     with stored_run(digits_vit, "attention", 200):
         at.run()
