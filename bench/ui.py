@@ -136,9 +136,9 @@ def radio(page, label: str):
 
 
 def slide(page, label: str):
-    """A callable that moves a slider one step right, then left, by keyboard."""
+    """A callable that moves a slider one step left, then right, by keyboard."""
     thumb = main_widget(page, "stSlider", label).get_by_role("slider")
-    state = {"right": True}
+    state = {"right": False}  # left first: a slider may start at its maximum
 
     def act():
         thumb.press("ArrowRight" if state["right"] else "ArrowLeft")
@@ -146,14 +146,24 @@ def slide(page, label: str):
     return act
 
 
+def tabs(page, names: list[str]):
+    """A callable that opens the given tabs in turn (lazy tabs rerun the script)."""
+    state = {"i": 0}
+
+    def act():
+        page.get_by_role("tab", name=names[state["i"] % len(names)]).click()
+        state["i"] += 1
+    return act
+
+
 def interactions(page, view: str, model: str) -> dict:
-    """{name: (action, kind)} for a view; kind "redraw" (a figure changes) or ("tab", name)."""
+    """{name: (action, kind)} for a view; kind "redraw" (a run, then every figure drawn) or ("tab", name) (a tab
+    shown without a run)."""
     out = {}
     if view == "attention":
         out["head"] = (step(page, "stNumberInput", "Head"), "redraw")
         out["query token"] = (choose(page, "Query token"), "redraw")
-        out["tab"] = (lambda: page.get_by_role("tab", name="Distance and strength").click(),
-                      ("tab", "Distance and strength"))
+        out["tab"] = (tabs(page, ["Distance and strength", "Heads of this input"]), "redraw")
     elif view == "relevance":
         out["target class"] = (choose(page, "Target class"), "redraw")
         out["colour scale"] = (radio(page, "Colour scale"), "redraw")
@@ -237,8 +247,6 @@ def main() -> None:
                             times.append(redraw(page, act, runs))
                         else:
                             times.append(timed(page, act, TAB_SHOWN, kind[1]))
-                            page.get_by_role("tab").first.click()
-                            page.wait_for_function(IDLE, polling=20, timeout=TIMEOUT)
                     med, p95 = quantiles(times[1:])
                     rows.append((view, model, name, med, p95, True))
                     print(f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
