@@ -242,11 +242,17 @@ def main() -> None:
                 print(f"{view:<11} {model:<11} first render (cold)  {t:6.2f} s", flush=True)
                 for name, (act, kind) in interactions(page, view, model).items():
                     times = []
-                    for _ in range(args.repeats + 1):  # the first one warms the caches of this interaction
-                        if kind == "redraw":
-                            times.append(redraw(page, act, runs))
-                        else:
-                            times.append(timed(page, act, TAB_SHOWN, kind[1]))
+                    try:
+                        for _ in range(args.repeats + 1):  # the first one warms the caches of this interaction
+                            if kind == "redraw":
+                                times.append(redraw(page, act, runs))
+                            else:
+                                times.append(timed(page, act, TAB_SHOWN, kind[1]))
+                    except Exception as e:  # noqa: BLE001 - report it and go on with the next interaction
+                        print(f"{view:<11} {model:<11} {name:<20} could not be timed: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160]}", flush=True)
+                        page.keyboard.press("Escape")
+                        continue
                     med, p95 = quantiles(times[1:])
                     rows.append((view, model, name, med, p95, True))
                     print(f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
