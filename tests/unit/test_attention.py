@@ -1,4 +1,6 @@
-"""Oracles of docs/methods.md section 1 on constructed attention, batched == per-input loop, real models."""
+"""Attention-head statistics (distance, rings, entropy, CLS and sink mass; formulas in the Attention section of
+the methods document under docs/): known answers on constructed attention, batched == per-input loop, real
+models."""
 import itertools
 import math
 

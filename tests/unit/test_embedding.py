@@ -1,4 +1,5 @@
-"""Class-embedding space (docs/methods.md section 5): oracles on constructed scores and on the real models."""
+"""Class-embedding space (logit lens and identifiability, Vilas et al. 2023; formulas in the Class-embedding
+section of the methods document under docs/): known answers on constructed scores and on the real models."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Head importance (docs/methods.md section 2): oracles on real and tiny random models."""
+"""Head importance (Michel et al. 2019 and Li et al.'s pruning metrics; formulas in the Head-importance section of the methods
+document under docs/): known answers on real and tiny random models."""
 import numpy as np
 import pandas as pd
 import pytest

@@ -1,5 +1,6 @@
-"""Relevance maps: oracles of docs/methods.md section 3 on constructed inputs, LRP rule conservation, and every
-method on every kind of supported model."""
+"""Relevance maps: known answers on constructed inputs (rollout, Abnar & Zuidema 2020; Chefer et al. 2021;
+AttnLRP, Achtibat et al. 2024; formulas in the Relevance section of the methods document under docs/), LRP
+rule conservation, and every method on every kind of supported model."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -184,7 +185,7 @@ def test_lrp_forward_equals_plain_forward_and_chefer_conserves(fixture, request)
 
 
 def test_attnlrp_total_relevance_is_the_logit_when_biases_are_zero(tiny_bert_dir, tmp_path):
-    """docs/methods.md: total input relevance ~ target logit with zero biases (here the gap is reported)."""
+    """AttnLRP conserves relevance: total input relevance ~ target logit with zero biases (the gap is reported)."""
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     net = BertForSequenceClassification.from_pretrained(tiny_bert_dir)

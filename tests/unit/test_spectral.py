@@ -1,4 +1,5 @@
-"""Spectral analyses (docs/methods.md section 4): oracles on constructed inputs, parity with FFT references,
+"""Spectral analyses (Park & Kim 2022; Dong et al. 2021; formulas in the Spectral section of the methods document
+under docs/): known answers on constructed inputs, parity with FFT references,
 the what-if forward against a hand-written forward, and invariants on the built-in models."""
 import math
 
