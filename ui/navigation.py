@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+APP_SCRIPT = PAGES_DIR.parent / "app.py"  # the router: `streamlit run app.py`
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from models import BUILTINS, HookedModel, ModelLoadError, list_models
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, state
+from ui.navigation import APP_SCRIPT, pages
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
 OPEN_DATASET = "Open a folder or file…"
@@ -67,20 +70,22 @@ class PageContext:
 
 def page_context() -> PageContext | None:
     """The sidebar's model and input for this run (drawing the sidebar if app.py did not)."""
-    _use_router()
     drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
-    return drawn[0] if drawn is not None else sidebar()
+    if drawn is not None:
+        return drawn[0]
+    _use_router()
+    return sidebar()
 
 
 def _use_router() -> None:
-    """Streamlit's legacy pages/ discovery runs a view without app.py when a fresh server's first request is
-    /<view>; switch the server to app.py's st.navigation and rerun, which lands on the same view. (Private
-    Streamlit API: replacing it with st.navigation from the view lost the first widget change under AppTest;
-    see the closing note.)"""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    """Route a view that ran without app.py's sidebar through app.py. On a fresh server whose first request is
+    /<view>, Streamlit's legacy pages/ discovery runs the view on its own although the server's main script
+    (`__main__.__file__`, which Streamlit sets to it) is app.py; declaring app.py's navigation (st.navigation,
+    public API) switches the server to it, and the rerun lands on the same view through app.py. A view that is
+    itself the main script (AppTest.from_file on a page) draws its own sidebar."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main and Path(main).resolve() == APP_SCRIPT:
+        st.navigation(pages(), position="hidden")
         st.rerun()
 
 

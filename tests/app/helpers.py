@@ -3,10 +3,10 @@ import contextlib
 
 from streamlit.testing.v1 import AppTest
 
-from ui.navigation import PAGES_DIR
+from ui.navigation import APP_SCRIPT
 
 TIMEOUT = 300
-APP = str(PAGES_DIR.parent / "app.py")
+APP = str(APP_SCRIPT)
 
 
 def open_view(page: str | None, model: str = "digits-vit", **session) -> AppTest:
