@@ -101,7 +101,7 @@ def _precompute(args) -> int:
         def update(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
-            bar.set_postfix_str(f"shards {-(-done // manifest.chunk_size)}/{manifest.n_chunks}", refresh=False)
+            bar.set_postfix_str(f"shards {manifest.chunks_done(done)}/{manifest.n_chunks}", refresh=False)
             bar.refresh()
             if done >= total:
                 bar.close()

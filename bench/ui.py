@@ -14,8 +14,7 @@ Starts `streamlit run app.py` on a free port and drives Debian's chromium with P
 "Done" is detected precisely, polled every 20 ms, no fixed sleeps: the server has reported the script run
 (or fragment run) the click started as finished (its `script_finished` message on the page's websocket),
 Streamlit's status widget is gone, no element is marked stale, every chart on the page is drawn, and the
-browser has painted two frames since (plotly redraws a changed chart within them); for a tab, its panel is
-shown. With --vit-b a
+browser has painted two frames since (plotly redraws a changed chart within them). With --vit-b a
 ViT-B/16-sized random model (saved to a temporary folder) is timed too (no target on CPU).
 Prints a table (view, model, interaction: median, p95 seconds); last line `slowest warm interaction p95:
 X.XX s` (target <= 0.3 s; the input change has its own target of 1 s and is reported on its own line).
@@ -33,11 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
+from ui.navigation import VIEWS  # noqa: E402
 
-TITLES = {"home": "HeadScope", "model": "Model", "attention": "Attention", "importance": "Head importance",
-          "relevance": "Relevance", "spectral": "Spectral", "embedding": "Class embedding"}
-NAV = {"home": "Home", "model": "Model", "attention": "Attention", "importance": "Head importance",
-       "relevance": "Relevance", "spectral": "Spectral", "embedding": "Class embedding"}
+NAV = {v.file.removesuffix(".py"): v.title for v in VIEWS}  # view -> its navigation link
+TITLES = NAV | {"home": "HeadScope"}  # view -> its page heading
 TIMEOUT = 120_000
 
 IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
@@ -46,8 +44,6 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
 ALL_DRAWN = """() => (%s)() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
                  .every(gd => gd._fullLayout)""" % IDLE
 FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-TAB_SHOWN = """(name) => (%s)() && [...document.querySelectorAll('[role="tab"]')].some(
-                 t => t.innerText.trim() === name && t.getAttribute('aria-selected') === 'true')""" % IDLE
 TITLE = """(title) => (%s)() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
                  .some(h => h.innerText.trim() === title)""" % IDLE
 
@@ -96,7 +92,7 @@ def main_widget(page, testid: str, label: str):
     return page.locator(f'[data-testid="stMain"] [data-testid="{testid}"]').filter(has_text=label).first
 
 
-def step(page, testid: str, label: str, where: str = "stMain"):
+def step(page, label: str, where: str = "stMain"):
     """A callable that alternately raises and lowers a number input (so repeats stay in range)."""
     box = page.locator(f'[data-testid="{where}"] [data-testid="stNumberInput"]').filter(has_text=label).first
     state = {"up": True}
@@ -156,25 +152,24 @@ def tabs(page, names: list[str]):
     return act
 
 
-def interactions(page, view: str, model: str) -> dict:
-    """{name: (action, kind)} for a view; kind "redraw" (a run, then every figure drawn) or ("tab", name) (a tab
-    shown without a run)."""
+def interactions(page, view: str) -> dict:
+    """{name: action} for a view; each is timed until its run finished and every figure is drawn."""
     out = {}
     if view == "attention":
-        out["head"] = (step(page, "stNumberInput", "Head"), "redraw")
-        out["query token"] = (choose(page, "Query token"), "redraw")
-        out["tab"] = (tabs(page, ["Distance and strength", "Heads of this input"]), "redraw")
+        out["head"] = step(page, "Head")
+        out["query token"] = choose(page, "Query token")
+        out["tab"] = tabs(page, ["Distance and strength", "Heads of this input"])
     elif view == "relevance":
-        out["target class"] = (choose(page, "Target class"), "redraw")
-        out["colour scale"] = (radio(page, "Colour scale"), "redraw")
+        out["target class"] = choose(page, "Target class")
+        out["colour scale"] = radio(page, "Colour scale")
     elif view == "spectral":
-        out["temperature"] = (slide(page, "Attention temperature"), "redraw")
-        out["head"] = (step(page, "stNumberInput", "Head"), "redraw")
+        out["temperature"] = slide(page, "Attention temperature")
+        out["head"] = step(page, "Head")
     elif view == "embedding":
-        out["block"] = (slide(page, "Block"), "redraw")
-        out["class"] = (choose(page, "Class to track"), "redraw")
+        out["block"] = slide(page, "Block")
+        out["class"] = choose(page, "Class to track")
     if view != "home":
-        out["next input"] = (step(page, "stNumberInput", "Input of", where="stSidebar"), "redraw")
+        out["next input"] = step(page, "Input of", where="stSidebar")
     return out
 
 
@@ -240,14 +235,11 @@ def main() -> None:
                 t = timed(page, link.click, TITLE, TITLES[view], runs)
                 rows.append((view, model, "first render (cold)", t, t, False))
                 print(f"{view:<11} {model:<11} first render (cold)  {t:6.2f} s", flush=True)
-                for name, (act, kind) in interactions(page, view, model).items():
+                for name, act in interactions(page, view).items():
                     times = []
                     try:
                         for _ in range(args.repeats + 1):  # the first one warms the caches of this interaction
-                            if kind == "redraw":
-                                times.append(redraw(page, act, runs))
-                            else:
-                                times.append(timed(page, act, TAB_SHOWN, kind[1]))
+                            times.append(redraw(page, act, runs))
                     except Exception as e:  # noqa: BLE001 - report it and go on with the next interaction
                         print(f"{view:<11} {model:<11} {name:<20} could not be timed: {type(e).__name__}: "
                               f"{str(e).splitlines()[0][:160]}", flush=True)

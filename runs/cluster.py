@@ -126,10 +126,11 @@ class RayExecutor:
     def __post_init__(self):
         import ray
 
-        gpus = int(ray.cluster_resources().get("GPU", 0)) if self.gpu else 0
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0)) if self.gpu else 0
         self.gpu = gpus > 0
         if self.workers is None:
-            self.workers = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
+            self.workers = gpus or max(1, int(resources.get("CPU", 1)) // self.threads)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         threads = "" if self.gpu else f" x {_plural(self.threads, 'thread')}"
         self.description = (f"ray: {_plural(self.workers, 'GPU worker' if self.gpu else 'CPU worker')}{threads} "

@@ -389,8 +389,8 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
                 label = np.asarray(arrays["label"])
                 inputs = pd.DataFrame({"row": arrays["row"], "name": names, "label": label,
                                        "label_name": [model.spec.class_names[c] if c >= 0 else "" for c in label]})
-                return {"inputs": inputs} | (JOBS[manifest.analysis].tables(model, arrays, manifest.params)
-                                             if JOBS[manifest.analysis].tables else {})
+                job = JOBS[manifest.analysis]
+                return {"inputs": inputs} | (job.tables(model, arrays, manifest.params) if job.tables else {})
 
             run.finish(tables)
         except (KeyboardInterrupt, SystemExit):

@@ -77,10 +77,10 @@ class Manifest:
     def n_chunks(self) -> int:
         return -(-self.n_inputs // self.chunk_size)
 
-    @property
-    def chunks_done(self) -> int:
-        """Finished chunks (all but the last hold chunk_size inputs, so done_inputs tells how many)."""
-        return -(-self.done_inputs // self.chunk_size)
+    def chunks_done(self, done_inputs: int | None = None) -> int:
+        """Finished chunks when done_inputs (default: the manifest's) are done: all chunks but the last hold
+        chunk_size inputs, so the count of inputs tells how many chunks."""
+        return -(-(self.done_inputs if done_inputs is None else done_inputs) // self.chunk_size)
 
     def chunk_starts(self) -> list[int]:
         return list(range(0, self.n_inputs, self.chunk_size))

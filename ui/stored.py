@@ -121,7 +121,7 @@ def follow(ctx, analysis: str) -> None:
     c1, c2 = st.columns([4, 1])
     if active is not None:
         m = active.manifest
-        where = f", shards {m.chunks_done}/{m.n_chunks} on {m.workers}" if m.workers else ""
+        where = f", shards {m.chunks_done()}/{m.n_chunks} on {m.workers}" if m.workers else ""
         c1.progress(m.done_inputs / max(m.n_inputs, 1),
                     text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}")
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(active.holder_pid(),))

@@ -229,7 +229,9 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
              (["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--methods", "nope"],
               "Unknown relevance method 'nope'"),
              (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
-             (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1")]
+             (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1"),
+             (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--workers", "0"], "at least 1"),
+             (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--retries", "-1"], "0 or more")]
     for args, message in cases:
         assert headscope.main(["precompute", "--store", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
