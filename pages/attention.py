@@ -3,9 +3,8 @@ strength per head over a dataset sample, and clusters of attention patterns."""
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from analysis.attention import SINK_THRESHOLD, head_statistics, ring_sizes, uniform_distance
+from analysis.attention import SINK_THRESHOLD, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
 from ui import cache, state
 from ui.stored import background_panel, find_run, run_label
@@ -13,8 +12,8 @@ from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, h
                                   overview_mosaic, pattern_map, pooled, prototype_grid, query_image,
                                   query_maps, query_options, ring_profiles, ring_trend)
 from ui.figures import head_grid, token_heatmap
-from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
-                        rerun_panel, sample_size_picker, show_figure)
+from ui.widgets import (download_button, head_picker, no_model_message, on_click, on_head_click, page_context,
+                        sample_size_picker, show_figure, synced)
 
 ctx = page_context()
 st.title("Attention")
@@ -57,20 +56,21 @@ def set_query(q: int) -> None:
     st.session_state[state.QUERY] = int(q)
 
 
+def query_from_widget() -> None:
+    set_query(st.session_state["attn_query"])
+
+
 # -- heads of the current input ----------------------------------------------------------------------------
 @st.fragment
 def heads_panel() -> None:
     layer, head = current_head()
     options = query_options(P, spec.grid, tokens)
     query = current_query()
-    new_query = st.selectbox("Query token" + (" (or click a patch on the image at the right)" if image else ""),
-                             list(options), index=list(options).index(query), format_func=options.get,
-                             key=f"attn_query_{query}",
-                             help="Whose attention to show: the row of the attention matrix for this token.")
-    if new_query != query:
-        set_query(new_query)
-        query = new_query
-    stats = head_statistics(torch.from_numpy(attn[:, None]), spec.grid, P, spec.patch_size)
+    st.selectbox("Query token" + (" (or click a patch on the image at the right)" if image else ""),
+                 list(options), format_func=options.get, key=synced("attn_query", query),
+                 on_change=query_from_widget,
+                 help="Whose attention to show: the row of the attention matrix for this token.")
+    stats = cache.input_head_statistics(ctx.model_key, ctx.input_key, attn, spec.grid, P, spec.patch_size)
     wide = H > 6  # many heads: the overview gets the full width, the head below it
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
     with left:
@@ -84,17 +84,13 @@ def heads_panel() -> None:
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")")
         fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None,
                               width=1000 if wide else 500)
-        event = show_figure(fig, f"one cell per head (rows = layers, columns = heads): {what}, all on one colour "
-                                 "scale. Click a cell to open that head.",
-                            {"attention": attn, "cells": cells}, "attention_overview",
-                            key=f"attn_overview_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
-        picked = clicked_head(event)
-        if picked is not None and picked != (layer, head):
-            state.select_head(*picked)
-            rerun_panel()
+        show_figure(fig, f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "
+                         "Click a cell to open that head.",
+                    {"attention": attn, "cells": cells}, "attention_overview", key="attn_overview",
+                    on_select=on_head_click("attn_overview"), selection_mode="points")
     with right:
         st.subheader(f"Layer {layer}, head {head}")
-        layer, head = head_picker(L, H, key="attn_head", panel_only=True)  # only this tab shows the head
+        head_picker(L, H, key="attn_head")  # in this fragment: only this tab shows the head
         unit = "px" if image else "tokens"
         dist = stats["distance_px" if image else "distance"][0, layer, head]
         c = st.columns(2) + st.columns(2)
@@ -119,42 +115,33 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     if image:
         heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
-        event = show_figure(query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
-                            "brighter patches get more of the query's attention (the query is outlined in red); "
-                            f"click a patch to make it the query.{prefix_share}",
-                            {"matrix": matrix, "query": np.array(query), "map": heat}, name,
-                            key=f"attn_query_image_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
-        points = (event or {}).get("selection", {}).get("points", []) if event else []
-        if points and points[0].get("customdata") is not None:
-            patch = P + int(points[0]["customdata"][0])
-            if patch != query:
-                set_query(patch)
-                rerun_panel()
-        with st.expander(f"Full {T} × {T} attention matrix"):
+        show_figure(query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
+                    "brighter patches get more of the query's attention (the query is outlined in red); click a "
+                    f"patch to make it the query.{prefix_share}",
+                    {"matrix": matrix, "query": np.array(query), "map": heat}, name, key="attn_query_image",
+                    on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
+                    selection_mode="points")
+        if st.toggle(f"Full {T} × {T} attention matrix", key="attn_show_matrix",
+                     help="Every query's row of this head's attention (drawn only when shown)."):
             show_figure(highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
                         "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
-                        None, name + "_matrix", key=f"attn_matrix_{layer}_{head}")
+                        None, name + "_matrix", key="attn_matrix")
         return
     if T <= LINE_VIEW_MAX:
         k = st.slider("Lines per query (top-k keys)", 1, min(10, T), min(3, T), key="attn_topk",
                       help="Only each query's k strongest keys get a line, so the view stays readable.")
-        event = show_figure(line_view(matrix, tokens, query, k),
-                            f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
-                            "more attention. The query's lines are red; click a word on the left to follow it.",
-                            {"matrix": matrix, "tokens": np.array(tokens)}, name + "_lines",
-                            key=f"attn_lines_{layer}_{head}_{query}", on_select="rerun", selection_mode="points")
-        points = (event or {}).get("selection", {}).get("points", []) if event else []
-        if points and points[0].get("customdata") is not None:
-            q = int(points[0]["customdata"][0])
-            if q != query:
-                set_query(q)
-                rerun_panel()
+        show_figure(line_view(matrix, tokens, query, k),
+                    f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
+                    "more attention. The query's lines are red; click a word on the left to follow it.",
+                    {"matrix": matrix, "tokens": np.array(tokens)}, name + "_lines", key="attn_lines",
+                    on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
+                    selection_mode="points")
     else:
         st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
     show_figure(highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
                 "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
                 pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"), name,
-                key=f"attn_heatmap_{layer}_{head}")
+                key="attn_heatmap")
 
 
 # -- dataset sample ------------------------------------------------------------------------------------
@@ -171,13 +158,6 @@ def head_table(a: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def select_from(event) -> None:
-    picked = clicked_head(event)
-    if picked is not None and picked != current_head():
-        state.select_head(*picked)
-        st.rerun()
-
-
 @st.fragment
 def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     layer, head = current_head()
@@ -190,14 +170,11 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
     table = head_table(a)
     st.subheader("Attention distance per head")
-    event = show_figure(distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference,
-                                      (layer, head)),
-                        f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer "
-                        f"(bars = spread over inputs; dashed = uniform attention). Colour: {colour_name}. "
-                        "Click a dot to select that head.",
-                        table, "attention_distance", key=f"attn_dots_{n}_{layer}_{head}", on_select="rerun",
-                        selection_mode="points")
-    select_from(event)
+    show_figure(distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference, (layer, head)),
+                f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer (bars = "
+                f"spread over inputs; dashed = uniform attention). Colour: {colour_name}. Click a dot to select that "
+                "head.", table, "attention_distance", key="attn_dots", on_select=on_head_click("attn_dots"),
+                selection_mode="points")
     ring, pooled_last = a["ring"].mean(0), not image  # [L, H, R]
     c1, c2 = st.columns([3, 2])
     with c1:
@@ -225,20 +202,18 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Entropy")
-        ev = show_figure(head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
-                         f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this "
-                         "input's tokens). Click a head to select it.",
-                         table[["layer", "head", "entropy_mean", "entropy_std"]], "entropy",
-                         key=f"attn_entropy_{layer}_{head}", on_select="rerun", selection_mode="points")
-        select_from(ev)
+        show_figure(head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
+                    f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this input's "
+                    "tokens). Click a head to select it.",
+                    table[["layer", "head", "entropy_mean", "entropy_std"]], "entropy", key="attn_entropy",
+                    on_select=on_head_click("attn_entropy"), selection_mode="points")
     with c2:
         st.subheader("CLS mass" if P else "First-token mass")
-        ev = show_figure(head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
-                         "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their "
-                         "attention there. Click a head to select it.",
-                         table[["layer", "head", "cls_mass_mean", "cls_mass_std"]], "cls_mass",
-                         key=f"attn_cls_{layer}_{head}", on_select="rerun", selection_mode="points")
-        select_from(ev)
+        show_figure(head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
+                    "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their attention "
+                    "there. Click a head to select it.",
+                    table[["layer", "head", "cls_mass_mean", "cls_mass_std"]], "cls_mass", key="attn_cls",
+                    on_select=on_head_click("attn_cls"), selection_mode="points")
     sinks(a)
 
 
@@ -298,23 +273,17 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
         st.subheader("Pattern map")
         table = pd.DataFrame({"x": s.coords[:, 0], "y": s.coords[:, 1], "cluster": s.labels, "input": s.input,
                               "layer": s.layer, "head": s.head})
-        event = show_figure(pattern_map(s.coords, s.labels, s.layer, s.head, s.input, cluster,
-                                        "PC" if projection == "pca" else "UMAP"),
-                            f"each point is one head's pattern on one input ({n_rows} = {n} inputs × {L * H} heads), "
-                            "placed by similarity and coloured by cluster. Click a point to open its cluster.",
-                            table, "pattern_map", key=f"attn_map_{cluster}_{k}", on_select="rerun",
-                            selection_mode="points")
-        points = (event or {}).get("selection", {}).get("points", []) if event else []
-        if points and points[0].get("customdata") is not None and int(points[0]["customdata"][0]) != cluster:
-            st.session_state[sel_key] = int(points[0]["customdata"][0])
-            rerun_panel()
+        show_figure(pattern_map(s.coords, s.labels, s.layer, s.head, s.input, cluster,
+                                "PC" if projection == "pca" else "UMAP"),
+                    f"each point is one head's pattern on one input ({n_rows} = {n} inputs × {L * H} heads), placed "
+                    "by similarity and coloured by cluster. Click a point to open its cluster.",
+                    table, "pattern_map", key="attn_map", selection_mode="points",
+                    on_select=on_click("attn_map", lambda data: st.session_state.update({sel_key: int(data[0])})))
     with right:
         st.subheader("The selected cluster")
-        new = st.selectbox("Cluster", range(k), index=cluster, key=f"attn_cluster_pick_{cluster}_{k}",
-                           format_func=lambda c: f"cluster {c} ({counts[c]} patterns)")
-        if new != cluster:
-            st.session_state[sel_key] = int(new)
-            rerun_panel()
+        st.selectbox("Cluster", range(k), key=synced("attn_cluster_pick", cluster),
+                     format_func=lambda c: f"cluster {c} ({counts[c]} patterns)",
+                     on_change=lambda: st.session_state.update({sel_key: st.session_state["attn_cluster_pick"]}))
         cluster_members(s, cluster, ds.sample(n))
     st.subheader("Cluster prototypes")
     what = ("top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "
@@ -327,13 +296,12 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
 def cluster_members(s, cluster: int, sample) -> None:
     """The heads (share of inputs) and the inputs behind one cluster; sample: the analysed data.Dataset sample."""
     layer, head = current_head()
-    ev = show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1,
-                               height=60 + 26 * L if H > 6 else None),
-                     f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% "
-                     "always behave this way. Click a head to open it in 'Heads of this input'.",
-                     {"share": s.share}, "cluster_heads", key=f"attn_cluster_heads_{cluster}_{layer}_{head}",
-                     on_select="rerun", selection_mode="points")
-    select_from(ev)
+    show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1,
+                          height=60 + 26 * L if H > 6 else None),
+                f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% always "
+                "behave this way. Click a head to open it in 'Heads of this input'.",
+                {"share": s.share}, "cluster_heads", key="attn_cluster_heads",
+                on_select=on_head_click("attn_cluster_heads"), selection_mode="points")
     idx, counts = s.inputs_of(cluster)
     med = s.medoids[cluster]
     st.markdown(f"**Inputs in cluster {cluster}** ({len(idx)} of {int(s.input.max()) + 1} have at least one head "

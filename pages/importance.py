@@ -9,7 +9,7 @@ from ui import cache, state
 from ui.stored import background_panel, find_run, input_table, run_label
 from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
                                    pruning_curves_figure, score_grid, score_meaning, signed_note)
-from ui.widgets import (clicked_head, download_button, head_picker, no_model_message, page_context,
+from ui.widgets import (download_button, head_picker, no_model_message, on_head_click, page_context,
                         sample_size_picker, show_figure)
 
 TOP_INPUTS = 20
@@ -94,16 +94,9 @@ def head_panel():
         for col, metric in zip(cols, shown[start:start + per_row]):
             with col:
                 key = f"imp_grid_{metric}"
-                event = show_figure(score_grid(scores[metric], metric, selected, width=1300 // per_row),
-                                    f"{score_meaning(metric)}.",
-                                    scores_frame({metric: scores[metric]}), f"importance_{metric}", key=key,
-                                    on_select="rerun", selection_mode="points")
-                clicked = clicked_head(event)
-                if clicked is not None and clicked != st.session_state.get(f"{key}_seen"):
-                    st.session_state[f"{key}_seen"] = clicked
-                    if clicked != selected:
-                        state.select_head(*clicked)
-                        st.rerun()  # the per-class view outlines the selected head too
+                show_figure(score_grid(scores[metric], metric, selected, width=1300 // per_row),
+                            f"{score_meaning(metric)}.", scores_frame({metric: scores[metric]}),
+                            f"importance_{metric}", key=key, on_select=on_head_click(key), selection_mode="points")
 
     st.subheader("Partial pruning of the selected head")
     left, right = st.columns([1, 3])

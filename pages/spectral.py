@@ -10,7 +10,7 @@ from ui import cache, state
 from ui import spectral_figures as sf
 from ui.figures import head_grid
 from ui.stored import background_panel, find_run, run_label
-from ui.widgets import clicked_head, head_picker, no_model_message, page_context, sample_size_picker, show_figure
+from ui.widgets import head_picker, no_model_message, on_head_click, page_context, sample_size_picker, show_figure
 
 TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
@@ -92,18 +92,12 @@ def head_section(cur: dict) -> None:
     left, right = st.columns([2, 3])
     with left:
         table = pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index()
-        event = show_figure(head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0,
-                                      zmax=max(1.0, float(hf.max()))),
-                            "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), "
-                            "near 1 = passes detail through (e.g. attends to itself or a neighbour).",
-                            table, "high_frequency_gain", key="spectral_head_grid", on_select="rerun",
-                            selection_mode="points")
-        clicked = clicked_head(event)
-        if clicked is not None and clicked != st.session_state.get("spectral_last_click"):
-            st.session_state["spectral_last_click"] = clicked
-            if clicked != sel:
-                state.select_head(*clicked)
-                st.rerun()
+        show_figure(head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0,
+                              zmax=max(1.0, float(hf.max()))),
+                    "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), near 1 = "
+                    "passes detail through (e.g. attends to itself or a neighbour).",
+                    table, "high_frequency_gain", key="spectral_head_grid",
+                    on_select=on_head_click("spectral_head_grid"), selection_mode="points")
     with right:
         l, h = head_picker(L, H, key="spectral_head")
         st.caption(f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "

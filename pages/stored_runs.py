@@ -1,7 +1,5 @@
 """Runs view: every stored run (model, dataset, analysis, inputs, size, time, state); show, download, delete."""
-import io
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -67,9 +65,7 @@ if m.state == "done":
         download_button(table, f"{key}_{name}", key=f"dl_run_{name}")
     size = sum(a.nbytes for a in arrays.values()) / 2**20
     if size <= MAX_NPZ_MB:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-        st.download_button(f"Download {key}.npz (every array)", buf.getvalue(), f"{key}.npz", key="dl_run_npz")
+        download_button(arrays, key, key="dl_run_npz")  # every array
     else:
         st.caption(f"The arrays take {size:.0f} MB: read them from {run.root / 'arrays'} (numpy .npy files) or "
                    f"export with `python -m headscope runs export {key}`.")

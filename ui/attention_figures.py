@@ -12,9 +12,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from PIL import Image
 from plotly.subplots import make_subplots
 
-from ui.figures import HEAT, image_figure
+from ui.figures import HEAT, as_rgb, colourbar_trace, heat_rgb, image_figure, png_source
 
 CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 MAX_CELL = 24             # overview cells of text are pooled to at most this many tokens a side
@@ -57,56 +58,64 @@ def pooled(matrix: np.ndarray, size: int = MAX_CELL) -> np.ndarray:
     return np.stack([rows[..., g].mean(-1) for g in groups], -1)
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
-    return (np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]) * 255
-
-
 # -- overview -------------------------------------------------------------------------------------------
+OVERLAY = 0.6       # opacity of attention laid over the image
+CELL_PX = (32, 96)  # smallest and largest overview cell, in picture pixels
+
+
+def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cell: int) -> tuple[np.ndarray, int]:
+    """The L x H cells [L, H, r, c] as one RGB picture [L (cell + gap) - gap, H (cell + gap) - gap, 3] in [0, 1]:
+    each cell coloured on the shared scale [0, zmax], scaled to cell x cell pixels (blocks, as a heatmap
+    draws them) and, with an image [S, S, C], laid over it at OVERLAY opacity; white gaps. Returns (picture,
+    gap)."""
+    L, H, r, c = cells.shape
+    gap = max(2, cell // 8)
+    rows, cols = np.minimum(np.arange(cell) * r // cell, r - 1), np.minimum(np.arange(cell) * c // cell, c - 1)
+    colours = heat_rgb(cells[:, :, rows][:, :, :, cols], 0.0, zmax)  # [L, H, cell, cell, 3]
+    if image is not None:
+        under = np.asarray(Image.fromarray((as_rgb(image) * 255).round().astype(np.uint8)).resize(
+            (cell, cell), Image.Resampling.BILINEAR)) / 255.0
+        colours = OVERLAY * colours + (1 - OVERLAY) * under
+    picture = np.ones((L * (cell + gap) - gap, H * (cell + gap) - gap, 3))
+    for l in range(L):
+        for h in range(H):
+            picture[l * (cell + gap):l * (cell + gap) + cell, h * (cell + gap):h * (cell + gap) + cell] = colours[l, h]
+    return picture, gap
+
+
 def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, image: np.ndarray | None = None,
                     zmax: float | None = None, width: int = 480) -> go.Figure:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale (optionally laid over an image
-    [S, S, C]); every pixel is also an invisible point with customdata (layer, head, value) so that a
-    click opens that head (read it with ui.widgets.clicked_head). The selected head is outlined in red.
-    width: the expected plot width in pixels; the height follows so that cells come out square."""
+    [S, S, C]), drawn as one picture; each cell carries an invisible square point with customdata (layer,
+    head, largest value) so that a click opens that head (read it with ui.widgets.clicked_head). The
+    selected head is outlined in red. width: the expected plot width in pixels; the height follows so that
+    cells come out square."""
     L, H, r, c = cells.shape
-    gap = max(1, round(0.15 * max(r, c)))
     zmax = float(np.nanmax(cells)) if zmax is None else zmax
-    mosaic = np.full((L * (r + gap) - gap, H * (c + gap) - gap), np.nan)
-    for l in range(L):
-        for h in range(H):
-            mosaic[l * (r + gap):l * (r + gap) + r, h * (c + gap):h * (c + gap) + c] = cells[l, h]
-    fig = go.Figure()
-    if image is not None:
-        rgb = _rgb(image)
-        s = rgb.shape[0]
-        for l in range(L):
-            for h in range(H):
-                fig.add_trace(go.Image(z=rgb, x0=h * (c + gap) - 0.5 + c / s / 2, dx=c / s,
-                                       y0=l * (r + gap) - 0.5 + r / s / 2, dy=r / s, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=mosaic, colorscale=HEAT, zmin=0, zmax=zmax, hoverinfo="skip",
-                             opacity=0.6 if image is not None else 1.0,
-                             colorbar=dict(thickness=12, title=dict(text="attention", side="right"))))
-    ll, hh, yy, xx = np.meshgrid(np.arange(L), np.arange(H), np.arange(r), np.arange(c), indexing="ij")
+    cell = int(np.clip((width - 120) // H, *CELL_PX))
+    picture, gap = mosaic_picture(cells, zmax, image, cell)
+    step = cell + gap
+    fig = go.Figure(go.Image(source=png_source(picture), hoverinfo="skip"))
+    fig.add_trace(colourbar_trace(0.0, zmax, title="attention"))
+    ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+    screen = (width - 120) / (H * step)  # screen pixels per picture pixel
     fig.add_trace(go.Scatter(
-        x=(hh * (c + gap) + xx).ravel(), y=(ll * (r + gap) + yy).ravel(), mode="markers",
-        marker=dict(color=CLICK, size=max(4, width // (H * max(r, c)))),
-        customdata=np.stack([ll.ravel(), hh.ravel(), cells.ravel()], -1).tolist(),
-        hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{customdata[2]:.3f}"
+        x=(hh * step + (cell - 1) / 2).ravel(), y=(ll * step + (cell - 1) / 2).ravel(), mode="markers",
+        marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
+        customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
+        hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
                       "<br>click to open this head<extra></extra>"))
     if selected is not None:
         l, h = selected
-        fig.add_shape(type="rect", x0=h * (c + gap) - 0.5 - gap / 3, x1=h * (c + gap) + c - 0.5 + gap / 3,
-                      y0=l * (r + gap) - 0.5 - gap / 3, y1=l * (r + gap) + r - 0.5 + gap / 3,
-                      line=dict(color="red", width=3))
-    fig.update_xaxes(tickmode="array", tickvals=[h * (c + gap) + (c - 1) / 2 for h in range(H)],
+        fig.add_shape(type="rect", x0=h * step - 0.5 - gap / 2, x1=h * step + cell - 0.5 + gap / 2,
+                      y0=l * step - 0.5 - gap / 2, y1=l * step + cell - 0.5 + gap / 2, line=dict(color="red", width=3))
+    fig.update_xaxes(tickmode="array", tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
                      ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)], side="top", showgrid=False,
-                     zeroline=False,
-                     range=[-0.5 - gap / 2, H * (c + gap) - gap - 0.5 + gap / 2])
-    fig.update_yaxes(tickmode="array", tickvals=[l * (r + gap) + (r - 1) / 2 for l in range(L)],
+                     zeroline=False, range=[-0.5 - gap / 2, picture.shape[1] - 0.5 + gap / 2])
+    fig.update_yaxes(tickmode="array", tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
                      ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)], showgrid=False,
-                     zeroline=False,
-                     range=[L * (r + gap) - gap - 0.5 + gap / 2, -0.5 - gap / 2])
-    height = int(40 + (width - 110) * mosaic.shape[0] / mosaic.shape[1])
+                     zeroline=False, range=[picture.shape[0] - 0.5 + gap / 2, -0.5 - gap / 2])
+    height = int(40 + (width - 120) * picture.shape[0] / picture.shape[1])
     fig.update_layout(height=min(900, max(220, height)), margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       clickmode="event+select", plot_bgcolor="white")
     return fig

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from analysis.attention import head_statistics, map_attention
 from analysis.evaluation import predict
@@ -59,6 +60,13 @@ def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> dict[
         "attn_out": tr.attn_out.float().cpu().numpy(),
         "mlp_out": tr.mlp_out.float().cpu().numpy(),
     }
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def input_head_statistics(key: str, input_key: str, _attn: np.ndarray, grid: tuple[int, int] | None, n_prefix: int,
+                          patch_size: int | None) -> dict[str, np.ndarray]:
+    """analysis.attention.head_statistics of one input's attention _attn [L, H, T, T] (values [1, L, H, ...])."""
+    return head_statistics(torch.from_numpy(_attn[:, None]), grid, n_prefix, patch_size)
 
 
 # -- class-embedding view ----------------------------------------------------------------------------

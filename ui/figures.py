@@ -1,13 +1,58 @@
 """Arrays -> plotly figures shared by several views (view-specific builders live beside their view)."""
 from __future__ import annotations
 
+import base64
+import functools
+import io
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
+from PIL import Image
 
 HEAT = "Viridis"
 DIVERGING = "RdBu_r"
+LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
+
+
+# -- pictures: images and heat maps sent to the browser as PNG (a few kB) instead of arrays of numbers ------
+def png_source(rgb: np.ndarray) -> str:
+    """An image [h, w, 3] (uint8, or floats in [0, 1]) as a PNG data URI for go.Image(source=...)."""
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@functools.lru_cache(maxsize=16)
+def colour_lut(colorscale: str) -> np.ndarray:
+    """A named plotly colour scale sampled at LUT_SIZE points: [LUT_SIZE, 3] uint8."""
+    colours = sample_colorscale(get_colorscale(colorscale), np.linspace(0, 1, LUT_SIZE))
+    return np.array([unlabel_rgb(c) for c in colours]).round().astype(np.uint8)
+
+
+def heat_rgb(values: np.ndarray, zmin: float, zmax: float, colorscale: str = HEAT) -> np.ndarray:
+    """Values [...] -> their colours [..., 3] float in [0, 1] on the colour scale from zmin to zmax, as plotly
+    draws a heatmap; NaN is white."""
+    t = (np.asarray(values, dtype=float) - zmin) / max(zmax - zmin, 1e-12)
+    idx = np.clip(np.nan_to_num(t, nan=0.0) * (LUT_SIZE - 1), 0, LUT_SIZE - 1).round().astype(int)
+    rgb = colour_lut(colorscale)[idx] / 255.0
+    rgb[np.isnan(t)] = 1.0
+    return rgb
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An image [S, S, C] (C = 1 or 3, values in [0, 1]) as RGB [S, S, 3]."""
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+
+
+def colourbar_trace(zmin: float, zmax: float, colorscale: str = HEAT, title: str = "") -> go.Scatter:
+    """An invisible one-point trace that draws the colour bar of a heat map shown as an image."""
+    return go.Scatter(x=[0], y=[0], mode="markers", hoverinfo="skip", showlegend=False,
+                      marker=dict(size=0.1, opacity=0, color=[zmin], colorscale=colorscale, cmin=zmin, cmax=zmax,
+                                  showscale=True, colorbar=dict(thickness=12, title=dict(text=title, side="right"))))
 
 
 def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, true_label: int | None = None):
@@ -26,8 +71,7 @@ def image_figure(image: np.ndarray, heat: np.ndarray | None = None, opacity: flo
                  colorscale: str = HEAT, title: str | None = None, height: int = 320, showscale: bool = True):
     """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it."""
     s = image.shape[0]
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    fig = go.Figure(go.Image(z=(rgb * 255).astype(np.uint8), hoverinfo="skip"))
+    fig = go.Figure(go.Image(source=png_source(as_rgb(image)), hoverinfo="skip"))
     if heat is not None:
         gh, gw = heat.shape
         fig.add_trace(go.Heatmap(z=heat, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh,

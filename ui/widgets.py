@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 from PIL import ImageOps
 
 from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, load_image, match_labels
@@ -335,15 +334,22 @@ def show_figure(fig, how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray
 
 
 def download_button(data: pd.DataFrame | dict[str, np.ndarray], name: str, key: str | None = None) -> None:
-    """A CSV (DataFrame) or NPZ (dict of arrays) download of a figure's numbers."""
-    if isinstance(data, pd.DataFrame):
-        st.download_button(f"Download {name}.csv", data.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
-                           key=key or f"dl_{name}")
-    else:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in data.items()})
-        st.download_button(f"Download {name}.npz", buf.getvalue(), f"{name}.npz", "application/octet-stream",
-                           key=key or f"dl_{name}")
+    """A CSV (DataFrame) or NPZ (dict of arrays) download of a figure's numbers. The file is written only when
+    the button is clicked (Streamlit's deferred download data), and the click does not rerun the page."""
+    ext, mime, write = ("csv", "text/csv", _csv) if isinstance(data, pd.DataFrame) else \
+        ("npz", "application/octet-stream", _npz)
+    st.download_button(f"Download {name}.{ext}", lambda: write(data), f"{name}.{ext}", mime, key=key or f"dl_{name}",
+                       on_click="ignore")
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
 
 
 def no_model_message() -> None:
@@ -353,34 +359,53 @@ def no_model_message() -> None:
 
 def clicked_head(event) -> tuple[int, int] | None:
     """(layer, head) of the cell clicked in a `ui.figures.head_grid` chart (st.plotly_chart on_select), or None."""
+    data = clicked_data(event)
+    return (int(data[0]), int(data[1])) if data is not None and len(data) >= 2 else None
+
+
+def clicked_data(event) -> list | None:
+    """The customdata of the first clicked point that has one in a chart's selection event, or None."""
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    for p in points:
-        cd = p.get("customdata")
-        if cd is not None and len(cd) >= 2:
-            return int(cd[0]), int(cd[1])
-    return None
+    return next((p["customdata"] for p in points if p.get("customdata") is not None), None)
 
 
-def rerun_panel() -> None:
-    """Rerun the fragment that changed a selection (the whole page when it ran as part of a full run)."""
-    try:
-        st.rerun(scope="fragment")
-    except StreamlitAPIException:
-        st.rerun()
+def on_click(chart_key: str, apply):
+    """An on_select callback for the chart with this key: apply(customdata) of the clicked point runs before the
+    script reruns, so that one rerun draws what the click chose (a click that deselects does nothing)."""
+    def callback() -> None:
+        data = clicked_data(st.session_state.get(chart_key))
+        if data is not None:
+            apply(data)
+    return callback
 
 
-def head_picker(n_layers: int, n_heads: int, key: str, panel_only: bool = False) -> tuple[int, int]:
-    """Layer and head number inputs bound to the shared selected head (state.HEAD). A change reruns the page,
-    or with panel_only just the fragment the picker is in (when nothing outside it shows the selection)."""
+def on_head_click(chart_key: str):
+    """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head."""
+    return on_click(chart_key, lambda data: state.select_head(int(data[0]), int(data[1])))
+
+
+def synced(key: str, value) -> str:
+    """Give the widget with this key `value` before it is drawn (when the value was chosen elsewhere: a click,
+    another view); returns the key."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+    return key
+
+
+def head_picker(n_layers: int, n_heads: int, key: str) -> tuple[int, int]:
+    """Layer and head number inputs bound to the shared selected head (state.HEAD): they show it, and a change
+    selects the new head in a callback, so one run (of the page, or of the fragment the picker is in) draws it."""
     layer, head = state.selected_head()
     layer, head = min(layer, n_layers - 1), min(head, n_heads - 1)
+    keys = (synced(f"{key}_layer", layer), synced(f"{key}_head", head))
     c1, c2 = st.columns(2)
-    new_layer = c1.number_input("Layer", 0, n_layers - 1, layer, key=f"{key}_layer_{layer}_{head}")
-    new_head = c2.number_input("Head", 0, n_heads - 1, head, key=f"{key}_head_{layer}_{head}")
-    if (new_layer, new_head) != (layer, head):
-        state.select_head(new_layer, new_head)
-        rerun_panel() if panel_only else st.rerun()
-    return int(new_layer), int(new_head)
+    c1.number_input("Layer", 0, n_layers - 1, key=keys[0], on_change=_pick_head, args=keys)
+    c2.number_input("Head", 0, n_heads - 1, key=keys[1], on_change=_pick_head, args=keys)
+    return layer, head
+
+
+def _pick_head(layer_key: str, head_key: str) -> None:
+    state.select_head(st.session_state[layer_key], st.session_state[head_key])
 
 
 def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "Dataset sample size") -> int:

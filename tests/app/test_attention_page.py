@@ -6,7 +6,9 @@ from streamlit.testing.v1 import AppTest
 from data import load_dataset
 from models import HookedModel
 from ui import state
-from ui.attention_figures import default_query, overview_mosaic, query_maps, query_options
+from ui.attention_figures import (OVERLAY, default_query, mosaic_picture, overview_mosaic, query_maps,
+                                  query_options)
+from ui.figures import heat_rgb
 from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, stored_run, widget
 
 
@@ -149,7 +151,8 @@ def test_model_without_cls_falls_back_to_mean_over_queries():
     np.testing.assert_allclose(maps, attn.mean(2).reshape(2, 2, 3, 3))
     assert np.allclose(maps.sum((-1, -2)), 1.0)
     fig = overview_mosaic(maps, (1, 0))
-    assert np.shape(fig.data[-1].customdata) == (2 * 2 * 9, 3)
+    clicks = np.array(fig.data[-1].customdata)  # one clickable point per head: (layer, head, largest value)
+    np.testing.assert_allclose(clicks, [[l, h, maps[l, h].max()] for l in range(2) for h in range(2)])
     assert default_query(0, None) == 0  # text without a prefix: the first token
 
 
@@ -174,3 +177,23 @@ def test_distance_from_a_stored_run(digits_vit):
         assert_clean(at)
         assert at.toggle(key="attn_use_stored").value
         assert "stored run: 200 inputs of digits (test)" in at.toggle(key="attn_use_stored").label
+
+
+def test_overview_picture_cells_gaps_and_overlay():
+    """The overview mosaic is one picture: cell (l, h) shows cells[l, h] on the shared scale, scaled up in
+    blocks, gaps are white, and over an image each pixel is OVERLAY heat + (1 - OVERLAY) image."""
+    cells = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
+    picture, gap = mosaic_picture(cells, float(cells.max()), None, 8)
+    step = 8 + gap
+    assert picture.shape == (2 * step - gap, 3 * step - gap, 3)
+    for l in range(2):
+        for h in range(3):
+            block = picture[l * step:l * step + 8, h * step:h * step + 8]
+            want = heat_rgb(cells[l, h], 0.0, float(cells.max()))  # [2, 2, 3]
+            np.testing.assert_allclose(block[:4, :4], np.broadcast_to(want[0, 0], (4, 4, 3)))
+            np.testing.assert_allclose(block[4:, 4:], np.broadcast_to(want[1, 1], (4, 4, 3)))
+    np.testing.assert_allclose(picture[8:8 + gap], 1.0)  # the gap between layer rows
+    np.testing.assert_allclose(heat_rgb(np.array([0.0, 1.0]), 0, 1) * 255, [[68, 1, 84], [253, 231, 37]], atol=1)
+    grey = np.full((8, 8, 1), 0.5)
+    over, _ = mosaic_picture(cells, float(cells.max()), grey, 8)
+    np.testing.assert_allclose(over[:8, :8], OVERLAY * picture[:8, :8] + (1 - OVERLAY) * 0.5, atol=1 / 255)

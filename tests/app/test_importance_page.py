@@ -40,10 +40,13 @@ def test_digits_scores_match_the_analysis_and_heads_can_be_selected(digits_vit):
     assert f"accuracy: **{acc00:.4g}**" in listed
 
     # selecting a head (the number inputs bound to the shared selection) updates the state and the panel
-    at.number_input(key="imp_head_layer_0_0").set_value(2).run()
+    at.number_input(key="imp_head_layer").set_value(2).run()
     assert not at.exception
     assert at.session_state[state.HEAD] == (2, 0)
     assert any("layer 2 head 0" in c.value for c in at.caption)
+    at.session_state[state.HEAD] = (1, 3)  # selected elsewhere (a click on a grid, another view): the inputs follow
+    at.run()
+    assert (at.number_input(key="imp_head_layer").value, at.number_input(key="imp_head_head").value) == (1, 3)
 
     # every score in the CSV, overall and per class
     assert _download(at, "Download head_importance_scores").proto.label.endswith(".csv")
