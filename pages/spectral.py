@@ -190,12 +190,13 @@ def length_section(tau: float, layers: tuple | None) -> None:
 
 
 @st.fragment
-def temperature_panel() -> None:
+def temperature_panel(tab: str) -> None:
+    """The temperature controls and the open tab's figures at that temperature (a change reruns only this)."""
     st.subheader("Attention temperature")
     c1, c2, c3 = st.columns([3, 2, 3])
     tau = c1.select_slider("Attention temperature τ", TAUS, value=1.0, key="spectral_tau",
                            help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
-                                "uniform; τ = 1 is the model as trained.")
+                                "uniform; τ = 1 is the model as trained. It applies on every tab but the lab.")
     scope = c2.radio("Apply τ to", ["all layers", "chosen layers"], key="spectral_scope", horizontal=True)
     layers = None
     if scope == "chosen layers":
@@ -206,22 +207,27 @@ def temperature_panel() -> None:
     where = ("every layer" if layers is None else
              "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
     st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
+    if tab == "Temperature sweep":
+        if layers != ():
+            sweep_section(tau, layers)
+        if not is_image:
+            length_section(tau, layers)
+        return
     cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
-    if stored is not None and all(t == 1.0 for t in temps):  # the stored run is of the model as trained
-        whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
-        smp = {k: np.moveaxis(v, 0, 1) for k, v in whole.items() if k in SPECTRAL_PER_INPUT}
-        smp |= {k: cur[k] for k in ("profile_freq", "state_labels", "state_kinds") if k in cur}
-        st.caption(f"Dashed lines: the {run_label(stored)}.")
+    if tab == "Heads":
+        head_section(cur)
+    elif tab == "Rank collapse":
+        rank_section(cur, temps)
     else:
-        smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample)
-    hc_dc_section(cur, smp)
-    fourier_section(cur, smp)
-    head_section(cur)
-    rank_section(cur, temps)
-    if layers != ():
-        sweep_section(tau, layers)
-    if not is_image:
-        length_section(tau, layers)
+        if stored is not None and all(t == 1.0 for t in temps):  # the stored run is of the model as trained
+            whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+            smp = {k: np.moveaxis(v, 0, 1) for k, v in whole.items() if k in SPECTRAL_PER_INPUT}
+            smp |= {k: cur[k] for k in ("profile_freq", "state_labels", "state_kinds") if k in cur}
+            st.caption(f"Dashed lines: the {run_label(stored)}.")
+        else:
+            smp = cache.spectral_metrics(ctx.model_key, sample_key, temps, False, model, sample)
+        hc_dc_section(cur, smp)
+        fourier_section(cur, smp)
 
 
 @st.fragment
@@ -287,6 +293,16 @@ def activation_lab() -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-temperature_panel()
-st.divider()
-activation_lab()
+# lazy tabs: only the open tab runs and is sent to the browser, so a temperature step redraws its figures only;
+# the temperature lives in session state while the lab (which has none) is open
+TABS = ["Low-pass filter", "Heads", "Rank collapse", "Temperature sweep", "Activation lab"]
+for kept in ("spectral_tau", "spectral_scope", "spectral_layers"):
+    if kept in st.session_state:
+        st.session_state[kept] = st.session_state[kept]
+tabs = dict(zip(TABS, st.tabs(TABS, key="spectral_tab", on_change="rerun")))
+open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
+with tabs[open_tab]:
+    if open_tab == "Activation lab":
+        activation_lab()
+    else:
+        temperature_panel(open_tab)

@@ -9,13 +9,24 @@ from ui import state
 from tests.app.helpers import assert_clean, open_view, stored_run
 
 PAGE = "pages/spectral.py"
-SECTIONS = ["Attention temperature", "High- vs low-frequency energy per layer",
-            "Fourier profile of the feature maps (Park & Kim)", "A head's frequency response",
-            "Rank collapse and the rank of attention", "Temperature sweep"]
+TABS = {  # tab -> its sections (after the temperature controls) and number of charts
+    "Low-pass filter": (["High- vs low-frequency energy per layer", "Fourier profile of the feature maps (Park & Kim)"],
+                        3),  # HC/DC, profile, end point
+    "Heads": (["A head's frequency response"], 4),  # grid, gain, 2-D response, eigenvalues
+    "Rank collapse": (["Rank collapse and the rank of attention"], 2),
+    "Temperature sweep": (["Temperature sweep"], 1),
+}
 
 
-def _open(model: str) -> AppTest:
-    return open_view(PAGE, model, spectral_n=8)  # a small sample keeps the test quick
+def _open(model: str, tab: str | None = None) -> AppTest:
+    at = open_view(PAGE, model, spectral_n=8)  # a small sample keeps the test quick
+    return _tab(at, tab) if tab else at
+
+
+def _tab(at: AppTest, name: str) -> AppTest:
+    """Open a tab of the view's lazy tabs (only the open one runs), as a click on it does."""
+    at.session_state["spectral_tab"] = name
+    return at.run()
 
 
 def _figure(at, title_word: str) -> dict:
@@ -31,13 +42,17 @@ def _captions(at) -> str:
     return " ".join(c.value for c in at.caption)
 
 
-def test_digits_vit_every_figure_and_the_temperature_slider():
+def test_digits_vit_every_tab_and_the_temperature_slider():
     at = _open("digits-vit")
     assert_clean(at)
     assert at.title[0].value == "Spectral"
-    assert [s.value for s in at.subheader] == SECTIONS + ["Activation lab"]
-    assert len(at.get("plotly_chart")) == 13  # HC/DC, profile, end point, grid, gain, 2-D, eig, 2 ranks, sweep, lab
-    assert not at.info  # every panel applies to a ViT
+    for tab, (sections, charts) in TABS.items():
+        _tab(at, tab)
+        assert_clean(at)
+        assert [s.value for s in at.subheader] == ["Attention temperature"] + sections, tab
+        assert len(at.get("plotly_chart")) == charts, tab
+        assert not at.info  # every panel applies to a ViT
+    _tab(at, "Low-pass filter")
     assert "How to read this" in _captions(at)
     hc_dc = _figure(at, "‖HC‖ / ‖DC‖ (log)")
     assert len(hc_dc["data"]) == 6  # three streams, for the input and the sample mean
@@ -48,6 +63,10 @@ def test_digits_vit_every_figure_and_the_temperature_slider():
     assert "τ = 100" in _captions(at)
     after = _figure(at, "‖HC‖ / ‖DC‖ (log)")
     assert [d["y"] for d in after["data"]] != before  # the figures are redrawn at the new temperature
+    _tab(at, "Activation lab")
+    assert [s.value for s in at.subheader] == ["Activation lab"] and len(at.get("plotly_chart")) == 3
+    _tab(at, "Heads")  # the temperature is kept while the lab is open
+    assert at.select_slider(key="spectral_tau").value == 100.0 and "τ = 100" in _captions(at)
 
     at.radio(key="spectral_scope").set_value("chosen layers").run()
     assert_clean(at)
@@ -58,12 +77,13 @@ def test_digits_vit_every_figure_and_the_temperature_slider():
 
 
 def test_digits_vit_head_picker_and_whatif():
-    at = _open("digits-vit")
+    at = _open("digits-vit", "Heads")
     inputs = [n for n in at.number_input if n.key and n.key.startswith("spectral_head_layer")]
     inputs[0].set_value(2).run()
     assert_clean(at)
     assert at.session_state[state.HEAD] == (2, 0)
     assert "Layer 2, head 0" in _captions(at)
+    _tab(at, "Rank collapse")
     at.multiselect(key="spectral_whatif").set_value([]).run()
     assert any("Pick at least one what-if" in w.value for w in at.warning)
     at.multiselect(key="spectral_whatif").set_value(["attention only"]).run()
@@ -75,10 +95,12 @@ def test_digits_vit_head_picker_and_whatif():
 def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
     at = _open("minilm")
     assert_clean(at)
-    subheaders = [s.value for s in at.subheader]
-    assert subheaders == SECTIONS + ["Length collapse", "Activation lab"]
-    infos = " ".join(i.value for i in at.info)
-    assert "not a patch grid" in infos and "no 2-D response image" in infos
+    assert "not a patch grid" in " ".join(i.value for i in at.info)
+    _tab(at, "Heads")
+    assert_clean(at)
+    assert "no 2-D response image" in " ".join(i.value for i in at.info)
+    _tab(at, "Temperature sweep")
+    assert [s.value for s in at.subheader] == ["Attention temperature", "Temperature sweep", "Length collapse"]
     length = _figure(at, "mean pairwise cosine similarity")
     assert [d["name"] for d in length["data"]] == ["τ = 1"]
     at.select_slider(key="spectral_tau").set_value(4.0).run()
@@ -88,7 +110,7 @@ def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
 
 
 def test_activation_lab_bad_tones_then_recovery():
-    at = _open("digits-vit")
+    at = _open("digits-vit", "Activation lab")
     for tones, message in (("abc", "Could not read the tones"), ("3000", "Nyquist"), ("8.5", "DFT bin"),
                            ("", "at least one tone")):
         at.text_input(key="spectral_tones").set_value(tones).run()
@@ -100,7 +122,7 @@ def test_activation_lab_bad_tones_then_recovery():
 
 
 def test_activation_lab_functions():
-    at = _open("digits-vit")
+    at = _open("digits-vit", "Activation lab")
     at.selectbox(key="spectral_act").set_value("ReLU").run()
     at.slider(key="spectral_amp").set_value(1.0).run()
     assert_clean(at)

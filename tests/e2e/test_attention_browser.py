@@ -27,16 +27,19 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     wait_idle(page, timeout=300_000)
     assert page.get_by_role("heading", name="Layer 0, head 0").is_visible()
 
-    # digits-vit: 8 x 8 patch cells with a gap of 1 -> cell (layer 2, head 3) is centred near (3*9+4, 2*9+4)
-    _click_data_point(page, 0, 3 * 9 + 4, 2 * 9 + 4)
+    # the overview's click point of (layer 2, head 3): its invisible marker carries customdata (2, 3, ...)
+    x, y = page.locator(".js-plotly-plot").nth(0).evaluate(
+        """gd => { const t = gd._fullData.find(t => t.customdata && t.mode === "markers");
+                   const i = t.customdata.findIndex(c => c[0] === 2 && c[1] === 3); return [t.x[i], t.y[i]]; }""")
+    _click_data_point(page, 0, x, y)
     page.get_by_role("heading", name="Layer 2, head 3").wait_for(timeout=60_000)
     wait_idle(page)
     assert page.get_by_text("Download attention_L2H3.npz").is_visible()
     assert page.get_by_text("brighter patches get more of the query's attention").first.is_visible()
     # the overview now outlines the new head
     outlined = page.locator(".js-plotly-plot").nth(0).evaluate(
-        "gd => gd._fullLayout.shapes.map(s => [s.x0, s.y0])")
-    assert len(outlined) == 1 and 3 * 9 - 1 < outlined[0][0] < 3 * 9 and 2 * 9 - 1 < outlined[0][1] < 2 * 9
+        "gd => gd._fullLayout.shapes.map(s => [s.x0, s.x1, s.y0, s.y1])")
+    assert len(outlined) == 1 and outlined[0][0] < x < outlined[0][1] and outlined[0][2] < y < outlined[0][3]
 
     # click a patch on the one-head image: it becomes the query (outlined patch, selectbox updated)
     _click_data_point(page, 1, 20.0, 12.0)  # image pixels (x=20, y=12) -> patch row 3, col 5

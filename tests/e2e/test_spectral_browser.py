@@ -1,4 +1,5 @@
-"""Real browser: the Spectral view renders, and moving the temperature slider redraws the figures."""
+"""Real browser: the Spectral view renders, moving the temperature slider redraws the figures, and another tab
+opens at the same temperature."""
 import pytest
 
 from tests.e2e.conftest import open_view, wait_idle
@@ -15,18 +16,22 @@ def test_temperature_slider_redraws(app_url, page):
     wait_idle(page)
     assert page.get_by_text("High- vs low-frequency energy per layer").first.is_visible()
     assert page.get_by_text("drawn at τ = 1 on every layer").first.is_visible()
-    assert page.locator(".js-plotly-plot").count() >= 10
+    assert page.locator(".js-plotly-plot").count() == 3  # lazy tabs: the open tab's figures only
     before = page.evaluate(FIRST_Y)
 
     thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
     assert thumb.get_attribute("aria-valuetext") in ("1.0", "1")
     thumb.focus()
     page.keyboard.press("ArrowRight")  # 1.0 -> 1.5
-    page.wait_for_timeout(500)
-    wait_idle(page)
     page.get_by_text("drawn at τ = 1.5 on every layer").first.wait_for(timeout=120_000)
     wait_idle(page)
     after = page.evaluate(FIRST_Y)
     assert len(after) == len(before) == 6 and all(len(y) > 2 for y in after)
     assert after != before  # the HC/DC figure was redrawn under the new temperature
     assert not page.locator("[data-testid='stException']").count()
+
+    page.get_by_role("tab", name="Heads").click()
+    page.get_by_text("A head's frequency response").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    assert page.get_by_text("drawn at τ = 1.5 on every layer").first.is_visible()
+    assert page.locator(".js-plotly-plot").count() == 4
