@@ -111,6 +111,7 @@ def choose(page, label: str):
 
     def act():
         field = box.locator("input")
+        field.blur()  # a click on the box that kept the focus after the last choice would not open its list
         field.click()
         page.get_by_role("option").first.wait_for()
         options = page.get_by_role("option")

@@ -57,7 +57,11 @@ def set_query(q: int) -> None:
 
 
 def query_from_widget() -> None:
-    set_query(st.session_state["attn_query"])
+    """Selectbox callback. A choice made in the browser while the input changed (its label no longer among the
+    options: Streamlit hands over the label text) is ignored; the box then shows the current query again."""
+    q = st.session_state["attn_query"]
+    if isinstance(q, int):
+        set_query(q)
 
 
 # -- heads of the current input ----------------------------------------------------------------------------
