@@ -13,13 +13,12 @@ from models import ModelLoadError
 from ui import cache, state
 from ui.stored import background_panel, find_run, run_label
 from ui.embedding_figures import (block_class_probs, class_map_overlay, embedding_scatter, identifiability_boxes,
-                                  selected_rows, separability_curves, text_hover, thumbnail_text, token_class_strip)
+                                  selected_rows, separability_curves, token_class_strip)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
 
 WHERE_NAMES = {"resid": "residual stream after the block", "attn_out": "attention sublayer output",
                "mlp_out": "MLP sublayer output"}
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
-HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names instead of thumbnails
 
 ctx = page_context()
 st.title("Class embedding")
@@ -160,16 +159,6 @@ with st.expander("Identifiability rate per block and group"):
 
 
 # -- embedding map ------------------------------------------------------------------------------------
-def hover_texts() -> list[str]:
-    if len(rows) > HOVER_THUMBNAILS:  # decoding every image of a large stored run for the hover costs too much
-        return [ds.names[i] for i in rows]
-    inputs = [ds.inputs[i] for i in rows]
-    if spec.modality == "image":
-        return [thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
-                for img in inputs]
-    return [text_hover(t) for t in inputs]
-
-
 @st.fragment
 def embedding_map() -> None:
     st.subheader(f"Embedding map of the {summary_name} token")
@@ -188,7 +177,8 @@ def embedding_map() -> None:
         coords, axis = mp.coords[0], METHOD_NAMES[method]
         note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
-    fig = embedding_scatter(coords, sample.labels, spec.class_names, hover_texts(), predicted, axis=axis,
+    hover = cache.sample_hover_texts(sample_key, n, rows, ds)
+    fig = embedding_scatter(coords, sample.labels, spec.class_names, hover, predicted, axis=axis,
                             title=f"layer {layer}" + (" (embeddings)" if layer == 0 else f" (after block {layer})"))
     table = pd.DataFrame({"row": np.arange(len(rows)), "dataset_index": rows,
                           "name": [ds.names[i] for i in rows], "x": coords[:, 0], "y": coords[:, 1],

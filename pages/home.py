@@ -1,10 +1,13 @@
 """Home: what HeadScope is and what each view shows."""
 import streamlit as st
 
-from ui.navigation import VIEWS, available_views
-from ui.widgets import page_context
+from ui import state
+from ui.navigation import VIEWS, available_views, use_router
 
-ctx = page_context()
+drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context or None,) when app.py ran first
+if drawn is None:
+    use_router()  # a fresh server's first request ran this file on its own: go through app.py
+ctx = drawn[0] if drawn else None  # Home needs no model, so it does not wait for one
 st.title("HeadScope")
 st.markdown(
     "An interactive look inside transformer models: what each attention head does, and why the model "

@@ -13,6 +13,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from models import load_model  # noqa: E402
+from ui import startup  # noqa: E402
+
+startup.wait()  # the app's heavy imports, which a fresh server runs behind its first page: AppTests start after them
 
 
 def hook_count(model) -> int:

@@ -70,6 +70,8 @@ def input_head_statistics(key: str, input_key: str, _attn: np.ndarray, grid: tup
 
 
 # -- class-embedding view ----------------------------------------------------------------------------
+HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names instead of thumbnails
+
 @st.cache_resource(max_entries=2, show_spinner="Building the random-init baseline (same config, fresh weights)…")
 def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     """The model `name` with freshly initialised weights (seeded), with the same label set."""
@@ -117,6 +119,23 @@ def embedding_map(key: str, data_key: str, n: int, method: str, layer: int, seed
     result = project(x, method, seed, progress=lambda f, msg: bar.progress(f, text=f"{msg}{slow}…"))
     bar.empty()
     return result
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sample_hover_texts(data_key: str, n: int, _rows: np.ndarray, _dataset: Dataset) -> list[str]:
+    """The hover label of each analysed input (dataset rows _rows, identified by data_key and n): a shaded
+    thumbnail of an image, the wrapped text of a text, or the file name above HOVER_THUMBNAILS inputs (decoding
+    every image of a large stored run costs too much)."""
+    from ui.embedding_figures import text_hover, thumbnail_text
+
+    ds = _dataset
+    if len(_rows) > HOVER_THUMBNAILS:
+        return [ds.names[i] for i in _rows]
+    inputs = [ds.inputs[i] for i in _rows]
+    if ds.modality == "image":
+        return [thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
+                for img in inputs]
+    return [text_hover(t) for t in inputs]
 
 
 # -- spectral view -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The views of HeadScope, in menu order. app.py routes to those whose page file exists."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +56,17 @@ def pages() -> list:
     import streamlit as st
 
     return [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
+
+
+def use_router() -> None:
+    """Route a view that ran without app.py through app.py. On a fresh server whose first request is /<view>,
+    Streamlit's legacy pages/ discovery runs the view on its own although the server's main script
+    (`__main__.__file__`, which Streamlit sets to it) is app.py; declaring app.py's navigation (st.navigation,
+    public API) switches the server to it, and the rerun lands on the same view through app.py. A view that is
+    itself the main script (AppTest.from_file on a page) draws its own sidebar."""
+    import streamlit as st
+
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main and Path(main).resolve() == APP_SCRIPT:
+        st.navigation(pages(), position="hidden")
+        st.rerun()

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +19,7 @@ from models import BUILTINS, HookedModel, ModelLoadError, list_models
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, state
-from ui.navigation import APP_SCRIPT, pages
+from ui.navigation import use_router
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
 OPEN_DATASET = "Open a folder or file…"
@@ -72,20 +70,8 @@ def page_context() -> PageContext | None:
     drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
     if drawn is not None:
         return drawn[0]
-    _use_router()
+    use_router()
     return sidebar()
-
-
-def _use_router() -> None:
-    """Route a view that ran without app.py's sidebar through app.py. On a fresh server whose first request is
-    /<view>, Streamlit's legacy pages/ discovery runs the view on its own although the server's main script
-    (`__main__.__file__`, which Streamlit sets to it) is app.py; declaring app.py's navigation (st.navigation,
-    public API) switches the server to it, and the rerun lands on the same view through app.py. A view that is
-    itself the main script (AppTest.from_file on a page) draws its own sidebar."""
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main and Path(main).resolve() == APP_SCRIPT:
-        st.navigation(pages(), position="hidden")
-        st.rerun()
 
 
 def sidebar() -> PageContext | None:

@@ -3,7 +3,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
-from tests.app.helpers import open_view
+from tests.app.helpers import APP, TIMEOUT, open_view
 from ui.navigation import available_views
 
 
@@ -23,6 +23,25 @@ def test_every_view_runs_on_both_builtin_models(model, view):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.title and at.title[0].value
+
+
+def test_a_fresh_server_shows_home_before_the_heavy_imports(monkeypatch):
+    """The first page of a fresh server is Home at once, its sidebar saying what it waits for; the app reruns
+    into the full sidebar when the imports are done, and any other view waits for them."""
+    from ui import startup
+
+    started = []
+    monkeypatch.setattr(startup, "ready", lambda: False)
+    monkeypatch.setattr(startup, "start", lambda: started.append(True))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception and started
+    assert at.title[0].value == "HeadScope"
+    assert "Loading PyTorch" in " ".join(c.value for c in at.sidebar.caption)
+    assert not at.sidebar.selectbox  # no model picker yet
+    monkeypatch.setattr(startup, "ready", lambda: True)
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].label == "Model" and at.title[0].value == "HeadScope"
 
 
 def test_home_lists_views():
