@@ -112,8 +112,8 @@ def choose(page, label: str):
 
     def act():
         field = box.locator("input")
-        field.blur()  # a click on the box that kept the focus after the last choice would not open its list
-        field.click()
+        field.focus()
+        field.press("ArrowDown")  # opens the list at the current option (a click sometimes only focuses the box)
         page.get_by_role("option").first.wait_for()
         options = page.get_by_role("option")
         last = options.nth(options.count() - 1).get_attribute("aria-selected") == "true"

@@ -47,79 +47,88 @@ for name in wanted:
 probs = ctx.trace()["probs"][0]
 pred = int(probs.argmax())
 names = spec.class_names
-c1, c2, c3 = st.columns([3, 2, 1])
-picked = c1.multiselect("Methods", usable, default=[n for n in wanted if n in usable], format_func=label,
-                        key=f"rel_methods_{ctx.model_key}",
-                        help="Only the methods that apply to this model are listed. " +
-                        " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable))
-st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
-requested = st.query_params.get("target")
-if requested is not None and f"rel_target_{ctx.model_key}" not in st.session_state:
-    try:
-        t = int(requested)
-        if not 0 <= t < spec.n_classes:
-            raise ValueError
-        st.session_state[f"rel_target_{ctx.model_key}"] = t
-    except ValueError:
-        st.error(f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
-                 f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'.")
-target = c2.selectbox("Target class", [None] + list(range(spec.n_classes)), key=f"rel_target_{ctx.model_key}",
-                      format_func=lambda c: f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None
-                      else f"{c}: {names[c]} ({probs[c]:.0%})",
-                      help="Explain any class, not only the predicted one (attention and rollout are the same "
-                           "for every class).")
-shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
-tgt = pred if target is None else int(target)
 
-if not picked:
-    st.info("Pick at least one method to see its map.")
-else:
-    maps = {}
-    for name in picked:
-        with st.spinner(f"Computing {label(name)}…"):
-            try:
-                maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, m, ctx.batch)
-            except RelevanceError as e:
-                st.error(str(e))
-    if maps:
-        s = {label(k): v for k, v in shares(maps).items()}
-        lims = colour_limits(s, shared)
-        st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
-        how = (f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
-               "against); " + ("one colour scale for all maps, so strong and diffuse maps can be compared."
-                              if shared else "each map on its own scale, to see its pattern."))
-        data = {k: v for k, v in maps.items()}
-        if image:
-            grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
-            fig = overlay_grid(ctx.batch.images[0], grids, lims, shared)
-            data["grid"] = np.asarray(spec.grid)
-        else:
-            tokens = ctx.batch.tokens[0][spec.n_prefix:]
-            fig = token_grids(tokens, s, lims)
-            data["tokens"] = np.asarray(tokens)
-        show_figure(fig, how, data, f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}", key="rel_maps")
-        with st.expander("About the methods"):
-            st.table(pd.DataFrame([{"method": n, "name": METHODS[n].label, "what it does": METHODS[n].description,
-                                    "reference": METHODS[n].citation} for n in picked]).set_index("method"))
+@st.fragment
+def maps_panel() -> None:
+    """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
+    or colour scale reruns only this panel)."""
+    c1, c2, c3 = st.columns([3, 2, 1])
+    picked = c1.multiselect("Methods", usable, default=[n for n in wanted if n in usable], format_func=label,
+                            key=f"rel_methods_{ctx.model_key}",
+                            help="Only the methods that apply to this model are listed. " +
+                            " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable))
+    st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
-# -- conservation ----------------------------------------------------------------------------------------
-st.subheader("Conservation: AttnLRP relevance vs the logit")
-if "attnlrp" not in usable:
-    st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
-else:
-    cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, m, ctx.batch)
-    row = cons[cons["class"] == tgt].iloc[0]
-    gap = abs(row.total_relevance - row.logit)
-    st.markdown(f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
-                f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit).")
-    where = ("the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
-             "is not exactly conservative") if image else \
-        "bias terms absorb part of it and the softmax rule is not exactly conservative"
-    show_figure(conservation_figure(cons, tgt),
-                f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
-                f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
-                cons, "relevance_conservation", key="rel_conservation")
+    requested = st.query_params.get("target")
+    if requested is not None and f"rel_target_{ctx.model_key}" not in st.session_state:
+        try:
+            t = int(requested)
+            if not 0 <= t < spec.n_classes:
+                raise ValueError
+            st.session_state[f"rel_target_{ctx.model_key}"] = t
+        except ValueError:
+            st.error(f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
+                     f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'.")
+    target = c2.selectbox("Target class", [None] + list(range(spec.n_classes)), key=f"rel_target_{ctx.model_key}",
+                          format_func=lambda c: f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None
+                          else f"{c}: {names[c]} ({probs[c]:.0%})",
+                          help="Explain any class, not only the predicted one (attention and rollout are the same "
+                               "for every class).")
+    shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
+    tgt = pred if target is None else int(target)
+
+    if not picked:
+        st.info("Pick at least one method to see its map.")
+    else:
+        maps = {}
+        for name in picked:
+            with st.spinner(f"Computing {label(name)}…"):
+                try:
+                    maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, m, ctx.batch)
+                except RelevanceError as e:
+                    st.error(str(e))
+        if maps:
+            s = {label(k): v for k, v in shares(maps).items()}
+            lims = colour_limits(s, shared)
+            st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
+            how = (f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
+                   "against); " + ("one colour scale for all maps, so strong and diffuse maps can be compared."
+                                  if shared else "each map on its own scale, to see its pattern."))
+            data = {k: v for k, v in maps.items()}
+            if image:
+                grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
+                fig = overlay_grid(ctx.batch.images[0], grids, lims, shared)
+                data["grid"] = np.asarray(spec.grid)
+            else:
+                tokens = ctx.batch.tokens[0][spec.n_prefix:]
+                fig = token_grids(tokens, s, lims)
+                data["tokens"] = np.asarray(tokens)
+            show_figure(fig, how, data, f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}", key="rel_maps")
+            with st.expander("About the methods"):
+                st.table(pd.DataFrame([{"method": n, "name": METHODS[n].label, "what it does": METHODS[n].description,
+                                        "reference": METHODS[n].citation} for n in picked]).set_index("method"))
+
+    # -- conservation ------------------------------------------------------------------------------------
+    st.subheader("Conservation: AttnLRP relevance vs the logit")
+    if "attnlrp" not in usable:
+        st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
+    else:
+        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, m, ctx.batch)
+        row = cons[cons["class"] == tgt].iloc[0]
+        gap = abs(row.total_relevance - row.logit)
+        st.markdown(f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
+                    f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit).")
+        where = ("the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
+                 "is not exactly conservative") if image else \
+            "bias terms absorb part of it and the softmax rule is not exactly conservative"
+        show_figure(conservation_figure(cons, tgt),
+                    f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
+                    f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
+                    cons, "relevance_conservation", key="rel_conservation")
+
+
+maps_panel()
 
 # -- stored maps over the whole dataset ----------------------------------------------------------------------
 STORED_TOP = 20
