@@ -266,13 +266,16 @@ def map_attention(model, inputs: Sequence, fn: Callable[[torch.Tensor, torch.Ten
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+TEXT_RINGS = 16  # ring profiles of text: |i - j| = 0 .. 14 and >= 15 pooled (batches pad to different lengths)
+
+
 def dataset_statistics(model, inputs: Sequence, n_rings: int | None = None, batch_size: int = 64,
                        progress: Callable[[float, str], None] | None = None) -> dict[str, np.ndarray]:
     """head_statistics of `model` over raw inputs, per input ([N, L, H], ring [N, L, H, R]).
 
-    Text models get n_rings = 16 by default (batches pad to different lengths)."""
+    Text models get n_rings = TEXT_RINGS by default."""
     spec = model.spec
     if n_rings is None and spec.grid is None:
-        n_rings = 16
+        n_rings = TEXT_RINGS
     return map_attention(model, inputs, lambda a, m: head_statistics(
         a, spec.grid, spec.n_prefix, spec.patch_size, m, n_rings), batch_size, progress)

@@ -39,6 +39,7 @@ METRIC_TITLES = {"accuracy": "accuracy", "loss": "loss", "true_prob": "probabili
                  "cosine": "cosine distance of the pooled embedding", "gradient": "gradient |dL/dg|",
                  "gradient_norm": "gradient |dL/dg|, L2-normalised per layer"}
 GRADIENT = ("gradient", "gradient_norm")
+PARTIAL_STEPS = 11  # gate values of partial pruning: 1.0, 0.9, ..., 0.0
 
 
 # -- the sample ------------------------------------------------------------------------------------------
@@ -434,7 +435,7 @@ def agreement(scores: dict[str, np.ndarray] | pd.DataFrame) -> pd.DataFrame:
 
 
 # -- partial and cumulative pruning ------------------------------------------------------------------------
-def partial_pruning(model: HookedModel, data, layer: int, head: int, steps: int = 11,
+def partial_pruning(model: HookedModel, data, layer: int, head: int, steps: int = PARTIAL_STEPS,
                     metrics: Sequence[str] = LABEL_METRICS, **kwargs) -> pd.DataFrame:
     """Metric means as the gate of head (layer, head) goes 1 -> 0 in `steps` equal steps (VA paper B2/B3):
     DataFrame (gate, metric, value)."""

@@ -68,11 +68,6 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def register_recipe(name: str, recipe: Recipe) -> None:
-    """Add a training recipe (used by other built-in models)."""
-    RECIPES[name] = recipe
-
-
 def _augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
     """Random translation by up to max_shift pixels (zero fill). x: [B, C, S, S]."""
     if max_shift == 0:
@@ -157,5 +152,4 @@ if __name__ == "__main__":
     parser.add_argument("name", choices=sorted(RECIPES))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train(args.name, args.out)

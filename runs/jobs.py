@@ -130,7 +130,7 @@ def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
 def _attention(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
     from analysis.attention import dataset_statistics
 
-    stats = dataset_statistics(model, list(chunk.dataset.inputs), n_rings=None if model.spec.grid else 16,
+    stats = dataset_statistics(model, list(chunk.dataset.inputs),
                                batch_size=params["batch_size"])
     return {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
 

@@ -5,17 +5,33 @@ model (name + label set) and the input, so a cached result is never served for a
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import streamlit as st
 import torch
 
-from analysis.attention import head_statistics, map_attention
+from analysis.attention import TEXT_RINGS, head_statistics, map_attention
 from analysis.evaluation import predict
 from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
 from data import Dataset, load_dataset
 from models import HookedModel, load_model
+
+
+@contextlib.contextmanager
+def progress_bar(text: str, label: str) -> Iterator[Callable[..., None]]:
+    """An st.progress bar shown while a computation runs (removed when it ends, also on error). Yields the
+    `progress(fraction, message="")` callable the analyses take; the bar then reads "label: message"."""
+    bar = st.progress(0.0, text=text)
+
+    def progress(fraction: float, message: str = "") -> None:
+        bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{label}: {message}" if message else text)
+    try:
+        yield progress
+    finally:
+        bar.empty()
 
 
 def model_key(name: str, labels: tuple[str, ...] | None) -> str:
@@ -42,10 +58,8 @@ def get_dataset(source: str, split: str | None = None) -> Dataset:
 @st.cache_data(max_entries=16, show_spinner=False)
 def dataset_probs(key: str, data_key: str, n: int, _dataset: Dataset, _model: HookedModel) -> np.ndarray:
     """[n, C] class probabilities of the model `key` on the dataset's sample of n inputs (Dataset.sample)."""
-    bar = st.progress(0.0, text=f"Evaluating on {n} inputs of {_dataset.name}…")
-    probs = predict(_model, _dataset.sample(n).inputs, progress=lambda f, msg: bar.progress(f, text=msg))
-    bar.empty()
-    return probs
+    with progress_bar(f"Evaluating on {n} inputs of {_dataset.name}…", "Evaluating") as progress:
+        return predict(_model, _dataset.sample(n).inputs, progress=progress)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
@@ -91,10 +105,9 @@ def embedding_sample(key: str, data_key: str, n: int, where: str, _model: Hooked
     rows, labels = align_labels(ds.class_names, ds.labels, _model.spec.class_names)
     pick = ds.subset(rows).sample_rows(n)
     rows, labels = rows[pick], labels[pick]
-    bar = st.progress(0.0, text=f"Projecting {len(rows)} inputs of {ds.name} through the classifier…")
-    sample = embed_sample(_model, [ds.inputs[i] for i in rows], labels,
-                          where=where, progress=lambda f, msg: bar.progress(f, text=f"Projecting: {msg}"))
-    bar.empty()
+    text = f"Projecting {len(rows)} inputs of {ds.name} through the classifier…"
+    with progress_bar(text, "Projecting") as progress:
+        sample = embed_sample(_model, [ds.inputs[i] for i in rows], labels, where=where, progress=progress)
     return sample, rows
 
 
@@ -115,10 +128,8 @@ def embedding_map(key: str, data_key: str, n: int, method: str, layer: int, seed
 
     x = _embeddings if layer < 0 else _embeddings[layer:layer + 1]
     slow = " (UMAP compiles its numba code the first time in a process: ~15 s)" if method == "umap" else ""
-    bar = st.progress(0.0, text=f"{method.upper()} of {x.shape[1]} points{slow}…")
-    result = project(x, method, seed, progress=lambda f, msg: bar.progress(f, text=f"{msg}{slow}…"))
-    bar.empty()
-    return result
+    with progress_bar(f"{method.upper()} of {x.shape[1]} points{slow}…", f"{method.upper()}{slow}") as progress:
+        return project(x, method, seed, progress=progress)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -165,11 +176,8 @@ def spectral_sweep(key: str, input_key: str, taus: tuple[float, ...], layers: tu
     """analysis.spectral.temperature_sweep over `taus` at `layers` (all when None)."""
     from analysis.spectral import temperature_sweep
 
-    bar = st.progress(0.0, text="Sweeping the attention temperature…")
-    out = temperature_sweep(_model, _batch, taus, layers,
-                            progress=lambda f, msg: bar.progress(f, text=f"Sweeping the temperature: {msg}"))
-    bar.empty()
-    return out
+    with progress_bar("Sweeping the attention temperature…", "Sweeping the temperature") as progress:
+        return temperature_sweep(_model, _batch, taus, layers, progress=progress)
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring length collapse…")
@@ -209,9 +217,8 @@ def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dat
 
     sample = importance_sample(key, data_key, n, _model, _dataset)
     metrics = default_metrics(_model, sample)
-    bar = st.progress(0.0, text=f"Removing each head in turn over {n} inputs of {_dataset.name}…")
-    scores = head_scores(_model, sample, metrics, progress=lambda f, msg: bar.progress(f, text=f"Scoring heads: {msg}"))
-    bar.empty()
+    with progress_bar(f"Removing each head in turn over {n} inputs of {_dataset.name}…", "Scoring heads") as progress:
+        scores = head_scores(_model, sample, metrics, progress=progress)
     return {"scores": scores, "metrics": metrics,
             "labels": None if sample.labels is None else sample.labels.cpu().numpy()}
 
@@ -219,10 +226,10 @@ def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dat
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
 def importance_partial(key: str, data_key: str, n: int, layer: int, head: int,
                        metrics: tuple[str, ...], _model: HookedModel, _dataset: Dataset):
-    """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (11 gate values)."""
+    """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0)."""
     from analysis.importance import partial_pruning
 
-    return partial_pruning(_model, importance_sample(key, data_key, n, _model, _dataset), layer, head, 11, metrics)
+    return partial_pruning(_model, importance_sample(key, data_key, n, _model, _dataset), layer, head, metrics=metrics)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -234,12 +241,9 @@ def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...],
 
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
     how = "iteratively, re-scoring between steps" if iterative else "cumulatively"
-    bar = st.progress(0.0, text=f"Pruning heads {how}…")
-    curves = pruning_curves(_model, importance_sample(key, data_key, n, _model, _dataset), orders, iterative,
-                            metrics=metrics, seed=seed,
-                            progress=lambda f, msg: bar.progress(f, text=f"Pruning heads {how}: {msg}"))
-    bar.empty()
-    return curves
+    with progress_bar(f"Pruning heads {how}…", f"Pruning heads {how}") as progress:
+        return pruning_curves(_model, importance_sample(key, data_key, n, _model, _dataset), orders, iterative,
+                              metrics=metrics, seed=seed, progress=progress)
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
@@ -315,15 +319,11 @@ def relevance_faithfulness(key: str, data_key: str, n: int, methods: tuple[str, 
     """analysis.faithfulness.evaluate over the dataset's sample of n inputs (report.indices are rows of it)."""
     from analysis.faithfulness import evaluate
 
-    bar = st.progress(0.0, text="Scoring faithfulness…")
-    report = evaluate(_model, _dataset.sample(n), methods, n=n,
-                      progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=f"Scoring faithfulness: {msg}"))
-    bar.empty()
-    return report
+    with progress_bar("Scoring faithfulness…", "Scoring faithfulness") as progress:
+        return evaluate(_model, _dataset.sample(n), methods, n=n, progress=progress)
 
 
 # -- attention view -------------------------------------------------------------------------------------
-ATTENTION_TEXT_RINGS = 16  # ring profiles of text: |i - j| = 0 .. 14 and >= 15
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -332,7 +332,7 @@ def attention_sample(key: str, data_key: str, n: int, _model, _dataset: Dataset)
     (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the dataset's sample of n inputs,
     in one batched pass with a progress bar."""
     spec = _model.spec
-    n_rings = None if spec.grid is not None else ATTENTION_TEXT_RINGS
+    n_rings = None if spec.grid is not None else TEXT_RINGS
     inputs, dataset = _dataset.sample(n).inputs, _dataset.name
 
     def per_batch(attn, mask):
@@ -340,11 +340,8 @@ def attention_sample(key: str, data_key: str, n: int, _model, _dataset: Dataset)
         out["vectors"] = pattern_vectors(attn, spec.grid, spec.n_prefix, mask)
         return out
 
-    bar = st.progress(0.0, text=f"Attention of {len(inputs)} inputs of {dataset}…")
-    arrays = map_attention(_model, inputs, per_batch,
-                           progress=lambda f, msg="": bar.progress(f, text=f"Attention of {dataset}: {msg}"))
-    bar.empty()
-    return arrays
+    with progress_bar(f"Attention of {len(inputs)} inputs of {dataset}…", f"Attention of {dataset}") as progress:
+        return map_attention(_model, inputs, per_batch, progress=progress)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -352,9 +349,6 @@ def attention_patterns(key: str, data_key: str, n: int, k: int, embedding: str, 
                     _vectors: np.ndarray) -> PatternSummary:
     """analysis.patterns.summarise_patterns of a cached sample's pattern vectors."""
     slow = " (UMAP compiles its numba code the first time: ~15 s)" if projection == "umap" else ""
-    text = f"Embedding {int(np.prod(_vectors.shape[:3]))} patterns{slow}…"
-    bar = st.progress(0.0, text=text)
-    summary = summarise_patterns(_vectors, k, embedding, clustering=clustering, projection=projection,
-                                 progress=lambda f, msg="": bar.progress(f, text=f"{text} {msg}"))
-    bar.empty()
-    return summary
+    with progress_bar(f"Embedding {int(np.prod(_vectors.shape[:3]))} patterns{slow}…", f"Patterns{slow}") as progress:
+        return summarise_patterns(_vectors, k, embedding, clustering=clustering, projection=projection,
+                                  progress=progress)

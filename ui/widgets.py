@@ -403,10 +403,3 @@ def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "D
         st.warning(f"The dataset has {dataset_len} inputs; using all of them.")
         n = dataset_len
     return n
-
-
-def progress_callback(text: str):
-    """An st.progress bar and the plain `progress(fraction, message)` callable analyses take; call
-    `.empty()` on the returned bar when done."""
-    bar = st.progress(0.0, text=text)
-    return bar, lambda frac, msg="": bar.progress(float(min(max(frac, 0.0), 1.0)), text=f"{text} {msg}".strip())
