@@ -30,7 +30,7 @@ class RelevanceError(ValueError):
     """A request that cannot be explained (unknown method, method not applicable, target out of range)."""
 
 
-# -- the registry ---------------------------------------------------------------------------------------
+# -- requirements ----------------------------------------------------------------------------------------
 def _always(model: HookedModel) -> str | None:
     return None
 
@@ -49,8 +49,10 @@ def _cls_classifier(model: HookedModel) -> str | None:
 
 @dataclass(frozen=True)
 class Method:
-    """One relevance method. family: "attention", "attention x gradient", "LRP", "gradient" (captum) or
-    "perturbation" (captum); gradient_based: uses gradients of the target score."""
+    """One relevance method: its labels and its computation. family: "attention", "attention x gradient", "LRP",
+    "gradient" (captum) or "perturbation" (captum); gradient_based: uses gradients of the target score;
+    compute(model, batch, target, method=name, **options) -> token relevance [B, T'] (batch on the model's
+    device, target as for `explain`); requirement(model) -> None, or why the method does not apply."""
 
     name: str
     label: str
@@ -58,6 +60,7 @@ class Method:
     description: str
     family: str
     gradient_based: bool
+    compute: Callable[..., torch.Tensor]
     requirement: Callable[[HookedModel], str | None] = _always
 
     def why_not(self, model: HookedModel) -> str | None:
@@ -66,43 +69,6 @@ class Method:
 
     def applies_to(self, model: HookedModel) -> bool:
         return self.why_not(model) is None
-
-
-METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("attention", "Raw attention", "Vaswani et al. 2017",
-           "Last layer's attention from the readout token, averaged over heads; class-agnostic.",
-           "attention", False),
-    Method("rollout", "Attention rollout", "Abnar & Zuidema, ACL 2020",
-           "Product of the head-averaged attention (plus identity for the residual) over all layers; "
-           "class-agnostic.", "attention", False),
-    Method("grad_rollout", "Gradient rollout", "Chefer et al., ICCV 2021",
-           "Rollout of attention weighted by its gradient for the target class (positive part, head mean).",
-           "attention x gradient", True),
-    Method("chefer2021", "Transformer attribution (LRP)", "Chefer et al., CVPR 2021",
-           "Rollout of the LRP relevance at each attention map times its gradient (alpha=1, beta=0 LRP).",
-           "LRP", True, _lrp_layout),
-    Method("attnlrp", "AttnLRP", "Achtibat et al., ICML 2024",
-           "LRP with rules for softmax, matmul and LayerNorm: input x modified gradient in one backward pass; "
-           "relevance sums to about the target logit.", "LRP", True, _lrp_layout),
-    Method("gradcam", "Attention GradCAM", "Selvaraju et al. 2017; Chefer et al. 2021 (ViT baseline)",
-           "Last layer's CLS-row attention per head weighted by that head's mean gradient, positive part.",
-           "attention x gradient", True, _cls_classifier),
-    Method("integrated_gradients", "Integrated Gradients", "Sundararajan et al., ICML 2017 (captum)",
-           "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
-           "gradient", True),
-    Method("saliency", "Saliency", "Simonyan et al. 2014 (captum)",
-           "Absolute gradient of the target score with respect to the input.", "gradient", True),
-    Method("input_x_gradient", "Input x Gradient", "Shrikumar et al. 2016 (captum)",
-           "Input times the gradient of the target score.", "gradient", True),
-    Method("gradient_shap", "GradientSHAP", "Lundberg & Lee, NeurIPS 2017 (captum)",
-           "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
-           "gradient", True),
-    Method("occlusion", "Occlusion", "Zeiler & Fergus, ECCV 2014 (captum)",
-           "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
-           "perturbation", False),
-    Method("smoothgrad", "SmoothGrad", "Smilkov et al. 2017 (captum NoiseTunnel)",
-           "Saliency averaged over noisy copies of the input.", "gradient", True),
-]}
 
 
 def available_methods(model: HookedModel) -> list[str]:
@@ -204,16 +170,10 @@ def explain(model: HookedModel, batch: Batch, method: str, target=None, **option
     method: a key of METHODS; target: None (predicted class), an int, or B ints. options go to the
     captum methods (e.g. n_steps for integrated_gradients, nt_samples for smoothgrad). Raises
     RelevanceError for an unknown or inapplicable method or a target out of range."""
-    check_method(model, method)
+    entry = check_method(model, method)
     batch = batch.to(model.device)
     mask = batch.token_mask[:, model.spec.n_prefix:].float()
-    if method in CAPTUM:
-        attr, _ = input_attributions(model, batch, method, target, **options)
-        maps = token_attributions(model, attr)
-    elif method == "attnlrp":
-        maps = lrp_relevance(model, batch, ATTNLRP, target)[0]
-    else:
-        maps = _attention_map(model, batch, method, target)
+    maps = entry.compute(model, batch, target, method=method, **options)
     return (maps.detach().float() * mask).cpu().numpy()
 
 
@@ -228,24 +188,38 @@ def _plain_run(model: HookedModel, batch: Batch, target, grad: bool):
     return tr.attentions, torch.stack(grads), tr.logits.detach(), tgt
 
 
-def _attention_map(model: HookedModel, batch: Batch, method: str, target) -> torch.Tensor:
+def _raw_attention(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    attn, _, _, _ = _plain_run(model, batch, target, grad=False)
+    return read_rows(attn[-1].float().mean(1), readout_weights(model, batch), model.spec.n_prefix)
+
+
+def _rollout(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    attn, _, _, _ = _plain_run(model, batch, target, grad=False)
+    return read_rows(rollout(attn), readout_weights(model, batch), model.spec.n_prefix)
+
+
+def _grad_rollout(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    attn, grads, _, _ = _plain_run(model, batch, target, grad=True)
+    return read_rows(_minus_identity(weighted_rollout(attn, grads)), readout_weights(model, batch), model.spec.n_prefix)
+
+
+def _gradcam(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    attn, grads, _, _ = _plain_run(model, batch, target, grad=True)
     readout, p = readout_weights(model, batch), model.spec.n_prefix
-    if method == "chefer2021":
-        return read_rows(_minus_identity(_chefer_rollout(model, batch, target)), readout, p)
-    attn, grads, _, _ = _plain_run(model, batch, target, METHODS[method].gradient_based)
-    if method == "attention":
-        return read_rows(attn[-1].float().mean(1), readout, p)
-    if method == "rollout":
-        return read_rows(rollout(attn), readout, p)
-    if method == "grad_rollout":
-        return read_rows(_minus_identity(weighted_rollout(attn, grads)), readout, p)
-    if method == "gradcam":
-        rows_a = read_rows(attn[-1].float(), readout, p)           # [B, H, T']
-        rows_g = read_rows(grads[-1].float(), readout, p)
-        keys = batch.token_mask[:, p:].float()[:, None]            # [B, 1, T']
-        w = (rows_g * keys).sum(-1, keepdim=True) / keys.sum(-1, keepdim=True).clamp_min(1)
-        return (w * rows_a).mean(1).clamp(min=0)
-    raise ValueError(f"{method!r} is not an attention-map method.")
+    rows_a = read_rows(attn[-1].float(), readout, p)           # [B, H, T']
+    rows_g = read_rows(grads[-1].float(), readout, p)
+    keys = batch.token_mask[:, p:].float()[:, None]            # [B, 1, T']
+    w = (rows_g * keys).sum(-1, keepdim=True) / keys.sum(-1, keepdim=True).clamp_min(1)
+    return (w * rows_a).mean(1).clamp(min=0)
+
+
+def _chefer2021(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    rolled = _minus_identity(_chefer_rollout(model, batch, target))
+    return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
+
+
+def _attnlrp(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
+    return lrp_relevance(model, batch, ATTNLRP, target)[0]
 
 
 def _chefer_rollout(model: HookedModel, batch: Batch, target) -> torch.Tensor:
@@ -283,9 +257,6 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
 
 
 # -- captum methods ------------------------------------------------------------------------------------
-CAPTUM = ("integrated_gradients", "saliency", "input_x_gradient", "gradient_shap", "occlusion", "smoothgrad")
-
-
 def _captum_setup(model: HookedModel, batch: Batch):
     """(inputs, forward function, additional forward args) for captum: pixel values [B, C, S, S] for
     images, the embedding output [B, T, D] for text (its attention mask travels as an extra argument so
@@ -315,7 +286,8 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     stdevs (noise, as a fraction of the input's range: 0.1 for GradientSHAP, 0.15 for SmoothGrad)."""
     import captum.attr as ca
 
-    check_method(model, method)
+    if check_method(model, method).compute is not _captum_method:
+        raise RelevanceError(f"{METHODS[method].label} is not a captum method; use explain().")
     batch = batch.to(model.device)
     x, forward, extra = _captum_setup(model, batch)
     with torch.no_grad():
@@ -323,31 +295,34 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     base = torch.zeros_like(x)
     spread = float((x.max() - x.min()).detach()) or 1.0
     kw = dict(target=tgt, additional_forward_args=extra)
-    with model.lock:
-        if method == "integrated_gradients":
-            steps = int(options.get("n_steps", 32))
-            return ca.IntegratedGradients(forward).attribute(
-                x, base, n_steps=steps, internal_batch_size=8 * len(x), return_convergence_delta=True, **kw)
-        if method == "saliency":
-            return ca.Saliency(forward).attribute(x, **kw), None
-        if method == "input_x_gradient":
-            return ca.InputXGradient(forward).attribute(x, **kw), None
-        if method == "gradient_shap":
-            return ca.GradientShap(forward).attribute(
-                x, base[:1], n_samples=int(options.get("n_samples", 16)),
-                stdevs=float(options.get("stdevs", 0.1)) * spread, return_convergence_delta=True, **kw)
-        if method == "occlusion":
-            if model.spec.modality == "image":
-                p = model.spec.patch_size
-                window = (x.shape[1], p, p)
-            else:
-                window = (1, x.shape[-1])
-            attr = ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0,
-                                                   perturbations_per_eval=16, **kw)
-            return attr / float(np.prod(window)), None  # captum gives every element of a window its drop
-        return ca.NoiseTunnel(ca.Saliency(forward)).attribute(
+    if method == "occlusion":
+        window = (x.shape[1], model.spec.patch_size, model.spec.patch_size) if model.spec.modality == "image" \
+            else (1, x.shape[-1])
+    attribute = {
+        "integrated_gradients": lambda: ca.IntegratedGradients(forward).attribute(
+            x, base, n_steps=int(options.get("n_steps", 32)), internal_batch_size=8 * len(x),
+            return_convergence_delta=True, **kw),
+        "saliency": lambda: (ca.Saliency(forward).attribute(x, **kw), None),
+        "input_x_gradient": lambda: (ca.InputXGradient(forward).attribute(x, **kw), None),
+        "gradient_shap": lambda: ca.GradientShap(forward).attribute(
+            x, base[:1], n_samples=int(options.get("n_samples", 16)),
+            stdevs=float(options.get("stdevs", 0.1)) * spread, return_convergence_delta=True, **kw),
+        # captum gives every element of an occluded window the window's drop: divide by its size
+        "occlusion": lambda: (ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0,
+                                                             perturbations_per_eval=16, **kw)
+                              / float(np.prod(window)), None),
+        "smoothgrad": lambda: (ca.NoiseTunnel(ca.Saliency(forward)).attribute(
             x, nt_type="smoothgrad", nt_samples=int(options.get("nt_samples", 16)),
-            stdevs=float(options.get("stdevs", 0.15)) * spread, **kw), None
+            stdevs=float(options.get("stdevs", 0.15)) * spread, **kw), None),
+    }[method]
+    with model.lock:
+        return attribute()
+
+
+def _captum_method(model: HookedModel, batch: Batch, target, method: str, **options) -> torch.Tensor:
+    """Any captum method of the registry (its name in `method`) as token relevance [B, T']."""
+    attr, _ = input_attributions(model, batch, method, target, **options)
+    return token_attributions(model, attr)
 
 
 def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
@@ -359,3 +334,42 @@ def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
         a = attr.sum(1)  # [B, S, S]
         return a.reshape(a.shape[0], h, p, w, p).sum((2, 4)).flatten(1)
     return attr.sum(-1)[:, model.spec.n_prefix:]
+
+
+# -- the registry: every method, its labels and its computation ------------------------------------------
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("attention", "Raw attention", "Vaswani et al. 2017",
+           "Last layer's attention from the readout token, averaged over heads; class-agnostic.",
+           "attention", False, _raw_attention),
+    Method("rollout", "Attention rollout", "Abnar & Zuidema, ACL 2020",
+           "Product of the head-averaged attention (plus identity for the residual) over all layers; "
+           "class-agnostic.", "attention", False, _rollout),
+    Method("grad_rollout", "Gradient rollout", "Chefer et al., ICCV 2021",
+           "Rollout of attention weighted by its gradient for the target class (positive part, head mean).",
+           "attention x gradient", True, _grad_rollout),
+    Method("chefer2021", "Transformer attribution (LRP)", "Chefer et al., CVPR 2021",
+           "Rollout of the LRP relevance at each attention map times its gradient (alpha=1, beta=0 LRP).",
+           "LRP", True, _chefer2021, _lrp_layout),
+    Method("attnlrp", "AttnLRP", "Achtibat et al., ICML 2024",
+           "LRP with rules for softmax, matmul and LayerNorm: input x modified gradient in one backward pass; "
+           "relevance sums to about the target logit.", "LRP", True, _attnlrp, _lrp_layout),
+    Method("gradcam", "Attention GradCAM", "Selvaraju et al. 2017; Chefer et al. 2021 (ViT baseline)",
+           "Last layer's CLS-row attention per head weighted by that head's mean gradient, positive part.",
+           "attention x gradient", True, _gradcam, _cls_classifier),
+    Method("integrated_gradients", "Integrated Gradients", "Sundararajan et al., ICML 2017 (captum)",
+           "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
+           "gradient", True, _captum_method),
+    Method("saliency", "Saliency", "Simonyan et al. 2014 (captum)",
+           "Absolute gradient of the target score with respect to the input.", "gradient", True, _captum_method),
+    Method("input_x_gradient", "Input x Gradient", "Shrikumar et al. 2016 (captum)",
+           "Input times the gradient of the target score.", "gradient", True, _captum_method),
+    Method("gradient_shap", "GradientSHAP", "Lundberg & Lee, NeurIPS 2017 (captum)",
+           "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
+           "gradient", True, _captum_method),
+    Method("occlusion", "Occlusion", "Zeiler & Fergus, ECCV 2014 (captum)",
+           "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
+           "perturbation", False, _captum_method),
+    Method("smoothgrad", "SmoothGrad", "Smilkov et al. 2017 (captum NoiseTunnel)",
+           "Saliency averaged over noisy copies of the input.", "gradient", True, _captum_method),
+]}
+CAPTUM = tuple(n for n, m in METHODS.items() if m.compute is _captum_method)  # the captum methods, in order

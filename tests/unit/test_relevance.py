@@ -254,8 +254,13 @@ def test_every_method_runs(fixture, request):
 
 def test_registry_entries_are_complete(minilm, digits_vit):
     for m in METHODS.values():
-        assert m.label and m.citation and m.description
-    assert set(CAPTUM) <= set(METHODS)
+        assert m.label and m.citation and m.description and callable(m.compute)
+    assert set(CAPTUM) == {n for n, m in METHODS.items() if m.family in ("gradient", "perturbation")}
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:1])
+    with pytest.raises(RelevanceError, match="not a captum method"):  # never a silent fall-through to SmoothGrad
+        input_attributions(digits_vit, batch, "rollout")
+    with pytest.raises(RelevanceError, match="Unknown relevance method"):
+        input_attributions(digits_vit, batch, "smooth_grad")
     assert set(available_methods(digits_vit)) == set(METHODS)
     assert "gradcam" not in available_methods(minilm)
 
