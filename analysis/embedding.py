@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from data.labels import match_labels
+from models import HookedModel, Trace
 
 WHERE = ("resid", "attn_out", "mlp_out")
 METHODS = ("pca", "umap", "tsne")
@@ -31,7 +32,7 @@ MEMORY_BUDGET = 1 << 29  # bytes of class scores + captured activations per batc
 Progress = Callable[[float, str], None]
 
 
-def _hidden(trace, where: str) -> torch.Tensor:
+def _hidden(trace: Trace, where: str) -> torch.Tensor:
     """[L, B, T, D]: the residual stream after each block, or the attention / MLP sublayer outputs."""
     if where not in WHERE:
         raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}.")
@@ -50,7 +51,7 @@ def summary_names(model) -> tuple[str, str]:
     return ("pooled", "word tokens") if model.spec.modality == "text" else ("CLS", "image tokens")
 
 
-def class_projection(model, trace, where: str = "resid") -> torch.Tensor:
+def class_projection(model: HookedModel, trace: Trace, where: str = "resid") -> torch.Tensor:
     """[L, B, T, C] class scores of every token after every block through the model's own final norm and
     classifier (or prompt head), `model.unembed`, applied to the residual stream after each block
     (where="resid") or to the attention / MLP sublayer outputs ("attn_out", "mlp_out").
@@ -61,7 +62,7 @@ def class_projection(model, trace, where: str = "resid") -> torch.Tensor:
         return torch.stack([model.unembed(h) for h in hidden]).float()
 
 
-def summary_projection(model, trace, where: str = "resid") -> torch.Tensor:
+def summary_projection(model: HookedModel, trace: Trace, where: str = "resid") -> torch.Tensor:
     """[L, B, C] class scores of the summary token after every block (see `summary_token`). For the last
     block this reproduces trace.logits (ViT: the CLS; prompt-head text encoders: the pooled scores)."""
     hidden = _hidden(trace, where)

@@ -8,7 +8,7 @@
 """
 from models.adapter import Block, HookedModel, ModelSpec, TextModel, VisionModel
 from models.registry import BUILTINS, SUPPORTED, ModelLoadError, default_device, list_models, load_model
-from models.trace import Batch, Trace
+from models.trace import Batch, Trace, TraceArrays
 
 __all__ = ["Batch", "Block", "BUILTINS", "HookedModel", "ModelLoadError", "ModelSpec", "SUPPORTED", "TextModel",
-           "Trace", "VisionModel", "default_device", "list_models", "load_model"]
+           "Trace", "TraceArrays", "VisionModel", "default_device", "list_models", "load_model"]

@@ -102,9 +102,46 @@ class Trace:
         """[L, B, T, D] MLP sublayer outputs."""
         return self._stack(self.mlp_out_list)
 
+    def to_numpy(self) -> "TraceArrays":
+        """The captured activations as float32 numpy arrays on the CPU (picklable, e.g. for a cache)."""
+        def arr(x: torch.Tensor) -> np.ndarray:
+            return x.detach().float().cpu().numpy()
+        return TraceArrays(logits=arr(self.logits), token_mask=self.token_mask.cpu().numpy(),
+                           attentions=arr(self.attentions), resid=arr(self.resid), attn_out=arr(self.attn_out),
+                           mlp_out=arr(self.mlp_out))
+
+    @classmethod
+    def from_arrays(cls, arrays: "TraceArrays") -> "Trace":
+        """A Trace (CPU tensors) from its array form, for the analyses that take a Trace."""
+        def layers(x: np.ndarray) -> list[torch.Tensor]:
+            return list(torch.from_numpy(x).unbind(0))
+        return cls(logits=torch.from_numpy(arrays.logits), token_mask=torch.from_numpy(arrays.token_mask),
+                   attn_list=layers(arrays.attentions), resid_list=layers(arrays.resid),
+                   attn_out_list=layers(arrays.attn_out), mlp_out_list=layers(arrays.mlp_out))
+
     def attention_grads(self) -> torch.Tensor:
         """[L, B, H, T, T] d(objective)/dA after `.backward()` on a run with grad=True."""
         grads = [a.grad for a in self.attn_list]
         if not grads or any(g is None for g in grads):
             raise ValueError("No attention gradients: run with grad=True and call backward() first.")
         return torch.stack(grads)
+
+
+@dataclass(frozen=True)
+class TraceArrays:
+    """A Trace's activations as numpy arrays, shapes as above: logits [B, C], token_mask [B, T], attentions
+    [L, B, H, T, T], resid [L+1, B, T, D], attn_out and mlp_out [L, B, T, D]. Trace.to_numpy makes one,
+    Trace.from_arrays turns it back."""
+
+    logits: np.ndarray
+    token_mask: np.ndarray
+    attentions: np.ndarray
+    resid: np.ndarray
+    attn_out: np.ndarray
+    mlp_out: np.ndarray
+
+    @property
+    def probs(self) -> np.ndarray:
+        """[B, C] softmax of the logits."""
+        z = np.exp(self.logits - self.logits.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)

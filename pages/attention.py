@@ -30,7 +30,7 @@ st.caption("Each attention head decides, for every token, how much to read from 
            "heads for the current input (click one to open it), how far and how locally each head looks over a "
            "dataset sample (distance, rings, entropy, CLS mass), and which kinds of pattern the heads share.")
 
-attn = ctx.trace()["attentions"][:, 0]  # [L, H, T, T]
+attn = ctx.trace().attentions[:, 0]  # [L, H, T, T]
 T = attn.shape[-1]
 tokens = ctx.batch.tokens[0] if not image else None
 if not image and T - P <= 2:

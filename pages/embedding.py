@@ -1,15 +1,12 @@
 """Class-embedding view: tokens read through the model's own classifier after every block, identifiability of
 the true class per block, per-input token class maps, 2-D maps of the embeddings per layer and separability."""
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from analysis.embedding import (CHANCE, METHODS, WHERE, class_projection, summary_names, summary_projection,
                                 token_class_map, top_classes)
-from models import ModelLoadError
+from models import ModelLoadError, Trace
 from ui import cache, state
 from ui.stored import background_panel, find_run, run_label
 from ui.embedding_figures import (block_class_probs, class_map_overlay, embedding_scatter, identifiability_boxes,
@@ -51,11 +48,10 @@ def _tags(true: bool, predicted: bool) -> str:
 def current_input() -> None:
     st.subheader("The current input, block by block")
     arrays = ctx.trace()
-    trace = SimpleNamespace(token_mask=ctx.batch.token_mask,
-                            **{k: torch.from_numpy(arrays[k]) for k in ("resid", "attn_out", "mlp_out")})
+    trace = Trace.from_arrays(arrays)
     scores = class_projection(m, trace, where)[:, 0]           # [L, T, C]
     summary = summary_projection(m, trace, where)[:, 0]        # [L, C]
-    predicted = int(arrays["logits"][0].argmax())
+    predicted = int(arrays.logits[0].argmax())
     default = ctx.label if ctx.label is not None else predicted
     c1, c2 = st.columns([1, 1])
     cls = c1.selectbox("Class to track", range(spec.n_classes), index=default, key=f"emb_class_{ctx.input_key}",

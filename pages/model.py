@@ -105,7 +105,7 @@ with right:
 
 st.subheader("Current input")
 tr = ctx.trace()
-probs = tr["probs"][0]
+probs = tr.probs[0]
 cols = st.columns([1, 2])
 with cols[0]:
     if spec.modality == "image":
@@ -118,7 +118,7 @@ with cols[0]:
                                             f" ✗ (true: {spec.class_names[ctx.label]})")
     st.markdown(f"**Prediction:** {spec.class_names[pred]} ({probs[pred]:.1%}){verdict}")
 with cols[1]:
-    top = pd.DataFrame({"class": list(spec.class_names), "probability": probs, "logit": tr["logits"][0]})
+    top = pd.DataFrame({"class": list(spec.class_names), "probability": probs, "logit": tr.logits[0]})
     show_figure(probability_bars(probs, spec.class_names, k=5, true_label=ctx.label),
                 "the five most probable classes for the current input; the true class, when known, is red.",
                 top.sort_values("probability", ascending=False), "top5", key="top5")

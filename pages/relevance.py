@@ -44,7 +44,7 @@ for name in wanted:
         st.warning(f"Unknown relevance method {name!r}: pick from the list.")
     elif name not in usable:
         st.warning(f"{label(name)} is left out: it does not apply to {spec.name}: {METHODS[name].why_not(m)}")
-probs = ctx.trace()["probs"][0]
+probs = ctx.trace().probs[0]
 pred = int(probs.argmax())
 names = spec.class_names
 

@@ -17,7 +17,7 @@ from analysis.attention import TEXT_RINGS, head_statistics, map_attention
 from analysis.evaluation import predict
 from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
 from data import Dataset, load_dataset
-from models import HookedModel, load_model
+from models import HookedModel, TraceArrays, load_model
 
 
 @contextlib.contextmanager
@@ -63,17 +63,9 @@ def dataset_probs(key: str, data_key: str, n: int, _dataset: Dataset, _model: Ho
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
-def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> dict[str, np.ndarray]:
-    """Captured activations of one prepared input as numpy arrays (shapes as in models/trace.py)."""
-    tr = _model.run(_batch, capture=True)
-    return {
-        "logits": tr.logits.float().cpu().numpy(),
-        "probs": tr.logits.float().softmax(-1).cpu().numpy(),
-        "attentions": tr.attentions.float().cpu().numpy(),
-        "resid": tr.resid.float().cpu().numpy(),
-        "attn_out": tr.attn_out.float().cpu().numpy(),
-        "mlp_out": tr.mlp_out.float().cpu().numpy(),
-    }
+def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> TraceArrays:
+    """Captured activations of one prepared input (models.trace.TraceArrays)."""
+    return _model.run(_batch, capture=True).to_numpy()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

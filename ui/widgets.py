@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import ImageOps
 
 from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, load_image, match_labels
-from models import BUILTINS, HookedModel, ModelLoadError, list_models
+from models import BUILTINS, HookedModel, ModelLoadError, TraceArrays, list_models
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, state
@@ -60,7 +60,7 @@ class PageContext:
         order = "first" if ds.ordered else "a seeded random sample of"
         return f"{what or 'Inputs'}: {order} {len(rows)} of {len(ds)} in {ds.name} ({ds.split}) · {labels}."
 
-    def trace(self) -> dict[str, np.ndarray]:
+    def trace(self) -> TraceArrays:
         """Cached activations of the current input (see ui.cache.trace_arrays)."""
         return cache.trace_arrays(self.model_key, self.input_key, self.model, self.batch)
 

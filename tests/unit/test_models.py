@@ -290,3 +290,19 @@ def test_corrupt_weights_give_clear_message(tmp_path, tiny_vit_dir):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="corrupt"):
         load_model(str(tmp_path / "m"))
+
+
+def test_trace_array_form_round_trip(digits_vit):
+    """Trace.to_numpy keeps every activation (float32, CPU) and Trace.from_arrays gives the analyses the same
+    Trace back; TraceArrays.probs is the softmax of the logits."""
+    from models import Trace
+    from data import load_dataset
+
+    tr = digits_vit.run(digits_vit.prepare(load_dataset("digits", "test").inputs[:2]), capture=True)
+    arrays = tr.to_numpy()
+    back = Trace.from_arrays(arrays)
+    for name in ("logits", "token_mask", "attentions", "resid", "attn_out", "mlp_out"):
+        np.testing.assert_array_equal(getattr(arrays, name), getattr(tr, name).cpu().numpy(), err_msg=name)
+        assert torch.equal(getattr(back, name), getattr(tr, name).cpu()), name
+    np.testing.assert_allclose(arrays.probs, tr.logits.softmax(-1).numpy(), rtol=1e-5, atol=1e-7)
+    assert arrays.attentions.dtype == np.float32 and arrays.attentions.shape[:2] == (4, 2)
