@@ -4,7 +4,7 @@ in a process) and warm, and PCA shared by all layers for comparison.
 
     python bench/embedding.py [--n 1000] [--points 2000] [--threads 0] [--device cpu]
 
-Targets (issue 7): projection for 1,000 images under 2 s on CPU, warm UMAP under 5 s. Last line:
+Targets: projection for 1,000 images under 2 s on CPU, warm UMAP under 5 s. Last line:
 `projection images/s: N` (forward + projection + identifiability, best of 3).
 """
 from __future__ import annotations

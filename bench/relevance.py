@@ -2,7 +2,7 @@
 
     python bench/relevance.py [--model shapes-vit] [--batch 32] [--repeats 5]
 
-Targets (issue 5): grad_rollout and attnlrp <= 1.5x, chefer2021 <= 3x, all batched. captum's path and
+Targets: grad_rollout and attnlrp <= 1.5x, chefer2021 <= 3x, all batched. captum's path and
 sampling methods cost about their number of steps or samples (integrated_gradients: 32 steps, ...).
 Last line: `attnlrp vs forward+backward: X.XXx`.
 """
