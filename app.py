@@ -1,4 +1,5 @@
 """HeadScope: `streamlit run app.py`. The router: page config, sidebar pickers, navigation over pages/."""
+
 import streamlit as st
 
 from ui import startup, state

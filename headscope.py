@@ -6,6 +6,7 @@
 
 The work lives in runs/ (the store and the jobs); this module only parses arguments and prints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,40 +26,80 @@ def _split(text: str) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     from runs.jobs import DEFAULT_METHODS, JOBS
 
-    p = argparse.ArgumentParser(prog="headscope", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="headscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    pre = sub.add_parser("precompute", help="run analyses over a whole dataset (or a sample) into the store",
-                         description="Run analyses over a dataset chunk by chunk into the store. A run with the same "
-                                     "key (model weights, dataset files, analysis, parameters) is reused; a killed "
-                                     "run resumes from its last finished chunk.")
-    pre.add_argument("--model", required=True, help="a built-in name (digits-vit, shapes-vit, minilm), a folder saved "
-                                                     "with save_pretrained, or a hub id in your cache")
-    pre.add_argument("--dataset", required=True, help="a bundled name (digits, shapes, prose), an image folder, a "
-                                                       ".csv/.tsv/.jsonl/.parquet table, a datasets folder or hub id")
-    pre.add_argument("--split", default=None, help="the dataset's split (default: test, validation or val when "
-                                                    "present, else the only one)")
-    pre.add_argument("--analyses", default="importance", type=_split,
-                     help="comma-separated, from: " + "; ".join(f"{k} ({j.description})" for k, j in JOBS.items()))
-    pre.add_argument("--methods", default=",".join(DEFAULT_METHODS), type=_split,
-                     help="relevance methods, comma-separated (see analysis/relevance.py METHODS); "
-                          f"default {','.join(DEFAULT_METHODS)}")
-    pre.add_argument("--n", type=int, default=None, help="inputs to analyse (default: all; else the dataset's "
-                                                         "seeded sample of n, as the app's views use)")
+    pre = sub.add_parser(
+        "precompute",
+        help="run analyses over a whole dataset (or a sample) into the store",
+        description="Run analyses over a dataset chunk by chunk into the store. A run with the same "
+        "key (model weights, dataset files, analysis, parameters) is reused; a killed "
+        "run resumes from its last finished chunk.",
+    )
+    pre.add_argument(
+        "--model",
+        required=True,
+        help="a built-in name (digits-vit, shapes-vit, minilm), a folder saved "
+        "with save_pretrained, or a hub id in your cache",
+    )
+    pre.add_argument(
+        "--dataset",
+        required=True,
+        help="a bundled name (digits, shapes, prose), an image folder, a "
+        ".csv/.tsv/.jsonl/.parquet table, a datasets folder or hub id",
+    )
+    pre.add_argument(
+        "--split",
+        default=None,
+        help="the dataset's split (default: test, validation or val when present, else the only one)",
+    )
+    pre.add_argument(
+        "--analyses",
+        default="importance",
+        type=_split,
+        help="comma-separated, from: " + "; ".join(f"{k} ({j.description})" for k, j in JOBS.items()),
+    )
+    pre.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        type=_split,
+        help="relevance methods, comma-separated (see analysis/relevance.py METHODS); "
+        f"default {','.join(DEFAULT_METHODS)}",
+    )
+    pre.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="inputs to analyse (default: all; else the dataset's seeded sample of n, as the app's views use)",
+    )
     pre.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default 32)")
     pre.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     pre.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
     pre.add_argument("--force", action="store_true", help="recompute even if a finished run has the same key")
-    pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (per worker with --ray; default: "
-                                                                "torch's own choice here, 1 per Ray CPU worker)")
+    pre.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (per worker with --ray; default: torch's own choice here, 1 per Ray CPU worker)",
+    )
     scale = pre.add_argument_group("scale out on Ray (see the README's Scale out section)")
-    scale.add_argument("--ray", metavar="local|auto|ADDRESS", default=None,
-                       help="compute the chunks on Ray workers: 'local' starts Ray on this machine, 'auto' or "
-                            "host:port joins a running cluster; results and keys are those of a run without --ray")
-    scale.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU of the cluster, "
-                                                                  "else one per --threads CPUs)")
-    scale.add_argument("--retries", type=int, default=2, help="attempts after the first before a shard is given up "
-                                                               "(default 2)")
+    scale.add_argument(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        default=None,
+        help="compute the chunks on Ray workers: 'local' starts Ray on this machine, 'auto' or "
+        "host:port joins a running cluster; results and keys are those of a run without --ray",
+    )
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers (default: one per GPU of the cluster, else one per --threads CPUs)",
+    )
+    scale.add_argument(
+        "--retries", type=int, default=2, help="attempts after the first before a shard is given up (default 2)"
+    )
 
     runs = sub.add_parser("runs", help="list, show, delete or export stored runs")
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export"])
@@ -66,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--to", default=None, help="export: the folder to write CSV tables and NPZ arrays to")
     runs.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
 
-    sub.add_parser("app", help="start the app (= streamlit run app.py); extra options go to streamlit",
-                   add_help=False)
+    sub.add_parser("app", help="start the app (= streamlit run app.py); extra options go to streamlit", add_help=False)
     return p
 
 
@@ -95,8 +135,11 @@ def _precompute(args) -> int:
         bar = tqdm(desc=manifest.analysis, unit="input", file=sys.stderr, dynamic_ncols=True)
         bars.append(bar)
         if manifest.workers:
-            bar.write(f"{manifest.analysis}: {manifest.n_chunks} shards of {manifest.chunk_size} inputs on "
-                      f"{manifest.workers}", file=sys.stderr)
+            bar.write(
+                f"{manifest.analysis}: {manifest.n_chunks} shards of {manifest.chunk_size} inputs on "
+                f"{manifest.workers}",
+                file=sys.stderr,
+            )
 
         def update(done: int, total: int) -> None:
             bar.total = total
@@ -105,18 +148,36 @@ def _precompute(args) -> int:
             bar.refresh()
             if done >= total:
                 bar.close()
+
         return update
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # Cancel from the app: the run is marked cancelled
     try:
-        runs = precompute(args.model, args.dataset, args.split, args.analyses, args.methods, args.n, args.batch_size,
-                          args.device, args.store, args.force, progress, threads=args.threads, ray=args.ray,
-                          workers=args.workers, retries=args.retries)
+        runs = precompute(
+            args.model,
+            args.dataset,
+            args.split,
+            args.analyses,
+            args.methods,
+            args.n,
+            args.batch_size,
+            args.device,
+            args.store,
+            args.force,
+            progress,
+            threads=args.threads,
+            ray=args.ray,
+            workers=args.workers,
+            retries=args.retries,
+        )
     except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError) as e:
         return _fail(str(e))
     except ShardsFailed as e:
-        print(f"headscope: {len(e.failures)} shard(s) failed after {args.retries} retries; the other shards are "
-              "stored, and a rerun computes only these:", file=sys.stderr)
+        print(
+            f"headscope: {len(e.failures)} shard(s) failed after {args.retries} retries; the other shards are "
+            "stored, and a rerun computes only these:",
+            file=sys.stderr,
+        )
         for name, error in e.failures:
             print(f"  {name}: {error}", file=sys.stderr)
         return 1
@@ -153,8 +214,10 @@ def _runs(args) -> int:
     try:
         m = run.manifest
         if args.action == "show":
-            print(f"{m.key}: {m.analysis} of {m.model} on {m.dataset} ({m.split}), {m.done_inputs}/{m.n_inputs} inputs, "
-                  f"{m.state}\nparameters: {m.params}\nfolder: {run.root}")
+            print(
+                f"{m.key}: {m.analysis} of {m.model} on {m.dataset} ({m.split}), {m.done_inputs}/{m.n_inputs} inputs, "
+                f"{m.state}\nparameters: {m.params}\nfolder: {run.root}"
+            )
             if m.state == "done":
                 for name, a in run.arrays().items():
                     print(f"  arrays/{name}.npy  {a.dtype} {list(a.shape)}")

@@ -8,11 +8,12 @@ Shapes: attention [L, B, H, T, T] (rows = queries) for a batch, or [L, H, T, T] 
 Head-level results are [L, H] (mean over the inputs, each input weighted equally) or, with
 per_input=True, [B, L, H]. Every function works on the device of its input.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -134,9 +135,14 @@ class Distance:
     prefix_mass: torch.Tensor
 
 
-def attention_distance(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
-                       patch_size: int | None = None, token_mask: torch.Tensor | None = None,
-                       per_input: bool = False) -> Distance:
+def attention_distance(
+    attn: torch.Tensor,
+    grid: tuple[int, int] | None,
+    n_prefix: int = 1,
+    patch_size: int | None = None,
+    token_mask: torch.Tensor | None = None,
+    per_input: bool = False,
+) -> Distance:
     """Mean attention distance (Dosovitskiy et al. 2020, App. D.7): per head, the mean over inputs and
     positioned queries i of sum_j A~[i, j] ||p_i - p_j||, A~ = the positioned part of row i renormalised.
 
@@ -165,9 +171,14 @@ def chebyshev_rings(grid: tuple[int, int] | None, n_positions: int, device=None)
     return _geometry(n_positions, 0, None if grid is None else tuple(grid), torch.device(device or "cpu"))[2]
 
 
-def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
-                  token_mask: torch.Tensor | None = None, n_rings: int | None = None,
-                  per_input: bool = False) -> torch.Tensor:
+def ring_strength(
+    attn: torch.Tensor,
+    grid: tuple[int, int] | None,
+    n_prefix: int = 1,
+    token_mask: torch.Tensor | None = None,
+    n_rings: int | None = None,
+    per_input: bool = False,
+) -> torch.Tensor:
     """Attention strength by ring (Li et al., VA paper): S[r] = mean_i sum_{j: cheb(i, j) = r} A[i, j]
     over positioned queries i and keys j (not renormalised).
 
@@ -178,8 +189,7 @@ def ring_strength(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: in
     _, _, rings = geometry(attn, n_prefix, grid)
     if n_rings is None:
         n_rings = int(rings.max()) + 1
-    s = binned_mass(masked_keys(attn, mask), query_weights(attn, mask, n_prefix), rings.clamp_max(n_rings - 1),
-                    n_rings)
+    s = binned_mass(masked_keys(attn, mask), query_weights(attn, mask, n_prefix), rings.clamp_max(n_rings - 1), n_rings)
     return _reduce(s, per_input)
 
 
@@ -200,16 +210,18 @@ def entropy(attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_inpu
     return _reduce(query_mean(torch.special.entr(attn).sum(-1), query_weights(attn, mask)), per_input)
 
 
-def cls_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None, token: int = 0,
-             per_input: bool = False) -> torch.Tensor:
+def cls_mass(
+    attn: torch.Tensor, token_mask: torch.Tensor | None = None, token: int = 0, per_input: bool = False
+) -> torch.Tensor:
     """Mean over (real) queries of the attention to one token (default 0: CLS, or the first token of a model
     without one) -> [L, H] (or [B, L, H])."""
     attn, mask = as_batch(attn, token_mask)
     return _reduce(query_mean(attn[..., token], query_weights(attn, mask)), per_input)
 
 
-def sink_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None,
-              per_input: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def sink_mass(
+    attn: torch.Tensor, token_mask: torch.Tensor | None = None, per_input: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sink detection (Bondarenko et al. 2023): per input and head, the largest mean attention that one key
     token receives over the (real) queries, and that token.
 
@@ -222,9 +234,14 @@ def sink_mass(attn: torch.Tensor, token_mask: torch.Tensor | None = None,
     return _reduce(mass, per_input), token.transpose(0, 1)
 
 
-def head_statistics(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
-                    patch_size: int | None = None, token_mask: torch.Tensor | None = None,
-                    n_rings: int | None = None) -> dict[str, np.ndarray]:
+def head_statistics(
+    attn: torch.Tensor,
+    grid: tuple[int, int] | None,
+    n_prefix: int = 1,
+    patch_size: int | None = None,
+    token_mask: torch.Tensor | None = None,
+    n_rings: int | None = None,
+) -> dict[str, np.ndarray]:
     """Every per-head statistic of a batch, per input (numpy):
 
     distance, prefix_mass, entropy, cls_mass, sink_mass, sink_token: [B, L, H]; distance_px [B, L, H]
@@ -235,10 +252,14 @@ def head_statistics(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: 
     sink, sink_tok = sink_mass(attn, mask, per_input=True)
     n_tokens = torch.full((attn.shape[1],), attn.shape[-1], device=attn.device) if mask is None else mask.sum(-1)
     out = {
-        "distance": d.patches, "prefix_mass": d.prefix_mass,
+        "distance": d.patches,
+        "prefix_mass": d.prefix_mass,
         "ring": ring_strength(attn, grid, n_prefix, mask, n_rings, per_input=True),
-        "entropy": entropy(attn, mask, per_input=True), "cls_mass": cls_mass(attn, mask, per_input=True),
-        "sink_mass": sink, "sink_token": sink_tok, "n_tokens": n_tokens.long(),
+        "entropy": entropy(attn, mask, per_input=True),
+        "cls_mass": cls_mass(attn, mask, per_input=True),
+        "sink_mass": sink,
+        "sink_token": sink_tok,
+        "n_tokens": n_tokens.long(),
     }
     if d.pixels is not None:
         out["distance_px"] = d.pixels
@@ -246,8 +267,13 @@ def head_statistics(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: 
 
 
 # -- over a dataset sample -----------------------------------------------------------------------
-def map_attention(model, inputs: Sequence, fn: Callable[[torch.Tensor, torch.Tensor], dict[str, np.ndarray]],
-                  batch_size: int = 64, progress: Callable[[float, str], None] | None = None) -> dict[str, np.ndarray]:
+def map_attention(
+    model,
+    inputs: Sequence,
+    fn: Callable[[torch.Tensor, torch.Tensor], dict[str, np.ndarray]],
+    batch_size: int = 64,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Run `model` over raw inputs in batches and apply fn(attn [L, b, H, T, T], token_mask [b, T]) -> dict of
     per-input arrays [b, ...] to each batch's captured attention; returns the arrays concatenated [N, ...].
 
@@ -256,7 +282,7 @@ def map_attention(model, inputs: Sequence, fn: Callable[[torch.Tensor, torch.Ten
         raise ValueError("No inputs to analyse.")
     parts: dict[str, list[np.ndarray]] = {}
     for i in range(0, len(inputs), batch_size):
-        batch = model.prepare(list(inputs[i:i + batch_size]))
+        batch = model.prepare(list(inputs[i : i + batch_size]))
         tr = model.run(batch, capture=True)
         for k, v in fn(tr.attentions, tr.token_mask).items():
             parts.setdefault(k, []).append(v)
@@ -269,13 +295,23 @@ def map_attention(model, inputs: Sequence, fn: Callable[[torch.Tensor, torch.Ten
 TEXT_RINGS = 16  # ring profiles of text: |i - j| = 0 .. 14 and >= 15 pooled (batches pad to different lengths)
 
 
-def dataset_statistics(model, inputs: Sequence, n_rings: int | None = None, batch_size: int = 64,
-                       progress: Callable[[float, str], None] | None = None) -> dict[str, np.ndarray]:
+def dataset_statistics(
+    model,
+    inputs: Sequence,
+    n_rings: int | None = None,
+    batch_size: int = 64,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, np.ndarray]:
     """head_statistics of `model` over raw inputs, per input ([N, L, H], ring [N, L, H, R]).
 
     Text models get n_rings = TEXT_RINGS by default."""
     spec = model.spec
     if n_rings is None and spec.grid is None:
         n_rings = TEXT_RINGS
-    return map_attention(model, inputs, lambda a, m: head_statistics(
-        a, spec.grid, spec.n_prefix, spec.patch_size, m, n_rings), batch_size, progress)
+    return map_attention(
+        model,
+        inputs,
+        lambda a, m: head_statistics(a, spec.grid, spec.n_prefix, spec.patch_size, m, n_rings),
+        batch_size,
+        progress,
+    )

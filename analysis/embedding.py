@@ -12,10 +12,11 @@ them for text encoders.
     scores = class_projection(m, tr)                               # [L, B, T, C]
     ident = identifiability(scores, labels, summary_projection(m, tr), tr.token_mask)
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -107,14 +108,22 @@ class Identifiability:
         for group, r in self.groups().items():
             for l, v in enumerate(r):
                 v = v[~np.isnan(v)]
-                rows.append({"block": l + 1, "group": group, "rate": float((v == 1).mean()) if v.size else np.nan,
-                             "mean r": float(v.mean()) if v.size else np.nan,
-                             "median r": float(np.median(v)) if v.size else np.nan, "n": int(v.size)})
+                rows.append(
+                    {
+                        "block": l + 1,
+                        "group": group,
+                        "rate": float((v == 1).mean()) if v.size else np.nan,
+                        "mean r": float(v.mean()) if v.size else np.nan,
+                        "median r": float(np.median(v)) if v.size else np.nan,
+                        "n": int(v.size),
+                    }
+                )
         return pd.DataFrame(rows)
 
 
-def identifiability(scores, labels, summary=None, token_mask=None, n_prefix: int = 1,
-                    names: tuple[str, str] = ("CLS", "image tokens")) -> Identifiability:
+def identifiability(
+    scores, labels, summary=None, token_mask=None, n_prefix: int = 1, names: tuple[str, str] = ("CLS", "image tokens")
+) -> Identifiability:
     """Identifiability r = 1 - rank/|C| of the true class per block and token, split into the summary token
     and the other tokens.
 
@@ -127,8 +136,11 @@ def identifiability(scores, labels, summary=None, token_mask=None, n_prefix: int
         r_summary = r_tokens[:, :, 0].copy()
     else:
         r_summary = rank_score(torch.as_tensor(summary).unsqueeze(2), labels)[:, :, 0]
-    keep = np.ones(r_tokens.shape[1:], dtype=bool) if token_mask is None else \
-        torch.as_tensor(token_mask).bool().cpu().numpy().copy()
+    keep = (
+        np.ones(r_tokens.shape[1:], dtype=bool)
+        if token_mask is None
+        else torch.as_tensor(token_mask).bool().cpu().numpy().copy()
+    )
     if keep.shape != r_tokens.shape[1:]:
         raise ValueError(f"token_mask must be [B, T] = {list(r_tokens.shape[1:])}, got {list(keep.shape)}.")
     keep[:, :n_prefix] = False
@@ -159,8 +171,13 @@ def top_classes(summary_scores, class_names: Sequence[str], k: int = 3) -> pd.Da
     DataFrame (block, rank, class, probability)."""
     p = torch.as_tensor(summary_scores).float().softmax(-1).cpu().numpy()
     order = np.argsort(-p, axis=-1)[:, :k]
-    return pd.DataFrame([{"block": l + 1, "rank": j + 1, "class": class_names[c], "probability": float(p[l, c])}
-                         for l in range(p.shape[0]) for j, c in enumerate(order[l])])
+    return pd.DataFrame(
+        [
+            {"block": l + 1, "rank": j + 1, "class": class_names[c], "probability": float(p[l, c])}
+            for l in range(p.shape[0])
+            for j, c in enumerate(order[l])
+        ]
+    )
 
 
 def align_labels(dataset_classes: Sequence[str], labels, model_classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +205,9 @@ class SampleEmbedding:
     labels: np.ndarray
 
 
-def embed_sample(model, inputs: Sequence, labels, where: str = "resid", batch_size: int = 128,
-                 progress: Progress | None = None) -> SampleEmbedding:
+def embed_sample(
+    model, inputs: Sequence, labels, where: str = "resid", batch_size: int = 128, progress: Progress | None = None
+) -> SampleEmbedding:
     """Run `model` over raw inputs (images or strings) in batches and collect, for every block, the
     identifiability of the true class (labels [N]) and the summary token's embeddings (see SampleEmbedding).
     batch_size is lowered for large models so that one batch's scores and attention stay near MEMORY_BUDGET."""
@@ -203,12 +221,13 @@ def embed_sample(model, inputs: Sequence, labels, where: str = "resid", batch_si
     batch_size = max(1, min(batch_size, MEMORY_BUDGET // per_input))
     r_sum, r_tok, sums, embs = [], [], [], []
     for i in range(0, len(inputs), batch_size):
-        batch = model.prepare(list(inputs[i:i + batch_size]))
+        batch = model.prepare(list(inputs[i : i + batch_size]))
         tr = model.run(batch, capture=True)
-        y = labels[i:i + batch_size]
+        y = labels[i : i + batch_size]
         summary = summary_projection(model, tr, where)
-        ident = identifiability(class_projection(model, tr, where), y, summary, tr.token_mask,
-                                model.spec.n_prefix, names)
+        ident = identifiability(
+            class_projection(model, tr, where), y, summary, tr.token_mask, model.spec.n_prefix, names
+        )
         r_sum.append(ident.summary)
         r_tok.append(ident.tokens)
         sums.append(summary.cpu().numpy())
@@ -275,17 +294,25 @@ def _nonlinear(x: np.ndarray, method: str, seed: int) -> np.ndarray:
     if method == "umap":
         import umap
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), metric="cosine", random_state=seed,
-                            init="spectral" if n > 10 else "random", n_jobs=1)
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(15, n - 1),
+            metric="cosine",
+            random_state=seed,
+            init="spectral" if n > 10 else "random",
+            n_jobs=1,
+        )
         return reducer.fit_transform(x)
     from sklearn.manifold import TSNE
 
-    return TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), metric="cosine", init="pca",
-                random_state=seed).fit_transform(x)
+    return TSNE(
+        n_components=2, perplexity=min(30.0, (n - 1) / 3), metric="cosine", init="pca", random_state=seed
+    ).fit_transform(x)
 
 
-def separability(embeddings, labels, k: int = KNN_K, test_size: float = 0.3, seed: int = 0,
-                 progress: Progress | None = None) -> pd.DataFrame:
+def separability(
+    embeddings, labels, k: int = KNN_K, test_size: float = 0.3, seed: int = 0, progress: Progress | None = None
+) -> pd.DataFrame:
     """How separable the classes are at each layer. embeddings [L, N, D], labels [N] -> DataFrame with one
     row per layer: silhouette (cosine distance), kNN accuracy (cosine, k neighbours, leave-one-out majority
     vote) and linear-probe accuracy (logistic regression on standardised features, trained on a stratified
@@ -302,16 +329,24 @@ def separability(embeddings, labels, k: int = KNN_K, test_size: float = 0.3, see
         raise ValueError(f"embeddings must be [L, N, D] with N = len(labels); got {list(x.shape)}, {len(y)} labels.")
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2 or len(y) <= len(classes):
-        raise ValueError(f"Separability needs at least 2 classes and more inputs than classes "
-                         f"(got {len(y)} inputs in {len(classes)} classes).")
+        raise ValueError(
+            f"Separability needs at least 2 classes and more inputs than classes "
+            f"(got {len(y)} inputs in {len(classes)} classes)."
+        )
     stratify = y if counts.min() >= 2 and round(test_size * len(y)) >= len(classes) else None
     train, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=stratify)
     rows = []
     for l, e in enumerate(x):
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
         probe.fit(e[train], y[train])
-        rows.append({"layer": l, "silhouette": float(silhouette_score(e, y, metric="cosine")),
-                     "kNN accuracy": knn_accuracy(e, y, k), "probe accuracy": float(probe.score(e[test], y[test]))})
+        rows.append(
+            {
+                "layer": l,
+                "silhouette": float(silhouette_score(e, y, metric="cosine")),
+                "kNN accuracy": knn_accuracy(e, y, k),
+                "probe accuracy": float(probe.score(e[test], y[test])),
+            }
+        )
         if progress:
             progress((l + 1) / len(x), f"layer {l}/{len(x) - 1}")
     return pd.DataFrame(rows)
@@ -325,7 +360,7 @@ def knn_accuracy(x, labels, k: int = KNN_K) -> float:
     k = max(1, min(k, len(y) - 1))
     sim = x @ x.T
     sim.fill_diagonal_(-float("inf"))
-    nn_labels = y[sim.topk(k, dim=-1).indices]                                   # [N, k]
+    nn_labels = y[sim.topk(k, dim=-1).indices]  # [N, k]
     votes = torch.zeros(len(y), int(y.max()) + 1, dtype=torch.long)
     votes.scatter_add_(1, nn_labels, torch.ones_like(nn_labels))
     return float((votes.argmax(-1) == y).double().mean())

@@ -1,21 +1,25 @@
 """Predictions of a model over a list of inputs, batched, with accuracy."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 
-def predict(model, inputs: Sequence, batch_size: int = 128,
-            progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+def predict(
+    model, inputs: Sequence, batch_size: int = 128, progress: Callable[[float, str], None] | None = None
+) -> np.ndarray:
     """Class probabilities [N, C] of `model` (a HookedModel) for raw inputs (images or strings)."""
     out = []
     for i in range(0, len(inputs), batch_size):
-        batch = model.prepare(list(inputs[i:i + batch_size]))
+        batch = model.prepare(list(inputs[i : i + batch_size]))
         out.append(torch.softmax(model.run(batch, capture=False).logits.float(), -1).cpu().numpy())
         if progress:
-            progress(min(1.0, (i + batch_size) / len(inputs)), f"{min(i + batch_size, len(inputs))}/{len(inputs)} inputs")
+            progress(
+                min(1.0, (i + batch_size) / len(inputs)), f"{min(i + batch_size, len(inputs))}/{len(inputs)} inputs"
+            )
     return np.concatenate(out)
 
 

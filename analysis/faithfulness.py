@@ -9,10 +9,11 @@ Shapes: N inputs, T' input tokens (prefix excluded), K perturbation levels. Remo
 by the baseline: the zero pixel value (the mean colour of the normalised image) over its patch for images,
 the zero vector in place of its embedding for text. Maps are explained for the predicted class.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,9 @@ METRICS = {
 # -- AUCs (the oracles of docs/methods.md) -------------------------------------------------------------------
 def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
     """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
-    return 100.0 * np.trapezoid(np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1)
+    return 100.0 * np.trapezoid(
+        np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1
+    )
 
 
 def rise_auc(scores) -> np.ndarray:
@@ -83,8 +86,9 @@ def _token_to_input_mask(model: HookedModel, keep: torch.Tensor) -> torch.Tensor
     return torch.cat([prefix, keep], 1)[..., None]
 
 
-def mixed_logits(model: HookedModel, batch: Batch, keep: torch.Tensor, reference: torch.Tensor | None = None,
-                 chunk: int = 256) -> torch.Tensor:
+def mixed_logits(
+    model: HookedModel, batch: Batch, keep: torch.Tensor, reference: torch.Tensor | None = None, chunk: int = 256
+) -> torch.Tensor:
     """Logits with some tokens replaced: keep [K, B, T'] (1 = original token, 0 = reference) -> [K, B, C].
 
     reference: inputs of the same shape as the batch's (pixels or embeddings); None = zeros (baseline)."""
@@ -115,11 +119,12 @@ def _ranks(maps: torch.Tensor, real: torch.Tensor, descending: bool) -> torch.Te
     return order.argsort(-1)
 
 
-def perturbation_accuracy(model: HookedModel, batch: Batch, maps, labels, positive: bool = True,
-                          fractions=FRACTIONS) -> np.ndarray:
+def perturbation_accuracy(
+    model: HookedModel, batch: Batch, maps, labels, positive: bool = True, fractions=FRACTIONS
+) -> np.ndarray:
     """Chefer's perturbation test: top-1 correctness [K, B] after removing the top-p fraction of tokens
     (positive: most relevant first; negative: least relevant first) for each p in fractions [K]."""
-    real = batch.token_mask[:, model.spec.n_prefix:].to(model.device)
+    real = batch.token_mask[:, model.spec.n_prefix :].to(model.device)
     m = torch.as_tensor(np.asarray(maps), device=model.device)
     rank = _ranks(m, real, descending=positive)
     n_real = real.sum(-1, keepdim=True)
@@ -133,7 +138,7 @@ def deletion_insertion(model: HookedModel, batch: Batch, maps, target, steps: in
     """RISE: probability of class target [B] as the most relevant tokens are removed (deletion: replaced
     by the baseline) or revealed (insertion: into a blurred image, or into zero embeddings for text), in
     `steps` equal steps. Returns {"deletion": [steps+1, B], "insertion": [steps+1, B]}."""
-    real = batch.token_mask[:, model.spec.n_prefix:].to(model.device)
+    real = batch.token_mask[:, model.spec.n_prefix :].to(model.device)
     m = torch.as_tensor(np.asarray(maps), device=model.device)
     rank = _ranks(m, real, descending=True)
     n_real = real.sum(-1, keepdim=True)
@@ -163,8 +168,10 @@ def segmentation_counts(pixel_maps, masks) -> np.ndarray:
     pred = p >= p.mean((1, 2), keepdims=True)
     gt = np.asarray(masks).astype(bool)
     ax = (1, 2)
-    return np.stack([(pred & gt).sum(ax), (pred | gt).sum(ax), (~pred & ~gt).sum(ax), (~pred | ~gt).sum(ax),
-                     (pred == gt).sum(ax)], -1).astype(np.float64)
+    return np.stack(
+        [(pred & gt).sum(ax), (pred | gt).sum(ax), (~pred & ~gt).sum(ax), (~pred | ~gt).sum(ax), (pred == gt).sum(ax)],
+        -1,
+    ).astype(np.float64)
 
 
 def segmentation_scores(counts: np.ndarray, n_pixels: int) -> tuple[float, float]:
@@ -218,9 +225,16 @@ class FaithfulnessReport:
         return disagreement({k: v for k, v in self.maps.items() if k != RANDOM}, self.real)
 
 
-def per_input_scores(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
-                     steps: int = 16, progress: Callable[[float, str], None] | None = None,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+def per_input_scores(
+    model: HookedModel,
+    dataset,
+    methods: Sequence[str],
+    n: int = 64,
+    batch_size: int = 32,
+    steps: int = 16,
+    progress: Callable[[float, str], None] | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Every per-input faithfulness result of `methods` (plus a seeded random map; batch b of the sample uses
     seed + b) on the first n inputs of `dataset` (a data.Dataset; its masks give the localisation scores).
 
@@ -235,7 +249,7 @@ def per_input_scores(model: HookedModel, dataset, methods: Sequence[str], n: int
     true = match_labels(model.spec.class_names, dataset.class_names).to_model(dataset.labels)
     indices = np.arange(n)
     names = list(methods) + [RANDOM]
-    chunks = [indices[i:i + batch_size] for i in range(0, n, batch_size)]
+    chunks = [indices[i : i + batch_size] for i in range(0, n, batch_size)]
     parts: dict[str, list[np.ndarray]] = {}
     total = len(chunks) * len(names)
     done = 0
@@ -243,13 +257,16 @@ def per_input_scores(model: HookedModel, dataset, methods: Sequence[str], n: int
         batch = model.prepare([dataset.inputs[i] for i in idx]).to(model.device)
         with torch.no_grad():
             pred = model.run(batch, capture=False).logits.argmax(-1)
-        out = {"predictions": pred.cpu().numpy(), "real": batch.token_mask[:, model.spec.n_prefix:].cpu().numpy()}
+        out = {"predictions": pred.cpu().numpy(), "real": batch.token_mask[:, model.spec.n_prefix :].cpu().numpy()}
         labels = np.where(true[idx] >= 0, true[idx], pred.cpu().numpy())
         for m in names:
             if progress:
                 progress(done / total, f"{m}: inputs {idx[0] + 1}-{idx[-1] + 1} of {n}")
-            mp = random_maps((len(idx), batch.token_mask.shape[1] - model.spec.n_prefix), seed + ci) \
-                if m == RANDOM else explain(model, batch, m, target=pred)
+            mp = (
+                random_maps((len(idx), batch.token_mask.shape[1] - model.spec.n_prefix), seed + ci)
+                if m == RANDOM
+                else explain(model, batch, m, target=pred)
+            )
             out[f"map/{m}"] = mp
             out[f"positive/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=True).T
             out[f"negative/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=False).T
@@ -273,8 +290,9 @@ def per_input_scores(model: HookedModel, dataset, methods: Sequence[str], n: int
     return {k: stack(v) if k == "real" or k.startswith("map/") else np.concatenate(v) for k, v in parts.items()}
 
 
-def summarise_scores(scores: dict[str, np.ndarray], n_pixels: int, steps: int = 16) -> tuple[pd.DataFrame,
-                                                                                            pd.DataFrame]:
+def summarise_scores(
+    scores: dict[str, np.ndarray], n_pixels: int, steps: int = 16
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(table, curves) of a FaithfulnessReport from per-input results (`per_input_scores`, or the same arrays
     from a stored run). n_pixels: the model's input pixels (pixel accuracy)."""
     names = [k.split("/", 1)[1] for k in scores if k.startswith("positive/")]
@@ -282,13 +300,17 @@ def summarise_scores(scores: dict[str, np.ndarray], n_pixels: int, steps: int = 
     for m in names:
         a = {t: np.asarray(scores[f"{t}/{m}"], dtype=np.float64).mean(0) for t in ("positive", "negative")}  # [K]
         r = {t: np.asarray(scores[f"{t}/{m}"], dtype=np.float64) for t in ("deletion", "insertion")}  # [N, steps+1]
-        row = {"method": m, "label": "Random map" if m == RANDOM else METHODS[m].label,
-               "positive_auc": float(perturbation_auc(a["positive"])),
-               "negative_auc": float(perturbation_auc(a["negative"])),
-               "deletion_auc": float(rise_auc(r["deletion"]).mean()),
-               "insertion_auc": float(rise_auc(r["insertion"]).mean()),
-               "pointing_game": float(np.mean(scores[f"pointing/{m}"])) if f"pointing/{m}" in scores else np.nan,
-               "miou": np.nan, "pixel_accuracy": np.nan}
+        row = {
+            "method": m,
+            "label": "Random map" if m == RANDOM else METHODS[m].label,
+            "positive_auc": float(perturbation_auc(a["positive"])),
+            "negative_auc": float(perturbation_auc(a["negative"])),
+            "deletion_auc": float(rise_auc(r["deletion"]).mean()),
+            "insertion_auc": float(rise_auc(r["insertion"]).mean()),
+            "pointing_game": float(np.mean(scores[f"pointing/{m}"])) if f"pointing/{m}" in scores else np.nan,
+            "miou": np.nan,
+            "pixel_accuracy": np.nan,
+        }
         if f"segmentation/{m}" in scores:
             row["miou"], row["pixel_accuracy"] = segmentation_scores(np.asarray(scores[f"segmentation/{m}"]), n_pixels)
         rows.append(row)
@@ -299,14 +321,27 @@ def summarise_scores(scores: dict[str, np.ndarray], n_pixels: int, steps: int = 
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"])
 
 
-def evaluate(model: HookedModel, dataset, methods: Sequence[str], n: int = 64, batch_size: int = 32,
-             steps: int = 16, progress: Callable[[float, str], None] | None = None,
-             seed: int = 0) -> FaithfulnessReport:
+def evaluate(
+    model: HookedModel,
+    dataset,
+    methods: Sequence[str],
+    n: int = 64,
+    batch_size: int = 32,
+    steps: int = 16,
+    progress: Callable[[float, str], None] | None = None,
+    seed: int = 0,
+) -> FaithfulnessReport:
     """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`:
     per_input_scores, summarised (summarise_scores)."""
     scores = per_input_scores(model, dataset, methods, n, batch_size, steps, progress, seed)
     n_pixels = (model.spec.image_size or 0) ** 2
     table, curves = summarise_scores(scores, n_pixels, steps)
     names = list(methods) + [RANDOM]
-    return FaithfulnessReport(table, curves, {m: scores[f"map/{m}"] for m in names}, scores["real"].astype(bool),
-                              np.arange(len(scores["predictions"])), scores["predictions"])
+    return FaithfulnessReport(
+        table,
+        curves,
+        {m: scores[f"map/{m}"] for m in names},
+        scores["real"].astype(bool),
+        np.arange(len(scores["predictions"])),
+        scores["predictions"],
+    )

@@ -17,10 +17,11 @@ own prediction. For text encoders with a prompt head, the class scores are the p
 Importance is signed so that a positive score always means "removing the head hurts":
 accuracy / true_prob: M(g = 1) - M(g[l, h] = 0); loss / cosine: M(g[l, h] = 0) - M(g = 1).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,9 +36,14 @@ Progress = Callable[[float, str], None] | None
 LABEL_METRICS = ("accuracy", "loss", "true_prob")
 METRICS = LABEL_METRICS + ("cosine",)
 SIGN = {"accuracy": 1.0, "loss": -1.0, "true_prob": 1.0, "cosine": -1.0}
-METRIC_TITLES = {"accuracy": "accuracy", "loss": "loss", "true_prob": "probability of the target class",
-                 "cosine": "cosine distance of the pooled embedding", "gradient": "gradient |dL/dg|",
-                 "gradient_norm": "gradient |dL/dg|, L2-normalised per layer"}
+METRIC_TITLES = {
+    "accuracy": "accuracy",
+    "loss": "loss",
+    "true_prob": "probability of the target class",
+    "cosine": "cosine distance of the pooled embedding",
+    "gradient": "gradient |dL/dg|",
+    "gradient_norm": "gradient |dL/dg|, L2-normalised per layer",
+}
 GRADIENT = ("gradient", "gradient_norm")
 PARTIAL_STEPS = 11  # gate values of partial pruning: 1.0, 0.9, ..., 0.0
 
@@ -55,13 +61,14 @@ class Sample:
     def __len__(self) -> int:
         return len(self.batch)
 
-    def select(self, idx) -> "Sample":
+    def select(self, idx) -> Sample:
         idx = list(idx)
         return Sample(self.batch.select(idx), None if self.labels is None else self.labels[idx])
 
 
-def make_sample(model: HookedModel, inputs: Sequence, labels: Sequence[int] | None = None,
-                label_names: Sequence[str] | None = None) -> Sample:
+def make_sample(
+    model: HookedModel, inputs: Sequence, labels: Sequence[int] | None = None, label_names: Sequence[str] | None = None
+) -> Sample:
     """Prepare raw inputs (images or strings). labels: [N] indices into label_names (the dataset's class
     names; default the model's), -1 = no label; mapped to the model's classes by data.match_labels. Inputs
     whose class the model does not know get label -1; if none is known the sample is unlabelled."""
@@ -142,19 +149,27 @@ def _heads(model: HookedModel, tr, layer: int, batch: Batch, want_emb: bool) -> 
     return model.head_outputs(layer, tr.resid_list[layer], batch, rows)
 
 
-def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, heads: torch.Tensor,
-            gates: torch.Tensor):
+def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, heads: torch.Tensor, gates: torch.Tensor):
     """_run of gate settings [k * n, L, H] (k settings in blocks) whose first changed layer is `layer`,
     resumed inside that block from the kept forward `tr` and its head outputs; the last block computes
     only the tokens the head reads unless a pooled embedding is wanted."""
     k = gates.shape[0] // len(batch)
-    return _run(model, batch, want_emb, capture=False, head_gates=gates, start_layer=layer,
-                start_resid=tr.resid_list[layer].repeat(k, 1, 1), start_heads=heads.repeat(k, 1, 1),
-                readout_only=not want_emb)
+    return _run(
+        model,
+        batch,
+        want_emb,
+        capture=False,
+        head_gates=gates,
+        start_layer=layer,
+        start_resid=tr.resid_list[layer].repeat(k, 1, 1),
+        start_heads=heads.repeat(k, 1, 1),
+        readout_only=not want_emb,
+    )
 
 
-def _metric_values(logits: torch.Tensor, emb: torch.Tensor | None, ref: _Reference,
-                   metrics: Sequence[str]) -> dict[str, torch.Tensor]:
+def _metric_values(
+    logits: torch.Tensor, emb: torch.Tensor | None, ref: _Reference, metrics: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """Per-row metric values [R] for R = n_configs * n rows (configs in blocks, as Batch.repeat tiles)."""
     n_rep = logits.shape[0] // ref.target.shape[0]
     target = ref.target.to(logits.device).repeat(n_rep)
@@ -194,9 +209,15 @@ def _gates_tensor(model: HookedModel, gates) -> torch.Tensor:
     return g.to(model.device)
 
 
-def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = LABEL_METRICS,
-                   batch_size: int = 256, max_rows: int | None = None,
-                   progress: Progress = None) -> dict[str, np.ndarray]:
+def evaluate_gates(
+    model: HookedModel,
+    data,
+    configs,
+    metrics: Sequence[str] = LABEL_METRICS,
+    batch_size: int = 256,
+    max_rows: int | None = None,
+    progress: Progress = None,
+) -> dict[str, np.ndarray]:
     """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample.
 
     Fast path: duplicate configurations run once; one forward keeps the residual stream, and the
@@ -229,7 +250,7 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
                 continue
             heads = _heads(model, tr, l, part.batch, "cosine" in metrics)
             for k0 in range(0, len(members), per):
-                ks = members[k0:k0 + per]
+                ks = members[k0 : k0 + per]
                 gates = unique[ks].repeat_interleave(n, 0)  # [len(ks) * n, L, H], configurations in blocks
                 logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
@@ -242,9 +263,15 @@ def evaluate_gates(model: HookedModel, data, configs, metrics: Sequence[str] = L
 
 
 # -- ablation importance ----------------------------------------------------------------------------------
-def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS, base_gates=None,
-                        batch_size: int = 256, max_rows: int | None = None,
-                        progress: Progress = None) -> dict[str, np.ndarray]:
+def ablation_per_sample(
+    model: HookedModel,
+    data,
+    metrics: Sequence[str] = LABEL_METRICS,
+    base_gates=None,
+    batch_size: int = 256,
+    max_rows: int | None = None,
+    progress: Progress = None,
+) -> dict[str, np.ndarray]:
     """Per-input importance [L, H, N] of every head by exhaustive single-head ablation (L*H + 1 settings).
 
     base_gates [L, H] (default all 1): the setting each head is removed from (iterative pruning).
@@ -264,8 +291,11 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
     for ci, idx in enumerate(chunks):
         part, n = sample.select(idx), len(idx)
         logits, emb, tr = _run(model, part.batch, "cosine" in metrics, capture=True, head_gates=base)
-        ref = _reference(part, logits, emb) if ungated else \
-            _reference(part, *_run(model, part.batch, "cosine" in metrics, capture=False)[:2])
+        ref = (
+            _reference(part, logits, emb)
+            if ungated
+            else _reference(part, *_run(model, part.batch, "cosine" in metrics, capture=False)[:2])
+        )
         base_vals = _metric_values(logits, emb, ref, metrics)
         per = max(1, _rows(model, max_rows) // n)
         for l in range(L):
@@ -278,7 +308,7 @@ def ablation_per_sample(model: HookedModel, data, metrics: Sequence[str] = LABEL
                 logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
                     drop = SIGN[m] * (base_vals[m][None] - v.reshape(len(hs), n))
-                    out[m][l, h0:h0 + len(hs), idx[0]:idx[-1] + 1] = drop.double().cpu().numpy()
+                    out[m][l, h0 : h0 + len(hs), idx[0] : idx[-1] + 1] = drop.double().cpu().numpy()
             if progress:
                 progress((ci + (l + 1) / L) / len(chunks), f"layer {l + 1}/{L} ablated")
     return out
@@ -293,8 +323,9 @@ def ablation_cost(model: HookedModel) -> float:
     return 1 + (H * tails + (L - 1) / 3) / L
 
 
-def ablation_naive(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS,
-                   progress: Progress = None) -> dict[str, np.ndarray]:
+def ablation_naive(
+    model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS, progress: Progress = None
+) -> dict[str, np.ndarray]:
     """The reference loop for `ablation_per_sample`: one full forward per zeroed head. [L, H, N]."""
     sample = as_sample(model, data)
     metrics = _check_metrics(model, metrics)
@@ -304,19 +335,20 @@ def ablation_naive(model: HookedModel, data, metrics: Sequence[str] = LABEL_METR
     ref = _reference(sample, logits, emb)
     base = _metric_values(logits, emb, ref, metrics)
     for l in range(L):
-            for h in range(H):
-                g = torch.ones(L, H, device=model.device)
-                g[l, h] = 0
-                logits, emb, _ = _run(model, sample.batch, "cosine" in metrics, capture=False, head_gates=g)
-                for m, v in _metric_values(logits, emb, ref, metrics).items():
-                    out[m][l, h] = (SIGN[m] * (base[m] - v)).double().cpu().numpy()
-            if progress:
-                progress((l + 1) / L, f"layer {l + 1}/{L}")
+        for h in range(H):
+            g = torch.ones(L, H, device=model.device)
+            g[l, h] = 0
+            logits, emb, _ = _run(model, sample.batch, "cosine" in metrics, capture=False, head_gates=g)
+            for m, v in _metric_values(logits, emb, ref, metrics).items():
+                out[m][l, h] = (SIGN[m] * (base[m] - v)).double().cpu().numpy()
+        if progress:
+            progress((l + 1) / L, f"layer {l + 1}/{L}")
     return out
 
 
-def ablation_importance(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS,
-                        progress: Progress = None, **kwargs) -> pd.DataFrame:
+def ablation_importance(
+    model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS, progress: Progress = None, **kwargs
+) -> pd.DataFrame:
     """Exhaustive single-head ablation importance of all L*H heads, averaged over the sample:
     DataFrame (layer, head, metric, value). kwargs go to `ablation_per_sample`."""
     per = ablation_per_sample(model, data, metrics, progress=progress, **kwargs)
@@ -335,13 +367,16 @@ def gradient_per_sample(model: HookedModel, data, gates=None, batch_size: int = 
     for idx in _chunks(N, batch_size):
         part = sample.select(idx)
         with torch.no_grad():
-            target = part.labels.to(model.device) if part.labels is not None and bool((part.labels >= 0).all()) \
+            target = (
+                part.labels.to(model.device)
+                if part.labels is not None and bool((part.labels >= 0).all())
                 else targets(part.labels, model.run(part.batch, capture=False).logits)
+            )
         g = base.repeat(len(idx), 1, 1).requires_grad_(True)
         logits = model.run(part.batch, capture=False, head_gates=g).logits.float()
         loss = F.cross_entropy(logits, target, reduction="sum")
         (grad,) = torch.autograd.grad(loss, g)  # parameters' .grad stay untouched
-        out[:, :, idx[0]:idx[-1] + 1] = grad.abs().permute(1, 2, 0).double().cpu().numpy()
+        out[:, :, idx[0] : idx[-1] + 1] = grad.abs().permute(1, 2, 0).double().cpu().numpy()
     return out
 
 
@@ -359,14 +394,21 @@ def gradient_importance(model: HookedModel, data, gates=None, batch_size: int = 
 
 
 # -- per-sample scores -> tables ----------------------------------------------------------------------------
-def head_scores(model: HookedModel, data, metrics: Sequence[str] | None = None, gradient: bool = True,
-                progress: Progress = None, **kwargs) -> dict[str, np.ndarray]:
+def head_scores(
+    model: HookedModel,
+    data,
+    metrics: Sequence[str] | None = None,
+    gradient: bool = True,
+    progress: Progress = None,
+    **kwargs,
+) -> dict[str, np.ndarray]:
     """Per-input importance [L, H, N] under each ablation metric and (gradient=True) the gradient,
     everything the view shows. kwargs go to `ablation_per_sample`."""
     sample = as_sample(model, data)
     metrics = default_metrics(model, sample) if metrics is None else metrics
-    out = ablation_per_sample(model, sample, metrics, progress=(lambda f, msg: progress(0.9 * f, msg))
-                              if progress else None, **kwargs)
+    out = ablation_per_sample(
+        model, sample, metrics, progress=(lambda f, msg: progress(0.9 * f, msg)) if progress else None, **kwargs
+    )
     if gradient:
         if progress:
             progress(0.92, "gradient w.r.t. the gates")
@@ -391,13 +433,20 @@ def scores_frame(scores: dict[str, np.ndarray]) -> pd.DataFrame:
     for m, v in scores.items():
         L, H = v.shape
         layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
-        rows.append(pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "metric": m,
-                                  "value": np.asarray(v, dtype=np.float64).ravel()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "layer": layer.ravel(),
+                    "head": head.ravel(),
+                    "metric": m,
+                    "value": np.asarray(v, dtype=np.float64).ravel(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
-def per_class_frame(per_sample: dict[str, np.ndarray], labels: np.ndarray,
-                    class_names: Sequence[str]) -> pd.DataFrame:
+def per_class_frame(per_sample: dict[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
     """Importance restricted to each label: DataFrame (class, n, layer, head, metric, value); classes
     without inputs in the sample are left out."""
     labels = np.asarray(labels)
@@ -412,8 +461,14 @@ def per_class_frame(per_sample: dict[str, np.ndarray], labels: np.ndarray,
     return pd.concat(frames, ignore_index=True)
 
 
-def per_class_importance(model: HookedModel, data, metrics: Sequence[str] = LABEL_METRICS, gradient: bool = True,
-                         progress: Progress = None, **kwargs) -> pd.DataFrame:
+def per_class_importance(
+    model: HookedModel,
+    data,
+    metrics: Sequence[str] = LABEL_METRICS,
+    gradient: bool = True,
+    progress: Progress = None,
+    **kwargs,
+) -> pd.DataFrame:
     """The ablation (and gradient) scores restricted to each label of the sample: DataFrame
     (class, n, layer, head, metric, value). Needs a labelled sample."""
     sample = as_sample(model, data)
@@ -435,8 +490,15 @@ def agreement(scores: dict[str, np.ndarray] | pd.DataFrame) -> pd.DataFrame:
 
 
 # -- partial and cumulative pruning ------------------------------------------------------------------------
-def partial_pruning(model: HookedModel, data, layer: int, head: int, steps: int = PARTIAL_STEPS,
-                    metrics: Sequence[str] = LABEL_METRICS, **kwargs) -> pd.DataFrame:
+def partial_pruning(
+    model: HookedModel,
+    data,
+    layer: int,
+    head: int,
+    steps: int = PARTIAL_STEPS,
+    metrics: Sequence[str] = LABEL_METRICS,
+    **kwargs,
+) -> pd.DataFrame:
     """Metric means as the gate of head (layer, head) goes 1 -> 0 in `steps` equal steps (VA paper B2/B3):
     DataFrame (gate, metric, value)."""
     L, H = model.spec.n_layers, model.spec.n_heads
@@ -448,8 +510,13 @@ def partial_pruning(model: HookedModel, data, layer: int, head: int, steps: int 
     configs = torch.ones(steps, L, H)
     configs[:, layer, head] = values
     res = evaluate_gates(model, data, configs, metrics, **kwargs)
-    return pd.concat([pd.DataFrame({"gate": values.numpy().astype(np.float64), "metric": m, "value": v.mean(-1)})
-                      for m, v in res.items()], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame({"gate": values.numpy().astype(np.float64), "metric": m, "value": v.mean(-1)})
+            for m, v in res.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def pruning_order(scores: np.ndarray) -> list[tuple[int, int]]:
@@ -470,8 +537,13 @@ def _removal_counts(n_heads_total: int, steps: int) -> list[int]:
 
 
 def _curve_frame(counts: list[int], total: int, res: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame({"fraction": np.asarray(counts) / total, "n_removed": counts, "metric": m,
-                                    "value": v}) for m, v in res.items()], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame({"fraction": np.asarray(counts) / total, "n_removed": counts, "metric": m, "value": v})
+            for m, v in res.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def _as_order(model: HookedModel, order, seed: int) -> list[tuple[int, int]]:
@@ -490,9 +562,17 @@ def _as_order(model: HookedModel, order, seed: int) -> list[tuple[int, int]]:
     return order
 
 
-def pruning_curves(model: HookedModel, data, orders: dict, iterative: bool = False, steps: int = 10,
-                   metrics: Sequence[str] = LABEL_METRICS, seed: int = 0, progress: Progress = None,
-                   **kwargs) -> pd.DataFrame:
+def pruning_curves(
+    model: HookedModel,
+    data,
+    orders: dict,
+    iterative: bool = False,
+    steps: int = 10,
+    metrics: Sequence[str] = LABEL_METRICS,
+    seed: int = 0,
+    progress: Progress = None,
+    **kwargs,
+) -> pd.DataFrame:
     """Cumulative pruning curves (Michel et al.) for several orders {name: order} at once: heads go in
     order of increasing importance, 1/steps of all heads at a time, and the metric means are measured
     after each step. DataFrame (order, fraction, n_removed, metric, value); each curve starts at the
@@ -507,35 +587,52 @@ def pruning_curves(model: HookedModel, data, orders: dict, iterative: bool = Fal
     if iterative:
         frames = []
         for i, (name, criterion) in enumerate(orders.items()):
-            sub = (lambda f, msg, i=i: progress((i + f) / len(orders), f"{name}: {msg}")) if progress else None
-            frames.append(_iterative_curve(model, sample, criterion, steps, metrics, seed, sub, **kwargs)
-                          .assign(order=name))
+            sub = (
+                (lambda f, msg, i=i, name=name: progress((i + f) / len(orders), f"{name}: {msg}")) if progress else None
+            )
+            frames.append(
+                _iterative_curve(model, sample, criterion, steps, metrics, seed, sub, **kwargs).assign(order=name)
+            )
         return pd.concat(frames, ignore_index=True)[["order", "fraction", "n_removed", "metric", "value"]]
     counts = _removal_counts(L * H, steps)
     configs = torch.ones(len(orders), len(counts), L, H)
     for i, order in enumerate(orders.values()):
         if isinstance(order, str) and order != "random":
-            raise ValueError("Iterative pruning re-estimates importance: pass iterative=True to prune by a "
-                             f"metric's name ({order!r}), or pass its scores.")
+            raise ValueError(
+                "Iterative pruning re-estimates importance: pass iterative=True to prune by a "
+                f"metric's name ({order!r}), or pass its scores."
+            )
         order = _as_order(model, order, seed)
         for k, c in enumerate(counts):
             for l, h in order[:c]:
                 configs[i, k, l, h] = 0
     res = evaluate_gates(model, sample, configs.flatten(0, 1), metrics, progress=progress, **kwargs)
-    frames = [_curve_frame(counts, L * H, {m: v.reshape(len(orders), len(counts), -1)[i].mean(-1)
-                                           for m, v in res.items()}).assign(order=name)
-              for i, name in enumerate(orders)]
+    frames = [
+        _curve_frame(
+            counts, L * H, {m: v.reshape(len(orders), len(counts), -1)[i].mean(-1) for m, v in res.items()}
+        ).assign(order=name)
+        for i, name in enumerate(orders)
+    ]
     return pd.concat(frames, ignore_index=True)[["order", "fraction", "n_removed", "metric", "value"]]
 
 
-def pruning_curve(model: HookedModel, data, order, iterative: bool = False, steps: int = 10,
-                  metrics: Sequence[str] = LABEL_METRICS, seed: int = 0, progress: Progress = None,
-                  **kwargs) -> pd.DataFrame:
+def pruning_curve(
+    model: HookedModel,
+    data,
+    order,
+    iterative: bool = False,
+    steps: int = 10,
+    metrics: Sequence[str] = LABEL_METRICS,
+    seed: int = 0,
+    progress: Progress = None,
+    **kwargs,
+) -> pd.DataFrame:
     """One cumulative pruning curve: DataFrame (fraction, n_removed, metric, value); see `pruning_curves`."""
     if iterative and not isinstance(order, str):
         raise ValueError("Iterative pruning re-estimates importance: give the metric's name as `order`.")
-    return pruning_curves(model, data, {"curve": order}, iterative, steps, metrics, seed, progress,
-                          **kwargs).drop(columns="order")
+    return pruning_curves(model, data, {"curve": order}, iterative, steps, metrics, seed, progress, **kwargs).drop(
+        columns="order"
+    )
 
 
 def _iterative_curve(model, sample, criterion, steps, metrics, seed, progress, **kwargs) -> pd.DataFrame:
@@ -543,11 +640,14 @@ def _iterative_curve(model, sample, criterion, steps, metrics, seed, progress, *
     L, H = model.spec.n_layers, model.spec.n_heads
     counts = _removal_counts(L * H, steps)
     if criterion == "random":
-        return pruning_curve(model, sample, "random", metrics=metrics, seed=seed, progress=progress, steps=steps,
-                             **kwargs)
+        return pruning_curve(
+            model, sample, "random", metrics=metrics, seed=seed, progress=progress, steps=steps, **kwargs
+        )
     if criterion not in GRADIENT and criterion not in available_metrics(model):
-        raise ValueError(f"Unknown importance {criterion!r} for iterative pruning: use gradient, random or "
-                         f"one of {', '.join(available_metrics(model))}.")
+        raise ValueError(
+            f"Unknown importance {criterion!r} for iterative pruning: use gradient, random or "
+            f"one of {', '.join(available_metrics(model))}."
+        )
     gates = torch.ones(L, H)
     configs = [gates.clone()]
     for k in range(1, len(counts)):
@@ -556,7 +656,7 @@ def _iterative_curve(model, sample, criterion, steps, metrics, seed, progress, *
         else:
             scores = ablation_per_sample(model, sample, (criterion,), base_gates=gates, **kwargs)[criterion].mean(-1)
         left = [(l, h) for l, h in pruning_order(scores) if gates[l, h] != 0]
-        for l, h in left[:counts[k] - counts[k - 1]]:
+        for l, h in left[: counts[k] - counts[k - 1]]:
             gates[l, h] = 0
         configs.append(gates.clone())
         if progress:

@@ -8,10 +8,11 @@ tokens and the normalised entropy. The vectors are embedded (PCA, or a small tor
 VA paper), clustered (scikit-learn), projected to 2-D (PCA or UMAP), and summarised by a prototype per
 cluster (the mean vector of its members, which unpacks back into a CLS map and an offset kernel).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -46,8 +47,13 @@ def unpack(vector: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     return {k: vector[..., a:b].reshape(*vector.shape[:-1], *shape) for k, (a, b, shape) in layout.items()}
 
 
-def pattern_vectors(attn: torch.Tensor, grid: tuple[int, int] | None, n_prefix: int = 1,
-                    token_mask: torch.Tensor | None = None, max_offset: int = MAX_OFFSET) -> np.ndarray:
+def pattern_vectors(
+    attn: torch.Tensor,
+    grid: tuple[int, int] | None,
+    n_prefix: int = 1,
+    token_mask: torch.Tensor | None = None,
+    max_offset: int = MAX_OFFSET,
+) -> np.ndarray:
     """One vector per (input, head): attn [L, B, H, T, T] (or [L, H, T, T]) -> [B, L, H, F] (numpy), laid out
     as pattern_layout(grid, max_offset) says. Works on padded text batches (token_mask [B, T])."""
     attn, mask = as_batch(attn, token_mask)
@@ -78,17 +84,26 @@ class PatternAutoencoder(torch.nn.Module):
 
     def __init__(self, n_features: int, dim: int, hidden: int = 64):
         super().__init__()
-        self.encoder = torch.nn.Sequential(torch.nn.Linear(n_features, hidden), torch.nn.GELU(),
-                                           torch.nn.Linear(hidden, dim))
-        self.decoder = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(),
-                                           torch.nn.Linear(hidden, n_features))
+        self.encoder = torch.nn.Sequential(
+            torch.nn.Linear(n_features, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim)
+        )
+        self.decoder = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, n_features)
+        )
 
     def forward(self, x):
         return self.decoder(self.encoder(x))
 
 
-def autoencode(x: np.ndarray, dim: int = 8, epochs: int = 60, batch_size: int = 256, lr: float = 3e-3,
-               seed: int = 0, progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, list[float]]:
+def autoencode(
+    x: np.ndarray,
+    dim: int = 8,
+    epochs: int = 60,
+    batch_size: int = 256,
+    lr: float = 3e-3,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> tuple[np.ndarray, list[float]]:
     """Train a PatternAutoencoder on standardised rows x [N, F]; returns (codes [N, dim], loss per epoch)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -112,8 +127,13 @@ def autoencode(x: np.ndarray, dim: int = 8, epochs: int = 60, batch_size: int = 
         return net.encoder(t).numpy(), losses
 
 
-def embed(x: np.ndarray, method: str = "pca", dim: int = 8, seed: int = 0,
-          progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+def embed(
+    x: np.ndarray,
+    method: str = "pca",
+    dim: int = 8,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> np.ndarray:
     """Rows x [N, F] -> codes [N, dim'] with "pca" (dim' = min(dim, N, F)) or "autoencoder"."""
     if method == "pca":
         from sklearn.decomposition import PCA
@@ -193,9 +213,16 @@ class PatternSummary:
         return idx[order], counts[order]
 
 
-def summarise_patterns(vectors: np.ndarray, k: int = 6, embedding: str = "pca", dim: int = 8,
-                       clustering: str = "kmeans", projection: str = "pca", seed: int = 0,
-                       progress: Callable[[float, str], None] | None = None) -> PatternSummary:
+def summarise_patterns(
+    vectors: np.ndarray,
+    k: int = 6,
+    embedding: str = "pca",
+    dim: int = 8,
+    clustering: str = "kmeans",
+    projection: str = "pca",
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> PatternSummary:
     """Embed, cluster and project pattern vectors [B, L, H, F] (from pattern_vectors)."""
     B, L, H, F = vectors.shape
     x = vectors.reshape(-1, F).astype(np.float64)

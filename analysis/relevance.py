@@ -12,10 +12,11 @@ Attention-based maps read the row of the token the prediction is read from: the 
 distillation token) for classifiers; for mean-pooled text encoders (minilm) the mean of all real rows.
 Padding positions of text maps are 0.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,15 +37,23 @@ def _always(model: HookedModel) -> str | None:
 
 
 def _lrp_layout(model: HookedModel) -> str | None:
-    return None if supports(model) else (f"the LRP rules do not know the block layout of {model.spec.architecture}; "
-                                         "use grad_rollout or a captum method.")
+    return (
+        None
+        if supports(model)
+        else (
+            f"the LRP rules do not know the block layout of {model.spec.architecture}; "
+            "use grad_rollout or a captum method."
+        )
+    )
 
 
 def _cls_classifier(model: HookedModel) -> str | None:
     if model.spec.head == "classifier":
         return None
-    return (f"{model.spec.name} mean-pools all its tokens, so no single CLS row of the last layer carries the "
-            "prediction that GradCAM could weight; use grad_rollout or chefer2021 instead.")
+    return (
+        f"{model.spec.name} mean-pools all its tokens, so no single CLS row of the last layer carries the "
+        "prediction that GradCAM could weight; use grad_rollout or chefer2021 instead."
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def readout_weights(model: HookedModel, batch: Batch) -> torch.Tensor:
         eye = torch.eye(t, device=model.device).expand(b, t, t)
         return model.pool(eye, mask).float()
     w = torch.zeros(b, t, device=model.device)
-    w[:, :model.spec.n_prefix] = 1.0 / model.spec.n_prefix
+    w[:, : model.spec.n_prefix] = 1.0 / model.spec.n_prefix
     return w
 
 
@@ -154,8 +163,9 @@ def resolve_target(model: HookedModel, logits: torch.Tensor, target=None) -> tor
         raise RelevanceError(f"Give one target class or one per input ({b}), got {t.numel()}.")
     bad = [int(x) for x in t.tolist() if not 0 <= x < c]
     if bad:
-        raise RelevanceError(f"Target class {bad[0]} is out of range: {model.spec.name} has {c} classes "
-                             f"(0 to {c - 1}).")
+        raise RelevanceError(
+            f"Target class {bad[0]} is out of range: {model.spec.name} has {c} classes (0 to {c - 1})."
+        )
     return t
 
 
@@ -172,7 +182,7 @@ def explain(model: HookedModel, batch: Batch, method: str, target=None, **option
     RelevanceError for an unknown or inapplicable method or a target out of range."""
     entry = check_method(model, method)
     batch = batch.to(model.device)
-    mask = batch.token_mask[:, model.spec.n_prefix:].float()
+    mask = batch.token_mask[:, model.spec.n_prefix :].float()
     maps = entry.compute(model, batch, target, method=method, **options)
     return (maps.detach().float() * mask).cpu().numpy()
 
@@ -206,9 +216,9 @@ def _grad_rollout(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor
 def _gradcam(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
     attn, grads, _, _ = _plain_run(model, batch, target, grad=True)
     readout, p = readout_weights(model, batch), model.spec.n_prefix
-    rows_a = read_rows(attn[-1].float(), readout, p)           # [B, H, T']
+    rows_a = read_rows(attn[-1].float(), readout, p)  # [B, H, T']
     rows_g = read_rows(grads[-1].float(), readout, p)
-    keys = batch.token_mask[:, p:].float()[:, None]            # [B, 1, T']
+    keys = batch.token_mask[:, p:].float()[:, None]  # [B, 1, T']
     w = (rows_g * keys).sum(-1, keepdim=True) / keys.sum(-1, keepdim=True).clamp_min(1)
     return (w * rows_a).mean(1).clamp(min=0)
 
@@ -268,12 +278,14 @@ def _captum_setup(model: HookedModel, batch: Batch):
         def forward(pixels):
             b = Batch({"pixel_values": pixels}, torch.ones(len(pixels), t, dtype=torch.bool, device=pixels.device))
             return model.run(b, capture=False, grad=True).logits
+
         return x, forward, None
     x = model.embed(batch).detach().requires_grad_(True)
 
     def forward(emb, attention_mask):
         b = Batch({"attention_mask": attention_mask}, attention_mask.bool())
         return model.run(b, capture=False, grad=True, start_resid=emb).logits
+
     return x, forward, (batch.tensors["attention_mask"].to(model.device),)
 
 
@@ -296,24 +308,46 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     spread = float((x.max() - x.min()).detach()) or 1.0
     kw = dict(target=tgt, additional_forward_args=extra)
     if method == "occlusion":
-        window = (x.shape[1], model.spec.patch_size, model.spec.patch_size) if model.spec.modality == "image" \
+        window = (
+            (x.shape[1], model.spec.patch_size, model.spec.patch_size)
+            if model.spec.modality == "image"
             else (1, x.shape[-1])
+        )
     attribute = {
         "integrated_gradients": lambda: ca.IntegratedGradients(forward).attribute(
-            x, base, n_steps=int(options.get("n_steps", 32)), internal_batch_size=8 * len(x),
-            return_convergence_delta=True, **kw),
+            x,
+            base,
+            n_steps=int(options.get("n_steps", 32)),
+            internal_batch_size=8 * len(x),
+            return_convergence_delta=True,
+            **kw,
+        ),
         "saliency": lambda: (ca.Saliency(forward).attribute(x, **kw), None),
         "input_x_gradient": lambda: (ca.InputXGradient(forward).attribute(x, **kw), None),
         "gradient_shap": lambda: ca.GradientShap(forward).attribute(
-            x, base[:1], n_samples=int(options.get("n_samples", 16)),
-            stdevs=float(options.get("stdevs", 0.1)) * spread, return_convergence_delta=True, **kw),
+            x,
+            base[:1],
+            n_samples=int(options.get("n_samples", 16)),
+            stdevs=float(options.get("stdevs", 0.1)) * spread,
+            return_convergence_delta=True,
+            **kw,
+        ),
         # captum gives every element of an occluded window the window's drop: divide by its size
-        "occlusion": lambda: (ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0,
-                                                             perturbations_per_eval=16, **kw)
-                              / float(np.prod(window)), None),
-        "smoothgrad": lambda: (ca.NoiseTunnel(ca.Saliency(forward)).attribute(
-            x, nt_type="smoothgrad", nt_samples=int(options.get("nt_samples", 16)),
-            stdevs=float(options.get("stdevs", 0.15)) * spread, **kw), None),
+        "occlusion": lambda: (
+            ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0, perturbations_per_eval=16, **kw)
+            / float(np.prod(window)),
+            None,
+        ),
+        "smoothgrad": lambda: (
+            ca.NoiseTunnel(ca.Saliency(forward)).attribute(
+                x,
+                nt_type="smoothgrad",
+                nt_samples=int(options.get("nt_samples", 16)),
+                stdevs=float(options.get("stdevs", 0.15)) * spread,
+                **kw,
+            ),
+            None,
+        ),
     }[method]
     with model.lock:
         return attribute()
@@ -333,43 +367,125 @@ def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
         p = model.spec.patch_size
         a = attr.sum(1)  # [B, S, S]
         return a.reshape(a.shape[0], h, p, w, p).sum((2, 4)).flatten(1)
-    return attr.sum(-1)[:, model.spec.n_prefix:]
+    return attr.sum(-1)[:, model.spec.n_prefix :]
 
 
 # -- the registry: every method, its labels and its computation ------------------------------------------
-METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("attention", "Raw attention", "Vaswani et al. 2017",
-           "Last layer's attention from the readout token, averaged over heads; class-agnostic.",
-           "attention", False, _raw_attention),
-    Method("rollout", "Attention rollout", "Abnar & Zuidema, ACL 2020",
-           "Product of the head-averaged attention (plus identity for the residual) over all layers; "
-           "class-agnostic.", "attention", False, _rollout),
-    Method("grad_rollout", "Gradient rollout", "Chefer et al., ICCV 2021",
-           "Rollout of attention weighted by its gradient for the target class (positive part, head mean).",
-           "attention x gradient", True, _grad_rollout),
-    Method("chefer2021", "Transformer attribution (LRP)", "Chefer et al., CVPR 2021",
-           "Rollout of the LRP relevance at each attention map times its gradient (alpha=1, beta=0 LRP).",
-           "LRP", True, _chefer2021, _lrp_layout),
-    Method("attnlrp", "AttnLRP", "Achtibat et al., ICML 2024",
-           "LRP with rules for softmax, matmul and LayerNorm: input x modified gradient in one backward pass; "
-           "relevance sums to about the target logit.", "LRP", True, _attnlrp, _lrp_layout),
-    Method("gradcam", "Attention GradCAM", "Selvaraju et al. 2017; Chefer et al. 2021 (ViT baseline)",
-           "Last layer's CLS-row attention per head weighted by that head's mean gradient, positive part.",
-           "attention x gradient", True, _gradcam, _cls_classifier),
-    Method("integrated_gradients", "Integrated Gradients", "Sundararajan et al., ICML 2017 (captum)",
-           "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
-           "gradient", True, _captum_method),
-    Method("saliency", "Saliency", "Simonyan et al. 2014 (captum)",
-           "Absolute gradient of the target score with respect to the input.", "gradient", True, _captum_method),
-    Method("input_x_gradient", "Input x Gradient", "Shrikumar et al. 2016 (captum)",
-           "Input times the gradient of the target score.", "gradient", True, _captum_method),
-    Method("gradient_shap", "GradientSHAP", "Lundberg & Lee, NeurIPS 2017 (captum)",
-           "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
-           "gradient", True, _captum_method),
-    Method("occlusion", "Occlusion", "Zeiler & Fergus, ECCV 2014 (captum)",
-           "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
-           "perturbation", False, _captum_method),
-    Method("smoothgrad", "SmoothGrad", "Smilkov et al. 2017 (captum NoiseTunnel)",
-           "Saliency averaged over noisy copies of the input.", "gradient", True, _captum_method),
-]}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method(
+            "attention",
+            "Raw attention",
+            "Vaswani et al. 2017",
+            "Last layer's attention from the readout token, averaged over heads; class-agnostic.",
+            "attention",
+            False,
+            _raw_attention,
+        ),
+        Method(
+            "rollout",
+            "Attention rollout",
+            "Abnar & Zuidema, ACL 2020",
+            "Product of the head-averaged attention (plus identity for the residual) over all layers; class-agnostic.",
+            "attention",
+            False,
+            _rollout,
+        ),
+        Method(
+            "grad_rollout",
+            "Gradient rollout",
+            "Chefer et al., ICCV 2021",
+            "Rollout of attention weighted by its gradient for the target class (positive part, head mean).",
+            "attention x gradient",
+            True,
+            _grad_rollout,
+        ),
+        Method(
+            "chefer2021",
+            "Transformer attribution (LRP)",
+            "Chefer et al., CVPR 2021",
+            "Rollout of the LRP relevance at each attention map times its gradient (alpha=1, beta=0 LRP).",
+            "LRP",
+            True,
+            _chefer2021,
+            _lrp_layout,
+        ),
+        Method(
+            "attnlrp",
+            "AttnLRP",
+            "Achtibat et al., ICML 2024",
+            "LRP with rules for softmax, matmul and LayerNorm: input x modified gradient in one backward pass; "
+            "relevance sums to about the target logit.",
+            "LRP",
+            True,
+            _attnlrp,
+            _lrp_layout,
+        ),
+        Method(
+            "gradcam",
+            "Attention GradCAM",
+            "Selvaraju et al. 2017; Chefer et al. 2021 (ViT baseline)",
+            "Last layer's CLS-row attention per head weighted by that head's mean gradient, positive part.",
+            "attention x gradient",
+            True,
+            _gradcam,
+            _cls_classifier,
+        ),
+        Method(
+            "integrated_gradients",
+            "Integrated Gradients",
+            "Sundararajan et al., ICML 2017 (captum)",
+            "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
+            "gradient",
+            True,
+            _captum_method,
+        ),
+        Method(
+            "saliency",
+            "Saliency",
+            "Simonyan et al. 2014 (captum)",
+            "Absolute gradient of the target score with respect to the input.",
+            "gradient",
+            True,
+            _captum_method,
+        ),
+        Method(
+            "input_x_gradient",
+            "Input x Gradient",
+            "Shrikumar et al. 2016 (captum)",
+            "Input times the gradient of the target score.",
+            "gradient",
+            True,
+            _captum_method,
+        ),
+        Method(
+            "gradient_shap",
+            "GradientSHAP",
+            "Lundberg & Lee, NeurIPS 2017 (captum)",
+            "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
+            "gradient",
+            True,
+            _captum_method,
+        ),
+        Method(
+            "occlusion",
+            "Occlusion",
+            "Zeiler & Fergus, ECCV 2014 (captum)",
+            "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
+            "perturbation",
+            False,
+            _captum_method,
+        ),
+        Method(
+            "smoothgrad",
+            "SmoothGrad",
+            "Smilkov et al. 2017 (captum NoiseTunnel)",
+            "Saliency averaged over noisy copies of the input.",
+            "gradient",
+            True,
+            _captum_method,
+        ),
+    ]
+}
 CAPTUM = tuple(n for n, m in METHODS.items() if m.compute is _captum_method)  # the captum methods, in order

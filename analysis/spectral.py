@@ -10,10 +10,11 @@ Low-level functions take and return torch tensors (on the model's device; numpy 
 broadcast over any leading dims; the model-level functions return numpy arrays or DataFrames.
 Everything is batched over inputs: no Python loop over images or sentences.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,7 @@ from models.whatif import ablate_paths, record_activation
 Progress = Callable[[float, str], None] | None
 
 # What-if variants of the forward: name -> (drop skip connections, drop MLPs)
-WHATIF = {"model": (False, False), "no skip": (True, False), "no MLP": (False, True),
-          "attention only": (True, True)}
+WHATIF = {"model": (False, False), "no skip": (True, False), "no MLP": (False, True), "attention only": (True, True)}
 STREAMS = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
 
 
@@ -60,8 +60,12 @@ def dc_hc(x, token_mask=None) -> dict[str, torch.Tensor]:
     x = _t(x).float()
     _, dc, hc = _centre(x, token_mask)
     e_dc, e_hc = dc.pow(2).sum((-2, -1)), hc.pow(2).sum((-2, -1))
-    return {"dc": e_dc, "hc": e_hc, "ratio": (e_hc / e_dc).sqrt(),
-            "hc_share": e_hc / (e_dc + e_hc).clamp_min(torch.finfo(e_dc.dtype).tiny)}
+    return {
+        "dc": e_dc,
+        "hc": e_hc,
+        "ratio": (e_hc / e_dc).sqrt(),
+        "hc_share": e_hc / (e_dc + e_hc).clamp_min(torch.finfo(e_dc.dtype).tiny),
+    }
 
 
 # -- Fourier profile of feature maps --------------------------------------------------------------
@@ -76,8 +80,10 @@ def fourier_profile(features, grid: tuple[int, int], n_prefix: int = 1) -> dict[
     h, w = grid
     x = _t(features).float()[..., n_prefix:, :]
     if x.shape[-2] != h * w:
-        raise ValueError(f"features have {x.shape[-2]} patch tokens after {n_prefix} prefix token(s); "
-                         f"the grid {h}x{w} needs {h * w}.")
+        raise ValueError(
+            f"features have {x.shape[-2]} patch tokens after {n_prefix} prefix token(s); "
+            f"the grid {h}x{w} needs {h * w}."
+        )
     maps = x.transpose(-1, -2).double()  # [..., B, D, h*w]
     n = min(h, w) // 2
     j = torch.arange(n + 1, device=x.device, dtype=torch.float64)
@@ -86,14 +92,21 @@ def fourier_profile(features, grid: tuple[int, int], n_prefix: int = 1) -> dict[
     amp = _dft_magnitude(maps, _grid_phase(h, w, j[None, :] / h, j[None, :] / w))
     diag = torch.log(amp + 1e-6).mean(-2).float()  # [..., B, n+1]
     per_input = diag - diag[..., :1]
-    return {"freq": (2 * j / min(h, w)).float(), "profile": per_input.mean(-2), "per_input": per_input,
-            "variance": maps.var(dim=-1, unbiased=False).mean(-1).float()}
+    return {
+        "freq": (2 * j / min(h, w)).float(),
+        "profile": per_input.mean(-2),
+        "per_input": per_input,
+        "variance": maps.var(dim=-1, unbiased=False).mean(-1).float(),
+    }
 
 
 def _grid_phase(h: int, w: int, fy: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
     """[h*w, K] phases 2 pi (fy y + fx x) of a row-major h x w grid for K frequency pairs (fy, fx) [K]."""
-    y, x = torch.meshgrid(torch.arange(h, device=fy.device, dtype=fy.dtype),
-                          torch.arange(w, device=fy.device, dtype=fy.dtype), indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(h, device=fy.device, dtype=fy.dtype),
+        torch.arange(w, device=fy.device, dtype=fy.dtype),
+        indexing="ij",
+    )
     return 2 * math.pi * (y.reshape(-1, 1) * fy.reshape(1, -1) + x.reshape(-1, 1) * fx.reshape(1, -1))
 
 
@@ -123,8 +136,9 @@ def sublayer_states(resid, attn_out, mlp_out) -> tuple[torch.Tensor, list[str], 
 
 
 # -- frequency response of attention matrices ----------------------------------------------------------
-def attention_response(attn, grid: tuple[int, int] | None = None, n_prefix: int = 1,
-                       eig: bool = True) -> dict[str, torch.Tensor]:
+def attention_response(
+    attn, grid: tuple[int, int] | None = None, n_prefix: int = 1, eig: bool = True
+) -> dict[str, torch.Tensor]:
     """Frequency response, spectrum and ranks of attention matrices (rows = queries).
 
     attn [..., T, T] (e.g. [L, B, H, T, T]) without padding. Returns:
@@ -144,14 +158,20 @@ def attention_response(attn, grid: tuple[int, int] | None = None, n_prefix: int 
     s = torch.linalg.svdvals(a)
     p = s / s.sum(-1, keepdim=True).clamp_min(1e-30)
     entropy = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
-    out = {"freq": k * 2.0 / T, "gain": gain, "singular": s,
-           "stable_rank": s.pow(2).sum(-1) / s[..., 0].pow(2).clamp_min(1e-30), "effective_rank": entropy.exp()}
+    out = {
+        "freq": k * 2.0 / T,
+        "gain": gain,
+        "singular": s,
+        "stable_rank": s.pow(2).sum(-1) / s[..., 0].pow(2).clamp_min(1e-30),
+        "effective_rank": entropy.exp(),
+    }
     if eig:
         out["eigenvalues"] = torch.linalg.eigvals(a)
     if grid is not None:
         h, w = grid
-        fy, fx = torch.meshgrid(torch.arange(h, device=a.device) - h // 2, torch.arange(w, device=a.device) - w // 2,
-                                indexing="ij")  # fftshifted order: DC at (h // 2, w // 2)
+        fy, fx = torch.meshgrid(
+            torch.arange(h, device=a.device) - h // 2, torch.arange(w, device=a.device) - w // 2, indexing="ij"
+        )  # fftshifted order: DC at (h // 2, w // 2)
         phase = _grid_phase(h, w, fy.reshape(-1).float() / h, fx.reshape(-1).float() / w)
         out["response_2d"] = _dft_magnitude(a[..., n_prefix:], phase).mean(-2).unflatten(-1, (h, w))
     return out
@@ -188,8 +208,13 @@ def rank_collapse(trace_or_resid, token_mask=None, norm: str = "l1inf") -> torch
     return _l1_linf(res) / _l1_linf(x)
 
 
-def rank_collapse_whatif(model: HookedModel, batch: Batch, variants: Sequence[str] = tuple(WHATIF),
-                         temperature=None, progress: Progress = None) -> dict[str, np.ndarray]:
+def rank_collapse_whatif(
+    model: HookedModel,
+    batch: Batch,
+    variants: Sequence[str] = tuple(WHATIF),
+    temperature=None,
+    progress: Progress = None,
+) -> dict[str, np.ndarray]:
     """Rank-collapse ratio [L+1, B] of the residual stream for each what-if forward in `variants`
     (keys of WHATIF: the model as is, without skips, without MLPs, attention only)."""
     out = {}
@@ -206,8 +231,9 @@ def rank_collapse_whatif(model: HookedModel, batch: Batch, variants: Sequence[st
 
 
 # -- all per-layer metrics of one forward -----------------------------------------------------------------
-def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bool = False, attention: bool = True,
-                     fourier: bool = True) -> dict[str, np.ndarray]:
+def spectral_metrics(
+    model: HookedModel, batch: Batch, temperature=None, eig: bool = False, attention: bool = True, fourier: bool = True
+) -> dict[str, np.ndarray]:
     """Every per-layer spectral metric of one batched forward (per input, so batch means are exact).
 
     Returns numpy arrays: "<stream>_ratio" and "<stream>_share" for stream in resid [L+1, B], attn_out and
@@ -229,8 +255,9 @@ def spectral_metrics(model: HookedModel, batch: Batch, temperature=None, eig: bo
     attn = tr.attentions.float()
     real = mask.float()  # [B, T]
     per_query = -(attn * attn.clamp_min(1e-30).log()).sum(-1)  # [L, B, H, T]
-    out["entropy"] = ((per_query * real[:, None]).sum(-1) / real.sum(-1)[:, None]
-                      / real.sum(-1).clamp_min(2.0).log()[:, None])
+    out["entropy"] = (
+        (per_query * real[:, None]).sum(-1) / real.sum(-1)[:, None] / real.sum(-1).clamp_min(2.0).log()[:, None]
+    )
     n = int(mask.sum(-1).max())  # trailing padding shared by every input is cut off
     if attention and bool(mask[:, :n].all()):
         r = attention_response(attn[..., :n, :n], spec.grid, spec.n_prefix, eig=eig)
@@ -253,8 +280,13 @@ def temperatures(tau: float, layers: Iterable[int] | None, n_layers: int) -> lis
     return [float(tau) if l in chosen else 1.0 for l in range(n_layers)]
 
 
-def temperature_sweep(model: HookedModel, batch: Batch, taus: Sequence[float], layers: Iterable[int] | None = None,
-                      progress: Progress = None) -> dict[str, np.ndarray]:
+def temperature_sweep(
+    model: HookedModel,
+    batch: Batch,
+    taus: Sequence[float],
+    layers: Iterable[int] | None = None,
+    progress: Progress = None,
+) -> dict[str, np.ndarray]:
     """The per-layer metrics under attention temperature tau (softmax(QK^T / (sqrt(d) tau))) at `layers`.
 
     One batched forward per tau. Returns "taus" [K]; batch means "resid_ratio" [K, L+1], "attn_out_ratio" and
@@ -273,15 +305,22 @@ def temperature_sweep(model: HookedModel, batch: Batch, taus: Sequence[float], l
         preds.append(m["logits"].argmax(-1))
         if progress:
             progress((i + 1) / len(taus), f"tau = {tau:g}")
-    base = preds[list(taus).index(1.0)] if 1.0 in taus else \
-        model.run(batch, capture=False).logits.argmax(-1).cpu().numpy()
+    base = (
+        preds[list(taus).index(1.0)] if 1.0 in taus else model.run(batch, capture=False).logits.argmax(-1).cpu().numpy()
+    )
     out["agreement"] = [float((p == base).mean()) for p in preds]
     return {"taus": np.asarray(taus, dtype=float), **{k: np.asarray(v) for k, v in out.items()}}
 
 
-def length_collapse(model: HookedModel, texts: Sequence[str], lengths: Sequence[int], taus: Sequence[float],
-                    n_windows: int = 8, layers: Iterable[int] | None = None,
-                    progress: Progress = None) -> pd.DataFrame:
+def length_collapse(
+    model: HookedModel,
+    texts: Sequence[str],
+    lengths: Sequence[int],
+    taus: Sequence[float],
+    n_windows: int = 8,
+    layers: Iterable[int] | None = None,
+    progress: Progress = None,
+) -> pd.DataFrame:
     """Mean pairwise cosine similarity of sentence embeddings vs input length (Zhou et al. 2024).
 
     The texts are joined into one stream of words and cut into up to n_windows consecutive windows of n
@@ -295,7 +334,7 @@ def length_collapse(model: HookedModel, texts: Sequence[str], lengths: Sequence[
     groups = [(n, k) for n, k in groups if k >= 2]
     if not groups:
         raise ValueError(f"the texts have {len(words)} words: too few for two windows of any length asked for.")
-    batches = [model.prepare([" ".join(words[i * n:(i + 1) * n]) for i in range(k)]) for n, k in groups]
+    batches = [model.prepare([" ".join(words[i * n : (i + 1) * n]) for i in range(k)]) for n, k in groups]
     layers = None if layers is None else list(layers)
     L = model.spec.n_layers
     rows = []
@@ -305,8 +344,15 @@ def length_collapse(model: HookedModel, texts: Sequence[str], lengths: Sequence[
             hidden = model.run(batch, capture=False, temperature=temperatures(tau, layers, L)).hidden
             e = F.normalize(model.pool(hidden, mask), dim=-1)  # [k, D]
             sim = (e @ e.T).sum() - e.pow(2).sum()  # all pairs without self-pairs
-            rows.append({"tau": float(tau), "words": n, "tokens": float(mask.float().sum(-1).mean()),
-                         "n_texts": k, "mean_cos": float(sim / (k * (k - 1)))})
+            rows.append(
+                {
+                    "tau": float(tau),
+                    "words": n,
+                    "tokens": float(mask.float().sum(-1).mean()),
+                    "n_texts": k,
+                    "mean_cos": float(sim / (k * (k - 1))),
+                }
+            )
         if progress:
             progress((i + 1) / len(taus), f"tau = {tau:g}")
     return pd.DataFrame(rows)
@@ -333,8 +379,14 @@ def analytic_harmonics(name: str, amplitude: float, n_harmonics: int) -> np.ndar
     return out
 
 
-def activation_response(fn: str | Callable, amplitude: float = 1.0, freqs: float | Sequence[float] = 8.0,
-                        fs: float = 1024.0, n: int = 1024, n_harmonics: int = 8) -> dict:
+def activation_response(
+    fn: str | Callable,
+    amplitude: float = 1.0,
+    freqs: float | Sequence[float] = 8.0,
+    fs: float = 1024.0,
+    n: int = 1024,
+    n_harmonics: int = 8,
+) -> dict:
     """One-sided spectrum of act(x) for x(t) = A sum_i cos(2 pi f_i t), t = 0, 1/fs, ..., (n-1)/fs.
 
     fn: "ReLU", "GELU", "SiLU" or a callable on a float tensor (e.g. `model_activation(model)`); every tone
@@ -365,12 +417,20 @@ def activation_response(fn: str | Callable, amplitude: float = 1.0, freqs: float
     f0 = int(round(bins.min()))
     k = np.arange(n_harmonics + 1)
     k = k[k * f0 <= n // 2]
-    analytic = (analytic_harmonics(name, amplitude, n_harmonics)[k] if name and tones.size == 1
-                else np.full(len(k), np.nan))
-    harmonics = pd.DataFrame({"harmonic": k, "frequency": k * f0 * fs / n, "measured": spec.numpy()[k * f0],
-                              "analytic": analytic})
-    return {"t": t.numpy(), "x": x.numpy(), "y": y.numpy(), "freq": np.fft.rfftfreq(n, 1 / fs),
-            "spectrum": spec.numpy(), "harmonics": harmonics}
+    analytic = (
+        analytic_harmonics(name, amplitude, n_harmonics)[k] if name and tones.size == 1 else np.full(len(k), np.nan)
+    )
+    harmonics = pd.DataFrame(
+        {"harmonic": k, "frequency": k * f0 * fs / n, "measured": spec.numpy()[k * f0], "analytic": analytic}
+    )
+    return {
+        "t": t.numpy(),
+        "x": x.numpy(),
+        "y": y.numpy(),
+        "freq": np.fft.rfftfreq(n, 1 / fs),
+        "spectrum": spec.numpy(),
+        "harmonics": harmonics,
+    }
 
 
 def model_activation(model: HookedModel, layer: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -380,6 +440,7 @@ def model_activation(model: HookedModel, layer: int = 0) -> Callable[[torch.Tens
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return act(x.to(model.device, torch.float32))
+
     return run
 
 
@@ -394,11 +455,11 @@ def mlp_activation_spectrum(model: HookedModel, batch: Batch) -> dict[str, np.nd
         model.run(batch, capture=False)
     mask = batch.token_mask.to(model.device)
     if model.spec.grid is not None:
-        mask = mask[:, model.spec.n_prefix:]
+        mask = mask[:, model.spec.n_prefix :]
     L = model.spec.n_layers
     out: dict[str, list] = {"input": [], "output": [], "input_ratio": [], "output_ratio": []}
     for side, i in (("input", 0), ("output", 1)):
-        x = torch.stack([acts[l][i][:, -mask.shape[1]:] for l in range(L)]).float()  # [L, B, T, F]
+        x = torch.stack([acts[l][i][:, -mask.shape[1] :] for l in range(L)]).float()  # [L, B, T, F]
         x = x * mask[..., None]
         T = x.shape[-2]
         spec = torch.fft.rfft(x, dim=-2).abs() * (2.0 / T)

@@ -8,6 +8,7 @@ Prints the metric means, both timings, the largest difference (relative above 1,
 the headline `batched vs loop: X.Xx`. The ratio depends on the machine: per-image calls pay the per-op
 overhead n times (more so with several threads), the batched pass pays the memory traffic once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,13 @@ from models import default_device, load_model  # noqa: E402
 def metrics(attn: torch.Tensor, spec) -> dict[str, torch.Tensor]:
     """Distance (patches, pixels, CLS mass), rings and entropy per input: [B, L, H] ([B, L, H, R])."""
     d = attention_distance(attn, spec.grid, spec.n_prefix, spec.patch_size, per_input=True)
-    return {"distance": d.patches, "distance_px": d.pixels, "prefix_mass": d.prefix_mass,
-            "ring": ring_strength(attn, spec.grid, spec.n_prefix, per_input=True),
-            "entropy": entropy(attn, per_input=True)}
+    return {
+        "distance": d.patches,
+        "distance_px": d.pixels,
+        "prefix_mass": d.prefix_mass,
+        "ring": ring_strength(attn, spec.grid, spec.n_prefix, per_input=True),
+        "entropy": entropy(attn, per_input=True),
+    }
 
 
 def main() -> None:
@@ -44,7 +49,7 @@ def main() -> None:
     device = default_device()
     model = load_model("digits-vit", device=device)
     spec = model.spec
-    images = load_dataset("digits", "all").inputs[:args.n]
+    images = load_dataset("digits", "all").inputs[: args.n]
     batch = model.prepare(images)
     t_forward, attn = best_time(lambda: model.run(batch).attentions, repeats=1)  # [L, B, H, T, T] on the device
     metrics(attn[:, :2], spec)  # warm-up
@@ -54,7 +59,9 @@ def main() -> None:
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     t_batched, batched = best_time(lambda: metrics(attn, spec), repeats=3)
-    t_loop, looped = best_time(lambda: cat([metrics(attn[:, i:i + 1], spec) for i in range(attn.shape[1])]), repeats=3)
+    t_loop, looped = best_time(
+        lambda: cat([metrics(attn[:, i : i + 1], spec) for i in range(attn.shape[1])]), repeats=3
+    )
     # float32 numbers: compare to 1e-6 relative to the value (1e-6 absolute below 1)
     diff = max(float(((batched[k] - looped[k]).abs() / looped[k].abs().clamp_min(1.0)).max()) for k in batched)
 

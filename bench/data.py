@@ -13,6 +13,7 @@ The listing runs on a warm page cache (the files were just written or read); a c
 latency per header. Last line: `folder open: X.XX s`. Targets: open < 2 s, RSS growth < 300 MB,
 decode + preprocess >= 2x the digits-vit forward rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,10 @@ def main() -> None:
     root = Path(args.dir)
     write_folder(root, args.n)
     model = load_model("digits-vit")
-    print(f"torch {torch.__version__}, device {model.device.type}, threads {torch.get_num_threads()}; "
-          f"{args.n} JPEGs in {root}")
+    print(
+        f"torch {torch.__version__}, device {model.device.type}, threads {torch.get_num_threads()}; "
+        f"{args.n} JPEGs in {root}"
+    )
 
     before = peak_rss_mb()
     t0 = time.perf_counter()
@@ -78,12 +81,14 @@ def main() -> None:
     t_open = time.perf_counter() - t0
     first = model.prepare(list(ds.sample(args.batch).inputs))
     grown = peak_rss_mb() - before
-    print(f"listing: {len(ds)} images, {len(ds.class_names)} classes, {len(ds.problems)} skipped, {t_open:.2f} s "
-          f"({len(ds) / t_open:,.0f} files/s)")
+    print(
+        f"listing: {len(ds)} images, {len(ds.class_names)} classes, {len(ds.problems)} skipped, {t_open:.2f} s "
+        f"({len(ds) / t_open:,.0f} files/s)"
+    )
     print(f"peak RSS growth until the first batch of {args.batch} is prepared: {grown:.0f} MB")
 
     rows = ds.sample_rows(args.batch * N_BATCHES)
-    batches = [rows[i:i + args.batch] for i in range(0, len(rows), args.batch)]
+    batches = [rows[i : i + args.batch] for i in range(0, len(rows), args.batch)]
     decoded = [[ds.inputs[int(i)] for i in b] for b in batches]
     n_img = len(rows)
     r_decode = rate(lambda: [model.prepare(list(ds.inputs[b])) for b in batches], n_img)
@@ -91,8 +96,10 @@ def main() -> None:
     prepared = [model.prepare(imgs) for imgs in decoded]
     with torch.no_grad():
         r_forward = rate(lambda: [model.run(p, capture=False) for p in prepared], n_img)
-    print(f"digits-vit: decode + prepare {r_decode:,.0f} images/s, prepare from memory {r_memory:,.0f} images/s, "
-          f"forward {r_forward:,.0f} images/s (batch {args.batch}; first batch {tuple(first.images.shape)})")
+    print(
+        f"digits-vit: decode + prepare {r_decode:,.0f} images/s, prepare from memory {r_memory:,.0f} images/s, "
+        f"forward {r_forward:,.0f} images/s (batch {args.batch}; first batch {tuple(first.images.shape)})"
+    )
     print(f"decode + prepare vs digits-vit forward: {r_decode / r_forward:.1f}x (target >= 2x)")
 
     if args.vit_b:
@@ -102,8 +109,10 @@ def main() -> None:
         p = vitb.prepare(list(ds.inputs[small]))
         with torch.no_grad():
             r_b_forward = rate(lambda: vitb.run(p, capture=False), len(small))
-        print(f"ViT-B/16 (224x224): decode + prepare {r_b_decode:,.0f} images/s, forward {r_b_forward:,.1f} images/s "
-              f"(batch {len(small)}): {r_b_decode / r_b_forward:.0f}x")
+        print(
+            f"ViT-B/16 (224x224): decode + prepare {r_b_decode:,.0f} images/s, forward {r_b_forward:,.1f} images/s "
+            f"(batch {len(small)}): {r_b_decode / r_b_forward:.0f}x"
+        )
     print(f"folder open: {t_open:.2f} s")
 
 

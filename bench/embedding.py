@@ -7,6 +7,7 @@ in a process) and warm, and PCA shared by all layers for comparison.
 Targets: projection for 1,000 images under 2 s on CPU, warm UMAP under 5 s. Last line:
 `projection images/s: N` (forward + projection + identifiability, best of 3).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ def timed(fn, repeats: int = 1):
 def forward_only(model, inputs, batch_size: int = 256) -> None:
     """The captured forward alone, batched as embed_sample does (what the projection adds is the rest)."""
     for i in range(0, len(inputs), batch_size):
-        model.run(model.prepare(list(inputs[i:i + batch_size])), capture=True)
+        model.run(model.prepare(list(inputs[i : i + batch_size])), capture=True)
 
 
 def main() -> None:
@@ -62,26 +63,34 @@ def main() -> None:
     ds = load_dataset("digits", "all")
     n = min(args.n, len(ds))
     inputs, labels = ds.inputs[:n], ds.labels[:n]
-    print(f"device {args.device} · torch threads {torch.get_num_threads()} · load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores · digits-vit "
-          f"({model.spec.n_layers} blocks, {model.spec.grid[0] * model.spec.grid[1] + 1} tokens, "
-          f"{model.spec.n_classes} classes)")
+    print(
+        f"device {args.device} · torch threads {torch.get_num_threads()} · load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores · digits-vit "
+        f"({model.spec.n_layers} blocks, {model.spec.grid[0] * model.spec.grid[1] + 1} tokens, "
+        f"{model.spec.n_classes} classes)"
+    )
 
     embed_sample(model, inputs[:64], labels[:64])  # warm-up
     seconds, cpu, sample = timed(lambda: embed_sample(model, inputs, labels, batch_size=256), repeats=3)
     fwd, fwd_cpu, _ = timed(lambda: forward_only(model, inputs), repeats=3)
     rates = sample.ident.rates().set_index(["block", "group"])
     L = model.spec.n_layers
-    print(f"forward + projection + identifiability, {n} images x {L} blocks x all tokens: {seconds:.3f} s wall, "
-          f"{cpu:.3f} s CPU (target < 2 s on CPU)")
-    print(f"  of which the captured forward: {fwd:.3f} s wall, {fwd_cpu:.3f} s CPU; projection + identifiability "
-          f"add {max(seconds - fwd, 0):.3f} s")
-    print(f"  last block: CLS identifiable {rates.loc[(L, 'CLS'), 'rate']:.1%}, "
-          f"image tokens {rates.loc[(L, 'image tokens'), 'rate']:.1%}")
+    print(
+        f"forward + projection + identifiability, {n} images x {L} blocks x all tokens: {seconds:.3f} s wall, "
+        f"{cpu:.3f} s CPU (target < 2 s on CPU)"
+    )
+    print(
+        f"  of which the captured forward: {fwd:.3f} s wall, {fwd_cpu:.3f} s CPU; projection + identifiability "
+        f"add {max(seconds - fwd, 0):.3f} s"
+    )
+    print(
+        f"  last block: CLS identifiable {rates.loc[(L, 'CLS'), 'rate']:.1%}, "
+        f"image tokens {rates.loc[(L, 'image tokens'), 'rate']:.1%}"
+    )
 
-    full = embed_sample(model, ds.inputs, ds.labels, batch_size=256).embeddings   # [L+1, 1797, D]
-    pool = np.concatenate([full[-1], full[-2]])                                  # last two layers' CLS
-    points = pool[:args.points]
+    full = embed_sample(model, ds.inputs, ds.labels, batch_size=256).embeddings  # [L+1, 1797, D]
+    pool = np.concatenate([full[-1], full[-2]])  # last two layers' CLS
+    points = pool[: args.points]
     print(f"UMAP input: {len(points)} CLS embeddings (width {points.shape[1]}; the digits' last two layers)")
     cold, cold_cpu, _ = timed(lambda: project(points, "umap", seed=0))
     warm, warm_cpu, _ = timed(lambda: project(points[::-1].copy(), "umap", seed=1))

@@ -5,6 +5,7 @@
 Plain forward = the Hugging Face module's own forward (no hooks, no captured tensors, eager attention).
 Last line: `capture overhead: X.XXx` (the worse of the two models; target <= 1.3x).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,19 +50,23 @@ def measure(name: str, batch, model, repeats: int = 21) -> float:
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     t_plain, t_capture = med([p for p, _ in pairs]), med([c for _, c in pairs])
     ratio = med([c / p for p, c in pairs])
-    print(f"{name:<28} plain {t_plain * 1e3:8.2f} ms   run(capture=True) {t_capture * 1e3:8.2f} ms   ratio {ratio:.2f}x")
+    print(
+        f"{name:<28} plain {t_plain * 1e3:8.2f} ms   run(capture=True) {t_capture * 1e3:8.2f} ms   ratio {ratio:.2f}x"
+    )
     return ratio
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+        f"threads {torch.get_num_threads()}"
+    )
     vit = load_model("digits-vit")
     r_vit = measure("digits-vit, batch 64", vit.prepare(load_dataset("digits", "test").inputs[:64]), vit)
     text = load_model("minilm")
     prose = " ".join(load_dataset("prose", "test").inputs)
     ids = text.tokenizer(prose, add_special_tokens=False)["input_ids"]
-    texts = [text.tokenizer.decode(ids[i * 126:(i + 1) * 126]) for i in range(8)]
+    texts = [text.tokenizer.decode(ids[i * 126 : (i + 1) * 126]) for i in range(8)]
     batch = text.prepare(texts)
     print(f"minilm tokens per text: {batch.token_mask.sum(1).tolist()}")
     r_text = measure("minilm, batch 8 x ~128 tok", batch, text)

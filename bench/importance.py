@@ -8,6 +8,7 @@ importance (one forward + one backward over the sample) in forward-equivalents.
 
 Last line: `ablation speedup: X.Xx` (naive loop time / fast path time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from analysis.importance import (LABEL_METRICS, ablation_naive, ablation_per_sample, as_sample,  # noqa: E402
-                                 gradient_per_sample)
+from analysis.importance import LABEL_METRICS, ablation_naive, ablation_per_sample, as_sample, gradient_per_sample  # noqa: E402
 from bench.timing import best_time  # noqa: E402
 from data import load_dataset  # noqa: E402
 from models import BUILTINS, default_device, load_model  # noqa: E402
@@ -44,8 +44,10 @@ def main() -> None:
     sample = as_sample(model, ds.subset(range(min(args.n, len(ds)))))
     L, H, N = spec.n_layers, spec.n_heads, len(sample)
     model.run(sample.batch.select(range(min(8, N))), capture=False)  # warm-up
-    print(f"{spec.name} on {device} ({L} layers x {H} heads), {N} inputs, {args.threads} thread(s), "
-          f"max rows per forward {args.max_rows or 'default'}")
+    print(
+        f"{spec.name} on {device} ({L} layers x {H} heads), {N} inputs, {args.threads} thread(s), "
+        f"max rows per forward {args.max_rows or 'default'}"
+    )
 
     t_fwd, _ = best_time(lambda: model.run(sample.batch, capture=False), args.repeats)
     t_naive, naive = best_time(lambda: ablation_naive(model, sample), args.repeats)
@@ -60,8 +62,9 @@ def main() -> None:
     print(f"ablation, naive loop ({L * H + 1} forwards): {t_naive * 1e3:9.1f} ms  = {t_naive / t_fwd:5.1f} forwards")
     print(f"ablation, fast path:                {t_fast * 1e3:9.1f} ms  = {t_fast / t_fwd:5.1f} forwards")
     print(f"largest |fast - naive| over {', '.join(LABEL_METRICS)}: {diff:.2e}")
-    print(f"gradient importance (forward + backward): {t_grad * 1e3:9.1f} ms  = "
-          f"{t_grad / t_fwd:.1f} forward-equivalents")
+    print(
+        f"gradient importance (forward + backward): {t_grad * 1e3:9.1f} ms  = {t_grad / t_fwd:.1f} forward-equivalents"
+    )
     print(f"ablation speedup: {t_naive / t_fast:.1f}x")
 
 

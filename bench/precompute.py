@@ -10,6 +10,7 @@
    `runs.jobs.read_importance` (what the Head importance view calls) takes to read it.
 Last line: `store overhead: X.XXx` (the larger of the ratios; target < 1.10x). Target for 2.: < 1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ def direct(model, ds: Dataset, analysis: str, batch_size: int) -> None:
         head_scores(model, sample, available_metrics(model), batch_size=batch_size)
         return
     for i in range(0, len(ds), batch_size):
-        batch = model.prepare(list(ds.inputs[i:i + batch_size]))
+        batch = model.prepare(list(ds.inputs[i : i + batch_size]))
         with torch.no_grad():
             pred = model.run(batch, capture=False).logits.argmax(-1)
         explain(model, batch, "attnlrp", target=pred)
@@ -62,8 +63,10 @@ def compare(name: str, model, ds: Dataset, batch_size: int) -> float:
         ratio = t_store / t_direct
         worst = max(worst, ratio)
         label = "head importance" if analysis == "importance" else "AttnLRP relevance"
-        print(f"{name:<12} {label:<18} direct {len(ds) / t_direct:8.3g} inputs/s   run into the store "
-              f"{len(ds) / t_store:8.3g} inputs/s   ratio {ratio:.3f}x")
+        print(
+            f"{name:<12} {label:<18} direct {len(ds) / t_direct:8.3g} inputs/s   run into the store "
+            f"{len(ds) / t_store:8.3g} inputs/s   ratio {ratio:.3f}x"
+        )
     return worst
 
 
@@ -73,14 +76,29 @@ def read_big_run(n: int = 10_000, L: int = 12, H: int = 12) -> float:
     metrics = ["accuracy", "loss", "true_prob"]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
-        m = Manifest(key="importance-bench", analysis="importance", model="vit-b", model_fingerprint="x",
-                     dataset="bench", dataset_key="bench", split="all", params={"metrics": metrics}, n_inputs=n,
-                     chunk_size=1000)
+        m = Manifest(
+            key="importance-bench",
+            analysis="importance",
+            model="vit-b",
+            model_fingerprint="x",
+            dataset="bench",
+            dataset_key="bench",
+            split="all",
+            params={"metrics": metrics},
+            n_inputs=n,
+            chunk_size=1000,
+        )
         run = store.open_or_create(m)
         for start in m.chunk_starts():
             k = min(m.chunk_size, n - start)
-            run.write_chunk(start, {**{x: rng.random((k, L, H), dtype=np.float32) for x in metrics + ["gradient"]},
-                                    "row": np.arange(start, start + k), "label": rng.integers(0, 1000, k)})
+            run.write_chunk(
+                start,
+                {
+                    **{x: rng.random((k, L, H), dtype=np.float32) for x in metrics + ["gradient"]},
+                    "row": np.arange(start, start + k),
+                    "label": rng.integers(0, 1000, k),
+                },
+            )
         run.finish()
         t0 = time.perf_counter()
         res = read_importance(store.run(m.key))
@@ -96,8 +114,10 @@ def main() -> None:
     ap.add_argument("--vit-b", action="store_true")
     ap.add_argument("--vit-b-n", type=int, default=16)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+        f"threads {torch.get_num_threads()}"
+    )
     digits = load_model("digits-vit")
     worst = compare("digits-vit", digits, load_dataset("digits", "test").subset(range(args.n)), args.batch_size)
     if args.vit_b:
@@ -106,8 +126,9 @@ def main() -> None:
         vitb = vit_b()
         rng = np.random.default_rng(0)
         images = [Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for _ in range(args.vit_b_n)]
-        ds = Dataset("noise", "all", "image", images, np.full(len(images), -1), [], names=[str(i) for i in
-                                                                                      range(len(images))])
+        ds = Dataset(
+            "noise", "all", "image", images, np.full(len(images), -1), [], names=[str(i) for i in range(len(images))]
+        )
         worst = max(worst, compare("ViT-B/16", vitb, ds, min(args.batch_size, 8)))
     t = read_big_run()
     print(f"read a stored importance run of 10,000 inputs (12 x 12 heads) for the view: {t:.3f} s (target < 1 s)")

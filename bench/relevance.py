@@ -6,6 +6,7 @@ Targets: grad_rollout and attnlrp <= 1.5x, chefer2021 <= 3x, all batched. captum
 sampling methods cost about their number of steps or samples (integrated_gradients: 32 steps, ...).
 Last line: `attnlrp vs forward+backward: X.XXx`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,19 +54,21 @@ def main() -> None:
     args = ap.parse_args()
     model = load_model(args.model)
     ds = load_dataset(model.spec.dataset, "test")
-    batch = model.prepare(ds.inputs[:args.batch]).to(model.device)
+    batch = model.prepare(ds.inputs[: args.batch]).to(model.device)
 
     def forward_backward():  # the gradient of the predicted logit with respect to the input (no weight grads)
         pixels = batch.tensors["pixel_values"].detach().requires_grad_(True)
         logits = model.run(type(batch)({"pixel_values": pixels}, batch.token_mask), capture=False, grad=True).logits
         torch.autograd.grad(logits.gather(1, logits.argmax(-1, keepdim=True)).sum(), pixels)
 
-    print(f"{args.model} on {model.device.type}, batch of {len(batch)}; each method timed against one "
-          "forward+backward run between its own calls")
+    print(
+        f"{args.model} on {model.device.type}, batch of {len(batch)}; each method timed against one "
+        "forward+backward run between its own calls"
+    )
     print(f"{'method':<22}{'ms / batch':>12}{'fwd+bwd ms':>12}{'x fwd+bwd':>12}")
     ratios = {}
     for name in available_methods(model):
-        t, base = timed(lambda: explain(model, batch, name), forward_backward, model.device, args.repeats)
+        t, base = timed(lambda name=name: explain(model, batch, name), forward_backward, model.device, args.repeats)
         ratios[name] = t / base
         print(f"{name:<22}{1000 * t:>12.1f}{1000 * base:>12.1f}{ratios[name]:>11.2f}x   {METHODS[name].family}")
     print(f"grad_rollout vs forward+backward: {ratios['grad_rollout']:.2f}x")

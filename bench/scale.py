@@ -15,6 +15,7 @@ bit-for-bit equal.
 Last line: `ray speedup (2 workers): X.XXx` (single wall / Ray wall of the timed part; target >= 1.6x on
 this 2-core machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,10 @@ def main() -> None:
     ds = load_dataset(args.dir)
     list(ds.inputs)  # warm the page cache
     shards = len(ANALYSES) * manifest_for(model, "shapes-vit", ds, "importance", None, args.batch_size).n_chunks
-    print(f"{len(ds)} shapes images, {', '.join(ANALYSES)} ({', '.join(METHODS)}), batch {args.batch_size}, "
-          f"{shards} shards in all")
+    print(
+        f"{len(ds)} shapes images, {', '.join(ANALYSES)} ({', '.join(METHODS)}), batch {args.batch_size}, "
+        f"{shards} shards in all"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         t_single, single = run_all(model, ds, args.batch_size, Path(tmp) / "single")
@@ -90,8 +93,13 @@ def main() -> None:
         from runs.cluster import RayExecutor, runtime_env
 
         t = time.perf_counter()
-        ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="warning", log_to_driver=False,
-                 runtime_env=runtime_env())
+        ray.init(
+            num_cpus=args.workers,
+            include_dashboard=False,
+            logging_level="warning",
+            log_to_driver=False,
+            runtime_env=runtime_env(),
+        )
         one = RayExecutor("shapes-vit", ds, model_fingerprint(model), workers=1, threads=1)
         one.start()
         t_start = time.perf_counter() - t
@@ -107,8 +115,10 @@ def main() -> None:
     same = all(np.array_equal(single[a][k], distributed[a][k], equal_nan=True) for a in ANALYSES for k in single[a])
     overhead = (t_one - t_single) / shards
     print(f"one process, 1 thread     {len(ds) / t_single:7.1f} inputs/s   {t_single:6.1f} s")
-    print(f"ray, {args.workers} x 1-thread worker   {len(ds) / t_ray:7.1f} inputs/s   {t_ray:6.1f} s   "
-          f"(+ {t_start:.1f} s to start Ray and the workers: {t_single / (t_ray + t_start):.2f}x end to end)")
+    print(
+        f"ray, {args.workers} x 1-thread worker   {len(ds) / t_ray:7.1f} inputs/s   {t_ray:6.1f} s   "
+        f"(+ {t_start:.1f} s to start Ray and the workers: {t_single / (t_ray + t_start):.2f}x end to end)"
+    )
     print(f"ray, 1 x 1-thread worker  {len(ds) / t_one:7.1f} inputs/s   {t_one:6.1f} s")
     print(f"ray per-shard overhead    {overhead * 1000:7.0f} ms per shard (1 worker vs one process)")
     print(f"results bit-for-bit equal: {same}")

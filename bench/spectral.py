@@ -5,6 +5,7 @@ per-image loop (same function, one image at a time), with a check that both give
 
 Last line: `batched vs loop: X.Xx`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,23 @@ from data import load_dataset  # noqa: E402
 from models import default_device, load_model  # noqa: E402
 
 # per-input metrics and the axis that indexes the input
-PER_INPUT = {"resid_ratio": 1, "attn_out_ratio": 1, "mlp_out_ratio": 1, "resid_share": 1, "rank": 1,
-             "entropy": 1, "gain": 1, "stable_rank": 1, "effective_rank": 1, "hf_gain": 1, "singular": 1,
-             "response_2d": 1, "profile": 1, "variance": 1, "logits": 0}
+PER_INPUT = {
+    "resid_ratio": 1,
+    "attn_out_ratio": 1,
+    "mlp_out_ratio": 1,
+    "resid_share": 1,
+    "rank": 1,
+    "entropy": 1,
+    "gain": 1,
+    "stable_rank": 1,
+    "effective_rank": 1,
+    "hf_gain": 1,
+    "singular": 1,
+    "response_2d": 1,
+    "profile": 1,
+    "variance": 1,
+    "logits": 0,
+}
 
 
 def main() -> None:
@@ -38,7 +53,7 @@ def main() -> None:
     device = default_device()
     model = load_model("digits-vit", device=device)
     ds = load_dataset("digits", "test")
-    images = (ds.inputs * (args.n // len(ds.inputs) + 1))[:args.n]
+    images = (ds.inputs * (args.n // len(ds.inputs) + 1))[: args.n]
     batch = model.prepare(images)
     spectral_metrics(model, batch.select(range(4)))  # warm-up
 
@@ -49,14 +64,16 @@ def main() -> None:
         return {k: np.concatenate([p[k] for p in parts], axis=ax) for k, ax in PER_INPUT.items()}
 
     t_loop, looped = best_time(loop)
-    worst = max(float(np.max(np.abs(batched[k] - looped[k]) / (np.abs(looped[k]).max() + 1e-12)))
-                for k in PER_INPUT)
-    same = all(np.allclose(batched[k], looped[k], rtol=1e-3, atol=1e-4 * (np.abs(looped[k]).max() + 1e-12))
-               for k in PER_INPUT)
+    worst = max(float(np.max(np.abs(batched[k] - looped[k]) / (np.abs(looped[k]).max() + 1e-12))) for k in PER_INPUT)
+    same = all(
+        np.allclose(batched[k], looped[k], rtol=1e-3, atol=1e-4 * (np.abs(looped[k]).max() + 1e-12)) for k in PER_INPUT
+    )
     L = model.spec.n_layers
     print(f"device: {device}  images: {len(batch)}  threads: {args.threads}  model: digits-vit ({L} layers)")
-    print(f"metrics: HC/DC of 3 streams, rank collapse, attention entropy, gain/ranks of {L * model.spec.n_heads} "
-          f"heads, 2-D responses, Fourier profile + variance of {len(batched['state_labels'])} sublayer states")
+    print(
+        f"metrics: HC/DC of 3 streams, rank collapse, attention entropy, gain/ranks of {L * model.spec.n_heads} "
+        f"heads, 2-D responses, Fourier profile + variance of {len(batched['state_labels'])} sublayer states"
+    )
     fmt = lambda v: " ".join(f"{x:.3f}" for x in v)  # noqa: E731
     print(f"HC/DC residual per layer (mean): {fmt(batched['resid_ratio'].mean(1))}")
     print(f"rank-collapse ratio per layer (mean): {fmt(batched['rank'].mean(1))}")

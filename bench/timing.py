@@ -1,9 +1,10 @@
 """Helpers shared by the benchmarks: wall-clock timing (GPU-synchronised when there is one) and a
 ViT-B/16-sized model with random weights (the real cost of google/vit-base-patch16-224, no download)."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -32,7 +33,15 @@ def vit_b():
     from models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        ViTForImageClassification(ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                            intermediate_size=3072, image_size=224, patch_size=16,
-                                            num_labels=1000)).save_pretrained(tmp)
+        ViTForImageClassification(
+            ViTConfig(
+                hidden_size=768,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                intermediate_size=3072,
+                image_size=224,
+                patch_size=16,
+                num_labels=1000,
+            )
+        ).save_pretrained(tmp)
         return load_model(tmp)

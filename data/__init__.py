@@ -1,8 +1,18 @@
 """Datasets and inputs: bundled datasets, the user's own data, label matching, image and text validation."""
+
 from data.datasets import Dataset, list_datasets, load_dataset
 from data.inputs import InputError, check_text, load_image
 from data.labels import LabelMatch, match_labels
 from data.sources import DatasetError
 
-__all__ = ["Dataset", "DatasetError", "LabelMatch", "list_datasets", "load_dataset", "match_labels", "InputError",
-           "load_image", "check_text"]
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "LabelMatch",
+    "list_datasets",
+    "load_dataset",
+    "match_labels",
+    "InputError",
+    "load_image",
+    "check_text",
+]

@@ -3,14 +3,15 @@
 `load_dataset(source, split)` returns a `Dataset` whose `.inputs` are what `model.prepare` takes:
 PIL images for image datasets, strings for text datasets.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -57,16 +58,26 @@ class Dataset:
         """At least one input has a label."""
         return bool(self.class_names) and bool((np.asarray(self.labels) >= 0).any())
 
-    def subset(self, idx) -> "Dataset":
+    def subset(self, idx) -> Dataset:
         """The rows `idx` (indices into this dataset) as a new Dataset (lazy inputs stay lazy)."""
         idx = [int(i) for i in idx]
         inputs = self.inputs[idx] if isinstance(self.inputs, LazySequence) else [self.inputs[i] for i in idx]
-        masks = None if self.masks is None else (self.masks[idx] if isinstance(self.masks, (np.ndarray, LazySequence))
-                                                 else [self.masks[i] for i in idx])
-        return replace(self, inputs=inputs, labels=np.asarray(self.labels)[idx], masks=masks,
-                       captions=[self.captions[i] for i in idx] if self.captions else [],
-                       names=[self.names[i] for i in idx] if self.names else [],
-                       key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}")
+        masks = (
+            None
+            if self.masks is None
+            else (
+                self.masks[idx] if isinstance(self.masks, (np.ndarray, LazySequence)) else [self.masks[i] for i in idx]
+            )
+        )
+        return replace(
+            self,
+            inputs=inputs,
+            labels=np.asarray(self.labels)[idx],
+            masks=masks,
+            captions=[self.captions[i] for i in idx] if self.captions else [],
+            names=[self.names[i] for i in idx] if self.names else [],
+            key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}",
+        )
 
     def sample_rows(self, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
         """[min(n, N)] the rows the dataset-level views analyse: the first n of an already shuffled dataset,
@@ -77,7 +88,7 @@ class Dataset:
             return np.arange(n)
         return np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
 
-    def sample(self, n: int) -> "Dataset":
+    def sample(self, n: int) -> Dataset:
         """The subset at `sample_rows(n)`."""
         return self.subset(self.sample_rows(n))
 
@@ -126,8 +137,16 @@ def digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 def _digits(split: str) -> Dataset:
     images, labels = digits_arrays(split)
     pil = [Image.fromarray((img * 255).round().astype(np.uint8), mode="L") for img in images]
-    return Dataset("digits", split, "image", pil, labels, [str(i) for i in range(10)],
-                   captions=[f"digit {y}" for y in labels], **_bundled("digits", split, len(pil)))
+    return Dataset(
+        "digits",
+        split,
+        "image",
+        pil,
+        labels,
+        [str(i) for i in range(10)],
+        captions=[f"digit {y}" for y in labels],
+        **_bundled("digits", split, len(pil)),
+    )
 
 
 # Topics of the dataset descriptions that scikit-learn ships (sklearn/datasets/descr/*.rst):
@@ -174,12 +193,24 @@ def _prose(split: str) -> Dataset:
     rng = np.random.default_rng(SPLIT_SEED)
     order = rng.permutation(len(texts))
     n_test = int(round(len(texts) * 0.5))
-    chosen = {"test": order[:n_test], "train": order[n_test:], "all": order}[split] if split in ("test", "train", "all") else None
+    chosen = (
+        {"test": order[:n_test], "train": order[n_test:], "all": order}[split]
+        if split in ("test", "train", "all")
+        else None
+    )
     if chosen is None:
         raise ValueError(f"Unknown split {split!r}: use 'train', 'test' or 'all'.")
     chosen = np.sort(chosen)
-    return Dataset("prose", split, "text", [texts[i] for i in chosen], labels[chosen], topics,
-                   captions=[texts[i][:60] for i in chosen], **_bundled("prose", split, len(chosen)))
+    return Dataset(
+        "prose",
+        split,
+        "text",
+        [texts[i] for i in chosen],
+        labels[chosen],
+        topics,
+        captions=[texts[i][:60] for i in chosen],
+        **_bundled("prose", split, len(chosen)),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -189,8 +220,17 @@ def _shapes(split: str) -> Dataset:
 
     images, labels, masks = arrays(split)
     pil = [Image.fromarray(img) for img in images]
-    return Dataset("shapes", split, "image", pil, labels, list(CLASS_NAMES), masks=masks,
-                   captions=[CLASS_NAMES[y] for y in labels], **_bundled("shapes", split, len(pil)))
+    return Dataset(
+        "shapes",
+        split,
+        "image",
+        pil,
+        labels,
+        list(CLASS_NAMES),
+        masks=masks,
+        captions=[CLASS_NAMES[y] for y in labels],
+        **_bundled("shapes", split, len(pil)),
+    )
 
 
 # name -> (modality, loader(split) -> Dataset)
@@ -202,8 +242,15 @@ def list_datasets() -> dict[str, str]:
     return {name: modality for name, (modality, _) in DATASETS.items()}
 
 
-def load_dataset(source: str, split: str | None = None, *, masks: str | None = None, text_column: str | None = None,
-                 image_column: str | None = None, label_column: str | None = None) -> Dataset:
+def load_dataset(
+    source: str,
+    split: str | None = None,
+    *,
+    masks: str | None = None,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> Dataset:
     """A bundled dataset by name ("digits", "prose", "shapes"; split "train", "test" (default) or "all"), or
     the user's own data: an image folder, a table file (.csv/.tsv/.jsonl/.parquet), a `datasets` folder
     written by save_to_disk or a hub id in the local cache (see data/sources.py). User sources are lazy:

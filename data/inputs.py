@@ -1,4 +1,5 @@
 """User inputs: image uploads and free text, validated into what `model.prepare` accepts."""
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,10 @@ def load_image(raw: bytes, name: str = "upload") -> Image.Image:
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"{name} is not an image HeadScope can read ({type(e).__name__}). "
-                         "Upload a PNG, JPEG, BMP, GIF or WebP file.") from e
+        raise InputError(
+            f"{name} is not an image HeadScope can read ({type(e).__name__}). "
+            "Upload a PNG, JPEG, BMP, GIF or WebP file."
+        ) from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name} looks corrupt or truncated ({e}). Re-save it as PNG or JPEG.") from e
     if getattr(img, "n_frames", 1) > 1:

@@ -7,11 +7,12 @@
 3. else, when no class matched by name and every dataset class is an integer in range, by integer id
    (a CSV whose labels are 0..C-1 against a fine-tuned model's classes).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,10 +56,13 @@ class LabelMatch:
 
     def table(self) -> pd.DataFrame:
         """One row per dataset class: its name, the model class it maps to (or empty) and how."""
-        return pd.DataFrame({
-            "dataset class": list(self.dataset_classes),
-            "model class": [self.model_classes[m] if m >= 0 else "" for m in self.mapping],
-            "matched by": [h or "unmatched" for h in self.how]})
+        return pd.DataFrame(
+            {
+                "dataset class": list(self.dataset_classes),
+                "model class": [self.model_classes[m] if m >= 0 else "" for m in self.mapping],
+                "matched by": [h or "unmatched" for h in self.how],
+            }
+        )
 
     def summary(self) -> str:
         """One line for the UI: how many classes matched, and how."""
@@ -99,5 +103,4 @@ def match_labels(model_classes: Sequence[str], dataset_classes: Sequence[str]) -
     ids_in_range = all(re.fullmatch(r"\d+", c) and int(c) < len(model_classes) for c in dataset_classes)
     if dataset_classes and all(m < 0 for m in mapping) and ids_in_range:
         mapping, how = [int(c) for c in dataset_classes], ["id"] * len(dataset_classes)
-    return LabelMatch(model_classes, dataset_classes, np.asarray(mapping, dtype=np.int64), tuple(how),
-                      tuple(ambiguous))
+    return LabelMatch(model_classes, dataset_classes, np.asarray(mapping, dtype=np.int64), tuple(how), tuple(ambiguous))

@@ -4,11 +4,13 @@ Each 48x48 RGB image holds exactly one foreground shape (circle, square, triangl
 at a random position, size, colour and rotation, drawn over a textured background (smooth colour noise,
 a grating and pixel noise) with distractors that are none of the classes (thin straight or bent strokes
 and soft blurry blobs). The shape's random colour is always lighter than the (random, darker) background
-colour: with a fixed contrast polarity a small ViT learns the task from scratch in minutes on a CPU. The pixel mask of the shape is known exactly, which makes the dataset the ground
-truth for localisation scores (pointing game, mIoU).
+colour: with a fixed contrast polarity a small ViT learns the task from scratch in minutes on a CPU. The pixel
+mask of the shape is known exactly, which makes the dataset the ground truth for localisation scores
+(pointing game, mIoU).
 
 Everything is vectorised over images (no per-image Python loop) and deterministic given the seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -146,7 +148,7 @@ def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     radius = _uniform(rng, 7.0, 14.0, n)
     margin = 1.1 * radius + 1  # the largest shape reaches 1.1 x radius from its centre
-    cy, cx = (margin + _uniform(rng, 0, 1, (2, n)) * (SIZE - 2 * margin))
+    cy, cx = margin + _uniform(rng, 0, 1, (2, n)) * (SIZE - 2 * margin)
     angle = _uniform(rng, 0, 2 * np.pi, n)
     colour = _foreground_colour(rng, base)
 
@@ -178,7 +180,8 @@ def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def arrays(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The split "train" (5000), "test" (500) or "all" (both) as (images uint8 [N, 48, 48, 3], labels [N], masks [N, 48, 48])."""
+    """The split "train" (5000), "test" (500) or "all" (both) as (images uint8 [N, 48, 48, 3], labels [N],
+    masks [N, 48, 48])."""
     if split == "all":
         parts = [arrays(s) for s in ("train", "test")]
         return tuple(np.concatenate(p) for p in zip(*parts))

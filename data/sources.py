@@ -14,16 +14,17 @@ Layouts (see `load_source`):
 - `datasets`: a folder written by `save_to_disk` (Dataset or DatasetDict), or a hub id in the local cache;
   image, text, label (ClassLabel) and mask columns are found from the features.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -153,8 +154,9 @@ def folder_splits(root: Path) -> list[str]:
 def _image_folder(root: Path, split: str, masks: str | Path | None):
     """(inputs, labels, class_names, names, masks, problems, fingerprint) of one split of an image folder."""
     base = root if split == ONE_SPLIT else root / split
-    subdirs = sorted(p.name for p in os.scandir(base) if p.is_dir() and not p.name.startswith(".")
-                     and p.name != MASKS_FOLDER)
+    subdirs = sorted(
+        p.name for p in os.scandir(base) if p.is_dir() and not p.name.startswith(".") and p.name != MASKS_FOLDER
+    )
     classes = [d for d in subdirs if any(_is_image(e.name) for e in _walk(base / d))]
     problems, files, labels = [], [], []
     if classes:
@@ -165,8 +167,11 @@ def _image_folder(root: Path, split: str, masks: str | Path | None):
             if e.is_file() and not e.name.startswith(".") and _is_image(e.name):
                 problems.append((e.path, "not inside a class folder; ignored"))
     else:
-        files = [(e, -1) for e in sorted(os.scandir(base), key=lambda e: e.name)
-                 if e.is_file() and not e.name.startswith(".")]
+        files = [
+            (e, -1)
+            for e in sorted(os.scandir(base), key=lambda e: e.name)
+            if e.is_file() and not e.name.startswith(".")
+        ]
     kept, stats = [], []
     for e, c in files:
         st = e.stat()
@@ -179,15 +184,28 @@ def _image_folder(root: Path, split: str, masks: str | Path | None):
         labels.append(c)
         stats.append((os.path.relpath(e.path, base), st.st_size, st.st_mtime_ns))
     if not kept:
-        raise DatasetError(f"No usable images in {base}: expected class sub-folders of images "
-                           f"(<root>/<class>/*.png|jpg|...) or image files directly in the folder"
-                           + (f"; {len(problems)} file(s) were skipped: " + "; ".join(
-                               f"{Path(p).name}: {r}" for p, r in problems[:5]) if problems else "") + ".")
+        raise DatasetError(
+            f"No usable images in {base}: expected class sub-folders of images "
+            f"(<root>/<class>/*.png|jpg|...) or image files directly in the folder"
+            + (
+                f"; {len(problems)} file(s) were skipped: " + "; ".join(f"{Path(p).name}: {r}" for p, r in problems[:5])
+                if problems
+                else ""
+            )
+            + "."
+        )
     names = [os.path.relpath(p, base) for p in kept]
     mask_seq, mask_problems = _folder_masks(base, names, masks)
     problems += mask_problems
-    return (LazySequence(read_image, kept), np.asarray(labels, dtype=np.int64), classes, names, mask_seq,
-            problems, _fingerprint(str(base), stats, str(masks)))
+    return (
+        LazySequence(read_image, kept),
+        np.asarray(labels, dtype=np.int64),
+        classes,
+        names,
+        mask_seq,
+        problems,
+        _fingerprint(str(base), stats, str(masks)),
+    )
 
 
 def _folder_masks(base: Path, names: list[str], masks: str | Path | None):
@@ -206,8 +224,9 @@ def _folder_masks(base: Path, names: list[str], masks: str | Path | None):
     found = [by_rel.get(os.path.splitext(n)[0]) or by_stem.get(Path(n).stem) for n in names]
     missing = [n for n, f in zip(names, found) if f is None]
     if missing:
-        return None, [(str(folder), f"{len(missing)} of {len(names)} images have no mask (e.g. {missing[0]}); "
-                                    "masks not used")]
+        return None, [
+            (str(folder), f"{len(missing)} of {len(names)} images have no mask (e.g. {missing[0]}); masks not used")
+        ]
     return LazySequence(read_mask, found), []
 
 
@@ -215,19 +234,26 @@ def _folder_masks(base: Path, names: list[str], masks: str | Path | None):
 def _read_table(path: Path):
     import pandas as pd
 
-    readers = {".csv": lambda: pd.read_csv(path), ".tsv": lambda: pd.read_csv(path, sep="\t"),
-               ".jsonl": lambda: pd.read_json(path, lines=True), ".parquet": lambda: pd.read_parquet(path)}
+    readers = {
+        ".csv": lambda: pd.read_csv(path),
+        ".tsv": lambda: pd.read_csv(path, sep="\t"),
+        ".jsonl": lambda: pd.read_json(path, lines=True),
+        ".parquet": lambda: pd.read_parquet(path),
+    }
     try:
         return readers[path.suffix.lower()]()
     except Exception as e:  # pandas/pyarrow raise many types for a malformed file
-        raise DatasetError(f"{path} could not be read as {path.suffix.lstrip('.').upper()} "
-                           f"({type(e).__name__}: {str(e)[:200]}).") from e
+        raise DatasetError(
+            f"{path} could not be read as {path.suffix.lstrip('.').upper()} ({type(e).__name__}: {str(e)[:200]})."
+        ) from e
 
 
 def _column(columns, given: str | None, candidates: Sequence[str], what: str, path) -> str | None:
     if given is not None:
         if given not in columns:
-            raise DatasetError(f"{path} has no {what} column {given!r}; its columns are: {', '.join(map(str, columns))}.")
+            raise DatasetError(
+                f"{path} has no {what} column {given!r}; its columns are: {', '.join(map(str, columns))}."
+            )
         return given
     lower = {str(c).lower(): c for c in columns}
     return next((lower[c] for c in candidates if c in lower), None)
@@ -263,11 +289,14 @@ def _table(path: Path, text_column, image_column, label_column):
         text = None if image is not None else text
     label = _column(df.columns, label_column, LABEL_COLUMNS, "label", path)
     if text is None and image is None:
-        raise DatasetError(f"{path} has no text or image column: name one 'text' or 'sentence' (texts) or 'image' "
-                           f"or 'path' (image files), or pass text_column= / image_column=. Its columns are: "
-                           f"{', '.join(map(str, df.columns))}.")
-    labels, classes = _labels_from_values(df[label].to_numpy()) if label is not None else \
-        (np.full(len(df), -1, dtype=np.int64), [])
+        raise DatasetError(
+            f"{path} has no text or image column: name one 'text' or 'sentence' (texts) or 'image' "
+            f"or 'path' (image files), or pass text_column= / image_column=. Its columns are: "
+            f"{', '.join(map(str, df.columns))}."
+        )
+    labels, classes = (
+        _labels_from_values(df[label].to_numpy()) if label is not None else (np.full(len(df), -1, dtype=np.int64), [])
+    )
     problems, keep = [], []
     if text is not None:
         values = df[text]
@@ -294,8 +323,15 @@ def _table(path: Path, text_column, image_column, label_column):
         raise DatasetError(f"{path} has no usable rows: " + "; ".join(f"{p}: {r}" for p, r in problems[:5]) + ".")
     names = [f"row {i}" if text is not None else str(df[image].iloc[i]) for i in keep]
     st = path.stat()
-    return (modality, inputs, labels[keep], classes, names, problems,
-            _fingerprint(str(path), st.st_size, st.st_mtime_ns, text, image, label))
+    return (
+        modality,
+        inputs,
+        labels[keep],
+        classes,
+        names,
+        problems,
+        _fingerprint(str(path), st.st_size, st.st_mtime_ns, text, image, label),
+    )
 
 
 # -- Hugging Face datasets -------------------------------------------------------------------------------
@@ -312,18 +348,24 @@ def _open_hf(source: str, path: Path | None):
         try:
             return datasets.load_from_disk(str(path))
         except Exception as e:  # noqa: BLE001 - datasets raises many types for a damaged folder
-            raise DatasetError(f"{path} looks like a `datasets` folder but could not be opened "
-                               f"({type(e).__name__}: {str(e)[:200]}).") from e
+            raise DatasetError(
+                f"{path} looks like a `datasets` folder but could not be opened ({type(e).__name__}: {str(e)[:200]})."
+            ) from e
     try:
         return datasets.load_dataset(source)
     except Exception as e:  # noqa: BLE001 - offline, not cached, private, or not a dataset at all
         offline = datasets.config.HF_HUB_OFFLINE
         raise DatasetError(
             f"{source!r} is not a bundled dataset, a file or a folder, and could not be loaded as a Hugging Face "
-            f"dataset ({type(e).__name__})" + (": HeadScope is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and "
-                                               "this hub id is not in your datasets cache. Download it once with "
-                                               "network, or save it with save_to_disk and open the folder."
-                                               if offline else ".")) from e
+            f"dataset ({type(e).__name__})"
+            + (
+                ": HeadScope is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and "
+                "this hub id is not in your datasets cache. Download it once with "
+                "network, or save it with save_to_disk and open the folder."
+                if offline
+                else "."
+            )
+        ) from e
 
 
 def hf_splits(obj) -> list[str]:
@@ -362,16 +404,25 @@ def _hf(ds, source: str, text_column, image_column, label_column):
     images = [n for n in images if n not in masks]
     strings = [n for n, f in feats.items() if isinstance(f, datasets.Value) and f.dtype in ("string", "large_string")]
     image = image_column or (images[0] if images and text_column is None else None)
-    text = None if image else (text_column or _column(strings, None, TEXT_COLUMNS, "text", source)
-                               or (strings[0] if strings else None))
+    text = (
+        None
+        if image
+        else (text_column or _column(strings, None, TEXT_COLUMNS, "text", source) or (strings[0] if strings else None))
+    )
     if image is None and text is None:
-        raise DatasetError(f"{source} has no image or text column: its features are "
-                           + ", ".join(f"{n} ({k})" for n, k in kinds.items()) + ".")
+        raise DatasetError(
+            f"{source} has no image or text column: its features are "
+            + ", ".join(f"{n} ({k})" for n, k in kinds.items())
+            + "."
+        )
     for col in (image, text, label_column):
         if col is not None and col not in feats:
             raise DatasetError(f"{source} has no column {col!r}; its columns are: {', '.join(feats)}.")
-    label = label_column or next((n for n, k in kinds.items() if k == "ClassLabel"), None) \
+    label = (
+        label_column
+        or next((n for n, k in kinds.items() if k == "ClassLabel"), None)
         or _column(list(feats), None, LABEL_COLUMNS, "label", source)
+    )
     if label is None:
         labels, classes = np.full(len(ds), -1, dtype=np.int64), []
     elif kinds[label] == "ClassLabel":
@@ -385,9 +436,18 @@ def _hf(ds, source: str, text_column, image_column, label_column):
         inputs = [str(t).strip() if t is not None else "" for t in ds[text]]
         modality = "text"
     mask_seq = LazySequence(partial(_hf_item, ds, masks[0], _hf_mask), range(len(ds))) if image and masks else None
-    files = [(f["filename"], os.stat(f["filename"]).st_mtime_ns) for f in ds.cache_files if os.path.exists(f["filename"])]
-    return (modality, inputs, labels, classes, [f"row {i}" for i in range(len(ds))], mask_seq,
-            _fingerprint(source, files, len(ds), text, image, label))
+    files = [
+        (f["filename"], os.stat(f["filename"]).st_mtime_ns) for f in ds.cache_files if os.path.exists(f["filename"])
+    ]
+    return (
+        modality,
+        inputs,
+        labels,
+        classes,
+        [f"row {i}" for i in range(len(ds))],
+        mask_seq,
+        _fingerprint(source, files, len(ds), text, image, label),
+    )
 
 
 def looks_like_hub_id(source: str) -> bool:
@@ -403,9 +463,14 @@ def _pick_split(splits: list[str], split: str | None, source: str) -> str:
     return split
 
 
-def load_source(source: str, split: str | None = None, masks: str | Path | None = None,
-                text_column: str | None = None, image_column: str | None = None,
-                label_column: str | None = None):
+def load_source(
+    source: str,
+    split: str | None = None,
+    masks: str | Path | None = None,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+):
     """A user source (folder, table file, saved `datasets` folder or cached hub id) as a lazy data.Dataset.
 
     split: None picks test, validation or val when present, else the only split. Raises DatasetError."""
@@ -421,12 +486,13 @@ def load_source(source: str, split: str | None = None, masks: str | Path | None 
         modality = "image"
     elif path.is_file():
         if path.suffix.lower() not in TABLE_SUFFIXES:
-            raise DatasetError(f"{path.name}: HeadScope reads tables as {', '.join(TABLE_SUFFIXES)}, image folders "
-                               "and `datasets` folders; this file type is not one of them.")
+            raise DatasetError(
+                f"{path.name}: HeadScope reads tables as {', '.join(TABLE_SUFFIXES)}, image folders "
+                "and `datasets` folders; this file type is not one of them."
+            )
         splits = [ONE_SPLIT]
         split = _pick_split(splits, split, source)
-        modality, inputs, labels, classes, names, problems, key = _table(path, text_column, image_column,
-                                                                         label_column)
+        modality, inputs, labels, classes, names, problems, key = _table(path, text_column, image_column, label_column)
     elif path.is_dir() or (not path.exists() and looks_like_hub_id(source)):
         obj = _open_hf(source, path if path.is_dir() else None)
         splits = hf_splits(obj)
@@ -434,8 +500,9 @@ def load_source(source: str, split: str | None = None, masks: str | Path | None 
         part = obj[split] if hasattr(obj, "keys") else obj
         if len(part) == 0:
             raise DatasetError(f"Split {split!r} of {source} is empty.")
-        modality, inputs, labels, classes, names, mask_seq, key = _hf(part, source, text_column, image_column,
-                                                                      label_column)
+        modality, inputs, labels, classes, names, mask_seq, key = _hf(
+            part, source, text_column, image_column, label_column
+        )
     else:
         raise DatasetError(f"{source!r} is not a bundled dataset and no such file or folder exists.")
     if modality == "text":
@@ -444,7 +511,19 @@ def load_source(source: str, split: str | None = None, masks: str | Path | None 
         if not keep:
             raise DatasetError(f"{source} has no non-empty texts.")
         inputs, labels, names = [inputs[i] for i in keep], labels[keep], [names[i] for i in keep]
-    return Dataset(name=Path(source).name or source, split=split, modality=modality, inputs=inputs, labels=labels,
-                   class_names=list(map(str, classes)), masks=mask_seq, captions=list(names), names=list(names),
-                   problems=problems, source=str(source), splits=tuple(splits), key=f"{source}|{split}|{key}",
-                   ordered=False)
+    return Dataset(
+        name=Path(source).name or source,
+        split=split,
+        modality=modality,
+        inputs=inputs,
+        labels=labels,
+        class_names=list(map(str, classes)),
+        masks=mask_seq,
+        captions=list(names),
+        names=list(names),
+        problems=problems,
+        source=str(source),
+        splits=tuple(splits),
+        key=f"{source}|{split}|{key}",
+        ordered=False,
+    )

@@ -4,13 +4,14 @@ The adapter runs the network block by block with the network's own modules, so t
 every activation, gate heads, scale attention temperature, resume from a residual state and keep
 gradients for attention maps. Hooks only live inside `_hooks()` and are removed in `finally`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -131,29 +132,35 @@ class HookedModel(ABC):
         tau = _per_layer(temperature, L, "temperature")
         gates = None
         if head_gates is not None:
-            gates = torch.as_tensor(head_gates, dtype=torch.float32, device=self.device) \
-                if not torch.is_tensor(head_gates) else head_gates.to(self.device)
+            gates = (
+                torch.as_tensor(head_gates, dtype=torch.float32, device=self.device)
+                if not torch.is_tensor(head_gates)
+                else head_gates.to(self.device)
+            )
             if gates.shape[-2:] != (L, H) or gates.dim() not in (2, 3):
                 raise ValueError(f"head_gates must be [L, H] = [{L}, {H}] or [B, L, H], got {tuple(gates.shape)}.")
         try:
             for l in range(start, L):
                 b = self.blocks[l]
                 if tau is not None and float(tau[l]) != 1.0:
-                    handles.append(b.k.register_forward_hook(
-                        lambda mod, inp, out, t=float(tau[l]): out / t))
+                    handles.append(b.k.register_forward_hook(lambda mod, inp, out, t=float(tau[l]): out / t))
                 if gates is not None:
+
                     def gate(mod, args, l=l):
                         x = args[0]
                         g = gates[l] if gates.dim() == 2 else gates[:, l]
                         g = g.to(x.dtype).reshape(*((1,) if gates.dim() == 2 else (x.shape[0],)), 1, H, 1)
                         return (x.unflatten(-1, (H, -1)).mul(g).flatten(-2),) + tuple(args[1:])
+
                     handles.append(b.o.register_forward_pre_hook(gate))
                 if trace is not None:
+
                     def keep_attn(mod, inp, out):
                         probs = out[1]
                         if grad and probs.requires_grad:
                             probs.retain_grad()
                         trace.attn_list.append(probs)
+
                     handles.append(b.attn.register_forward_hook(keep_attn))
                     handles.append(b.o.register_forward_hook(lambda m, i, out: trace.attn_out_list.append(out)))
                     handles.append(b.fc2.register_forward_hook(lambda m, i, out: trace.mlp_out_list.append(out)))
@@ -162,9 +169,18 @@ class HookedModel(ABC):
             for h in handles:
                 h.remove()
 
-    def run(self, batch: Batch, capture: bool = True, head_gates=None, temperature=None, grad: bool = False,
-            start_layer: int = 0, start_resid: torch.Tensor | None = None, start_heads: torch.Tensor | None = None,
-            readout_only: bool = False) -> Trace:
+    def run(
+        self,
+        batch: Batch,
+        capture: bool = True,
+        head_gates=None,
+        temperature=None,
+        grad: bool = False,
+        start_layer: int = 0,
+        start_resid: torch.Tensor | None = None,
+        start_heads: torch.Tensor | None = None,
+        readout_only: bool = False,
+    ) -> Trace:
         """Forward `batch`; returns a Trace (see models/trace.py for shapes).
 
         head_gates: [L, H] or [B, L, H] multipliers of each head's output before the output projection
@@ -187,19 +203,26 @@ class HookedModel(ABC):
         if start_heads is not None and (start_resid is None or start_layer == L):
             raise ValueError("start_heads needs start_resid and a start_layer below the number of layers.")
         rows = self.readout_rows if readout_only else None
-        needs_grad = grad or (torch.is_tensor(head_gates) and head_gates.requires_grad) or (
-            start_resid is not None and start_resid.requires_grad)
+        needs_grad = (
+            grad
+            or (torch.is_tensor(head_gates) and head_gates.requires_grad)
+            or (start_resid is not None and start_resid.requires_grad)
+        )
         trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
-        with self.lock, torch.set_grad_enabled(bool(needs_grad)), \
-                self._hooks(trace if capture else None, head_gates, temperature, grad, start_layer):
+        with (
+            self.lock,
+            torch.set_grad_enabled(bool(needs_grad)),
+            self._hooks(trace if capture else None, head_gates, temperature, grad, start_layer),
+        ):
             h = self.embed(batch) if start_resid is None else start_resid.to(self.device)
             if capture:
                 trace.resid_list.append(h)
             extra = self._block_args(batch)
             n = h.shape[0]
             if n != len(batch):  # batched gate configurations: the batch is tiled to match the states
-                extra = tuple(a.repeat(n // len(batch), *[1] * (a.dim() - 1)) if torch.is_tensor(a) else a
-                              for a in extra)
+                extra = tuple(
+                    a.repeat(n // len(batch), *[1] * (a.dim() - 1)) if torch.is_tensor(a) else a for a in extra
+                )
             for l in range(start_layer, L):
                 last_rows = rows if l == L - 1 else None
                 if l == start_layer and start_heads is not None:
@@ -239,12 +262,17 @@ class HookedModel(ABC):
             x = resid.to(self.device)
             return self._attend(b, x if self.post_ln else b.ln1(x), self._block_args(batch.to(self.device))[0], rows)
 
-    def block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor,
-                   add: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add) -> torch.Tensor:
+    def block_tail(
+        self,
+        b: Block,
+        h: torch.Tensor,
+        heads: torch.Tensor,
+        add: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add,
+    ) -> torch.Tensor:
         """The rest of block b after attention: h [B, T, D] the residual entering it, heads [B, T', H*dh]
         (the first T' queries) -> the block's output for those tokens [B, T', D]. add(sublayer output,
         residual) makes both residual adds (LRP passes its rule)."""
-        h = h[:, :heads.shape[1]]
+        h = h[:, : heads.shape[1]]
         if self.post_ln:
             a = b.ln1(add(b.o(heads), h))
             return b.ln2(add(b.fc2(b.act(b.fc1(a))), a))
@@ -257,8 +285,10 @@ class HookedModel(ABC):
 
     def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
         """[B, C] logits without capture, in chunks of batch_size."""
-        out = [self.run(batch.select(range(i, min(i + batch_size, len(batch)))), capture=False, **run_kwargs).logits
-               for i in range(0, len(batch), batch_size)]
+        out = [
+            self.run(batch.select(range(i, min(i + batch_size, len(batch)))), capture=False, **run_kwargs).logits
+            for i in range(0, len(batch), batch_size)
+        ]
         return torch.cat(out)
 
 
@@ -273,8 +303,11 @@ class VisionModel(HookedModel):
         self.base = base
         self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
         self.std = np.asarray(preprocess["std"], dtype=np.float32)
-        self.classifiers = ([net.cls_classifier, net.distillation_classifier]
-                            if hasattr(net, "distillation_classifier") else [net.classifier])
+        self.classifiers = (
+            [net.cls_classifier, net.distillation_classifier]
+            if hasattr(net, "distillation_classifier")
+            else [net.classifier]
+        )
         self.readout_rows = len(self.classifiers)
 
     def prepare(self, inputs) -> Batch:
@@ -390,8 +423,11 @@ class TextModel(HookedModel):
         texts = [check_text(t) if isinstance(t, str) else _not_text(i, t) for i, t in enumerate(inputs)]
         limit = self.spec.max_tokens
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
-        notes = [f"Text {i + 1} has {n} tokens; the model reads at most {limit}, so it was truncated to the "
-                 f"first {limit}." for i, n in enumerate(lengths) if n > limit]
+        notes = [
+            f"Text {i + 1} has {n} tokens; the model reads at most {limit}, so it was truncated to the first {limit}."
+            for i, n in enumerate(lengths)
+            if n > limit
+        ]
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
         if enc["input_ids"].shape[1] < 2:
             raise InputError("The text has no tokens the model can read.")
@@ -421,8 +457,9 @@ class TextModel(HookedModel):
 
     def _pooler_head(self) -> bool:
         """Whether the classifier reads the pooler's output (dense + tanh of the CLS token)."""
-        return getattr(self.base, "pooler", None) is not None and isinstance(getattr(self.net, "classifier", None),
-                                                                             nn.Linear)
+        return getattr(self.base, "pooler", None) is not None and isinstance(
+            getattr(self.net, "classifier", None), nn.Linear
+        )
 
     def pool(self, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """[B, T, D] -> [B, D] as the model pools (mean over real tokens, or the CLS token)."""
@@ -471,17 +508,42 @@ def _not_text(i: int, value) -> str:
 
 def vit_blocks(layers) -> list[Block]:
     """Block handles for transformers-5 ViT/DeiT layers (attention.{q,k,v,o}_proj, mlp.fc1/fc2)."""
-    return [Block(layer=m, attn=m.attention, q=m.attention.q_proj, k=m.attention.k_proj, v=m.attention.v_proj,
-                  o=m.attention.o_proj, ln1=m.layernorm_before, ln2=m.layernorm_after, fc1=m.mlp.fc1,
-                  act=m.mlp.activation_fn, fc2=m.mlp.fc2) for m in layers]
+    return [
+        Block(
+            layer=m,
+            attn=m.attention,
+            q=m.attention.q_proj,
+            k=m.attention.k_proj,
+            v=m.attention.v_proj,
+            o=m.attention.o_proj,
+            ln1=m.layernorm_before,
+            ln2=m.layernorm_after,
+            fc1=m.mlp.fc1,
+            act=m.mlp.activation_fn,
+            fc2=m.mlp.fc2,
+        )
+        for m in layers
+    ]
 
 
 def bert_blocks(layers) -> list[Block]:
     """Block handles for BERT-like layers (attention.self.{query,key,value}, attention.output.dense, ...)."""
-    return [Block(layer=m, attn=m.attention.self, q=m.attention.self.query, k=m.attention.self.key,
-                  v=m.attention.self.value, o=m.attention.output.dense, ln1=m.attention.output.LayerNorm,
-                  ln2=m.output.LayerNorm, fc1=m.intermediate.dense, act=_as_module(m.intermediate),
-                  fc2=m.output.dense) for m in layers]
+    return [
+        Block(
+            layer=m,
+            attn=m.attention.self,
+            q=m.attention.self.query,
+            k=m.attention.self.key,
+            v=m.attention.self.value,
+            o=m.attention.output.dense,
+            ln1=m.attention.output.LayerNorm,
+            ln2=m.output.LayerNorm,
+            fc1=m.intermediate.dense,
+            act=_as_module(m.intermediate),
+            fc2=m.output.dense,
+        )
+        for m in layers
+    ]
 
 
 def _as_module(intermediate) -> nn.Module:

@@ -21,6 +21,7 @@ for BERT-family encoders) and computes attention from q, k, v itself so that the
 and the two matmuls; rules for modules (linear layers, norms, activations, also in the classifier head)
 are forward hooks installed for the duration of the forward and removed in `finally`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -152,15 +153,16 @@ class Rules:
     """One LRP rule set, applied as modified gradients (see the module docstring)."""
 
     name: str
-    linear_alpha_beta: bool   # alpha=1, beta=0 on linear layers (else epsilon / plain gradient)
-    norm_identity: bool       # norms pass relevance unchanged (else: treat the normaliser as a constant)
-    softmax_identity: bool    # softmax passes relevance unchanged (else: AttnLRP's rule = plain gradient)
-    renormalise_adds: bool    # Chefer's residual rule (else: plain gradient x input)
+    linear_alpha_beta: bool  # alpha=1, beta=0 on linear layers (else epsilon / plain gradient)
+    norm_identity: bool  # norms pass relevance unchanged (else: treat the normaliser as a constant)
+    softmax_identity: bool  # softmax passes relevance unchanged (else: AttnLRP's rule = plain gradient)
+    renormalise_adds: bool  # Chefer's residual rule (else: plain gradient x input)
     matmul_share: float = 0.5
     switch: Switch | None = field(default=None, compare=False, repr=False)  # set per forward by lrp_forward
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor,
-               bias: torch.Tensor | None = None) -> torch.Tensor:
+    def linear(
+        self, x: torch.Tensor, weight: torch.Tensor, y: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The rule for a linear map y = x weight^T + bias (bias None: no bias)."""
         if not self.linear_alpha_beta:
             return y
@@ -180,10 +182,8 @@ class Rules:
         return _RenormalisedAdd.apply(a, b, self.switch) if self.renormalise_adds else a + b
 
 
-ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False,
-                renormalise_adds=False)
-CHEFER = Rules("chefer2021", linear_alpha_beta=True, norm_identity=True, softmax_identity=True,
-               renormalise_adds=True)
+ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False, renormalise_adds=False)
+CHEFER = Rules("chefer2021", linear_alpha_beta=True, norm_identity=True, softmax_identity=True, renormalise_adds=True)
 
 
 def supports(model: HookedModel) -> bool:
@@ -223,7 +223,9 @@ def _norm_hook(rules: Rules):
             if mod.weight is not None:
                 out = out * mod.weight
             return out if mod.bias is None else out + mod.bias
+
         return rules.norm(x, y, frozen)
+
     return hook
 
 
@@ -283,8 +285,9 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             h = model.block_tail(b, h, ctx, rules.add)
         if model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
-            unit = rules.norm(pooled, F.normalize(pooled, dim=-1),
-                              lambda: pooled / pooled.norm(dim=-1, keepdim=True).detach())
+            unit = rules.norm(
+                pooled, F.normalize(pooled, dim=-1), lambda: pooled / pooled.norm(dim=-1, keepdim=True).detach()
+            )
             prompts = model.prompt_embeddings().to(unit.dtype)
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
@@ -300,8 +303,9 @@ def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rule
     share = rules.matmul_share
     # [B, H, T, T] tensors are the largest here: scale in place, and put each matmul's share on its small
     # side (scaling the gradient of probs @ v by `share` scales both factors' gradients by it)
-    scores = (scale_grad(q, share, rules.switch) @ scale_grad(k, share, rules.switch).transpose(-1, -2)
-              ).mul_(q.shape[-1] ** -0.5)
+    scores = (scale_grad(q, share, rules.switch) @ scale_grad(k, share, rules.switch).transpose(-1, -2)).mul_(
+        q.shape[-1] ** -0.5
+    )
     if mask is not None:
         scores.add_(mask)
     probs = rules.softmax(scores, scores.float().softmax(-1).to(q.dtype))

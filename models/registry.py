@@ -1,4 +1,5 @@
 """Model names -> loaded HookedModels: the built-ins, a local Hugging Face folder, or a hub id."""
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,14 @@ from models.adapter import HookedModel, ModelSpec, TextModel, VisionModel, bert_
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 VISION_TYPES = {"vit": "vit", "deit": "deit"}
-VISION_CLASSES = ("ViTForImageClassification", "DeiTForImageClassification",
-                  "DeiTForImageClassificationWithTeacher")
+VISION_CLASSES = ("ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher")
 TEXT_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
 DEFAULT_TEXT_LABELS = ("sports", "politics", "science", "business", "arts")
-SUPPORTED = ("ViTForImageClassification, DeiTForImageClassification(WithTeacher), and BERT-family encoders "
-             f"({', '.join(TEXT_TYPES)}): plain encoders (scored against label prompts) or "
-             "*ForSequenceClassification")
+SUPPORTED = (
+    "ViTForImageClassification, DeiTForImageClassification(WithTeacher), and BERT-family encoders "
+    f"({', '.join(TEXT_TYPES)}): plain encoders (scored against label prompts) or "
+    "*ForSequenceClassification"
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,25 @@ class BuiltIn:
 
 
 BUILTINS: dict[str, BuiltIn] = {
-    "digits-vit": BuiltIn("digits-vit", "image", "ViT, 4 layers x 4 heads, trained on scikit-learn's handwritten "
-                          "digits (32x32, 8x8 patch grid)", "digits"),
-    "shapes-vit": BuiltIn("shapes-vit", "image", "ViT, 4 layers x 4 heads, trained on synthetic shapes over "
-                          "cluttered backgrounds with known object masks (48x48 RGB, 8x8 patch grid)", "shapes"),
-    "minilm": BuiltIn("minilm", "text", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers x 12 heads), "
-                      "classes from label prompts", "prose"),
+    "digits-vit": BuiltIn(
+        "digits-vit",
+        "image",
+        "ViT, 4 layers x 4 heads, trained on scikit-learn's handwritten digits (32x32, 8x8 patch grid)",
+        "digits",
+    ),
+    "shapes-vit": BuiltIn(
+        "shapes-vit",
+        "image",
+        "ViT, 4 layers x 4 heads, trained on synthetic shapes over "
+        "cluttered backgrounds with known object masks (48x48 RGB, 8x8 patch grid)",
+        "shapes",
+    ),
+    "minilm": BuiltIn(
+        "minilm",
+        "text",
+        "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers x 12 heads), classes from label prompts",
+        "prose",
+    ),
 }
 
 
@@ -79,8 +94,10 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
     if builtin or source.is_dir():
         tried.append(f"local folder {source}")
         if not (source / "config.json").exists():
-            raise ModelLoadError(f"{source} has no config.json: it is not a saved Hugging Face model "
-                                 "(save one with model.save_pretrained(folder)).")
+            raise ModelLoadError(
+                f"{source} has no config.json: it is not a saved Hugging Face model "
+                "(save one with model.save_pretrained(folder))."
+            )
         location = str(source)
     else:
         tried.append(f"local folder {source} (does not exist)")
@@ -94,7 +111,8 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
         raise ModelLoadError(
             f"Could not load {name!r}. Tried: {'; '.join(tried)}. The hub is unreachable offline and the id may "
             f"not exist ({str(e).splitlines()[0][:200]}). Built-in models: {', '.join(BUILTINS)}. Supported: "
-            f"{SUPPORTED}.") from e
+            f"{SUPPORTED}."
+        ) from e
     display = (builtin.name if builtin else name) + (" (random init)" if random_init else "")
     dataset = builtin.dataset if builtin else None
     try:
@@ -105,10 +123,14 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001  any failure reading weights/tokenizer is reported, never a traceback
-        raise ModelLoadError(f"{name!r} could not be loaded: its files are missing or corrupt "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})") from e
-    raise ModelLoadError(f"{name!r} is a {config.model_type!r} model ({', '.join(config.architectures or [])}), "
-                         f"which HeadScope cannot analyse. Supported: {SUPPORTED}.")
+        raise ModelLoadError(
+            f"{name!r} could not be loaded: its files are missing or corrupt "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})"
+        ) from e
+    raise ModelLoadError(
+        f"{name!r} is a {config.model_type!r} model ({', '.join(config.architectures or [])}), "
+        f"which HeadScope cannot analyse. Supported: {SUPPORTED}."
+    )
 
 
 def _pretrained_or_random(cls, location, config, random_init: bool):
@@ -126,8 +148,10 @@ def _load_vision(location, config, display, dataset, device, random_init: bool =
 
     arch = next((a for a in (config.architectures or []) if a in VISION_CLASSES), None)
     if arch is None:
-        raise ModelLoadError(f"{display!r} is a {config.model_type} backbone without an image classifier "
-                             f"({', '.join(config.architectures or ['no architecture'])}). Supported: {SUPPORTED}.")
+        raise ModelLoadError(
+            f"{display!r} is a {config.model_type} backbone without an image classifier "
+            f"({', '.join(config.architectures or ['no architecture'])}). Supported: {SUPPORTED}."
+        )
     net = _pretrained_or_random(getattr(transformers, arch), location, config, random_init)
     base = net.vit if hasattr(net, "vit") else net.deit
     pre = _preprocess(location, config)
@@ -135,10 +159,22 @@ def _load_vision(location, config, display, dataset, device, random_init: bool =
     grid = (size // config.patch_size, size // config.patch_size)
     n_prefix = 2 if config.model_type == "deit" else 1
     spec = ModelSpec(
-        name=display, modality="image", n_layers=config.num_hidden_layers, n_heads=config.num_attention_heads,
-        d_model=config.hidden_size, grid=grid, has_cls=True, class_names=_class_names(config),
-        architecture=arch, source=str(location), n_prefix=n_prefix, patch_size=config.patch_size,
-        image_size=size, channels=config.num_channels, dataset=dataset)
+        name=display,
+        modality="image",
+        n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads,
+        d_model=config.hidden_size,
+        grid=grid,
+        has_cls=True,
+        class_names=_class_names(config),
+        architecture=arch,
+        source=str(location),
+        n_prefix=n_prefix,
+        patch_size=config.patch_size,
+        image_size=size,
+        channels=config.num_channels,
+        dataset=dataset,
+    )
     return VisionModel(net, spec, vit_blocks(base.layers), device, base, pre)
 
 
@@ -193,9 +229,20 @@ def _load_text(location, config, display, dataset, device, random_init: bool = F
     else:
         labels = DEFAULT_TEXT_LABELS
     spec = ModelSpec(
-        name=display, modality="text", n_layers=config.num_hidden_layers, n_heads=config.num_attention_heads,
-        d_model=config.hidden_size, grid=None, has_cls=True, class_names=labels,
-        architecture=type(net).__name__, source=str(location), n_prefix=1, max_tokens=limit, head=head,
-        dataset=dataset)
+        name=display,
+        modality="text",
+        n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads,
+        d_model=config.hidden_size,
+        grid=None,
+        has_cls=True,
+        class_names=labels,
+        architecture=type(net).__name__,
+        source=str(location),
+        n_prefix=1,
+        max_tokens=limit,
+        head=head,
+        dataset=dataset,
+    )
     pooling = "cls" if head == "classifier" else "mean"
     return TextModel(net, spec, bert_blocks(base.encoder.layer), device, base, tokenizer, pooling=pooling)

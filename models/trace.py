@@ -10,6 +10,7 @@ H heads, T tokens, D width, C classes):
     trace.mlp_out      [L, B, T, D]      MLP sublayer output (after its second linear layer)
     trace.token_mask   [B, T]            True for real tokens, False for padding
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -37,11 +38,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.token_mask.shape[0])
 
-    def to(self, device) -> "Batch":
-        return replace(self, tensors={k: v.to(device) for k, v in self.tensors.items()},
-                       token_mask=self.token_mask.to(device))
+    def to(self, device) -> Batch:
+        return replace(
+            self, tensors={k: v.to(device) for k, v in self.tensors.items()}, token_mask=self.token_mask.to(device)
+        )
 
-    def select(self, idx) -> "Batch":
+    def select(self, idx) -> Batch:
         """The inputs at positions `idx` (a list of ints or a slice) as a new Batch."""
         idx = list(range(len(self)))[idx] if isinstance(idx, slice) else [int(i) for i in idx]
         t = torch.as_tensor(idx, dtype=torch.long)
@@ -53,7 +55,7 @@ class Batch:
             images=None if self.images is None else self.images[idx],
         )
 
-    def repeat(self, n: int) -> "Batch":
+    def repeat(self, n: int) -> Batch:
         """Each input repeated n times, in blocks: [x0..xB-1, x0..xB-1, ...] (for batched gate configs)."""
         return self.select(list(range(len(self))) * n)
 
@@ -102,22 +104,36 @@ class Trace:
         """[L, B, T, D] MLP sublayer outputs."""
         return self._stack(self.mlp_out_list)
 
-    def to_numpy(self) -> "TraceArrays":
+    def to_numpy(self) -> TraceArrays:
         """The captured activations as float32 numpy arrays on the CPU (picklable, e.g. for a cache)."""
+
         def arr(x: torch.Tensor) -> np.ndarray:
             return x.detach().float().cpu().numpy()
-        return TraceArrays(logits=arr(self.logits), token_mask=self.token_mask.cpu().numpy(),
-                           attentions=arr(self.attentions), resid=arr(self.resid), attn_out=arr(self.attn_out),
-                           mlp_out=arr(self.mlp_out))
+
+        return TraceArrays(
+            logits=arr(self.logits),
+            token_mask=self.token_mask.cpu().numpy(),
+            attentions=arr(self.attentions),
+            resid=arr(self.resid),
+            attn_out=arr(self.attn_out),
+            mlp_out=arr(self.mlp_out),
+        )
 
     @classmethod
-    def from_arrays(cls, arrays: "TraceArrays") -> "Trace":
+    def from_arrays(cls, arrays: TraceArrays) -> Trace:
         """A Trace (CPU tensors) from its array form, for the analyses that take a Trace."""
+
         def layers(x: np.ndarray) -> list[torch.Tensor]:
             return list(torch.from_numpy(x).unbind(0))
-        return cls(logits=torch.from_numpy(arrays.logits), token_mask=torch.from_numpy(arrays.token_mask),
-                   attn_list=layers(arrays.attentions), resid_list=layers(arrays.resid),
-                   attn_out_list=layers(arrays.attn_out), mlp_out_list=layers(arrays.mlp_out))
+
+        return cls(
+            logits=torch.from_numpy(arrays.logits),
+            token_mask=torch.from_numpy(arrays.token_mask),
+            attn_list=layers(arrays.attentions),
+            resid_list=layers(arrays.resid),
+            attn_out_list=layers(arrays.attn_out),
+            mlp_out_list=layers(arrays.mlp_out),
+        )
 
     def attention_grads(self) -> torch.Tensor:
         """[L, B, H, T, T] d(objective)/dA after `.backward()` on a run with grad=True."""

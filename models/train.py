@@ -5,14 +5,15 @@
 The result is a plain `ViTForImageClassification` (config.json + model.safetensors +
 preprocessor_config.json), so the same adapter serves it and any hub ViT.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -63,8 +64,19 @@ def _shapes_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 RECIPES: dict[str, Recipe] = {
     "digits-vit": Recipe(_digits_arrays, [str(i) for i in range(10)], image_size=32, patch_size=4, channels=1),
-    "shapes-vit": Recipe(_shapes_arrays, list(SHAPE_CLASSES), image_size=48, patch_size=6, channels=3, epochs=60,
-                         lr=1.5e-3, batch_size=32, max_shift=0, dihedral=True, init_std=0.1),
+    "shapes-vit": Recipe(
+        _shapes_arrays,
+        list(SHAPE_CLASSES),
+        image_size=48,
+        patch_size=6,
+        channels=3,
+        epochs=60,
+        lr=1.5e-3,
+        batch_size=32,
+        max_shift=0,
+        dihedral=True,
+        init_std=0.1,
+    ),
 }
 
 
@@ -75,7 +87,7 @@ def _augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Ten
     b, _, s, _ = x.shape
     pad = F.pad(x, (max_shift,) * 4)
     dx, dy = torch.randint(0, 2 * max_shift + 1, (2, b), generator=gen)
-    return torch.stack([pad[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(b)])
+    return torch.stack([pad[i, :, dy[i] : dy[i] + s, dx[i] : dx[i] + s] for i in range(b)])
 
 
 def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -99,12 +111,20 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
     norm = lambda x: (x - 0.5) / 0.5  # noqa: E731  matches the saved image processor
 
     config = ViTConfig(
-        image_size=r.image_size, patch_size=r.patch_size, num_channels=r.channels,
-        hidden_size=r.width, num_hidden_layers=r.layers, num_attention_heads=r.heads,
-        intermediate_size=4 * r.width, initializer_range=r.init_std,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        num_labels=len(r.class_names), id2label=dict(enumerate(r.class_names)),
-        label2id={c: i for i, c in enumerate(r.class_names)}, attn_implementation="eager",
+        image_size=r.image_size,
+        patch_size=r.patch_size,
+        num_channels=r.channels,
+        hidden_size=r.width,
+        num_hidden_layers=r.layers,
+        num_attention_heads=r.heads,
+        intermediate_size=4 * r.width,
+        initializer_range=r.init_std,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=len(r.class_names),
+        id2label=dict(enumerate(r.class_names)),
+        label2id={c: i for i, c in enumerate(r.class_names)},
+        attn_implementation="eager",
     )
     model = ViTForImageClassification(config)
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.05)
@@ -115,7 +135,7 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
         model.train()
         perm = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(perm), r.batch_size):
-            idx = perm[i:i + r.batch_size]
+            idx = perm[i : i + r.batch_size]
             xb = _augment(x_train[idx], r.max_shift, gen)
             xb = norm(_dihedral(xb, gen) if r.dihedral else xb)
             loss = F.cross_entropy(model(pixel_values=xb).logits, y_train[idx], label_smoothing=0.1)
@@ -127,13 +147,25 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
             acc = evaluate(model, norm(x_test), y_test)
             log(f"epoch {epoch + 1}/{r.epochs} loss {loss.item():.3f} test acc {acc:.4f} ({time.time() - t0:.0f}s)")
     model.eval()
-    metrics = {"test_accuracy": evaluate(model, norm(x_test), y_test), "train_seconds": round(time.time() - t0, 1),
-               "n_train": len(x_train), "n_test": len(x_test), "seed": r.seed}
+    metrics = {
+        "test_accuracy": evaluate(model, norm(x_test), y_test),
+        "train_seconds": round(time.time() - t0, 1),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "seed": r.seed,
+    }
     out = out_dir or CHECKPOINTS / name
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    ViTImageProcessor(do_resize=True, size={"height": r.image_size, "width": r.image_size}, resample=2,
-                      do_rescale=True, do_normalize=True, image_mean=mean, image_std=std).save_pretrained(out)
+    ViTImageProcessor(
+        do_resize=True,
+        size={"height": r.image_size, "width": r.image_size},
+        resample=2,
+        do_rescale=True,
+        do_normalize=True,
+        image_mean=mean,
+        image_std=std,
+    ).save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log(f"saved {out}: {metrics}")
     return metrics
@@ -143,7 +175,7 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
 def evaluate(model, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of `model` on normalised images x [N, C, S, S] with labels y [N]."""
     model.eval()
-    pred = torch.cat([model(pixel_values=x[i:i + 256]).logits.argmax(-1) for i in range(0, len(x), 256)])
+    pred = torch.cat([model(pixel_values=x[i : i + 256]).logits.argmax(-1) for i in range(0, len(x), 256)])
     return float((pred == y).float().mean())
 
 

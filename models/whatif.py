@@ -15,10 +15,11 @@ before the MLP (pre-LN), else the input of fc1 (post-LN). The hooks subtract tha
 sublayer output, so the block's own addition cancels it; a removed MLP outputs zeros (its skip is kept,
 so the block passes its attention result on unchanged, through ln2 in post-LN blocks).
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -54,9 +55,10 @@ def ablate_paths(model: HookedModel, skip: bool = False, mlp: bool = False, laye
                 seen.clear()
                 seen["x"] = _first_arg(args, kwargs)
 
-            def remember(name):
+            def remember(name, seen=seen):
                 def hook(mod, args, kwargs, seen=seen):
                     seen[name] = _first_arg(args, kwargs)
+
                 return hook
 
             def attn_out(mod, args, out, seen=seen):
@@ -88,8 +90,10 @@ def record_outputs(model: HookedModel, module_of: Callable[[Block], nn.Module], 
     handles = []
     try:
         for l in chosen:
+
             def keep(mod, args, out, l=l):
                 store[l] = (args[0].detach(), (out[0] if isinstance(out, tuple) else out).detach())
+
             handles.append(module_of(model.blocks[l]).register_forward_hook(keep))
         yield store
     finally:

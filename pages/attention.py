@@ -1,5 +1,6 @@
 """Attention view: every head's pattern for the current input, attention distance and neighbourhood
 strength per head over a dataset sample, and clusters of attention patterns."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -7,13 +8,35 @@ import streamlit as st
 from analysis.attention import SINK_THRESHOLD, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
 from ui import cache, state
-from ui.stored import background_panel, find_run, run_label
-from ui.attention_figures import (LINE_VIEW_MAX, default_query, distance_dots, highlight_row, line_view,
-                                  overview_mosaic, pattern_map, pooled, prototype_grid, query_image,
-                                  query_maps, query_options, ring_profiles, ring_trend)
+from ui.attention_figures import (
+    LINE_VIEW_MAX,
+    default_query,
+    distance_dots,
+    highlight_row,
+    line_view,
+    overview_mosaic,
+    pattern_map,
+    pooled,
+    prototype_grid,
+    query_image,
+    query_maps,
+    query_options,
+    ring_profiles,
+    ring_trend,
+)
 from ui.figures import head_grid, token_heatmap
-from ui.widgets import (download_button, head_picker, no_model_message, on_click, on_head_click, page_context,
-                        sample_size_picker, show_figure, synced)
+from ui.stored import background_panel, find_run, run_label
+from ui.widgets import (
+    download_button,
+    head_picker,
+    no_model_message,
+    on_click,
+    on_head_click,
+    page_context,
+    sample_size_picker,
+    show_figure,
+    synced,
+)
 
 ctx = page_context()
 st.title("Attention")
@@ -26,19 +49,25 @@ spec = m.spec
 L, H = spec.n_layers, spec.n_heads
 image = spec.grid is not None
 P = spec.n_prefix
-st.caption("Each attention head decides, for every token, how much to read from every other token. Below: all "
-           "heads for the current input (click one to open it), how far and how locally each head looks over a "
-           "dataset sample (distance, rings, entropy, CLS mass), and which kinds of pattern the heads share.")
+st.caption(
+    "Each attention head decides, for every token, how much to read from every other token. Below: all "
+    "heads for the current input (click one to open it), how far and how locally each head looks over a "
+    "dataset sample (distance, rings, entropy, CLS mass), and which kinds of pattern the heads share."
+)
 
 attn = ctx.trace().attentions[:, 0]  # [L, H, T, T]
 T = attn.shape[-1]
 tokens = ctx.batch.tokens[0] if not image else None
 if not image and T - P <= 2:
-    st.info(f"This text has {T - P - 1} word piece(s) between [CLS] and [SEP], so every head can only look at a "
-            "handful of tokens: distances are short and patterns trivial. Type a longer sentence to see more.")
+    st.info(
+        f"This text has {T - P - 1} word piece(s) between [CLS] and [SEP], so every head can only look at a "
+        "handful of tokens: distances are short and patterns trivial. Type a longer sentence to see more."
+    )
 if P == 0:
-    st.info("This model has no CLS token: the overview shows the mean attention each patch receives, and "
-            "'CLS mass' is the attention to the first token.")
+    st.info(
+        "This model has no CLS token: the overview shows the mean attention each patch receives, and "
+        "'CLS mass' is the attention to the first token."
+    )
 
 
 def current_head() -> tuple[int, int]:
@@ -70,10 +99,14 @@ def heads_panel() -> None:
     layer, head = current_head()
     options = query_options(P, spec.grid, tokens)
     query = current_query()
-    st.selectbox("Query token" + (" (or click a patch on the image at the right)" if image else ""),
-                 list(options), format_func=options.get, key=synced("attn_query", query),
-                 on_change=query_from_widget,
-                 help="Whose attention to show: the row of the attention matrix for this token.")
+    st.selectbox(
+        "Query token" + (" (or click a patch on the image at the right)" if image else ""),
+        list(options),
+        format_func=options.get,
+        key=synced("attn_query", query),
+        on_change=query_from_widget,
+        help="Whose attention to show: the row of the attention matrix for this token.",
+    )
     stats = cache.input_head_statistics(ctx.model_key, ctx.input_key, attn, spec.grid, P, spec.patch_size)
     wide = H > 6  # many heads: the overview gets the full width, the head below it
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
@@ -85,67 +118,113 @@ def heads_panel() -> None:
         else:
             cells = pooled(attn)
             what = "the token × token attention matrix (rows = queries" + (
-                f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")")
-        fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None,
-                              width=1000 if wide else 500)
-        show_figure(fig, f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "
-                         "Click a cell to open that head.",
-                    {"attention": attn, "cells": cells}, "attention_overview", key="attn_overview",
-                    on_select=on_head_click("attn_overview"), selection_mode="points")
+                f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")"
+            )
+        fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None, width=1000 if wide else 500)
+        show_figure(
+            fig,
+            f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "
+            "Click a cell to open that head.",
+            {"attention": attn, "cells": cells},
+            "attention_overview",
+            key="attn_overview",
+            on_select=on_head_click("attn_overview"),
+            selection_mode="points",
+        )
     with right:
         st.subheader(f"Layer {layer}, head {head}")
         head_picker(L, H, key="attn_head")  # in this fragment: only this tab shows the head
         unit = "px" if image else "tokens"
         dist = stats["distance_px" if image else "distance"][0, layer, head]
         c = st.columns(2) + st.columns(2)
-        c[0].metric("Attention distance", f"{dist:.1f} {unit}", help="Mean over queries of the attention-weighted "
-                    "distance to the keys (prefix tokens left out, each row renormalised).")
-        c[1].metric("Entropy", f"{stats['entropy'][0, layer, head]:.2f} nats",
-                    help=f"0 = every query looks at one token; log T = {np.log(T):.2f} = uniform.")
-        c[2].metric("CLS mass" if P else "First-token mass", f"{stats['cls_mass'][0, layer, head]:.0%}",
-                    help="Mean attention the queries give to token 0.")
+        c[0].metric(
+            "Attention distance",
+            f"{dist:.1f} {unit}",
+            help="Mean over queries of the attention-weighted "
+            "distance to the keys (prefix tokens left out, each row renormalised).",
+        )
+        c[1].metric(
+            "Entropy",
+            f"{stats['entropy'][0, layer, head]:.2f} nats",
+            help=f"0 = every query looks at one token; log T = {np.log(T):.2f} = uniform.",
+        )
+        c[2].metric(
+            "CLS mass" if P else "First-token mass",
+            f"{stats['cls_mass'][0, layer, head]:.0%}",
+            help="Mean attention the queries give to token 0.",
+        )
         sink = stats["sink_mass"][0, layer, head]
-        c[3].metric("Sink", f"{sink:.0%}", delta="sink candidate" if sink > SINK_THRESHOLD else None,
-                    delta_color="off", help="The largest mean attention one token receives; above "
-                    f"{SINK_THRESHOLD:.0%} the head mostly parks its attention there (a 'no-op' head).")
+        c[3].metric(
+            "Sink",
+            f"{sink:.0%}",
+            delta="sink candidate" if sink > SINK_THRESHOLD else None,
+            delta_color="off",
+            help="The largest mean attention one token receives; above "
+            f"{SINK_THRESHOLD:.0%} the head mostly parks its attention there (a 'no-op' head).",
+        )
         one_head(attn[layer, head], query, layer, head)
 
 
 def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     """The selected head's full pattern: the query map over the image, or the line view and heatmap."""
     name = f"attention_L{layer}H{head}"
-    labels = (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image \
-        else tokens
+    labels = (
+        (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image else tokens
+    )
     if image:
         heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
-        show_figure(query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
-                    "brighter patches get more of the query's attention (the query is outlined in red); click a "
-                    f"patch to make it the query.{prefix_share}",
-                    {"matrix": matrix, "query": np.array(query), "map": heat}, name, key="attn_query_image",
-                    on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
-                    selection_mode="points")
-        if st.toggle(f"Full {T} × {T} attention matrix", key="attn_show_matrix",
-                     help="Every query's row of this head's attention (drawn only when shown)."):
-            show_figure(highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
-                        "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
-                        None, name + "_matrix", key="attn_matrix")
+        show_figure(
+            query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
+            "brighter patches get more of the query's attention (the query is outlined in red); click a "
+            f"patch to make it the query.{prefix_share}",
+            {"matrix": matrix, "query": np.array(query), "map": heat},
+            name,
+            key="attn_query_image",
+            on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
+            selection_mode="points",
+        )
+        if st.toggle(
+            f"Full {T} × {T} attention matrix",
+            key="attn_show_matrix",
+            help="Every query's row of this head's attention (drawn only when shown).",
+        ):
+            show_figure(
+                highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
+                "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
+                None,
+                name + "_matrix",
+                key="attn_matrix",
+            )
         return
     if T <= LINE_VIEW_MAX:
-        k = st.slider("Lines per query (top-k keys)", 1, min(10, T), min(3, T), key="attn_topk",
-                      help="Only each query's k strongest keys get a line, so the view stays readable.")
-        show_figure(line_view(matrix, tokens, query, k),
-                    f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
-                    "more attention. The query's lines are red; click a word on the left to follow it.",
-                    {"matrix": matrix, "tokens": np.array(tokens)}, name + "_lines", key="attn_lines",
-                    on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
-                    selection_mode="points")
+        k = st.slider(
+            "Lines per query (top-k keys)",
+            1,
+            min(10, T),
+            min(3, T),
+            key="attn_topk",
+            help="Only each query's k strongest keys get a line, so the view stays readable.",
+        )
+        show_figure(
+            line_view(matrix, tokens, query, k),
+            f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
+            "more attention. The query's lines are red; click a word on the left to follow it.",
+            {"matrix": matrix, "tokens": np.array(tokens)},
+            name + "_lines",
+            key="attn_lines",
+            on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
+            selection_mode="points",
+        )
     else:
         st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
-    show_figure(highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
-                "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
-                pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"), name,
-                key="attn_heatmap")
+    show_figure(
+        highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
+        "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
+        pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"),
+        name,
+        key="attn_heatmap",
+    )
 
 
 # -- dataset sample ------------------------------------------------------------------------------------
@@ -174,50 +253,80 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
     table = head_table(a)
     st.subheader("Attention distance per head")
-    show_figure(distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference, (layer, head)),
-                f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer (bars = "
-                f"spread over inputs; dashed = uniform attention). Colour: {colour_name}. Click a dot to select that "
-                "head.", table, "attention_distance", key="attn_dots", on_select=on_head_click("attn_dots"),
-                selection_mode="points")
+    show_figure(
+        distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference, (layer, head)),
+        f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer (bars = "
+        f"spread over inputs; dashed = uniform attention). Colour: {colour_name}. Click a dot to select that "
+        "head.",
+        table,
+        "attention_distance",
+        key="attn_dots",
+        on_select=on_head_click("attn_dots"),
+        selection_mode="points",
+    )
     ring, pooled_last = a["ring"].mean(0), not image  # [L, H, R]
     c1, c2 = st.columns([3, 2])
     with c1:
         st.subheader("Ring strength per head")
-        per_token = st.toggle("Per token in the ring", key="attn_ring_per_token",
-                              help="Divide each ring's mass by how many tokens it holds: far rings hold more "
-                                   "patches, so raw mass grows with r even for uniform attention (flat per token).")
+        per_token = st.toggle(
+            "Per token in the ring",
+            key="attn_ring_per_token",
+            help="Divide each ring's mass by how many tokens it holds: far rings hold more "
+            "patches, so raw mass grows with r even for uniform attention (flat per token).",
+        )
         shown, what = ring, "mass a query gives to the tokens r steps away"
         if per_token:
-            sizes = ring_sizes(spec.grid, T - P) if image else np.stack(
-                [ring_sizes(None, int(t) - P, ring.shape[-1]) for t in a["n_tokens"]])[:, None, None]
+            sizes = (
+                ring_sizes(spec.grid, T - P)
+                if image
+                else np.stack([ring_sizes(None, int(t) - P, ring.shape[-1]) for t in a["n_tokens"]])[:, None, None]
+            )
             with np.errstate(invalid="ignore", divide="ignore"):
                 shown = np.nanmean(np.where(sizes > 0, a["ring"] / sizes, np.nan), 0)
             what = "mean attention per token r steps away"
-        show_figure(ring_profiles(shown, (layer, head), pooled_last),
-                    f"{what} (Chebyshev rings on the patch grid; text: r positions away), one line per head, "
-                    "selected head red. Local heads peak at r ≤ 1.",
-                    {"ring_shown": shown, "ring_per_input": a["ring"]}, "ring_strength", key="attn_rings")
+        show_figure(
+            ring_profiles(shown, (layer, head), pooled_last),
+            f"{what} (Chebyshev rings on the patch grid; text: r positions away), one line per head, "
+            "selected head red. Local heads peak at r ≤ 1.",
+            {"ring_shown": shown, "ring_per_input": a["ring"]},
+            "ring_strength",
+            key="attn_rings",
+        )
     with c2:
         st.subheader("Trend across layers")
-        show_figure(ring_trend(ring, a["prefix_mass"].mean(0), pooled_last),
-                    "per layer, the head-averaged mass by ring plus the mass on the prefix: watch local (r ≤ 1) "
-                    "attention give way to global attention, or not, with depth.",
-                    {"ring_mean": ring, "prefix_mass": a["prefix_mass"].mean(0)}, "ring_trend", key="attn_trend")
+        show_figure(
+            ring_trend(ring, a["prefix_mass"].mean(0), pooled_last),
+            "per layer, the head-averaged mass by ring plus the mass on the prefix: watch local (r ≤ 1) "
+            "attention give way to global attention, or not, with depth.",
+            {"ring_mean": ring, "prefix_mass": a["prefix_mass"].mean(0)},
+            "ring_trend",
+            key="attn_trend",
+        )
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Entropy")
-        show_figure(head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
-                    f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this input's "
-                    "tokens). Click a head to select it.",
-                    table[["layer", "head", "entropy_mean", "entropy_std"]], "entropy", key="attn_entropy",
-                    on_select=on_head_click("attn_entropy"), selection_mode="points")
+        show_figure(
+            head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
+            f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this input's "
+            "tokens). Click a head to select it.",
+            table[["layer", "head", "entropy_mean", "entropy_std"]],
+            "entropy",
+            key="attn_entropy",
+            on_select=on_head_click("attn_entropy"),
+            selection_mode="points",
+        )
     with c2:
         st.subheader("CLS mass" if P else "First-token mass")
-        show_figure(head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
-                    "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their attention "
-                    "there. Click a head to select it.",
-                    table[["layer", "head", "cls_mass_mean", "cls_mass_std"]], "cls_mass", key="attn_cls",
-                    on_select=on_head_click("attn_cls"), selection_mode="points")
+        show_figure(
+            head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
+            "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their attention "
+            "there. Click a head to select it.",
+            table[["layer", "head", "cls_mass_mean", "cls_mass_std"]],
+            "cls_mass",
+            key="attn_cls",
+            on_select=on_head_click("attn_cls"),
+            selection_mode="points",
+        )
     sinks(a)
 
 
@@ -227,20 +336,38 @@ def sinks(a: dict[str, np.ndarray]) -> None:
     last = (a["n_tokens"] - 1)[:, None, None]
     flagged = np.argwhere(mass.mean(0) > SINK_THRESHOLD)
     if not len(flagged):
-        st.caption(f"No head puts more than {SINK_THRESHOLD:.0%} of its attention on one token on average: no sink "
-                   "candidates.")
+        st.caption(
+            f"No head puts more than {SINK_THRESHOLD:.0%} of its attention on one token on average: no sink candidates."
+        )
         return
     rows = []
     for l, h in flagged:
-        rows.append({"layer": l, "head": h, "mean sink mass": mass[:, l, h].mean(),
-                     "sink is token 0" + (" (CLS)" if P else ""): (token[:, l, h] == 0).mean(),
-                     ("sink is the last token ([SEP])" if not image else "sink is a patch"):
-                         (token[:, l, h] == last[:, 0, 0]).mean() if not image else (token[:, l, h] >= P).mean()})
+        rows.append(
+            {
+                "layer": l,
+                "head": h,
+                "mean sink mass": mass[:, l, h].mean(),
+                "sink is token 0" + (" (CLS)" if P else ""): (token[:, l, h] == 0).mean(),
+                ("sink is the last token ([SEP])" if not image else "sink is a patch"): (
+                    token[:, l, h] == last[:, 0, 0]
+                ).mean()
+                if not image
+                else (token[:, l, h] >= P).mean(),
+            }
+        )
     df = pd.DataFrame(rows)
-    st.markdown(f"**Sink candidates** (more than {SINK_THRESHOLD:.0%} of the attention on one token, mean over the "
-                "sample): heads that may learn to do nothing (Bondarenko et al. 2023).")
-    st.dataframe(df, hide_index=True, width="stretch", column_config={
-        c: st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1) for c in df.columns[2:]})
+    st.markdown(
+        f"**Sink candidates** (more than {SINK_THRESHOLD:.0%} of the attention on one token, mean over the "
+        "sample): heads that may learn to do nothing (Bondarenko et al. 2023)."
+    )
+    st.dataframe(
+        df,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1) for c in df.columns[2:]
+        },
+    )
     download_button(df, "sink_candidates", key="dl_attn_sinks")
 
 
@@ -257,13 +384,20 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
     n_rows = int(np.prod(vectors.shape[:3]))
     c = st.columns(4)
     k = c[0].slider("Clusters", 2, 12, 6, key="attn_k")
-    embedding = c[1].radio("Embedding", list(EMBEDDINGS), format_func=EMBEDDINGS.get, key="attn_embedding",
-                           help="PCA is quick; the autoencoder (the VA paper's method) trains for a few seconds.")
+    embedding = c[1].radio(
+        "Embedding",
+        list(EMBEDDINGS),
+        format_func=EMBEDDINGS.get,
+        key="attn_embedding",
+        help="PCA is quick; the autoencoder (the VA paper's method) trains for a few seconds.",
+    )
     clustering = c[2].radio("Clustering", list(CLUSTERINGS), format_func=CLUSTERINGS.get, key="attn_clustering")
     projection = c[3].radio("2-D map", list(PROJECTIONS), format_func=PROJECTIONS.get, key="attn_projection")
     if clustering == "agglomerative" and n_rows > AGGLOMERATIVE_MAX:
-        st.warning(f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
-                   f"sample size to at most {AGGLOMERATIVE_MAX // (L * H)} inputs to use it.")
+        st.warning(
+            f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
+            f"sample size to at most {AGGLOMERATIVE_MAX // (L * H)} inputs to use it."
+        )
         clustering = "kmeans"
     s = cache.attention_patterns(ctx.model_key, ds.key, n, k, embedding, clustering, projection, vectors)
     k = len(s.prototypes)
@@ -275,53 +409,95 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
     left, right = st.columns([1, 1])
     with left:
         st.subheader("Pattern map")
-        table = pd.DataFrame({"x": s.coords[:, 0], "y": s.coords[:, 1], "cluster": s.labels, "input": s.input,
-                              "layer": s.layer, "head": s.head})
-        show_figure(pattern_map(s.coords, s.labels, s.layer, s.head, s.input, cluster,
-                                "PC" if projection == "pca" else "UMAP"),
-                    f"each point is one head's pattern on one input ({n_rows} = {n} inputs × {L * H} heads), placed "
-                    "by similarity and coloured by cluster. Click a point to open its cluster.",
-                    table, "pattern_map", key="attn_map", selection_mode="points",
-                    on_select=on_click("attn_map", lambda data: st.session_state.update({sel_key: int(data[0])})))
+        table = pd.DataFrame(
+            {
+                "x": s.coords[:, 0],
+                "y": s.coords[:, 1],
+                "cluster": s.labels,
+                "input": s.input,
+                "layer": s.layer,
+                "head": s.head,
+            }
+        )
+        show_figure(
+            pattern_map(s.coords, s.labels, s.layer, s.head, s.input, cluster, "PC" if projection == "pca" else "UMAP"),
+            f"each point is one head's pattern on one input ({n_rows} = {n} inputs × {L * H} heads), placed "
+            "by similarity and coloured by cluster. Click a point to open its cluster.",
+            table,
+            "pattern_map",
+            key="attn_map",
+            selection_mode="points",
+            on_select=on_click("attn_map", lambda data: st.session_state.update({sel_key: int(data[0])})),
+        )
     with right:
         st.subheader("The selected cluster")
-        st.selectbox("Cluster", range(k), key=synced("attn_cluster_pick", cluster),
-                     format_func=lambda c: f"cluster {c} ({counts[c]} patterns)",
-                     on_change=lambda: st.session_state.update({sel_key: st.session_state["attn_cluster_pick"]}))
+        st.selectbox(
+            "Cluster",
+            range(k),
+            key=synced("attn_cluster_pick", cluster),
+            format_func=lambda c: f"cluster {c} ({counts[c]} patterns)",
+            on_change=lambda: st.session_state.update({sel_key: st.session_state["attn_cluster_pick"]}),
+        )
         cluster_members(s, cluster, ds.sample(n))
     st.subheader("Cluster prototypes")
-    what = ("top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "
-            "itself (centre = itself)") if image else "mass at each offset from the query token (0 = itself)"
-    show_figure(prototype_grid(parts, counts, image), f"the mean pattern of each cluster (number of patterns in "
-                f"brackets); {what}.", {"prototypes": s.prototypes, "counts": counts, **parts}, "pattern_prototypes",
-                key="attn_protos")
+    what = (
+        (
+            "top row: the CLS token's attention on the patch grid; bottom row: where a patch looks relative to "
+            "itself (centre = itself)"
+        )
+        if image
+        else "mass at each offset from the query token (0 = itself)"
+    )
+    show_figure(
+        prototype_grid(parts, counts, image),
+        f"the mean pattern of each cluster (number of patterns in brackets); {what}.",
+        {"prototypes": s.prototypes, "counts": counts, **parts},
+        "pattern_prototypes",
+        key="attn_protos",
+    )
 
 
 def cluster_members(s, cluster: int, sample) -> None:
     """The heads (share of inputs) and the inputs behind one cluster; sample: the analysed data.Dataset sample."""
     layer, head = current_head()
-    show_figure(head_grid(s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1,
-                          height=60 + 26 * L if H > 6 else None),
-                f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% always "
-                "behave this way. Click a head to open it in 'Heads of this input'.",
-                {"share": s.share}, "cluster_heads", key="attn_cluster_heads",
-                on_select=on_head_click("attn_cluster_heads"), selection_mode="points")
+    show_figure(
+        head_grid(
+            s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1, height=60 + 26 * L if H > 6 else None
+        ),
+        f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% always "
+        "behave this way. Click a head to open it in 'Heads of this input'.",
+        {"share": s.share},
+        "cluster_heads",
+        key="attn_cluster_heads",
+        on_select=on_head_click("attn_cluster_heads"),
+        selection_mode="points",
+    )
     idx, counts = s.inputs_of(cluster)
     med = s.medoids[cluster]
-    st.markdown(f"**Inputs in cluster {cluster}** ({len(idx)} of {int(s.input.max()) + 1} have at least one head "
-                f"in it); its most typical member is input #{s.input[med]} at layer {s.layer[med]}, head "
-                f"{s.head[med]}.")
+    st.markdown(
+        f"**Inputs in cluster {cluster}** ({len(idx)} of {int(s.input.max()) + 1} have at least one head "
+        f"in it); its most typical member is input #{s.input[med]} at layer {s.layer[med]}, head "
+        f"{s.head[med]}."
+    )
     shown = idx[:12]
     if image:
-        st.image([np.asarray(sample.inputs[i].convert("RGB")) for i in shown], width=56,
-                 caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])])
+        st.image(
+            [np.asarray(sample.inputs[i].convert("RGB")) for i in shown],
+            width=56,
+            caption=[f"#{i}: {c} heads" for i, c in zip(shown, counts[:12])],
+        )
     else:
-        st.dataframe(pd.DataFrame({"input": shown, "heads in cluster": counts[:12],
-                                   "text": [sample.inputs[i] for i in shown]}),
-                     hide_index=True, width="stretch", height=250)
-    download_button(pd.DataFrame({"input": idx, "name": np.asarray(sample.names)[idx], "heads_in_cluster": counts}),
-                    f"cluster_{cluster}_inputs",
-                    key="dl_attn_cluster_inputs")
+        st.dataframe(
+            pd.DataFrame({"input": shown, "heads in cluster": counts[:12], "text": [sample.inputs[i] for i in shown]}),
+            hide_index=True,
+            width="stretch",
+            height=250,
+        )
+    download_button(
+        pd.DataFrame({"input": idx, "name": np.asarray(sample.names)[idx], "heads_in_cluster": counts}),
+        f"cluster_{cluster}_inputs",
+        key="dl_attn_cluster_inputs",
+    )
 
 
 # lazy tabs: only the open tab runs and is sent to the browser (the dataset sample is computed only when a
@@ -335,17 +511,24 @@ if tab_heads.open:
         heads_panel()
 if tab_distance.open or tab_patterns.open:
     with tab_distance if tab_distance.open else tab_patterns:
-        n = sample_size_picker(len(ds), 128 if image else 256, key="attn_n",
-                               label=f"Inputs from {ds.name} for distance, strength and patterns")
+        n = sample_size_picker(
+            len(ds),
+            128 if image else 256,
+            key="attn_n",
+            label=f"Inputs from {ds.name} for distance, strength and patterns",
+        )
         st.caption(ctx.sample_note(n))
         arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
 if tab_distance.open:
     with tab_distance:
         stored = find_run(ctx, "attention")
-        if stored is not None and st.toggle(f"Distance and strength from the {run_label(stored)}", value=True,
-                                            key="attn_use_stored",
-                                            help="A precomputed attention run of this model on this dataset; the "
-                                                 "patterns tab still uses the sample above."):
+        if stored is not None and st.toggle(
+            f"Distance and strength from the {run_label(stored)}",
+            value=True,
+            key="attn_use_stored",
+            help="A precomputed attention run of this model on this dataset; the "
+            "patterns tab still uses the sample above.",
+        ):
             whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
             distance_panel(len(whole["row"]), whole)
         else:

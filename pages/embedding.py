@@ -1,20 +1,39 @@
 """Class-embedding view: tokens read through the model's own classifier after every block, identifiability of
 the true class per block, per-input token class maps, 2-D maps of the embeddings per layer and separability."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.embedding import (CHANCE, METHODS, WHERE, class_projection, summary_names, summary_projection,
-                                token_class_map, top_classes)
+from analysis.embedding import (
+    CHANCE,
+    METHODS,
+    WHERE,
+    class_projection,
+    summary_names,
+    summary_projection,
+    token_class_map,
+    top_classes,
+)
 from models import ModelLoadError, Trace
 from ui import cache, state
+from ui.embedding_figures import (
+    block_class_probs,
+    class_map_overlay,
+    embedding_scatter,
+    identifiability_boxes,
+    selected_rows,
+    separability_curves,
+    token_class_strip,
+)
 from ui.stored import background_panel, find_run, run_label
-from ui.embedding_figures import (block_class_probs, class_map_overlay, embedding_scatter, identifiability_boxes,
-                                  selected_rows, separability_curves, token_class_strip)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
 
-WHERE_NAMES = {"resid": "residual stream after the block", "attn_out": "attention sublayer output",
-               "mlp_out": "MLP sublayer output"}
+WHERE_NAMES = {
+    "resid": "residual stream after the block",
+    "attn_out": "attention sublayer output",
+    "mlp_out": "MLP sublayer output",
+}
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 
 ctx = page_context()
@@ -27,15 +46,26 @@ m = ctx.model
 spec = m.spec
 L = spec.n_layers
 summary_name, tokens_name = summary_names(m)
-st.caption(f"Every token is read through the model's own final norm and classifier"
-           f"{' (here: the label-prompt head)' if spec.head == 'prompts' else ''} after each block (the logit lens): "
-           f"the sooner the true class ranks first, the earlier the network has decided. Identifiability "
-           f"1 − rank/|C| is 1 when the true class ranks first and 0.5 by chance; the maps below show how the "
-           f"{summary_name} embeddings of a dataset sample sort themselves by class, layer by layer.")
+st.caption(
+    f"Every token is read through the model's own final norm and classifier"
+    f"{' (here: the label-prompt head)' if spec.head == 'prompts' else ''} after each block (the logit lens): "
+    f"the sooner the true class ranks first, the earlier the network has decided. Identifiability "
+    f"1 − rank/|C| is 1 when the true class ranks first and 0.5 by chance; the maps below show how the "
+    f"{summary_name} embeddings of a dataset sample sort themselves by class, layer by layer."
+)
 
-where = st.segmented_control("Read the classifier on", WHERE, default="resid", key="emb_where",
-                             format_func=WHERE_NAMES.get, help="Vilas et al. read the residual stream and the "
-                             "attention / MLP sublayer outputs of every block through the classifier.") or "resid"
+where = (
+    st.segmented_control(
+        "Read the classifier on",
+        WHERE,
+        default="resid",
+        key="emb_where",
+        format_func=WHERE_NAMES.get,
+        help="Vilas et al. read the residual stream and the "
+        "attention / MLP sublayer outputs of every block through the classifier.",
+    )
+    or "resid"
+)
 
 
 def _tags(true: bool, predicted: bool) -> str:
@@ -49,13 +79,18 @@ def current_input() -> None:
     st.subheader("The current input, block by block")
     arrays = ctx.trace()
     trace = Trace.from_arrays(arrays)
-    scores = class_projection(m, trace, where)[:, 0]           # [L, T, C]
-    summary = summary_projection(m, trace, where)[:, 0]        # [L, C]
+    scores = class_projection(m, trace, where)[:, 0]  # [L, T, C]
+    summary = summary_projection(m, trace, where)[:, 0]  # [L, C]
     predicted = int(arrays.logits[0].argmax())
     default = ctx.label if ctx.label is not None else predicted
     c1, c2 = st.columns([1, 1])
-    cls = c1.selectbox("Class to track", range(spec.n_classes), index=default, key=f"emb_class_{ctx.input_key}",
-                       format_func=lambda c: spec.class_names[c] + _tags(c == ctx.label, c == predicted))
+    cls = c1.selectbox(
+        "Class to track",
+        range(spec.n_classes),
+        index=default,
+        key=f"emb_class_{ctx.input_key}",
+        format_func=lambda c: spec.class_names[c] + _tags(c == ctx.label, c == predicted),
+    )
     first = token_class_map(scores, spec.grid, cls, spec.n_prefix)
     numbers = {"token_scores": scores.cpu().numpy(), "summary_scores": summary.cpu().numpy(), "ranks_first": first}
     left, right = st.columns([1, 1])
@@ -63,24 +98,36 @@ def current_input() -> None:
         block = c2.slider("Block", 1, L, L, key="emb_block", help="The token class map after this block.")
         with left:
             n_first = int(first[block - 1].sum())
-            show_figure(class_map_overlay(ctx.batch.images[0], first[block - 1]),
-                        f"red patches already rank '{spec.class_names[cls]}' first after block {block} "
-                        f"({n_first} of {first[block - 1].size}); move the slider to watch the class spread.",
-                        numbers, "token_class_map", key="emb_token_map")
+            show_figure(
+                class_map_overlay(ctx.batch.images[0], first[block - 1]),
+                f"red patches already rank '{spec.class_names[cls]}' first after block {block} "
+                f"({n_first} of {first[block - 1].size}); move the slider to watch the class spread.",
+                numbers,
+                "token_class_map",
+                key="emb_token_map",
+            )
     else:
         block = None
-        tops = np.asarray(spec.class_names, dtype=object)[scores[:, spec.n_prefix:].argmax(-1).cpu().numpy()]
+        tops = np.asarray(spec.class_names, dtype=object)[scores[:, spec.n_prefix :].argmax(-1).cpu().numpy()]
         with left:
-            show_figure(token_class_strip(first, ctx.batch.tokens[0][spec.n_prefix:], tops),
-                        f"red cells: the word token already ranks '{spec.class_names[cls]}' first after that block; "
-                        "hover for each token's top class.", numbers, "token_class_map", key="emb_token_map")
+            show_figure(
+                token_class_strip(first, ctx.batch.tokens[0][spec.n_prefix :], tops),
+                f"red cells: the word token already ranks '{spec.class_names[cls]}' first after that block; "
+                "hover for each token's top class.",
+                numbers,
+                "token_class_map",
+                key="emb_token_map",
+            )
     probs = summary.float().softmax(-1).cpu().numpy()
     with right:
-        show_figure(block_class_probs(probs, spec.class_names, block, ctx.label),
-                    f"class probabilities of the {summary_name} token read after each block (★ = true class); "
-                    "the last block is the model's prediction.",
-                    top_classes(summary, spec.class_names, k=min(3, spec.n_classes)), "top_classes_per_block",
-                    key="emb_top_classes")
+        show_figure(
+            block_class_probs(probs, spec.class_names, block, ctx.label),
+            f"class probabilities of the {summary_name} token read after each block (★ = true class); "
+            "the last block is the model's prediction.",
+            top_classes(summary, spec.class_names, k=min(3, spec.n_classes)),
+            "top_classes_per_block",
+            key="emb_top_classes",
+        )
 
 
 current_input()
@@ -89,30 +136,42 @@ current_input()
 ds = ctx.dataset
 n_usable = int((ctx.match.to_model(ds.labels) >= 0).sum())
 if not ds.labelled:
-    st.info(f"Identifiability, embedding maps and separability need each input's true class, and {ds.name} has no "
-            "labels. Open a folder with one sub-folder per class, or a table with a label column, in the sidebar.")
+    st.info(
+        f"Identifiability, embedding maps and separability need each input's true class, and {ds.name} has no "
+        "labels. Open a folder with one sub-folder per class, or a table with a label column, in the sidebar."
+    )
     st.stop()
 if n_usable < 3:
-    st.warning(f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
-               f"do not include the classes of {ds.name} ({', '.join(ds.class_names[:10])}"
-               f"{' …' if len(ds.class_names) > 10 else ''}), so the true class of its inputs is unknown. Pick a "
-               "dataset of the model's classes (or, for a prompt head, restore its label set) in the sidebar.")
+    st.warning(
+        f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
+        f"do not include the classes of {ds.name} ({', '.join(ds.class_names[:10])}"
+        f"{' …' if len(ds.class_names) > 10 else ''}), so the true class of its inputs is unknown. Pick a "
+        "dataset of the model's classes (or, for a prompt head, restore its label set) in the sidebar."
+    )
     st.stop()
 
 st.divider()
 c1, c2 = st.columns([1, 2])
 with c1:
-    n = sample_size_picker(n_usable, min(n_usable, 1000), key="emb_n",
-                           label=f"Labelled inputs from {ds.name} ({ds.split})")
+    n = sample_size_picker(
+        n_usable, min(n_usable, 1000), key="emb_n", label=f"Labelled inputs from {ds.name} ({ds.split})"
+    )
 with c2:
-    baseline_on = st.toggle("Random-init baseline", key="emb_baseline",
-                            help="The same architecture with freshly initialised weights (seeded): what a network "
-                                 "that learned nothing scores. Its prompt head, if any, uses the random encoder too.")
+    baseline_on = st.toggle(
+        "Random-init baseline",
+        key="emb_baseline",
+        help="The same architecture with freshly initialised weights (seeded): what a network "
+        "that learned nothing scores. Its prompt head, if any, uses the random encoder too.",
+    )
 
 stored = find_run(ctx, "embedding") if where == "resid" else None
-if stored is not None and st.toggle(f"Use the {run_label(stored)}", value=True, key="emb_use_stored",
-                                    help="A precomputed embedding run (residual stream) of this model on this "
-                                         "dataset: every labelled input. Switch off to use the sample size above."):
+if stored is not None and st.toggle(
+    f"Use the {run_label(stored)}",
+    value=True,
+    key="emb_use_stored",
+    help="A precomputed embedding run (residual stream) of this model on this "
+    "dataset: every labelled input. Switch off to use the sample size above.",
+):
     sample, rows = cache.stored_embedding(str(stored.root), stored.manifest.updated, summary_names(m))
     n, sample_key = len(rows), f"{ds.key}|stored"
 else:
@@ -120,8 +179,10 @@ else:
         background_panel(ctx, "embedding", "the class embeddings")
     sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
     sample_key = ds.key
-st.caption(f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
-           f"({ctx.match.summary()}).")
+st.caption(
+    f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
+    f"({ctx.match.summary()})."
+)
 baseline = None
 if baseline_on:
     try:
@@ -135,22 +196,35 @@ st.subheader("Identifiability per block")
 rates = sample.ident.rates()
 if baseline is not None:
     rates = pd.concat([rates, baseline.ident.rates().assign(group=lambda d: d.group + " (random init)")])
-numbers = {"r_" + summary_name: sample.ident.summary, "r_tokens": sample.ident.tokens, "labels": sample.labels,
-           "dataset_rows": rows}
+numbers = {
+    "r_" + summary_name: sample.ident.summary,
+    "r_tokens": sample.ident.tokens,
+    "labels": sample.labels,
+    "dataset_rows": rows,
+}
 if baseline is not None:
-    numbers.update({"random_init_r_" + summary_name: baseline.ident.summary,
-                    "random_init_r_tokens": baseline.ident.tokens})
-show_figure(identifiability_boxes(sample.ident.groups(), baseline.ident.groups() if baseline is not None else None),
-            f"per block, the spread over {len(rows)} inputs of 1 − rank/|C| of the true class, for the "
-            f"{summary_name} token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
-            numbers, "identifiability", key="emb_ident")
+    numbers.update(
+        {"random_init_r_" + summary_name: baseline.ident.summary, "random_init_r_tokens": baseline.ident.tokens}
+    )
+show_figure(
+    identifiability_boxes(sample.ident.groups(), baseline.ident.groups() if baseline is not None else None),
+    f"per block, the spread over {len(rows)} inputs of 1 − rank/|C| of the true class, for the "
+    f"{summary_name} token and for the {tokens_name}; 1 = ranks first, dashed line = chance ({CHANCE}).",
+    numbers,
+    "identifiability",
+    key="emb_ident",
+)
 last = rates[rates.block == L].set_index("group")
 st.markdown("**Identifiable after the last block** (share whose true class ranks first)")
 for col, (group, row) in zip(st.columns(len(last)), last.iterrows()):
     col.metric(group, f"{row['rate']:.0%}", help=f"Mean identifiability {row['mean r']:.2f} over {row['n']} tokens.")
 with st.expander("Identifiability rate per block and group"):
-    st.dataframe(rates, hide_index=True, width="stretch",
-                 column_config={"rate": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+    st.dataframe(
+        rates,
+        hide_index=True,
+        width="stretch",
+        column_config={"rate": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
+    )
     download_button(rates, "identifiability_rates", key="dl_emb_rates")
 
 
@@ -159,42 +233,75 @@ with st.expander("Identifiability rate per block and group"):
 def embedding_map() -> None:
     st.subheader(f"Embedding map of the {summary_name} token")
     c1, c2 = st.columns([1, 2])
-    method = c1.radio("Projection", METHODS, format_func=METHOD_NAMES.get, horizontal=True, key="emb_method",
-                      help="PCA is fitted once on all layers together, so positions compare across layers. UMAP "
-                           "and t-SNE are fitted per layer: axes and distances do not compare across layers.")
+    method = c1.radio(
+        "Projection",
+        METHODS,
+        format_func=METHOD_NAMES.get,
+        horizontal=True,
+        key="emb_method",
+        help="PCA is fitted once on all layers together, so positions compare across layers. UMAP "
+        "and t-SNE are fitted per layer: axes and distances do not compare across layers.",
+    )
     layer = c2.slider("Layer (0 = embeddings)", 0, L, L, key="emb_layer")
     if method == "pca":
         mp = cache.embedding_map(ctx.model_key, sample_key, n, "pca", -1, 0, sample.embeddings)
         coords, axis = mp.coords[layer], "PC"
-        note = (f"one PCA for all layers (explains {mp.explained.sum():.0%} of the variance of all layers "
-                "together): positions compare across layers")
+        note = (
+            f"one PCA for all layers (explains {mp.explained.sum():.0%} of the variance of all layers "
+            "together): positions compare across layers"
+        )
     else:
         mp = cache.embedding_map(ctx.model_key, sample_key, n, method, layer, 0, sample.embeddings)
         coords, axis = mp.coords[0], METHOD_NAMES[method]
         note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
     hover = cache.sample_hover_texts(sample_key, n, rows, ds)
-    fig = embedding_scatter(coords, sample.labels, spec.class_names, hover, predicted, axis=axis,
-                            title=f"layer {layer}" + (" (embeddings)" if layer == 0 else f" (after block {layer})"))
-    table = pd.DataFrame({"row": np.arange(len(rows)), "dataset_index": rows,
-                          "name": [ds.names[i] for i in rows], "x": coords[:, 0], "y": coords[:, 1],
-                          "label": [spec.class_names[c] for c in sample.labels],
-                          "predicted": [spec.class_names[c] for c in predicted]})
-    event = show_figure(fig, f"each point is one input's {summary_name} embedding at this layer, coloured by its "
-                             f"label; {note}. Drag a box (or pick the lasso in the mode bar) to list inputs.",
-                        table, f"embedding_map_{method}_layer{layer}", key="emb_map", on_select="rerun",
-                        selection_mode=("box", "lasso", "points"))
+    fig = embedding_scatter(
+        coords,
+        sample.labels,
+        spec.class_names,
+        hover,
+        predicted,
+        axis=axis,
+        title=f"layer {layer}" + (" (embeddings)" if layer == 0 else f" (after block {layer})"),
+    )
+    table = pd.DataFrame(
+        {
+            "row": np.arange(len(rows)),
+            "dataset_index": rows,
+            "name": [ds.names[i] for i in rows],
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "label": [spec.class_names[c] for c in sample.labels],
+            "predicted": [spec.class_names[c] for c in predicted],
+        }
+    )
+    event = show_figure(
+        fig,
+        f"each point is one input's {summary_name} embedding at this layer, coloured by its "
+        f"label; {note}. Drag a box (or pick the lasso in the mode bar) to list inputs.",
+        table,
+        f"embedding_map_{method}_layer{layer}",
+        key="emb_map",
+        on_select="rerun",
+        selection_mode=("box", "lasso", "points"),
+    )
     chosen = selected_rows(event)
     if not chosen:
         st.caption("No inputs selected.")
         return
     picked = table.iloc[chosen]
-    st.markdown(f"**{len(chosen)} selected inputs** · labels: " + ", ".join(
-        f"{k} ({v})" for k, v in picked.label.value_counts().items()))
+    st.markdown(
+        f"**{len(chosen)} selected inputs** · labels: "
+        + ", ".join(f"{k} ({v})" for k, v in picked.label.value_counts().items())
+    )
     if spec.modality == "image":
         shown = chosen[:60]
-        st.image([np.asarray(ds.inputs[rows[i]].convert("RGB")) for i in shown], width=56,
-                 caption=[f"#{rows[i]} {table.label[i]}→{table.predicted[i]}" for i in shown])
+        st.image(
+            [np.asarray(ds.inputs[rows[i]].convert("RGB")) for i in shown],
+            width=56,
+            caption=[f"#{rows[i]} {table.label[i]}→{table.predicted[i]}" for i in shown],
+        )
         if len(chosen) > len(shown):
             st.caption(f"First {len(shown)} shown; the download lists all {len(chosen)}.")
     else:
@@ -209,13 +316,23 @@ embedding_map()
 st.subheader("Separability per layer")
 try:
     sep = cache.embedding_separability(ctx.model_key, sample_key, n, sample.embeddings, sample.labels)
-    sep_base = None if baseline is None else cache.embedding_separability(
-        ctx.model_key + "|random-init", sample_key, n, baseline.embeddings, baseline.labels)
+    sep_base = (
+        None
+        if baseline is None
+        else cache.embedding_separability(
+            ctx.model_key + "|random-init", sample_key, n, baseline.embeddings, baseline.labels
+        )
+    )
 except ValueError as e:
     st.warning(f"Separability needs a larger sample: {e}")
 else:
     table = sep if sep_base is None else pd.concat([sep.assign(model="trained"), sep_base.assign(model="random init")])
-    show_figure(separability_curves(sep, sep_base, spec.n_classes),
-                f"how well the {summary_name} embeddings separate the classes at each layer: silhouette (cosine), "
-                "leave-one-out kNN accuracy (cosine, k = 20) and a linear probe scored on a held-out 30%; "
-                "dashed = random-init model.", table, "separability", key="emb_sep")
+    show_figure(
+        separability_curves(sep, sep_base, spec.n_classes),
+        f"how well the {summary_name} embeddings separate the classes at each layer: silhouette (cosine), "
+        "leave-one-out kNN accuracy (cosine, k = 20) and a linear probe scored on a held-out 30%; "
+        "dashed = random-init model.",
+        table,
+        "separability",
+        key="emb_sep",
+    )

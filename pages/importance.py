@@ -1,16 +1,32 @@
 """Head importance view: ablation and gradient scores of every head side by side, partial pruning of the
 selected head, cumulative pruning curves (which score is right), agreement between scores, per class."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from analysis.importance import GRADIENT, ablation_cost, agreement, per_class_frame, scores_frame, summarise
 from ui import cache, state
+from ui.importance_figures import (
+    agreement_figure,
+    metric_label,
+    partial_pruning_figure,
+    per_class_figure,
+    pruning_curves_figure,
+    score_grid,
+    score_meaning,
+    signed_note,
+)
 from ui.stored import background_panel, find_run, input_table, run_label
-from ui.importance_figures import (agreement_figure, metric_label, partial_pruning_figure, per_class_figure,
-                                   pruning_curves_figure, score_grid, score_meaning, signed_note)
-from ui.widgets import (download_button, head_picker, no_model_message, on_head_click, page_context,
-                        sample_size_picker, show_figure)
+from ui.widgets import (
+    download_button,
+    head_picker,
+    no_model_message,
+    on_head_click,
+    page_context,
+    sample_size_picker,
+    show_figure,
+)
 
 TOP_INPUTS = 20
 ctx = page_context()
@@ -19,10 +35,12 @@ if ctx is None:
     no_model_message()
     st.stop()
 
-st.caption("Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
-           "dataset chosen in the sidebar, and scored by how much the accuracy, loss or target probability suffer, next to the "
-           "gradient score of Michel et al. (2019). Red cells are heads the model relies on; click one to see what "
-           "happens as its gate is turned down, and check with the pruning curves which score ranks heads best.")
+st.caption(
+    "Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
+    "dataset chosen in the sidebar, and scored by how much the accuracy, loss or target probability suffer, next to "
+    "the gradient score of Michel et al. (2019). Red cells are heads the model relies on; click one to see what "
+    "happens as its gate is turned down, and check with the pruning curves which score ranks heads best."
+)
 
 model, spec = ctx.model, ctx.model.spec
 ds = ctx.dataset
@@ -39,18 +57,28 @@ def _request(what: tuple[str, int]) -> None:
 
 
 with c2:
-    st.caption(f"Removing each of the {L * H} heads in turn costs about {ablation_cost(model):.0f} forward passes "
-                f"over the {n} inputs instead of {L * H + 1} (what lies before a removed head's output is reused"
-                f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
-                "about 3 more, and the pruning curves about 10 per score.")
-    st.button("Compute head importance", type="primary", key="imp_compute", on_click=_request,
-              args=((ctx.model_key, ds.key, n),))
+    st.caption(
+        f"Removing each of the {L * H} heads in turn costs about {ablation_cost(model):.0f} forward passes "
+        f"over the {n} inputs instead of {L * H + 1} (what lies before a removed head's output is reused"
+        f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
+        "about 3 more, and the pruning curves about 10 per score."
+    )
+    st.button(
+        "Compute head importance",
+        type="primary",
+        key="imp_compute",
+        on_click=_request,
+        args=((ctx.model_key, ds.key, n),),
+    )
 st.caption(ctx.sample_note(n))
 stored = find_run(ctx, "importance")
 use_stored = stored is not None and st.toggle(
-    f"Show the {run_label(stored)}", value=True, key="imp_use_stored",
+    f"Show the {run_label(stored)}",
+    value=True,
+    key="imp_use_stored",
     help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
-         "every input's scores, ready to sort. Switch off to compute on the sample above instead.")
+    "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
+)
 if use_stored:
     res = cache.stored_importance(str(stored.root), stored.manifest.updated)
 else:
@@ -66,16 +94,32 @@ scores = summarise(res["scores"])
 choices = metrics + list(GRADIENT)
 c1, c2 = st.columns([3, 1])
 with c1:
-    shown = st.multiselect("Scores side by side", choices, default=metrics[:2] + ["gradient_norm"],
-                           format_func=metric_label, key="imp_shown")
+    shown = st.multiselect(
+        "Scores side by side",
+        choices,
+        default=metrics[:2] + ["gradient_norm"],
+        format_func=metric_label,
+        key="imp_shown",
+    )
 with c2:
-    quality = st.selectbox("Quality measured by", metrics, format_func=metric_label, key="imp_quality",
-                           help="The metric the partial-pruning and cumulative-pruning curves plot.")
+    quality = st.selectbox(
+        "Quality measured by",
+        metrics,
+        format_func=metric_label,
+        key="imp_quality",
+        help="The metric the partial-pruning and cumulative-pruning curves plot.",
+    )
 if labels is None:
     why = f"{ds.name} has no labels" if not ds.labelled else f"none of {ds.name}'s classes match {spec.name}'s"
-    st.info(f"{why}, so each input's target is the model's own "
-            "(ungated) prediction" + (", and the change of the pooled sentence embedding (cosine distance) is "
-                                      "the main score." if spec.modality == "text" else "."))
+    st.info(
+        f"{why}, so each input's target is the model's own "
+        "(ungated) prediction"
+        + (
+            ", and the change of the pooled sentence embedding (cosine distance) is the main score."
+            if spec.modality == "text"
+            else "."
+        )
+    )
 
 
 @st.fragment
@@ -87,16 +131,24 @@ def head_panel():
     selected = state.selected_head()
     selected = (min(selected[0], L - 1), min(selected[1], H - 1))
     per_row = 2 if H > 8 else 3
-    st.caption(f"One square per head (rows = layers, columns = heads); click a head to select it. "
-               f"**Colours:** {signed_note(shown)}.")
+    st.caption(
+        f"One square per head (rows = layers, columns = heads); click a head to select it. "
+        f"**Colours:** {signed_note(shown)}."
+    )
     for start in range(0, len(shown), per_row):
         cols = st.columns(per_row)
-        for col, metric in zip(cols, shown[start:start + per_row]):
+        for col, metric in zip(cols, shown[start : start + per_row]):
             with col:
                 key = f"imp_grid_{metric}"
-                show_figure(score_grid(scores[metric], metric, selected, width=1300 // per_row),
-                            f"{score_meaning(metric)}.", scores_frame({metric: scores[metric]}),
-                            f"importance_{metric}", key=key, on_select=on_head_click(key), selection_mode="points")
+                show_figure(
+                    score_grid(scores[metric], metric, selected, width=1300 // per_row),
+                    f"{score_meaning(metric)}.",
+                    scores_frame({metric: scores[metric]}),
+                    f"importance_{metric}",
+                    key=key,
+                    on_select=on_head_click(key),
+                    selection_mode="points",
+                )
 
     st.subheader("Partial pruning of the selected head")
     left, right = st.columns([1, 3])
@@ -105,10 +157,14 @@ def head_panel():
         st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
     with right:
         partial = cache.importance_partial(ctx.model_key, ds.key, n, layer, head, tuple(metrics), model, ds)
-        show_figure(partial_pruning_figure(partial, quality, layer, head),
-                    f"the {metric_label(quality)} of the whole sample as the gate of layer {layer} head {head} goes "
-                    "from 1 (intact, left) to 0 (removed, right); a flat line means the head is not needed.",
-                    partial, f"partial_pruning_L{layer}H{head}", key="imp_partial")
+        show_figure(
+            partial_pruning_figure(partial, quality, layer, head),
+            f"the {metric_label(quality)} of the whole sample as the gate of layer {layer} head {head} goes "
+            "from 1 (intact, left) to 0 (removed, right); a flat line means the head is not needed.",
+            partial,
+            f"partial_pruning_L{layer}H{head}",
+            key="imp_partial",
+        )
 
 
 head_panel()
@@ -123,11 +179,18 @@ def top_inputs() -> None:
     tie = res["scores"]["loss"][layer, head] if "loss" in res["scores"] else np.zeros_like(values)
     order = np.lexsort((-tie, -values))[:TOP_INPUTS]  # accuracy ties (0/1 per input) broken by the loss
     rows = np.asarray(res["rows"])[order]
-    table = pd.DataFrame({"dataset row": rows, "input": [ds.names[r] for r in rows],
-                          "label": [ds.class_names[ds.labels[r]] if ds.labels[r] >= 0 else "" for r in rows],
-                          metric_label(quality): values[order]})
-    st.caption(f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
-               f"head {head} is removed. Select a row to open that input in the sidebar.")
+    table = pd.DataFrame(
+        {
+            "dataset row": rows,
+            "input": [ds.names[r] for r in rows],
+            "label": [ds.class_names[ds.labels[r]] if ds.labels[r] >= 0 else "" for r in rows],
+            metric_label(quality): values[order],
+        }
+    )
+    st.caption(
+        f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
+        f"head {head} is removed. Select a row to open that input in the sidebar."
+    )
     input_table(table, ds, spec.modality, f"imp_top_{layer}_{head}_{quality}", f"inputs_by_L{layer}H{head}_{quality}")
 
 
@@ -138,42 +201,66 @@ st.subheader("Do the scores agree, and which one is right?")
 left, right = st.columns([2, 3])
 with left:
     corr = agreement(scores)
-    show_figure(agreement_figure(corr), "Spearman rank correlation between two scores over all heads: 1 = same "
-                "ranking, 0 = unrelated, -1 = reversed. Gradient and ablation scores often disagree.",
-                corr.reset_index(names="score"), "importance_agreement", key="imp_agreement")
+    show_figure(
+        agreement_figure(corr),
+        "Spearman rank correlation between two scores over all heads: 1 = same "
+        "ranking, 0 = unrelated, -1 = reversed. Gradient and ablation scores often disagree.",
+        corr.reset_index(names="score"),
+        "importance_agreement",
+        key="imp_agreement",
+    )
 with right:
     o1, o2 = st.columns(2)
-    iterative = o1.toggle("Iterative (re-score between steps)", key="imp_iterative",
-                          help="Re-estimate every remaining head's importance after each 10% is removed "
-                               "(Michel et al.'s iterative pruning). About ten times slower.")
+    iterative = o1.toggle(
+        "Iterative (re-score between steps)",
+        key="imp_iterative",
+        help="Re-estimate every remaining head's importance after each 10% is removed "
+        "(Michel et al.'s iterative pruning). About ten times slower.",
+    )
     seed = int(o2.number_input("Random-order seed", 0, 10_000, 0, key="imp_seed"))
-    curves = cache.importance_curves(ctx.model_key, ds.key, n, tuple(metrics), iterative, seed,
-                                     scores, model, ds)
-    show_figure(pruning_curves_figure(curves, quality),
-                f"heads are removed 10% at a time, least important first by each score; the {metric_label(quality)} "
-                "is measured after each step. The better score keeps quality longer (a higher line for accuracy); "
-                "the dashed line is a random order.", curves, "pruning_curves", key="imp_curves")
+    curves = cache.importance_curves(ctx.model_key, ds.key, n, tuple(metrics), iterative, seed, scores, model, ds)
+    show_figure(
+        pruning_curves_figure(curves, quality),
+        f"heads are removed 10% at a time, least important first by each score; the {metric_label(quality)} "
+        "is measured after each step. The better score keeps quality longer (a higher line for accuracy); "
+        "the dashed line is a random order.",
+        curves,
+        "pruning_curves",
+        key="imp_curves",
+    )
 
 st.subheader("Per class")
 if labels is None:
-    st.info(f"Per-class scores need inputs whose true class the model knows. {ds.name} has no labels: use a folder "
-            "with one sub-folder per class, or a table with a label column." if not ds.labelled else
-            f"Per-class scores need inputs whose true class the model knows; none of {ds.name}'s classes "
-            f"({', '.join(ds.class_names[:8])}{' …' if len(ds.class_names) > 8 else ''}) match {spec.name}'s. "
-            "The sidebar's label mapping shows the names on both sides.")
+    st.info(
+        f"Per-class scores need inputs whose true class the model knows. {ds.name} has no labels: use a folder "
+        "with one sub-folder per class, or a table with a label column."
+        if not ds.labelled
+        else f"Per-class scores need inputs whose true class the model knows; none of {ds.name}'s classes "
+        f"({', '.join(ds.class_names[:8])}{' …' if len(ds.class_names) > 8 else ''}) match {spec.name}'s. "
+        "The sidebar's label mapping shows the names on both sides."
+    )
 else:
     classes = per_class_frame(res["scores"], labels, spec.class_names)
     metric = st.selectbox("Score", choices, format_func=metric_label, key="imp_class_metric")
-    show_figure(per_class_figure(classes, metric, state.selected_head()),
-                "each row is the score computed on the inputs of one class only; a head that is red in one row "
-                "and white elsewhere serves that class. The selected head is outlined.",
-                classes[classes.metric == metric], f"importance_per_class_{metric}", key="imp_per_class")
+    show_figure(
+        per_class_figure(classes, metric, state.selected_head()),
+        "each row is the score computed on the inputs of one class only; a head that is red in one row "
+        "and white elsewhere serves that class. The selected head is outlined.",
+        classes[classes.metric == metric],
+        f"importance_per_class_{metric}",
+        key="imp_per_class",
+    )
 
 overall = scores_frame(scores)
 overall.insert(0, "n", n_scored)
 overall.insert(0, "class", "all")
-every = overall if labels is None else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)],
-                                                 ignore_index=True)
-st.caption(f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n_scored} inputs, "
-           f"{int(np.unique(labels[labels >= 0]).size) if labels is not None else 0} classes).")
+every = (
+    overall
+    if labels is None
+    else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)], ignore_index=True)
+)
+st.caption(
+    f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n_scored} inputs, "
+    f"{int(np.unique(labels[labels >= 0]).size) if labels is not None else 0} classes)."
+)
 download_button(every, "head_importance_scores", key="imp_download_all")

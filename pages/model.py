@@ -1,4 +1,5 @@
 """Model view: the spec, accuracy on the sidebar's dataset, the current input and its top-5 classes."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,7 +18,10 @@ if ctx is None:
     st.stop()
 
 spec = ctx.model.spec
-st.caption("What the model is, how well it does on the dataset chosen in the sidebar, and what it predicts for the current input.")
+st.caption(
+    "What the model is, how well it does on the dataset chosen in the sidebar, and what it predicts for the current "
+    "input."
+)
 
 
 def accuracy_panel() -> None:
@@ -38,8 +42,11 @@ def accuracy_panel() -> None:
                 background_panel(ctx, "predictions", "the model")
             n = sample_size_picker(len(ds), 256, key=f"model_n_{ds.key}", label="Inputs to evaluate")
             asked = (ctx.model_key, ds.key, n)
-            st.button("Evaluate", key="model_evaluate",
-                      on_click=lambda: st.session_state.setdefault("model_evaluated", set()).add(asked))
+            st.button(
+                "Evaluate",
+                key="model_evaluate",
+                on_click=lambda: st.session_state.setdefault("model_evaluated", set()).add(asked),
+            )
             if asked not in st.session_state.get("model_evaluated", set()):
                 st.info(f"Press **Evaluate** to run {spec.name} on {n} inputs of {ds.name}.")
                 return
@@ -50,23 +57,36 @@ def accuracy_panel() -> None:
         note = ctx.sample_note(n, "Evaluated")
     known = true >= 0
     if not known.any():
-        st.info(f"{ds.name} has no labels, so accuracy cannot be measured; the class-embedding and importance "
-                "views use the model's predictions as targets." if not ds.labelled else
-                f"None of {ds.name}'s classes match {spec.name}'s, so accuracy cannot be measured. The sidebar's "
-                "label mapping shows both sides.")
+        st.info(
+            f"{ds.name} has no labels, so accuracy cannot be measured; the class-embedding and importance "
+            "views use the model's predictions as targets."
+            if not ds.labelled
+            else f"None of {ds.name}'s classes match {spec.name}'s, so accuracy cannot be measured. The sidebar's "
+            "label mapping shows both sides."
+        )
         return
-    st.metric(f"{int(known.sum())} labelled inputs of {ds.name}", f"{float((pred[known] == true[known]).mean()):.1%}",
-              help=("Never used for training. " if (ds.source, ds.split) == (spec.dataset, "test") else "")
-              + "Text models with a prompt head: zero-shot.")
+    st.metric(
+        f"{int(known.sum())} labelled inputs of {ds.name}",
+        f"{float((pred[known] == true[known]).mean()):.1%}",
+        help=("Never used for training. " if (ds.source, ds.split) == (spec.dataset, "test") else "")
+        + "Text models with a prompt head: zero-shot.",
+    )
     st.caption(note)
     classes = np.unique(true[known])
-    per_class = pd.DataFrame({
-        "class": [spec.class_names[c] for c in classes],
-        "n": [int((true == c).sum()) for c in classes],
-        "accuracy": [float((pred[true == c] == c).mean()) for c in classes]})
-    st.dataframe(per_class, hide_index=True, width="stretch", height=min(400, 40 + 35 * len(per_class)),
-                 column_config={"accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                            max_value=1)})
+    per_class = pd.DataFrame(
+        {
+            "class": [spec.class_names[c] for c in classes],
+            "n": [int((true == c).sum()) for c in classes],
+            "accuracy": [float((pred[true == c] == c).mean()) for c in classes],
+        }
+    )
+    st.dataframe(
+        per_class,
+        hide_index=True,
+        width="stretch",
+        height=min(400, 40 + 35 * len(per_class)),
+        column_config={"accuracy": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)},
+    )
     worst_inputs(np.asarray(rows), true, pred, true_prob)
 
 
@@ -75,12 +95,18 @@ def worst_inputs(rows: np.ndarray, true: np.ndarray, pred: np.ndarray, true_prob
     ds = ctx.dataset
     order = np.flatnonzero(true >= 0)
     order = order[np.argsort(true_prob[order], kind="stable")][:WORST]
-    table = pd.DataFrame({"dataset row": rows[order], "input": [ds.names[r] for r in rows[order]],
-                          "label": [spec.class_names[c] for c in true[order]],
-                          "predicted": [spec.class_names[c] for c in pred[order]],
-                          "p(label)": true_prob[order]})
-    st.markdown(f"**The {len(order)} worst-classified inputs** (lowest probability of the true class); select one "
-                "to open it.")
+    table = pd.DataFrame(
+        {
+            "dataset row": rows[order],
+            "input": [ds.names[r] for r in rows[order]],
+            "label": [spec.class_names[c] for c in true[order]],
+            "predicted": [spec.class_names[c] for c in pred[order]],
+            "p(label)": true_prob[order],
+        }
+    )
+    st.markdown(
+        f"**The {len(order)} worst-classified inputs** (lowest probability of the true class); select one to open it."
+    )
     input_table(table, ds, spec.modality, "model_worst", "worst_classified", height=250)
 
 
@@ -88,18 +114,29 @@ left, right = st.columns([1, 1])
 with left:
     st.subheader("Spec")
     rows = {
-        "name": spec.name, "architecture": spec.architecture, "modality": spec.modality,
-        "layers × heads": f"{spec.n_layers} × {spec.n_heads}", "width (d_model)": spec.d_model,
-        "tokens": (f"{spec.n_prefix} prefix + {spec.grid[0]}×{spec.grid[1]} patches of {spec.patch_size} px "
-                   f"({spec.image_size}×{spec.image_size} input, {spec.channels} channel(s))"
-                   if spec.grid else f"up to {spec.max_tokens} word pieces, [CLS] first"),
+        "name": spec.name,
+        "architecture": spec.architecture,
+        "modality": spec.modality,
+        "layers × heads": f"{spec.n_layers} × {spec.n_heads}",
+        "width (d_model)": spec.d_model,
+        "tokens": (
+            f"{spec.n_prefix} prefix + {spec.grid[0]}×{spec.grid[1]} patches of {spec.patch_size} px "
+            f"({spec.image_size}×{spec.image_size} input, {spec.channels} channel(s))"
+            if spec.grid
+            else f"up to {spec.max_tokens} word pieces, [CLS] first"
+        ),
         "classes": f"{spec.n_classes}: " + ", ".join(spec.class_names[:12]) + (" …" if spec.n_classes > 12 else ""),
-        "class scores": "classifier on the CLS token" if spec.head == "classifier" else
-        "cosine similarity to label prompts × 20 (mean-pooled embeddings)",
-        "device": ctx.model.device.type, "source": spec.source,
+        "class scores": "classifier on the CLS token"
+        if spec.head == "classifier"
+        else "cosine similarity to label prompts × 20 (mean-pooled embeddings)",
+        "device": ctx.model.device.type,
+        "source": spec.source,
     }
-    st.dataframe(pd.DataFrame({"property": list(rows), "value": [str(v) for v in rows.values()]}),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame({"property": list(rows), "value": [str(v) for v in rows.values()]}),
+        hide_index=True,
+        width="stretch",
+    )
 with right:
     accuracy_panel()
 
@@ -114,11 +151,18 @@ with cols[0]:
         st.write(ctx.raw)
         st.caption(" ".join(ctx.batch.tokens[0]))
     pred = int(probs.argmax())
-    verdict = "" if ctx.label is None else (" ✓ correct" if pred == ctx.label else
-                                            f" ✗ (true: {spec.class_names[ctx.label]})")
+    verdict = (
+        ""
+        if ctx.label is None
+        else (" ✓ correct" if pred == ctx.label else f" ✗ (true: {spec.class_names[ctx.label]})")
+    )
     st.markdown(f"**Prediction:** {spec.class_names[pred]} ({probs[pred]:.1%}){verdict}")
 with cols[1]:
     top = pd.DataFrame({"class": list(spec.class_names), "probability": probs, "logit": tr.logits[0]})
-    show_figure(probability_bars(probs, spec.class_names, k=5, true_label=ctx.label),
-                "the five most probable classes for the current input; the true class, when known, is red.",
-                top.sort_values("probability", ascending=False), "top5", key="top5")
+    show_figure(
+        probability_bars(probs, spec.class_names, k=5, true_label=ctx.label),
+        "the five most probable classes for the current input; the true class, when known, is red.",
+        top.sort_values("probability", ascending=False),
+        "top5",
+        key="top5",
+    )

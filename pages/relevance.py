@@ -1,5 +1,6 @@
 """Relevance view: which patches or words drove the prediction, by several methods side by side, with
 AttnLRP's conservation check and faithfulness scores over a dataset sample."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -7,9 +8,18 @@ import streamlit as st
 from analysis.faithfulness import RANDOM
 from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
 from ui import cache
+from ui.relevance_figures import (
+    colour_limits,
+    conservation_figure,
+    curves_figure,
+    faithfulness_display,
+    gallery_figure,
+    highlight_best,
+    overlay_grid,
+    shares,
+    token_grids,
+)
 from ui.stored import background_panel, find_run, input_table, run_label
-from ui.relevance_figures import (colour_limits, conservation_figure, curves_figure, faithfulness_display,
-                                  gallery_figure, highlight_best, overlay_grid, shares, token_grids)
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
 
 METHODS_KEY = "relevance_methods"
@@ -27,9 +37,11 @@ m = ctx.model
 spec = m.spec
 image = spec.grid is not None
 unit, units = ("patch", "patches") if image else ("word piece", "word pieces")
-st.caption(f"Each method assigns every input {unit} a relevance for one class: red {units} speak for the class, "
-           f"blue ones against it, and the methods often disagree. The faithfulness scores below check which "
-           "maps are right: removing the tokens a faithful map calls relevant should hurt the prediction most.")
+st.caption(
+    f"Each method assigns every input {unit} a relevance for one class: red {units} speak for the class, "
+    f"blue ones against it, and the methods often disagree. The faithfulness scores below check which "
+    "maps are right: removing the tokens a faithful map calls relevant should hurt the prediction most."
+)
 
 
 def label(name: str) -> str:
@@ -54,10 +66,15 @@ def maps_panel() -> None:
     """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
     or colour scale reruns only this panel)."""
     c1, c2, c3 = st.columns([3, 2, 1])
-    picked = c1.multiselect("Methods", usable, default=[n for n in wanted if n in usable], format_func=label,
-                            key=f"rel_methods_{ctx.model_key}",
-                            help="Only the methods that apply to this model are listed. " +
-                            " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable))
+    picked = c1.multiselect(
+        "Methods",
+        usable,
+        default=[n for n in wanted if n in usable],
+        format_func=label,
+        key=f"rel_methods_{ctx.model_key}",
+        help="Only the methods that apply to this model are listed. "
+        + " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable),
+    )
     st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
     requested = st.query_params.get("target")
@@ -68,13 +85,19 @@ def maps_panel() -> None:
                 raise ValueError
             st.session_state[f"rel_target_{ctx.model_key}"] = t
         except ValueError:
-            st.error(f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
-                     f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'.")
-    target = c2.selectbox("Target class", [None] + list(range(spec.n_classes)), key=f"rel_target_{ctx.model_key}",
-                          format_func=lambda c: f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None
-                          else f"{c}: {names[c]} ({probs[c]:.0%})",
-                          help="Explain any class, not only the predicted one (attention and rollout are the same "
-                               "for every class).")
+            st.error(
+                f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
+                f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'."
+            )
+    target = c2.selectbox(
+        "Target class",
+        [None] + list(range(spec.n_classes)),
+        key=f"rel_target_{ctx.model_key}",
+        format_func=lambda c: (
+            f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None else f"{c}: {names[c]} ({probs[c]:.0%})"
+        ),
+        help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
+    )
     shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
     tgt = pred if target is None else int(target)
 
@@ -92,22 +115,39 @@ def maps_panel() -> None:
             s = {label(k): v for k, v in shares(maps).items()}
             lims = colour_limits(s, shared)
             st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
-            how = (f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
-                   "against); " + ("one colour scale for all maps, so strong and diffuse maps can be compared."
-                                  if shared else "each map on its own scale, to see its pattern."))
+            how = (
+                f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
+                "against); "
+                + (
+                    "one colour scale for all maps, so strong and diffuse maps can be compared."
+                    if shared
+                    else "each map on its own scale, to see its pattern."
+                )
+            )
             data = {k: v for k, v in maps.items()}
             if image:
                 grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
                 fig = overlay_grid(ctx.batch.images[0], grids, lims, shared)
                 data["grid"] = np.asarray(spec.grid)
             else:
-                tokens = ctx.batch.tokens[0][spec.n_prefix:]
+                tokens = ctx.batch.tokens[0][spec.n_prefix :]
                 fig = token_grids(tokens, s, lims)
                 data["tokens"] = np.asarray(tokens)
             show_figure(fig, how, data, f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}", key="rel_maps")
             with st.expander("About the methods"):
-                st.table(pd.DataFrame([{"method": n, "name": METHODS[n].label, "what it does": METHODS[n].description,
-                                        "reference": METHODS[n].citation} for n in picked]).set_index("method"))
+                st.table(
+                    pd.DataFrame(
+                        [
+                            {
+                                "method": n,
+                                "name": METHODS[n].label,
+                                "what it does": METHODS[n].description,
+                                "reference": METHODS[n].citation,
+                            }
+                            for n in picked
+                        ]
+                    ).set_index("method")
+                )
 
     # -- conservation ------------------------------------------------------------------------------------
     st.subheader("Conservation: AttnLRP relevance vs the logit")
@@ -117,15 +157,26 @@ def maps_panel() -> None:
         cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, m, ctx.batch)
         row = cons[cons["class"] == tgt].iloc[0]
         gap = abs(row.total_relevance - row.logit)
-        st.markdown(f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
-                    f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit).")
-        where = ("the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
-                 "is not exactly conservative") if image else \
-            "bias terms absorb part of it and the softmax rule is not exactly conservative"
-        show_figure(conservation_figure(cons, tgt),
-                    f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
-                    f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
-                    cons, "relevance_conservation", key="rel_conservation")
+        st.markdown(
+            f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
+            f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit)."
+        )
+        where = (
+            (
+                "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
+                "is not exactly conservative"
+            )
+            if image
+            else "bias terms absorb part of it and the softmax rule is not exactly conservative"
+        )
+        show_figure(
+            conservation_figure(cons, tgt),
+            f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
+            f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
+            cons,
+            "relevance_conservation",
+            key="rel_conservation",
+        )
 
 
 maps_panel()
@@ -141,29 +192,43 @@ def stored_panel() -> None:
     st.subheader("Over the whole dataset: where the methods disagree most")
     stored = find_run(ctx, "relevance")
     if stored is None:
-        st.caption(f"No stored relevance run of {spec.name} on {ds.name} yet: start one here (rollout, gradient "
-                   "rollout and AttnLRP for every input), or with `python -m headscope precompute --analyses "
-                   "relevance`.")
+        st.caption(
+            f"No stored relevance run of {spec.name} on {ds.name} yet: start one here (rollout, gradient "
+            "rollout and AttnLRP for every input), or with `python -m headscope precompute --analyses "
+            "relevance`."
+        )
         background_panel(ctx, "relevance", "rollout, gradient rollout and AttnLRP")
         return
     rel = cache.stored_relevance(str(stored.root), stored.manifest.updated)
     order = np.argsort(-rel["disagreement"], kind="stable")[:STORED_TOP]
     rows = rel["rows"][order]
     names = list(rel["maps"])
-    table = pd.DataFrame({"dataset row": rows, "input": [ds.names[r] for r in rows],
-                          "label": [spec.class_names[c] if c >= 0 else "" for c in rel["labels"][order]],
-                          "predicted": [spec.class_names[c] for c in rel["predicted"][order]],
-                          "disagreement": rel["disagreement"][order]})
-    st.caption(f"The {run_label(stored)}; methods {', '.join(label(k) for k in names)}. Disagreement = mean "
-               "1 − Spearman correlation between the methods' maps. Select a row to open that input.")
+    table = pd.DataFrame(
+        {
+            "dataset row": rows,
+            "input": [ds.names[r] for r in rows],
+            "label": [spec.class_names[c] if c >= 0 else "" for c in rel["labels"][order]],
+            "predicted": [spec.class_names[c] for c in rel["predicted"][order]],
+            "disagreement": rel["disagreement"][order],
+        }
+    )
+    st.caption(
+        f"The {run_label(stored)}; methods {', '.join(label(k) for k in names)}. Disagreement = mean "
+        "1 − Spearman correlation between the methods' maps. Select a row to open that input."
+    )
     if image:
         top = order[:4]
-        show_figure(gallery_figure(m.prepare([ds.inputs[r] for r in rel["rows"][top]]).images,
-                                   {label(k): to_grid(m, rel["maps"][k][top]) for k in names},
-                                   [f"{ds.names[r]} · {d:.2f}" for r, d in zip(rel["rows"][top],
-                                                                             rel["disagreement"][top])]),
-                    "rows: the inputs of the whole stored run where the methods agree least; each map on its own "
-                    "scale.", None, "relevance_stored_disagreement", key="rel_stored_gallery")
+        show_figure(
+            gallery_figure(
+                m.prepare([ds.inputs[r] for r in rel["rows"][top]]).images,
+                {label(k): to_grid(m, rel["maps"][k][top]) for k in names},
+                [f"{ds.names[r]} · {d:.2f}" for r, d in zip(rel["rows"][top], rel["disagreement"][top])],
+            ),
+            "rows: the inputs of the whole stored run where the methods agree least; each map on its own scale.",
+            None,
+            "relevance_stored_disagreement",
+            key="rel_stored_gallery",
+        )
     input_table(table, ds, spec.modality, "rel_stored_table", "relevance_stored_disagreement")
 
 
@@ -175,28 +240,54 @@ ds = ctx.dataset
 
 
 CURVE_PANELS = [
-    (("positive", "negative"), "top-1 accuracy", "fraction of tokens removed",
-     "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
-     "(a faithful map stays high). Grey: random map.", "relevance_perturbation", "rel_perturbation"),
-    (("deletion", "insertion"), "probability of the predicted class", "fraction of tokens",
-     "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
-     "(a faithful map rises fast). Grey: random map.", "relevance_deletion_insertion", "rel_deletion"),
+    (
+        ("positive", "negative"),
+        "top-1 accuracy",
+        "fraction of tokens removed",
+        "solid: most relevant removed first (a faithful map drops fast); dashed: least relevant first "
+        "(a faithful map stays high). Grey: random map.",
+        "relevance_perturbation",
+        "rel_perturbation",
+    ),
+    (
+        ("deletion", "insertion"),
+        "probability of the predicted class",
+        "fraction of tokens",
+        "solid: deletion (a faithful map drops fast); dashed: insertion into a blurred or empty input "
+        "(a faithful map rises fast). Grey: random map.",
+        "relevance_deletion_insertion",
+        "rel_deletion",
+    ),
 ]
 
 
 def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str) -> None:
     """The faithfulness table (best per column highlighted) and the perturbation and deletion/insertion curves."""
     st.markdown(f"**Scores over {what}** (best of each column in green; random map = chance)")
-    st.caption(note + ("" if ds.masks is not None or not image else
-                       " No object masks, so no pointing game or mIoU: give an image folder a masks/ "
-                       "folder of same-named mask images to get them."))
+    st.caption(
+        note
+        + (
+            ""
+            if ds.masks is not None or not image
+            else " No object masks, so no pointing game or mIoU: give an image folder a masks/ "
+            "folder of same-named mask images to get them."
+        )
+    )
     st.dataframe(highlight_best(faithfulness_display(table)), hide_index=True, width="stretch")
-    st.caption("Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
-               "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "
-               "insertion (RISE): probability of the predicted class as the most relevant tokens are removed, or "
-               "revealed into a blurred image" + ("" if image else " (zero embeddings for text)") + ". "
-               + ("Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs "
-                  "the object mask." if ds.masks is not None else ""))
+    st.caption(
+        "Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
+        "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "
+        "insertion (RISE): probability of the predicted class as the most relevant tokens are removed, or "
+        "revealed into a blurred image"
+        + ("" if image else " (zero embeddings for text)")
+        + ". "
+        + (
+            "Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs "
+            "the object mask."
+            if ds.masks is not None
+            else ""
+        )
+    )
     download_button(table, "relevance_faithfulness", key="dl_rel_table")
     for column, (tests, y_title, x_title, how, name, key) in zip(st.columns(2), CURVE_PANELS):
         part = curves[curves["test"].isin(tests)]
@@ -206,13 +297,20 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str)
 
 stored_faith = find_run(ctx, "faithfulness")
 if stored_faith is not None and st.toggle(
-        f"Show the {run_label(stored_faith)}", value=True, key="rel_use_stored_faithfulness",
-        help="A precomputed faithfulness run (python -m headscope precompute --analyses faithfulness) of this "
-             "model on this dataset. Switch off to score a sample here."):
+    f"Show the {run_label(stored_faith)}",
+    value=True,
+    key="rel_use_stored_faithfulness",
+    help="A precomputed faithfulness run (python -m headscope precompute --analyses faithfulness) of this "
+    "model on this dataset. Switch off to score a sample here.",
+):
     tables = cache.stored_tables(str(stored_faith.root), stored_faith.manifest.updated)
-    show_scores(tables["scores"], tables["curves"], run_label(stored_faith).removeprefix("stored run: "),
-                f"Methods {', '.join(label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
-                "predicted class.")
+    show_scores(
+        tables["scores"],
+        tables["curves"],
+        run_label(stored_faith).removeprefix("stored run: "),
+        f"Methods {', '.join(label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
+        "predicted class.",
+    )
     st.stop()
 
 
@@ -229,15 +327,24 @@ with st.form("rel_faithfulness"):
     f1, f2 = st.columns([1, 3])
     with f1:
         sample_size_picker(len(ds), 32 if image else 8, key=f"rel_n_{spec.modality}")
-    f2.multiselect("Methods to score (a seeded random map is added as chance)", usable,
-                   default=[x for x in FAST_TO_SCORE if x in usable], format_func=label,
-                   key=f"rel_scored_{ctx.model_key}")
-    st.form_submit_button("Score faithfulness", type="primary", on_click=request_scores,
-                          args=(ctx.model_key, ds.key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}",
-                                len(ds)))
-st.caption(f"Inputs of {ds.name}, maps for the predicted class. Removing a token replaces it by the "
-           "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
-           "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest.")
+    f2.multiselect(
+        "Methods to score (a seeded random map is added as chance)",
+        usable,
+        default=[x for x in FAST_TO_SCORE if x in usable],
+        format_func=label,
+        key=f"rel_scored_{ctx.model_key}",
+    )
+    st.form_submit_button(
+        "Score faithfulness",
+        type="primary",
+        on_click=request_scores,
+        args=(ctx.model_key, ds.key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", len(ds)),
+    )
+st.caption(
+    f"Inputs of {ds.name}, maps for the predicted class. Removing a token replaces it by the "
+    "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
+    "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest."
+)
 if st.session_state.pop("rel_nothing_to_score", False):
     st.error("Pick at least one method to score.")
 request = st.session_state.get(SCORED_KEY)
@@ -258,23 +365,36 @@ if len(methods) < 2:
 dis = report.disagreement()
 top = np.argsort(-dis)[:4]
 rows = report.indices[top]
-captions = [f"{sample.names[i]} · {sample.class_names[sample.labels[i]] if sample.labels[i] >= 0 else 'no label'} · "
-            f"{d:.2f}" for i, d in zip(rows, dis[top])]
+captions = [
+    f"{sample.names[i]} · {sample.class_names[sample.labels[i]] if sample.labels[i] >= 0 else 'no label'} · {d:.2f}"
+    for i, d in zip(rows, dis[top])
+]
 if image:
     images = m.prepare([sample.inputs[i] for i in rows]).images
     grids = {label(k): to_grid(m, report.maps[k][top]) for k in methods}
-    show_figure(gallery_figure(images, grids, captions),
-                "rows: the inputs where the methods' rankings of patches agree least (label and "
-                "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",
-                {k: report.maps[k][top] for k in methods} | {"input": np.asarray(sample.names)[rows],
-                                                              "disagreement": dis[top]},
-                "relevance_disagreement", key="rel_gallery")
+    show_figure(
+        gallery_figure(images, grids, captions),
+        "rows: the inputs where the methods' rankings of patches agree least (label and "
+        "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",
+        {k: report.maps[k][top] for k in methods} | {"input": np.asarray(sample.names)[rows], "disagreement": dis[top]},
+        "relevance_disagreement",
+        key="rel_gallery",
+    )
 else:
     tokens = m.prepare([sample.inputs[i] for i in rows]).tokens
-    table = pd.DataFrame({"input": captions, "text": [sample.inputs[i] for i in rows]} | {
-        label(k): [toks[spec.n_prefix + int(np.argmax(report.maps[k][j][:len(toks) - spec.n_prefix]))]
-                   for j, toks in enumerate(tokens)] for k in methods})
-    st.caption("**How to read this:** the texts where the methods' rankings of word pieces agree least "
-               "(disagreement = mean 1 − Spearman correlation); each method column shows its most relevant piece.")
+    table = pd.DataFrame(
+        {"input": captions, "text": [sample.inputs[i] for i in rows]}
+        | {
+            label(k): [
+                toks[spec.n_prefix + int(np.argmax(report.maps[k][j][: len(toks) - spec.n_prefix]))]
+                for j, toks in enumerate(tokens)
+            ]
+            for k in methods
+        }
+    )
+    st.caption(
+        "**How to read this:** the texts where the methods' rankings of word pieces agree least "
+        "(disagreement = mean 1 − Spearman correlation); each method column shows its most relevant piece."
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     download_button(table, "relevance_disagreement", key="dl_rel_gallery")

@@ -1,5 +1,6 @@
 """Spectral view: attention as a low-pass filter over tokens, Fourier profiles of feature maps, a head's
 frequency response, rank collapse, attention-temperature what-ifs and the activation lab (docs/methods.md §4)."""
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -27,10 +28,12 @@ if ctx is None:
 model, spec = ctx.model, ctx.model.spec
 L, H = spec.n_layers, spec.n_heads
 is_image = spec.grid is not None
-st.caption("Attention averages tokens: it keeps their mean (the DC part) and damps what differs between them (the "
-           "high-frequency HC part), while MLPs and skip connections put the differences back. The figures measure "
-           "this for the current input (solid lines) and a sample of the sidebar's dataset (dashed), and the temperature "
-           "slider shows what sharper (τ < 1) or flatter (τ > 1) attention does to every one of them.")
+st.caption(
+    "Attention averages tokens: it keeps their mean (the DC part) and damps what differs between them (the "
+    "high-frequency HC part), while MLPs and skip connections put the differences back. The figures measure "
+    "this for the current input (solid lines) and a sample of the sidebar's dataset (dashed), and the temperature "
+    "slider shows what sharper (τ < 1) or flatter (τ > 1) attention does to every one of them."
+)
 
 ds = ctx.dataset
 with st.columns(3)[0]:
@@ -48,39 +51,65 @@ def hc_dc_section(cur: dict, smp: dict | None) -> None:
     st.subheader("High- vs low-frequency energy per layer")
     current = {k: cur[f"{k}_ratio"][:, 0] for k in STREAMS}
     mean = {k: smp[f"{k}_ratio"].mean(1) for k in STREAMS} if smp else None
-    rows = [{"stream": STREAMS[k], "layer": (i - 1 if k == "resid" else i), "input": float(v),
-             "sample_mean": float(mean[k][i]) if mean else np.nan}
-            for k in STREAMS for i, v in enumerate(current[k])]
-    show_figure(sf.hc_dc_figure(current, mean),
-                "‖HC‖/‖DC‖ of the token features after each block (emb = embeddings): lower means the tokens are "
-                "closer to their mean. Attention outputs (red) usually sit below MLP outputs (green), which bring high "
-                "frequencies back; solid = this input, dashed = sample mean.", pd.DataFrame(rows), "hc_dc",
-                key="spectral_hc_dc")
+    rows = [
+        {
+            "stream": STREAMS[k],
+            "layer": (i - 1 if k == "resid" else i),
+            "input": float(v),
+            "sample_mean": float(mean[k][i]) if mean else np.nan,
+        }
+        for k in STREAMS
+        for i, v in enumerate(current[k])
+    ]
+    show_figure(
+        sf.hc_dc_figure(current, mean),
+        "‖HC‖/‖DC‖ of the token features after each block (emb = embeddings): lower means the tokens are "
+        "closer to their mean. Attention outputs (red) usually sit below MLP outputs (green), which bring high "
+        "frequencies back; solid = this input, dashed = sample mean.",
+        pd.DataFrame(rows),
+        "hc_dc",
+        key="spectral_hc_dc",
+    )
 
 
 def fourier_section(cur: dict, smp: dict | None) -> None:
     st.subheader("Fourier profile of the feature maps (Park & Kim)")
     if not is_image:
-        st.info(f"{ctx.model_name} reads text: its tokens form a sequence, not a patch grid, so the 2-D Fourier "
-                "profile and feature-map variance do not apply. The 1-D analyses over token positions below do.")
+        st.info(
+            f"{ctx.model_name} reads text: its tokens form a sequence, not a patch grid, so the 2-D Fourier "
+            "profile and feature-map variance do not apply. The 1-D analyses over token positions below do."
+        )
         return
     src = smp or cur
     prof, freq = src["profile"].mean(1), src["profile_freq"]
     labels, kinds = list(src["state_labels"]), list(src["state_kinds"])
     left, right = st.columns(2)
     with left:
-        show_figure(sf.fourier_profile_figure(freq, prof, labels),
-                    "relative log amplitude of the patch feature maps from frequency 0 to π (the Nyquist corner), "
-                    "one line per sublayer from shallow (dark) to deep (yellow); lower at π = fewer fine details.",
-                    pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}pi" for f in freq]).reset_index(
-                        names="state"), "fourier_profile", key="spectral_fourier")
+        show_figure(
+            sf.fourier_profile_figure(freq, prof, labels),
+            "relative log amplitude of the patch feature maps from frequency 0 to π (the Nyquist corner), "
+            "one line per sublayer from shallow (dark) to deep (yellow); lower at π = fewer fine details.",
+            pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}pi" for f in freq]).reset_index(names="state"),
+            "fourier_profile",
+            key="spectral_fourier",
+        )
     with right:
-        data = pd.DataFrame({"state": labels, "kind": kinds, "delta_log_amplitude_at_pi": prof[:, -1],
-                             "feature_map_variance": src["variance"].mean(1)})
-        show_figure(sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds),
-                    "top: each line's value at π, after every sublayer; bottom: feature-map variance. Grey bands are "
-                    "attention sublayers: attention lowers the high frequencies, MLPs raise them (a sawtooth).",
-                    data, "fourier_endpoint", key="spectral_endpoint")
+        data = pd.DataFrame(
+            {
+                "state": labels,
+                "kind": kinds,
+                "delta_log_amplitude_at_pi": prof[:, -1],
+                "feature_map_variance": src["variance"].mean(1),
+            }
+        )
+        show_figure(
+            sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds),
+            "top: each line's value at π, after every sublayer; bottom: feature-map variance. Grey bands are "
+            "attention sublayers: attention lowers the high frequencies, MLPs raise them (a sawtooth).",
+            data,
+            "fourier_endpoint",
+            key="spectral_endpoint",
+        )
     st.caption(f"Mean over {src['profile'].shape[1]} input(s) and all channels.")
 
 
@@ -92,85 +121,135 @@ def head_section(cur: dict) -> None:
     left, right = st.columns([2, 3])
     with left:
         table = pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index()
-        show_figure(head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0,
-                              zmax=max(1.0, float(hf.max()))),
-                    "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), near 1 = "
-                    "passes detail through (e.g. attends to itself or a neighbour).",
-                    table, "high_frequency_gain", key="spectral_head_grid",
-                    on_select=on_head_click("spectral_head_grid"), selection_mode="points")
+        show_figure(
+            head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0, zmax=max(1.0, float(hf.max()))),
+            "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), near 1 = "
+            "passes detail through (e.g. attends to itself or a neighbour).",
+            table,
+            "high_frequency_gain",
+            key="spectral_head_grid",
+            on_select=on_head_click("spectral_head_grid"),
+            selection_mode="points",
+        )
     with right:
         l, h = head_picker(L, H, key="spectral_head")
-        st.caption(f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "
-                   f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "
-                   f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC).")
+        st.caption(
+            f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "
+            f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "
+            f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC)."
+        )
         head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
         if is_image:
             head["response_2d"] = cur["response_2d"][l, 0, h]
         head["freq"] = cur["freq"]
-        show_figure(sf.gain_figure(cur["freq"], head["gain"], cur["gain"][l, 0], title=f"gain of L{l} H{h}"),
-                    "how much of each token-position frequency the head lets through (red; the layer's other heads "
-                    "in grey): 1 at frequency 0 always, a quick drop = low-pass.", head, f"head_L{l}H{h}_response",
-                    key="spectral_gain")
+        show_figure(
+            sf.gain_figure(cur["freq"], head["gain"], cur["gain"][l, 0], title=f"gain of L{l} H{h}"),
+            "how much of each token-position frequency the head lets through (red; the layer's other heads "
+            "in grey): 1 at frequency 0 always, a quick drop = low-pass.",
+            head,
+            f"head_L{l}H{h}_response",
+            key="spectral_gain",
+        )
     cols = st.columns(2)
     if is_image:
         with cols[0]:
-            show_figure(sf.response_image_figure(head["response_2d"], title=f"2-D response of L{l} H{h}"),
-                        "|fft2| of the head's attention over the patch grid, averaged over queries, DC in the centre: "
-                        "a bright centre only = spatial averaging; energy at the edges = sharp local attention.",
-                        {"response_2d": head["response_2d"]}, f"head_L{l}H{h}_response_2d", key="spectral_2d")
+            show_figure(
+                sf.response_image_figure(head["response_2d"], title=f"2-D response of L{l} H{h}"),
+                "|fft2| of the head's attention over the patch grid, averaged over queries, DC in the centre: "
+                "a bright centre only = spatial averaging; energy at the edges = sharp local attention.",
+                {"response_2d": head["response_2d"]},
+                f"head_L{l}H{h}_response_2d",
+                key="spectral_2d",
+            )
     with cols[1]:
         ev = head["eigenvalues"]
-        show_figure(sf.eigen_figure(ev, title=f"eigenvalues of L{l} H{h}"),
-                    "eigenvalues of the attention matrix with the unit circle: one sits at 1 (the DC mode); the "
-                    "closer the rest are to 0, the faster repeated application collapses tokens to their mean.",
-                    pd.DataFrame({"real": ev.real, "imag": ev.imag, "abs": np.abs(ev)}), f"head_L{l}H{h}_eigenvalues",
-                    key="spectral_eig")
+        show_figure(
+            sf.eigen_figure(ev, title=f"eigenvalues of L{l} H{h}"),
+            "eigenvalues of the attention matrix with the unit circle: one sits at 1 (the DC mode); the "
+            "closer the rest are to 0, the faster repeated application collapses tokens to their mean.",
+            pd.DataFrame({"real": ev.real, "imag": ev.imag, "abs": np.abs(ev)}),
+            f"head_L{l}H{h}_eigenvalues",
+            key="spectral_eig",
+        )
     if not is_image:
         with cols[0]:
-            st.info("Text has no patch grid, so there is no 2-D response image; the gain above is over token "
-                    "positions.")
+            st.info(
+                "Text has no patch grid, so there is no 2-D response image; the gain above is over token positions."
+            )
 
 
 def rank_section(cur: dict, temps: tuple) -> None:
     st.subheader("Rank collapse and the rank of attention")
-    variants = st.multiselect("What-if forwards", list(WHATIF), default=list(WHATIF), key="spectral_whatif",
-                              help="Remove the skip connections and/or the MLPs in the forward (hooks on every "
-                                   "block). Dong et al.: a pure attention stack loses rank doubly exponentially; "
-                                   "skips keep it up.")
+    variants = st.multiselect(
+        "What-if forwards",
+        list(WHATIF),
+        default=list(WHATIF),
+        key="spectral_whatif",
+        help="Remove the skip connections and/or the MLPs in the forward (hooks on every "
+        "block). Dong et al.: a pure attention stack loses rank doubly exponentially; "
+        "skips keep it up.",
+    )
     left, right = st.columns(2)
     with left:
         if not variants:
             st.warning("Pick at least one what-if forward to draw the rank-collapse curves.")
         else:
             src_key, src = sample_key, sample
-            ratios = {k: v.mean(1) for k, v in cache.spectral_whatif(ctx.model_key, src_key, temps, tuple(variants),
-                                                                     model, src).items()}
-            show_figure(sf.rank_collapse_figure(ratios),
-                        "distance of the residual stream from rank one (every token the same), per layer, mean over "
-                        "the sample: 'attention only' falls towards 0, skips and MLPs keep the tokens apart.",
-                        pd.DataFrame(ratios).rename_axis("layer_plus_1").reset_index(), "rank_collapse",
-                        key="spectral_rank")
+            ratios = {
+                k: v.mean(1)
+                for k, v in cache.spectral_whatif(ctx.model_key, src_key, temps, tuple(variants), model, src).items()
+            }
+            show_figure(
+                sf.rank_collapse_figure(ratios),
+                "distance of the residual stream from rank one (every token the same), per layer, mean over "
+                "the sample: 'attention only' falls towards 0, skips and MLPs keep the tokens apart.",
+                pd.DataFrame(ratios).rename_axis("layer_plus_1").reset_index(),
+                "rank_collapse",
+                key="spectral_rank",
+            )
     with right:
         stable, effective = cur["stable_rank"][:, 0], cur["effective_rank"][:, 0]
-        data = pd.DataFrame({"layer": np.repeat(np.arange(L), H), "head": np.tile(np.arange(H), L),
-                             "stable_rank": stable.ravel(), "effective_rank": effective.ravel()})
-        show_figure(sf.attention_rank_figure(stable, effective, state.selected_head()),
-                    "stable rank ‖A‖²_F/‖A‖²₂ and effective rank exp(entropy of the singular values) of each head's "
-                    "attention on this input (dots; line = head mean, red circle = selected head): low = few "
-                    "patterns, near uniform attention has rank 1.", data, "attention_rank", key="spectral_arank")
+        data = pd.DataFrame(
+            {
+                "layer": np.repeat(np.arange(L), H),
+                "head": np.tile(np.arange(H), L),
+                "stable_rank": stable.ravel(),
+                "effective_rank": effective.ravel(),
+            }
+        )
+        show_figure(
+            sf.attention_rank_figure(stable, effective, state.selected_head()),
+            "stable rank ‖A‖²_F/‖A‖²₂ and effective rank exp(entropy of the singular values) of each head's "
+            "attention on this input (dots; line = head mean, red circle = selected head): low = few "
+            "patterns, near uniform attention has rank 1.",
+            data,
+            "attention_rank",
+            key="spectral_arank",
+        )
 
 
 def sweep_section(tau: float, layers: tuple | None) -> None:
     st.subheader("Temperature sweep")
     src_key, src = sample_key, sample
     sw = cache.spectral_sweep(ctx.model_key, src_key, SWEEP, layers, model, src)
-    data = pd.DataFrame({"tau": sw["taus"], "attention_entropy": sw["entropy"].mean(1),
-                         "rank_last_layer": sw["rank"][:, -1], "agreement": sw["agreement"],
-                         **{f"resid_hc_dc_block{l}": sw["resid_ratio"][:, l + 1] for l in range(L)}})
-    show_figure(sf.temperature_sweep_figure(sw, tau),
-                f"the same metrics for τ from {SWEEP[0]:g} to {SWEEP[-1]:g} on the chosen layers (red line = the "
-                "slider): flatter attention (large τ) means entropy → 1, less high frequency and lower rank, and "
-                "predictions that drift from the model's.", data, "temperature_sweep", key="spectral_sweep")
+    data = pd.DataFrame(
+        {
+            "tau": sw["taus"],
+            "attention_entropy": sw["entropy"].mean(1),
+            "rank_last_layer": sw["rank"][:, -1],
+            "agreement": sw["agreement"],
+            **{f"resid_hc_dc_block{l}": sw["resid_ratio"][:, l + 1] for l in range(L)},
+        }
+    )
+    show_figure(
+        sf.temperature_sweep_figure(sw, tau),
+        f"the same metrics for τ from {SWEEP[0]:g} to {SWEEP[-1]:g} on the chosen layers (red line = the "
+        "slider): flatter attention (large τ) means entropy → 1, less high frequency and lower rank, and "
+        "predictions that drift from the model's.",
+        data,
+        "temperature_sweep",
+        key="spectral_sweep",
+    )
 
 
 def length_section(tau: float, layers: tuple | None) -> None:
@@ -183,10 +262,15 @@ def length_section(tau: float, layers: tuple | None) -> None:
         st.info(f"Length collapse cuts the texts of {ds.name} into windows of up to {max(LENGTHS)} words: {e}")
         return
     df = pd.concat(frames, ignore_index=True)
-    show_figure(sf.length_collapse_figure(df),
-                f"mean cosine similarity between the sentence embeddings of different stretches of {ds.name} "
-                "text, by length: rising with length = longer inputs collapse towards each other (Zhou et al. 2024); "
-                "the slider's τ (red) against τ = 1 (blue, dashed).", df, "length_collapse", key="spectral_length")
+    show_figure(
+        sf.length_collapse_figure(df),
+        f"mean cosine similarity between the sentence embeddings of different stretches of {ds.name} "
+        "text, by length: rising with length = longer inputs collapse towards each other (Zhou et al. 2024); "
+        "the slider's τ (red) against τ = 1 (blue, dashed).",
+        df,
+        "length_collapse",
+        key="spectral_length",
+    )
 
 
 @st.fragment
@@ -194,9 +278,14 @@ def temperature_panel(tab: str) -> None:
     """The temperature controls and the open tab's figures at that temperature (a change reruns only this)."""
     st.subheader("Attention temperature")
     c1, c2, c3 = st.columns([3, 2, 3])
-    tau = c1.select_slider("Attention temperature τ", TAUS, value=1.0, key="spectral_tau",
-                           help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
-                                "uniform; τ = 1 is the model as trained. It applies on every tab but the lab.")
+    tau = c1.select_slider(
+        "Attention temperature τ",
+        TAUS,
+        value=1.0,
+        key="spectral_tau",
+        help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
+        "uniform; τ = 1 is the model as trained. It applies on every tab but the lab.",
+    )
     scope = c2.radio("Apply τ to", ["all layers", "chosen layers"], key="spectral_scope", horizontal=True)
     layers = None
     if scope == "chosen layers":
@@ -204,8 +293,7 @@ def temperature_panel(tab: str) -> None:
         if not layers:
             st.warning("No layer chosen, so τ applies nowhere: pick at least one layer.")
     temps = tuple(temperatures(tau, layers, L))
-    where = ("every layer" if layers is None else
-             "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers)))
+    where = "every layer" if layers is None else "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers))
     st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
     if tab == "Temperature sweep":
         if layers != ():
@@ -233,9 +321,11 @@ def temperature_panel(tab: str) -> None:
 @st.fragment
 def activation_lab() -> None:
     st.subheader("Activation lab")
-    st.caption("Feed a pure tone (or a sum of tones) through an activation function and look at its spectrum: a "
-               "nonlinearity creates DC and harmonics. ReLU, GELU and SiLU are x/2 plus an even function, so they "
-               "add DC and even harmonics only; the diamonds mark the exact values.")
+    st.caption(
+        "Feed a pure tone (or a sum of tones) through an activation function and look at its spectrum: a "
+        "nonlinearity creates DC and harmonics. ReLU, GELU and SiLU are x/2 plus an even function, so they "
+        "add DC and even harmonics only; the diamonds mark the exact values."
+    )
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     choice = c1.selectbox("Activation", ["ReLU", "GELU", "SiLU", OWN], key="spectral_act")
     amp = c2.slider("Amplitude A", 0.1, 5.0, 2.0, 0.1, key="spectral_amp")
@@ -255,20 +345,31 @@ def activation_lab() -> None:
     f0 = min(tones)
     left, right = st.columns(2)
     with left:
-        show_figure(sf.waveform_figure(r["t"], r["x"], r["y"], name, 3, f0),
-                    "the input tone(s) (grey) and what the activation makes of them (red), first three periods.",
-                    pd.DataFrame({"t": r["t"], "x": r["x"], "y": r["y"]}), "activation_waveform", key="spectral_wave")
+        show_figure(
+            sf.waveform_figure(r["t"], r["x"], r["y"], name, 3, f0),
+            "the input tone(s) (grey) and what the activation makes of them (red), first three periods.",
+            pd.DataFrame({"t": r["t"], "x": r["x"], "y": r["y"]}),
+            "activation_waveform",
+            key="spectral_wave",
+        )
     with right:
         top = min(FS / 2, max(9 * f0, 3 * max(tones)))
-        show_figure(sf.activation_spectrum_figure(r["freq"], r["spectrum"], r["harmonics"], top),
-                    "one-sided amplitude spectrum 2/N |FFT| (1/N at DC): bars at the tones and the new DC and "
-                    "harmonics; diamonds = analytic values (single tone, named function).",
-                    r["harmonics"], "activation_harmonics", key="spectral_spec")
+        show_figure(
+            sf.activation_spectrum_figure(r["freq"], r["spectrum"], r["harmonics"], top),
+            "one-sided amplitude spectrum 2/N |FFT| (1/N at DC): bars at the tones and the new DC and "
+            "harmonics; diamonds = analytic values (single tone, named function).",
+            r["harmonics"],
+            "activation_harmonics",
+            key="spectral_spec",
+        )
     if choice == OWN or len(tones) > 1:
         st.caption("Analytic values are marked for ReLU, GELU and SiLU with a single tone only.")
     with st.expander("DC and harmonics: measured vs analytic"):
-        st.dataframe(r["harmonics"].style.format({"frequency": "{:g}", "measured": "{:.5f}", "analytic": "{:.5f}"}),
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            r["harmonics"].style.format({"frequency": "{:g}", "measured": "{:.5f}", "analytic": "{:.5f}"}),
+            hide_index=True,
+            width="stretch",
+        )
 
     st.markdown("**Inside the model:** the same activation on the current input, along the token axis.")
     acts = cache.spectral_mlp_activation(ctx.model_key, ctx.input_key, model, ctx.batch)
@@ -276,20 +377,29 @@ def activation_lab() -> None:
     with left:
         l = int(st.number_input("Block", 0, L - 1, L - 1, key="spectral_mlp_layer"))
         rel = {f"activation {k}": acts[k][l] / acts[k][l][0] for k in ("input", "output")}
-        show_figure(sf.token_spectrum_figure(acts["freq"], rel),
-                    f"amplitude over token-position frequencies of block {l}'s MLP activation relative to its DC, "
-                    "averaged over channels: the output (red) below the input (grey) = the nonlinearity moved "
-                    "energy into DC, above = it removed DC"
-                    + (" (patch tokens in row order: peaks at multiples of 2/w come from the grid rows)."
-                       if is_image else "."),
-                    {k: acts[k] for k in ("freq", "input", "output")}, "mlp_activation_spectrum",
-                    key="spectral_mlp_spec")
+        show_figure(
+            sf.token_spectrum_figure(acts["freq"], rel),
+            f"amplitude over token-position frequencies of block {l}'s MLP activation relative to its DC, "
+            "averaged over channels: the output (red) below the input (grey) = the nonlinearity moved "
+            "energy into DC, above = it removed DC"
+            + (" (patch tokens in row order: peaks at multiples of 2/w come from the grid rows)." if is_image else "."),
+            {k: acts[k] for k in ("freq", "input", "output")},
+            "mlp_activation_spectrum",
+            key="spectral_mlp_spec",
+        )
     with right:
-        table = pd.DataFrame({"block": np.arange(L), "HC/DC of the input": acts["input_ratio"],
-                              "HC/DC of the output": acts["output_ratio"]})
-        st.caption("HC/DC of every block's MLP activation input and output on the current input: a lower output "
-                   "ratio means the nonlinearity moved energy into DC; a higher one means it clipped away a shared "
-                   "(negative) offset that the input's DC carried.")
+        table = pd.DataFrame(
+            {
+                "block": np.arange(L),
+                "HC/DC of the input": acts["input_ratio"],
+                "HC/DC of the output": acts["output_ratio"],
+            }
+        )
+        st.caption(
+            "HC/DC of every block's MLP activation input and output on the current input: a lower output "
+            "ratio means the nonlinearity moved energy into DC; a higher one means it clipped away a shared "
+            "(negative) offset that the input's DC carried."
+        )
         st.dataframe(table, hide_index=True, width="stretch")
 
 

@@ -8,29 +8,45 @@ from ui.navigation import VIEWS
 from ui.stored import store
 from ui.widgets import download_button, page_context
 
-ANALYSIS_VIEWS = {"importance": "importance.py", "relevance": "relevance.py", "attention": "attention.py",
-                  "embedding": "embedding.py"}
+ANALYSIS_VIEWS = {
+    "importance": "importance.py",
+    "relevance": "relevance.py",
+    "attention": "attention.py",
+    "embedding": "embedding.py",
+}
 MAX_NPZ_MB = 200
 
 page_context()  # draws the sidebar, which this view does not need otherwise
 st.title("Runs")
-st.caption(f"Dataset-scale results computed once and stored in **{store().root.resolve()}** (`--store` or "
-           "`HEADSCOPE_STORE` moves it): by `python -m headscope precompute`, or by a view's background run. A view "
-           "shows a stored run by itself when the sidebar's model and dataset match it. Select a run to see its "
-           "files, download or delete it.")
+st.caption(
+    f"Dataset-scale results computed once and stored in **{store().root.resolve()}** (`--store` or "
+    "`HEADSCOPE_STORE` moves it): by `python -m headscope precompute`, or by a view's background run. A view "
+    "shows a stored run by itself when the sidebar's model and dataset match it. Select a run to see its "
+    "files, download or delete it."
+)
 
 index = store().index()
 if index.empty:
-    st.info("No stored runs yet. Start one from the Head importance view (**Run … in the background**) or on the "
-            "command line: `python -m headscope precompute --model digits-vit --dataset digits --analyses "
-            "importance,relevance`.")
+    st.info(
+        "No stored runs yet. Start one from the Head importance view (**Run … in the background**) or on the "
+        "command line: `python -m headscope precompute --model digits-vit --dataset digits --analyses "
+        "importance,relevance`."
+    )
     st.stop()
 
 shown = index.drop(columns=["params"]).assign(progress=lambda d: d.done / d.inputs)
-event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                     key="runs_table", column_config={
-                         "progress": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
-                         "size_mb": st.column_config.NumberColumn("size (MB)", format="%.2f")})
+event = st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="runs_table",
+    column_config={
+        "progress": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        "size_mb": st.column_config.NumberColumn("size (MB)", format="%.2f"),
+    },
+)
 picked = event.selection.rows if event else []
 if picked:
     st.session_state["runs_selected"] = shown["key"].iloc[picked[0]]
@@ -46,19 +62,31 @@ except StoreError as e:
     st.error(str(e))
     st.stop()
 st.subheader(f"{m.analysis} of {m.model} on {m.dataset} ({m.split})")
-st.caption(f"{m.done_inputs}/{m.n_inputs} inputs · {index.state.iloc[row]} · parameters {m.params} · "
-           f"folder {run.root}" + (f" · error: {m.error}" if m.error else ""))
+st.caption(
+    f"{m.done_inputs}/{m.n_inputs} inputs · {index.state.iloc[row]} · parameters {m.params} · "
+    f"folder {run.root}" + (f" · error: {m.error}" if m.error else "")
+)
 view = ANALYSIS_VIEWS.get(m.analysis)
 if view and m.state == "done":
     title = next(v.title for v in VIEWS if v.file == view)
-    st.page_link(f"pages/{view}", label=f"Open the {title} view (pick {m.model} and {m.dataset} in the sidebar)",
-                 icon=":material/open_in_new:")
+    st.page_link(
+        f"pages/{view}",
+        label=f"Open the {title} view (pick {m.model} and {m.dataset} in the sidebar)",
+        icon=":material/open_in_new:",
+    )
 
 if m.state == "done":
     arrays = run.arrays()
-    st.dataframe(pd.DataFrame({"array": [f"arrays/{k}.npy" for k in arrays],
-                               "shape": [str(list(a.shape)) for a in arrays.values()],
-                               "dtype": [str(a.dtype) for a in arrays.values()]}), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "array": [f"arrays/{k}.npy" for k in arrays],
+                "shape": [str(list(a.shape)) for a in arrays.values()],
+                "dtype": [str(a.dtype) for a in arrays.values()],
+            }
+        ),
+        hide_index=True,
+    )
     for name, table in run.tables().items():
         st.markdown(f"**tables/{name}.parquet** · {len(table)} rows")
         st.dataframe(table.head(200), hide_index=True, width="stretch", height=220)
@@ -67,9 +95,10 @@ if m.state == "done":
     if size <= MAX_NPZ_MB:
         download_button(arrays, key, key="dl_run_npz")  # every array
     else:
-        st.caption(f"The arrays take {size:.0f} MB: read them from {run.root / 'arrays'} (numpy .npy files) or "
-                   f"export with `python -m headscope runs export {key}`.")
-
+        st.caption(
+            f"The arrays take {size:.0f} MB: read them from {run.root / 'arrays'} (numpy .npy files) or "
+            f"export with `python -m headscope runs export {key}`."
+        )
 
 
 def delete(key: str) -> None:

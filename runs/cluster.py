@@ -17,15 +17,16 @@ store, so a rerun computes only the missing shards.
     from runs import precompute
     precompute("digits-vit", "digits", analyses=["importance"], ray="local", workers=2)
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -48,8 +49,10 @@ class ShardsFailed(RuntimeError):
 
     def __init__(self, failures: list[tuple[str, str]]):
         self.failures = failures
-        super().__init__(f"{len(failures)} shard(s) failed after retries (the other shards are stored; rerun to "
-                         "compute only these): " + "; ".join(f"{name}: {err}" for name, err in failures))
+        super().__init__(
+            f"{len(failures)} shard(s) failed after retries (the other shards are stored; rerun to "
+            "compute only these): " + "; ".join(f"{name}: {err}" for name, err in failures)
+        )
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,17 @@ class ShardWorker:
     """A Ray actor: loads the model and the dataset once, checks both against the run's fingerprints, then
     computes shards of any run of them (runs.jobs.compute_shard)."""
 
-    def __init__(self, model_name: str, device: str, threads: int, source: str, split: str, model_fingerprint: str,
-                 dataset_key: str, faults: Faults | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        device: str,
+        threads: int,
+        source: str,
+        split: str,
+        model_fingerprint: str,
+        dataset_key: str,
+        faults: Faults | None = None,
+    ):
         import torch
 
         from data import load_dataset
@@ -79,12 +91,16 @@ class ShardWorker:
         self.faults = faults or Faults()
         self.model = load_model(model_name, device=device)
         if jobs.model_fingerprint(self.model) != model_fingerprint:
-            raise ClusterError(f"the worker on {os.uname().nodename} loaded different weights for {model_name}; "
-                               "every node must see the same model files.")
+            raise ClusterError(
+                f"the worker on {os.uname().nodename} loaded different weights for {model_name}; "
+                "every node must see the same model files."
+            )
         self.ds = load_dataset(source, split)
         if jobs.dataset_fingerprint(self.ds) != dataset_key:
-            raise ClusterError(f"the worker on {os.uname().nodename} sees different files at {source}; every node "
-                               "must read the same dataset (a shared filesystem or the same copy).")
+            raise ClusterError(
+                f"the worker on {os.uname().nodename} sees different files at {source}; every node "
+                "must read the same dataset (a shared filesystem or the same copy)."
+            )
 
     def ready(self) -> str:
         """Where this worker runs (returns once the model and dataset are loaded)."""
@@ -133,8 +149,10 @@ class RayExecutor:
             self.workers = gpus or max(1, int(resources.get("CPU", 1)) // self.threads)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         threads = "" if self.gpu else f" x {_plural(self.threads, 'thread')}"
-        self.description = (f"ray: {_plural(self.workers, 'GPU worker' if self.gpu else 'CPU worker')}{threads} "
-                            f"on {_plural(nodes, 'node')}")
+        self.description = (
+            f"ray: {_plural(self.workers, 'GPU worker' if self.gpu else 'CPU worker')}{threads} "
+            f"on {_plural(nodes, 'node')}"
+        )
         self._pool: list | None = None
 
     def start(self) -> None:
@@ -164,11 +182,23 @@ class RayExecutor:
         path = Path(self.ds.source).expanduser()  # workers open a local file or folder by its absolute path
         source = str(path.resolve()) if path.exists() else self.ds.source
         actor = ray.remote(ShardWorker).options(
-            max_restarts=self.retries, max_task_retries=self.retries,
-            **({"num_gpus": 1} if self.gpu else {"num_cpus": self.threads}))
-        return [actor.remote(self.model_name, "cuda" if self.gpu else "cpu", self.threads, source, self.ds.split,
-                             self.model_fingerprint, dataset_fingerprint(self.ds), self.faults)
-                for _ in range(self.workers)]
+            max_restarts=self.retries,
+            max_task_retries=self.retries,
+            **({"num_gpus": 1} if self.gpu else {"num_cpus": self.threads}),
+        )
+        return [
+            actor.remote(
+                self.model_name,
+                "cuda" if self.gpu else "cpu",
+                self.threads,
+                source,
+                self.ds.split,
+                self.model_fingerprint,
+                dataset_fingerprint(self.ds),
+                self.faults,
+            )
+            for _ in range(self.workers)
+        ]
 
     def close(self) -> None:
         import ray
@@ -257,15 +287,20 @@ def _probe(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
     except (OSError, ValueError) as e:
-        raise ClusterError(f"No Ray cluster answers at {address!r} ({e}). Check the head node's address (`ray "
-                           "status` on it prints it), or use --ray local to start Ray on this machine.") from e
+        raise ClusterError(
+            f"No Ray cluster answers at {address!r} ({e}). Check the head node's address (`ray "
+            "status` on it prints it), or use --ray local to start Ray on this machine."
+        ) from e
 
 
 def runtime_env() -> dict:
     """The Ray job's runtime environment: HeadScope's packages shipped to every worker (Ray py_modules; the
     libraries must be installed on every node) and the Hugging Face / HeadScope settings of this process."""
-    return {"py_modules": [str(ROOT / p) for p in PACKAGES], "excludes": ["__pycache__", "*.pyc"],
-            "env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
+    return {
+        "py_modules": [str(ROOT / p) for p in PACKAGES],
+        "excludes": ["__pycache__", "*.pyc"],
+        "env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ},
+    }
 
 
 @contextlib.contextmanager
@@ -283,13 +318,20 @@ def connect(address: str, cpus: int | None = None):
     _probe(address)
     try:
         if address == "local":
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="warning", log_to_driver=False,
-                     runtime_env=runtime_env())
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                logging_level="warning",
+                log_to_driver=False,
+                runtime_env=runtime_env(),
+            )
         else:
             ray.init(address=address, logging_level="warning", log_to_driver=False, runtime_env=runtime_env())
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ClusterError(f"Could not reach a Ray cluster at {address!r} ({e}). Start one with `ray start --head` "
-                           "(see the README's Scale out section) or use --ray local.") from e
+        raise ClusterError(
+            f"Could not reach a Ray cluster at {address!r} ({e}). Start one with `ray start --head` "
+            "(see the README's Scale out section) or use --ray local."
+        ) from e
     try:
         yield
     finally:

@@ -9,14 +9,15 @@ uninterrupted one.
     runs = precompute("digits-vit", "digits", analyses=["importance", "relevance"], n=256)
     runs[0].arrays()["accuracy"]      # [N, L, H] per-input drop in accuracy when each head is removed
 """
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,12 @@ def read_importance(run: Run) -> dict:
     arrays, metrics = run.arrays(), tuple(run.manifest.params["metrics"])
     scores = {k: np.moveaxis(np.asarray(arrays[k], dtype=np.float64), 0, -1) for k in metrics + ("gradient",)}
     labels = np.asarray(arrays["label"])
-    return {"scores": scores, "metrics": metrics, "labels": labels if (labels >= 0).any() else None,
-            "rows": np.asarray(arrays["row"])}
+    return {
+        "scores": scores,
+        "metrics": metrics,
+        "labels": labels if (labels >= 0).any() else None,
+        "rows": np.asarray(arrays["row"]),
+    }
 
 
 def read_relevance(run: Run) -> dict:
@@ -82,13 +87,21 @@ def read_relevance(run: Run) -> dict:
     from analysis.faithfulness import disagreement
 
     arrays = run.arrays()
-    maps = {k[len("map_"):]: np.nan_to_num(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()
-            if k.startswith("map_")}
+    maps = {
+        k[len("map_") :]: np.nan_to_num(np.asarray(v, dtype=np.float32))
+        for k, v in arrays.items()
+        if k.startswith("map_")
+    }
     width = next(iter(maps.values())).shape[1]
     real = np.arange(width)[None] < np.asarray(arrays["n_tokens"])[:, None]
-    return {"maps": maps, "real": real, "predicted": np.asarray(arrays["predicted"]),
-            "labels": np.asarray(arrays["label"]), "rows": np.asarray(arrays["row"]),
-            "disagreement": disagreement(maps, real)}
+    return {
+        "maps": maps,
+        "real": real,
+        "predicted": np.asarray(arrays["predicted"]),
+        "labels": np.asarray(arrays["label"]),
+        "rows": np.asarray(arrays["row"]),
+        "disagreement": disagreement(maps, real),
+    }
 
 
 def read_embedding(run: Run, names: tuple[str, str]):
@@ -98,10 +111,17 @@ def read_embedding(run: Run, names: tuple[str, str]):
 
     a = run.arrays()
     keep = np.flatnonzero(np.asarray(a["label"]) >= 0)
-    ident = Identifiability(np.asarray(a["identifiability"])[keep].T.astype(np.float64),
-                            np.moveaxis(np.asarray(a["token_identifiability"])[keep], 0, 1).astype(np.float64), names)
-    sample = SampleEmbedding(ident, np.moveaxis(np.asarray(a["summary_scores"])[keep], 0, 1),
-                             np.moveaxis(np.asarray(a["embeddings"])[keep], 0, 1), np.asarray(a["label"])[keep])
+    ident = Identifiability(
+        np.asarray(a["identifiability"])[keep].T.astype(np.float64),
+        np.moveaxis(np.asarray(a["token_identifiability"])[keep], 0, 1).astype(np.float64),
+        names,
+    )
+    sample = SampleEmbedding(
+        ident,
+        np.moveaxis(np.asarray(a["summary_scores"])[keep], 0, 1),
+        np.moveaxis(np.asarray(a["embeddings"])[keep], 0, 1),
+        np.asarray(a["label"])[keep],
+    )
     return sample, np.asarray(a["row"])[keep]
 
 
@@ -122,16 +142,19 @@ def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
             width = max(width, maps.shape[1])
     result = {"predicted": np.concatenate(out["predicted"]), "n_tokens": np.concatenate(out["n_tokens"])}
     for m in params["methods"]:
-        result[f"map_{m}"] = np.concatenate([np.pad(x.astype(np.float32), ((0, 0), (0, width - x.shape[1])),
-                                                    constant_values=np.nan) for x in out[f"map_{m}"]])
+        result[f"map_{m}"] = np.concatenate(
+            [
+                np.pad(x.astype(np.float32), ((0, 0), (0, width - x.shape[1])), constant_values=np.nan)
+                for x in out[f"map_{m}"]
+            ]
+        )
     return result
 
 
 def _attention(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
     from analysis.attention import dataset_statistics
 
-    stats = dataset_statistics(model, list(chunk.dataset.inputs),
-                               batch_size=params["batch_size"])
+    stats = dataset_statistics(model, list(chunk.dataset.inputs), batch_size=params["batch_size"])
     return {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
 
 
@@ -144,11 +167,13 @@ def _embedding(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
         unknown = np.flatnonzero(labels < 0)
         labels[unknown] = model.logits(model.prepare([inputs[i] for i in unknown])).argmax(-1).cpu().numpy()
     s = embed_sample(model, inputs, labels, where=params["where"], batch_size=params["batch_size"])
-    return {"identifiability": s.ident.summary.T.astype(np.float32),              # [n, L]
-            "token_identifiability": np.moveaxis(s.ident.tokens, 1, 0).astype(np.float16),  # [n, L, T]
-            "summary_scores": np.moveaxis(s.summary_scores, 1, 0).astype(np.float32),  # [n, L, C]
-            "embeddings": np.moveaxis(s.embeddings, 1, 0).astype(np.float32),     # [n, L+1, D]
-            "target": labels}
+    return {
+        "identifiability": s.ident.summary.T.astype(np.float32),  # [n, L]
+        "token_identifiability": np.moveaxis(s.ident.tokens, 1, 0).astype(np.float16),  # [n, L, T]
+        "summary_scores": np.moveaxis(s.summary_scores, 1, 0).astype(np.float32),  # [n, L, C]
+        "embeddings": np.moveaxis(s.embeddings, 1, 0).astype(np.float32),  # [n, L+1, D]
+        "target": labels,
+    }
 
 
 TOP_K = 5
@@ -162,17 +187,27 @@ def _predictions(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np
     top = np.argsort(-probs, axis=1)[:, :k]
     known = chunk.labels >= 0
     true_prob = np.where(known, probs[np.arange(len(probs)), np.clip(chunk.labels, 0, None)], np.nan)
-    return {"top_classes": top, "top_probs": np.take_along_axis(probs, top, 1).astype(np.float32),
-            "true_prob": true_prob.astype(np.float32), "loss": (-np.log(np.clip(true_prob, 1e-12, 1))).astype(np.float32)}
+    return {
+        "top_classes": top,
+        "top_probs": np.take_along_axis(probs, top, 1).astype(np.float32),
+        "true_prob": true_prob.astype(np.float32),
+        "loss": (-np.log(np.clip(true_prob, 1e-12, 1))).astype(np.float32),
+    }
 
 
 def _predictions_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
     """Accuracy per class over the inputs with a known label."""
     label, pred = np.asarray(arrays["label"]), np.asarray(arrays["top_classes"])[:, 0]
     classes = np.unique(label[label >= 0])
-    return {"per_class": pd.DataFrame({"class": [model.spec.class_names[c] for c in classes],
-                                       "n": [int((label == c).sum()) for c in classes],
-                                       "accuracy": [float((pred[label == c] == c).mean()) for c in classes]})}
+    return {
+        "per_class": pd.DataFrame(
+            {
+                "class": [model.spec.class_names[c] for c in classes],
+                "n": [int((label == c).sum()) for c in classes],
+                "accuracy": [float((pred[label == c] == c).mean()) for c in classes],
+            }
+        )
+    }
 
 
 FAITHFULNESS_STEPS = 16
@@ -185,26 +220,48 @@ def _faithfulness(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, n
     from analysis.faithfulness import per_input_scores
 
     first_batch = int(chunk.rows_offset) // params["batch_size"]
-    scores = per_input_scores(model, chunk.dataset, params["methods"], len(chunk.rows), params["batch_size"],
-                              FAITHFULNESS_STEPS, seed=first_batch)
-    return {k.replace("/", "__"): np.asarray(v, dtype=np.float32) if v.dtype.kind == "f" else v
-            for k, v in scores.items() if not k.startswith("map/")}
+    scores = per_input_scores(
+        model,
+        chunk.dataset,
+        params["methods"],
+        len(chunk.rows),
+        params["batch_size"],
+        FAITHFULNESS_STEPS,
+        seed=first_batch,
+    )
+    return {
+        k.replace("/", "__"): np.asarray(v, dtype=np.float32) if v.dtype.kind == "f" else v
+        for k, v in scores.items()
+        if not k.startswith("map/")
+    }
 
 
 def _faithfulness_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
     from analysis.faithfulness import RANDOM, summarise_scores
 
     order = list(params["methods"]) + [RANDOM]  # the arrays come back sorted by file name
-    scores = {k.replace("__", "/"): np.asarray(v) for k, v in
-              sorted(arrays.items(), key=lambda kv: order.index(kv[0].split("__")[-1]) if "__" in kv[0] else -1)
-              if "__" in k}
+    scores = {
+        k.replace("__", "/"): np.asarray(v)
+        for k, v in sorted(arrays.items(), key=lambda kv: order.index(kv[0].split("__")[-1]) if "__" in kv[0] else -1)
+        if "__" in k
+    }
     table, curves = summarise_scores(scores, (model.spec.image_size or 0) ** 2, FAITHFULNESS_STEPS)
     return {"scores": table, "curves": curves}
 
 
 # spectral_metrics keys with the batch on axis 1 ([L(+1), B, ...]), stored as [N, L(+1), ...]
-SPECTRAL_PER_INPUT = ("resid_ratio", "resid_share", "attn_out_ratio", "attn_out_share", "mlp_out_ratio",
-                      "mlp_out_share", "rank", "entropy", "profile", "variance")
+SPECTRAL_PER_INPUT = (
+    "resid_ratio",
+    "resid_share",
+    "attn_out_ratio",
+    "attn_out_share",
+    "mlp_out_ratio",
+    "mlp_out_share",
+    "rank",
+    "entropy",
+    "profile",
+    "variance",
+)
 
 
 def _spectral(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.ndarray]:
@@ -233,24 +290,55 @@ class Job:
 
 
 JOBS = {
-    "predictions": Job("predictions", "top-5 classes and probabilities, probability and loss of the true class [N]; "
-                       "accuracy per class", _predictions, lambda model, methods: {}, _predictions_tables),
-    "importance": Job("importance", "per-input ablation deltas of every head under each metric, and the gradient "
-                      "score [N, L, H]", _importance,
-                      lambda model, methods: {"metrics": list(_importance_metrics(model))}, _importance_tables),
-    "relevance": Job("relevance", "relevance maps per method for the predicted class [N, T'] and the prediction",
-                     _relevance, lambda model, methods: {"methods": list(methods)}),
-    "attention": Job("attention", "attention statistics per input and head: distance, rings, entropy, CLS/sink mass",
-                     _attention, lambda model, methods: {}),
-    "faithfulness": Job("faithfulness", "per input and method (plus a random map): perturbation curves (positive, "
-                        "negative), deletion/insertion curves, with masks the pointing game and segmentation counts; "
-                        "the AUC table and mean curves", _faithfulness,
-                        lambda model, methods: {"methods": list(methods)}, _faithfulness_tables),
-    "spectral": Job("spectral", "per layer: HC/DC ratio and HC share of the residual stream, attention and MLP outputs, "
-                    "rank collapse, attention entropy per head; for images the Fourier profile and feature-map "
-                    "variance", _spectral, lambda model, methods: {}),
-    "embedding": Job("embedding", "identifiability per layer [N, L], class scores and embeddings of the summary "
-                     "token per layer", _embedding, lambda model, methods: {"where": "resid"}),
+    "predictions": Job(
+        "predictions",
+        "top-5 classes and probabilities, probability and loss of the true class [N]; accuracy per class",
+        _predictions,
+        lambda model, methods: {},
+        _predictions_tables,
+    ),
+    "importance": Job(
+        "importance",
+        "per-input ablation deltas of every head under each metric, and the gradient score [N, L, H]",
+        _importance,
+        lambda model, methods: {"metrics": list(_importance_metrics(model))},
+        _importance_tables,
+    ),
+    "relevance": Job(
+        "relevance",
+        "relevance maps per method for the predicted class [N, T'] and the prediction",
+        _relevance,
+        lambda model, methods: {"methods": list(methods)},
+    ),
+    "attention": Job(
+        "attention",
+        "attention statistics per input and head: distance, rings, entropy, CLS/sink mass",
+        _attention,
+        lambda model, methods: {},
+    ),
+    "faithfulness": Job(
+        "faithfulness",
+        "per input and method (plus a random map): perturbation curves (positive, "
+        "negative), deletion/insertion curves, with masks the pointing game and segmentation counts; "
+        "the AUC table and mean curves",
+        _faithfulness,
+        lambda model, methods: {"methods": list(methods)},
+        _faithfulness_tables,
+    ),
+    "spectral": Job(
+        "spectral",
+        "per layer: HC/DC ratio and HC share of the residual stream, attention and MLP outputs, "
+        "rank collapse, attention entropy per head; for images the Fourier profile and feature-map "
+        "variance",
+        _spectral,
+        lambda model, methods: {},
+    ),
+    "embedding": Job(
+        "embedding",
+        "identifiability per layer [N, L], class scores and embeddings of the summary token per layer",
+        _embedding,
+        lambda model, methods: {"where": "resid"},
+    ),
 }
 
 
@@ -268,7 +356,7 @@ def check_analyses(names: Sequence[str]) -> list[str]:
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
-_FINGERPRINTS: "weakref.WeakKeyDictionary[HookedModel, str]" = weakref.WeakKeyDictionary()
+_FINGERPRINTS: weakref.WeakKeyDictionary[HookedModel, str] = weakref.WeakKeyDictionary()
 
 
 def model_fingerprint(model: HookedModel) -> str:
@@ -301,17 +389,34 @@ def run_rows(ds: Dataset, n: int | None) -> np.ndarray:
     return np.arange(len(ds)) if n is None or n >= len(ds) else ds.sample_rows(n)
 
 
-def manifest_for(model: HookedModel, model_name: str, ds: Dataset, analysis: str, n: int | None,
-                 batch_size: int, methods: Sequence[str] = DEFAULT_METHODS, chunk_size: int | None = None) -> Manifest:
+def manifest_for(
+    model: HookedModel,
+    model_name: str,
+    ds: Dataset,
+    analysis: str,
+    n: int | None,
+    batch_size: int,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    chunk_size: int | None = None,
+) -> Manifest:
     """What a run of `analysis` over `ds` would be (its key fixes the model, data and parameters)."""
     job = JOBS[analysis]
     rows = run_rows(ds, n)
     params = job.defaults(model, methods) | {"batch_size": int(batch_size), "n": int(len(rows))}
     data = dataset_fingerprint(ds)
     key = run_key(model_fingerprint(model), data, analysis, params)
-    return Manifest(key=key, analysis=analysis, model=model_name, model_fingerprint=model_fingerprint(model),
-                    dataset=ds.source, dataset_key=data, split=ds.split, params=params, n_inputs=len(rows),
-                    chunk_size=int(chunk_size or batch_size * -(-CHUNK_INPUTS // batch_size)))
+    return Manifest(
+        key=key,
+        analysis=analysis,
+        model=model_name,
+        model_fingerprint=model_fingerprint(model),
+        dataset=ds.source,
+        dataset_key=data,
+        split=ds.split,
+        params=params,
+        n_inputs=len(rows),
+        chunk_size=int(chunk_size or batch_size * -(-CHUNK_INPUTS // batch_size)),
+    )
 
 
 # -- running ------------------------------------------------------------------------------------------------
@@ -334,14 +439,18 @@ def pending_shards(ds: Dataset, manifest: Manifest, done: set[int], class_names:
     """The run's chunks not in `done`, as shards (the run's rows and their labels in the model's classes)."""
     rows = run_rows(ds, manifest.params["n"])
     labels = match_labels(class_names, ds.class_names).to_model(np.asarray(ds.labels)[rows])
-    return [Shard(s, rows[s:s + manifest.chunk_size], labels[s:s + manifest.chunk_size])
-            for s in manifest.chunk_starts() if s not in done]
+    return [
+        Shard(s, rows[s : s + manifest.chunk_size], labels[s : s + manifest.chunk_size])
+        for s in manifest.chunk_starts()
+        if s not in done
+    ]
 
 
 def compute_shard(model: HookedModel, ds: Dataset, manifest: Manifest, shard: Shard) -> dict[str, np.ndarray]:
     """One chunk's per-input arrays [n, ...], with its dataset rows and model labels."""
-    arrays = JOBS[manifest.analysis].compute(model, Chunk(ds.subset(shard.rows), shard.rows, shard.labels, shard.start),
-                                             manifest.params)
+    arrays = JOBS[manifest.analysis].compute(
+        model, Chunk(ds.subset(shard.rows), shard.rows, shard.labels, shard.start), manifest.params
+    )
     return arrays | {"row": shard.rows.astype(np.int64), "label": shard.labels}
 
 
@@ -350,8 +459,16 @@ def compute_shard(model: HookedModel, ds: Dataset, manifest: Manifest, shard: Sh
 Executor = Callable[[list[Shard]], Iterator[tuple[int, dict[str, np.ndarray]]]]
 
 
-def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, force: bool = False,
-            progress: Progress = None, fail_after_chunks: int | None = None, executor: Executor | None = None) -> Run:
+def run_job(
+    model: HookedModel,
+    ds: Dataset,
+    manifest: Manifest,
+    store: Store,
+    force: bool = False,
+    progress: Progress = None,
+    fail_after_chunks: int | None = None,
+    executor: Executor | None = None,
+) -> Run:
     """Compute (or resume) one run into the store; returns it finished. A finished run with the same key is
     returned as it is unless force. Chunks are computed here one after another, or by `executor` (e.g. on a Ray
     cluster); either way this process alone writes the run. fail_after_chunks: stop with an error after that
@@ -373,7 +490,9 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
             progress(finished, manifest.n_inputs)
         written = 0
         try:
-            results = executor(shards) if executor else ((s.start, compute_shard(model, ds, manifest, s)) for s in shards)
+            results = (
+                executor(shards) if executor else ((s.start, compute_shard(model, ds, manifest, s)) for s in shards)
+            )
             for start, arrays in results:
                 run.write_chunk(start, arrays)
                 finished += len(arrays["row"])
@@ -387,8 +506,14 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
             def tables(arrays: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
                 names = np.asarray(ds.names)[np.asarray(arrays["row"])]
                 label = np.asarray(arrays["label"])
-                inputs = pd.DataFrame({"row": arrays["row"], "name": names, "label": label,
-                                       "label_name": [model.spec.class_names[c] if c >= 0 else "" for c in label]})
+                inputs = pd.DataFrame(
+                    {
+                        "row": arrays["row"],
+                        "name": names,
+                        "label": label,
+                        "label_name": [model.spec.class_names[c] if c >= 0 else "" for c in label],
+                    }
+                )
                 job = JOBS[manifest.analysis]
                 return {"inputs": inputs} | (job.tables(model, arrays, manifest.params) if job.tables else {})
 
@@ -404,11 +529,24 @@ def run_job(model: HookedModel, ds: Dataset, manifest: Manifest, store: Store, f
     return run
 
 
-def precompute(model_name: str, source: str, split: str | None = None, analyses: Sequence[str] = ("importance",),
-               methods: Sequence[str] = DEFAULT_METHODS, n: int | None = None, batch_size: int = 32,
-               device: str | None = None, store: str | None = None, force: bool = False,
-               progress: Callable[[Manifest], Progress] | None = None, threads: int | None = None,
-               ray: str | None = None, workers: int | None = None, retries: int = 2, faults=None) -> list[Run]:
+def precompute(
+    model_name: str,
+    source: str,
+    split: str | None = None,
+    analyses: Sequence[str] = ("importance",),
+    methods: Sequence[str] = DEFAULT_METHODS,
+    n: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    store: str | None = None,
+    force: bool = False,
+    progress: Callable[[Manifest], Progress] | None = None,
+    threads: int | None = None,
+    ray: str | None = None,
+    workers: int | None = None,
+    retries: int = 2,
+    faults=None,
+) -> list[Run]:
     """Load the model and the dataset, and run each analysis into the store (see run_job). progress(manifest)
     returns the (done, total) callback of that run; threads: torch's CPU threads (per Ray worker with ray).
 
@@ -435,13 +573,30 @@ def precompute(model_name: str, source: str, split: str | None = None, analyses:
         st = Store(store)
         executor = None
         if ray:
-            executor = RayExecutor(model_name, ds, model_fingerprint(model), workers, threads or 1,
-                                   gpu=device != "cpu", retries=retries, faults=faults)
+            executor = RayExecutor(
+                model_name,
+                ds,
+                model_fingerprint(model),
+                workers,
+                threads or 1,
+                gpu=device != "cpu",
+                retries=retries,
+                faults=faults,
+            )
             stack.callback(executor.close)
         out = []
         for a in analyses:
             m = manifest_for(model, model_name, ds, a, n, batch_size, methods)
             m.workers = executor.description if executor else ""
-            out.append(run_job(model, ds, m, st, force, progress(m) if progress else None,
-                               executor=executor.on(m) if executor else None))
+            out.append(
+                run_job(
+                    model,
+                    ds,
+                    m,
+                    st,
+                    force,
+                    progress(m) if progress else None,
+                    executor=executor.on(m) if executor else None,
+                )
+            )
     return out

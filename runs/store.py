@@ -13,6 +13,7 @@ SIGKILL) leaves only whole chunks behind; a rerun checks each chunk's checksum, 
 computes the rest. The key hashes everything that determines the result (see `run_key`), so the same key
 means the same result. Nothing is pickled (np.load(allow_pickle=False) and pyarrow read every file).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,9 +25,9 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -103,10 +104,17 @@ def _write_atomic(path: Path, write) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        why = "the disk is full" if e.errno == errno.ENOSPC else \
-            "the store folder is not writable" if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM) else str(e)
-        raise StoreError(f"Could not write {path}: {why}. Earlier runs are untouched; free space or choose "
-                         "another store (--store or HEADSCOPE_STORE).") from e
+        why = (
+            "the disk is full"
+            if e.errno == errno.ENOSPC
+            else "the store folder is not writable"
+            if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM)
+            else str(e)
+        )
+        raise StoreError(
+            f"Could not write {path}: {why}. Earlier runs are untouched; free space or choose "
+            "another store (--store or HEADSCOPE_STORE)."
+        ) from e
 
 
 def _write_json(path: Path, obj) -> None:
@@ -183,8 +191,10 @@ class Run:
 
     def arrays(self, mmap: bool = True) -> dict[str, np.ndarray]:
         """The finished run's per-input arrays {name: [N, ...]} (memory-mapped: reading is instant)."""
-        return {p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-                for p in sorted((self.root / "arrays").glob("*.npy"))}
+        return {
+            p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+            for p in sorted((self.root / "arrays").glob("*.npy"))
+        }
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {p.stem: pd.read_parquet(p) for p in sorted((self.root / "tables").glob("*.parquet"))}
@@ -205,8 +215,9 @@ class Run:
             except BlockingIOError:
                 f.seek(0)
                 holder = f.read().strip() or "another process"
-                raise StoreError(f"Run {self.root.name} is being computed by {holder}; wait for it to finish "
-                                 "or stop that process.") from None
+                raise StoreError(
+                    f"Run {self.root.name} is being computed by {holder}; wait for it to finish or stop that process."
+                ) from None
             f.seek(0)
             f.truncate()
             f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -260,8 +271,10 @@ class Store:
         try:
             run.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"Cannot create the run folder {run.root} ({e.strerror}). Choose a writable store "
-                             "with --store or HEADSCOPE_STORE.") from e
+            raise StoreError(
+                f"Cannot create the run folder {run.root} ({e.strerror}). Choose a writable store "
+                "with --store or HEADSCOPE_STORE."
+            ) from e
         if not (run.root / "manifest.json").exists():
             run.save_manifest(manifest)
         return run
@@ -290,15 +303,48 @@ class Store:
                 m = run.manifest
             except StoreError:
                 continue
-            state = "outdated" if m.format_version != FORMAT_VERSION else \
-                "interrupted" if m.state == "running" and not run.is_locked() else m.state
-            rows.append({"key": m.key, "analysis": m.analysis, "model": m.model, "dataset": m.dataset,
-                         "split": m.split, "inputs": m.n_inputs, "done": m.done_inputs, "state": state,
-                         "workers": m.workers or "this machine",
-                         "params": json.dumps(m.params, sort_keys=True), "size_mb": run.size_bytes() / 2**20,
-                         "created": pd.Timestamp(m.created, unit="s"), "updated": pd.Timestamp(m.updated, unit="s")})
-        return pd.DataFrame(rows, columns=["key", "analysis", "model", "dataset", "split", "inputs", "done", "state",
-                                           "workers", "params", "size_mb", "created", "updated"])
+            state = (
+                "outdated"
+                if m.format_version != FORMAT_VERSION
+                else "interrupted"
+                if m.state == "running" and not run.is_locked()
+                else m.state
+            )
+            rows.append(
+                {
+                    "key": m.key,
+                    "analysis": m.analysis,
+                    "model": m.model,
+                    "dataset": m.dataset,
+                    "split": m.split,
+                    "inputs": m.n_inputs,
+                    "done": m.done_inputs,
+                    "state": state,
+                    "workers": m.workers or "this machine",
+                    "params": json.dumps(m.params, sort_keys=True),
+                    "size_mb": run.size_bytes() / 2**20,
+                    "created": pd.Timestamp(m.created, unit="s"),
+                    "updated": pd.Timestamp(m.updated, unit="s"),
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "key",
+                "analysis",
+                "model",
+                "dataset",
+                "split",
+                "inputs",
+                "done",
+                "state",
+                "workers",
+                "params",
+                "size_mb",
+                "created",
+                "updated",
+            ],
+        )
 
     def delete(self, key: str) -> None:
         run = self.run(key)

@@ -6,4 +6,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 pip install -q torch==2.13.0
-pip install -q -r requirements.txt
+pip install -q -e ".[test]"  # pyproject.toml: the libraries, and the analyses importable from anywhere

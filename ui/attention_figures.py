@@ -5,21 +5,22 @@ Plotly heatmap and image clicks do not reach Streamlit, so every clickable figur
 scatter points whose customdata says what a click picks: (layer, head) in the overview, dot plot and pattern
 map, the token index on the query image and in the line view, (cluster, ...) in the pattern map.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from PIL import Image
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from ui.figures import HEAT, as_rgb, colourbar_trace, heat_rgb, image_figure, png_source
 
 CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
-MAX_CELL = 24             # overview cells of text are pooled to at most this many tokens a side
-LINE_VIEW_MAX = 64        # the line view is drawn for texts up to this many tokens
+MAX_CELL = 24  # overview cells of text are pooled to at most this many tokens a side
+LINE_VIEW_MAX = 64  # the line view is drawn for texts up to this many tokens
 PALETTE = qualitative.Plotly + qualitative.D3
 
 
@@ -59,7 +60,7 @@ def pooled(matrix: np.ndarray, size: int = MAX_CELL) -> np.ndarray:
 
 
 # -- overview -------------------------------------------------------------------------------------------
-OVERLAY = 0.6       # opacity of attention laid over the image
+OVERLAY = 0.6  # opacity of attention laid over the image
 CELL_PX = (32, 96)  # smallest and largest overview cell, in picture pixels
 
 
@@ -73,18 +74,31 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
     rows, cols = np.minimum(np.arange(cell) * r // cell, r - 1), np.minimum(np.arange(cell) * c // cell, c - 1)
     colours = heat_rgb(cells[:, :, rows][:, :, :, cols], 0.0, zmax)  # [L, H, cell, cell, 3]
     if image is not None:
-        under = np.asarray(Image.fromarray((as_rgb(image) * 255).round().astype(np.uint8)).resize(
-            (cell, cell), Image.Resampling.BILINEAR)) / 255.0
+        under = (
+            np.asarray(
+                Image.fromarray((as_rgb(image) * 255).round().astype(np.uint8)).resize(
+                    (cell, cell), Image.Resampling.BILINEAR
+                )
+            )
+            / 255.0
+        )
         colours = OVERLAY * colours + (1 - OVERLAY) * under
     picture = np.ones((L * (cell + gap) - gap, H * (cell + gap) - gap, 3))
     for l in range(L):
         for h in range(H):
-            picture[l * (cell + gap):l * (cell + gap) + cell, h * (cell + gap):h * (cell + gap) + cell] = colours[l, h]
+            picture[l * (cell + gap) : l * (cell + gap) + cell, h * (cell + gap) : h * (cell + gap) + cell] = colours[
+                l, h
+            ]
     return picture, gap
 
 
-def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, image: np.ndarray | None = None,
-                    zmax: float | None = None, width: int = 480) -> go.Figure:
+def overview_mosaic(
+    cells: np.ndarray,
+    selected: tuple[int, int] | None = None,
+    image: np.ndarray | None = None,
+    zmax: float | None = None,
+    width: int = 480,
+) -> go.Figure:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale (optionally laid over an image
     [S, S, C]), drawn as one picture; each cell carries an invisible square point with customdata (layer,
     head, largest value) so that a click opens that head (read it with ui.widgets.clicked_head). The
@@ -99,53 +113,98 @@ def overview_mosaic(cells: np.ndarray, selected: tuple[int, int] | None = None, 
     fig.add_trace(colourbar_trace(0.0, zmax, title="attention"))
     ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     screen = (width - 120) / (H * step)  # screen pixels per picture pixel
-    fig.add_trace(go.Scatter(
-        x=(hh * step + (cell - 1) / 2).ravel(), y=(ll * step + (cell - 1) / 2).ravel(), mode="markers",
-        marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
-        customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
-        hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
-                      "<br>click to open this head<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=(hh * step + (cell - 1) / 2).ravel(),
+            y=(ll * step + (cell - 1) / 2).ravel(),
+            mode="markers",
+            marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
+            customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
+            hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
+            "<br>click to open this head<extra></extra>",
+        )
+    )
     if selected is not None:
         l, h = selected
-        fig.add_shape(type="rect", x0=h * step - 0.5 - gap / 2, x1=h * step + cell - 0.5 + gap / 2,
-                      y0=l * step - 0.5 - gap / 2, y1=l * step + cell - 0.5 + gap / 2, line=dict(color="red", width=3))
-    fig.update_xaxes(tickmode="array", tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
-                     ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)], side="top", showgrid=False,
-                     zeroline=False, range=[-0.5 - gap / 2, picture.shape[1] - 0.5 + gap / 2])
-    fig.update_yaxes(tickmode="array", tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
-                     ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)], showgrid=False,
-                     zeroline=False, range=[picture.shape[0] - 0.5 + gap / 2, -0.5 - gap / 2])
+        fig.add_shape(
+            type="rect",
+            x0=h * step - 0.5 - gap / 2,
+            x1=h * step + cell - 0.5 + gap / 2,
+            y0=l * step - 0.5 - gap / 2,
+            y1=l * step + cell - 0.5 + gap / 2,
+            line=dict(color="red", width=3),
+        )
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
+        ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)],
+        side="top",
+        showgrid=False,
+        zeroline=False,
+        range=[-0.5 - gap / 2, picture.shape[1] - 0.5 + gap / 2],
+    )
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
+        ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)],
+        showgrid=False,
+        zeroline=False,
+        range=[picture.shape[0] - 0.5 + gap / 2, -0.5 - gap / 2],
+    )
     height = int(40 + (width - 120) * picture.shape[0] / picture.shape[1])
-    fig.update_layout(height=min(900, max(220, height)), margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-                      clickmode="event+select", plot_bgcolor="white")
+    fig.update_layout(
+        height=min(900, max(220, height)),
+        margin=dict(l=10, r=10, t=30, b=10),
+        showlegend=False,
+        clickmode="event+select",
+        plot_bgcolor="white",
+    )
     return fig
 
 
 # -- one head ------------------------------------------------------------------------------------------
-def query_image(image: np.ndarray, heat: np.ndarray, grid: tuple[int, int], query_patch: int | None,
-                zmax: float | None = None, height: int = 420) -> go.Figure:
+def query_image(
+    image: np.ndarray,
+    heat: np.ndarray,
+    grid: tuple[int, int],
+    query_patch: int | None,
+    zmax: float | None = None,
+    height: int = 420,
+) -> go.Figure:
     """One head's attention heat [h, w] over the image [S, S, C]; each patch is an invisible point with
     customdata = its patch index (click it to make it the query); the query patch is outlined in red."""
     gh, gw = grid
     s = image.shape[0]
     fig = image_figure(image, heat, zmin=0, zmax=zmax if zmax is not None else float(heat.max()), height=height)
     rows, cols = np.divmod(np.arange(gh * gw), gw)
-    fig.add_trace(go.Scatter(
-        x=(cols + 0.5) * s / gw - 0.5, y=(rows + 0.5) * s / gh - 0.5, mode="markers",
-        marker=dict(color=CLICK, size=max(6, int(0.8 * height / max(gh, gw))), symbol="square"),
-        customdata=np.stack([np.arange(gh * gw), rows, cols, heat.ravel()], -1).tolist(),
-        hovertemplate="patch row %{customdata[1]}, col %{customdata[2]}: %{customdata[3]:.3f}"
-                      "<br>click to make it the query<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=(cols + 0.5) * s / gw - 0.5,
+            y=(rows + 0.5) * s / gh - 0.5,
+            mode="markers",
+            marker=dict(color=CLICK, size=max(6, int(0.8 * height / max(gh, gw))), symbol="square"),
+            customdata=np.stack([np.arange(gh * gw), rows, cols, heat.ravel()], -1).tolist(),
+            hovertemplate="patch row %{customdata[1]}, col %{customdata[2]}: %{customdata[3]:.3f}"
+            "<br>click to make it the query<extra></extra>",
+        )
+    )
     if query_patch is not None:
         r, c = divmod(query_patch, gw)
-        fig.add_shape(type="rect", x0=c * s / gw - 0.5, x1=(c + 1) * s / gw - 0.5, y0=r * s / gh - 0.5,
-                      y1=(r + 1) * s / gh - 0.5, line=dict(color="red", width=3))
+        fig.add_shape(
+            type="rect",
+            x0=c * s / gw - 0.5,
+            x1=(c + 1) * s / gw - 0.5,
+            y0=r * s / gh - 0.5,
+            y1=(r + 1) * s / gh - 0.5,
+            line=dict(color="red", width=3),
+        )
     fig.update_layout(clickmode="event+select", showlegend=False)
     return fig
 
 
-def line_view(matrix: np.ndarray, tokens: Sequence[str], query: int | None = None, top_k: int = 3,
-              height: int | None = None) -> go.Figure:
+def line_view(
+    matrix: np.ndarray, tokens: Sequence[str], query: int | None = None, top_k: int = 3, height: int | None = None
+) -> go.Figure:
     """BertViz-style head view of one head's attention matrix [T, T]: queries on the left, keys on the
     right, for every query a line to each of its top_k keys with opacity = weight; the chosen query's lines
     are red and labelled. Left tokens are invisible-point clickable (customdata = token index)."""
@@ -163,68 +222,143 @@ def line_view(matrix: np.ndarray, tokens: Sequence[str], query: int | None = Non
                     xs += [0, 1, None]
                     ys += [i, j, None]
         if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip",
-                                     line=dict(color=f"rgba(31,119,180,{0.15 + 0.85 * hi:.2f})", width=1 + 3 * hi)))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    hoverinfo="skip",
+                    line=dict(color=f"rgba(31,119,180,{0.15 + 0.85 * hi:.2f})", width=1 + 3 * hi),
+                )
+            )
     if query is not None and 0 <= query < T:
         for j in top[query]:
             w = float(matrix[query, j])
-            fig.add_trace(go.Scatter(x=[0, 1], y=[query, j], mode="lines", hoverinfo="skip",
-                                     line=dict(color="rgba(214,39,40,0.9)", width=1.5 + 5 * w)))
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[query, j],
+                    mode="lines",
+                    hoverinfo="skip",
+                    line=dict(color="rgba(214,39,40,0.9)", width=1.5 + 5 * w),
+                )
+            )
     font = 13 if T <= 32 else 10
-    fig.add_trace(go.Scatter(x=np.zeros(T), y=np.arange(T), mode="markers+text", text=list(tokens),
-                             textposition="middle left", textfont=dict(size=font),
-                             marker=dict(color=["red" if i == query else "rgba(31,119,180,0.5)" for i in range(T)],
-                                         size=8),
-                             customdata=np.stack([np.arange(T), np.arange(T)], -1).tolist(),
-                             hovertemplate="query %{customdata[0]}: %{text}<br>click to follow it<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=np.zeros(T),
+            y=np.arange(T),
+            mode="markers+text",
+            text=list(tokens),
+            textposition="middle left",
+            textfont=dict(size=font),
+            marker=dict(color=["red" if i == query else "rgba(31,119,180,0.5)" for i in range(T)], size=8),
+            customdata=np.stack([np.arange(T), np.arange(T)], -1).tolist(),
+            hovertemplate="query %{customdata[0]}: %{text}<br>click to follow it<extra></extra>",
+        )
+    )
     strength = matrix[query] if query is not None and 0 <= query < T else matrix.mean(0)
-    fig.add_trace(go.Scatter(x=np.ones(T), y=np.arange(T), mode="markers+text", text=list(tokens),
-                             textposition="middle right", textfont=dict(size=font), hoverinfo="skip",
-                             marker=dict(color=strength, colorscale=HEAT, cmin=0, cmax=max(float(strength.max()), 1e-6),
-                                         size=8)))
+    fig.add_trace(
+        go.Scatter(
+            x=np.ones(T),
+            y=np.arange(T),
+            mode="markers+text",
+            text=list(tokens),
+            textposition="middle right",
+            textfont=dict(size=font),
+            hoverinfo="skip",
+            marker=dict(color=strength, colorscale=HEAT, cmin=0, cmax=max(float(strength.max()), 1e-6), size=8),
+        )
+    )
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
     fig.update_yaxes(visible=False, range=[T - 0.5, -0.5])
-    fig.update_layout(height=height or 80 + (22 if T <= 32 else 15) * T, margin=dict(l=10, r=10, t=10, b=10),
-                      showlegend=False, clickmode="event+select", plot_bgcolor="white")
+    fig.update_layout(
+        height=height or 80 + (22 if T <= 32 else 15) * T,
+        margin=dict(l=10, r=10, t=10, b=10),
+        showlegend=False,
+        clickmode="event+select",
+        plot_bgcolor="white",
+    )
     return fig
 
 
 def highlight_row(fig: go.Figure, row: int | None, n_cols: int) -> go.Figure:
     """Outline row `row` of a category-axis heatmap (e.g. ui.figures.token_heatmap) in red."""
     if row is not None and row >= 0:
-        fig.add_shape(type="rect", xref="x", yref="y", x0=-0.5, x1=n_cols - 0.5, y0=row - 0.5, y1=row + 0.5,
-                      line=dict(color="red", width=2))
+        fig.add_shape(
+            type="rect",
+            xref="x",
+            yref="y",
+            x0=-0.5,
+            x1=n_cols - 0.5,
+            y0=row - 0.5,
+            y1=row + 0.5,
+            line=dict(color="red", width=2),
+        )
     return fig
 
 
 # -- distance and strength over a sample ------------------------------------------------------------------
-def distance_dots(mean: np.ndarray, std: np.ndarray, colour: np.ndarray, unit: str, colour_name: str,
-                  reference: float | None = None, selected: tuple[int, int] | None = None,
-                  height: int = 420) -> go.Figure:
+def distance_dots(
+    mean: np.ndarray,
+    std: np.ndarray,
+    colour: np.ndarray,
+    unit: str,
+    colour_name: str,
+    reference: float | None = None,
+    selected: tuple[int, int] | None = None,
+    height: int = 420,
+) -> go.Figure:
     """The classic ViT figure: x = layer, y = mean attention distance, one dot per head (mean [L, H] with
     std [L, H] over the sample as error bars), coloured by colour [L, H]; customdata (layer, head)."""
     L, H = mean.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     x = layer + (head - (H - 1) / 2) * (0.5 / max(H, 1))
-    fig = go.Figure(go.Scatter(
-        x=x.ravel(), y=mean.ravel(), mode="markers",
-        error_y=dict(type="data", array=std.ravel(), thickness=1, width=0, color="rgba(0,0,0,0.25)"),
-        marker=dict(size=11, color=colour.ravel(), colorscale="Plasma", cmin=0, cmax=max(float(colour.max()), 1e-6),
-                    line=dict(width=0.5, color="black"), colorbar=dict(thickness=12, title=colour_name)),
-        customdata=np.stack([layer.ravel(), head.ravel(), colour.ravel(), std.ravel()], -1).tolist(),
-        hovertemplate="layer %{customdata[0]} head %{customdata[1]}<br>distance %{y:.2f} ± %{customdata[3]:.2f} "
-                      + unit + "<br>" + colour_name + " %{customdata[2]:.2f}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=x.ravel(),
+            y=mean.ravel(),
+            mode="markers",
+            error_y=dict(type="data", array=std.ravel(), thickness=1, width=0, color="rgba(0,0,0,0.25)"),
+            marker=dict(
+                size=11,
+                color=colour.ravel(),
+                colorscale="Plasma",
+                cmin=0,
+                cmax=max(float(colour.max()), 1e-6),
+                line=dict(width=0.5, color="black"),
+                colorbar=dict(thickness=12, title=colour_name),
+            ),
+            customdata=np.stack([layer.ravel(), head.ravel(), colour.ravel(), std.ravel()], -1).tolist(),
+            hovertemplate="layer %{customdata[0]} head %{customdata[1]}<br>distance %{y:.2f} ± %{customdata[3]:.2f} "
+            + unit
+            + "<br>"
+            + colour_name
+            + " %{customdata[2]:.2f}<extra></extra>",
+        )
+    )
     if reference is not None:
-        fig.add_hline(y=reference, line_dash="dash", line_color="grey",
-                      annotation_text="uniform attention", annotation_position="top left")
+        fig.add_hline(
+            y=reference,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text="uniform attention",
+            annotation_position="top left",
+        )
     if selected is not None:
         l, h = selected
-        fig.add_trace(go.Scatter(x=[x[l, h]], y=[mean[l, h]], mode="markers", hoverinfo="skip",
-                                 marker=dict(symbol="circle-open", size=20, color="red", line=dict(width=3))))
+        fig.add_trace(
+            go.Scatter(
+                x=[x[l, h]],
+                y=[mean[l, h]],
+                mode="markers",
+                hoverinfo="skip",
+                marker=dict(symbol="circle-open", size=20, color="red", line=dict(width=3)),
+            )
+        )
     fig.update_xaxes(title="layer", tickmode="linear", dtick=1, range=[-0.6, L - 0.4])
     fig.update_yaxes(title=f"mean attention distance ({unit})", rangemode="tozero")
-    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=10, b=10),
-                      clickmode="event+select")
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select")
     return fig
 
 
@@ -234,55 +368,90 @@ def ring_label(r: int, n_rings: int, pooled_last: bool, short: bool = False) -> 
     return str(r) if short else f"r = {r}"
 
 
-def ring_profiles(ring: np.ndarray, selected: tuple[int, int] | None = None, pooled_last: bool = False,
-                  height: int = 330) -> go.Figure:
+def ring_profiles(
+    ring: np.ndarray, selected: tuple[int, int] | None = None, pooled_last: bool = False, height: int = 330
+) -> go.Figure:
     """Per layer (one panel each), every head's ring-strength profile S[r] from ring [L, H, R]; the
     selected head is the thick red line."""
     L, H, R = ring.shape
-    fig = make_subplots(rows=1, cols=L, shared_yaxes=True, subplot_titles=[f"layer {l}" for l in range(L)],
-                        horizontal_spacing=0.02)
+    fig = make_subplots(
+        rows=1, cols=L, shared_yaxes=True, subplot_titles=[f"layer {l}" for l in range(L)], horizontal_spacing=0.02
+    )
     r = np.arange(R)
     for l in range(L):
         for h in range(H):
             sel = selected == (l, h)
-            fig.add_trace(go.Scatter(
-                x=r, y=ring[l, h], mode="lines+markers" if sel else "lines", name=f"head {h}", legendgroup=str(h),
-                showlegend=l == 0 and H <= 16,
-                line=dict(color="red" if sel else PALETTE[h % len(PALETTE)], width=4 if sel else 1.5),
-                opacity=1.0 if sel or selected is None else 0.55,
-                hovertemplate=f"layer {l} head {h}<br>ring %{{x}}: %{{y:.3f}}<extra></extra>"), row=1, col=l + 1)
-        fig.update_xaxes(title="ring r" if l == L // 2 else None, tickmode="array", tickvals=r[::max(1, R // 4)],
-                         ticktext=[ring_label(int(v), R, pooled_last, short=True) for v in r[::max(1, R // 4)]],
-                         row=1, col=l + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=r,
+                    y=ring[l, h],
+                    mode="lines+markers" if sel else "lines",
+                    name=f"head {h}",
+                    legendgroup=str(h),
+                    showlegend=l == 0 and H <= 16,
+                    line=dict(color="red" if sel else PALETTE[h % len(PALETTE)], width=4 if sel else 1.5),
+                    opacity=1.0 if sel or selected is None else 0.55,
+                    hovertemplate=f"layer {l} head {h}<br>ring %{{x}}: %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=l + 1,
+            )
+        fig.update_xaxes(
+            title="ring r" if l == L // 2 else None,
+            tickmode="array",
+            tickvals=r[:: max(1, R // 4)],
+            ticktext=[ring_label(int(v), R, pooled_last, short=True) for v in r[:: max(1, R // 4)]],
+            row=1,
+            col=l + 1,
+        )
     fig.update_yaxes(title="mean attention mass", rangemode="tozero", row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
     return fig
 
 
-def ring_trend(ring: np.ndarray, prefix_mass: np.ndarray, pooled_last: bool = False, shown: int = 4,
-               height: int = 330) -> go.Figure:
+def ring_trend(
+    ring: np.ndarray, prefix_mass: np.ndarray, pooled_last: bool = False, shown: int = 4, height: int = 330
+) -> go.Figure:
     """Trend across layers (VA view C): per layer, the head-averaged mass by ring (rings >= shown - 1 pooled)
     stacked with the mass on the prefix tokens. ring [L, H, R], prefix_mass [L, H]."""
     L, H, R = ring.shape
     m = ring.mean(1)  # [L, R]
     shown = min(shown, R)
     parts = [(ring_label(r, R, pooled_last), m[:, r]) for r in range(shown - 1)]
-    parts.append((f"r ≥ {shown - 1}" if shown < R or pooled_last else f"r = {shown - 1}", m[:, shown - 1:].sum(1)))
+    parts.append((f"r ≥ {shown - 1}" if shown < R or pooled_last else f"r = {shown - 1}", m[:, shown - 1 :].sum(1)))
     parts.append(("prefix (CLS)", prefix_mass.mean(1)))
     colours = ["#08306b", "#2171b5", "#6baed6", "#c6dbef", "#fdae6b"]
-    fig = go.Figure([go.Bar(x=np.arange(L), y=v, name=n, marker_color=colours[i % len(colours)],
-                            hovertemplate=f"layer %{{x}} · {n}: %{{y:.3f}}<extra></extra>")
-                     for i, (n, v) in enumerate(parts)])
-    fig.update_layout(barmode="stack", height=height, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", y=-0.25))
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=np.arange(L),
+                y=v,
+                name=n,
+                marker_color=colours[i % len(colours)],
+                hovertemplate=f"layer %{{x}} · {n}: %{{y:.3f}}<extra></extra>",
+            )
+            for i, (n, v) in enumerate(parts)
+        ]
+    )
+    fig.update_layout(
+        barmode="stack", height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25)
+    )
     fig.update_xaxes(title="layer", tickmode="linear", dtick=1)
     fig.update_yaxes(title="mean attention mass (heads averaged)", range=[0, 1.0])
     return fig
 
 
 # -- patterns -------------------------------------------------------------------------------------------
-def pattern_map(coords: np.ndarray, labels: np.ndarray, layer: np.ndarray, head: np.ndarray, inputs: np.ndarray,
-                selected: int | None = None, axis: str = "PC", height: int = 480) -> go.Figure:
+def pattern_map(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    layer: np.ndarray,
+    head: np.ndarray,
+    inputs: np.ndarray,
+    selected: int | None = None,
+    axis: str = "PC",
+    height: int = 480,
+) -> go.Figure:
     """The 2-D map of (input, head) patterns (coords [N, 2]) coloured by cluster (labels [N]); customdata
     (cluster, layer, head, input); the selected cluster is drawn on top, the others faded."""
     fig = go.Figure()
@@ -290,16 +459,27 @@ def pattern_map(coords: np.ndarray, labels: np.ndarray, layer: np.ndarray, head:
     for c in order:
         idx = np.flatnonzero(labels == c)
         faded = selected is not None and c != selected
-        fig.add_trace(go.Scattergl(
-            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"cluster {c}",
-            marker=dict(size=6, color=PALETTE[int(c) % len(PALETTE)], opacity=0.15 if faded else 0.8),
-            customdata=np.stack([labels[idx], layer[idx], head[idx], inputs[idx]], -1).tolist(),
-            hovertemplate="cluster %{customdata[0]} · layer %{customdata[1]} head %{customdata[2]} · "
-                          "input %{customdata[3]}<extra></extra>"))
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[idx, 0],
+                y=coords[idx, 1],
+                mode="markers",
+                name=f"cluster {c}",
+                marker=dict(size=6, color=PALETTE[int(c) % len(PALETTE)], opacity=0.15 if faded else 0.8),
+                customdata=np.stack([labels[idx], layer[idx], head[idx], inputs[idx]], -1).tolist(),
+                hovertemplate="cluster %{customdata[0]} · layer %{customdata[1]} head %{customdata[2]} · "
+                "input %{customdata[3]}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title=f"{axis} 1", zeroline=False)
     fig.update_yaxes(title=f"{axis} 2", zeroline=False)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
-                      legend=dict(title="cluster", itemsizing="constant"), dragmode="pan")
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        clickmode="event+select",
+        legend=dict(title="cluster", itemsizing="constant"),
+        dragmode="pan",
+    )
     return fig
 
 
@@ -315,16 +495,41 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
         zmax_cls = float(parts["cls_map"].max())
         zmax_off = float(offsets.max())
         for c in range(k):
-            fig.add_trace(go.Heatmap(z=parts["cls_map"][c], colorscale=HEAT, zmin=0, zmax=zmax_cls, showscale=False,
-                                     hovertemplate="CLS → row %{y} col %{x}: %{z:.3f}<extra></extra>"),
-                          row=1, col=c + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=parts["cls_map"][c],
+                    colorscale=HEAT,
+                    zmin=0,
+                    zmax=zmax_cls,
+                    showscale=False,
+                    hovertemplate="CLS → row %{y} col %{x}: %{z:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=c + 1,
+            )
             kr, kc = (offsets.shape[1] - 1) // 2, (offsets.shape[2] - 1) // 2
-            fig.add_trace(go.Heatmap(z=offsets[c], x=np.arange(-kc, kc + 1), y=np.arange(-kr, kr + 1), colorscale=HEAT,
-                                     zmin=0, zmax=zmax_off, showscale=False,
-                                     hovertemplate="offset (%{y}, %{x}): %{z:.3f}<extra></extra>"), row=2, col=c + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=offsets[c],
+                    x=np.arange(-kc, kc + 1),
+                    y=np.arange(-kr, kr + 1),
+                    colorscale=HEAT,
+                    zmin=0,
+                    zmax=zmax_off,
+                    showscale=False,
+                    hovertemplate="offset (%{y}, %{x}): %{z:.3f}<extra></extra>",
+                ),
+                row=2,
+                col=c + 1,
+            )
         for i in range(2 * k):
-            fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", autorange="reversed", showticklabels=False,
-                             row=i // k + 1, col=i % k + 1)
+            fig.update_yaxes(
+                scaleanchor=f"x{i + 1 if i else ''}",
+                autorange="reversed",
+                showticklabels=False,
+                row=i // k + 1,
+                col=i % k + 1,
+            )
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(title="CLS map", row=1, col=1)
         fig.update_yaxes(title="offsets", row=2, col=1)
@@ -333,8 +538,16 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
         fig = make_subplots(rows=1, cols=k, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.02)
         kc = (offsets.shape[-1] - 1) // 2
         for c in range(k):
-            fig.add_trace(go.Bar(x=np.arange(-kc, kc + 1), y=offsets[c, 0], marker_color=PALETTE[c % len(PALETTE)],
-                                 hovertemplate="offset %{x}: %{y:.3f}<extra></extra>"), row=1, col=c + 1)
+            fig.add_trace(
+                go.Bar(
+                    x=np.arange(-kc, kc + 1),
+                    y=offsets[c, 0],
+                    marker_color=PALETTE[c % len(PALETTE)],
+                    hovertemplate="offset %{x}: %{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=c + 1,
+            )
         fig.update_xaxes(title=None, tickvals=[-kc, 0, kc], ticktext=[f"≤{-kc}", "self", f"≥+{kc}"])
         fig.update_yaxes(title="mass at offset", row=1, col=1)
         height = 260

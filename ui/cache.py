@@ -3,11 +3,12 @@
 Arguments starting with an underscore are not hashed; the string keys before them identify the
 model (name + label set) and the input, so a cached result is never served for another model.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import streamlit as st
@@ -28,6 +29,7 @@ def progress_bar(text: str, label: str) -> Iterator[Callable[..., None]]:
 
     def progress(fraction: float, message: str = "") -> None:
         bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{label}: {message}" if message else text)
+
     try:
         yield progress
     finally:
@@ -69,14 +71,16 @@ def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> Trace
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def input_head_statistics(key: str, input_key: str, _attn: np.ndarray, grid: tuple[int, int] | None, n_prefix: int,
-                          patch_size: int | None) -> dict[str, np.ndarray]:
+def input_head_statistics(
+    key: str, input_key: str, _attn: np.ndarray, grid: tuple[int, int] | None, n_prefix: int, patch_size: int | None
+) -> dict[str, np.ndarray]:
     """analysis.attention.head_statistics of one input's attention _attn [L, H, T, T] (values [1, L, H, ...])."""
     return head_statistics(torch.from_numpy(_attn[:, None]), grid, n_prefix, patch_size)
 
 
 # -- class-embedding view ----------------------------------------------------------------------------
 HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names instead of thumbnails
+
 
 @st.cache_resource(max_entries=2, show_spinner="Building the random-init baseline (same config, fresh weights)…")
 def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
@@ -112,13 +116,12 @@ def embedding_separability(key: str, data_key: str, n: int, _embeddings: np.ndar
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def embedding_map(key: str, data_key: str, n: int, method: str, layer: int, seed: int,
-                  _embeddings: np.ndarray):
+def embedding_map(key: str, data_key: str, n: int, method: str, layer: int, seed: int, _embeddings: np.ndarray):
     """analysis.embedding.project of a cached sample: PCA of all layers (layer -1), or UMAP / t-SNE of one
     layer (cached per layer, so moving back to a layer is instant)."""
     from analysis.embedding import project
 
-    x = _embeddings if layer < 0 else _embeddings[layer:layer + 1]
+    x = _embeddings if layer < 0 else _embeddings[layer : layer + 1]
     slow = " (UMAP compiles its numba code the first time in a process: ~15 s)" if method == "umap" else ""
     with progress_bar(f"{method.upper()} of {x.shape[1]} points{slow}…", f"{method.upper()}{slow}") as progress:
         return project(x, method, seed, progress=progress)
@@ -136,16 +139,21 @@ def sample_hover_texts(data_key: str, n: int, _rows: np.ndarray, _dataset: Datas
         return [ds.names[i] for i in _rows]
     inputs = [ds.inputs[i] for i in _rows]
     if ds.modality == "image":
-        return [thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
-                for img in inputs]
+        return [
+            thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
+            for img in inputs
+        ]
     return [text_hover(t) for t in inputs]
 
 
 # -- spectral view -----------------------------------------------------------------------------------
 LENGTH_TEXTS = 1000  # texts joined into the stream that length collapse cuts into windows
+
+
 @st.cache_data(max_entries=32, show_spinner="Computing the spectral metrics…")
-def spectral_metrics(key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel,
-                     _batch):
+def spectral_metrics(
+    key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel, _batch
+):
     """analysis.spectral.spectral_metrics of a prepared batch under per-layer temperatures `temps`; with
     head_spectra the attention responses with eigenvalues, else the layer metrics and Fourier profiles only."""
     from analysis.spectral import spectral_metrics as metrics
@@ -154,8 +162,9 @@ def spectral_metrics(key: str, input_key: str, temps: tuple[float, ...], head_sp
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the what-if forwards…")
-def spectral_whatif(key: str, input_key: str, temps: tuple[float, ...], variants: tuple[str, ...],
-                    _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+def spectral_whatif(
+    key: str, input_key: str, temps: tuple[float, ...], variants: tuple[str, ...], _model: HookedModel, _batch
+) -> dict[str, np.ndarray]:
     """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward."""
     from analysis.spectral import rank_collapse_whatif
 
@@ -163,8 +172,9 @@ def spectral_whatif(key: str, input_key: str, temps: tuple[float, ...], variants
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def spectral_sweep(key: str, input_key: str, taus: tuple[float, ...], layers: tuple[int, ...] | None,
-                   _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+def spectral_sweep(
+    key: str, input_key: str, taus: tuple[float, ...], layers: tuple[int, ...] | None, _model: HookedModel, _batch
+) -> dict[str, np.ndarray]:
     """analysis.spectral.temperature_sweep over `taus` at `layers` (all when None)."""
     from analysis.spectral import temperature_sweep
 
@@ -173,8 +183,15 @@ def spectral_sweep(key: str, input_key: str, taus: tuple[float, ...], layers: tu
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring length collapse…")
-def spectral_length_collapse(key: str, data_key: str, tau: float, layers: tuple[int, ...] | None,
-                             lengths: tuple[int, ...], _model: HookedModel, _dataset: Dataset):
+def spectral_length_collapse(
+    key: str,
+    data_key: str,
+    tau: float,
+    layers: tuple[int, ...] | None,
+    lengths: tuple[int, ...],
+    _model: HookedModel,
+    _dataset: Dataset,
+):
     """analysis.spectral.length_collapse on the texts of a dataset's sample of LENGTH_TEXTS at one temperature."""
     from analysis.spectral import length_collapse
 
@@ -211,13 +228,24 @@ def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dat
     metrics = default_metrics(_model, sample)
     with progress_bar(f"Removing each head in turn over {n} inputs of {_dataset.name}…", "Scoring heads") as progress:
         scores = head_scores(_model, sample, metrics, progress=progress)
-    return {"scores": scores, "metrics": metrics,
-            "labels": None if sample.labels is None else sample.labels.cpu().numpy()}
+    return {
+        "scores": scores,
+        "metrics": metrics,
+        "labels": None if sample.labels is None else sample.labels.cpu().numpy(),
+    }
 
 
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
-def importance_partial(key: str, data_key: str, n: int, layer: int, head: int,
-                       metrics: tuple[str, ...], _model: HookedModel, _dataset: Dataset):
+def importance_partial(
+    key: str,
+    data_key: str,
+    n: int,
+    layer: int,
+    head: int,
+    metrics: tuple[str, ...],
+    _model: HookedModel,
+    _dataset: Dataset,
+):
     """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0)."""
     from analysis.importance import partial_pruning
 
@@ -225,8 +253,17 @@ def importance_partial(key: str, data_key: str, n: int, layer: int, head: int,
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...], iterative: bool,
-                      seed: int, _scores: dict[str, np.ndarray], _model: HookedModel, _dataset: Dataset):
+def importance_curves(
+    key: str,
+    data_key: str,
+    n: int,
+    metrics: tuple[str, ...],
+    iterative: bool,
+    seed: int,
+    _scores: dict[str, np.ndarray],
+    _model: HookedModel,
+    _dataset: Dataset,
+):
     """analysis.importance.pruning_curves over the dataset's sample of n inputs, one curve per score in `_scores`
     ({name: [L, H]}, the cached scores of the same sample) and a seeded random order."""
     from analysis.importance import pruning_curves
@@ -234,8 +271,15 @@ def importance_curves(key: str, data_key: str, n: int, metrics: tuple[str, ...],
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
     how = "iteratively, re-scoring between steps" if iterative else "cumulatively"
     with progress_bar(f"Pruning heads {how}…", f"Pruning heads {how}") as progress:
-        return pruning_curves(_model, importance_sample(key, data_key, n, _model, _dataset), orders, iterative,
-                              metrics=metrics, seed=seed, progress=progress)
+        return pruning_curves(
+            _model,
+            importance_sample(key, data_key, n, _model, _dataset),
+            orders,
+            iterative,
+            metrics=metrics,
+            seed=seed,
+            progress=progress,
+        )
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
@@ -283,8 +327,7 @@ def stored_relevance(run_root: str, updated: float) -> dict:
 
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
-def relevance_map(key: str, input_key: str, method: str, target: int | None, _model: HookedModel,
-                  _batch) -> np.ndarray:
+def relevance_map(key: str, input_key: str, method: str, target: int | None, _model: HookedModel, _batch) -> np.ndarray:
     """analysis.relevance.explain of one prepared input for one method and target: [T'] raw relevance."""
     from analysis.relevance import explain
 
@@ -301,13 +344,20 @@ def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch
 
     c = _model.spec.n_classes
     _, total, logit, tgt = lrp_relevance(_model, _batch.repeat(c), target=list(range(c)))
-    return pd.DataFrame({"class": tgt.cpu().numpy(), "name": list(_model.spec.class_names),
-                         "logit": logit.cpu().numpy(), "total_relevance": total.detach().cpu().numpy()})
+    return pd.DataFrame(
+        {
+            "class": tgt.cpu().numpy(),
+            "name": list(_model.spec.class_names),
+            "logit": logit.cpu().numpy(),
+            "total_relevance": total.detach().cpu().numpy(),
+        }
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def relevance_faithfulness(key: str, data_key: str, n: int, methods: tuple[str, ...], _model: HookedModel,
-                           _dataset: Dataset):
+def relevance_faithfulness(
+    key: str, data_key: str, n: int, methods: tuple[str, ...], _model: HookedModel, _dataset: Dataset
+):
     """analysis.faithfulness.evaluate over the dataset's sample of n inputs (report.indices are rows of it)."""
     from analysis.faithfulness import evaluate
 
@@ -337,10 +387,12 @@ def attention_sample(key: str, data_key: str, n: int, _model, _dataset: Dataset)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def attention_patterns(key: str, data_key: str, n: int, k: int, embedding: str, clustering: str, projection: str,
-                    _vectors: np.ndarray) -> PatternSummary:
+def attention_patterns(
+    key: str, data_key: str, n: int, k: int, embedding: str, clustering: str, projection: str, _vectors: np.ndarray
+) -> PatternSummary:
     """analysis.patterns.summarise_patterns of a cached sample's pattern vectors."""
     slow = " (UMAP compiles its numba code the first time: ~15 s)" if projection == "umap" else ""
     with progress_bar(f"Embedding {int(np.prod(_vectors.shape[:3]))} patterns{slow}…", f"Patterns{slow}") as progress:
-        return summarise_patterns(_vectors, k, embedding, clustering=clustering, projection=projection,
-                                  progress=progress)
+        return summarise_patterns(
+            _vectors, k, embedding, clustering=clustering, projection=projection, progress=progress
+        )

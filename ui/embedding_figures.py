@@ -1,9 +1,10 @@
 """Figures of the class-embedding view: identifiability boxplots, token class maps, per-block class
 probabilities, the embedding map with hover thumbnails, and separability curves."""
+
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,8 @@ from plotly.colors import qualitative
 
 from ui.figures import HEAT
 
-GROUP_COLORS = ("#1f77b4", "#ff7f0e")       # summary token, other tokens
-BASELINE_COLORS = ("#9ecae1", "#fdd0a2")   # the same, random-init model
+GROUP_COLORS = ("#1f77b4", "#ff7f0e")  # summary token, other tokens
+BASELINE_COLORS = ("#9ecae1", "#fdd0a2")  # the same, random-init model
 SHADES = " ░▒▓█"
 CLASS_COLORS = qualitative.Plotly + qualitative.D3[1::2]
 
@@ -29,14 +30,16 @@ def box_stats(values: np.ndarray) -> dict[str, np.ndarray]:
         q1, med, q3 = np.percentile(v, [25, 50, 75])
         iqr = q3 - q1
         inside = v[(v >= q1 - 1.5 * iqr) & (v <= q3 + 1.5 * iqr)]
-        for k, x in zip(out, (q1, med, q3, v.mean(), inside.min() if inside.size else q1,
-                              inside.max() if inside.size else q3)):
+        for k, x in zip(
+            out, (q1, med, q3, v.mean(), inside.min() if inside.size else q1, inside.max() if inside.size else q3)
+        ):
             out[k].append(float(x))
     return {k: np.asarray(x) for k, x in out.items()}
 
 
-def identifiability_boxes(groups: dict[str, np.ndarray], baseline: dict[str, np.ndarray] | None = None,
-                          height: int = 380) -> go.Figure:
+def identifiability_boxes(
+    groups: dict[str, np.ndarray], baseline: dict[str, np.ndarray] | None = None, height: int = 380
+) -> go.Figure:
     """Boxplots of identifiability per block for each token group ({name: [L, n]}), optionally beside the
     same groups of a random-init model; a dashed line at chance (0.5). Box statistics are computed here,
     so the browser gets a few numbers per box, not every token."""
@@ -48,11 +51,16 @@ def identifiability_boxes(groups: dict[str, np.ndarray], baseline: dict[str, np.
         stats = box_stats(r)
         blocks = [f"block {l + 1}" for l in range(r.shape[0])]
         fig.add_trace(go.Box(x=blocks, name=name, marker_color=color, boxpoints=False, offsetgroup=name, **stats))
-    fig.add_hline(y=0.5, line_dash="dash", line_color="grey", annotation_text="chance 0.5",
-                  annotation_position="bottom right")
-    fig.update_layout(boxmode="group", height=height, margin=dict(l=10, r=10, t=10, b=10),
-                      yaxis=dict(title="identifiability 1 − rank/|C|", range=[-0.02, 1.04]),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    fig.add_hline(
+        y=0.5, line_dash="dash", line_color="grey", annotation_text="chance 0.5", annotation_position="bottom right"
+    )
+    fig.update_layout(
+        boxmode="group",
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        yaxis=dict(title="identifiability 1 − rank/|C|", range=[-0.02, 1.04]),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+    )
     return fig
 
 
@@ -60,8 +68,16 @@ def class_map_overlay(image: np.ndarray, first: np.ndarray, height: int = 340) -
     """One input's image [S, S, C] with the patches that rank the class first ([h, w] bool) in red."""
     from ui.figures import image_figure
 
-    fig = image_figure(image, heat=first.astype(float), opacity=0.4, zmin=0, zmax=1, height=height,
-                       colorscale=[[0, "rgba(0,0,0,0)"], [1, "#d62728"]], showscale=False)
+    fig = image_figure(
+        image,
+        heat=first.astype(float),
+        opacity=0.4,
+        zmin=0,
+        zmax=1,
+        height=height,
+        colorscale=[[0, "rgba(0,0,0,0)"], [1, "#d62728"]],
+        showscale=False,
+    )
     fig.data[1].hovertemplate = "patch row %{y:.0f} col %{x:.0f}: %{z:.0f} (1 = ranks the class first)<extra></extra>"
     return fig
 
@@ -71,18 +87,34 @@ def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Se
     class at that block (top [L][W])."""
     L, W = first.shape
     cols = [f"{j + 1}:{t}" for j, t in enumerate(tokens)]
-    fig = go.Figure(go.Heatmap(z=first.astype(int), x=cols, y=[f"block {l + 1}" for l in range(L)], zmin=0, zmax=1,
-                               colorscale=[[0, "#f0f0f0"], [1, "#d62728"]], showscale=False, xgap=1, ygap=1,
-                               customdata=np.asarray(top, dtype=object),
-                               hovertemplate="%{y}, %{x}: top class %{customdata}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=first.astype(int),
+            x=cols,
+            y=[f"block {l + 1}" for l in range(L)],
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, "#f0f0f0"], [1, "#d62728"]],
+            showscale=False,
+            xgap=1,
+            ygap=1,
+            customdata=np.asarray(top, dtype=object),
+            hovertemplate="%{y}, %{x}: top class %{customdata}<extra></extra>",
+        )
+    )
     fig.update_xaxes(type="category", tickangle=-50)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=140 + 28 * L, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
-def block_class_probs(probs: np.ndarray, class_names: Sequence[str], block: int | None = None,
-                      true_label: int | None = None, max_classes: int = 20) -> go.Figure:
+def block_class_probs(
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    block: int | None = None,
+    true_label: int | None = None,
+    max_classes: int = 20,
+) -> go.Figure:
     """Class probabilities of the summary token per block (probs [L, C]) as a blocks x classes heatmap;
     with more than max_classes classes, only those in some block's top 3 are shown. The chosen block is
     outlined; the true class is starred."""
@@ -90,13 +122,24 @@ def block_class_probs(probs: np.ndarray, class_names: Sequence[str], block: int 
     keep = np.arange(C) if C <= max_classes else np.unique(np.argsort(-probs, -1)[:, :3])
     names = [("★ " if c == true_label else "") + str(class_names[c]) for c in keep]
     z = probs[:, keep]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=[f"block {l + 1}" for l in range(L)], colorscale=HEAT, zmin=0, zmax=1,
-                               text=np.vectorize(lambda p: f"{p:.0%}" if p >= 0.05 else "")(z), texttemplate="%{text}",
-                               colorbar=dict(thickness=10, tickformat=".0%"),
-                               hovertemplate="%{y}, class %{x}: %{z:.1%}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=[f"block {l + 1}" for l in range(L)],
+            colorscale=HEAT,
+            zmin=0,
+            zmax=1,
+            text=np.vectorize(lambda p: f"{p:.0%}" if p >= 0.05 else "")(z),
+            texttemplate="%{text}",
+            colorbar=dict(thickness=10, tickformat=".0%"),
+            hovertemplate="%{y}, class %{x}: %{z:.1%}<extra></extra>",
+        )
+    )
     if block is not None:
-        fig.add_shape(type="rect", x0=-0.5, x1=len(keep) - 0.5, y0=block - 1.5, y1=block - 0.5,
-                      line=dict(color="red", width=2))
+        fig.add_shape(
+            type="rect", x0=-0.5, x1=len(keep) - 0.5, y0=block - 1.5, y1=block - 0.5, line=dict(color="red", width=2)
+        )
     fig.update_xaxes(type="category")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=120 + 30 * L, margin=dict(l=10, r=10, t=10, b=10))
@@ -109,8 +152,9 @@ def thumbnail_text(image: np.ndarray, size: int = 8) -> str:
     grey = image.mean(-1) if image.ndim == 3 else image
     s = grey.shape[0]
     edges = np.linspace(0, s, size + 1).astype(int)
-    small = np.array([[grey[edges[i]:edges[i + 1], edges[j]:edges[j + 1]].mean() for j in range(size)]
-                      for i in range(size)])
+    small = np.array(
+        [[grey[edges[i] : edges[i + 1], edges[j] : edges[j + 1]].mean() for j in range(size)] for i in range(size)]
+    )
     lo, hi = small.min(), small.max()
     level = np.round((small - lo) / (hi - lo + 1e-9) * (len(SHADES) - 1)).astype(int)
     return "<br>".join("".join(SHADES[v] * 2 for v in row) for row in level)
@@ -121,27 +165,46 @@ def text_hover(text: str, width: int = 48, max_lines: int = 5) -> str:
     return "<br>".join(textwrap.wrap(str(text), width, max_lines=max_lines, placeholder=" …"))
 
 
-def embedding_scatter(coords: np.ndarray, labels: np.ndarray, class_names: Sequence[str], hover: Sequence[str],
-                      predicted: np.ndarray | None = None, title: str = "", axis: str = "",
-                      height: int = 520) -> go.Figure:
+def embedding_scatter(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    hover: Sequence[str],
+    predicted: np.ndarray | None = None,
+    title: str = "",
+    axis: str = "",
+    height: int = 520,
+) -> go.Figure:
     """2-D map of one layer's embeddings (coords [N, 2]) coloured by label (one legend entry per class);
     customdata = the point's row in the sample (read back from st.plotly_chart selections); hover shows
     `hover[i]` (a thumbnail or a text). Box selection is the default drag mode; lasso is in the mode bar."""
     fig = go.Figure()
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        pred = [""] * len(idx) if predicted is None else \
-            [f"<br>predicted {class_names[predicted[i]]}" for i in idx]
-        fig.add_trace(go.Scattergl(
-            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=str(class_names[c]),
-            marker=dict(size=7, color=CLASS_COLORS[int(c) % len(CLASS_COLORS)], line=dict(width=0.5, color="white")),
-            customdata=idx, text=[f"#{i} · {class_names[c]}{p}" for i, p in zip(idx, pred)],
-            hovertext=[hover[i] for i in idx],
-            hovertemplate="%{text}<br>%{hovertext}<extra></extra>"))
-    fig.update_layout(height=height, dragmode="select", title=title or None,
-                      hoverlabel=dict(font_family="monospace", font_color="#222", bgcolor="white"),
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(title="label", itemsizing="constant"))
+        pred = [""] * len(idx) if predicted is None else [f"<br>predicted {class_names[predicted[i]]}" for i in idx]
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[idx, 0],
+                y=coords[idx, 1],
+                mode="markers",
+                name=str(class_names[c]),
+                marker=dict(
+                    size=7, color=CLASS_COLORS[int(c) % len(CLASS_COLORS)], line=dict(width=0.5, color="white")
+                ),
+                customdata=idx,
+                text=[f"#{i} · {class_names[c]}{p}" for i, p in zip(idx, pred)],
+                hovertext=[hover[i] for i in idx],
+                hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        dragmode="select",
+        title=title or None,
+        hoverlabel=dict(font_family="monospace", font_color="#222", bgcolor="white"),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(title="label", itemsizing="constant"),
+    )
     fig.update_xaxes(title=f"{axis} 1".strip(), zeroline=False)
     fig.update_yaxes(title=f"{axis} 2".strip(), zeroline=False)
     return fig
@@ -158,26 +221,49 @@ def selected_rows(event) -> list[int]:
     return sorted(set(rows))
 
 
-def separability_curves(df: pd.DataFrame, baseline: pd.DataFrame | None = None, n_classes: int | None = None,
-                        height: int = 360) -> go.Figure:
+def separability_curves(
+    df: pd.DataFrame, baseline: pd.DataFrame | None = None, n_classes: int | None = None, height: int = 360
+) -> go.Figure:
     """Silhouette (cosine), kNN and linear-probe accuracy per layer (layer 0 = embeddings); a random-init
     baseline dashed; chance accuracy 1/|C| dotted."""
     fig = go.Figure()
     metrics = ("silhouette", "kNN accuracy", "probe accuracy")
     colors = ("#2ca02c", "#1f77b4", "#9467bd")
     for name, color in zip(metrics, colors):
-        fig.add_trace(go.Scatter(x=df.layer, y=df[name], name=name, mode="lines+markers", line=dict(color=color),
-                                 hovertemplate="layer %{x}: %{y:.3f}<extra>" + name + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=df.layer,
+                y=df[name],
+                name=name,
+                mode="lines+markers",
+                line=dict(color=color),
+                hovertemplate="layer %{x}: %{y:.3f}<extra>" + name + "</extra>",
+            )
+        )
         if baseline is not None:
-            fig.add_trace(go.Scatter(x=baseline.layer, y=baseline[name], name=f"{name} (random init)",
-                                     mode="lines", line=dict(color=color, dash="dash"), opacity=0.6,
-                                     hovertemplate="layer %{x}: %{y:.3f}<extra>random init</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=baseline.layer,
+                    y=baseline[name],
+                    name=f"{name} (random init)",
+                    mode="lines",
+                    line=dict(color=color, dash="dash"),
+                    opacity=0.6,
+                    hovertemplate="layer %{x}: %{y:.3f}<extra>random init</extra>",
+                )
+            )
     if n_classes:
-        fig.add_hline(y=1 / n_classes, line_dash="dot", line_color="grey", annotation_text="chance accuracy",
-                      annotation_position="top left")
+        fig.add_hline(
+            y=1 / n_classes,
+            line_dash="dot",
+            line_color="grey",
+            annotation_text="chance accuracy",
+            annotation_position="top left",
+        )
     fig.update_xaxes(title="layer (0 = embeddings)", tickmode="linear", dtick=1)
     lowest = min(df.silhouette.min(), baseline.silhouette.min() if baseline is not None else 0.0)
     fig.update_yaxes(title="score", range=[min(-0.1, float(lowest) - 0.05), 1.05])
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0)
+    )
     return fig

@@ -1,15 +1,16 @@
 """Arrays -> plotly figures shared by several views (view-specific builders live beside their view)."""
+
 from __future__ import annotations
 
 import base64
 import functools
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from PIL import Image
+from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 
 HEAT = "Viridis"
 DIVERGING = "RdBu_r"
@@ -50,54 +51,125 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def colourbar_trace(zmin: float, zmax: float, colorscale: str = HEAT, title: str = "") -> go.Scatter:
     """An invisible one-point trace that draws the colour bar of a heat map shown as an image."""
-    return go.Scatter(x=[0], y=[0], mode="markers", hoverinfo="skip", showlegend=False,
-                      marker=dict(size=0.1, opacity=0, color=[zmin], colorscale=colorscale, cmin=zmin, cmax=zmax,
-                                  showscale=True, colorbar=dict(thickness=12, title=dict(text=title, side="right"))))
+    return go.Scatter(
+        x=[0],
+        y=[0],
+        mode="markers",
+        hoverinfo="skip",
+        showlegend=False,
+        marker=dict(
+            size=0.1,
+            opacity=0,
+            color=[zmin],
+            colorscale=colorscale,
+            cmin=zmin,
+            cmax=zmax,
+            showscale=True,
+            colorbar=dict(thickness=12, title=dict(text=title, side="right")),
+        ),
+    )
 
 
 def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, true_label: int | None = None):
     """Horizontal bars of the top-k class probabilities of one input (probs [C])."""
     order = np.argsort(-probs)[:k][::-1]
     colors = ["#d62728" if true_label is not None and i == true_label else "#1f77b4" for i in order]
-    fig = go.Figure(go.Bar(x=probs[order], y=[class_names[i] for i in order], orientation="h", marker_color=colors,
-                           text=[f"{probs[i]:.1%}" for i in order], textposition="auto",
-                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"), height=60 + 40 * len(order),
-                      margin=dict(l=10, r=10, t=10, b=40), yaxis=dict(type="category"))
+    fig = go.Figure(
+        go.Bar(
+            x=probs[order],
+            y=[class_names[i] for i in order],
+            orientation="h",
+            marker_color=colors,
+            text=[f"{probs[i]:.1%}" for i in order],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+        height=60 + 40 * len(order),
+        margin=dict(l=10, r=10, t=10, b=40),
+        yaxis=dict(type="category"),
+    )
     return fig
 
 
-def image_figure(image: np.ndarray, heat: np.ndarray | None = None, opacity: float = 0.55, zmin=None, zmax=None,
-                 colorscale: str = HEAT, title: str | None = None, height: int = 320, showscale: bool = True):
+def image_figure(
+    image: np.ndarray,
+    heat: np.ndarray | None = None,
+    opacity: float = 0.55,
+    zmin=None,
+    zmax=None,
+    colorscale: str = HEAT,
+    title: str | None = None,
+    height: int = 320,
+    showscale: bool = True,
+):
     """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it."""
     s = image.shape[0]
     fig = go.Figure(go.Image(source=png_source(as_rgb(image)), hoverinfo="skip"))
     if heat is not None:
         gh, gw = heat.shape
-        fig.add_trace(go.Heatmap(z=heat, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh,
-                                 opacity=opacity, colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=showscale,
-                                 hovertemplate="row %{y:.0f} col %{x:.0f}: %{z:.3g}<extra></extra>"))
+        fig.add_trace(
+            go.Heatmap(
+                z=heat,
+                x0=(s / gw - 1) / 2,
+                dx=s / gw,
+                y0=(s / gh - 1) / 2,
+                dy=s / gh,
+                opacity=opacity,
+                colorscale=colorscale,
+                zmin=zmin,
+                zmax=zmax,
+                showscale=showscale,
+                hovertemplate="row %{y:.0f} col %{x:.0f}: %{z:.3g}<extra></extra>",
+            )
+        )
     fig.update_xaxes(visible=False, range=[-0.5, s - 0.5])
     fig.update_yaxes(visible=False, range=[s - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title)
     return fig
 
 
-def token_heatmap(matrix: np.ndarray, row_tokens: Sequence[str], col_tokens: Sequence[str], zmin=0.0, zmax=None,
-                  colorscale: str = HEAT, height: int | None = None):
+def token_heatmap(
+    matrix: np.ndarray,
+    row_tokens: Sequence[str],
+    col_tokens: Sequence[str],
+    zmin=0.0,
+    zmax=None,
+    colorscale: str = HEAT,
+    height: int | None = None,
+):
     """A token x token heatmap (rows = queries) with token labels; indices disambiguate repeated tokens."""
     rows = [f"{i}:{t}" for i, t in enumerate(row_tokens)]
     cols = [f"{j}:{t}" for j, t in enumerate(col_tokens)]
-    fig = go.Figure(go.Heatmap(z=matrix, x=cols, y=rows, colorscale=colorscale, zmin=zmin, zmax=zmax,
-                               hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=cols,
+            y=rows,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category", tickangle=-60)
     fig.update_layout(height=height or min(900, 200 + 14 * len(rows)), margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
-def head_grid(values: np.ndarray, title: str = "", colorscale: str = HEAT, selected: tuple[int, int] | None = None,
-              zmin=None, zmax=None, fmt: str = ".3g", height: int | None = None):
+def head_grid(
+    values: np.ndarray,
+    title: str = "",
+    colorscale: str = HEAT,
+    selected: tuple[int, int] | None = None,
+    zmin=None,
+    zmax=None,
+    fmt: str = ".3g",
+    height: int | None = None,
+):
     """A clickable L x H grid of square markers (one per head) coloured by values [L, H].
 
     Plotly heatmap clicks do not reach Streamlit, so each cell is a scatter point whose customdata is
@@ -106,16 +178,43 @@ def head_grid(values: np.ndarray, title: str = "", colorscale: str = HEAT, selec
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     size = max(10, min(48, int(560 / max(L, H))))
     cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event
-    fig = go.Figure(go.Scatter(
-        x=head.ravel(), y=layer.ravel(), mode="markers", customdata=cells,
-        marker=dict(symbol="square", size=size, color=values.ravel(), colorscale=colorscale, cmin=zmin, cmax=zmax,
-                    showscale=True, colorbar=dict(thickness=12), line=dict(width=0)),
-        hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{marker.color:" + fmt + "}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=head.ravel(),
+            y=layer.ravel(),
+            mode="markers",
+            customdata=cells,
+            marker=dict(
+                symbol="square",
+                size=size,
+                color=values.ravel(),
+                colorscale=colorscale,
+                cmin=zmin,
+                cmax=zmax,
+                showscale=True,
+                colorbar=dict(thickness=12),
+                line=dict(width=0),
+            ),
+            hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{marker.color:" + fmt + "}<extra></extra>",
+        )
+    )
     if selected is not None:
-        fig.add_trace(go.Scatter(x=[selected[1]], y=[selected[0]], mode="markers", hoverinfo="skip",
-                                 marker=dict(symbol="square-open", size=size + 4, color="red", line=dict(width=3))))
+        fig.add_trace(
+            go.Scatter(
+                x=[selected[1]],
+                y=[selected[0]],
+                mode="markers",
+                hoverinfo="skip",
+                marker=dict(symbol="square-open", size=size + 4, color="red", line=dict(width=3)),
+            )
+        )
     fig.update_xaxes(title="head", tickmode="linear", dtick=1, range=[-0.6, H - 0.4], showgrid=False, zeroline=False)
     fig.update_yaxes(title="layer", tickmode="linear", dtick=1, range=[L - 0.4, -0.6], showgrid=False, zeroline=False)
-    fig.update_layout(title=title or None, height=height or 90 + (size + 6) * L, showlegend=False,
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), clickmode="event+select")
+    fig.update_layout(
+        title=title or None,
+        height=height or 90 + (size + 6) * L,
+        showlegend=False,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        clickmode="event+select",
+    )
     return fig

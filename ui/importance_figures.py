@@ -1,8 +1,9 @@
 """Figures of the head-importance view: score grids, agreement matrix, partial and cumulative pruning
 curves, per-class scores (arrays and DataFrames from analysis.importance in, plotly figures out)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,17 +13,20 @@ import plotly.graph_objects as go
 from analysis.importance import GRADIENT, METRIC_TITLES, SIGN
 from ui.figures import DIVERGING, HEAT, head_grid
 
-CURVE_COLORS = dict(zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"),
-                        px.colors.qualitative.D3))
+CURVE_COLORS = dict(
+    zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"), px.colors.qualitative.D3)
+)
 RANDOM_COLOR = "#7f7f7f"
 
 
-MEANING = {"accuracy": "drop in accuracy when the head is removed",
-           "loss": "rise in loss when the head is removed",
-           "true_prob": "drop in the target class's probability when the head is removed",
-           "cosine": "cosine distance the pooled embedding moves when the head is removed",
-           "gradient": "mean |dL/dg| of the head's gate at g = 1",
-           "gradient_norm": "mean |dL/dg| at g = 1 over its layer's L2 norm"}
+MEANING = {
+    "accuracy": "drop in accuracy when the head is removed",
+    "loss": "rise in loss when the head is removed",
+    "true_prob": "drop in the target class's probability when the head is removed",
+    "cosine": "cosine distance the pooled embedding moves when the head is removed",
+    "gradient": "mean |dL/dg| of the head's gate at g = 1",
+    "gradient_norm": "mean |dL/dg| at g = 1 over its layer's L2 norm",
+}
 
 
 SHORT = {"true_prob": "target prob.", "cosine": "cosine dist.", "gradient_norm": "gradient (layer-norm.)"}
@@ -65,9 +69,21 @@ def agreement_figure(corr: pd.DataFrame):
     names = [short_label(m) for m in corr.columns]
     z = corr.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)))
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING, text=text,
-                               texttemplate="%{text}", textfont_size=13, hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
-                               colorbar=dict(thickness=12, title="ρ")))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            zmin=-1,
+            zmax=1,
+            colorscale=DIVERGING,
+            text=text,
+            texttemplate="%{text}",
+            textfont_size=13,
+            hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
+            colorbar=dict(thickness=12, title="ρ"),
+        )
+    )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category", tickangle=-30)
     fig.update_layout(height=160 + 56 * len(names), margin=dict(l=10, r=10, t=10, b=10))
@@ -85,8 +101,15 @@ def _quality_axis(fig, metric: str) -> None:
 def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int):
     """The metric of the whole sample as the gate of one head goes 1 -> 0 (df: gate, metric, value)."""
     d = df[df.metric == metric]
-    fig = go.Figure(go.Scatter(x=d.gate, y=d.value, mode="lines+markers", line=dict(color="#d62728"),
-                               hovertemplate="gate %{x:.2f}: %{y:.4g}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=d.gate,
+            y=d.value,
+            mode="lines+markers",
+            line=dict(color="#d62728"),
+            hovertemplate="gate %{x:.2f}: %{y:.4g}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title=f"gate of layer {layer} head {head} (1 = intact, 0 = removed)", autorange="reversed")
     _quality_axis(fig, metric)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
@@ -99,16 +122,22 @@ def pruning_curves_figure(curves: pd.DataFrame, metric: str):
     fig = go.Figure()
     d = curves[curves.metric == metric]
     for order, g in d.groupby("order", sort=False):
-        fig.add_trace(go.Scatter(
-            x=g.fraction, y=g.value, mode="lines+markers", name=f"by {short_label(order)}" if order != "random"
-            else "random order", line=dict(color=CURVE_COLORS.get(order, RANDOM_COLOR),
-                                           dash="dash" if order == "random" else "solid"),
-            customdata=g.n_removed, hovertemplate="%{customdata} heads removed: %{y:.4g}<extra>%{fullData.name}"
-                                                  "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=g.fraction,
+                y=g.value,
+                mode="lines+markers",
+                name=f"by {short_label(order)}" if order != "random" else "random order",
+                line=dict(color=CURVE_COLORS.get(order, RANDOM_COLOR), dash="dash" if order == "random" else "solid"),
+                customdata=g.n_removed,
+                hovertemplate="%{customdata} heads removed: %{y:.4g}<extra>%{fullData.name}</extra>",
+            )
+        )
     fig.update_xaxes(title="fraction of heads removed (least important first)", tickformat=".0%", range=[-0.02, 1.02])
     _quality_axis(fig, metric)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    fig.update_layout(
+        height=380, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", yanchor="top", y=-0.22, x=0)
+    )
     return fig
 
 
@@ -123,9 +152,18 @@ def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int]
     rows = [f"{c} (n={n})" for c, n in d.groupby("class", sort=False)["n"].first().loc[classes].items()]
     signed = metric not in GRADIENT
     top = float(np.nanmax(np.abs(z.to_numpy()))) or 1.0
-    fig = go.Figure(go.Heatmap(z=z.to_numpy(), x=cols, y=rows, colorscale=DIVERGING if signed else HEAT,
-                               zmin=-top if signed else 0, zmax=top, colorbar=dict(thickness=12),
-                               hovertemplate="class %{y}, %{x}: %{z:.4g}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(),
+            x=cols,
+            y=rows,
+            colorscale=DIVERGING if signed else HEAT,
+            zmin=-top if signed else 0,
+            zmax=top,
+            colorbar=dict(thickness=12),
+            hovertemplate="class %{y}, %{x}: %{z:.4g}<extra></extra>",
+        )
+    )
     if selected is not None and tuple(selected) in heads:
         i = heads.index(tuple(selected))
         fig.add_vrect(x0=i - 0.5, x1=i + 0.5, line=dict(color="red", width=2))

@@ -1,4 +1,5 @@
 """The views of HeadScope, in menu order. app.py routes to those whose page file exists."""
+
 from __future__ import annotations
 
 import sys
@@ -23,26 +24,54 @@ class View:
 
 VIEWS = [
     View("home.py", "Home", ":material/home:", "What HeadScope is and what each view shows."),
-    View("model.py", "Model", ":material/memory:",
-         "The model's spec, its accuracy on the dataset chosen in the sidebar, and the current input's top-5 classes."),
-    View("attention.py", "Attention", ":material/grid_view:",
-         "Every head's pattern for the current input, attention distance and neighbourhood strength per head "
-         "over a dataset sample, and clusters of attention patterns."),
-    View("importance.py", "Head importance", ":material/leaderboard:",
-         "Which heads matter: single-head ablation and gradient scores side by side, partial pruning of one "
-         "head, cumulative pruning curves that check which score is right, and their agreement."),
-    View("relevance.py", "Relevance", ":material/highlight:",
-         "Which patches or words drove the prediction: rollout, gradient rollout, Chefer's LRP, AttnLRP and "
-         "captum's gradient methods, with faithfulness scores to compare them."),
-    View("spectral.py", "Spectral", ":material/graphic_eq:",
-         "Attention as a low-pass filter: high/low-frequency energy per layer, Fourier profiles of feature "
-         "maps, a head's frequency response, temperature what-ifs and the activation lab."),
-    View("embedding.py", "Class embedding", ":material/scatter_plot:",
-         "Tokens projected through the classifier layer by layer, identifiability per layer, and "
-         "PCA/UMAP/t-SNE maps of the embeddings per layer."),
-    View("stored_runs.py", "Runs", ":material/storage:",
-         "Dataset-scale results computed once (command line or background run) and stored: list, inspect, "
-         "download, delete."),
+    View(
+        "model.py",
+        "Model",
+        ":material/memory:",
+        "The model's spec, its accuracy on the dataset chosen in the sidebar, and the current input's top-5 classes.",
+    ),
+    View(
+        "attention.py",
+        "Attention",
+        ":material/grid_view:",
+        "Every head's pattern for the current input, attention distance and neighbourhood strength per head "
+        "over a dataset sample, and clusters of attention patterns.",
+    ),
+    View(
+        "importance.py",
+        "Head importance",
+        ":material/leaderboard:",
+        "Which heads matter: single-head ablation and gradient scores side by side, partial pruning of one "
+        "head, cumulative pruning curves that check which score is right, and their agreement.",
+    ),
+    View(
+        "relevance.py",
+        "Relevance",
+        ":material/highlight:",
+        "Which patches or words drove the prediction: rollout, gradient rollout, Chefer's LRP, AttnLRP and "
+        "captum's gradient methods, with faithfulness scores to compare them.",
+    ),
+    View(
+        "spectral.py",
+        "Spectral",
+        ":material/graphic_eq:",
+        "Attention as a low-pass filter: high/low-frequency energy per layer, Fourier profiles of feature "
+        "maps, a head's frequency response, temperature what-ifs and the activation lab.",
+    ),
+    View(
+        "embedding.py",
+        "Class embedding",
+        ":material/scatter_plot:",
+        "Tokens projected through the classifier layer by layer, identifiability per layer, and "
+        "PCA/UMAP/t-SNE maps of the embeddings per layer.",
+    ),
+    View(
+        "stored_runs.py",
+        "Runs",
+        ":material/storage:",
+        "Dataset-scale results computed once (command line or background run) and stored: list, inspect, "
+        "download, delete.",
+    ),
 ]
 
 

@@ -1,8 +1,9 @@
 """Figures of the Relevance view: map overlays, coloured tokens, conservation, faithfulness curves, the
 disagreement gallery and the highlighted faithfulness table."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,32 @@ from plotly.subplots import make_subplots
 
 from analysis.faithfulness import METRICS, RANDOM
 from ui.figures import DIVERGING
+
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
-SIGNED = [[0.0, "rgba(5,48,97,0.95)"], [0.25, "rgba(67,147,195,0.7)"], [0.5, "rgba(255,255,255,0)"],
-          [0.75, "rgba(214,96,77,0.7)"], [1.0, "rgba(103,0,31,0.95)"]]
+SIGNED = [
+    [0.0, "rgba(5,48,97,0.95)"],
+    [0.25, "rgba(67,147,195,0.7)"],
+    [0.5, "rgba(255,255,255,0)"],
+    [0.75, "rgba(214,96,77,0.7)"],
+    [1.0, "rgba(103,0,31,0.95)"],
+]
 
 TOKENS_PER_ROW = 8
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf", "#393b79", "#637939", "#000000"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#000000",
+]
 
 
 def shares(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -44,14 +64,28 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return (np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]) * 255
 
 
-def _add_overlay(fig, row: int, col: int, rgb: np.ndarray, grid: np.ndarray, limit: float, name: str,
-                 showscale: bool = False) -> None:
+def _add_overlay(
+    fig, row: int, col: int, rgb: np.ndarray, grid: np.ndarray, limit: float, name: str, showscale: bool = False
+) -> None:
     s, (gh, gw) = rgb.shape[0], grid.shape
     fig.add_trace(go.Image(z=rgb.astype(np.uint8), hoverinfo="skip"), row, col)
-    fig.add_trace(go.Heatmap(z=grid, x0=(s / gw - 1) / 2, dx=s / gw, y0=(s / gh - 1) / 2, dy=s / gh,
-                             colorscale=SIGNED, zmin=-limit, zmax=limit, showscale=showscale,
-                             colorbar=dict(thickness=10, tickformat=".2g", title=dict(text="share", side="right")),
-                             hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>"), row, col)
+    fig.add_trace(
+        go.Heatmap(
+            z=grid,
+            x0=(s / gw - 1) / 2,
+            dx=s / gw,
+            y0=(s / gh - 1) / 2,
+            dy=s / gh,
+            colorscale=SIGNED,
+            zmin=-limit,
+            zmax=limit,
+            showscale=showscale,
+            colorbar=dict(thickness=10, tickformat=".2g", title=dict(text="share", side="right")),
+            hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>",
+        ),
+        row,
+        col,
+    )
 
 
 def _square_axes(fig, s: int) -> None:
@@ -60,8 +94,9 @@ def _square_axes(fig, s: int) -> None:
     fig.update_annotations(font=dict(size=12))
 
 
-def overlay_grid(image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: dict[str, float], shared: bool,
-                 cols: int = 4):
+def overlay_grid(
+    image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: dict[str, float], shared: bool, cols: int = 4
+):
     """One image [S, S, C] with each method's map [h, w] over it, `cols` per row (red: for the class,
     blue: against); one colour bar when the scale is shared."""
     names = list(grid_maps)
@@ -70,15 +105,17 @@ def overlay_grid(image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: di
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
     rgb = _rgb(image)
     for i, name in enumerate(names):
-        _add_overlay(fig, i // cols + 1, i % cols + 1, rgb, grid_maps[name], limits[name], name,
-                     showscale=shared and i == 0)
+        _add_overlay(
+            fig, i // cols + 1, i % cols + 1, rgb, grid_maps[name], limits[name], name, showscale=shared and i == 0
+        )
     _square_axes(fig, image.shape[0])
     fig.update_layout(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))
     return fig
 
 
-def token_grids(tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict[str, float],
-                per_row: int = TOKENS_PER_ROW):
+def token_grids(
+    tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict[str, float], per_row: int = TOKENS_PER_ROW
+):
     """Each method's relevance as coloured word pieces (read left to right, top to bottom; red: for the
     class, blue: against), one block per method."""
     names = list(maps)
@@ -90,14 +127,30 @@ def token_grids(tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict
     for i, name in enumerate(names):
         z = np.full((lines, per_row), np.nan)
         z.flat[:n] = maps[name][:n] / limits[name]
-        fig.add_trace(go.Heatmap(z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), zmin=-1, zmax=1,
-                                 colorscale=DIVERGING, xgap=2, ygap=2, showscale=False, customdata=z * limits[name],
-                                 hovertemplate=f"{name} · %{{text}}: %{{customdata:.3g}}<extra></extra>"), i + 1, 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                text=text,
+                texttemplate="%{text}",
+                textfont=dict(size=12),
+                zmin=-1,
+                zmax=1,
+                colorscale=DIVERGING,
+                xgap=2,
+                ygap=2,
+                showscale=False,
+                customdata=z * limits[name],
+                hovertemplate=f"{name} · %{{text}}: %{{customdata:.3g}}<extra></extra>",
+            ),
+            i + 1,
+            1,
+        )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font=dict(size=12))
-    fig.update_layout(height=50 + (40 + 30 * lines) * len(names), margin=dict(l=0, r=0, t=30, b=0),
-                      plot_bgcolor="white")
+    fig.update_layout(
+        height=50 + (40 + 30 * lines) * len(names), margin=dict(l=0, r=0, t=30, b=0), plot_bgcolor="white"
+    )
     return fig
 
 
@@ -107,14 +160,35 @@ def conservation_figure(df: pd.DataFrame, target: int):
     hi = float(max(df["logit"].max(), df["total_relevance"].max()))
     pad = 0.05 * (hi - lo or 1)
     colours = ["#d62728" if c == target else "#1f77b4" for c in df["class"]]
-    fig = go.Figure([
-        go.Scatter(x=[lo - pad, hi + pad], y=[lo - pad, hi + pad], mode="lines", name="relevance = logit",
-                   line=dict(color="grey", dash="dash"), hoverinfo="skip"),
-        go.Scatter(x=df["logit"], y=df["total_relevance"], mode="markers+text", text=df["name"],
-                   textposition="top center", marker=dict(size=10, color=colours), name="classes",
-                   hovertemplate="%{text}: logit %{x:.3g}, relevance %{y:.3g}<extra></extra>")])
-    fig.update_layout(xaxis_title="target logit", yaxis_title="total input relevance (AttnLRP)", height=360,
-                      margin=dict(l=10, r=10, t=10, b=40), showlegend=False)
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=[lo - pad, hi + pad],
+                y=[lo - pad, hi + pad],
+                mode="lines",
+                name="relevance = logit",
+                line=dict(color="grey", dash="dash"),
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                x=df["logit"],
+                y=df["total_relevance"],
+                mode="markers+text",
+                text=df["name"],
+                textposition="top center",
+                marker=dict(size=10, color=colours),
+                name="classes",
+                hovertemplate="%{text}: logit %{x:.3g}, relevance %{y:.3g}<extra></extra>",
+            ),
+        ]
+    )
+    fig.update_layout(
+        xaxis_title="target logit",
+        yaxis_title="total input relevance (AttnLRP)",
+        height=360,
+        margin=dict(l=10, r=10, t=10, b=40),
+        showlegend=False,
+    )
     return fig
 
 
@@ -127,10 +201,24 @@ def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_ti
         colour = "#7f7f7f" if m == RANDOM else PALETTE[i % len(PALETTE)]
         for test, dash in zip(tests, dashes):
             c = curves[(curves["method"] == m) & (curves["test"] == test)]
-            fig.add_trace(go.Scatter(x=c["fraction"], y=c["value"], mode="lines+markers", name=f"{m} · {test}",
-                                     legendgroup=m, line=dict(color=colour, dash=dash), marker=dict(size=4)))
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=380, margin=dict(l=10, r=10, t=10, b=40),
-                      legend=dict(font=dict(size=10)))
+            fig.add_trace(
+                go.Scatter(
+                    x=c["fraction"],
+                    y=c["value"],
+                    mode="lines+markers",
+                    name=f"{m} · {test}",
+                    legendgroup=m,
+                    line=dict(color=colour, dash=dash),
+                    marker=dict(size=4),
+                )
+            )
+    fig.update_layout(
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=380,
+        margin=dict(l=10, r=10, t=10, b=40),
+        legend=dict(font=dict(size=10)),
+    )
     return fig
 
 
@@ -139,8 +227,9 @@ def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], caption
     max |value|): the inputs where methods disagree most."""
     methods = list(grid_maps)
     n, k = len(images), len(methods)
-    fig = make_subplots(rows=n, cols=k, column_titles=methods, row_titles=list(captions),
-                        horizontal_spacing=0.01, vertical_spacing=0.02)
+    fig = make_subplots(
+        rows=n, cols=k, column_titles=methods, row_titles=list(captions), horizontal_spacing=0.01, vertical_spacing=0.02
+    )
     for i in range(n):
         rgb = _rgb(images[i])
         for j, m in enumerate(methods):
@@ -169,7 +258,8 @@ def highlight_best(display: pd.DataFrame):
             return [""] * len(col)
         vals = col.where(candidates)
         target = vals.max() if better[col.name] else vals.min()
-        return ["font-weight: bold; background-color: #c7e9c0" if c and v == target else ""
-                for v, c in zip(col, candidates)]
+        return [
+            "font-weight: bold; background-color: #c7e9c0" if c and v == target else "" for v, c in zip(col, candidates)
+        ]
 
     return display.style.apply(best).format({c: "{:.3g}" for c in display.columns if c != "Method"})

@@ -1,9 +1,10 @@
 """Figures of the Spectral view: HC/DC per layer, Park & Kim's Fourier profiles and high-frequency end
 point, a head's frequency response (gain, 2-D response, eigenvalues), rank collapse, temperature sweeps,
 length collapse and the activation lab (waveform, spectrum with analytic values)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,26 +22,38 @@ LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 
 
 def _layer_ticks(n_layers: int) -> dict:
-    return dict(tickmode="array", tickvals=list(range(-1, n_layers)),
-                ticktext=["emb"] + [str(l) for l in range(n_layers)])
+    return dict(
+        tickmode="array", tickvals=list(range(-1, n_layers)), ticktext=["emb"] + [str(l) for l in range(n_layers)]
+    )
 
 
-def hc_dc_figure(current: dict[str, np.ndarray], sample: dict[str, np.ndarray] | None = None,
-                 height: int = 360) -> go.Figure:
+def hc_dc_figure(
+    current: dict[str, np.ndarray], sample: dict[str, np.ndarray] | None = None, height: int = 360
+) -> go.Figure:
     """HC/DC per layer: {stream: values}, resid [L+1] (embeddings at x = -1, block l's output at x = l),
     attn_out / mlp_out [L] at their block. Solid: the current input; dashed: the sample mean."""
     fig = go.Figure()
     for values, dash, who in ((current, "solid", "input"), (sample or {}, "dash", "sample mean")):
         for stream, v in values.items():
             x = np.arange(len(v)) - (1 if stream == "resid" else 0)
-            fig.add_trace(go.Scatter(x=x, y=v, mode="lines+markers", name=f"{STREAM_NAMES[stream]} ({who})",
-                                     line=dict(color=STREAM_COLORS[stream], dash=dash),
-                                     hovertemplate="layer %{x}: HC/DC %{y:.3g}<extra>" + STREAM_NAMES[stream]
-                                     + f" ({who})</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=v,
+                    mode="lines+markers",
+                    name=f"{STREAM_NAMES[stream]} ({who})",
+                    line=dict(color=STREAM_COLORS[stream], dash=dash),
+                    hovertemplate="layer %{x}: HC/DC %{y:.3g}<extra>" + STREAM_NAMES[stream] + f" ({who})</extra>",
+                )
+            )
     n_layers = len(current["attn_out"])
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
-                      xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(n_layers)),
-                      yaxis=dict(title="‖HC‖ / ‖DC‖ (log)", type="log", exponentformat="power"))
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND,
+        xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(n_layers)),
+        yaxis=dict(title="‖HC‖ / ‖DC‖ (log)", type="log", exponentformat="power"),
+    )
     return fig
 
 
@@ -48,32 +61,58 @@ def depth_colors(n: int) -> list[str]:
     return sample_colorscale("Plasma", [0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
-def fourier_profile_figure(freq: np.ndarray, profiles: np.ndarray, labels: Sequence[str],
-                           height: int = 380) -> go.Figure:
+def fourier_profile_figure(
+    freq: np.ndarray, profiles: np.ndarray, labels: Sequence[str], height: int = 380
+) -> go.Figure:
     """Park & Kim's figure: delta log amplitude vs normalised frequency, one line per state [S, K]
     coloured from shallow (dark) to deep (yellow)."""
     fig = go.Figure()
-    for i, (p, label, color) in enumerate(zip(profiles, labels, depth_colors(len(labels)))):
-        fig.add_trace(go.Scatter(x=freq, y=p, mode="lines+markers", name=label, line=dict(color=color),
-                                 hovertemplate=f"{label}<br>frequency %{{x:.2f}}π: Δ log amplitude %{{y:.3f}}"
-                                               "<extra></extra>"))
-    fig.update_layout(height=height, margin=MARGIN, legend=dict(font=dict(size=10)),
-                      xaxis=dict(title="normalised frequency (×π)", range=[0, 1.02]),
-                      yaxis=dict(title="Δ log amplitude"))
+    for p, label, color in zip(profiles, labels, depth_colors(len(labels))):
+        fig.add_trace(
+            go.Scatter(
+                x=freq,
+                y=p,
+                mode="lines+markers",
+                name=label,
+                line=dict(color=color),
+                hovertemplate=f"{label}<br>frequency %{{x:.2f}}π: Δ log amplitude %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=dict(font=dict(size=10)),
+        xaxis=dict(title="normalised frequency (×π)", range=[0, 1.02]),
+        yaxis=dict(title="Δ log amplitude"),
+    )
     return fig
 
 
-def endpoint_figure(endpoint: np.ndarray, variance: np.ndarray, labels: Sequence[str], kinds: Sequence[str],
-                    height: int = 380) -> go.Figure:
+def endpoint_figure(
+    endpoint: np.ndarray, variance: np.ndarray, labels: Sequence[str], kinds: Sequence[str], height: int = 380
+) -> go.Figure:
     """High-frequency end point of the Fourier profile (top) and feature-map variance (bottom) per state
     [S], with the steps made by attention sublayers shaded."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
-    for row, y, name, fmt in ((1, endpoint, "Δ log amplitude at π", ".3f"),
-                              (2, variance, "feature-map variance", ".3g")):
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(color="#444"),
-                                 marker=dict(color=depth_colors(len(x)), size=9), customdata=np.asarray(labels),
-                                 hovertemplate="%{customdata}: %{y:" + fmt + "}<extra></extra>"), row=row, col=1)
+    for row, y, name, fmt in (
+        (1, endpoint, "Δ log amplitude at π", ".3f"),
+        (2, variance, "feature-map variance", ".3g"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers",
+                name=name,
+                line=dict(color="#444"),
+                marker=dict(color=depth_colors(len(x)), size=9),
+                customdata=np.asarray(labels),
+                hovertemplate="%{customdata}: %{y:" + fmt + "}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
         fig.update_yaxes(title_text=name, row=row, col=1)
     for i, kind in enumerate(kinds):
         if kind == "attention":
@@ -83,19 +122,36 @@ def endpoint_figure(endpoint: np.ndarray, variance: np.ndarray, labels: Sequence
     return fig
 
 
-def gain_figure(freq: np.ndarray, gain: np.ndarray, layer_gains: np.ndarray | None = None, title: str = "",
-                height: int = 320) -> go.Figure:
+def gain_figure(
+    freq: np.ndarray, gain: np.ndarray, layer_gains: np.ndarray | None = None, title: str = "", height: int = 320
+) -> go.Figure:
     """A head's 1-D gain G(k) [K] vs normalised frequency; the other heads of its layer [H, K] in grey."""
     fig = go.Figure()
     for g in layer_gains if layer_gains is not None else []:
-        fig.add_trace(go.Scatter(x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip",
-                                 showlegend=False))
-    fig.add_trace(go.Scatter(x=freq, y=gain, mode="lines+markers", name="selected head", line=dict(color="#d62728"),
-                             hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>", showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip", showlegend=False
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=freq,
+            y=gain,
+            mode="lines+markers",
+            name="selected head",
+            line=dict(color="#d62728"),
+            hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
+            showlegend=False,
+        )
+    )
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
-    fig.update_layout(height=height, margin=MARGIN, title=title or None,
-                      xaxis=dict(title="normalised frequency over tokens (×π)"), yaxis=dict(title="gain G(k)",
-                                                                                           rangemode="tozero"))
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        title=title or None,
+        xaxis=dict(title="normalised frequency over tokens (×π)"),
+        yaxis=dict(title="gain G(k)", rangemode="tozero"),
+    )
     return fig
 
 
@@ -103,8 +159,16 @@ def response_image_figure(image: np.ndarray, title: str = "", height: int = 320)
     """A head's 2-D response [h, w] (fftshifted |fft2| of its attention rows over the patch grid)."""
     h, w = image.shape
     fy, fx = np.arange(h) - h // 2, np.arange(w) - w // 2
-    fig = go.Figure(go.Heatmap(z=image, x=fx, y=fy, colorscale=HEAT, colorbar=dict(thickness=12),
-                               hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=image,
+            x=fx,
+            y=fy,
+            colorscale=HEAT,
+            colorbar=dict(thickness=12),
+            hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="column frequency", dtick=1, constrain="domain")
     fig.update_yaxes(title="row frequency", dtick=1, scaleanchor="x", autorange="reversed")
     fig.update_layout(height=height, margin=MARGIN, title=title or None)
@@ -114,12 +178,28 @@ def response_image_figure(image: np.ndarray, title: str = "", height: int = 320)
 def eigen_figure(eigenvalues: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
     """Eigenvalues [T] (complex) of an attention matrix in the complex plane with the unit circle."""
     theta = np.linspace(0, 2 * np.pi, 181)
-    fig = go.Figure(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", line=dict(color="grey", dash="dot"),
-                               hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scatter(x=eigenvalues.real, y=eigenvalues.imag, mode="markers", showlegend=False,
-                             marker=dict(color=np.abs(eigenvalues), colorscale=HEAT, cmin=0, cmax=1, size=7,
-                                         line=dict(width=0.5, color="black")),
-                             hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=np.cos(theta),
+            y=np.sin(theta),
+            mode="lines",
+            line=dict(color="grey", dash="dot"),
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=eigenvalues.real,
+            y=eigenvalues.imag,
+            mode="markers",
+            showlegend=False,
+            marker=dict(
+                color=np.abs(eigenvalues), colorscale=HEAT, cmin=0, cmax=1, size=7, line=dict(width=0.5, color="black")
+            ),
+            hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="real", range=[-1.1, 1.1], zeroline=True, constrain="domain")
     fig.update_yaxes(title="imaginary", range=[-1.1, 1.1], scaleanchor="x", zeroline=True)
     fig.update_layout(height=height, margin=MARGIN, title=title or None)
@@ -130,36 +210,70 @@ def rank_collapse_figure(ratios: dict[str, np.ndarray], height: int = 340) -> go
     """Rank-collapse ratio per layer [L+1] for each what-if forward (log y)."""
     fig = go.Figure()
     for name, r in ratios.items():
-        fig.add_trace(go.Scatter(x=np.arange(len(r)) - 1, y=r, mode="lines+markers", name=name,
-                                 line=dict(color=WHATIF_COLORS.get(name)),
-                                 hovertemplate="layer %{x}: %{y:.3g}<extra>" + name + "</extra>"))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
-                      xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
-                      yaxis=dict(title="‖X − 1x̄ᵀ‖ / ‖X‖ (log)", type="log", exponentformat="power"))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(len(r)) - 1,
+                y=r,
+                mode="lines+markers",
+                name=name,
+                line=dict(color=WHATIF_COLORS.get(name)),
+                hovertemplate="layer %{x}: %{y:.3g}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND,
+        xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
+        yaxis=dict(title="‖X − 1x̄ᵀ‖ / ‖X‖ (log)", type="log", exponentformat="power"),
+    )
     return fig
 
 
-def attention_rank_figure(stable: np.ndarray, effective: np.ndarray, selected: tuple[int, int] | None = None,
-                          height: int = 340) -> go.Figure:
+def attention_rank_figure(
+    stable: np.ndarray, effective: np.ndarray, selected: tuple[int, int] | None = None, height: int = 340
+) -> go.Figure:
     """Stable and effective rank of every head [L, H] per layer: head means as lines, heads as dots,
     the selected head circled."""
     L, H = stable.shape
     fig = go.Figure()
     for name, v, color in (("effective rank", effective, "#9467bd"), ("stable rank", stable, "#8c564b")):
         layer = np.repeat(np.arange(L), H)
-        fig.add_trace(go.Scatter(x=layer + np.tile(np.linspace(-0.15, 0.15, H), L), y=v.ravel(), mode="markers",
-                                 marker=dict(color=color, size=5, opacity=0.45), showlegend=False,
-                                 customdata=np.tile(np.arange(H), L),
-                                 hovertemplate="head %{customdata}: %{y:.2f}<extra>" + name + "</extra>"))
-        fig.add_trace(go.Scatter(x=np.arange(L), y=v.mean(1), mode="lines+markers", name=f"{name} (head mean)",
-                                 line=dict(color=color)))
+        fig.add_trace(
+            go.Scatter(
+                x=layer + np.tile(np.linspace(-0.15, 0.15, H), L),
+                y=v.ravel(),
+                mode="markers",
+                marker=dict(color=color, size=5, opacity=0.45),
+                showlegend=False,
+                customdata=np.tile(np.arange(H), L),
+                hovertemplate="head %{customdata}: %{y:.2f}<extra>" + name + "</extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(L), y=v.mean(1), mode="lines+markers", name=f"{name} (head mean)", line=dict(color=color)
+            )
+        )
         if selected is not None:
             l, h = selected
-            fig.add_trace(go.Scatter(x=[l + np.linspace(-0.15, 0.15, H)[h]], y=[v[l, h]], mode="markers",
-                                     marker=dict(symbol="circle-open", size=13, color="red", line=dict(width=2)),
-                                     showlegend=False, hoverinfo="skip"))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="layer", dtick=1),
-                      yaxis=dict(title="rank of the attention matrix", type="log"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[l + np.linspace(-0.15, 0.15, H)[h]],
+                    y=[v[l, h]],
+                    mode="markers",
+                    marker=dict(symbol="circle-open", size=13, color="red", line=dict(width=2)),
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND,
+        xaxis=dict(title="layer", dtick=1),
+        yaxis=dict(title="rank of the attention matrix", type="log"),
+    )
     return fig
 
 
@@ -171,16 +285,34 @@ def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: i
     r = sweep["resid_ratio"]
     colors = depth_colors(r.shape[1] - 1)
     for l in range(1, r.shape[1]):
-        fig.add_trace(go.Scatter(x=taus, y=r[:, l], mode="lines+markers", name=f"block {l - 1}",
-                                 line=dict(color=colors[l - 1]), legendgroup="hc"), row=1, col=1)
-    for name, y, color in (("attention entropy (mean, 1 = uniform)", sweep["entropy"].mean(1), "#9467bd"),
-                           ("rank ratio (last layer)", sweep["rank"][:, -1], "#8c564b"),
-                           ("prediction agreement with τ = 1", sweep["agreement"], "#17becf")):
+        fig.add_trace(
+            go.Scatter(
+                x=taus,
+                y=r[:, l],
+                mode="lines+markers",
+                name=f"block {l - 1}",
+                line=dict(color=colors[l - 1]),
+                legendgroup="hc",
+            ),
+            row=1,
+            col=1,
+        )
+    for name, y, color in (
+        ("attention entropy (mean, 1 = uniform)", sweep["entropy"].mean(1), "#9467bd"),
+        ("rank ratio (last layer)", sweep["rank"][:, -1], "#8c564b"),
+        ("prediction agreement with τ = 1", sweep["agreement"], "#17becf"),
+    ):
         fig.add_trace(go.Scatter(x=taus, y=y, mode="lines+markers", name=name, line=dict(color=color)), row=1, col=2)
     for col in (1, 2):
         fig.add_vline(x=tau, line_dash="dot", line_color="red", row=1, col=col)
-        fig.update_xaxes(title_text="temperature τ (log)", type="log", tickvals=list(taus),
-                         ticktext=[f"{t:g}" for t in taus], row=1, col=col)
+        fig.update_xaxes(
+            title_text="temperature τ (log)",
+            type="log",
+            tickvals=list(taus),
+            ticktext=[f"{t:g}" for t in taus],
+            row=1,
+            col=col,
+        )
     fig.update_yaxes(type="log", title_text="‖HC‖ / ‖DC‖", exponentformat="power", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
@@ -192,50 +324,81 @@ def length_collapse_figure(df: pd.DataFrame, height: int = 340) -> go.Figure:
     fig = go.Figure()
     ticks = sorted(df.groupby("words")["tokens"].mean())
     for tau, g in df.groupby("tau", sort=True):
-        fig.add_trace(go.Scatter(x=g["tokens"], y=g["mean_cos"], mode="lines+markers", name=f"τ = {tau:g}",
-                                 line=dict(dash="dash" if tau == 1.0 else "solid",
-                                           color="#1f77b4" if tau == 1.0 else "#d62728"),
-                                 customdata=g[["words", "n_texts"]].to_numpy(),
-                                 hovertemplate="%{x:.0f} tokens (%{customdata[0]} words, %{customdata[1]} texts): "
-                                               "mean cos %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
-                      xaxis=dict(title="input length (tokens, log)", type="log", tickvals=ticks,
-                                 ticktext=[f"{t:.0f}" for t in ticks]),
-                      yaxis=dict(title="mean pairwise cosine similarity"))
+        fig.add_trace(
+            go.Scatter(
+                x=g["tokens"],
+                y=g["mean_cos"],
+                mode="lines+markers",
+                name=f"τ = {tau:g}",
+                line=dict(dash="dash" if tau == 1.0 else "solid", color="#1f77b4" if tau == 1.0 else "#d62728"),
+                customdata=g[["words", "n_texts"]].to_numpy(),
+                hovertemplate="%{x:.0f} tokens (%{customdata[0]} words, %{customdata[1]} texts): "
+                "mean cos %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND,
+        xaxis=dict(
+            title="input length (tokens, log)", type="log", tickvals=ticks, ticktext=[f"{t:.0f}" for t in ticks]
+        ),
+        yaxis=dict(title="mean pairwise cosine similarity"),
+    )
     return fig
 
 
-def waveform_figure(t: np.ndarray, x: np.ndarray, y: np.ndarray, name: str, periods_shown: float,
-                    f0: float, height: int = 300) -> go.Figure:
+def waveform_figure(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, name: str, periods_shown: float, f0: float, height: int = 300
+) -> go.Figure:
     """Input x(t) and output act(x(t)) over the first `periods_shown` periods of the lowest tone f0."""
     keep = t <= periods_shown / f0
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=t[keep], y=x[keep], mode="lines", name="input x(t)", line=dict(color="grey")))
     fig.add_trace(go.Scatter(x=t[keep], y=y[keep], mode="lines", name=f"{name}(x(t))", line=dict(color="#d62728")))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="time (s)"),
-                      yaxis=dict(title="value"))
+    fig.update_layout(
+        height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="time (s)"), yaxis=dict(title="value")
+    )
     return fig
 
 
-def activation_spectrum_figure(freq: np.ndarray, spectrum: np.ndarray, harmonics: pd.DataFrame,
-                               max_freq: float | None = None, height: int = 300) -> go.Figure:
+def activation_spectrum_figure(
+    freq: np.ndarray, spectrum: np.ndarray, harmonics: pd.DataFrame, max_freq: float | None = None, height: int = 300
+) -> go.Figure:
     """One-sided amplitude spectrum as stems; the harmonics' analytic values as open diamonds."""
     keep = freq <= (max_freq if max_freq is not None else freq[-1])
     f, s = freq[keep], spectrum[keep]
     xs = np.repeat(f, 3)
     ys = np.column_stack([np.zeros_like(s), s, np.full_like(s, np.nan)]).ravel()
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#1f77b4"), name="measured 2/N |FFT|",
-                               hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=f, y=s, mode="markers", marker=dict(size=4, color="#1f77b4"), showlegend=False,
-                             hovertemplate="%{x:g} Hz: %{y:.4g}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#1f77b4"), name="measured 2/N |FFT|", hoverinfo="skip")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=f,
+            y=s,
+            mode="markers",
+            marker=dict(size=4, color="#1f77b4"),
+            showlegend=False,
+            hovertemplate="%{x:g} Hz: %{y:.4g}<extra></extra>",
+        )
+    )
     known = harmonics[harmonics["analytic"].notna()]
     if len(known):
-        fig.add_trace(go.Scatter(x=known["frequency"], y=known["analytic"], mode="markers", name="analytic",
-                                 marker=dict(symbol="diamond-open", size=12, color="#d62728", line=dict(width=2)),
-                                 customdata=known["harmonic"],
-                                 hovertemplate="harmonic %{customdata}: analytic %{y:.4g}<extra></extra>"))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="frequency (Hz)"),
-                      yaxis=dict(title="amplitude"))
+        fig.add_trace(
+            go.Scatter(
+                x=known["frequency"],
+                y=known["analytic"],
+                mode="markers",
+                name="analytic",
+                marker=dict(symbol="diamond-open", size=12, color="#d62728", line=dict(width=2)),
+                customdata=known["harmonic"],
+                hovertemplate="harmonic %{customdata}: analytic %{y:.4g}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="frequency (Hz)"), yaxis=dict(title="amplitude")
+    )
     return fig
 
 
@@ -244,10 +407,21 @@ def token_spectrum_figure(freq: np.ndarray, spectra: dict[str, np.ndarray], heig
     activation's input and output."""
     fig = go.Figure()
     for (name, s), color in zip(spectra.items(), ("grey", "#d62728", "#1f77b4")):
-        fig.add_trace(go.Scatter(x=freq, y=s, mode="lines+markers", name=name, line=dict(color=color),
-                                 hovertemplate="frequency %{x:.2f}π: %{y:.3g}<extra>" + name + "</extra>"))
-    fig.update_layout(height=height, margin=MARGIN, legend=LEGEND,
-                      xaxis=dict(title="normalised frequency over tokens (×π)"),
-                      yaxis=dict(title="amplitude relative to DC (log)", type="log", exponentformat="power"))
+        fig.add_trace(
+            go.Scatter(
+                x=freq,
+                y=s,
+                mode="lines+markers",
+                name=name,
+                line=dict(color=color),
+                hovertemplate="frequency %{x:.2f}π: %{y:.3g}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND,
+        xaxis=dict(title="normalised frequency over tokens (×π)"),
+        yaxis=dict(title="amplitude relative to DC (log)", type="log", exponentformat="power"),
+    )
     return fig
-

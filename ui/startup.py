@@ -5,6 +5,7 @@ Importing torch, transformers' model code and the analyses takes most of a fresh
 and starts these imports in a background thread; the sidebar says what it is waiting for and the app reruns
 when they are done. Every other view waits for them (it needs a model), as before.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Session-state keys shared by the sidebar and every page (one place, so views agree)."""
+
 from __future__ import annotations
 
 import json
@@ -7,20 +8,20 @@ from pathlib import Path
 
 import streamlit as st
 
-MODEL = "model_name"            # str: built-in name, folder or hub id of the current model
-CUSTOM_MODEL = "custom_model"   # str: what the user typed in "load a model"
-LABELS = "text_labels"          # dict[model name -> tuple of label names] for prompt-head text models
-LABEL_ERROR = "_label_error"    # str: why the last label edit was refused
-SOURCE = "input_source"         # "dataset" | "upload" | "text"
-INDEX = "input_index"           # int: index of the dataset sample
-TEXT = "input_text"             # str: the free text
-HEAD = "selected_head"          # (layer, head): the head selected in any view
-QUERY = "selected_query"        # int token index of the query (0 = CLS)
+MODEL = "model_name"  # str: built-in name, folder or hub id of the current model
+CUSTOM_MODEL = "custom_model"  # str: what the user typed in "load a model"
+LABELS = "text_labels"  # dict[model name -> tuple of label names] for prompt-head text models
+LABEL_ERROR = "_label_error"  # str: why the last label edit was refused
+SOURCE = "input_source"  # "dataset" | "upload" | "text"
+INDEX = "input_index"  # int: index of the dataset sample
+TEXT = "input_text"  # str: the free text
+HEAD = "selected_head"  # (layer, head): the head selected in any view
+QUERY = "selected_query"  # int token index of the query (0 = CLS)
 SIDEBAR_CONTEXT = "_sidebar_context"
-DATASET = "dataset"             # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
+DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
-SPLIT = "dataset_split"         # (+ "_<source>") the split of a dataset source
-BROWSE = "input_browse"         # "index" | "class" | "name": how the sidebar picks the dataset input
+SPLIT = "dataset_split"  # (+ "_<source>") the split of a dataset source
+BROWSE = "input_browse"  # "index" | "class" | "name": how the sidebar picks the dataset input
 RECENT_FILE = "recent_datasets.json"
 RECENT_MAX = 8
 

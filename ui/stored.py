@@ -1,6 +1,7 @@
 """Stored runs in the views: find a finished run of the current model + dataset, start one in the background
 (a subprocess of `python -m headscope precompute`), follow its progress from the store, cancel it, and open
 one of its inputs as the sidebar's current input."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from runs import Run, Store
-from runs.store import FORMAT_VERSION
 from runs.jobs import BACKGROUND_BATCH, JOBS, dataset_fingerprint, model_fingerprint
+from runs.store import FORMAT_VERSION
 from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +32,9 @@ def store() -> Store:
 def find_run(ctx, analysis: str) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
     sample size and batch size; the largest wins), or None."""
-    want = json.dumps({k: v for k, v in JOBS[analysis].defaults(ctx.model, ()).items() if k not in FREE_PARAMS},
-                      sort_keys=True)
+    want = json.dumps(
+        {k: v for k, v in JOBS[analysis].defaults(ctx.model, ()).items() if k not in FREE_PARAMS}, sort_keys=True
+    )
     fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
     best = None
     for run in store().runs():
@@ -41,18 +43,25 @@ def find_run(ctx, analysis: str) -> Run | None:
         except Exception:  # noqa: BLE001 - a damaged run folder is skipped here and shown on the Runs page
             continue
         params = {k: v for k, v in m.params.items() if k not in FREE_PARAMS}
-        if (m.state == "done" and m.format_version == FORMAT_VERSION and m.analysis == analysis
-                and m.model_fingerprint == fingerprint
-                and m.dataset_key == data and json.dumps(params, sort_keys=True) == want
-                and (best is None or m.n_inputs > best.manifest.n_inputs)):
+        if (
+            m.state == "done"
+            and m.format_version == FORMAT_VERSION
+            and m.analysis == analysis
+            and m.model_fingerprint == fingerprint
+            and m.dataset_key == data
+            and json.dumps(params, sort_keys=True) == want
+            and (best is None or m.n_inputs > best.manifest.n_inputs)
+        ):
             best = run
     return best
 
 
 def run_label(run: Run) -> str:
     m = run.manifest
-    return (f"stored run: {m.n_inputs} inputs of {Path(m.dataset).name} ({m.split}), "
-            f"{pd.Timestamp(m.updated, unit='s'):%Y-%m-%d %H:%M}")
+    return (
+        f"stored run: {m.n_inputs} inputs of {Path(m.dataset).name} ({m.split}), "
+        f"{pd.Timestamp(m.updated, unit='s'):%Y-%m-%d %H:%M}"
+    )
 
 
 def _command(ctx, analysis: str) -> list[str]:
@@ -60,9 +69,25 @@ def _command(ctx, analysis: str) -> list[str]:
     (local, auto or a cluster address)."""
     ds = ctx.dataset
     ray = ["--ray", os.environ[RAY_ENV]] if os.environ.get(RAY_ENV) else ["--device", ctx.model.device.type]
-    return [sys.executable, "-m", "headscope", "precompute", "--model", ctx.model_name, "--dataset", ds.source,
-            "--split", ds.split, "--analyses", analysis, "--batch-size", str(BACKGROUND_BATCH),
-            "--store", str(store().root.resolve()), *ray]
+    return [
+        sys.executable,
+        "-m",
+        "headscope",
+        "precompute",
+        "--model",
+        ctx.model_name,
+        "--dataset",
+        ds.source,
+        "--split",
+        ds.split,
+        "--analyses",
+        analysis,
+        "--batch-size",
+        str(BACKGROUND_BATCH),
+        "--store",
+        str(store().root.resolve()),
+        *ray,
+    ]
 
 
 def start_background(ctx, analysis: str) -> None:
@@ -70,8 +95,14 @@ def start_background(ctx, analysis: str) -> None:
     log = store().root / "logs"
     log.mkdir(parents=True, exist_ok=True)
     out = open(log / f"{analysis}-{os.getpid()}-{len(st.session_state.get(JOBS_KEY, {}))}.log", "w")
-    proc = subprocess.Popen(_command(ctx, analysis), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "HEADSCOPE_STORE": str(store().root.resolve())})
+    proc = subprocess.Popen(
+        _command(ctx, analysis),
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "HEADSCOPE_STORE": str(store().root.resolve())},
+    )
     st.session_state.setdefault(JOBS_KEY, {})[(ctx.model_key, ctx.dataset.key, analysis)] = (proc.pid, out.name)
 
 
@@ -103,12 +134,16 @@ def background_panel(ctx, analysis: str, what: str) -> None:
         return
     started = st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
     if started is None and _active(ctx, analysis) is None:
-        st.button(f"Run {what} on all {len(ctx.dataset)} inputs in the background", key=f"bg_start_{analysis}",
-                  on_click=start_background, args=(ctx, analysis),
-                  help="Starts `python -m headscope precompute` in a separate process"
-                       + (f" on the Ray cluster {os.environ[RAY_ENV]!r} ({RAY_ENV})" if os.environ.get(RAY_ENV) else "")
-                       + f"; the result is stored (in {store().root}) and shown here when it is done, also after a "
-                         "restart.")
+        st.button(
+            f"Run {what} on all {len(ctx.dataset)} inputs in the background",
+            key=f"bg_start_{analysis}",
+            on_click=start_background,
+            args=(ctx, analysis),
+            help="Starts `python -m headscope precompute` in a separate process"
+            + (f" on the Ray cluster {os.environ[RAY_ENV]!r} ({RAY_ENV})" if os.environ.get(RAY_ENV) else "")
+            + f"; the result is stored (in {store().root}) and shown here when it is done, also after a "
+            "restart.",
+        )
         return
     follow(ctx, analysis)
 
@@ -122,8 +157,10 @@ def follow(ctx, analysis: str) -> None:
     if active is not None:
         m = active.manifest
         where = f", shards {m.chunks_done()}/{m.n_chunks} on {m.workers}" if m.workers else ""
-        c1.progress(m.done_inputs / max(m.n_inputs, 1),
-                    text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}")
+        c1.progress(
+            m.done_inputs / max(m.n_inputs, 1),
+            text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}",
+        )
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(active.holder_pid(),))
         return
     if started is not None and _alive(started[0]):  # the process is still loading the model and the data
@@ -134,12 +171,16 @@ def follow(ctx, analysis: str) -> None:
     newest = next(iter(_matching(ctx, analysis)), None)
     state = newest.manifest.state if newest is not None else None
     if started is not None and state is None:
-        st.error(f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
-                 + Path(started[1]).read_text()[-800:])
+        st.error(
+            f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
+            + Path(started[1]).read_text()[-800:]
+        )
     elif started is not None and state != "done":
         m = newest.manifest
-        st.warning(f"The background run ended as {state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
-                   f"to resume from there. Log: {started[1]}")
+        st.warning(
+            f"The background run ended as {state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
+            f"to resume from there. Log: {started[1]}"
+        )
     else:
         st.rerun()  # finished (or ended elsewhere): the view now finds the stored run or offers a new one
 
@@ -183,13 +224,18 @@ def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, hei
     sidebar; the table downloads as name.csv."""
     from ui.widgets import download_button
 
-    event = st.dataframe(table, hide_index=True, width="stretch", height=height, on_select="rerun",
-                         selection_mode="single-row", key=key)
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", height=height, on_select="rerun", selection_mode="single-row", key=key
+    )
     picked = event.selection.rows if event else []
     if picked:
         row = int(table["dataset row"].iloc[picked[0]])
-        st.button(f"Open {ds.names[row]} as the current input", key=f"{key}_open", on_click=open_input,
-                  args=(ds.key, row, modality))
+        st.button(
+            f"Open {ds.names[row]} as the current input",
+            key=f"{key}_open",
+            on_click=open_input,
+            args=(ds.key, row, modality),
+        )
     download_button(table, name, key=f"dl_{key}")
     if st.session_state.pop(OPENED, False):  # inside a fragment only the fragment reran: redraw the sidebar too
         st.rerun()

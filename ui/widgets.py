@@ -3,6 +3,7 @@
 Every page starts with `ctx = page_context()`: through app.py it returns what the router's sidebar
 built in this run; run standalone (AppTest.from_file on one page) it draws the sidebar itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,10 +54,14 @@ class PageContext:
         ds = self.dataset
         rows = ds.sample_rows(n)
         known = int((self.match.to_model(ds.labels[rows]) >= 0).sum())
-        labels = ("unlabelled: targets are the model's predictions" if not ds.labelled else
-                  f"every input has a label {self.model.spec.name} knows" if known == len(rows) else
-                  f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
-                  "the model's own prediction")
+        labels = (
+            "unlabelled: targets are the model's predictions"
+            if not ds.labelled
+            else f"every input has a label {self.model.spec.name} knows"
+            if known == len(rows)
+            else f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
+            "the model's own prediction"
+        )
         order = "first" if ds.ordered else "a seeded random sample of"
         return f"{what or 'Inputs'}: {order} {len(rows)} of {len(ds)} in {ds.name} ({ds.split}) · {labels}."
 
@@ -88,14 +93,21 @@ def sidebar() -> PageContext | None:
 
 def _model_picker() -> tuple[HookedModel | None, str]:
     builtins = list(list_models())
-    choice = st.selectbox("Model", builtins + [LOAD_OTHER], key=state.MODEL,
-                          help="Built-in: " + "; ".join(f"{n}: {BUILTINS[n].description}" for n in builtins) + ". "
-                               "Built-in models work offline. Any Hugging Face ViT/DeiT image classifier or "
-                               "BERT-family encoder can be loaded from a local folder or a hub id.")
+    choice = st.selectbox(
+        "Model",
+        builtins + [LOAD_OTHER],
+        key=state.MODEL,
+        help="Built-in: " + "; ".join(f"{n}: {BUILTINS[n].description}" for n in builtins) + ". "
+        "Built-in models work offline. Any Hugging Face ViT/DeiT image classifier or "
+        "BERT-family encoder can be loaded from a local folder or a hub id.",
+    )
     name = choice
     if choice == LOAD_OTHER:
-        typed = st.text_input("Folder or hub id", key=state.CUSTOM_MODEL,
-                              placeholder="/path/to/saved_model or google/vit-base-patch16-224")
+        typed = st.text_input(
+            "Folder or hub id",
+            key=state.CUSTOM_MODEL,
+            placeholder="/path/to/saved_model or google/vit-base-patch16-224",
+        )
         if not typed.strip():
             st.info("Type a local folder (saved with save_pretrained) or a Hugging Face hub id, then press Enter.")
             return None, ""
@@ -110,8 +122,10 @@ def _model_picker() -> tuple[HookedModel | None, str]:
         st.error(f"The label set was refused: {e}")
         return None, name
     spec = model.spec
-    st.caption(f"{spec.architecture} · {spec.n_layers} layers × {spec.n_heads} heads · width {spec.d_model} · "
-               f"{len(spec.class_names)} classes · {model.device.type}")
+    st.caption(
+        f"{spec.architecture} · {spec.n_layers} layers × {spec.n_heads} heads · width {spec.d_model} · "
+        f"{len(spec.class_names)} classes · {model.device.type}"
+    )
     if spec.head == "prompts":
         _label_editor(model, name)
     return model, name
@@ -120,8 +134,10 @@ def _model_picker() -> tuple[HookedModel | None, str]:
 def _label_editor(model: HookedModel, name: str) -> None:
     """Edit the label set of a prompt-head text model (one label per line)."""
     with st.expander("Class labels (prompt head)"):
-        st.caption(f'Each label becomes the prompt "{model.prompt_template.format("<label>")}"; a text\'s class '
-                   "scores are its cosine similarities to those prompts.")
+        st.caption(
+            f'Each label becomes the prompt "{model.prompt_template.format("<label>")}"; a text\'s class '
+            "scores are its cosine similarities to those prompts."
+        )
         st.text_area("One label per line", "\n".join(model.spec.class_names), key=f"labels_{name}")
         st.button("Apply labels", key=f"apply_labels_{name}", on_click=_apply_labels, args=(name,))
         error = st.session_state.pop(state.LABEL_ERROR, None)
@@ -152,21 +168,31 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     opened = st.session_state.get(f"{state.DATASET}_{name}")
     if opened and opened not in options and opened != OPEN_DATASET:  # opened, but the recent file is not writable
         options.append(opened)
-    choice = st.selectbox("Dataset", options + [OPEN_DATASET], key=f"{state.DATASET}_{name}",
-                          format_func=lambda o: f"{o} (bundled)" if o in bundled else o,
-                          help="Every dataset-level view (statistics, importance, faithfulness, embeddings) runs on "
-                               "this dataset. Your own data: an image folder (class sub-folders give labels), a "
-                               ".csv/.tsv/.jsonl/.parquet table, a folder saved with `datasets`' save_to_disk, or "
-                               "a Hugging Face dataset id in your local cache.")
+    choice = st.selectbox(
+        "Dataset",
+        options + [OPEN_DATASET],
+        key=f"{state.DATASET}_{name}",
+        format_func=lambda o: f"{o} (bundled)" if o in bundled else o,
+        help="Every dataset-level view (statistics, importance, faithfulness, embeddings) runs on "
+        "this dataset. Your own data: an image folder (class sub-folders give labels), a "
+        ".csv/.tsv/.jsonl/.parquet table, a folder saved with `datasets`' save_to_disk, or "
+        "a Hugging Face dataset id in your local cache.",
+    )
     source = choice
     if choice == OPEN_DATASET:
-        typed = st.text_input("Folder, table file or hub id", key=state.CUSTOM_DATASET,
-                              placeholder="/data/imagenet/val or reviews.csv", on_change=_open_typed,
-                              args=(name, spec.modality))
+        typed = st.text_input(
+            "Folder, table file or hub id",
+            key=state.CUSTOM_DATASET,
+            placeholder="/data/imagenet/val or reviews.csv",
+            on_change=_open_typed,
+            args=(name, spec.modality),
+        )
         source = typed.strip() or default
         if not typed.strip():
-            st.info("Type the path of an image folder or a table file (or a cached hub id) and press Enter. "
-                    f"Until then the views use {default}.")
+            st.info(
+                "Type the path of an image folder or a table file (or a cached hub id) and press Enter. "
+                f"Until then the views use {default}."
+            )
     try:
         ds = cache.get_dataset(source, None)
         if len(ds.splits) > 1:
@@ -180,9 +206,12 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     else:
         if source not in bundled:
             state.remember_dataset(source, ds.modality)
-            st.button("Re-read the files", key="dataset_reread", on_click=cache.get_dataset.clear,
-                      help="The listing is kept while the app runs; re-read it after adding, removing or "
-                           "changing files.")
+            st.button(
+                "Re-read the files",
+                key="dataset_reread",
+                on_click=cache.get_dataset.clear,
+                help="The listing is kept while the app runs; re-read it after adding, removing or changing files.",
+            )
     match = match_labels(spec.class_names, ds.class_names)
     _dataset_status(ds, match)
     return ds, match
@@ -207,8 +236,11 @@ def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
     if ds.class_names and (match.unmatched or match.ambiguous or match.how[0] != "name"):
         with st.expander(f"Label mapping: {len(match.matched)} matched, {len(match.unmatched)} unmatched"):
             if match.unmatched:
-                st.caption("Unmatched classes (their inputs are scored against the model's own prediction): "
-                           + ", ".join(match.unmatched[:30]) + (" …" if len(match.unmatched) > 30 else ""))
+                st.caption(
+                    "Unmatched classes (their inputs are scored against the model's own prediction): "
+                    + ", ".join(match.unmatched[:30])
+                    + (" …" if len(match.unmatched) > 30 else "")
+                )
             if match.ambiguous:
                 st.caption("Names that fit several model classes (the first is used): " + ", ".join(match.ambiguous))
             st.dataframe(match.table(), hide_index=True, height=200)
@@ -221,14 +253,24 @@ def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
 def _dataset_row(ds: Dataset) -> int:
     """Pick one input of the dataset: by index, by class (k-th input of a class) or by file name."""
     ways = ["index"] + (["class"] if ds.labelled else []) + (["name"] if ds.source not in list_datasets() else [])
-    how = st.radio("Browse", ways, format_func=BROWSE_LABELS.get, key=state.BROWSE, horizontal=True) \
-        if len(ways) > 1 else "index"
+    how = (
+        st.radio("Browse", ways, format_func=BROWSE_LABELS.get, key=state.BROWSE, horizontal=True)
+        if len(ways) > 1
+        else "index"
+    )
     if how == "class":
         present = [c for c in range(len(ds.class_names)) if (ds.labels == c).any()]
         c = st.selectbox("Class", present, format_func=lambda i: ds.class_names[i], key=f"input_class_{ds.key}")
         rows = np.flatnonzero(ds.labels == c)
-        k = int(st.number_input(f"Input of class {ds.class_names[c]} ({len(rows)} inputs)", 0, len(rows) - 1, 0,
-                                key=f"input_class_index_{ds.key}_{c}"))
+        k = int(
+            st.number_input(
+                f"Input of class {ds.class_names[c]} ({len(rows)} inputs)",
+                0,
+                len(rows) - 1,
+                0,
+                key=f"input_class_index_{ds.key}_{c}",
+            )
+        )
         return int(rows[k])
     if how == "name":
         typed = st.text_input("File name contains", key=f"input_name_filter_{ds.key}").strip().lower()
@@ -236,10 +278,16 @@ def _dataset_row(ds: Dataset) -> int:
         if not rows:
             st.warning(f"No file name contains {typed!r}; showing the first input.")
             return 0
-        return int(st.selectbox(f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i],
-                                key=f"input_name_{ds.key}"))
-    return int(st.number_input(f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", 0, len(ds) - 1, 0,
-                               key=f"{state.INDEX}_{ds.key}"))
+        return int(
+            st.selectbox(
+                f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i], key=f"input_name_{ds.key}"
+            )
+        )
+    return int(
+        st.number_input(
+            f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", 0, len(ds) - 1, 0, key=f"{state.INDEX}_{ds.key}"
+        )
+    )
 
 
 def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) -> PageContext | None:
@@ -247,8 +295,7 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
     key = cache.model_key(name, st.session_state.get(state.LABELS, {}).get(name))
     sources = ["dataset", "upload" if spec.modality == "image" else "text"]
     labels = {"dataset": f"From {ds.name}", "upload": "Upload an image", "text": "Type a text"}
-    source = st.radio("Input", sources, format_func=labels.get, key=f"{state.SOURCE}_{spec.modality}",
-                      horizontal=True)
+    source = st.radio("Input", sources, format_func=labels.get, key=f"{state.SOURCE}_{spec.modality}", horizontal=True)
     if source == "dataset":
         idx = _dataset_row(ds)
         try:
@@ -260,8 +307,11 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
         mapped = int(match.to_model([true])[0])
         label = mapped if mapped >= 0 else None
         label_text = f"label {ds.class_names[true]}" if true >= 0 else "no label"
-        caption = f"{ds.names[idx]} · {label_text}" if ds.source not in list_datasets() else \
-            f"{ds.name} #{idx} · {label_text}"
+        caption = (
+            f"{ds.names[idx]} · {label_text}"
+            if ds.source not in list_datasets()
+            else f"{ds.name} #{idx} · {label_text}"
+        )
         input_key = f"{ds.key}/{idx}"
     elif source == "upload":
         up = st.file_uploader("Image (PNG, JPEG, BMP, GIF, WebP)", type=None, key="input_upload")
@@ -278,13 +328,21 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
         input_key = "upload/" + hashlib.sha1(data).hexdigest()
         if spec.channels == 1:  # e.g. digits-vit reads light ink on a dark background, like its training scans
             light_paper = float(np.asarray(raw.convert("L")).mean()) > 127
-            if st.checkbox("Invert (dark ink on light paper)", value=light_paper, key="input_invert",
-                           help="The model was trained on light strokes over a dark background."):
+            if st.checkbox(
+                "Invert (dark ink on light paper)",
+                value=light_paper,
+                key="input_invert",
+                help="The model was trained on light strokes over a dark background.",
+            ):
                 raw = ImageOps.invert(raw.convert("L"))
                 input_key += "/inverted"
     else:
-        raw = st.text_area("Text", "The patient was given insulin to control the level of glucose in the blood.",
-                           key=state.TEXT, height=120)
+        raw = st.text_area(
+            "Text",
+            "The patient was given insulin to control the level of glucose in the blood.",
+            key=state.TEXT,
+            height=120,
+        )
         label, caption = None, "typed text"
         input_key = "text/" + hashlib.sha1(raw.encode()).hexdigest()
     try:
@@ -306,14 +364,25 @@ def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
 
 
 # -- figures: every figure with its "how to read this" line and its numbers as a download ------------
-def show_figure(fig, how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None, name: str,
-                key: str | None = None, **chart_kwargs):
+def show_figure(
+    fig,
+    how_to_read: str,
+    data: pd.DataFrame | dict[str, np.ndarray] | None,
+    name: str,
+    key: str | None = None,
+    **chart_kwargs,
+):
     """Plot `fig` with a one-line reading guide and a CSV (DataFrame) or NPZ (dict of arrays) download.
 
     Returns what st.plotly_chart returns (the selection when on_select is given)."""
     st.caption(f"**How to read this:** {how_to_read}")
-    event = st.plotly_chart(fig, width="stretch", key=key, config={
-        "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}, **chart_kwargs)
+    event = st.plotly_chart(
+        fig,
+        width="stretch",
+        key=key,
+        config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}},
+        **chart_kwargs,
+    )
     if data is not None:
         download_button(data, name, key=f"dl_{key or name}")
     return event
@@ -322,10 +391,12 @@ def show_figure(fig, how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray
 def download_button(data: pd.DataFrame | dict[str, np.ndarray], name: str, key: str | None = None) -> None:
     """A CSV (DataFrame) or NPZ (dict of arrays) download of a figure's numbers. The file is written only when
     the button is clicked (Streamlit's deferred download data), and the click does not rerun the page."""
-    ext, mime, write = ("csv", "text/csv", _csv) if isinstance(data, pd.DataFrame) else \
-        ("npz", "application/octet-stream", _npz)
-    st.download_button(f"Download {name}.{ext}", lambda: write(data), f"{name}.{ext}", mime, key=key or f"dl_{name}",
-                       on_click="ignore")
+    ext, mime, write = (
+        ("csv", "text/csv", _csv) if isinstance(data, pd.DataFrame) else ("npz", "application/octet-stream", _npz)
+    )
+    st.download_button(
+        f"Download {name}.{ext}", lambda: write(data), f"{name}.{ext}", mime, key=key or f"dl_{name}", on_click="ignore"
+    )
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
@@ -358,10 +429,12 @@ def clicked_data(event) -> list | None:
 def on_click(chart_key: str, apply):
     """An on_select callback for the chart with this key: apply(customdata) of the clicked point runs before the
     script reruns, so that one rerun draws what the click chose (a click that deselects does nothing)."""
+
     def callback() -> None:
         data = clicked_data(st.session_state.get(chart_key))
         if data is not None:
             apply(data)
+
     return callback
 
 
@@ -396,9 +469,17 @@ def _pick_head(layer_key: str, head_key: str) -> None:
 
 def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "Dataset sample size") -> int:
     """How many inputs of the sidebar's dataset to analyse; larger than the dataset is clamped to it with a note."""
-    n = int(st.number_input(label, min_value=1, value=min(default, dataset_len), step=16, key=key,
-                            help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): the first "
-                                 "n of a bundled set, a seeded random sample of your own data."))
+    n = int(
+        st.number_input(
+            label,
+            min_value=1,
+            value=min(default, dataset_len),
+            step=16,
+            key=key,
+            help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): the first "
+            "n of a bundled set, a seeded random sample of your own data.",
+        )
+    )
     if n > dataset_len:
         st.warning(f"The dataset has {dataset_len} inputs; using all of them.")
         n = dataset_len

@@ -1,4 +1,5 @@
 """Shared AppTest helpers: open a view through app.py on a model, and check it ran cleanly."""
+
 import contextlib
 
 from streamlit.testing.v1 import AppTest
@@ -36,7 +37,9 @@ def widget(widgets, label: str):
 
 
 @contextlib.contextmanager
-def stored_run(model, analysis: str, n: int | None, batch_size: int = 32, methods=("rollout", "grad_rollout", "attnlrp")):
+def stored_run(
+    model, analysis: str, n: int | None, batch_size: int = 32, methods=("rollout", "grad_rollout", "attnlrp")
+):
     """A finished run of `analysis` of the built-in digits-vit `model` on the digits test split in the app's
     store (HEADSCOPE_STORE), deleted afterwards."""
     from data import load_dataset

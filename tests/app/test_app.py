@@ -1,4 +1,5 @@
 """AppTest: the router, every view on both built-in models, and the sidebar's error paths."""
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -123,8 +124,7 @@ def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert run.root.name in list(table["key"]) and "done" in list(table["state"])
-    at.session_state["runs_table"] = {"selection": {"rows": [list(table["key"]).index(run.root.name)],
-                                                    "columns": []}}
+    at.session_state["runs_table"] = {"selection": {"rows": [list(table["key"]).index(run.root.name)], "columns": []}}
     at.run()
     assert not at.exception
     assert any(s.value.startswith("attention of digits-vit on digits") for s in at.subheader)

@@ -1,16 +1,15 @@
 """AppTest of the Attention view on digits-vit and minilm: select a head, change the query, bad inputs."""
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
 from models import HookedModel
-from ui import state
-from ui.attention_figures import (OVERLAY, default_query, mosaic_picture, overview_mosaic, query_maps,
-                                  query_options)
-from ui.figures import heat_rgb
 from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, stored_run, widget
-
+from ui import state
+from ui.attention_figures import OVERLAY, default_query, mosaic_picture, overview_mosaic, query_maps, query_options
+from ui.figures import heat_rgb
 
 
 def _attention_page(model: str) -> AppTest:
@@ -66,8 +65,14 @@ def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
         _open_tab(at, tab)
         seen += [s.value for s in at.subheader]
         charts += len(at.get("plotly_chart"))
-    for expected in ("All heads", "Layer 0, head 0", "Attention distance per head", "Ring strength per head",
-                     "Pattern map", "Cluster prototypes"):
+    for expected in (
+        "All heads",
+        "Layer 0, head 0",
+        "Attention distance per head",
+        "Ring strength per head",
+        "Pattern map",
+        "Cluster prototypes",
+    ):
         assert expected in seen
     assert charts >= 8
     _open_tab(at, "Heads of this input")
@@ -188,11 +193,11 @@ def test_overview_picture_cells_gaps_and_overlay():
     assert picture.shape == (2 * step - gap, 3 * step - gap, 3)
     for l in range(2):
         for h in range(3):
-            block = picture[l * step:l * step + 8, h * step:h * step + 8]
+            block = picture[l * step : l * step + 8, h * step : h * step + 8]
             want = heat_rgb(cells[l, h], 0.0, float(cells.max()))  # [2, 2, 3]
             np.testing.assert_allclose(block[:4, :4], np.broadcast_to(want[0, 0], (4, 4, 3)))
             np.testing.assert_allclose(block[4:, 4:], np.broadcast_to(want[1, 1], (4, 4, 3)))
-    np.testing.assert_allclose(picture[8:8 + gap], 1.0)  # the gap between layer rows
+    np.testing.assert_allclose(picture[8 : 8 + gap], 1.0)  # the gap between layer rows
     np.testing.assert_allclose(heat_rgb(np.array([0.0, 1.0]), 0, 1) * 255, [[68, 1, 84], [253, 231, 37]], atol=1)
     grey = np.full((8, 8, 1), 0.5)
     over, _ = mosaic_picture(cells, float(cells.max()), grey, 8)

@@ -1,10 +1,11 @@
 """AppTest: the class-embedding view on digits-vit and minilm, its controls, and the paths users can get wrong."""
+
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
-from ui import state
 from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view
+from ui import state
 from ui.navigation import PAGES_DIR
 
 PAGE = "pages/embedding.py"
@@ -22,8 +23,12 @@ def test_digits_vit_all_panels_and_controls():
     at = _open("digits-vit")
     assert_clean(at)
     subheaders = [s.value for s in at.subheader]
-    assert subheaders == ["The current input, block by block", "Identifiability per block",
-                          "Embedding map of the CLS token", "Separability per layer"]
+    assert subheaders == [
+        "The current input, block by block",
+        "Identifiability per block",
+        "Embedding map of the CLS token",
+        "Separability per layer",
+    ]
     assert _charts(at) == 5
     metrics = {m.label: m.value for m in at.metric}
     cls_rate = float(metrics["CLS"].rstrip("%"))

@@ -1,11 +1,12 @@
 """AppTest of the head-importance view on digits-vit and minilm: compute, read the scores, select heads."""
+
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from analysis import importance as imp
 from data import load_dataset
-from ui import state
 from tests.app.helpers import APP, TIMEOUT, open_view
+from ui import state
 
 PAGE = "pages/importance.py"
 
@@ -28,9 +29,12 @@ def _download(at, label_start: str):
 def test_digits_scores_match_the_analysis_and_heads_can_be_selected(digits_vit):
     at = _page("digits-vit", 16)
     assert at.title[0].value == "Head importance"
-    assert [s.value for s in at.subheader] == ["Partial pruning of the selected head",
-                                               "Inputs where the selected head matters most",
-                                               "Do the scores agree, and which one is right?", "Per class"]
+    assert [s.value for s in at.subheader] == [
+        "Partial pruning of the selected head",
+        "Inputs where the selected head matters most",
+        "Do the scores agree, and which one is right?",
+        "Per class",
+    ]
     assert len(at.get("plotly_chart")) == 3 + 1 + 1 + 1 + 1  # 3 grids, partial, agreement, curves, per class
     # the page shows the analysis' numbers for the selected head (0, 0)
     ds = load_dataset("digits", "test").subset(range(16))
@@ -100,8 +104,9 @@ def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     from runs.jobs import BACKGROUND_BATCH, manifest_for, run_job
 
     ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "importance", 120, BACKGROUND_BATCH),
-                  Store())
+    run = run_job(
+        digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "importance", 120, BACKGROUND_BATCH), Store()
+    )
     at = open_view(PAGE)
     assert not at.exception and not at.error
     toggle = at.toggle(key="imp_use_stored")

@@ -1,10 +1,11 @@
 """AppTest: the sidebar's Dataset picker and the dataset-level views on the user's own folders and tables."""
+
 import pandas as pd
 import pytest
 
 from data import load_dataset
-from tests.conftest import write_digit_folder
 from tests.app.helpers import assert_clean, open_view, widget
+from tests.conftest import write_digit_folder
 from ui import state
 from ui.widgets import OPEN_DATASET
 
@@ -105,8 +106,9 @@ def test_bad_source_keeps_the_bundled_set_with_a_clear_error(tmp_path):
 
 def test_text_table_on_minilm(tmp_path):
     prose = load_dataset("prose", "test")
-    pd.DataFrame({"sentence": prose.inputs[:10], "label": [prose.class_names[y] for y in prose.labels[:10]]}) \
-        .to_json(tmp_path / "p.jsonl", orient="records", lines=True)
+    pd.DataFrame({"sentence": prose.inputs[:10], "label": [prose.class_names[y] for y in prose.labels[:10]]}).to_json(
+        tmp_path / "p.jsonl", orient="records", lines=True
+    )
     at = _open(open_view("pages/attention.py", "minilm"), tmp_path / "p.jsonl", "minilm")
     assert_clean(at)
     assert any("10 text inputs" in c.value for c in at.sidebar.caption)

@@ -1,11 +1,11 @@
 """AppTest of the Relevance view on digits-vit and minilm: maps, target class, colour scale, faithfulness,
 and the bad-input paths (a method that does not apply, a target class out of range)."""
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
-
 
 
 def _relevance_page(model: str, **state) -> AppTest:

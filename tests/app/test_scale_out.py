@@ -1,5 +1,6 @@
 """The app and Ray: background runs go to the cluster named by HEADSCOPE_RAY, and a run computed on Ray shows
 its shards and workers in the view's progress bar."""
+
 from types import SimpleNamespace
 
 from data import load_dataset
@@ -30,7 +31,9 @@ def test_a_run_on_ray_shows_shards_and_workers_in_the_progress_bar(digits_vit):
             at = open_view("pages/importance.py")
             bars = [p for p in at.get("progress") if "Background run of importance" in p.proto.text]
             assert bars, [p.proto.text for p in at.get("progress")]
-            assert bars[0].proto.text == (f"Background run of importance: {2 * m.chunk_size}/{m.n_inputs} inputs, "
-                                          f"shards 2/{m.n_chunks} on ray: 2 CPU workers x 1 thread on 1 node")
+            assert bars[0].proto.text == (
+                f"Background run of importance: {2 * m.chunk_size}/{m.n_inputs} inputs, "
+                f"shards 2/{m.n_chunks} on ray: 2 CPU workers x 1 thread on 1 node"
+            )
     finally:
         Store().delete(m.key)

@@ -1,17 +1,20 @@
 """AppTest: the Spectral view on digits-vit and minilm, the temperature controls, the activation lab, and the
 inputs users can get wrong."""
+
 import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import state
 from tests.app.helpers import assert_clean, open_view, stored_run
+from ui import state
 
 PAGE = "pages/spectral.py"
 TABS = {  # tab -> its sections (after the temperature controls) and number of charts
-    "Low-pass filter": (["High- vs low-frequency energy per layer", "Fourier profile of the feature maps (Park & Kim)"],
-                        3),  # HC/DC, profile, end point
+    "Low-pass filter": (
+        ["High- vs low-frequency energy per layer", "Fourier profile of the feature maps (Park & Kim)"],
+        3,
+    ),  # HC/DC, profile, end point
     "Heads": (["A head's frequency response"], 4),  # grid, gain, 2-D response, eigenvalues
     "Rank collapse": (["Rank collapse and the rank of attention"], 2),
     "Temperature sweep": (["Temperature sweep"], 1),
@@ -111,8 +114,12 @@ def test_minilm_skips_the_2d_parts_and_adds_length_collapse():
 
 def test_activation_lab_bad_tones_then_recovery():
     at = _open("digits-vit", "Activation lab")
-    for tones, message in (("abc", "Could not read the tones"), ("3000", "Nyquist"), ("8.5", "DFT bin"),
-                           ("", "at least one tone")):
+    for tones, message in (
+        ("abc", "Could not read the tones"),
+        ("3000", "Nyquist"),
+        ("8.5", "DFT bin"),
+        ("", "at least one tone"),
+    ):
         at.text_input(key="spectral_tones").set_value(tones).run()
         assert not at.exception
         assert any(message in e.value for e in at.error), (tones, [e.value for e in at.error])

@@ -1,4 +1,5 @@
 """Real browser: click a head in the Attention overview and see that head's pattern open."""
+
 import pytest
 
 from tests.e2e.conftest import open_view, wait_idle
@@ -15,7 +16,9 @@ def _click_data_point(page, chart_index: int, x: float, y: float) -> None:
             const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
             const box = gd.getBoundingClientRect();
             return [box.left + xa._offset + xa.d2p(x), box.top + ya._offset + ya.d2p(y)];
-        }""", [x, y])
+        }""",
+        [x, y],
+    )
     page.mouse.move(px, py)
     page.wait_for_timeout(300)
     page.mouse.click(px, py)
@@ -28,17 +31,25 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     assert page.get_by_role("heading", name="Layer 0, head 0").is_visible()
 
     # the overview's click point of (layer 2, head 3): its invisible marker carries customdata (2, 3, ...)
-    x, y = page.locator(".js-plotly-plot").nth(0).evaluate(
-        """gd => { const t = gd._fullData.find(t => t.customdata && t.mode === "markers");
-                   const i = t.customdata.findIndex(c => c[0] === 2 && c[1] === 3); return [t.x[i], t.y[i]]; }""")
+    x, y = (
+        page.locator(".js-plotly-plot")
+        .nth(0)
+        .evaluate(
+            """gd => { const t = gd._fullData.find(t => t.customdata && t.mode === "markers");
+                   const i = t.customdata.findIndex(c => c[0] === 2 && c[1] === 3); return [t.x[i], t.y[i]]; }"""
+        )
+    )
     _click_data_point(page, 0, x, y)
     page.get_by_role("heading", name="Layer 2, head 3").wait_for(timeout=60_000)
     wait_idle(page)
     assert page.get_by_text("Download attention_L2H3.npz").is_visible()
     assert page.get_by_text("brighter patches get more of the query's attention").first.is_visible()
     # the overview now outlines the new head
-    outlined = page.locator(".js-plotly-plot").nth(0).evaluate(
-        "gd => gd._fullLayout.shapes.map(s => [s.x0, s.x1, s.y0, s.y1])")
+    outlined = (
+        page.locator(".js-plotly-plot")
+        .nth(0)
+        .evaluate("gd => gd._fullLayout.shapes.map(s => [s.x0, s.x1, s.y0, s.y1])")
+    )
     assert len(outlined) == 1 and outlined[0][0] < x < outlined[0][1] and outlined[0][2] < y < outlined[0][3]
 
     # click a patch on the one-head image: it becomes the query (outlined patch, selectbox updated)

@@ -1,4 +1,5 @@
 """Real browser: the class-embedding view renders, the layer slider redraws the map, a box selection lists inputs."""
+
 import re
 
 import pytest
@@ -26,8 +27,11 @@ def test_layer_slider_and_box_selection(app_url, page):
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
     wait_idle(page)
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                           ".some(p => p.textContent.includes('layer 2 (after block 2)'))", timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".some(p => p.textContent.includes('layer 2 (after block 2)'))",
+        timeout=60_000,
+    )
 
     emb_map = _map(page)
     emb_map.scroll_into_view_if_needed()
@@ -43,5 +47,6 @@ def test_layer_slider_and_box_selection(app_url, page):
     n = int(header.inner_text().split()[0])
     assert n > 0
     shown = min(n, 60)  # thumbnails of the selected digits (the page shows at most 60)
-    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stMain'] img\").length >= {shown}",
-                           timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll(\"[data-testid='stMain'] img\").length >= {shown}", timeout=30_000
+    )

@@ -1,4 +1,5 @@
 """Real browser: Home and Model render, switching the model redraws the prediction."""
+
 import pytest
 
 from tests.e2e.conftest import open_view, serve_app, wait_idle
@@ -31,7 +32,8 @@ def test_home_model_and_switch(app_url, page):
 
 def _upload(page, name: str, data: bytes, mime: str) -> None:
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
-        files=[{"name": name, "mimeType": mime, "buffer": data}])
+        files=[{"name": name, "mimeType": mime, "buffer": data}]
+    )
     wait_idle(page)
 
 

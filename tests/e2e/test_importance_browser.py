@@ -1,4 +1,5 @@
 """Real browser: compute head importance, click a head in a score grid, see its partial-pruning curve."""
+
 import pytest
 
 from tests.e2e.conftest import ROOT, open_view, wait_idle

@@ -1,4 +1,5 @@
 """Real browser: open the user's own image folder through the sidebar and compute head importance on it."""
+
 import pytest
 
 from tests.conftest import write_digit_folder

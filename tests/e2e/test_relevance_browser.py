@@ -1,5 +1,6 @@
 """Real browser: the Relevance view draws the maps and the conservation figure, changes the target class,
 scores faithfulness on a small sample, and works for the text model."""
+
 import pytest
 
 from tests.e2e.conftest import open_view, wait_idle
@@ -8,8 +9,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _charts(page, at_least: int, timeout: float = 180_000) -> int:
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {at_least}",
-                           timeout=timeout)
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {at_least}", timeout=timeout)
     wait_idle(page)
     return page.locator(".js-plotly-plot").count()
 

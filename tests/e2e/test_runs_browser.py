@@ -1,5 +1,6 @@
 """Real browser: start a background run of head importance, reload, leave the view, come back to the stored
 result, and open the input where a head matters most."""
+
 import pytest
 
 from runs import Store
@@ -15,7 +16,8 @@ def test_background_run_survives_a_page_switch(app_url, page):
     assert page.get_by_role("button", name="Cancel").is_visible()
     page.reload()  # a new session finds the running run in the store
     page.get_by_text("Background run of importance").or_(page.get_by_text("Show the stored run")).first.wait_for(
-        timeout=120_000)
+        timeout=120_000
+    )
 
     page.locator("[data-testid='stSidebarNav'] a", has_text="Model").click()
     wait_idle(page)

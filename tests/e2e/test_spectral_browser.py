@@ -1,5 +1,6 @@
 """Real browser: the Spectral view renders, moving the temperature slider redraws the figures, and another tab
 opens at the same temperature."""
+
 import pytest
 
 from tests.e2e.conftest import open_view, wait_idle

@@ -1,6 +1,7 @@
 """Attention-head statistics (distance, rings, entropy, CLS and sink mass; formulas in the Attention section of
 the methods document under docs/): known answers on constructed attention, batched == per-input loop, real
 models."""
+
 import itertools
 import math
 
@@ -8,9 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.attention import (SINK_THRESHOLD, attention_distance, chebyshev_rings, cls_mass, dataset_statistics,
-                                entropy, head_statistics, ring_sizes, ring_strength, rollout, sink_mass, token_positions,
-                                uniform_distance)
+from analysis.attention import (
+    SINK_THRESHOLD,
+    attention_distance,
+    chebyshev_rings,
+    cls_mass,
+    dataset_statistics,
+    entropy,
+    head_statistics,
+    ring_sizes,
+    ring_strength,
+    rollout,
+    sink_mass,
+    token_positions,
+    uniform_distance,
+)
 from data import load_dataset
 
 GRID = (4, 5)
@@ -114,9 +127,13 @@ def test_text_positions_and_padding_mask():
     padded[..., t_real:, :] = 1.0 / t_pad  # garbage rows for padded queries
     mask = torch.zeros(1, t_pad, dtype=torch.bool)
     mask[:, :t_real] = True
-    for fn in (lambda x, m: attention_distance(x, None, token_mask=m).patches,
-               lambda x, m: ring_strength(x, None, token_mask=m, n_rings=8),
-               lambda x, m: entropy(x, m), lambda x, m: cls_mass(x, m), lambda x, m: sink_mass(x, m)[0]):
+    for fn in (
+        lambda x, m: attention_distance(x, None, token_mask=m).patches,
+        lambda x, m: ring_strength(x, None, token_mask=m, n_rings=8),
+        lambda x, m: entropy(x, m),
+        lambda x, m: cls_mass(x, m),
+        lambda x, m: sink_mass(x, m)[0],
+    ):
         assert torch.allclose(fn(a_real, None), fn(padded, mask), atol=1e-6)
     assert torch.equal(token_positions(4, None)[:, 1], torch.arange(4.0))
     # a line of tokens attending to the next one: distance 1 everywhere but the last
@@ -161,7 +178,7 @@ def test_rollout_oracles():
     assert torch.allclose(r, torch.eye(Tn).expand(2, Tn, Tn))
     u = rollout(_stack(torch.full((Tn, Tn), 1 / Tn), L=L, B=2))
     assert torch.allclose(u.sum(-1), torch.ones(2, Tn))
-    assert torch.allclose(u[:, 0, 1:], torch.full((2, Tn - 1), (1 - 2 ** -L) / Tn), atol=1e-6)
+    assert torch.allclose(u[:, 0, 1:], torch.full((2, Tn - 1), (1 - 2**-L) / Tn), atol=1e-6)
 
 
 def test_real_models_dataset_statistics(digits_vit, minilm):

@@ -1,5 +1,6 @@
 """Scale out on Ray (runs/cluster.py): a local Ray with 2 CPUs, digits-vit over a generated image folder. Few and
 small on purpose: each test starts two workers that load the model."""
+
 import os
 import subprocess
 import sys
@@ -20,8 +21,9 @@ N, BATCH = 150, 16  # chunks of 64 inputs: shards at 0, 64 and 128
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False,
-             runtime_env=runtime_env())
+    ray.init(
+        num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False, runtime_env=runtime_env()
+    )
     yield
     ray.shutdown()
 
@@ -38,8 +40,14 @@ def single(folder, tmp_path_factory):
 
     threads = torch.get_num_threads()
     try:
-        runs = precompute("digits-vit", str(folder), analyses=ANALYSES, batch_size=BATCH, threads=1,
-                          store=str(tmp_path_factory.mktemp("single")))
+        runs = precompute(
+            "digits-vit",
+            str(folder),
+            analyses=ANALYSES,
+            batch_size=BATCH,
+            threads=1,
+            store=str(tmp_path_factory.mktemp("single")),
+        )
     finally:
         torch.set_num_threads(threads)
     return {r.manifest.analysis: (r.manifest.key, r.arrays(mmap=False)) for r in runs}
@@ -56,19 +64,40 @@ def _same(run, single) -> None:
 def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, folder, single, tmp_path):
     """The worker process computing shard 1 exits mid-job (as if killed); Ray restarts it, the shard is retried,
     and every array is bit-for-bit the single-process one."""
-    runs = precompute("digits-vit", str(folder), analyses=ANALYSES, batch_size=BATCH, threads=1, store=str(tmp_path),
-                      ray="local", workers=2, faults=Faults(die_once=(64,), marker_dir=str(tmp_path)))
+    runs = precompute(
+        "digits-vit",
+        str(folder),
+        analyses=ANALYSES,
+        batch_size=BATCH,
+        threads=1,
+        store=str(tmp_path),
+        ray="local",
+        workers=2,
+        faults=Faults(die_once=(64,), marker_dir=str(tmp_path)),
+    )
     assert (tmp_path / "died-64").exists()  # the fault did fire
     for run in runs:
-        assert run.manifest.state == "done" and run.manifest.workers.startswith("ray: 2 CPU workers x 1 thread on 1 node")
+        assert run.manifest.state == "done" and run.manifest.workers.startswith(
+            "ray: 2 CPU workers x 1 thread on 1 node"
+        )
         _same(run, single)
     assert Store(tmp_path).index()["workers"].str.startswith("ray: 2").all()
 
 
 def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_ray, folder, single, tmp_path):
     with pytest.raises(ShardsFailed) as failed:
-        precompute("digits-vit", str(folder), analyses=["importance"], batch_size=BATCH, threads=1,
-                   store=str(tmp_path), ray="local", workers=2, retries=1, faults=Faults(always_fail=(64,)))
+        precompute(
+            "digits-vit",
+            str(folder),
+            analyses=["importance"],
+            batch_size=BATCH,
+            threads=1,
+            store=str(tmp_path),
+            ray="local",
+            workers=2,
+            retries=1,
+            faults=Faults(always_fail=(64,)),
+        )
     [(name, error)] = failed.value.failures
     assert name.startswith("shard 1 (inputs 64-127 (first: ") and "injected failure at chunk 64" in error
     run = Store(tmp_path).runs()[0]
@@ -76,9 +105,17 @@ def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_r
     assert run.done_chunks() == [0, 128]  # the other shards are stored
 
     seen = []
-    [rerun] = precompute("digits-vit", str(folder), analyses=["importance"], batch_size=BATCH, threads=1,
-                         store=str(tmp_path), ray="local", workers=2,
-                         progress=lambda m: lambda done, total: seen.append(done))
+    [rerun] = precompute(
+        "digits-vit",
+        str(folder),
+        analyses=["importance"],
+        batch_size=BATCH,
+        threads=1,
+        store=str(tmp_path),
+        ray="local",
+        workers=2,
+        progress=lambda m: lambda done, total: seen.append(done),
+    )
     assert seen[0] == N - 64 and seen[1:] == [N]  # resumed with two shards done; one shard computed
     _same(rerun, single)
 
@@ -86,9 +123,25 @@ def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_r
 def test_unreachable_cluster_fails_at_once_with_a_clear_message():
     """In a fresh process (this one's Ray is up): exit 2 and the message, in seconds, not Ray's minutes of retries."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset",
-                          "digits", "--ray", "127.0.0.1:1"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headscope",
+            "precompute",
+            "--model",
+            "digits-vit",
+            "--dataset",
+            "digits",
+            "--ray",
+            "127.0.0.1:1",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "No Ray cluster answers" in out.stderr and "--ray local" in out.stderr
 
 
@@ -96,7 +149,6 @@ def test_a_worker_that_loads_other_weights_is_refused(local_ray, folder):
     from data import load_dataset
     from runs.cluster import ClusterError, RayExecutor
 
-    executor = RayExecutor("digits-vit", load_dataset(str(folder)), "another-model's-fingerprint", workers=1,
-                           retries=0)
+    executor = RayExecutor("digits-vit", load_dataset(str(folder)), "another-model's-fingerprint", workers=1, retries=0)
     with pytest.raises(ClusterError, match="No Ray worker could start: .*loaded different weights for digits-vit"):
         executor.start()

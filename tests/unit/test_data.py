@@ -1,4 +1,5 @@
 """Bundled datasets and input validation: every bad input gives a clear InputError."""
+
 import io
 
 import numpy as np
@@ -54,11 +55,14 @@ def test_load_image_accepts_png_and_jpeg():
     assert load_image(_png(rgb.convert("RGBA"))).mode == "RGB"
 
 
-@pytest.mark.parametrize("raw,match", [
-    (b"", "empty"),
-    (b"this is a text file, not an image", "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|corrupt"),
-])
+@pytest.mark.parametrize(
+    "raw,match",
+    [
+        (b"", "empty"),
+        (b"this is a text file, not an image", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|corrupt"),
+    ],
+)
 def test_bad_uploads_are_refused_clearly(raw, match):
     with pytest.raises(InputError, match=match):
         load_image(raw, "file.png")
@@ -99,4 +103,3 @@ def test_text_inputs_empty_and_too_long(minilm):
     assert batch.token_mask.shape[1] == minilm.spec.max_tokens == 256
     assert batch.notes and "truncated" in batch.notes[0] and "256" in batch.notes[0]
     assert minilm.prepare(["fine"]).notes == []
-

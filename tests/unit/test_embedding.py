@@ -1,11 +1,24 @@
 """Class-embedding space (logit lens and identifiability, Vilas et al. 2023; formulas in the Class-embedding
 section of the methods document under docs/): known answers on constructed scores and on the real models."""
+
 import numpy as np
 import pytest
 import torch
 
-from analysis.embedding import (CHANCE, align_labels, class_projection, embed_sample, identifiability, knn_accuracy,
-                                project, rank_score, separability, summary_projection, token_class_map, top_classes)
+from analysis.embedding import (
+    CHANCE,
+    align_labels,
+    class_projection,
+    embed_sample,
+    identifiability,
+    knn_accuracy,
+    project,
+    rank_score,
+    separability,
+    summary_projection,
+    token_class_map,
+    top_classes,
+)
 from data import load_dataset
 from models import load_model
 
@@ -72,7 +85,7 @@ def test_identifiability_of_constructed_scores():
         for b in range(B):
             for t in range(T):
                 others = [c for c in range(C) if c != labels[b]]
-                order = others[:ranks[l, b, t]] + [labels[b]] + others[ranks[l, b, t]:]
+                order = others[: ranks[l, b, t]] + [labels[b]] + others[ranks[l, b, t] :]
                 for pos, c in enumerate(order):
                     scores[l, b, t, c] = C - pos
     np.testing.assert_allclose(rank_score(scores, labels), 1 - ranks / C)
@@ -151,7 +164,7 @@ def test_token_class_map_constructed():
     scores = torch.zeros(2, 5, 3)  # L=2, CLS + 2x2 grid, 3 classes
     scores[0, 1, 1] = scores[0, 4, 1] = 1.0
     scores[1, 1:, 1] = 1.0
-    scores[1, 0, 2] = 5.0          # the CLS token is not part of the map
+    scores[1, 0, 2] = 5.0  # the CLS token is not part of the map
     m = token_class_map(scores, (2, 2), 1)
     np.testing.assert_array_equal(m, [[[True, False], [False, True]], [[True, True], [True, True]]])
     assert token_class_map(scores, None, 1).shape == (2, 4)

@@ -1,12 +1,26 @@
 """Faithfulness scores: AUC oracles, perturbation mechanics, localisation on known masks, and the
 evaluation over a dataset sample (random maps as chance)."""
+
 import numpy as np
 import pytest
 import torch
 
-from analysis.faithfulness import (FRACTIONS, METRICS, RANDOM, deletion_insertion, disagreement, evaluate,
-                                   mixed_logits, perturbation_accuracy, perturbation_auc, pointing_game,
-                                   random_maps, rise_auc, segmentation_counts, segmentation_scores)
+from analysis.faithfulness import (
+    FRACTIONS,
+    METRICS,
+    RANDOM,
+    deletion_insertion,
+    disagreement,
+    evaluate,
+    mixed_logits,
+    perturbation_accuracy,
+    perturbation_auc,
+    pointing_game,
+    random_maps,
+    rise_auc,
+    segmentation_counts,
+    segmentation_scores,
+)
 from data import load_dataset
 
 
@@ -29,8 +43,9 @@ def test_mixed_logits_keep_all_and_keep_none(digits_vit):
     with torch.no_grad():
         clean = digits_vit.run(batch, capture=False).logits
         x = batch.tensors["pixel_values"]
-        blank = digits_vit.run(type(batch)({"pixel_values": torch.zeros_like(x)}, batch.token_mask),
-                               capture=False).logits
+        blank = digits_vit.run(
+            type(batch)({"pixel_values": torch.zeros_like(x)}, batch.token_mask), capture=False
+        ).logits
     assert torch.allclose(out[0], clean, atol=1e-5)
     assert torch.allclose(out[1], blank, atol=1e-5)
 
@@ -94,8 +109,9 @@ def test_random_map_gives_positive_about_negative_auc(digits_vit):
 def test_evaluate_table_and_curves(digits_vit, minilm):
     ds = load_dataset("digits", "test")
     calls = []
-    rep = evaluate(digits_vit, ds, ["rollout", "attnlrp"], n=12, batch_size=6, steps=4,
-                   progress=lambda f, m: calls.append(f))
+    rep = evaluate(
+        digits_vit, ds, ["rollout", "attnlrp"], n=12, batch_size=6, steps=4, progress=lambda f, m: calls.append(f)
+    )
     assert list(rep.table["method"]) == ["rollout", "attnlrp", RANDOM]
     assert set(METRICS) <= set(rep.table.columns)
     assert rep.table["pointing_game"].isna().all()  # digits has no masks

@@ -1,5 +1,6 @@
-"""Head importance (Michel et al. 2019 and Li et al.'s pruning metrics; formulas in the Head-importance section of the methods
-document under docs/): known answers on real and tiny random models."""
+"""Head importance (Michel et al. 2019 and Li et al.'s pruning metrics; formulas in the Head-importance section of
+the methods document under docs/): known answers on real and tiny random models."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,9 +33,11 @@ def _metric_values(model, sample, gates=None):
     """Slow reference: the metrics of one gate setting, computed directly from model.run."""
     logits = model.run(sample.batch, capture=False, head_gates=gates).logits.float()
     target = sample.labels if sample.labels is not None else model.run(sample.batch, capture=False).logits.argmax(-1)
-    return {"accuracy": (logits.argmax(-1) == target).float().mean().item(),
-            "loss": F.cross_entropy(logits, target).item(),
-            "true_prob": logits.softmax(-1).gather(1, target[:, None]).mean().item()}
+    return {
+        "accuracy": (logits.argmax(-1) == target).float().mean().item(),
+        "loss": F.cross_entropy(logits, target).item(),
+        "true_prob": logits.softmax(-1).gather(1, target[:, None]).mean().item(),
+    }
 
 
 # -- gates -------------------------------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def test_head_with_zeroed_output_projection_scores_zero(tiny_vit_dir, tiny_sampl
     model = load_model(str(tiny_vit_dir), device="cpu")  # own copy: its weights get edited
     dh = model.spec.d_model // model.spec.n_heads
     with torch.no_grad():
-        model.blocks[1].o.weight[:, 2 * dh:3 * dh] = 0
+        model.blocks[1].o.weight[:, 2 * dh : 3 * dh] = 0
     abl = imp.ablation_importance(model, tiny_sample)
     head = abl[(abl.layer == 1) & (abl["head"] == 2)]
     assert len(head) == 3 and np.abs(head.value).max() < 1e-6
@@ -134,11 +137,11 @@ def test_gradient_per_sample_equals_one_input_at_a_time(digits_vit, digits_sampl
 
 def test_gradient_importance_raw_and_layer_normalised(digits_vit, digits_sample):
     out = imp.gradient_importance(digits_vit, digits_sample, batch_size=10)
-    np.testing.assert_allclose(out["gradient"], imp.gradient_per_sample(digits_vit, digits_sample).mean(-1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(out["gradient"], imp.gradient_per_sample(digits_vit, digits_sample).mean(-1), rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out["gradient_norm"], axis=1), 1.0, rtol=1e-9)
-    np.testing.assert_allclose(out["gradient_norm"] * np.linalg.norm(out["gradient"], axis=1, keepdims=True),
-                               out["gradient"], rtol=1e-9)
+    np.testing.assert_allclose(
+        out["gradient_norm"] * np.linalg.norm(out["gradient"], axis=1, keepdims=True), out["gradient"], rtol=1e-9
+    )
     z = imp.normalise_per_layer(np.array([[0.0, 0.0], [3.0, 4.0]]))
     np.testing.assert_allclose(z, [[0, 0], [0.6, 0.8]])
 
@@ -204,7 +207,7 @@ def test_orders():
 # -- agreement and per class ------------------------------------------------------------------------------------
 def test_agreement_is_spearman():
     a = np.arange(12.0).reshape(3, 4)
-    out = imp.agreement({"a": a, "cubed": a ** 3, "reversed": -a, "const": np.ones((3, 4))})
+    out = imp.agreement({"a": a, "cubed": a**3, "reversed": -a, "const": np.ones((3, 4))})
     assert out.loc["a", "cubed"] == pytest.approx(1.0)
     assert out.loc["a", "reversed"] == pytest.approx(-1.0)
     assert np.isnan(out.loc["a", "const"])
@@ -213,6 +216,7 @@ def test_agreement_is_spearman():
     rng = np.random.default_rng(0)
     x, y = rng.random((3, 4)), rng.random((3, 4))
     from scipy.stats import spearmanr
+
     assert imp.agreement({"x": x, "y": y}).loc["x", "y"] == pytest.approx(spearmanr(x.ravel(), y.ravel())[0])
 
 

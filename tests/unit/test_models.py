@@ -1,4 +1,5 @@
 """The one model interface: parity with Hugging Face, gates, temperature, unembed, hooks, loading errors."""
+
 import json
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_zero_gate_equals_zeroing_head_slice_by_hand(request, name):
 
     def zero_slice(mod, args):
         x = args[0].clone()
-        x[..., head * dh:(head + 1) * dh] = 0
+        x[..., head * dh : (head + 1) * dh] = 0
         return (x,)
 
     handle = m.blocks[layer].o.register_forward_pre_hook(zero_slice)
@@ -141,8 +142,15 @@ def test_resume_after_attention_and_readout_only_equal_full_gated_runs(request, 
         full = m.run(b, capture=False, head_gates=g).logits
         heads = m.head_outputs(layer, tr.resid_list[layer], b)
         assert heads.shape == (len(b), tr.resid.shape[2], m.spec.d_model)
-        fast = m.run(b, capture=False, head_gates=g, start_layer=layer, start_resid=tr.resid_list[layer],
-                     start_heads=heads, readout_only=True)
+        fast = m.run(
+            b,
+            capture=False,
+            head_gates=g,
+            start_layer=layer,
+            start_resid=tr.resid_list[layer],
+            start_heads=heads,
+            readout_only=True,
+        )
         torch.testing.assert_close(fast.logits, full, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="capture=False"):
         m.run(b, readout_only=True)
@@ -192,8 +200,9 @@ def test_text_prompt_head_matches_pooled_unembed(minilm, prose_batch):
 def test_padding_does_not_change_text_logits(minilm):
     short = "Iris flowers have three species."
     alone = minilm.run(minilm.prepare([short]), capture=False).logits
-    padded = minilm.run(minilm.prepare([short, short + " " + "More words follow here to force padding." * 3]),
-                        capture=False).logits[:1]
+    padded = minilm.run(
+        minilm.prepare([short, short + " " + "More words follow here to force padding." * 3]), capture=False
+    ).logits[:1]
     torch.testing.assert_close(alone, padded, rtol=0, atol=1e-5)
 
 
@@ -248,8 +257,15 @@ def test_deit_with_teacher_loads_and_unembeds(tmp_path):
     from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher
 
     torch.manual_seed(0)
-    cfg = DeiTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, num_labels=3)
+    cfg = DeiTConfig(
+        image_size=16,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     DeiTForImageClassificationWithTeacher(cfg).save_pretrained(tmp_path)
     m = load_model(str(tmp_path), device="cpu")
     assert m.spec.n_prefix == 2 and m.spec.grid == (4, 4)
@@ -262,10 +278,13 @@ def test_deit_with_teacher_loads_and_unembeds(tmp_path):
         torch.testing.assert_close(tr.logits, m.net(**b.tensors).logits, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,match", [
-    ("no-such-model-anywhere", "Tried"),
-    ("", "No model"),
-])
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("no-such-model-anywhere", "Tried"),
+        ("", "No model"),
+    ],
+)
 def test_unknown_model_gives_clear_message(name, match):
     with pytest.raises(ModelLoadError, match=match) as e:
         load_model(name)
@@ -295,8 +314,8 @@ def test_corrupt_weights_give_clear_message(tmp_path, tiny_vit_dir):
 def test_trace_array_form_round_trip(digits_vit):
     """Trace.to_numpy keeps every activation (float32, CPU) and Trace.from_arrays gives the analyses the same
     Trace back; TraceArrays.probs is the softmax of the logits."""
-    from models import Trace
     from data import load_dataset
+    from models import Trace
 
     tr = digits_vit.run(digits_vit.prepare(load_dataset("digits", "test").inputs[:2]), capture=True)
     arrays = tr.to_numpy()

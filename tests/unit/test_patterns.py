@@ -1,11 +1,20 @@
 """Pattern vectors on constructed attention, batched == per-input loop, clustering of known pattern families."""
+
 import numpy as np
 import pytest
 import torch
 
 from analysis.attention import chebyshev_rings, map_attention
-from analysis.patterns import (autoencode, cluster, pattern_layout, pattern_vectors, project_2d, prototypes,
-                               summarise_patterns, unpack)
+from analysis.patterns import (
+    autoencode,
+    cluster,
+    pattern_layout,
+    pattern_vectors,
+    project_2d,
+    prototypes,
+    summarise_patterns,
+    unpack,
+)
 from data import load_dataset
 
 GRID = (4, 4)
@@ -82,7 +91,7 @@ def test_clusters_recover_known_families_and_prototypes_are_means():
     torch.manual_seed(0)
     kinds = ["self", "left", "uniform"]
     base = torch.stack([_heads(k) for k in kinds])  # 3 heads, each its own family
-    a = (base[None, None] + 0.01 * torch.rand(2, 10, 3, T, T))
+    a = base[None, None] + 0.01 * torch.rand(2, 10, 3, T, T)
     a = a / a.sum(-1, keepdim=True)
     v = pattern_vectors(a, GRID)
     for method in ("kmeans", "agglomerative"):

@@ -1,6 +1,7 @@
 """Relevance maps: known answers on constructed inputs (rollout, Abnar & Zuidema 2020; Chefer et al. 2021;
 AttnLRP, Achtibat et al. 2024; formulas in the Relevance section of the methods document under docs/), LRP
 rule conservation, and every method on every kind of supported model."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +11,19 @@ from torch import nn
 
 from analysis.attention import rollout
 from analysis.faithfulness import pointing_game, random_maps
-from analysis.relevance import (CAPTUM, METHODS, RelevanceError, available_methods, explain, input_attributions,
-                                lrp_relevance, normalize_maps, read_rows, to_pixels, weighted_rollout)
+from analysis.relevance import (
+    CAPTUM,
+    METHODS,
+    RelevanceError,
+    available_methods,
+    explain,
+    input_attributions,
+    lrp_relevance,
+    normalize_maps,
+    read_rows,
+    to_pixels,
+    weighted_rollout,
+)
 from data import load_dataset
 from models import load_model
 from models.lrp import ATTNLRP, CHEFER, _RenormalisedAdd, lrp_forward, module_rules, safe_div, scale_grad
@@ -45,7 +57,7 @@ def test_rollout_of_uniform_attention(layers):
     t = 6
     attn = torch.full((layers, 1, 2, t, t), 1.0 / t)
     maps = read_rows(rollout(attn), cls_readout(1, t), 1)
-    assert torch.allclose(maps, torch.full((1, t - 1), (1 - 2.0 ** -layers) / t), atol=1e-6)
+    assert torch.allclose(maps, torch.full((1, t - 1), (1 - 2.0**-layers) / t), atol=1e-6)
 
 
 # -- gradient rollout / Chefer ------------------------------------------------------------------------
@@ -212,8 +224,9 @@ def test_integrated_gradients_completeness(digits_vit):
     x = batch.tensors["pixel_values"]
     with torch.no_grad():
         logits = digits_vit.run(batch, capture=False).logits
-        base = digits_vit.run(type(batch)({"pixel_values": torch.zeros_like(x)}, batch.token_mask),
-                              capture=False).logits
+        base = digits_vit.run(
+            type(batch)({"pixel_values": torch.zeros_like(x)}, batch.token_mask), capture=False
+        ).logits
     tgt = logits.argmax(-1)
     gap = (logits - base).gather(1, tgt[:, None])[:, 0]
     assert torch.allclose(attr.flatten(1).sum(1), gap, atol=0.05 * gap.abs().max().item())
@@ -246,7 +259,7 @@ def test_every_method_runs(fixture, request):
             assert (maps >= 0).all()
         else:
             assert np.abs(maps).sum() > 0, name
-        pad = ~batch.token_mask[:, model.spec.n_prefix:].numpy()
+        pad = ~batch.token_mask[:, model.spec.n_prefix :].numpy()
         assert (maps[pad] == 0).all(), name
     if model.spec.modality == "image":
         assert to_pixels(model, maps).shape == (2, model.spec.image_size, model.spec.image_size)
@@ -293,8 +306,9 @@ def test_gradient_methods_beat_a_random_map_on_the_pointing_game(shapes_vit):
     n = 96
     batch, masks = shapes_vit.prepare(ds.inputs[:n]), ds.masks[:n]
     t = batch.token_mask.shape[1] - 1
-    chance = np.mean([pointing_game(to_pixels(shapes_vit, random_maps((n, t), s), 48), masks).mean()
-                      for s in range(10)])
+    chance = np.mean(
+        [pointing_game(to_pixels(shapes_vit, random_maps((n, t), s), 48), masks).mean() for s in range(10)]
+    )
     for name, method in METHODS.items():
         if method.gradient_based:
             hits = pointing_game(to_pixels(shapes_vit, explain(shapes_vit, batch, name, **FAST), 48), masks).mean()

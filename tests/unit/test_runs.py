@@ -1,5 +1,6 @@
 """Runs: the store round trip per analysis, resume after SIGKILL, the lock, damaged chunks, unwritable stores,
 and the command line's errors."""
+
 import errno
 import json
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 
 import headscope
 from data import load_dataset
@@ -43,8 +43,10 @@ def test_importance_run_equals_the_analysis(digits_vit, digits, tmp_path):
         assert np.array_equal(got[k], np.moveaxis(v, -1, 0).astype(np.float32)), k
     assert list(got["row"]) == list(range(100)) and np.array_equal(got["label"], digits.labels[:100])
     tables = run.tables()
-    assert len(tables["summary"]) == 4 * 4 * (len(ref) + 1) and list(tables["inputs"]["name"][:2]) == ["digits #0",
-                                                                                               "digits #1"]
+    assert len(tables["summary"]) == 4 * 4 * (len(ref) + 1) and list(tables["inputs"]["name"][:2]) == [
+        "digits #0",
+        "digits #1",
+    ]
 
 
 def test_relevance_and_attention_runs_equal_the_analysis(digits_vit, digits, tmp_path):
@@ -84,8 +86,9 @@ def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
     from analysis.faithfulness import evaluate
 
     shapes = load_dataset("shapes", "test")
-    m = manifest_for(shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 8, methods=("rollout", "attnlrp"),
-                     chunk_size=16)
+    m = manifest_for(
+        shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 8, methods=("rollout", "attnlrp"), chunk_size=16
+    )
     run = run_job(shapes_vit, shapes, m, Store(tmp_path))
     ref = evaluate(shapes_vit, shapes, ["rollout", "attnlrp"], n=24, batch_size=8)
     got = run.tables()["scores"].set_index("method")
@@ -102,8 +105,10 @@ def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_rollout"]
     lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.inputs[:20]]
     assert maps.shape == (20, max(lengths))
-    assert all(np.isfinite(maps[i, :n]).all() and (np.isnan(maps[i, n:]) | (maps[i, n:] == 0)).all()
-               for i, n in enumerate(lengths))
+    assert all(
+        np.isfinite(maps[i, :n]).all() and (np.isnan(maps[i, n:]) | (maps[i, n:] == 0)).all()
+        for i, n in enumerate(lengths)
+    )
 
 
 def test_same_key_is_reused_and_force_recomputes(digits_vit, digits, tmp_path):
@@ -121,14 +126,30 @@ def test_same_key_is_reused_and_force_recomputes(digits_vit, digits, tmp_path):
 
 # -- killed, damaged, locked, unwritable ---------------------------------------------------------------------
 def _cli(store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset", "digits",
-            "--analyses", "importance", "--batch-size", "8", "--store", str(store), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "headscope",
+        "precompute",
+        "--model",
+        "digits-vit",
+        "--dataset",
+        "digits",
+        "--analyses",
+        "importance",
+        "--batch-size",
+        "8",
+        "--store",
+        str(store),
+        *extra,
+    ]
 
 
 def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(_cli(tmp_path / "killed"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli(tmp_path / "killed"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     manifest = None
     while time.time() < deadline and proc.poll() is None:
@@ -155,8 +176,9 @@ def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
 def test_sigterm_cancels_and_a_rerun_resumes(tmp_path):
     """What the app's Cancel button does: SIGTERM to the run's process group."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(_cli(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cli(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         found = list(tmp_path.glob("*/manifest.json"))
@@ -199,8 +221,7 @@ def test_a_second_writer_is_refused_with_the_holder(digits_vit, digits, tmp_path
     assert run_job(digits_vit, digits, m, Store(tmp_path)).manifest.state == "done"
 
 
-def test_unwritable_or_full_store_gives_a_clear_error_and_keeps_earlier_runs(digits_vit, digits, tmp_path,
-                                                                             monkeypatch):
+def test_unwritable_or_full_store_gives_a_clear_error_and_keeps_earlier_runs(digits_vit, digits, tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="Cannot create the run folder"):
@@ -224,14 +245,18 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         headscope.main(["precompute", "--help"])
     assert e.value.code == 0 and "--batch-size" in capsys.readouterr().out
-    cases = [(["--model", "digits-vit", "--dataset", "nowhere/at-all"], "not a bundled dataset"),
-             (["--model", "digits-vit", "--dataset", "digits", "--analyses", "bogus"], "Unknown analysis 'bogus'"),
-             (["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--methods", "nope"],
-              "Unknown relevance method 'nope'"),
-             (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
-             (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1"),
-             (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--workers", "0"], "at least 1"),
-             (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--retries", "-1"], "0 or more")]
+    cases = [
+        (["--model", "digits-vit", "--dataset", "nowhere/at-all"], "not a bundled dataset"),
+        (["--model", "digits-vit", "--dataset", "digits", "--analyses", "bogus"], "Unknown analysis 'bogus'"),
+        (
+            ["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--methods", "nope"],
+            "Unknown relevance method 'nope'",
+        ),
+        (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
+        (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1"),
+        (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--workers", "0"], "at least 1"),
+        (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--retries", "-1"], "0 or more"),
+    ]
     for args, message in cases:
         assert headscope.main(["precompute", "--store", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
@@ -240,8 +265,12 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
 
 
 def test_cli_runs_list_show_export_delete(capsys, tmp_path):
-    assert headscope.main(["precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "16",
-                           "--store", str(tmp_path)]) == 0
+    assert (
+        headscope.main(
+            ["precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "16", "--store", str(tmp_path)]
+        )
+        == 0
+    )
     key = capsys.readouterr().out.split()[0]
     assert headscope.main(["runs", "list", "--store", str(tmp_path)]) == 0
     assert key in capsys.readouterr().out
@@ -258,7 +287,6 @@ def test_cli_runs_list_show_export_delete(capsys, tmp_path):
 def test_run_rows_cover_all_or_the_views_sample(digits):
     assert np.array_equal(run_rows(digits, None), np.arange(len(digits)))
     assert np.array_equal(run_rows(digits, 10), digits.sample_rows(10))
-
 
 
 def test_cli_app_starts_streamlit_on_app_py(capfd):

@@ -1,4 +1,5 @@
 """The synthetic `shapes` dataset (data/shapes.py) and the shapes-vit built-in model trained on it."""
+
 import json
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_load_dataset_api():
     np.testing.assert_array_equal(sub.masks, masks[[5, 1]])
     both = load_dataset("shapes", "all")  # train then test
     assert len(both) == COUNTS["train"] + COUNTS["test"]
-    np.testing.assert_array_equal(both.masks[COUNTS["train"]:], masks)
+    np.testing.assert_array_equal(both.masks[COUNTS["train"] :], masks)
     assert not np.array_equal(np.asarray(both.inputs[0]), images[0])  # train and test are different draws
     with pytest.raises(ValueError, match="split"):
         load_dataset("shapes", "validation")

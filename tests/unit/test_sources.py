@@ -1,4 +1,5 @@
 """The user's own data: image folders, table files and `datasets` datasets, all built in the test (tmp_path)."""
+
 import json
 
 import numpy as np
@@ -184,9 +185,12 @@ def test_missing_masks_are_reported_not_used(tmp_path, digits_test):
 def test_prose_table_gives_minilms_bundled_accuracy(tmp_path, minilm, suffix):
     df, prose = _prose_table(tmp_path)
     path = tmp_path / f"prose{suffix}"
-    {".csv": lambda: df.to_csv(path, index=False), ".tsv": lambda: df.to_csv(path, sep="\t", index=False),
-     ".jsonl": lambda: df.to_json(path, orient="records", lines=True),
-     ".parquet": lambda: df.to_parquet(path)}[suffix]()
+    {
+        ".csv": lambda: df.to_csv(path, index=False),
+        ".tsv": lambda: df.to_csv(path, sep="\t", index=False),
+        ".jsonl": lambda: df.to_json(path, orient="records", lines=True),
+        ".parquet": lambda: df.to_parquet(path),
+    }[suffix]()
     ds = load_dataset(str(path))
     assert ds.modality == "text" and len(ds) == len(prose) and ds.inputs[0] == prose.inputs[0]
     mapped = match_labels(minilm.spec.class_names, ds.class_names).to_model(ds.labels)
@@ -240,10 +244,16 @@ def test_malformed_table_gives_a_clear_error(tmp_path):
 def test_saved_datasets_folder_with_image_and_classlabel(tmp_path, digits_test, digits_vit):
     import datasets
 
-    feats = datasets.Features({"img": datasets.Image(), "digit": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    feats = datasets.Features(
+        {"img": datasets.Image(), "digit": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    )
     part = {"img": list(digits_test.inputs[:40]), "digit": [int(y) for y in digits_test.labels[:40]]}
-    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(part, features=feats),
-                               "validation": datasets.Dataset.from_dict(part, features=feats).select(range(20))})
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(part, features=feats),
+            "validation": datasets.Dataset.from_dict(part, features=feats).select(range(20)),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "hf"))
     ds = load_dataset(str(tmp_path / "hf"))
     assert ds.splits == ("train", "validation") and ds.split == "validation" and len(ds) == 20
@@ -261,8 +271,9 @@ def test_saved_datasets_folder_with_image_and_classlabel(tmp_path, digits_test, 
 def test_saved_text_dataset_and_offline_hub_id(tmp_path):
     import datasets
 
-    datasets.Dataset.from_dict({"text": ["a first sentence here", "", "another one"], "label": ["x", "y", "x"]}) \
-        .save_to_disk(str(tmp_path / "txt"))
+    datasets.Dataset.from_dict(
+        {"text": ["a first sentence here", "", "another one"], "label": ["x", "y", "x"]}
+    ).save_to_disk(str(tmp_path / "txt"))
     ds = load_dataset(str(tmp_path / "txt"))
     assert ds.modality == "text" and ds.inputs == ["a first sentence here", "another one"]
     assert ds.class_names == ["x", "y"] and ds.problems == [("row 1", "empty text")]
@@ -279,8 +290,13 @@ def test_match_labels_by_name_synonym_and_id():
     assert m.how == ("synonym", "name", "synonym", "name", "")
     assert m.unmatched == ["zebra"] and m.ambiguous == ("crane",)
     assert m.to_model([0, 4, -1, 2]).tolist() == [1, -1, -1, 0]
-    assert "4 of 5" in m.summary() and list(m.table()["matched by"]) == ["synonym", "name", "synonym", "name",
-                                                                        "unmatched"]
+    assert "4 of 5" in m.summary() and list(m.table()["matched by"]) == [
+        "synonym",
+        "name",
+        "synonym",
+        "name",
+        "unmatched",
+    ]
     ids = match_labels(["neg", "pos"], ["0", "1"])
     assert ids.mapping.tolist() == [0, 1] and set(ids.how) == {"id"}
     assert match_labels(["neg", "pos"], ["0", "1", "2"]).mapping.tolist() == [-1, -1, -1]  # 2 is out of range
@@ -296,9 +312,18 @@ def test_imagenet_style_model_against_synonym_folders(tmp_path, digits_test):
 
     names = {0: "tench, Tinca tinca", 1: "tabby, tabby cat", 2: "goldfish, Carassius auratus"}
     torch.manual_seed(0)
-    cfg = ViTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
-                    num_attention_heads=4, intermediate_size=64, num_labels=3, id2label=names,
-                    label2id={v: k for k, v in names.items()})
+    cfg = ViTConfig(
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+        id2label=names,
+        label2id={v: k for k, v in names.items()},
+    )
     ViTForImageClassification(cfg).save_pretrained(tmp_path / "model")
     model = load_model(str(tmp_path / "model"), device="cpu")
     for cls in ("tabby_cat", "Tench", "goldfish", "unicorn"):
@@ -317,11 +342,14 @@ def test_imagenet_style_model_against_synonym_folders(tmp_path, digits_test):
     intact = evaluate_gates(model, sample, torch.ones(1, 2, 4), ("accuracy", "loss"))
     target = torch.where(sample.labels >= 0, sample.labels, pred)
     assert np.allclose(intact["accuracy"][0], (pred == target).float().numpy())
-    assert np.allclose(intact["loss"][0], torch.nn.functional.cross_entropy(logits, target, reduction="none"), atol=1e-5)
+    assert np.allclose(
+        intact["loss"][0], torch.nn.functional.cross_entropy(logits, target, reduction="none"), atol=1e-5
+    )
     grad = gradient_per_sample(model, sample)  # the gradient score uses the same targets
     g = torch.ones(8, 2, 4, requires_grad=True)
-    loss = torch.nn.functional.cross_entropy(model.run(sample.batch, capture=False, head_gates=g).logits, target,
-                                             reduction="sum")
+    loss = torch.nn.functional.cross_entropy(
+        model.run(sample.batch, capture=False, head_gates=g).logits, target, reduction="sum"
+    )
     (ref,) = torch.autograd.grad(loss, g)
     assert np.allclose(grad, ref.abs().permute(1, 2, 0).numpy(), atol=1e-6)
 

@@ -1,6 +1,7 @@
 """Spectral analyses (Park & Kim 2022; Dong et al. 2021; formulas in the Spectral section of the methods document
 under docs/): known answers on constructed inputs, parity with FFT references,
 the what-if forward against a hand-written forward, and invariants on the built-in models."""
+
 import math
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_circulant_eigenvalues_are_the_dft_of_its_kernel():
     dist = (eig[:, None] - lam[None, :]).abs()
     assert float(dist.min(1).values.max()) < 1e-5 and float(dist.min(0).values.max()) < 1e-5
     # U C U^H is diagonal, so the gain is |DFT(k)| and the singular values are its sorted magnitudes
-    assert torch.allclose(r["gain"], lam.abs()[:T // 2 + 1], atol=1e-5)
+    assert torch.allclose(r["gain"], lam.abs()[: T // 2 + 1], atol=1e-5)
     assert torch.allclose(r["singular"], lam.abs().sort(descending=True).values, atol=1e-5)
     assert torch.isclose(r["eigenvalues"].real.max(), torch.tensor(1.0), atol=1e-5)  # 1 is always an eigenvalue
 
@@ -101,7 +102,7 @@ def test_attention_response_matches_fft_reference():
     ref2 = torch.fft.fftshift(torch.fft.fft2(a[..., 1:].unflatten(-1, (8, 8))).abs().mean(-3), dim=(-2, -1))
     assert torch.allclose(r["response_2d"], ref2, atol=1e-5)
     s = torch.linalg.svdvals(a)
-    assert torch.allclose(r["stable_rank"], (s ** 2).sum(-1) / s[..., 0] ** 2, rtol=1e-5)
+    assert torch.allclose(r["stable_rank"], (s**2).sum(-1) / s[..., 0] ** 2, rtol=1e-5)
 
 
 # -- Fourier profile -----------------------------------------------------------------------------------
@@ -262,8 +263,11 @@ def test_spectral_metrics_batched_equals_per_input(digits_vit, digits_batch):
     full = S.spectral_metrics(digits_vit, digits_batch, eig=True)
     L, B = digits_vit.spec.n_layers, len(digits_batch)
     assert full["resid_ratio"].shape == (L + 1, B) and full["gain"].shape == (L, B, 4, 33)
-    assert full["profile"].shape == (2 * L + 1, B, 5) and list(full["state_kinds"][:3]) == ["embedding", "attention",
-                                                                                              "mlp"]
+    assert full["profile"].shape == (2 * L + 1, B, 5) and list(full["state_kinds"][:3]) == [
+        "embedding",
+        "attention",
+        "mlp",
+    ]
     assert np.allclose(full["gain"][..., 0], 1.0, atol=1e-5)  # every head passes DC
     assert np.allclose(np.abs(full["eigenvalues"]).max(-1), 1.0, atol=1e-4)  # spectral radius of a stochastic matrix
     one = S.spectral_metrics(digits_vit, digits_batch.select([3]))
