@@ -77,7 +77,7 @@ def _geometry(n_tokens: int, n_prefix: int, grid: tuple[int, int] | None, device
     which the first n_prefix have no position: their distance is 0 and their ring -1 (excluded)."""
     if not 0 <= n_prefix < n_tokens:
         raise ValueError(f"n_prefix={n_prefix} leaves no positioned tokens out of {n_tokens}.")
-    pos = token_positions(n_tokens - n_prefix, None if grid is None else tuple(grid), device)
+    pos = token_positions(n_tokens - n_prefix, None if grid is None else (int(grid[0]), int(grid[1])), device)
     dist = torch.zeros(n_tokens, n_tokens, device=device)
     dist[n_prefix:, n_prefix:] = torch.cdist(pos, pos)
     rings = torch.full((n_tokens, n_tokens), -1, dtype=torch.long, device=device)

@@ -145,7 +145,7 @@ def identifiability(
         raise ValueError(f"token_mask must be [B, T] = {list(r_tokens.shape[1:])}, got {list(keep.shape)}.")
     keep[:, :n_prefix] = False
     r_tokens = np.where(keep[None], r_tokens, np.nan)
-    return Identifiability(r_summary, r_tokens, tuple(names))
+    return Identifiability(r_summary, r_tokens, (names[0], names[1]))
 
 
 def token_class_map(scores, grid: tuple[int, int] | None, cls: int, n_prefix: int = 1) -> np.ndarray:

@@ -41,8 +41,8 @@ METRICS = {
 # -- AUCs (the oracles of docs/methods.md) -------------------------------------------------------------------
 def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
     """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
-    return 100.0 * np.trapezoid(
-        np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1
+    return 100.0 * np.asarray(
+        np.trapezoid(np.asarray(accuracy, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1)
     )
 
 
@@ -78,8 +78,7 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
 def _token_to_input_mask(model: HookedModel, keep: torch.Tensor) -> torch.Tensor:
     """keep [N, T'] in {0, 1} -> a mask broadcastable to the perturbed inputs [N, ...]."""
     if model.spec.modality == "image":
-        h, w = model.spec.grid
-        p = model.spec.patch_size
+        h, w, p, _, _ = model.spec.image_layout()
         grid = keep.reshape(-1, 1, h, w)
         return grid.repeat_interleave(p, 2).repeat_interleave(p, 3)
     prefix = torch.ones(keep.shape[0], model.spec.n_prefix, device=keep.device, dtype=keep.dtype)

@@ -136,6 +136,8 @@ def _run(model: HookedModel, batch: Batch, want_emb: bool, **run_kwargs):
     tr = model.run(batch, **run_kwargs)
     emb = None
     if want_emb:
+        if tr.hidden is None:
+            raise ValueError("the run kept no last hidden state to pool.")
         mask = batch.token_mask.to(tr.hidden.device).repeat(tr.hidden.shape[0] // len(batch), 1)
         emb = model.pool(tr.hidden, mask)
     return tr.logits, emb, tr
@@ -182,6 +184,8 @@ def _metric_values(
     if "true_prob" in metrics:
         out["true_prob"] = logits.softmax(-1).gather(1, target[:, None])[:, 0]
     if "cosine" in metrics:
+        if emb is None or ref.embedding is None:
+            raise ValueError("the cosine metric needs the pooled embeddings of the run and of the reference.")
         out["cosine"] = 1.0 - F.cosine_similarity(emb.float(), ref.embedding.float().repeat(n_rep, 1), dim=-1)
     return out
 

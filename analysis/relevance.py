@@ -146,7 +146,7 @@ def to_grid(model: HookedModel, maps) -> np.ndarray:
 def to_pixels(model: HookedModel, maps, size: int | None = None) -> np.ndarray:
     """[B, T'] token maps of an image model -> [B, size, size] (bilinear; size defaults to the input size)."""
     grid = torch.from_numpy(to_grid(model, maps))[:, None]
-    size = size or model.spec.image_size
+    size = size or model.spec.image_layout()[3]
     return F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
@@ -275,11 +275,11 @@ def _captum_setup(model: HookedModel, batch: Batch):
         x = batch.tensors["pixel_values"].to(model.device).detach().requires_grad_(True)
         t = batch.token_mask.shape[1]
 
-        def forward(pixels):
+        def forward_pixels(pixels):
             b = Batch({"pixel_values": pixels}, torch.ones(len(pixels), t, dtype=torch.bool, device=pixels.device))
             return model.run(b, capture=False, grad=True).logits
 
-        return x, forward, None
+        return x, forward_pixels, None
     x = model.embed(batch).detach().requires_grad_(True)
 
     def forward(emb, attention_mask):
@@ -308,11 +308,8 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     spread = float((x.max() - x.min()).detach()) or 1.0
     kw = dict(target=tgt, additional_forward_args=extra)
     if method == "occlusion":
-        window = (
-            (x.shape[1], model.spec.patch_size, model.spec.patch_size)
-            if model.spec.modality == "image"
-            else (1, x.shape[-1])
-        )
+        patch = model.spec.image_layout()[2] if model.spec.modality == "image" else 0
+        window = (x.shape[1], patch, patch) if patch else (1, x.shape[-1])
     attribute = {
         "integrated_gradients": lambda: ca.IntegratedGradients(forward).attribute(
             x,
@@ -363,8 +360,7 @@ def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
     """Input attributions -> [B, T'] per token: pixels summed over channels and over each patch (images),
     embedding dimensions summed (text; prefix token dropped)."""
     if model.spec.modality == "image":
-        h, w = model.spec.grid
-        p = model.spec.patch_size
+        h, w, p, _, _ = model.spec.image_layout()
         a = attr.sum(1)  # [B, S, S]
         return a.reshape(a.shape[0], h, p, w, p).sum((2, 4)).flatten(1)
     return attr.sum(-1)[:, model.spec.n_prefix :]

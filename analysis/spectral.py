@@ -342,6 +342,7 @@ def length_collapse(
         for (n, k), batch in zip(groups, batches):  # one batch per length: short windows are not padded to long
             mask = batch.token_mask.to(model.device)
             hidden = model.run(batch, capture=False, temperature=temperatures(tau, layers, L)).hidden
+            assert hidden is not None  # a full run keeps the last hidden state
             e = F.normalize(model.pool(hidden, mask), dim=-1)  # [k, D]
             sim = (e @ e.T).sum() - e.pow(2).sum()  # all pairs without self-pairs
             rows.append(
@@ -403,9 +404,12 @@ def activation_response(
     if not np.allclose(bins, np.round(bins), atol=1e-9):
         raise ValueError(f"every tone must be a multiple of fs / n = {fs / n:g} so that it sits on a DFT bin.")
     name = fn if isinstance(fn, str) else None
-    if name is not None and name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {fn!r}; choose from {list(ACTIVATIONS)} or pass a callable.")
-    func = ACTIVATIONS[name] if name else fn
+    if isinstance(fn, str):
+        if fn not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {fn!r}; choose from {list(ACTIVATIONS)} or pass a callable.")
+        func = ACTIVATIONS[fn]
+    else:
+        func = fn
     t = torch.arange(n, dtype=torch.float64) / fs
     x = float(amplitude) * torch.cos(2 * math.pi * torch.as_tensor(tones)[:, None] * t).sum(0)
     with torch.no_grad():
@@ -457,7 +461,7 @@ def mlp_activation_spectrum(model: HookedModel, batch: Batch) -> dict[str, np.nd
     if model.spec.grid is not None:
         mask = mask[:, model.spec.n_prefix :]
     L = model.spec.n_layers
-    out: dict[str, list] = {"input": [], "output": [], "input_ratio": [], "output_ratio": []}
+    out: dict[str, torch.Tensor] = {}
     for side, i in (("input", 0), ("output", 1)):
         x = torch.stack([acts[l][i][:, -mask.shape[1] :] for l in range(L)]).float()  # [L, B, T, F]
         x = x * mask[..., None]

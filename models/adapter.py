@@ -49,6 +49,12 @@ class ModelSpec:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def image_layout(self) -> tuple[int, int, int, int, int]:
+        """(grid rows h, grid columns w, patch size, image size, channels) of an image model; ValueError for text."""
+        if self.grid is None or self.patch_size is None or self.image_size is None or self.channels is None:
+            raise ValueError(f"{self.name} reads {self.modality}: it has no image layout.")
+        return self.grid[0], self.grid[1], self.patch_size, self.image_size, self.channels
+
 
 @dataclass
 class Block:
@@ -93,7 +99,11 @@ class HookedModel(ABC):
     DeiT's CLS + distillation tokens), or None when it reads every token (mean pooling)."""
 
     post_ln = False
-    readout_rows: int | None = None
+    _readout_rows: int | None = None
+
+    @property
+    def readout_rows(self) -> int | None:
+        return self._readout_rows
 
     def __init__(self, net: nn.Module, spec: ModelSpec, blocks: list[Block], device: str):
         self.net = net.eval().to(device)
@@ -118,6 +128,11 @@ class HookedModel(ABC):
     @abstractmethod
     def _head(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[B, T, D] last residual -> [B, C] logits, as the original network computes them."""
+
+    def pool(self, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """[..., T, D] -> [..., D]: the pooled embedding a text encoder's head reads (image models read prefix
+        tokens instead and do not pool)."""
+        raise NotImplementedError(f"{self.spec.name} reads its prefix tokens; it does not pool its tokens.")
 
     @abstractmethod
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -308,7 +323,7 @@ class VisionModel(HookedModel):
             if hasattr(net, "distillation_classifier")
             else [net.classifier]
         )
-        self.readout_rows = len(self.classifiers)
+        self._readout_rows = len(self.classifiers)
 
     def prepare(self, inputs) -> Batch:
         """PIL images or arrays ([H, W] / [H, W, C], uint8 or floats in [0, 1]) -> Batch."""
@@ -321,7 +336,7 @@ class VisionModel(HookedModel):
         inputs = list(inputs)
         if not inputs:
             raise InputError("No images given.")
-        s, c = self.spec.image_size, self.spec.channels
+        gh, gw, _, s, c = self.spec.image_layout()
         arrays = []
         for i, img in enumerate(inputs):
             if isinstance(img, np.ndarray):
@@ -335,12 +350,12 @@ class VisionModel(HookedModel):
                 img = Image.fromarray(a)
             elif not isinstance(img, Image.Image):
                 raise InputError(f"Image {i + 1}: expected a PIL image or an array, got {type(img).__name__}.")
-            img = img.convert("L" if c == 1 else "RGB").resize((s, s), Image.BILINEAR)
+            img = img.convert("L" if c == 1 else "RGB").resize((s, s), Image.Resampling.BILINEAR)
             a = np.asarray(img, dtype=np.float32) / 255.0
             arrays.append(a[..., None] if a.ndim == 2 else a)
         images = np.stack(arrays)  # [B, S, S, C]
         x = torch.from_numpy((images - self.mean) / self.std).permute(0, 3, 1, 2).contiguous()
-        t = self.spec.n_prefix + self.spec.grid[0] * self.spec.grid[1]
+        t = self.spec.n_prefix + gh * gw
         return Batch({"pixel_values": x}, torch.ones(len(images), t, dtype=torch.bool), images=images)
 
     def embed(self, batch: Batch) -> torch.Tensor:
@@ -426,7 +441,7 @@ class TextModel(HookedModel):
         notes = [
             f"Text {i + 1} has {n} tokens; the model reads at most {limit}, so it was truncated to the first {limit}."
             for i, n in enumerate(lengths)
-            if n > limit
+            if limit is not None and n > limit
         ]
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
         if enc["input_ids"].shape[1] < 2:

@@ -252,11 +252,14 @@ class LRPForward:
         AttnLRP's LayerNorm rule is a detached normaliser, which has no plain switch)."""
         if not self.rules.norm_identity:
             raise ValueError(f"{self.rules.name}: its LayerNorm rule cannot give plain gradients.")
-        self.rules.switch.plain = True
+        switch = self.rules.switch
+        if switch is None:
+            raise ValueError(f"{self.rules.name}: this forward was run without a switch (use lrp_forward).")
+        switch.plain = True
         try:
             return torch.autograd.grad(output, inputs, retain_graph=True)
         finally:
-            self.rules.switch.plain = False
+            switch.plain = False
 
 
 def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
@@ -283,7 +286,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             ctx, a = _attention(b, h if model.post_ln else b.ln1(h), mask, model.spec.n_heads, rules, rows)
             attn.append(a)
             h = model.block_tail(b, h, ctx, rules.add)
-        if model.spec.head == "prompts":
+        if isinstance(model, TextModel) and model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
             unit = rules.norm(
                 pooled, F.normalize(pooled, dim=-1), lambda: pooled / pooled.norm(dim=-1, keepdim=True).detach()

@@ -140,7 +140,7 @@ class Trace:
         grads = [a.grad for a in self.attn_list]
         if not grads or any(g is None for g in grads):
             raise ValueError("No attention gradients: run with grad=True and call backward() first.")
-        return torch.stack(grads)
+        return torch.stack([g for g in grads if g is not None])
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def train(name: str, out_dir: Path | None = None, log: Callable[[str], None] = p
     mean, std = [0.5] * r.channels, [0.5] * r.channels
     norm = lambda x: (x - 0.5) / 0.5  # noqa: E731  matches the saved image processor
 
-    config = ViTConfig(
+    # transformers configs take their fields as **kwargs, which the type checker cannot see
+    config = ViTConfig(  # type: ignore[call-arg]
         image_size=r.image_size,
         patch_size=r.patch_size,
         num_channels=r.channels,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install HeadScope into .venv, check lint and format, and run the whole test suite.
+# Install HeadScope into .venv, check lint, format and types, and run the whole test suite.
 set -euo pipefail
 . "$(dirname "$0")/install.sh"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-ruff check . && ruff format --check .  # lint and format (pyproject.toml) before the tests
+ruff check . && ruff format --check . && mypy  # lint, format and types (pyproject.toml) before the tests
 python -m pytest -q "$@"
