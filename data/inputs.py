@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # An upload larger than this many pixels is refused before it is decoded (decompression-bomb guard).
 MAX_IMAGE_PIXELS = 40_000_000
@@ -17,25 +18,26 @@ class InputError(ValueError):
 
 
 def load_image(raw: bytes, name: str = "upload") -> Image.Image:
-    """Decode uploaded bytes into an RGB or L PIL image, or raise InputError with a clear message."""
+    """Decode uploaded bytes into an RGB or L PIL image as an image viewer shows it (see `as_displayed`), or
+    raise InputError with a clear message."""
     if not raw:
         raise InputError(f"{name} is empty: upload a PNG, JPEG, BMP, GIF or WebP image.")
     if len(raw) > MAX_UPLOAD_BYTES:
         raise InputError(f"{name} is {len(raw) / 2**20:.0f} MiB; the limit is {MAX_UPLOAD_BYTES // 2**20} MiB.")
+    limit = f"images above {MAX_IMAGE_PIXELS / 1e6:.0f} MP are refused. Downscale it first."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
-                raise InputError(
-                    f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP); images above "
-                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP are refused. Downscale it first."
-                )
+                raise InputError(f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP); {limit}")
             img.load()
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # Pillow refuses before we can
+        raise InputError(f"{name} is too large for Pillow to open ({e}); {limit}") from e
+    except UnidentifiedImageError as e:
         raise InputError(
             f"{name} is not an image HeadScope can read ({type(e).__name__}). "
             "Upload a PNG, JPEG, BMP, GIF or WebP file."
@@ -44,7 +46,29 @@ def load_image(raw: bytes, name: str = "upload") -> Image.Image:
         raise InputError(f"{name} looks corrupt or truncated ({e}). Re-save it as PNG or JPEG.") from e
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
-    return img.convert("L" if img.mode in ("L", "1", "I", "I;16", "F") else "RGB")
+    return as_displayed(img)
+
+
+def as_displayed(img: Image.Image) -> Image.Image:
+    """An image of any Pillow mode as L or RGB, the way a viewer shows it: the EXIF orientation applied,
+    16- and 32-bit integer greyscale scaled to 8 bits (full 16-bit range, or min-max beyond it), float
+    greyscale min-max scaled, transparency (RGBA, LA, palette with a transparent colour) laid over white,
+    CMYK and palette images converted to RGB."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if img.mode != "F" and a.min() >= 0 and a.max() <= 65535 else (a.min(), a.max())
+        scaled = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
+        return Image.fromarray(scaled.round().astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        grey = img.mode.startswith("L")
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat = Image.alpha_composite(white, rgba).convert("RGB")
+        return flat.convert("L") if grey else flat
+    return img.convert("L" if img.mode in ("L", "1") else "RGB")
 
 
 def check_text(text: str) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from data.inputs import MAX_IMAGE_PIXELS, InputError, load_image
+from data.inputs import MAX_IMAGE_PIXELS, InputError, as_displayed, load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
@@ -385,7 +385,7 @@ def _hf_image(value) -> Image.Image:
     w, h = value.size
     if w * h > MAX_IMAGE_PIXELS:
         raise DatasetError(f"An image of {w}x{h} pixels is too large to decode safely.")
-    return value.convert("L" if value.mode in ("L", "1", "I", "I;16", "F") else "RGB")
+    return as_displayed(value)
 
 
 def _hf_mask(value) -> np.ndarray:

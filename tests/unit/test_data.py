@@ -82,6 +82,50 @@ def test_decompression_bomb_is_refused_before_decoding():
         load_image(bomb, "bomb.png")
 
 
+def test_an_image_pillow_refuses_gets_the_size_message(monkeypatch):
+    """Pillow's own decompression-bomb guard fires before HeadScope's size check: the user still reads the
+    size limit and what to do, not an exception name."""
+    raw = _png(Image.new("L", (400, 300)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 120,000 pixels > 2 x the limit: DecompressionBombError
+    with pytest.raises(InputError, match="too large for Pillow.*Downscale it first"):
+        load_image(raw, "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # between 1 and 2 x: the warning
+    with pytest.raises(InputError, match="Downscale it first"):
+        load_image(raw, "large.png")
+
+
+def test_every_colour_mode_decodes_as_a_viewer_shows_it():
+    ramp16 = np.tile(np.linspace(0, 65535, 256).round().astype(np.uint16), (8, 1))  # a 16-bit scanner ramp
+    grey = np.asarray(load_image(_png(Image.fromarray(ramp16)), "ramp16.png"))
+    assert grey.dtype == np.uint8 and grey.min() == 0 and grey.max() == 255  # scaled, not clipped to 255
+    np.testing.assert_allclose(grey[0], np.linspace(0, 255, 256), atol=1)
+
+    la = Image.fromarray(np.stack([np.full((4, 4), 40, np.uint8), np.zeros((4, 4), np.uint8)], -1), "LA")
+    assert load_image(_png(la)).mode == "L" and np.asarray(load_image(_png(la))).min() == 255  # transparent: white
+
+    pal = Image.new("P", (4, 4), 1)
+    pal.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    pal.putpixel((0, 0), 0)
+    raw = io.BytesIO()
+    pal.save(raw, format="PNG", transparency=0)
+    rgb = np.asarray(load_image(raw.getvalue()))
+    assert tuple(rgb[0, 0]) == (255, 255, 255) and tuple(rgb[1, 1]) == (200, 0, 0)
+
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 255, 0))
+    assert tuple(np.asarray(load_image(_png(rgba)))[0, 0]) == (255, 255, 255)
+
+    cmyk = Image.new("CMYK", (4, 4), (0, 0, 0, 0))  # no ink: white paper
+    out = load_image(_png(cmyk, "JPEG"))
+    assert out.mode == "RGB" and np.asarray(out).min() > 240
+
+    tall = Image.new("RGB", (20, 10), "white")
+    exif = tall.getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to display
+    raw = io.BytesIO()
+    tall.save(raw, format="JPEG", exif=exif)
+    assert load_image(raw.getvalue()).size == (10, 20)
+
+
 def test_prepare_rejects_bad_image_inputs(digits_vit):
     with pytest.raises(InputError, match="No images"):
         digits_vit.prepare([])
