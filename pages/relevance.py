@@ -49,6 +49,7 @@ def label(name: str) -> str:
 
 
 # -- choices: methods, target class, colour scale -------------------------------------------------------
+PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
 for name in wanted:
@@ -89,17 +90,18 @@ def maps_panel() -> None:
                 f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
                 f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'."
             )
-    target = c2.selectbox(
+    choice = c2.selectbox(
         "Target class",
-        [None] + list(range(spec.n_classes)),
+        [PREDICTED] + list(range(spec.n_classes)),
         key=f"rel_target_{ctx.model_key}",
         format_func=lambda c: (
-            f"predicted: {names[pred]} ({probs[pred]:.0%})" if c is None else f"{c}: {names[c]} ({probs[c]:.0%})"
-        ),
+            "the predicted class" if c == PREDICTED else f"{c}: {names[c]}"
+        ),  # labels that do not change with the input, so the choice stays valid when the input changes
         help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
     )
     shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
-    tgt = pred if target is None else int(target)
+    target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
+    tgt = pred if target is None else target
 
     if not picked:
         st.info("Pick at least one method to see its map.")
@@ -114,7 +116,9 @@ def maps_panel() -> None:
         if maps:
             s = {label(k): v for k, v in shares(maps).items()}
             lims = colour_limits(s, shared)
-            st.subheader(f"Maps for class {names[tgt]}" + (" (predicted)" if tgt == pred else ""))
+            st.subheader(
+                f"Maps for class {names[tgt]} ({'predicted, ' if tgt == pred else ''}probability {probs[tgt]:.0%})"
+            )
             how = (
                 f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
                 "against); "

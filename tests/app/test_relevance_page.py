@@ -26,7 +26,7 @@ def test_maps_target_and_faithfulness(model):
     at = _relevance_page(model)
     assert_clean(at)
     subheaders = [s.value for s in at.subheader]
-    assert any(s.startswith("Maps for class") and "(predicted)" in s for s in subheaders)
+    assert any(s.startswith("Maps for class") and "(predicted, probability" in s for s in subheaders)
     assert "Conservation: AttnLRP relevance vs the logit" in subheaders
     assert len(at.get("plotly_chart")) == 2  # the maps and the conservation scatter
     assert any("total relevance" in md.value for md in at.markdown)
@@ -38,6 +38,14 @@ def test_maps_target_and_faithfulness(model):
     assert any(s.value.startswith(f"Maps for class {name}") for s in at.subheader), [s.value for s in at.subheader]
     widget(at.radio, "Colour scale").set_value("per map").run()
     assert_clean(at)
+    # the choice stays valid when the input changes (the option labels do not depend on the input)
+    for choice in (2, -1):  # a class, the predicted class
+        widget(at.selectbox, "Target class").set_value(choice).run()
+        box = next(n for n in at.sidebar.number_input if n.label.startswith("Input of"))
+        box.set_value(box.value + 1).run()
+        assert_clean(at)
+        target = widget(at.selectbox, "Target class")
+        assert target.value == choice and target.index is not None, (choice, target.value, target.index)
 
     at = _score(at, 4, ["rollout", "attnlrp"], "text" if model == "minilm" else "image")
     assert_clean(at)
@@ -66,7 +74,7 @@ def test_target_out_of_range_in_link_gives_clear_error():
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
     assert any("target class '12'" in e and "10 classes" in e for e in errors), errors
-    assert any("(predicted)" in s.value for s in at.subheader)  # falls back to the predicted class
+    assert any("(predicted, probability" in s.value for s in at.subheader)  # falls back to the predicted class
 
 
 def test_no_method_picked_and_no_method_scored():

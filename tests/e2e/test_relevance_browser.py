@@ -19,7 +19,7 @@ def test_relevance_view(app_url, page):
     assert _charts(page, 2) == 2  # maps + conservation
     assert page.get_by_role("heading", name="Relevance").first.is_visible()
     assert page.get_by_text("Maps for class").first.is_visible()
-    assert page.get_by_text("(predicted)").first.is_visible()
+    assert page.get_by_text("(predicted, probability").first.is_visible()
     assert page.locator(".js-plotly-plot").first.locator(".heatmap, image").count() >= 4  # 4 maps over the image
 
     page.locator("[data-testid='stSelectbox']").filter(has_text="Target class").first.click()
