@@ -310,6 +310,9 @@ class HookedModel(ABC):
 # ---------------------------------------------------------------------------------------------
 # Vision: ViT and DeiT image classifiers
 # ---------------------------------------------------------------------------------------------
+TINY_IMAGE = 4  # an image whose longer side is under 1/4 of the model's input side gets a note
+
+
 class VisionModel(HookedModel):
     """ViTForImageClassification, DeiTForImageClassification(WithTeacher)."""
 
@@ -337,7 +340,7 @@ class VisionModel(HookedModel):
         if not inputs:
             raise InputError("No images given.")
         gh, gw, _, s, c = self.spec.image_layout()
-        arrays = []
+        arrays, notes = [], []
         for i, img in enumerate(inputs):
             if isinstance(img, np.ndarray):
                 a = img
@@ -350,13 +353,24 @@ class VisionModel(HookedModel):
                 img = Image.fromarray(a)
             elif not isinstance(img, Image.Image):
                 raise InputError(f"Image {i + 1}: expected a PIL image or an array, got {type(img).__name__}.")
+            w, h = img.size
+            if max(w, h) * TINY_IMAGE < s:
+                notes.append(
+                    f"Image {i + 1} is {w}x{h} pixels, far smaller than the {s}x{s} the model reads: it was enlarged "
+                    f"{s / max(w, h):.0f}x, so the model sees a few flat blocks, not the detail it was trained on."
+                )
             img = img.convert("L" if c == 1 else "RGB").resize((s, s), Image.Resampling.BILINEAR)
             a = np.asarray(img, dtype=np.float32) / 255.0
+            if a.max() - a.min() < 1.0 / 255:
+                notes.append(
+                    f"Image {i + 1} is one flat colour: it has nothing to attend to, and the prediction says only "
+                    "which class that colour looks most like."
+                )
             arrays.append(a[..., None] if a.ndim == 2 else a)
         images = np.stack(arrays)  # [B, S, S, C]
         x = torch.from_numpy((images - self.mean) / self.std).permute(0, 3, 1, 2).contiguous()
         t = self.spec.n_prefix + gh * gw
-        return Batch({"pixel_values": x}, torch.ones(len(images), t, dtype=torch.bool), images=images)
+        return Batch({"pixel_values": x}, torch.ones(len(images), t, dtype=torch.bool), images=images, notes=notes)
 
     def embed(self, batch: Batch) -> torch.Tensor:
         return self.base.embeddings(batch.tensors["pixel_values"].to(self.device))
@@ -374,6 +388,7 @@ class VisionModel(HookedModel):
 # Text: BERT-family encoders (sequence classifiers, or plain encoders scored against label prompts)
 # ---------------------------------------------------------------------------------------------
 DEFAULT_PROMPT = "This text is about {}."
+UNKNOWN_SHARE = 0.5  # a text whose word pieces are mostly unknown to the tokenizer gets a note
 PROMPT_LOGIT_SCALE = 20.0  # cosine similarity x 20, so that softmax probabilities are readable
 
 
@@ -449,6 +464,15 @@ class TextModel(HookedModel):
         tensors = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         mask = enc["attention_mask"].bool()
         tokens = [self.tokenizer.convert_ids_to_tokens(ids[m]) for ids, m in zip(enc["input_ids"], mask)]
+        special = set(self.tokenizer.all_special_tokens)
+        for i, toks in enumerate(tokens):
+            words = [t for t in toks if t not in special or t == self.tokenizer.unk_token]
+            unknown = sum(t == self.tokenizer.unk_token for t in words)
+            if words and unknown > UNKNOWN_SHARE * len(words):
+                notes.append(
+                    f"Text {i + 1}: {unknown} of its {len(words)} word pieces are unknown to the tokenizer "
+                    f"({self.tokenizer.unk_token}), so the model barely sees the text and its prediction says little."
+                )
         return Batch(tensors, mask, tokens=tokens, notes=notes)
 
     def embed(self, batch: Batch) -> torch.Tensor:

@@ -325,3 +325,18 @@ def test_trace_array_form_round_trip(digits_vit):
         assert torch.equal(getattr(back, name), getattr(tr, name).cpu()), name
     np.testing.assert_allclose(arrays.probs, tr.logits.softmax(-1).numpy(), rtol=1e-5, atol=1e-7)
     assert arrays.attentions.dtype == np.float32 and arrays.attentions.shape[:2] == (4, 2)
+
+
+def test_prepare_notes_inputs_the_model_can_say_little_about(digits_vit, minilm):
+    """A tiny image, a flat image and a text of unknown word pieces each get a note (shown in the sidebar);
+    an ordinary input gets none."""
+    from PIL import Image
+
+    assert digits_vit.prepare([Image.new("L", (1, 1), 200)]).notes[0].startswith("Image 1 is 1x1 pixels")
+    flat = digits_vit.prepare([Image.new("L", (64, 64), 90)]).notes
+    assert len(flat) == 1 and "one flat colour" in flat[0]
+    ramp = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1)))
+    assert digits_vit.prepare([ramp]).notes == []
+    emoji = minilm.prepare(["🦜🦜 🌋 🧪🧪"]).notes
+    assert len(emoji) == 1 and "unknown to the tokenizer" in emoji[0]
+    assert minilm.prepare(["The patient was given insulin."]).notes == []
