@@ -16,6 +16,13 @@ VISION_TYPES = {"vit": "vit", "deit": "deit"}
 VISION_CLASSES = ("ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher")
 TEXT_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
 DEFAULT_TEXT_LABELS = ("sports", "politics", "science", "business", "arts")
+# the weight files save_pretrained writes (transformers' names: model.safetensors, its index, the .bin ones)
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 SUPPORTED = (
     "ViTForImageClassification, DeiTForImageClassification(WithTeacher), and BERT-family encoders "
     f"({', '.join(TEXT_TYPES)}): plain encoders (scored against label prompts) or "
@@ -98,7 +105,17 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
                 f"{source} has no config.json: it is not a saved Hugging Face model "
                 "(save one with model.save_pretrained(folder))."
             )
+        if not random_init and not any((source / f).exists() for f in WEIGHT_FILES):
+            raise ModelLoadError(
+                f"{source} has a config.json but no weights (none of {', '.join(WEIGHT_FILES)}): save the model "
+                "with model.save_pretrained(folder), which writes both."
+            )
         location = str(source)
+    elif name.startswith(("/", "~", ".")) or "\\" in name:  # a path, not a hub id (hub ids read "org/name")
+        raise ModelLoadError(
+            f"The folder {source} does not exist. Type the path of a folder saved with model.save_pretrained, or pick "
+            f"a built-in model ({', '.join(BUILTINS)})."
+        )
     else:
         tried.append(f"local folder {source} (does not exist)")
         location = name

@@ -302,6 +302,22 @@ def test_folder_without_config_and_unsupported_architecture(tmp_path):
         load_model(str(tmp_path))
 
 
+def test_missing_weights_and_missing_folder_are_named(tmp_path, tiny_vit_dir):
+    """A folder with a config but no weights names the missing weight file first (not the architecture); a
+    path that does not exist says so, without hub-id talk."""
+    import shutil
+
+    shutil.copytree(tiny_vit_dir, tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="has a config.json but no weights.*model.safetensors"):
+        load_model(str(tmp_path / "m"))
+    assert load_model(str(tmp_path / "m"), random_init=True).spec.n_layers == 2  # a random baseline needs none
+    for path in (str(tmp_path / "nowhere"), "~/no/such/folder", "./nowhere"):
+        with pytest.raises(ModelLoadError, match="does not exist") as e:
+            load_model(path)
+        assert "hub" not in str(e.value)
+
+
 def test_corrupt_weights_give_clear_message(tmp_path, tiny_vit_dir):
     import shutil
 
