@@ -38,6 +38,11 @@ METRICS = {
 }
 
 
+def method_label(name: str) -> str:
+    """The display label of a relevance method (or of the random baseline map), as legends and tables show it."""
+    return "Random map" if name == RANDOM else METHODS[name].label if name in METHODS else name
+
+
 # -- AUCs (the oracles of docs/methods.md) -------------------------------------------------------------------
 def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
     """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
@@ -301,7 +306,7 @@ def summarise_scores(
         r = {t: np.asarray(scores[f"{t}/{m}"], dtype=np.float64) for t in ("deletion", "insertion")}  # [N, steps+1]
         row = {
             "method": m,
-            "label": "Random map" if m == RANDOM else METHODS[m].label,
+            "label": method_label(m),
             "positive_auc": float(perturbation_auc(a["positive"])),
             "negative_auc": float(perturbation_auc(a["negative"])),
             "deletion_auc": float(rise_auc(r["deletion"]).mean()),

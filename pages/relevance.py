@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.faithfulness import RANDOM
+from analysis.faithfulness import RANDOM, method_label
 from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
 from ui import cache
 from ui.relevance_figures import (
@@ -44,10 +44,6 @@ st.caption(
 )
 
 
-def label(name: str) -> str:
-    return METHODS[name].label if name in METHODS else name
-
-
 # -- choices: methods, target class, colour scale -------------------------------------------------------
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
@@ -56,7 +52,7 @@ for name in wanted:
     if name not in METHODS:
         st.warning(f"Unknown relevance method {name!r}: pick from the list.")
     elif name not in usable:
-        st.warning(f"{label(name)} is left out: it does not apply to {spec.name}: {METHODS[name].why_not(m)}")
+        st.warning(f"{method_label(name)} is left out: it does not apply to {spec.name}: {METHODS[name].why_not(m)}")
 probs = ctx.trace().probs[0]
 pred = int(probs.argmax())
 names = spec.class_names
@@ -71,7 +67,7 @@ def maps_panel() -> None:
         "Methods",
         usable,
         default=[n for n in wanted if n in usable],
-        format_func=label,
+        format_func=method_label,
         key=f"rel_methods_{ctx.model_key}",
         help="Only the methods that apply to this model are listed. "
         + " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable),
@@ -108,13 +104,13 @@ def maps_panel() -> None:
     else:
         maps = {}
         for name in picked:
-            with st.spinner(f"Computing {label(name)}…"):
+            with st.spinner(f"Computing {method_label(name)}…"):
                 try:
                     maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, m, ctx.batch)
                 except RelevanceError as e:
                     st.error(str(e))
         if maps:
-            s = {label(k): v for k, v in shares(maps).items()}
+            s = {method_label(k): v for k, v in shares(maps).items()}
             lims = colour_limits(s, shared)
             st.subheader(
                 f"Maps for class {names[tgt]} ({'predicted, ' if tgt == pred else ''}probability {probs[tgt]:.0%})"
@@ -217,7 +213,7 @@ def stored_panel() -> None:
         }
     )
     st.caption(
-        f"The {run_label(stored)}; methods {', '.join(label(k) for k in names)}. Disagreement = mean "
+        f"The {run_label(stored)}; methods {', '.join(method_label(k) for k in names)}. Disagreement = mean "
         "1 − Spearman correlation between the methods' maps. Select a row to open that input."
     )
     if image:
@@ -225,7 +221,7 @@ def stored_panel() -> None:
         show_figure(
             gallery_figure(
                 m.prepare([ds.inputs[r] for r in rel["rows"][top]]).images,
-                {label(k): to_grid(m, rel["maps"][k][top]) for k in names},
+                {method_label(k): to_grid(m, rel["maps"][k][top]) for k in names},
                 [f"{ds.names[r]} · {d:.2f}" for r, d in zip(rel["rows"][top], rel["disagreement"][top])],
             ),
             "rows: the inputs of the whole stored run where the methods agree least; each map on its own scale.",
@@ -312,7 +308,7 @@ if stored_faith is not None and st.toggle(
         tables["scores"],
         tables["curves"],
         run_label(stored_faith).removeprefix("stored run: "),
-        f"Methods {', '.join(label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
+        f"Methods {', '.join(method_label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
         "predicted class.",
     )
     st.stop()
@@ -335,7 +331,7 @@ with st.form("rel_faithfulness"):
         "Methods to score (a seeded random map is added as chance)",
         usable,
         default=[x for x in FAST_TO_SCORE if x in usable],
-        format_func=label,
+        format_func=method_label,
         key=f"rel_scored_{ctx.model_key}",
     )
     st.form_submit_button(
@@ -375,7 +371,7 @@ captions = [
 ]
 if image:
     images = m.prepare([sample.inputs[i] for i in rows]).images
-    grids = {label(k): to_grid(m, report.maps[k][top]) for k in methods}
+    grids = {method_label(k): to_grid(m, report.maps[k][top]) for k in methods}
     show_figure(
         gallery_figure(images, grids, captions),
         "rows: the inputs where the methods' rankings of patches agree least (label and "
@@ -389,7 +385,7 @@ else:
     table = pd.DataFrame(
         {"input": captions, "text": [sample.inputs[i] for i in rows]}
         | {
-            label(k): [
+            method_label(k): [
                 toks[spec.n_prefix + int(np.argmax(report.maps[k][j][: len(toks) - spec.n_prefix]))]
                 for j, toks in enumerate(tokens)
             ]

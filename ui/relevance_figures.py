@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.faithfulness import METRICS, RANDOM
+from analysis.faithfulness import METRICS, RANDOM, method_label
 from ui.figures import DIVERGING
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
@@ -206,7 +206,7 @@ def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_ti
                     x=c["fraction"],
                     y=c["value"],
                     mode="lines+markers",
-                    name=f"{m} · {test}",
+                    name=f"{method_label(m)} · {test}",
                     legendgroup=m,
                     line=dict(color=colour, dash=dash),
                     marker=dict(size=4),
