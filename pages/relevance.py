@@ -95,7 +95,20 @@ def maps_panel() -> None:
         ),  # labels that do not change with the input, so the choice stays valid when the input changes
         help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
     )
-    shared = c3.radio("Colour scale", ["shared", "per map"], key="rel_scale") == "shared"
+    shared = (
+        c3.radio(
+            "Colour scale",
+            ["per map", "shared"],
+            key="rel_scale",
+            help="Per map: each map on its own scale, to see its pattern (a diffuse map such as rollout stays "
+            "visible). Shared: one scale for all, to compare how concentrated the maps are.",
+        )
+        == "shared"
+    )
+    if image:
+        o1, o2 = st.columns([3, 1])
+        opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
+        under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
     target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
     tgt = pred if target is None else target
 
@@ -127,7 +140,7 @@ def maps_panel() -> None:
             data = {k: v for k, v in maps.items()}
             if image:
                 grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
-                fig = overlay_grid(ctx.batch.images[0], grids, lims, shared)
+                fig = overlay_grid(ctx.batch.images[0], grids, lims, shared, opacity=opacity, show_image=under)
                 data["grid"] = np.asarray(spec.grid)
             else:
                 tokens = ctx.batch.tokens[0][spec.n_prefix :]

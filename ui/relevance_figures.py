@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.figures import DIVERGING
+from ui.figures import DIVERGING, png_source
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
 SIGNED = [
@@ -65,12 +65,25 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _add_overlay(
-    fig, row: int, col: int, rgb: np.ndarray, grid: np.ndarray, limit: float, name: str, showscale: bool = False
+    fig,
+    row: int,
+    col: int,
+    rgb: np.ndarray,
+    grid: np.ndarray,
+    limit: float,
+    name: str,
+    showscale: bool = False,
+    opacity: float = 1.0,
+    show_image: bool = True,
 ) -> None:
+    """One map grid [h, w] on the signed scale +-limit, over the image rgb [S, S, 3] (0-255) unless show_image
+    is off, at `opacity`."""
     s, (gh, gw) = rgb.shape[0], grid.shape
-    fig.add_trace(go.Image(z=rgb.astype(np.uint8), hoverinfo="skip"), row, col)
+    if show_image:
+        fig.add_trace(go.Image(source=png_source(rgb.astype(np.uint8)), hoverinfo="skip"), row, col)
     fig.add_trace(
         go.Heatmap(
+            opacity=opacity,
             z=grid,
             x0=(s / gw - 1) / 2,
             dx=s / gw,
@@ -95,10 +108,16 @@ def _square_axes(fig, s: int) -> None:
 
 
 def overlay_grid(
-    image: np.ndarray, grid_maps: dict[str, np.ndarray], limits: dict[str, float], shared: bool, cols: int = 4
+    image: np.ndarray,
+    grid_maps: dict[str, np.ndarray],
+    limits: dict[str, float],
+    shared: bool,
+    cols: int = 4,
+    opacity: float = 1.0,
+    show_image: bool = True,
 ):
-    """One image [S, S, C] with each method's map [h, w] over it, `cols` per row (red: for the class,
-    blue: against); one colour bar when the scale is shared."""
+    """One image [S, S, C] with each method's map [h, w] over it (or the maps alone without show_image), `cols`
+    per row (red: for the class, blue: against) at `opacity`; one colour bar when the scale is shared."""
     names = list(grid_maps)
     rows = int(np.ceil(len(names) / cols))
     cols = min(cols, len(names))
@@ -106,7 +125,16 @@ def overlay_grid(
     rgb = _rgb(image)
     for i, name in enumerate(names):
         _add_overlay(
-            fig, i // cols + 1, i % cols + 1, rgb, grid_maps[name], limits[name], name, showscale=shared and i == 0
+            fig,
+            i // cols + 1,
+            i % cols + 1,
+            rgb,
+            grid_maps[name],
+            limits[name],
+            name,
+            showscale=shared and i == 0,
+            opacity=opacity,
+            show_image=show_image,
         )
     _square_axes(fig, image.shape[0])
     fig.update_layout(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))

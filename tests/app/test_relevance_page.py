@@ -36,7 +36,7 @@ def test_maps_target_and_faithfulness(model):
     target.set_value(2).run()
     assert_clean(at)
     assert any(s.value.startswith(f"Maps for class {name}") for s in at.subheader), [s.value for s in at.subheader]
-    widget(at.radio, "Colour scale").set_value("per map").run()
+    widget(at.radio, "Colour scale").set_value("shared").run()
     assert_clean(at)
     # the choice stays valid when the input changes (the option labels do not depend on the input)
     for choice in (2, -1):  # a class, the predicted class
@@ -127,3 +127,25 @@ def test_a_stored_faithfulness_run_is_shown_instead_of_the_form(digits_vit):
     at.toggle(key="rel_use_stored_faithfulness").set_value(False).run()
     assert at.get("form_submit_button")
     Store().delete(run.root.name)
+
+
+def test_overlay_scale_opacity_and_plain_maps():
+    """Overlays default to per-map scaling (a diffuse map stays visible); the opacity slider and the image
+    toggle reach the figure."""
+    import json
+
+    at = _relevance_page("digits-vit")
+    assert widget(at.radio, "Colour scale").value == "per map"
+
+    def maps_figure() -> dict:
+        return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+    traces = maps_figure()["data"]
+    assert {t["type"] for t in traces} == {"image", "heatmap"}
+    assert all(t["opacity"] == 0.8 for t in traces if t["type"] == "heatmap")
+    assert not any(t.get("showscale") for t in traces if t["type"] == "heatmap")  # per map: no shared colour bar
+    at.slider(key="rel_opacity").set_value(0.5).run()
+    at.toggle(key="rel_under").set_value(False).run()
+    assert_clean(at)
+    traces = maps_figure()["data"]
+    assert {t["type"] for t in traces} == {"heatmap"} and all(t["opacity"] == 0.5 for t in traces)
