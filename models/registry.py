@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ VISION_TYPES = {"vit": "vit", "deit": "deit"}
 VISION_CLASSES = ("ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher")
 TEXT_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
 DEFAULT_TEXT_LABELS = ("sports", "politics", "science", "business", "arts")
+HUB_PROBE_S = 3.0  # seconds the hub gets to answer before HeadScope treats it as unreachable
 # the weight files save_pretrained writes (transformers' names: model.safetensors, its index, the .bin ones)
 WEIGHT_FILES = (
     "model.safetensors",
@@ -119,6 +122,15 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
     else:
         tried.append(f"local folder {source} (does not exist)")
         location = name
+        if not hub_reachable():  # offline: the local cache or a message at once, not minutes of retries
+            tried.append(f"Hugging Face hub id {name!r} (the hub cannot be reached, and it is not in the local cache)")
+            location = _cached_snapshot(name) or ""
+            if not location:
+                raise ModelLoadError(
+                    f"Could not load {name!r}. Tried: {'; '.join(tried)}. Connect to the internet to download it, "
+                    f"or save it to a folder on a machine that can. Built-in models: {', '.join(BUILTINS)}. "
+                    f"Supported: {SUPPORTED}."
+                )
     try:
         from transformers import AutoConfig
 
@@ -126,9 +138,8 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
     except (OSError, ValueError) as e:
         tried.append(f"Hugging Face hub id {name!r}")
         raise ModelLoadError(
-            f"Could not load {name!r}. Tried: {'; '.join(tried)}. The hub is unreachable offline and the id may "
-            f"not exist ({str(e).splitlines()[0][:200]}). Built-in models: {', '.join(BUILTINS)}. Supported: "
-            f"{SUPPORTED}."
+            f"Could not load {name!r}. Tried: {'; '.join(tried)}. The id may not exist "
+            f"({str(e).splitlines()[0][:200]}). Built-in models: {', '.join(BUILTINS)}. Supported: {SUPPORTED}."
         ) from e
     display = (builtin.name if builtin else name) + (" (random init)" if random_init else "")
     dataset = builtin.dataset if builtin else None
@@ -148,6 +159,32 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
         f"{name!r} is a {config.model_type!r} model ({', '.join(config.architectures or [])}), "
         f"which HeadScope cannot analyse. Supported: {SUPPORTED}."
     )
+
+
+def hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within `timeout` seconds (False at once when
+    HF_HUB_OFFLINE is set): one short probe instead of the hub client's minutes of retries when offline."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _cached_snapshot(repo_id: str) -> str | None:
+    """The local snapshot folder of a hub model in the Hugging Face cache, or None when it is not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return str(Path(config).parent) if isinstance(config, str) else None
 
 
 def _pretrained_or_random(cls, location, config, random_init: bool):

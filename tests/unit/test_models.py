@@ -356,3 +356,29 @@ def test_prepare_notes_inputs_the_model_can_say_little_about(digits_vit, minilm)
     emoji = minilm.prepare(["🦜🦜 🌋 🧪🧪"]).notes
     assert len(emoji) == 1 and "unknown to the tokenizer" in emoji[0]
     assert minilm.prepare(["The patient was given insulin."]).notes == []
+
+
+def test_unreachable_hub_answers_at_once_and_the_local_cache_still_works(monkeypatch, tmp_path, tiny_vit_dir):
+    """Offline, a hub id is looked up in the local Hugging Face cache after one short probe: a cached model
+    loads, an uncached one gets a message at once instead of minutes of retries."""
+    import shutil
+    import time
+
+    from huggingface_hub import constants
+
+    from models.registry import HUB_PROBE_S
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="cannot be reached") as e:
+        load_model("someone/not-cached")
+    assert time.perf_counter() - start < HUB_PROBE_S + 2 and "Supported" in str(e.value)
+
+    repo = tmp_path / "hub" / "models--someone--tiny-vit"  # the cache layout huggingface_hub writes
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    shutil.copytree(tiny_vit_dir, repo / "snapshots" / "abc123")
+    m = load_model("someone/tiny-vit")
+    assert m.spec.grid == (4, 4) and m.spec.name == "someone/tiny-vit"
