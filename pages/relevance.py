@@ -18,6 +18,7 @@ from ui.relevance_figures import (
     overlay_grid,
     shares,
     token_grids,
+    top_tokens,
 )
 from ui.stored import background_panel, find_run, input_table, run_label
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
@@ -45,6 +46,9 @@ st.caption(
 
 
 # -- choices: methods, target class, colour scale -------------------------------------------------------
+LONG_TEXT = 64  # word pieces above which text maps get the compact view (top tokens + a scrolling panel)
+TOP_TOKENS = 15
+LONG_TEXT_PANEL = 600  # pixels
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
@@ -146,7 +150,19 @@ def maps_panel() -> None:
                 tokens = ctx.batch.tokens[0][spec.n_prefix :]
                 fig = token_grids(tokens, s, lims)
                 data["tokens"] = np.asarray(tokens)
-            show_figure(fig, how, data, f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}", key="rel_maps")
+                for note in ctx.notes:  # e.g. the text was truncated to the model's limit
+                    st.warning(note)
+            name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
+            if not image and len(data["tokens"]) > LONG_TEXT:
+                st.info(
+                    f"{len(data['tokens'])} word pieces: below, the {TOP_TOKENS} most relevant of each method; the "
+                    "full maps are in the scrolling panel under it."
+                )
+                st.dataframe(top_tokens(data["tokens"], s, TOP_TOKENS), hide_index=True, width="stretch")
+                with st.container(height=LONG_TEXT_PANEL):
+                    show_figure(fig, how, data, name, key="rel_maps")
+            else:
+                show_figure(fig, how, data, name, key="rel_maps")
             with st.expander("About the methods"):
                 st.table(
                     pd.DataFrame(

@@ -141,6 +141,16 @@ def overlay_grid(
     return fig
 
 
+def top_tokens(tokens: Sequence[str], maps: dict[str, np.ndarray], k: int) -> pd.DataFrame:
+    """The k most relevant word pieces of each method (maps: {method: [T'] shares}) as one table: per method a
+    column "token (share)", rank 1 first."""
+    out = {"rank": np.arange(1, min(k, len(tokens)) + 1)}
+    for name, v in maps.items():
+        order = np.argsort(-np.asarray(v))[:k]
+        out[name] = [f"{tokens[i]} ({v[i]:+.1%})" for i in order]
+    return pd.DataFrame(out)
+
+
 def token_grids(
     tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict[str, float], per_row: int = TOKENS_PER_ROW
 ):

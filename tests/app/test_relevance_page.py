@@ -149,3 +149,18 @@ def test_overlay_scale_opacity_and_plain_maps():
     assert_clean(at)
     traces = maps_figure()["data"]
     assert {t["type"] for t in traces} == {"heatmap"} and all(t["opacity"] == 0.5 for t in traces)
+
+
+def test_a_long_text_gets_the_compact_view_and_keeps_its_truncation_visible():
+    """A 2,000-word text: the view lists each method's most relevant word pieces, puts the full maps in a
+    scrolling panel of fixed height, and repeats the truncation note next to the maps."""
+    from ui import state
+
+    text = " ".join(["The patient was given insulin to control the level of glucose in the blood."] * 150)
+    at = _relevance_page("minilm", **{f"{state.SOURCE}_text": "text", state.TEXT: text})
+    assert not at.error, [e.value for e in at.error]
+    assert any("truncated" in w.value for w in at.main.warning)
+    assert any("word pieces: below, the 15 most relevant" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert len(table) == 15 and {"rank", "Attention rollout"} <= set(table.columns)
+    assert len(at.get("plotly_chart")) == 2  # the maps (in the panel) and the conservation scatter
