@@ -331,7 +331,7 @@ else:
         separability_curves(sep, sep_base, spec.n_classes),
         f"how well the {summary_name} embeddings separate the classes at each layer: silhouette (cosine), "
         "leave-one-out kNN accuracy (cosine, k = 20) and a linear probe scored on a held-out 30%; "
-        "dashed = random-init model.",
+        + ("dashed = random-init model." if sep_base is not None else "the random-init baseline adds dashed lines."),
         table,
         "separability",
         key="emb_sep",

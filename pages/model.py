@@ -132,11 +132,8 @@ with left:
         "device": ctx.model.device.type,
         "source": spec.source,
     }
-    st.dataframe(
-        pd.DataFrame({"property": list(rows), "value": [str(v) for v in rows.values()]}),
-        hide_index=True,
-        width="stretch",
-    )
+    # a static table wraps long values (the source path, the class list) instead of cutting them
+    st.table(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="property")))
 with right:
     accuracy_panel()
 

@@ -82,7 +82,7 @@ def test_loading_a_saved_folder_from_the_sidebar(tiny_vit_dir):
     assert not at.exception and not at.error
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
-    assert "ViTForImageClassification" in list(at.dataframe[0].value["value"])
+    assert "ViTForImageClassification" in list(at.table[0].value["value"])
 
 
 def test_text_too_long_is_truncated_with_a_warning():
@@ -107,7 +107,7 @@ def test_label_editor_changes_classes_and_refuses_bad_sets():
     at.sidebar.button(key="apply_labels_minilm").click().run()
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert "2: cooking, astronomy" in " ".join(at.dataframe[0].value["value"])
+    assert "2: cooking, astronomy" in " ".join(at.table[0].value["value"])
     at.sidebar.text_area(key="labels_minilm").input("same\nsame").run()
     at.sidebar.button(key="apply_labels_minilm").click().run()
     assert any("distinct" in e for e in _errors(at))
