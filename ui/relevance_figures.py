@@ -23,6 +23,7 @@ SIGNED = [
 ]
 
 TOKENS_PER_ROW = 8
+CONSERVATION_NAMED = 3
 PALETTE = [
     "#1f77b4",
     "#ff7f0e",
@@ -193,11 +194,14 @@ def token_grids(
 
 
 def conservation_figure(df: pd.DataFrame, target: int):
-    """AttnLRP total input relevance vs the logit, one point per class; the diagonal is exact conservation."""
+    """AttnLRP total input relevance vs the logit, one point per class (named: the target and the highest
+    logits); the diagonal is exact conservation."""
     lo = float(min(df["logit"].min(), df["total_relevance"].min()))
     hi = float(max(df["logit"].max(), df["total_relevance"].max()))
     pad = 0.05 * (hi - lo or 1)
     colours = ["#d62728" if c == target else "#1f77b4" for c in df["class"]]
+    # names on the target and the CONSERVATION_NAMED highest logits only (all of them overlap); hover shows every one
+    named = {target} | set(df.nlargest(CONSERVATION_NAMED, "logit")["class"])
     fig = go.Figure(
         [
             go.Scatter(
@@ -212,11 +216,12 @@ def conservation_figure(df: pd.DataFrame, target: int):
                 x=df["logit"],
                 y=df["total_relevance"],
                 mode="markers+text",
-                text=df["name"],
+                text=[n if c in named else "" for c, n in zip(df["class"], df["name"])],
                 textposition="top center",
                 marker=dict(size=10, color=colours),
                 name="classes",
-                hovertemplate="%{text}: logit %{x:.3g}, relevance %{y:.3g}<extra></extra>",
+                customdata=df["name"],
+                hovertemplate="%{customdata}: logit %{x:.3g}, relevance %{y:.3g}<extra></extra>",
             ),
         ]
     )

@@ -164,3 +164,18 @@ def test_a_long_text_gets_the_compact_view_and_keeps_its_truncation_visible():
     table = at.dataframe[0].value
     assert len(table) == 15 and {"rank", "Attention rollout"} <= set(table.columns)
     assert len(at.get("plotly_chart")) == 2  # the maps (in the panel) and the conservation scatter
+
+
+def test_conservation_scatter_names_only_the_target_and_the_top_logits():
+    """Ten class names at similar logits overlap: the scatter names the target and the three highest logits
+    and keeps every name in the hover."""
+    import pandas as pd
+
+    from ui.relevance_figures import conservation_figure
+
+    df = pd.DataFrame(
+        {"class": range(10), "name": [f"c{i}" for i in range(10)], "logit": range(10), "total_relevance": range(10)}
+    )
+    points = conservation_figure(df, target=2).data[1]
+    assert [t for t in points.text if t] == ["c2", "c7", "c8", "c9"]
+    assert list(points.customdata) == list(df["name"])
