@@ -70,6 +70,26 @@ def colourbar_trace(zmin: float, zmax: float, colorscale: str = HEAT, title: str
     )
 
 
+def log_axis(values, title: str, max_ticks: int = 8) -> dict:
+    """A log axis (plotly layout dict) whose ticks are 1-2-5 steps labelled in full, e.g. 0.2, 0.5, 1: plotly
+    labels the minor ticks of a short log range with bare digits, which crowd the axis. values: the data shown
+    (any shape; non-positive and NaN ignored). Many decades keep only the powers of ten."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return dict(title=title, type="log")
+    lo, hi = float(v.min()), float(v.max())
+    ticks = [
+        m * 10.0**e
+        for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+        for m in (1, 2, 5)
+        if lo / 2 <= m * 10.0**e <= hi * 2
+    ]
+    if len(ticks) > max_ticks:
+        ticks = [t for t in ticks if np.isclose(np.log10(t), round(np.log10(t)))]
+    return dict(title=title, type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
 def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, true_label: int | None = None):
     """Horizontal bars of the top-k class probabilities of one input (probs [C])."""
     order = np.argsort(-probs)[:k][::-1]

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from ui.figures import HEAT
+from ui.figures import HEAT, log_axis
 
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
@@ -52,7 +52,9 @@ def hc_dc_figure(
         margin=MARGIN,
         legend=LEGEND,
         xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(n_layers)),
-        yaxis=dict(title="‖HC‖ / ‖DC‖ (log)", type="log", exponentformat="power"),
+        yaxis=log_axis(
+            np.concatenate([np.ravel(v) for d in (current, sample or {}) for v in d.values()]), "‖HC‖ / ‖DC‖ (log)"
+        ),
     )
     return fig
 
@@ -225,7 +227,7 @@ def rank_collapse_figure(ratios: dict[str, np.ndarray], height: int = 340) -> go
         margin=MARGIN,
         legend=LEGEND,
         xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
-        yaxis=dict(title="‖X − 1x̄ᵀ‖ / ‖X‖ (log)", type="log", exponentformat="power"),
+        yaxis=log_axis(np.concatenate([np.ravel(r) for r in ratios.values()]), "‖X − 1x̄ᵀ‖ / ‖X‖ (log)"),
     )
     return fig
 
@@ -272,7 +274,7 @@ def attention_rank_figure(
         margin=MARGIN,
         legend=LEGEND,
         xaxis=dict(title="layer", dtick=1),
-        yaxis=dict(title="rank of the attention matrix", type="log"),
+        yaxis=log_axis(np.concatenate([stable.ravel(), effective.ravel()]), "rank of the attention matrix"),
     )
     return fig
 
@@ -313,7 +315,8 @@ def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: i
             row=1,
             col=col,
         )
-    fig.update_yaxes(type="log", title_text="‖HC‖ / ‖DC‖", exponentformat="power", row=1, col=1)
+    hc_axis = log_axis(r[:, 1:], "‖HC‖ / ‖DC‖")
+    fig.update_yaxes(title_text=hc_axis.pop("title"), row=1, col=1, **hc_axis)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
     return fig
@@ -422,6 +425,6 @@ def token_spectrum_figure(freq: np.ndarray, spectra: dict[str, np.ndarray], heig
         margin=MARGIN,
         legend=LEGEND,
         xaxis=dict(title="normalised frequency over tokens (×π)"),
-        yaxis=dict(title="amplitude relative to DC (log)", type="log", exponentformat="power"),
+        yaxis=log_axis(np.concatenate([np.ravel(s) for s in spectra.values()]), "amplitude relative to DC (log)"),
     )
     return fig

@@ -3,6 +3,7 @@ inputs users can get wrong."""
 
 import json
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -150,3 +151,15 @@ def test_a_stored_spectral_run_draws_the_dashed_lines(digits_vit):
         assert_clean(at)
         assert "stored run: 64 inputs of digits (test)" in at.toggle(key="spectral_use_stored").label
         assert any(c.value.startswith("Dashed lines: the stored run: 64 inputs") for c in at.caption)
+
+
+def test_log_axes_label_their_ticks_in_full():
+    """A short log range gets 1-2-5 ticks with full labels (plotly's own minor labels are bare digits); a range
+    over many decades keeps the powers of ten."""
+    from ui.figures import log_axis
+
+    axis = log_axis([0.13, 0.4, 0.9], "ratio")
+    assert axis["type"] == "log" and axis["tickvals"] == [0.1, 0.2, 0.5, 1.0]
+    assert axis["ticktext"] == ["0.1", "0.2", "0.5", "1"]
+    wide = log_axis([1e-6, 3.0, np.nan, -1.0], "ratio")
+    assert wide["ticktext"] == ["1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1", "1"]
