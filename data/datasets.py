@@ -161,8 +161,16 @@ _PROSE_SOURCES = {
 }
 
 
+# a bibliography entry, author list, address or reference marker, not prose about the topic
+_CITATION = re.compile(
+    r"Proceedings|Journal|Transactions|Conference|\bpp\b|@|\[\d+\]|\]\s*$|\(\d{4}\)|\d+-\d+\]|^\w+, \"|"
+    r"\b[A-Z][a-z]+, [A-Z]\.|\b(?:19|20)\d\d\]"
+)
+
+
 def _sentences(text: str) -> list[str]:
-    """Split an RST description into plain prose sentences of 6 to 60 words."""
+    """Split an RST description into plain prose sentences of 8 to 60 words (references, author lists,
+    addresses and code left out)."""
     text = re.sub(r"\.\. _[^:]+:", " ", text)
     text = re.sub(r"[=\-~*|`_]{2,}", " ", text)
     text = re.sub(r":\w+:", " ", text)
@@ -172,7 +180,8 @@ def _sentences(text: str) -> list[str]:
         s = s.strip()
         words = s.split()
         code_like = any(mark in s for mark in (">>>", "::", "`", "http", "=", "..."))
-        if 8 <= len(words) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s) and not code_like:
+        prose = 8 <= len(words) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)
+        if prose and not code_like and not _CITATION.search(s):
             out.append(s)
     return out
 

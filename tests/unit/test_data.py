@@ -32,6 +32,21 @@ def test_prose_is_real_text_with_all_topics():
     assert set(np.unique(ds.labels)) == set(range(len(ds.class_names)))
     assert all(len(t.split()) >= 8 for t in ds.inputs)
     assert "prose" in list_datasets() and list_datasets()["digits"] == "image"
+    # references, author lists and addresses are not prose about the topic (they were labelled "medicine", ...)
+    every = load_dataset("prose", "all").inputs
+    for marker in ("Proceedings", "Decision Tree Construction", "pp.", "@", "[2]", "Mangasarian:"):
+        assert not any(marker in t for t in every), marker
+
+
+def test_prose_sentences_keep_prose_and_drop_citations():
+    from data.datasets import _sentences
+
+    text = (
+        "The data set contains three classes of fifty instances each, where each class refers to a type of plant. "
+        'Bennett, "Decision Tree Construction Via Linear Programming." Proceedings of the 4th Midwest Society, pp '
+        "97-101, 1992], a classification method which uses linear programming to construct a decision tree."
+    )
+    assert _sentences(text) == [text.split(". ")[0] + "."]
 
 
 def test_unknown_dataset_and_split():
