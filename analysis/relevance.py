@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis.attention import rollout
-from models import Batch, HookedModel
+from models import Batch, HookedModel, VisionModel
 from models.lrp import ATTNLRP, CHEFER, Rules, lrp_forward, supports
 
 
@@ -264,6 +264,50 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
     if model.spec.modality == "text":
         rel = rel * batch.token_mask[..., None].float()
     return token_attributions(model, rel), rel.flatten(1).sum(1), y.detach(), tgt
+
+
+SPLIT_PARTS = {  # conservation_split's parts and their labels
+    "patches": "the patches (the maps)",
+    "patch_bias": "the patch embedding's bias",
+    "position": "the position embeddings",
+    "prefix": "the CLS token embedding",
+    "blocks": "the blocks (biases, softmax rule)",
+}
+
+
+def conservation_split(model: HookedModel, batch: Batch, target=None) -> dict[str, torch.Tensor]:
+    """Where AttnLRP's relevance of the target logit goes, per input of an image model ([B] each; they add up
+    to the logit exactly): "patches" (the pixels, what the maps show), "patch_bias" (the patch embedding's bias
+    and its epsilon rule), "position" (the position embeddings, prefix rows included), "prefix" (the CLS and
+    distillation token embeddings) and "blocks" (what the blocks' biases and the softmax rule absorb: the
+    logit minus the relevance entering block 0); plus "logit" and "target".
+
+    The relevance entering block 0 is R_E = E * dy/dE with E = [prefix; conv(pixels) + bias] + position
+    embeddings, so it splits exactly into the position and prefix parts and the conv output, whose relevance
+    the epsilon rule passes to the pixels except the bias share."""
+    if not isinstance(model, VisionModel):
+        raise RelevanceError(f"{model.spec.name} reads text: the split is defined for image models.")
+    check_method(model, "attnlrp")
+    batch = batch.to(model.device)
+    fwd = lrp_forward(model, batch, ATTNLRP)
+    tgt = resolve_target(model, fwd.logits.detach(), target)
+    y = _pick(fwd.logits, tgt)
+    g_pixels, g_emb = torch.autograd.grad(y.sum(), [fwd.inputs, fwd.emb])
+    emb, p = fwd.emb.detach(), model.spec.n_prefix
+    pos = model.base.embeddings.position_embeddings.detach()  # [1, T, D]
+    pixels = (fwd.inputs.detach() * g_pixels).flatten(1).sum(1)
+    conv = ((emb - pos)[:, p:] * g_emb[:, p:]).sum((1, 2))
+    entering = (emb * g_emb).sum((1, 2))
+    y = y.detach()
+    return {
+        "target": tgt,
+        "logit": y,
+        "patches": pixels,
+        "patch_bias": conv - pixels,
+        "position": (pos * g_emb).sum((1, 2)),
+        "prefix": ((emb - pos)[:, :p] * g_emb[:, :p]).sum((1, 2)),
+        "blocks": y - entering,
+    }
 
 
 # -- captum methods ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.faithfulness import RANDOM, method_label
-from analysis.relevance import METHODS, RelevanceError, available_methods, to_grid
+from analysis.relevance import METHODS, SPLIT_PARTS, RelevanceError, available_methods, to_grid
 from ui import cache
 from ui.relevance_figures import (
     colour_limits,
@@ -193,19 +193,43 @@ def maps_panel() -> None:
         where = (
             (
                 "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
-                "is not exactly conservative"
+                "is not exactly conservative: the table beside says how much each takes"
             )
             if image
             else "bias terms absorb part of it and the softmax rule is not exactly conservative"
         )
-        show_figure(
-            conservation_figure(cons, tgt),
-            f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
-            f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
-            cons,
-            "relevance_conservation",
-            key="rel_conservation",
-        )
+        left, right = st.columns([3, 2]) if image else (st.container(), None)
+        with left:
+            show_figure(
+                conservation_figure(cons, tgt),
+                f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
+                f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
+                cons,
+                "relevance_conservation",
+                key="rel_conservation",
+            )
+        if right is not None:
+            with right:
+                parts = {
+                    label: float(row[k] if k != "patches" else row.total_relevance) for k, label in SPLIT_PARTS.items()
+                }
+                st.markdown(f"**Where class {names[tgt]}'s logit ({row.logit:.3g}) goes**")
+                st.dataframe(
+                    pd.DataFrame(
+                        {
+                            "part": list(parts),
+                            "relevance": list(parts.values()),
+                            "share": [v / row.logit if row.logit else np.nan for v in parts.values()],
+                        }
+                    ),
+                    hide_index=True,
+                    width="stretch",
+                    column_config={
+                        "relevance": st.column_config.NumberColumn(format="%.3g"),
+                        "share": st.column_config.NumberColumn(format="percent"),
+                    },
+                )
+                st.caption("The parts add up to the logit exactly; only 'the patches' reaches the maps above.")
 
 
 maps_panel()

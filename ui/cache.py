@@ -337,14 +337,15 @@ def relevance_map(key: str, input_key: str, method: str, target: int | None, _mo
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
 def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch):
     """AttnLRP total input relevance vs the logit, for every class of one input (one batched pass).
-    DataFrame (class, name, logit, total_relevance)."""
+    DataFrame (class, name, logit, total_relevance); image models add where the rest goes
+    (analysis.relevance.conservation_split: patch_bias, position, prefix, blocks)."""
     import pandas as pd
 
-    from analysis.relevance import lrp_relevance
+    from analysis.relevance import SPLIT_PARTS, conservation_split, lrp_relevance
 
     c = _model.spec.n_classes
     _, total, logit, tgt = lrp_relevance(_model, _batch.repeat(c), target=list(range(c)))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "class": tgt.cpu().numpy(),
             "name": list(_model.spec.class_names),
@@ -352,6 +353,10 @@ def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch
             "total_relevance": total.detach().cpu().numpy(),
         }
     )
+    if _model.spec.modality == "image":
+        split = conservation_split(_model, _batch.repeat(c), target=list(range(c)))
+        table = table.assign(**{k: split[k].cpu().numpy() for k in SPLIT_PARTS if k != "patches"})
+    return table
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -50,7 +50,7 @@ def test_maps_target_and_faithfulness(model):
     at = _score(at, 4, ["rollout", "attnlrp"], "text" if model == "minilm" else "image")
     assert_clean(at)
     assert any(md.value.startswith("**Scores over 4 inputs of") for md in at.markdown)
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "Method" in d.value.columns)
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
     assert len(at.get("plotly_chart")) == 4 + (1 if model == "digits-vit" else 0)  # + curves (+ gallery)
     if model == "minilm":
@@ -179,3 +179,12 @@ def test_conservation_scatter_names_only_the_target_and_the_top_logits():
     points = conservation_figure(df, target=2).data[1]
     assert [t for t in points.text if t] == ["c2", "c7", "c8", "c9"]
     assert list(points.customdata) == list(df["name"])
+
+
+def test_conservation_split_table_accounts_for_the_whole_logit():
+    """Image models: beside the conservation scatter, the target logit's relevance split into its parts, which
+    add up to the logit (AttnLRP's gap is accounted for)."""
+    at = _relevance_page("digits-vit")
+    table = next(d.value for d in at.dataframe if "part" in d.value.columns)
+    assert list(table["part"])[0] == "the patches (the maps)" and len(table) == 5
+    assert abs(table["share"].sum() - 1.0) < 1e-3

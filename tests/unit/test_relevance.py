@@ -332,3 +332,31 @@ def test_plain_grad_of_the_chefer_forward_equals_the_models_own_gradient(fixture
     with pytest.raises(ValueError, match="plain gradients"):
         atn = lrp_forward(model, batch, ATTNLRP)
         atn.plain_grad(atn.logits[:, 1].sum(), atn.attn)
+
+
+def test_conservation_split_adds_up_to_the_logit_and_finds_each_part(digits_vit, tiny_vit_dir):
+    """AttnLRP's relevance split: the parts add up to the target logit exactly, "patches" is the maps' total,
+    and a part whose parameters are zero (position embeddings, CLS token, patch-embedding bias) gets none."""
+    from analysis.relevance import conservation_split, lrp_relevance
+
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:3])
+    split = conservation_split(digits_vit, batch, target=[1, 2, 3])
+    parts = sum(split[k] for k in ("patches", "patch_bias", "position", "prefix", "blocks"))
+    torch.testing.assert_close(parts, split["logit"], rtol=0, atol=1e-4)
+    _, total, logit, _ = lrp_relevance(digits_vit, batch, target=[1, 2, 3])
+    torch.testing.assert_close(split["patches"], total.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split["logit"], logit, rtol=0, atol=1e-6)
+
+    m = load_model(str(tiny_vit_dir))
+    emb = m.base.embeddings
+    with torch.no_grad():
+        emb.position_embeddings.zero_()
+        emb.cls_token.zero_()
+        emb.patch_embeddings.projection.bias.zero_()
+    rng = np.random.default_rng(0)
+    zeroed = conservation_split(m, m.prepare([rng.random((16, 16, 3)) for _ in range(2)]))
+    for part in ("position", "prefix"):
+        torch.testing.assert_close(zeroed[part], torch.zeros(2), rtol=0, atol=1e-7)
+    assert zeroed["patch_bias"].abs().max() < 1e-3 * zeroed["logit"].abs().max()  # only the epsilon rule's share
+    with pytest.raises(RelevanceError, match="image models"):
+        conservation_split(load_model("minilm"), load_model("minilm").prepare(["A sentence of text to explain."]))
