@@ -23,25 +23,29 @@ def best_time(fn: Callable, repeats: int = 1) -> tuple[float, object]:
     return best, out
 
 
-def vit_b():
-    """A ViT-B/16-sized image classifier (12 x 12 heads, 224x224, 1000 classes) with random weights, loaded
-    through models.load_model from a temporary save_pretrained folder."""
-    import tempfile
-
+def save_vit_b(folder: str) -> None:
+    """Save a ViT-B/16-sized image classifier (12 x 12 heads, 224x224, 1000 classes) with random weights to
+    `folder` (save_pretrained)."""
     from transformers import ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=16,
+        num_labels=1000,
+    )
+    ViTForImageClassification(config).save_pretrained(folder)
+
+
+def vit_b():
+    """The ViT-B/16-sized model of `save_vit_b`, loaded through models.load_model from a temporary folder."""
+    import tempfile
 
     from models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        ViTForImageClassification(
-            ViTConfig(
-                hidden_size=768,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                intermediate_size=3072,
-                image_size=224,
-                patch_size=16,
-                num_labels=1000,
-            )
-        ).save_pretrained(tmp)
+        save_vit_b(tmp)
         return load_model(tmp)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import save_vit_b  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
 from ui.navigation import VIEWS  # noqa: E402
 
@@ -216,20 +217,8 @@ def main() -> None:
 
     vit_b_dir = None
     if args.vit_b:
-        from transformers import ViTConfig, ViTForImageClassification
-
         vit_b_dir = tempfile.mkdtemp(prefix="headscope-vit-b-")
-        ViTForImageClassification(
-            ViTConfig(
-                hidden_size=768,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                intermediate_size=3072,
-                image_size=224,
-                patch_size=16,
-                num_labels=1000,
-            )
-        ).save_pretrained(vit_b_dir)
+        save_vit_b(vit_b_dir)
 
     from playwright.sync_api import sync_playwright
 
