@@ -70,6 +70,8 @@ def test_minilm_prompt_head_scores_and_cosine():
     assert any("cosine distance" in c.value for c in at.caption)
     assert any("Per class" == s.value for s in at.subheader)
     assert not at.info  # the prose labels are minilm's classes: per-class scores are there
+    # 4 inputs: the view says the scores are too noisy to mean much
+    assert any("4 inputs covering" in w.value and "too few" in w.value for w in at.warning)
 
 
 def test_minilm_with_other_labels_falls_back_to_the_embedding_change():
