@@ -87,8 +87,9 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     with left:
         show_figure(
             sf.fourier_profile_figure(freq, prof, labels),
-            "relative log amplitude of the patch feature maps from frequency 0 to π (the Nyquist corner), "
-            "one line per sublayer from shallow (dark) to deep (yellow); lower at π = fewer fine details.",
+            "relative log amplitude of the patch feature maps along the diagonal of their 2-D spectrum, from 0 "
+            "to the Nyquist corner (π, π) (π on each axis, √2·π in radius), one line per sublayer from shallow "
+            "(dark) to deep (yellow); lower at the corner = fewer fine details.",
             pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}pi" for f in freq]).reset_index(names="state"),
             "fourier_profile",
             key="spectral_fourier",
@@ -98,14 +99,15 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
             {
                 "state": labels,
                 "kind": kinds,
-                "delta_log_amplitude_at_pi": prof[:, -1],
+                "delta_log_amplitude_at_nyquist_corner": prof[:, -1],
                 "feature_map_variance": src["variance"].mean(1),
             }
         )
         show_figure(
             sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds),
-            "top: each line's value at π, after every sublayer; bottom: feature-map variance. Grey bands are "
-            "attention sublayers: attention lowers the high frequencies, MLPs raise them (a sawtooth).",
+            "top: each line's value at the Nyquist corner (π, π), after every sublayer; bottom: feature-map "
+            "variance. Grey bands are attention sublayers: attention lowers the high frequencies, MLPs raise them "
+            "(a sawtooth).",
             data,
             "fourier_endpoint",
             key="spectral_endpoint",

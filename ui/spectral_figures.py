@@ -84,7 +84,7 @@ def fourier_profile_figure(
         height=height,
         margin=MARGIN,
         legend=dict(font=dict(size=10)),
-        xaxis=dict(title="normalised frequency (×π)", range=[0, 1.02]),
+        xaxis=dict(title="frequency along the diagonal, per axis (×π; 1 = the Nyquist corner (π, π))", range=[0, 1.02]),
         yaxis=dict(title="Δ log amplitude"),
     )
     return fig
@@ -98,7 +98,7 @@ def endpoint_figure(
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
     for row, y, name, fmt in (
-        (1, endpoint, "Δ log amplitude at π", ".3f"),
+        (1, endpoint, "Δ log amplitude at (π, π)", ".3f"),
         (2, variance, "feature-map variance", ".3g"),
     ):
         fig.add_trace(
