@@ -1,4 +1,5 @@
-"""Attention-head analyses on captured attention probabilities (docs/methods.md section 1).
+"""Attention-head analyses on captured attention probabilities (formulas and oracles: the Attention-heads
+section of the methods document under docs/).
 
 Shapes: attention [L, B, H, T, T] (rows = queries) for a batch, or [L, H, T, T] for one input; the first
 `n_prefix` tokens carry no position (CLS, DeiT's distillation token), the others sit on a patch grid

@@ -1,6 +1,6 @@
 """Class-embedding space: tokens read through the model's own classifier layer by layer (the logit lens,
 Vilas et al. NeurIPS 2023), identifiability of the true class, 2-D maps of the embeddings per layer and
-how separable the classes are at each layer. Formulas: docs/methods.md section 5.
+how separable the classes are at each layer. Formulas: the Class-embedding section of the methods document under docs/.
 
 Shapes: L blocks, B (or N) inputs, T tokens, D width, C classes. "Block l" of a projection is the output
 of block l (1..L, stored at index l-1); embeddings per layer [L+1, N, D] start with the embedding output

@@ -1,5 +1,5 @@
 """Faithfulness of relevance maps: do the tokens a map calls relevant really drive the prediction?
-(docs/methods.md section 3, "Faithfulness").
+(the Faithfulness part of the Relevance section of the methods document under docs/).
 
     report = evaluate(model, load_dataset("shapes", "test"), ["rollout", "attnlrp"], n=64, progress=print)
     report.table    # one row per method (plus a seeded random map): AUCs, pointing game, mIoU
@@ -43,7 +43,7 @@ def method_label(name: str) -> str:
     return "Random map" if name == RANDOM else METHODS[name].label if name in METHODS else name
 
 
-# -- AUCs (the oracles of docs/methods.md) -------------------------------------------------------------------
+# -- AUCs (the oracles of the methods document) -------------------------------------------------------------------
 def perturbation_auc(accuracy, fractions=FRACTIONS) -> np.ndarray:
     """Chefer's AUC: trapz(accuracy [..., K], fractions [K]) with p = 0 included, in percent."""
     return 100.0 * np.asarray(

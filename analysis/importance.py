@@ -1,5 +1,5 @@
-"""Head importance (docs/methods.md section 2): ablation and gradient scores, partial and cumulative pruning,
-agreement between scores, per-class scores.
+"""Head importance (the Head-importance section of the methods document under docs/): ablation and gradient
+scores, partial and cumulative pruning, agreement between scores, per-class scores.
 
 Every head's output (before the output projection) is multiplied by a gate g[l, h] (1 = unchanged); the
 model interface applies the gates (`model.run(..., head_gates=g)`).

@@ -1,4 +1,5 @@
-"""Attention-pattern summary over a dataset sample (Li et al., VA paper view D; docs/methods.md section 1).
+"""Attention-pattern summary over a dataset sample (Li et al.'s VA paper, view D; the Attention-heads section of
+the methods document under docs/).
 
 Each (input, head) pattern becomes a fixed-size vector (pattern_vectors): the CLS row on the patch grid
 (images; without a prefix token, the mean attention each patch receives), the mean relative-offset

@@ -1,4 +1,5 @@
-"""Relevance maps: which input tokens (patches or word pieces) drove a class score (docs/methods.md section 3).
+"""Relevance maps: which input tokens (patches or word pieces) drove a class score (the Relevance section of the
+methods document under docs/).
 
     from analysis.relevance import explain, METHODS
     maps = explain(model, batch, "attnlrp")            # [B, T'] over input tokens, prefix (CLS) excluded

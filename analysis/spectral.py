@@ -1,4 +1,4 @@
-"""Spectral analyses of transformers (docs/methods.md section 4).
+"""Spectral analyses of transformers (formulas and oracles: the Spectral section of the methods document under docs/).
 
 Attention as a low-pass filter over tokens (Wang et al. ICLR 2022), Fourier profiles of ViT feature maps
 (Park & Kim ICLR 2022), frequency responses of attention matrices, rank collapse (Dong et al. ICML 2021),

@@ -1,5 +1,6 @@
 """Spectral view: attention as a low-pass filter over tokens, Fourier profiles of feature maps, a head's
-frequency response, rank collapse, attention-temperature what-ifs and the activation lab (docs/methods.md §4)."""
+frequency response, rank collapse, attention-temperature what-ifs and the activation lab (the Spectral section of
+the methods document under docs/)."""
 
 import numpy as np
 import pandas as pd
