@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from data.labels import match_labels
-from models import HookedModel, Trace
+from models import HookedModel, TextModel, Trace
 
 WHERE = ("resid", "attn_out", "mlp_out")
 METHODS = ("pca", "umap", "tsne")
@@ -42,7 +42,7 @@ def _hidden(trace: Trace, where: str) -> torch.Tensor:
 
 def summary_token(model, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     """[B, T, D] -> [B, D]: the CLS token (images) or the model's own pooling (text, `model.pool`)."""
-    if model.spec.modality == "text":
+    if isinstance(model, TextModel):
         return model.pool(hidden, token_mask.to(hidden.device))
     return hidden[:, 0]
 

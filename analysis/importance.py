@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from data.labels import match_labels
-from models import Batch, HookedModel
+from models import Batch, HookedModel, TextModel
 
 Progress = Callable[[float, str], None] | None
 
@@ -136,8 +136,8 @@ def _run(model: HookedModel, batch: Batch, want_emb: bool, **run_kwargs):
     tr = model.run(batch, **run_kwargs)
     emb = None
     if want_emb:
-        if tr.hidden is None:
-            raise ValueError("the run kept no last hidden state to pool.")
+        if tr.hidden is None or not isinstance(model, TextModel):
+            raise ValueError("the cosine metric needs a text encoder's pooled last hidden state.")
         mask = batch.token_mask.to(tr.hidden.device).repeat(tr.hidden.shape[0] // len(batch), 1)
         emb = model.pool(tr.hidden, mask)
     return tr.logits, emb, tr

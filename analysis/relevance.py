@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis.attention import rollout
-from models import Batch, HookedModel, VisionModel
+from models import Batch, HookedModel, TextModel, VisionModel
 from models.lrp import ATTNLRP, CHEFER, Rules, lrp_forward, supports
 
 
@@ -120,7 +120,7 @@ def readout_weights(model: HookedModel, batch: Batch) -> torch.Tensor:
     classifiers, the model's own pooling (CLS or mean over real tokens) for text models."""
     mask = batch.token_mask.to(model.device)
     b, t = mask.shape
-    if model.spec.modality == "text":
+    if isinstance(model, TextModel):
         eye = torch.eye(t, device=model.device).expand(b, t, t)
         return model.pool(eye, mask).float()
     w = torch.zeros(b, t, device=model.device)

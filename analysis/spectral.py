@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from models.adapter import HookedModel
+from models.adapter import HookedModel, TextModel
 from models.trace import Batch, Trace
 from models.whatif import ablate_paths, record_activation
 
@@ -327,7 +327,7 @@ def length_collapse(
     words for every n in `lengths`; the windows of one length go through the model as one batch per tau,
     are pooled as the model pools and compared (all pairs of distinct windows).
     Returns a DataFrame with columns tau, words, tokens (mean real tokens), n_texts, mean_cos."""
-    if model.spec.modality != "text":
+    if not isinstance(model, TextModel):
         raise ValueError("length collapse needs a text model.")
     words = " ".join(texts).split()
     groups = [(n, min(n_windows, len(words) // n)) for n in sorted({int(n) for n in lengths if int(n) > 0})]

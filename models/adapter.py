@@ -129,11 +129,6 @@ class HookedModel(ABC):
     def _head(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[B, T, D] last residual -> [B, C] logits, as the original network computes them."""
 
-    def pool(self, hidden: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        """[..., T, D] -> [..., D]: the pooled embedding a text encoder's head reads (image models read prefix
-        tokens instead and do not pool)."""
-        raise NotImplementedError(f"{self.spec.name} reads its prefix tokens; it does not pool its tokens.")
-
     @abstractmethod
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., D] -> [..., C]: the model's own final norm + classifier (or prompt head), per token."""

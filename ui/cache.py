@@ -344,19 +344,17 @@ def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch
     from analysis.relevance import SPLIT_PARTS, conservation_split, lrp_relevance
 
     c = _model.spec.n_classes
-    _, total, logit, tgt = lrp_relevance(_model, _batch.repeat(c), target=list(range(c)))
-    table = pd.DataFrame(
-        {
-            "class": tgt.cpu().numpy(),
-            "name": list(_model.spec.class_names),
-            "logit": logit.cpu().numpy(),
-            "total_relevance": total.detach().cpu().numpy(),
-        }
+    batch, targets = _batch.repeat(c), list(range(c))
+    if _model.spec.modality == "image":  # one pass gives the total (its "patches") and where the rest goes
+        split = {k: v.detach().cpu().numpy() for k, v in conservation_split(_model, batch, targets).items()}
+        tgt, logit, total = split["target"], split["logit"], split["patches"]
+        parts = {k: split[k] for k in SPLIT_PARTS if k != "patches"}
+    else:
+        _, total_t, logit_t, tgt_t = lrp_relevance(_model, batch, target=targets)
+        tgt, logit, total, parts = tgt_t.cpu().numpy(), logit_t.cpu().numpy(), total_t.detach().cpu().numpy(), {}
+    return pd.DataFrame(
+        {"class": tgt, "name": list(_model.spec.class_names), "logit": logit, "total_relevance": total} | parts
     )
-    if _model.spec.modality == "image":
-        split = conservation_split(_model, _batch.repeat(c), target=list(range(c)))
-        table = table.assign(**{k: split[k].cpu().numpy() for k in SPLIT_PARTS if k != "patches"})
-    return table
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
