@@ -75,3 +75,17 @@ def test_a_fresh_servers_first_request_for_a_view_routes_through_app_py(page):
         nav = [t.split("\n")[-1] for t in page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()]
         assert nav[:4] == ["Home", "Model", "Attention", "Head importance"] and "app" not in nav
         assert page.locator("[data-testid='stSidebar']").get_by_text("Dataset").first.is_visible()
+
+
+def test_a_figures_numbers_download_when_clicked(app_url, page):
+    """Downloads are written only when clicked (deferred data): the file arrives with the figure's numbers, and
+    the click does not rerun the page."""
+    open_view(page, app_url, "model")
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    wait_idle(page)
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="Download top5.csv").click()
+    download = info.value
+    assert download.suggested_filename == "top5.csv"
+    lines = open(download.path(), encoding="utf-8").read().splitlines()
+    assert lines[0] == "class,probability,logit" and len(lines) == 1 + 10  # every digit class

@@ -375,6 +375,8 @@ def test_unreachable_hub_answers_at_once_and_the_local_cache_still_works(monkeyp
     with pytest.raises(ModelLoadError, match="cannot be reached") as e:
         load_model("someone/not-cached")
     assert time.perf_counter() - start < HUB_PROBE_S + 2 and "Supported" in str(e.value)
+    with pytest.raises(ModelLoadError, match="cannot be reached"):  # not even a valid hub id: the same message
+        load_model("not a hub id!")
 
     repo = tmp_path / "hub" / "models--someone--tiny-vit"  # the cache layout huggingface_hub writes
     (repo / "refs").mkdir(parents=True)
