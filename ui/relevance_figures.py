@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.figures import DIVERGING, png_source
+from ui.figures import DIVERGING, as_rgb, png_source
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
 SIGNED = [
@@ -59,10 +59,6 @@ def colour_limits(maps: dict[str, np.ndarray], shared: bool) -> dict[str, float]
         top = max(lims.values(), default=1.0)
         lims = {k: top for k in lims}
     return lims
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    return (np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]) * 255
 
 
 def _add_overlay(
@@ -123,7 +119,7 @@ def overlay_grid(
     rows = int(np.ceil(len(names) / cols))
     cols = min(cols, len(names))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
-    rgb = _rgb(image)
+    rgb = as_rgb(image) * 255
     for i, name in enumerate(names):
         _add_overlay(
             fig,
@@ -274,7 +270,7 @@ def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], caption
         rows=n, cols=k, column_titles=methods, row_titles=list(captions), horizontal_spacing=0.01, vertical_spacing=0.02
     )
     for i in range(n):
-        rgb = _rgb(images[i])
+        rgb = as_rgb(images[i]) * 255
         for j, m in enumerate(methods):
             g = grid_maps[m][i]
             _add_overlay(fig, i + 1, j + 1, rgb, g, float(np.abs(g).max()) or 1.0, m)
