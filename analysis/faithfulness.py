@@ -6,8 +6,10 @@
     report.curves   # long format: method, test, fraction, value
 
 Shapes: N inputs, T' input tokens (prefix excluded), K perturbation levels. Removing a token replaces it
-by the baseline: the zero pixel value (the mean colour of the normalised image) over its patch for images,
-the zero vector in place of its embedding for text. Maps are explained for the predicted class.
+by the baseline: the zero pixel value (the normalisation's mean colour) over its patch for images, the
+zero vector in place of its embedding for text. Insertion reveals tokens into a start input chosen from
+INSERTION_STARTS (default: blurred images, zero embeddings for text); the model's probability on that start
+is the insertion AUC's floor (`insertion_floor`). Maps are explained for the predicted class.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ METRICS = {
     "miou": ("mIoU ↑", True),
     "pixel_accuracy": ("Pixel accuracy ↑", True),
 }
+# the input insertion starts from: name -> (label, modalities it applies to); the first per modality is the default
+INSERTION_STARTS = {
+    "blur": ("a blurred copy of the input (RISE)", ("image",)),
+    "zero": ("zeros: the normalisation's mean colour, or zero embeddings", ("image", "text")),
+    "mean": ("the input's own mean colour, or its mean token embedding", ("image", "text")),
+}
+
+
+def insertion_starts(modality: str) -> list[str]:
+    """The INSERTION_STARTS that apply to a modality ("image" or "text"), the default first."""
+    return [k for k, (_, modalities) in INSERTION_STARTS.items() if modality in modalities]
 
 
 def method_label(name: str) -> str:
@@ -78,6 +91,23 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
     y = F.pad(x, (r, r, r, r), mode="reflect")
     y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _start_input(x: torch.Tensor, real: torch.Tensor, start: str) -> torch.Tensor:
+    """The insertion start for inputs x (pixels [B, C, S, S] or embeddings [B, T, D]; real [B, T] marks the
+    text's real tokens) under an INSERTION_STARTS name."""
+    image = x.dim() == 4
+    allowed = insertion_starts("image" if image else "text")
+    if start not in allowed:
+        raise ValueError(f"Unknown insertion start {start!r} for this model: use one of {', '.join(allowed)}.")
+    if start == "blur":
+        return _blur(x)
+    if start == "zero":
+        return torch.zeros_like(x)
+    if image:
+        return x.mean((-2, -1), keepdim=True).expand_as(x)
+    w = real.to(x.dtype)[..., None]
+    return ((x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)).expand_as(x)
 
 
 def _token_to_input_mask(model: HookedModel, keep: torch.Tensor) -> torch.Tensor:
@@ -138,20 +168,23 @@ def perturbation_accuracy(
     return (logits.argmax(-1) == y).float().cpu().numpy()
 
 
-def deletion_insertion(model: HookedModel, batch: Batch, maps, target, steps: int = 16) -> dict[str, np.ndarray]:
+def deletion_insertion(
+    model: HookedModel, batch: Batch, maps, target, steps: int = 16, start: str | None = None
+) -> dict[str, np.ndarray]:
     """RISE: probability of class target [B] as the most relevant tokens are removed (deletion: replaced
-    by the baseline) or revealed (insertion: into a blurred image, or into zero embeddings for text), in
-    `steps` equal steps. Returns {"deletion": [steps+1, B], "insertion": [steps+1, B]}."""
+    by the baseline) or revealed (insertion: into the start input, an INSERTION_STARTS name; None = the
+    modality's default), in `steps` equal steps. Returns {"deletion": [steps+1, B], "insertion": [steps+1, B]}."""
     real = batch.token_mask[:, model.spec.n_prefix :].to(model.device)
     m = torch.as_tensor(np.asarray(maps), device=model.device)
     rank = _ranks(m, real, descending=True)
     n_real = real.sum(-1, keepdim=True)
     first = torch.stack([rank < torch.round(k / steps * n_real) for k in range(steps + 1)]).float()  # [K, B, T']
     tgt = torch.as_tensor(np.asarray(target), device=model.device)
-    x = _inputs(model, batch.to(model.device))
-    blurred = _blur(x) if model.spec.modality == "image" else None
+    batch = batch.to(model.device)
+    x = _inputs(model, batch)
+    start_x = _start_input(x, batch.token_mask, start or insertion_starts(model.spec.modality)[0])
     out = {}
-    for name, keep, ref in (("deletion", 1 - first, None), ("insertion", first, blurred)):
+    for name, keep, ref in (("deletion", 1 - first, None), ("insertion", first, start_x)):
         probs = mixed_logits(model, batch, keep, ref).softmax(-1)
         out[name] = probs.gather(-1, tgt.expand(steps + 1, -1)[..., None])[..., 0].cpu().numpy()
     return out
@@ -238,9 +271,11 @@ def per_input_scores(
     steps: int = 16,
     progress: Callable[[float, str], None] | None = None,
     seed: int = 0,
+    start: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-input faithfulness result of `methods` (plus a seeded random map; batch b of the sample uses
-    seed + b) on the first n inputs of `dataset` (a data.Dataset; its masks give the localisation scores).
+    seed + b) on the first n inputs of `dataset` (a data.Dataset; its masks give the localisation scores);
+    insertion starts from `start` (an INSERTION_STARTS name, None = the modality's default).
 
     Returns, for each method m (RANDOM included): "<test>/<m>" for test in positive / negative [N, K]
     (top-1 correct after removing FRACTIONS of the tokens, most / least relevant first) and deletion /
@@ -274,7 +309,7 @@ def per_input_scores(
             out[f"map/{m}"] = mp
             out[f"positive/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=True).T
             out[f"negative/{m}"] = perturbation_accuracy(model, batch, mp, labels, positive=False).T
-            for k, v in deletion_insertion(model, batch, mp, pred, steps).items():
+            for k, v in deletion_insertion(model, batch, mp, pred, steps, start).items():
                 out[f"{k}/{m}"] = np.asarray(v).T
             if dataset.masks is not None and model.spec.grid is not None:
                 masks = dataset.mask_batch(idx, model.spec.image_size)
@@ -325,6 +360,13 @@ def summarise_scores(
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"])
 
 
+def insertion_floor(curves: pd.DataFrame) -> float:
+    """The mean probability of the predicted class on the insertion start itself (fraction 0 of the curves of
+    `summarise_scores`): the insertion AUC of a map that reveals nothing useful, its floor."""
+    start = curves[(curves["test"] == "insertion") & (curves["fraction"] == 0)]
+    return float(start["value"].mean())
+
+
 def evaluate(
     model: HookedModel,
     dataset,
@@ -334,10 +376,11 @@ def evaluate(
     steps: int = 16,
     progress: Callable[[float, str], None] | None = None,
     seed: int = 0,
+    start: str | None = None,
 ) -> FaithfulnessReport:
     """All faithfulness scores of `methods` (plus a seeded random map) on the first n inputs of `dataset`:
-    per_input_scores, summarised (summarise_scores)."""
-    scores = per_input_scores(model, dataset, methods, n, batch_size, steps, progress, seed)
+    per_input_scores (insertion from `start`), summarised (summarise_scores)."""
+    scores = per_input_scores(model, dataset, methods, n, batch_size, steps, progress, seed, start)
     n_pixels = (model.spec.image_size or 0) ** 2
     table, curves = summarise_scores(scores, n_pixels, steps)
     names = list(methods) + [RANDOM]

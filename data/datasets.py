@@ -32,8 +32,8 @@ class Dataset:
     [N, H, W] or a lazy sequence of bool [H_i, W_i] (each in its image's own size); captions / names: [N]
     a short description / the file name or row of each input; problems: (path, reason) of every file or
     row that was skipped; source: the bundled name, path or hub id; splits: the source's splits; key:
-    identifies source, split and content (file list, sizes, mtimes) for caching; ordered: the inputs are
-    already in a random order, so a sample is the first n (else `sample` draws a seeded random subset)."""
+    identifies source, split and content (file list, sizes, mtimes) for caching; bundled: one of the
+    bundled sets, held in memory (a user source is read lazily and keyed by its files)."""
 
     name: str
     split: str
@@ -48,7 +48,7 @@ class Dataset:
     source: str = ""
     splits: tuple[str, ...] = ("train", "test", "all")
     key: str = ""
-    ordered: bool = True
+    bundled: bool = True
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -79,14 +79,25 @@ class Dataset:
             key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}",
         )
 
+    def sample_order(self, seed: int = SPLIT_SEED) -> np.ndarray:
+        """[N] every row once, in the order samples take them: seeded, and stratified by label (one row of each
+        class in turn, the classes and each class's rows in a seeded random order; unlabelled rows form one
+        more group), so the first n rows cover as many classes as n allows, in proportion."""
+        rng = np.random.default_rng(seed)
+        shuffled = rng.permutation(len(self))
+        labels = np.asarray(self.labels)[shuffled]
+        groups, group_of = np.unique(labels, return_inverse=True)
+        group_rank = rng.permutation(len(groups))[group_of]  # each class's turn within a round
+        by_group = np.argsort(group_of, kind="stable")
+        sizes = np.bincount(group_of)
+        within = np.empty(len(self), dtype=np.int64)  # the row's round: its rank among its class's rows
+        within[by_group] = np.arange(len(self)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return shuffled[np.lexsort((group_rank, within))]
+
     def sample_rows(self, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
-        """[min(n, N)] the rows the dataset-level views analyse: the first n of an already shuffled dataset,
-        else a seeded random subset in file order (so a sample of a class-sorted folder mixes the classes;
-        the rows of a smaller sample are among those of a larger one)."""
-        n = min(int(n), len(self))
-        if self.ordered:
-            return np.arange(n)
-        return np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        """[min(n, N)] the rows the dataset-level views analyse, in file order: the first n of `sample_order`
+        (stratified across classes and seeded; the rows of a smaller sample are among those of a larger one)."""
+        return np.sort(self.sample_order(seed)[: min(int(n), len(self))])
 
     def sample(self, n: int) -> Dataset:
         """The subset at `sample_rows(n)`."""

@@ -525,5 +525,5 @@ def load_source(
         source=str(source),
         splits=tuple(splits),
         key=f"{source}|{split}|{key}",
-        ordered=False,
+        bundled=False,
     )

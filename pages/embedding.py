@@ -27,7 +27,14 @@ from ui.embedding_figures import (
     token_class_strip,
 )
 from ui.stored import background_panel, find_run, run_label
-from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
+from ui.widgets import (
+    download_button,
+    no_model_message,
+    page_context,
+    sample_size_picker,
+    show_figure,
+    warn_small_sample,
+)
 
 WHERE_NAMES = {
     "resid": "residual stream after the block",
@@ -179,6 +186,7 @@ else:
         background_panel(ctx, "embedding", "the class embeddings")
     sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
     sample_key = ds.key
+    warn_small_sample(len(rows), sample.labels, spec.n_classes, "identifiability and separability")
 st.caption(
     f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
     f"({ctx.match.summary()})."

@@ -26,10 +26,10 @@ from ui.widgets import (
     page_context,
     sample_size_picker,
     show_figure,
+    warn_small_sample,
 )
 
 TOP_INPUTS = 20
-SMALL_SAMPLE = 30  # below this many scored inputs the view says the scores are noisy
 
 ctx = page_context()
 st.title("Head importance")
@@ -50,7 +50,7 @@ ds = ctx.dataset
 L, H = spec.n_layers, spec.n_heads
 c1, c2 = st.columns([1, 3])
 with c1:
-    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 12, key="imp_n")
+    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key="imp_n")
 
 
 def _request(what: tuple[str, int]) -> None:
@@ -93,13 +93,7 @@ else:
 metrics, labels = list(res["metrics"]), res["labels"]
 n_scored = len(res["rows"])
 scores = summarise(res["scores"])
-covered = 0 if labels is None else int(np.unique(labels[labels >= 0]).size)
-if n_scored < SMALL_SAMPLE or (labels is not None and covered < min(2, spec.n_classes)):
-    st.warning(
-        f"{n_scored} inputs covering {covered} of {spec.n_classes} classes are too few for these scores to mean "
-        f"much: one input moves the accuracy by {100 / n_scored:.0f} points, and a head can only matter for the "
-        f"classes in the sample. Raise the sample size (at least {SMALL_SAMPLE} inputs from several classes)."
-    )
+warn_small_sample(n_scored, labels, spec.n_classes, "these scores")
 choices = metrics + list(GRADIENT)
 c1, c2 = st.columns([3, 1])
 with c1:

@@ -55,6 +55,7 @@ def accuracy_panel() -> None:
         true, pred = match.to_model(ds.labels[rows]), probs.argmax(-1)
         true_prob = np.where(true >= 0, probs[np.arange(len(rows)), np.clip(true, 0, None)], np.nan)
         note = ctx.sample_note(n, "Evaluated")
+        ctx.warn_if_small(n, "this accuracy")
     known = true >= 0
     if not known.any():
         st.info(

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.faithfulness import RANDOM, method_label
+from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
 from analysis.relevance import METHODS, SPLIT_PARTS, RelevanceError, available_methods, to_grid
 from ui import cache
 from ui.relevance_figures import (
@@ -49,6 +49,7 @@ st.caption(
 LONG_TEXT = 64  # word pieces above which text maps get the compact view (top tokens + a scrolling panel)
 TOP_TOKENS = 15
 LONG_TEXT_PANEL = 600  # pixels
+SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
@@ -314,8 +315,9 @@ CURVE_PANELS = [
 ]
 
 
-def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str) -> None:
-    """The faithfulness table (best per column highlighted) and the perturbation and deletion/insertion curves."""
+def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str, start: str) -> None:
+    """The faithfulness table (best per column highlighted), the insertion start's own score, and the
+    perturbation and deletion/insertion curves; start: the INSERTION_STARTS name the insertion began from."""
     st.markdown(f"**Scores over {what}** (best of each column in green; random map = chance)")
     st.caption(
         note
@@ -331,14 +333,23 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str)
         "Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
         "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "
         "insertion (RISE): probability of the predicted class as the most relevant tokens are removed, or "
-        "revealed into a blurred image"
-        + ("" if image else " (zero embeddings for text)")
-        + ". "
+        f"revealed into {INSERTION_STARTS[start][0]}. "
         + (
             "Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs "
             "the object mask."
             if ds.masks is not None
             else ""
+        )
+    )
+    floor = insertion_floor(curves)
+    (st.warning if floor > SATURATED_START else st.caption)(
+        f"Insertion baseline: on the start input alone ({INSERTION_STARTS[start][0]}) the model already gives "
+        f"the predicted class p = {floor:.2f} on average, so every insertion AUC lies between about {floor:.2f} "
+        "and 1"
+        + (
+            ": the test is saturated, and a random map can tie the best one. Choose another start below."
+            if floor > SATURATED_START
+            else "; compare the methods to the random map, not to 0."
         )
     )
     download_button(table, "relevance_faithfulness", key="dl_rel_table")
@@ -363,23 +374,34 @@ if stored_faith is not None and st.toggle(
         run_label(stored_faith).removeprefix("stored run: "),
         f"Methods {', '.join(method_label(x) for x in stored_faith.manifest.params['methods'])}, maps for the "
         "predicted class.",
+        stored_faith.manifest.params.get("insertion_start", insertion_starts(spec.modality)[0]),
     )
     st.stop()
 
 
-def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, available: int) -> None:
+def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, start_key: str, available: int) -> None:
     """Form callback: remember what to score (the scores persist across reruns until the next request)."""
     scored = st.session_state.get(methods_key) or []
     if not scored:
         st.session_state["rel_nothing_to_score"] = True
         return
-    st.session_state[SCORED_KEY] = (model_key, data_key, min(int(st.session_state[n_key]), available), tuple(scored))
+    n = min(int(st.session_state[n_key]), available)
+    st.session_state[SCORED_KEY] = (model_key, data_key, n, tuple(scored), st.session_state[start_key])
 
 
 with st.form("rel_faithfulness"):
-    f1, f2 = st.columns([1, 3])
+    f1, f2, f3 = st.columns([1, 3, 1.4])
     with f1:
-        sample_size_picker(len(ds), 32 if image else 8, key=f"rel_n_{spec.modality}")
+        sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
+    f3.selectbox(
+        "Insertion starts from",
+        insertion_starts(spec.modality),
+        format_func=lambda k: INSERTION_STARTS[k][0],
+        key=f"rel_start_{spec.modality}",
+        help="The input the most relevant tokens are revealed into. The model's probability on this start is "
+        "the insertion AUC's floor, shown under the table: a start the model already classifies well makes "
+        "every map look good.",
+    )
     f2.multiselect(
         "Methods to score (a seeded random map is added as chance)",
         usable,
@@ -391,11 +413,18 @@ with st.form("rel_faithfulness"):
         "Score faithfulness",
         type="primary",
         on_click=request_scores,
-        args=(ctx.model_key, ds.key, f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", len(ds)),
+        args=(
+            ctx.model_key,
+            ds.key,
+            f"rel_n_{spec.modality}",
+            f"rel_scored_{ctx.model_key}",
+            f"rel_start_{spec.modality}",
+            len(ds),
+        ),
     )
 st.caption(
     f"Inputs of {ds.name}, maps for the predicted class. Removing a token replaces it by the "
-    "baseline (" + ("the mean colour over its patch" if image else "a zero embedding") + "). "
+    "baseline (" + ("the normalisation's mean colour over its patch" if image else "a zero embedding") + "). "
     "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest."
 )
 if st.session_state.pop("rel_nothing_to_score", False):
@@ -404,11 +433,12 @@ request = st.session_state.get(SCORED_KEY)
 if request is None or request[:2] != (ctx.model_key, ds.key):
     st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
     st.stop()
-_, _, n, scored = request
-report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, m, ds)
+_, _, n, scored, start = request
+report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, start, m, ds)
 sample = ds.sample(n)
 
-show_scores(report.table, report.curves, f"{n} inputs of {ds.name}", ctx.sample_note(n))
+ctx.warn_if_small(n, "these scores")
+show_scores(report.table, report.curves, f"{n} inputs of {ds.name}", ctx.sample_note(n), start)
 
 st.markdown("**Where the methods disagree most**")
 methods = [k for k in report.maps if k != RANDOM]

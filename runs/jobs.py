@@ -228,12 +228,20 @@ def _faithfulness(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, n
         params["batch_size"],
         FAITHFULNESS_STEPS,
         seed=first_batch,
+        start=params.get("insertion_start"),
     )
     return {
         k.replace("/", "__"): np.asarray(v, dtype=np.float32) if v.dtype.kind == "f" else v
         for k, v in scores.items()
         if not k.startswith("map/")
     }
+
+
+def _faithfulness_defaults(model: HookedModel, methods: Sequence[str]) -> dict:
+    """The methods, and insertion from the modality's default start (analysis.faithfulness.INSERTION_STARTS)."""
+    from analysis.faithfulness import insertion_starts
+
+    return {"methods": list(methods), "insertion_start": insertion_starts(model.spec.modality)[0]}
 
 
 def _faithfulness_tables(model: HookedModel, arrays: dict[str, np.ndarray], params: dict) -> dict[str, pd.DataFrame]:
@@ -322,7 +330,7 @@ JOBS = {
         "negative), deletion/insertion curves, with masks the pointing game and segmentation counts; "
         "the AUC table and mean curves",
         _faithfulness,
-        lambda model, methods: {"methods": list(methods)},
+        _faithfulness_defaults,
         _faithfulness_tables,
     ),
     "spectral": Job(
@@ -375,7 +383,7 @@ def model_fingerprint(model: HookedModel) -> str:
 
 def dataset_fingerprint(ds: Dataset) -> str:
     """The user source's key (file list, sizes, mtimes), or a hash of a bundled set's content."""
-    if ds.ordered:  # bundled: in memory, so hash what is there
+    if ds.bundled:  # in memory, so hash what is there
         h = hashlib.sha256(ds.key.encode())
         for x in ds.inputs:
             h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())

@@ -359,13 +359,14 @@ def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def relevance_faithfulness(
-    key: str, data_key: str, n: int, methods: tuple[str, ...], _model: HookedModel, _dataset: Dataset
+    key: str, data_key: str, n: int, methods: tuple[str, ...], start: str, _model: HookedModel, _dataset: Dataset
 ):
-    """analysis.faithfulness.evaluate over the dataset's sample of n inputs (report.indices are rows of it)."""
+    """analysis.faithfulness.evaluate over the dataset's sample of n inputs, insertion from `start` (an
+    INSERTION_STARTS name); report.indices are rows of the sample."""
     from analysis.faithfulness import evaluate
 
     with progress_bar("Scoring faithfulness…", "Scoring faithfulness") as progress:
-        return evaluate(_model, _dataset.sample(n), methods, n=n, progress=progress)
+        return evaluate(_model, _dataset.sample(n), methods, n=n, progress=progress, start=start)
 
 
 # -- attention view -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ LOAD_OTHER = "Load a model from a folder or hub id…"
 OPEN_DATASET = "Open a folder or file…"
 BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
 MAX_NAME_MATCHES = 200
+SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says its dataset scores are noisy
 
 
 @dataclass
@@ -62,12 +63,35 @@ class PageContext:
             else f"{known} of {len(rows)} with a label {self.model.spec.name} knows; the others are scored against "
             "the model's own prediction"
         )
-        order = "first" if ds.ordered else "a seeded random sample of"
-        return f"{what or 'Inputs'}: {order} {len(rows)} of {len(ds)} in {ds.name} ({ds.split}) · {labels}."
+        drawn = f"all {len(ds)}" if len(rows) == len(ds) else f"a seeded sample of {len(rows)} of {len(ds)}"
+        stratified = ", stratified by class" if ds.labelled and len(rows) < len(ds) else ""
+        return f"{what or 'Inputs'}: {drawn} in {ds.name} ({ds.split}){stratified} · {labels}."
+
+    def warn_if_small(self, n: int, what: str) -> None:
+        """warn_small_sample for the dataset's sample of n inputs (their labels mapped to the model's classes)."""
+        ds = self.dataset
+        labels = self.match.to_model(ds.labels[ds.sample_rows(n)]) if ds.labelled else None
+        warn_small_sample(min(n, len(ds)), labels, self.model.spec.n_classes, what)
 
     def trace(self) -> TraceArrays:
         """Cached activations of the current input (see ui.cache.trace_arrays)."""
         return cache.trace_arrays(self.model_key, self.input_key, self.model, self.batch)
+
+
+def warn_small_sample(n: int, labels: np.ndarray | None, n_classes: int, what: str) -> None:
+    """An st.warning when n inputs are too few for `what` (e.g. "these scores") to mean much: fewer than
+    SMALL_SAMPLE, or labels [n] (model class indices, -1 = unknown; None = unlabelled) covering one class."""
+    covered = 0 if labels is None else int(np.unique(labels[labels >= 0]).size)
+    one_class = labels is not None and covered < min(2, n_classes)
+    if n >= SMALL_SAMPLE and not one_class:
+        return
+    classes = "" if labels is None else f" covering {covered} of {n_classes} classes"
+    st.warning(
+        f"{n} inputs{classes} are too few for {what} to mean much: one input moves an accuracy by "
+        f"{100 / max(n, 1):.0f} points"
+        + (", and what matters for the missing classes is not measured" if one_class or 0 < covered < n_classes else "")
+        + f". Raise the sample size (at least {SMALL_SAMPLE} inputs from several classes)."
+    )
 
 
 def page_context() -> PageContext | None:
@@ -476,8 +500,9 @@ def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "D
             value=min(default, dataset_len),
             step=16,
             key=key,
-            help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): the first "
-            "n of a bundled set, a seeded random sample of your own data.",
+            help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): a seeded sample that "
+            "takes each class in turn, so even a small sample covers the classes; a larger sample keeps the rows "
+            "of a smaller one.",
         )
     )
     if n > dataset_len:

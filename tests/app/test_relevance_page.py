@@ -55,6 +55,22 @@ def test_maps_target_and_faithfulness(model):
     assert len(at.get("plotly_chart")) == 4 + (1 if model == "digits-vit" else 0)  # + curves (+ gallery)
     if model == "minilm":
         assert len(at.dataframe) == 2  # the faithfulness table and the disagreement table
+    assert any("4 inputs covering" in w.value and "too few" in w.value for w in at.warning)
+    floor = [t.value for t in [*at.caption, *at.warning] if t.value.startswith("Insertion baseline")]
+    assert len(floor) == 1, floor
+    if model == "digits-vit":  # the blurred digit is still read as itself: the view calls the test saturated
+        assert widget(at.selectbox, "Insertion starts from").value == "blur"
+        assert "saturated" in floor[0] and any(w.value == floor[0] for w in at.warning)
+        widget(at.selectbox, "Insertion starts from").set_value("zero")
+        at = _score(at, 4, ["rollout", "attnlrp"])
+        assert_clean(at)
+        floor = [c.value for c in at.caption if c.value.startswith("Insertion baseline")]
+        assert len(floor) == 1 and "zeros" in floor[0] and "saturated" not in floor[0], floor
+    else:
+        assert widget(at.selectbox, "Insertion starts from").options == [
+            "zeros: the normalisation's mean colour, or zero embeddings",
+            "the input's own mean colour, or its mean token embedding",
+        ]
 
 
 def test_method_not_applicable_is_explained():

@@ -7,11 +7,14 @@ import torch
 
 from analysis.faithfulness import (
     FRACTIONS,
+    INSERTION_STARTS,
     METRICS,
     RANDOM,
     deletion_insertion,
     disagreement,
     evaluate,
+    insertion_floor,
+    insertion_starts,
     mixed_logits,
     perturbation_accuracy,
     perturbation_auc,
@@ -123,3 +126,53 @@ def test_evaluate_table_and_curves(digits_vit, minilm):
     assert t.loc["attnlrp", "negative_auc"] > t.loc[RANDOM, "negative_auc"]
     text = evaluate(minilm, load_dataset("prose", "test"), ["attnlrp"], n=2, batch_size=2, steps=4)
     assert np.isfinite(text.table[["positive_auc", "deletion_auc", "insertion_auc"]].to_numpy()).all()
+
+
+def _probs(model, batch, pixels, target):
+    with torch.no_grad():
+        logits = model.run(type(batch)({"pixel_values": pixels}, batch.token_mask), capture=False).logits
+    return logits.softmax(-1)[torch.arange(len(target)), target].numpy()
+
+
+@pytest.mark.parametrize("start", insertion_starts("image"))
+def test_insertion_runs_from_its_start_input_to_the_input(digits_vit, start):
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:4])
+    x = batch.tensors["pixel_values"]
+    target = torch.tensor([0, 3, 5, 9])
+    curves = deletion_insertion(digits_vit, batch, random_maps((4, 64)), target, steps=4, start=start)
+    expected = {
+        "zero": torch.zeros_like(x),
+        "mean": x.mean((2, 3), keepdim=True).expand_as(x),  # every pixel the image's mean colour
+        "blur": None,
+    }[start]
+    if expected is not None:
+        assert np.allclose(curves["insertion"][0], _probs(digits_vit, batch, expected, target), atol=1e-5)
+    else:  # a blur keeps the mean and lowers the variation, and the start differs from both ends
+        assert not np.allclose(curves["insertion"][0], _probs(digits_vit, batch, torch.zeros_like(x), target))
+    assert np.allclose(curves["insertion"][-1], _probs(digits_vit, batch, x, target), atol=1e-5)
+
+
+def test_text_insertion_starts_exclude_padding_and_blur(minilm):
+    assert insertion_starts("text") == ["zero", "mean"] and insertion_starts("image")[0] == "blur"
+    batch = minilm.prepare(["Short.", "A longer sentence about blood glucose and insulin levels."])
+    target = torch.tensor([0, 1])
+    t = batch.token_mask.shape[1] - 1
+    with pytest.raises(ValueError, match="insertion start 'blur'"):
+        deletion_insertion(minilm, batch, np.zeros((2, t)), target, steps=2, start="blur")
+    # "mean" fills every token with the mean embedding of the real tokens of its own input
+    curves = deletion_insertion(minilm, batch, np.zeros((2, t)), target, steps=2, start="mean")
+    with torch.no_grad():
+        emb = minilm.embed(batch)
+        real = batch.token_mask[..., None].float()
+        mean = (emb * real).sum(1, keepdim=True) / real.sum(1, keepdim=True)
+        start = torch.cat([emb[:, :1], mean.expand_as(emb)[:, 1:]], 1)  # the prefix token stays
+        probs = minilm.run(batch, capture=False, start_resid=start).logits.softmax(-1)
+    assert np.allclose(curves["insertion"][0], probs[[0, 1], [0, 1]].numpy(), atol=1e-4)
+
+
+def test_insertion_floor_is_the_mean_start_probability(digits_vit):
+    rep = evaluate(digits_vit, load_dataset("digits", "test"), ["rollout"], n=6, batch_size=3, steps=2, start="zero")
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:6])
+    blank = _probs(digits_vit, batch, torch.zeros_like(batch.tensors["pixel_values"]), torch.as_tensor(rep.predictions))
+    assert insertion_floor(rep.curves) == pytest.approx(blank.mean(), abs=1e-5)
+    assert set(INSERTION_STARTS) == {"blur", "zero", "mean"}

@@ -73,8 +73,28 @@ def test_sample_is_seeded_nested_and_mixes_classes(digits_folder):
     assert np.array_equal(small, load_dataset(str(digits_folder)).sample_rows(40))
     assert set(small) <= set(large) and np.all(np.diff(small) > 0)
     assert len(np.unique(ds.labels[small])) >= 8  # the folder is sorted by class; the sample is not one class
-    bundled = load_dataset("digits", "test")
-    assert np.array_equal(bundled.sample_rows(40), np.arange(40))  # bundled sets are already shuffled
+
+
+@pytest.mark.parametrize("name", ["prose", "digits", "shapes"])
+def test_samples_are_stratified_by_class(name):
+    ds = load_dataset(name, "test")
+    order = ds.sample_order()
+    assert np.array_equal(np.sort(order), np.arange(len(ds)))  # every row once
+    counts = np.bincount(ds.labels, minlength=len(ds.class_names))
+    for n in (len(ds.class_names), 12, 30, len(ds) // 2):
+        per_class = np.bincount(ds.labels[ds.sample_rows(n)], minlength=len(ds.class_names))
+        fair = np.minimum(counts, n // len(ds.class_names))  # a round-robin gives each class its share...
+        assert np.all(per_class >= fair) and per_class.sum() == n  # ...while it has rows left
+        assert per_class.max() - per_class[counts > per_class].min(initial=per_class.max()) <= 1
+    assert not np.array_equal(ds.sample_rows(12), ds.sample_rows(12, seed=1))  # the seed matters
+
+
+def test_unlabelled_rows_are_one_more_group():
+    from data.datasets import Dataset
+
+    labels = np.array([0] * 10 + [-1] * 10 + [1] * 2)
+    ds = Dataset("toy", "all", "text", [str(i) for i in range(len(labels))], labels, ["a", "b"])
+    assert sorted(labels[ds.sample_rows(6)]) == [-1, -1, 0, 0, 1, 1]
 
 
 def test_flat_folder_is_unlabelled(tmp_path, digits_test):
