@@ -23,6 +23,8 @@ SIGNED = [
 ]
 
 TOKENS_PER_ROW = 8
+TOKEN_ROW_PX = 30  # height of one line of word pieces
+TITLE_PX = 26  # room for a method's title above its block
 CONSERVATION_NAMED = 3
 PALETTE = [
     "#1f77b4",
@@ -156,7 +158,9 @@ def token_grids(
     names = list(maps)
     n = len(tokens)
     lines = int(np.ceil(n / per_row)) or 1
-    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.25 / max(len(names), 1))
+    block = TOKEN_ROW_PX * lines  # pixels per method; the gaps hold the titles, the same size for any text
+    plot_height = block * len(names) + TITLE_PX * (len(names) - 1)
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=TITLE_PX / max(plot_height, 1))
     text = np.full((lines, per_row), "", dtype=object)
     text.flat[:n] = list(tokens)
     for i, name in enumerate(names):
@@ -183,9 +187,7 @@ def token_grids(
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font=dict(size=12))
-    fig.update_layout(
-        height=50 + (40 + 30 * lines) * len(names), margin=dict(l=0, r=0, t=30, b=0), plot_bgcolor="white"
-    )
+    fig.update_layout(height=plot_height + TITLE_PX, margin=dict(l=0, r=0, t=TITLE_PX, b=0), plot_bgcolor="white")
     return fig
 
 

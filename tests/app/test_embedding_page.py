@@ -108,7 +108,8 @@ def test_a_stored_embedding_run_replaces_the_sample(digits_vit):
     assert_clean(at)
     assert "stored run: 100 inputs of digits (test)" in at.toggle(key="emb_use_stored").label
     assert any(c.value.startswith("100 of the 360 inputs of digits") for c in at.caption)
-    ref = embed_sample(digits_vit, ds.inputs[:100], ds.labels[:100])
+    rows = ds.sample_rows(100)  # a stored run of n inputs covers the dataset's sample of n
+    ref = embed_sample(digits_vit, [ds.inputs[i] for i in rows], ds.labels[rows])
     rates = next(d.value for d in at.dataframe if "rate" in d.value.columns)
     want = ref.ident.rates()
     assert np.allclose(rates["rate"].to_numpy(float), want["rate"].to_numpy(float), atol=1e-6)

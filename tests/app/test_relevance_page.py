@@ -116,11 +116,12 @@ def test_a_stored_run_lists_the_inputs_where_methods_disagree(digits_vit):
     at.run()
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "disagreement" in d.value.columns)
-    batch = digits_vit.prepare(ds.inputs[:48])
+    rows = ds.sample_rows(48)  # a run of n inputs covers the dataset's sample of n
+    batch = digits_vit.prepare(ds.subset(rows).inputs)
     pred = digits_vit.logits(batch).argmax(-1)
     maps = {k: explain(digits_vit, batch, k, target=pred) for k in ("rollout", "grad_rollout", "attnlrp")}
     expected = disagreement(maps)
-    assert len(table) == 20 and int(table["dataset row"].iloc[0]) == int(np.argmax(expected))
+    assert len(table) == 20 and int(table["dataset row"].iloc[0]) == int(rows[np.argmax(expected)])
     assert np.allclose(table["disagreement"].iloc[0], expected.max(), atol=1e-6)
     Store().delete(run.root.name)
 

@@ -37,16 +37,15 @@ def test_importance_run_equals_the_analysis(digits_vit, digits, tmp_path):
 
     run = _run(digits_vit, digits, tmp_path, "importance")
     got = run.arrays()
-    sample = make_sample(digits_vit, digits.inputs[:100], digits.labels[:100], digits.class_names)
+    rows = digits.sample_rows(100)  # a run of n inputs covers the dataset's (stratified) sample of n
+    sample = make_sample(digits_vit, digits.subset(rows).inputs, digits.labels[rows], digits.class_names)
     ref = head_scores(digits_vit, sample, available_metrics(digits_vit), batch_size=16)
     for k, v in ref.items():
         assert np.array_equal(got[k], np.moveaxis(v, -1, 0).astype(np.float32)), k
-    assert list(got["row"]) == list(range(100)) and np.array_equal(got["label"], digits.labels[:100])
+    assert np.array_equal(got["row"], rows) and np.array_equal(got["label"], digits.labels[rows])
     tables = run.tables()
-    assert len(tables["summary"]) == 4 * 4 * (len(ref) + 1) and list(tables["inputs"]["name"][:2]) == [
-        "digits #0",
-        "digits #1",
-    ]
+    assert len(tables["summary"]) == 4 * 4 * (len(ref) + 1)
+    assert list(tables["inputs"]["name"][:2]) == [f"digits #{rows[0]}", f"digits #{rows[1]}"]
 
 
 def test_relevance_and_attention_runs_equal_the_analysis(digits_vit, digits, tmp_path):
@@ -54,13 +53,14 @@ def test_relevance_and_attention_runs_equal_the_analysis(digits_vit, digits, tmp
     from analysis.relevance import explain
 
     rel = _run(digits_vit, digits, tmp_path, "relevance", n=40).arrays()
-    batch = digits_vit.prepare(digits.inputs[:16])
+    rows = digits.sample_rows(40)
+    batch = digits_vit.prepare(digits.subset(rows[:16]).inputs)
     pred = digits_vit.logits(batch).argmax(-1)
     assert np.array_equal(rel["predicted"][:16], pred.numpy())
     for m in ("rollout", "grad_rollout", "attnlrp"):
         assert np.array_equal(rel[f"map_{m}"][:16], explain(digits_vit, batch, m, target=pred)), m
     att = _run(digits_vit, digits, tmp_path, "attention", n=40).arrays()
-    ref = dataset_statistics(digits_vit, digits.inputs[:32], batch_size=16)
+    ref = dataset_statistics(digits_vit, digits.subset(rows[:32]).inputs, batch_size=16)
     for k, v in ref.items():
         assert np.allclose(att[k][:32], v, atol=0, rtol=0), k
 
@@ -72,12 +72,13 @@ def test_spectral_and_embedding_runs_equal_the_analysis(shapes_vit, tmp_path):
     shapes = load_dataset("shapes", "test")
     m = manifest_for(shapes_vit, "shapes-vit", shapes, "spectral", 24, 8, chunk_size=16)
     got = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
-    ref = spectral_metrics(shapes_vit, shapes_vit.prepare(shapes.inputs[:8]), attention=False)
+    sample = shapes.sample(24)
+    ref = spectral_metrics(shapes_vit, shapes_vit.prepare(sample.inputs[:8]), attention=False)
     for k in ("resid_ratio", "rank", "entropy", "profile", "variance"):
         assert np.allclose(got[k][:8], np.moveaxis(np.asarray(ref[k]), 1, 0), atol=1e-6), k
     m = manifest_for(shapes_vit, "shapes-vit", shapes, "embedding", 24, 8, chunk_size=16)
     emb = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
-    s = embed_sample(shapes_vit, shapes.inputs[:16], shapes.labels[:16], batch_size=8)
+    s = embed_sample(shapes_vit, sample.inputs[:16], sample.labels[:16], batch_size=8)
     assert np.allclose(emb["identifiability"][:16], s.ident.summary.T, atol=1e-6)
     assert np.allclose(emb["embeddings"][:16], np.moveaxis(s.embeddings, 1, 0), atol=1e-5)
 
@@ -90,7 +91,7 @@ def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
         shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 8, methods=("rollout", "attnlrp"), chunk_size=16
     )
     run = run_job(shapes_vit, shapes, m, Store(tmp_path))
-    ref = evaluate(shapes_vit, shapes, ["rollout", "attnlrp"], n=24, batch_size=8)
+    ref = evaluate(shapes_vit, shapes.sample(24), ["rollout", "attnlrp"], n=24, batch_size=8)
     got = run.tables()["scores"].set_index("method")
     want = ref.table.set_index("method")
     assert list(got.index) == ["rollout", "attnlrp", "random"]
@@ -103,7 +104,7 @@ def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     prose = load_dataset("prose", "test")
     m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, methods=("rollout",), chunk_size=8)
     maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_rollout"]
-    lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.inputs[:20]]
+    lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.sample(20).inputs]
     assert maps.shape == (20, max(lengths))
     assert all(
         np.isfinite(maps[i, :n]).all() and (np.isnan(maps[i, n:]) | (maps[i, n:] == 0)).all()
