@@ -25,6 +25,19 @@ def hook_count(model) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.net.modules())
 
 
+@pytest.fixture(autouse=True)
+def _forget_new_stored_runs():
+    """Runs a test stores in the app's store are deleted after it, also when it fails, so that no view of a
+    later test finds them."""
+    from runs import Store
+
+    before = {r.root.name for r in Store().runs()}
+    yield
+    for run in Store().runs():
+        if run.root.name not in before:
+            Store().delete(run.root.name)
+
+
 @pytest.fixture(scope="session")
 def digits_vit():
     return load_model("digits-vit", device="cpu")

@@ -117,7 +117,8 @@ def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     tables = [d.value for d in at.dataframe if "dataset row" in d.value.columns]
     assert tables and len(tables[0]) == 20
     acc, loss = run.arrays()["accuracy"][:, 0, 0], run.arrays()["loss"][:, 0, 0]
-    assert tables[0]["dataset row"].iloc[0] == int(np.lexsort((-loss, -acc))[0])
+    rows = run.arrays()["row"]  # the run's inputs: the dataset's stratified sample of 120
+    assert tables[0]["dataset row"].iloc[0] == int(rows[np.lexsort((-loss, -acc))[0]])
     toggle.set_value(False).run()
     assert any("Press **Compute head importance**" in i.value for i in at.info)
     assert at.button(key="bg_start_importance").label.startswith("Run head importance on all 360 inputs")

@@ -62,7 +62,7 @@ def test_importance_on_a_folder_dataset(digit_folder):
     at.number_input(key="imp_n").set_value(12).run()
     at.button(key="imp_compute").click().run()
     assert_clean(at)
-    assert any("a seeded random sample of 12 of 40" in c.value for c in at.caption)
+    assert any("a seeded sample of 12 of 40" in c.value for c in at.caption)
     assert any(s.value == "Per class" for s in at.subheader)
     table = at.get("plotly_chart")
     assert len(table) >= 4  # the score grids, partial pruning, agreement, curves and per class

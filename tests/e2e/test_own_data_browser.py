@@ -33,7 +33,7 @@ def test_open_a_folder_and_compute_head_importance(app_url, page, class_folder):
     size.fill("12")
     size.press("Enter")
     wait_idle(page)
-    assert page.get_by_text("a seeded random sample of 12 of 60 in browser_digits").first.is_visible()
+    assert page.get_by_text("a seeded sample of 12 of 60 in browser_digits").first.is_visible()
     page.get_by_role("button", name="Compute head importance").click()
     page.get_by_text("Partial pruning of the selected head").wait_for(timeout=300_000)
     wait_idle(page, timeout=300_000)
