@@ -229,8 +229,8 @@ def _chefer2021(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
     return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
 
 
-def _attnlrp(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
-    return lrp_relevance(model, batch, ATTNLRP, target)[0]
+def _attnlrp(model: HookedModel, batch: Batch, target, read_at: str = "words", **_) -> torch.Tensor:
+    return lrp_relevance(model, batch, ATTNLRP, target, read_at)[0]
 
 
 def _chefer_rollout(model: HookedModel, batch: Batch, target) -> torch.Tensor:
@@ -251,14 +251,15 @@ def _minus_identity(r: torch.Tensor) -> torch.Tensor:
     return r - torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
 
 
-def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, target=None):
+def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, target=None, read_at: str = "words"):
     """Input relevance by the LRP `rules`, starting from the target logit. Returns (token relevance
     [B, T'] (pixels summed per patch for images, embedding dimensions for text), total input relevance [B]
     (prefix tokens included), target logits [B], target [B]). With AttnLRP the total is about the target
-    logit; the gap is what biases, position embeddings and the softmax absorb."""
+    logit; the gap is what biases, position embeddings and the softmax absorb (`conservation_split`).
+    read_at: where text relevance is read, the word embeddings or the embedding output (TEXT_READ_AT)."""
     batch = batch.to(model.device)
     check_method(model, rules.name)
-    fwd = lrp_forward(model, batch, rules)
+    fwd = lrp_forward(model, batch, rules, read_at)
     tgt = resolve_target(model, fwd.logits, target)
     y = _pick(fwd.logits, tgt)
     rel = fwd.inputs.detach() * torch.autograd.grad(y.sum(), fwd.inputs)[0]
@@ -267,48 +268,64 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
     return token_attributions(model, rel), rel.flatten(1).sum(1), y.detach(), tgt
 
 
-SPLIT_PARTS = {  # conservation_split's parts and their labels
-    "patches": "the patches (the maps)",
+SPLIT_PARTS = {  # conservation_split's parts and their labels (each model has the parts that apply to it)
+    "maps": "the input (what the maps show)",
     "patch_bias": "the patch embedding's bias",
-    "position": "the position embeddings",
-    "prefix": "the CLS token embedding",
+    "position": "the position (and token-type) embeddings",
+    "norm": "the embedding LayerNorm's bias",
+    "prefix": "the CLS token",
     "blocks": "the blocks (biases, softmax rule)",
+}
+READ_AT = {  # where text relevance is read (models.lrp.TEXT_READ_AT) and its label; the default first
+    "words": "the word embeddings (as in the AttnLRP paper)",
+    "embedding": "the embedding output (after LayerNorm: word + position + token type)",
 }
 
 
-def conservation_split(model: HookedModel, batch: Batch, target=None) -> dict[str, torch.Tensor]:
-    """Where AttnLRP's relevance of the target logit goes, per input of an image model ([B] each; they add up
-    to the logit exactly): "patches" (the pixels, what the maps show), "patch_bias" (the patch embedding's bias
-    and its epsilon rule), "position" (the position embeddings, prefix rows included), "prefix" (the CLS and
-    distillation token embeddings) and "blocks" (what the blocks' biases and the softmax rule absorb: the
-    logit minus the relevance entering block 0); plus "logit" and "target".
+def conservation_split(
+    model: HookedModel, batch: Batch, target=None, read_at: str = "words"
+) -> dict[str, torch.Tensor]:
+    """Where AttnLRP's relevance of the target logit goes, per input ([B] each; they add up to the logit
+    exactly): "maps" (what the maps show: the pixels, or the text's tokens after the CLS token at `read_at`),
+    "prefix" (the CLS and distillation tokens), "blocks" (what the blocks' biases and the softmax rule absorb:
+    the logit minus the relevance entering block 0), and for images "patch_bias" (the patch embedding's bias
+    and its epsilon rule) and "position" (the position embeddings, prefix rows included); for text read at
+    the word embeddings "position" (position and token-type embeddings) and "norm" (the embedding LayerNorm's
+    bias); plus "logit" and "target".
 
-    The relevance entering block 0 is R_E = E * dy/dE with E = [prefix; conv(pixels) + bias] + position
+    The relevance entering block 0 is R_E = E * dy/dE. Images: E = [prefix; conv(pixels) + bias] + position
     embeddings, so it splits exactly into the position and prefix parts and the conv output, whose relevance
-    the epsilon rule passes to the pixels except the bias share."""
-    if not isinstance(model, VisionModel):
-        raise RelevanceError(f"{model.spec.name} reads text: the split is defined for image models.")
+    the epsilon rule passes to the pixels except the bias share. Text at the words: E = LayerNorm(S) with
+    S = words + position + token type; with the normaliser held constant the LayerNorm passes R_S = S * dy/dS
+    and keeps the bias's share (R_E - R_S), and R_S splits into the words and the rest by the plain add."""
     check_method(model, "attnlrp")
     batch = batch.to(model.device)
-    fwd = lrp_forward(model, batch, ATTNLRP)
+    fwd = lrp_forward(model, batch, ATTNLRP, read_at)
     tgt = resolve_target(model, fwd.logits.detach(), target)
     y = _pick(fwd.logits, tgt)
-    g_pixels, g_emb = torch.autograd.grad(y.sum(), [fwd.inputs, fwd.emb])
-    emb, p = fwd.emb.detach(), model.spec.n_prefix
-    pos = model.base.embeddings.position_embeddings.detach()  # [1, T, D]
-    pixels = (fwd.inputs.detach() * g_pixels).flatten(1).sum(1)
-    conv = ((emb - pos)[:, p:] * g_emb[:, p:]).sum((1, 2))
-    entering = (emb * g_emb).sum((1, 2))
-    y = y.detach()
-    return {
-        "target": tgt,
-        "logit": y,
-        "patches": pixels,
-        "patch_bias": conv - pixels,
-        "position": (pos * g_emb).sum((1, 2)),
-        "prefix": ((emb - pos)[:, :p] * g_emb[:, :p]).sum((1, 2)),
-        "blocks": y - entering,
-    }
+    g_inputs, g_emb = torch.autograd.grad(y.sum(), [fwd.inputs, fwd.emb], allow_unused=True)
+    if g_emb is None:  # text read at the embedding output: the leaf is the embedding output itself
+        g_emb = g_inputs
+    emb, p, y = fwd.emb.detach(), model.spec.n_prefix, y.detach()
+    real = batch.token_mask[..., None].to(emb.dtype)  # padding takes no relevance
+    entering = (emb * g_emb * real).sum((1, 2))
+    out = {"target": tgt, "logit": y, "blocks": y - entering}
+    if isinstance(model, VisionModel):
+        pos = model.base.embeddings.position_embeddings.detach()  # [1, T, D]
+        pixels = (fwd.inputs.detach() * g_inputs).flatten(1).sum(1)
+        conv = ((emb - pos)[:, p:] * g_emb[:, p:]).sum((1, 2))
+        return out | {
+            "maps": pixels,
+            "patch_bias": conv - pixels,
+            "position": (pos * g_emb).sum((1, 2)),
+            "prefix": ((emb - pos)[:, :p] * g_emb[:, :p]).sum((1, 2)),
+        }
+    tokens = (fwd.inputs.detach() * g_inputs * real).sum(-1)  # [B, T]
+    out |= {"maps": tokens[:, p:].sum(1), "prefix": tokens[:, :p].sum(1)}
+    if fwd.embedding_sum is None:
+        return out
+    summed = (fwd.embedding_sum.detach() * g_inputs * real).sum((1, 2))
+    return out | {"position": summed - tokens.sum(1), "norm": entering - summed}
 
 
 # -- captum methods ------------------------------------------------------------------------------------

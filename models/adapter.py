@@ -477,6 +477,25 @@ class TextModel(HookedModel):
             kwargs["token_type_ids"] = t["token_type_ids"].to(self.device)
         return self.base.embeddings(**kwargs)
 
+    def embed_from_words(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The embedding forward from a leaf at the word embeddings (the model's own position and token-type
+        handling kept). Returns (words [B, T, D], a leaf that requires grad; their sum with the position and
+        token-type embeddings [B, T, D], what enters the embedding LayerNorm; the embedding output [B, T, D])."""
+        ids = batch.tensors["input_ids"].to(self.device)
+        table = self.base.get_input_embeddings()
+        words = table(ids).detach().requires_grad_(True)
+        entering: list[torch.Tensor] = []
+        handles = [
+            table.register_forward_hook(lambda mod, args, out: words),
+            self.base.embeddings.LayerNorm.register_forward_pre_hook(lambda mod, args: entering.append(args[0])),
+        ]
+        try:
+            out = self.embed(batch)
+        finally:
+            for h in handles:
+                h.remove()
+        return words, entering[0], out
+
     def _block_args(self, batch: Batch) -> tuple:
         m = batch.tensors["attention_mask"].to(self.device)
         dtype = next(self.net.parameters()).dtype

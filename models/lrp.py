@@ -238,13 +238,16 @@ class LRPForward:
     `backward`, inputs * inputs.grad is their relevance; attn: L tensors [B, H, T, T] (attention
     probabilities, gradients retained): attn[l] * attn[l].grad is the relevance at that map; emb
     [B, T, D]: the embedding output (gradient retained), the residual stream entering block 0; rules: the
-    rule set the forward ran with."""
+    rule set the forward ran with; embedding_sum [B, T, D] (text read at the word embeddings, else None):
+    word + position + token-type embeddings as they enter the embedding LayerNorm (its gradient is that of
+    the words)."""
 
     logits: torch.Tensor
     inputs: torch.Tensor
     attn: list[torch.Tensor]
     emb: torch.Tensor
     rules: Rules
+    embedding_sum: torch.Tensor | None = None
 
     def plain_grad(self, output: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Ordinary gradients of the scalar `output` w.r.t. `inputs` (e.g. attn), through this same forward,
@@ -262,23 +265,35 @@ class LRPForward:
             switch.plain = False
 
 
-def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
+TEXT_READ_AT = ("words", "embedding")  # where a text model's input relevance is read: the default first
+
+
+def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "words") -> LRPForward:
     """Run `batch` through `model` with `rules` on every operation (values equal the plain forward). Past
     its attention, the last block computes only the tokens the head reads (`readout_rows`), as
-    `run(readout_only=True)` does: the other tokens' outputs reach no logit.
+    `run(readout_only=True)` does: the other tokens' outputs reach no logit. read_at (text models): the
+    leaf `inputs` is the word embeddings ("words", as in the AttnLRP paper's token heatmaps and LXT; the
+    embedding LayerNorm's rule and the position and token-type embeddings take their share) or the embedding
+    output ("embedding": after that LayerNorm, word + position + token type together).
 
     Call `.backward()` on a selected logit, then read relevances as input * gradient."""
     if not supports(model):
         raise ValueError(f"LRP rules do not know the block layout of {type(model).__name__}.")
+    if read_at not in TEXT_READ_AT:
+        raise ValueError(f"Unknown read_at {read_at!r}: use one of {', '.join(TEXT_READ_AT)}.")
     batch = batch.to(model.device)
     rules = replace(rules, switch=Switch())
+    embedding_sum = None
     with model.lock, torch.enable_grad(), module_rules(model, rules):
-        if model.spec.modality == "image":
+        if isinstance(model, TextModel) and read_at == "words":
+            inputs, embedding_sum, emb = model.embed_from_words(batch)
+            emb.retain_grad()
+        elif isinstance(model, TextModel):
+            inputs = emb = model.embed(batch).detach().requires_grad_(True)
+        else:
             inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
             emb = model.embed(replace(batch, tensors={**batch.tensors, "pixel_values": inputs}))
             emb.retain_grad()
-        else:
-            inputs = emb = model.embed(batch).detach().requires_grad_(True)
         mask = model._block_args(batch)[0]
         h, attn = emb, []
         for i, b in enumerate(model.blocks):
@@ -295,7 +310,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules) -> LRPForward:
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
             logits = model._head(h, batch)
-    return LRPForward(logits, inputs, attn, emb, rules)
+    return LRPForward(logits, inputs, attn, emb, rules, embedding_sum)
 
 
 def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules, rows: int | None = None):

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
-from analysis.relevance import METHODS, SPLIT_PARTS, RelevanceError, available_methods, to_grid
+from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, available_methods, to_grid
 from ui import cache
 from ui.relevance_figures import (
     colour_limits,
@@ -49,6 +49,7 @@ st.caption(
 LONG_TEXT = 64  # word pieces above which text maps get the compact view (top tokens + a scrolling panel)
 TOP_TOKENS = 15
 LONG_TEXT_PANEL = 600  # pixels
+DEFAULT_READ_AT = next(iter(READ_AT))
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
@@ -110,10 +111,22 @@ def maps_panel() -> None:
         )
         == "shared"
     )
+    read_at = DEFAULT_READ_AT
     if image:
         o1, o2 = st.columns([3, 1])
         opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
         under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
+    else:
+        read_at = st.radio(
+            "AttnLRP relevance read at",
+            list(READ_AT),
+            format_func=READ_AT.get,
+            horizontal=True,
+            key="rel_read_at",
+            help="The word embeddings: each word piece's own relevance; the position and token-type embeddings "
+            "and the embedding LayerNorm keep their shares (the table under the conservation figure). The "
+            "embedding output: the relevance of the whole input vector of each token, those shares included.",
+        )
     target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
     tgt = pred if target is None else target
 
@@ -124,7 +137,8 @@ def maps_panel() -> None:
         for name in picked:
             with st.spinner(f"Computing {method_label(name)}…"):
                 try:
-                    maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, m, ctx.batch)
+                    at = read_at if name == "attnlrp" else DEFAULT_READ_AT  # the only method that reads it
+                    maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, at, m, ctx.batch)
                 except RelevanceError as e:
                     st.error(str(e))
         if maps:
@@ -184,7 +198,7 @@ def maps_panel() -> None:
     if "attnlrp" not in usable:
         st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
     else:
-        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, m, ctx.batch)
+        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, m, ctx.batch)
         row = cons[cons["class"] == tgt].iloc[0]
         gap = abs(row.total_relevance - row.logit)
         st.markdown(
@@ -192,14 +206,10 @@ def maps_panel() -> None:
             f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit)."
         )
         where = (
-            (
-                "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
-                "is not exactly conservative: the table beside says how much each takes"
-            )
-            if image
-            else "bias terms absorb part of it and the softmax rule is not exactly conservative"
+            "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
+            "is not exactly conservative: the table beside says how much each takes"
         )
-        left, right = st.columns([3, 2]) if image else (st.container(), None)
+        left, right = st.columns([3, 2])
         with left:
             show_figure(
                 conservation_figure(cons, tgt),
@@ -209,28 +219,29 @@ def maps_panel() -> None:
                 "relevance_conservation",
                 key="rel_conservation",
             )
-        if right is not None:
-            with right:
-                parts = {
-                    label: float(row[k] if k != "patches" else row.total_relevance) for k, label in SPLIT_PARTS.items()
-                }
-                st.markdown(f"**Where class {names[tgt]}'s logit ({row.logit:.3g}) goes**")
-                st.dataframe(
-                    pd.DataFrame(
-                        {
-                            "part": list(parts),
-                            "relevance": list(parts.values()),
-                            "share": [v / row.logit if row.logit else np.nan for v in parts.values()],
-                        }
-                    ),
-                    hide_index=True,
-                    width="stretch",
-                    column_config={
-                        "relevance": st.column_config.NumberColumn(format="%.3g"),
-                        "share": st.column_config.NumberColumn(format="percent"),
-                    },
-                )
-                st.caption("The parts add up to the logit exactly; only 'the patches' reaches the maps above.")
+        with right:
+            parts = {
+                label: float(row[k] if k != "maps" else row.total_relevance)
+                for k, label in SPLIT_PARTS.items()
+                if k in cons.columns or k == "maps"
+            }
+            st.markdown(f"**Where class {names[tgt]}'s logit ({row.logit:.3g}) goes**")
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "part": list(parts),
+                        "relevance": list(parts.values()),
+                        "share": [v / row.logit if row.logit else np.nan for v in parts.values()],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "relevance": st.column_config.NumberColumn(format="%.3g"),
+                    "share": st.column_config.NumberColumn(format="percent"),
+                },
+            )
+            st.caption(f"The parts add up to the logit exactly; only '{SPLIT_PARTS['maps']}' reaches the maps above.")
 
 
 maps_panel()

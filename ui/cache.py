@@ -327,33 +327,33 @@ def stored_relevance(run_root: str, updated: float) -> dict:
 
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
-def relevance_map(key: str, input_key: str, method: str, target: int | None, _model: HookedModel, _batch) -> np.ndarray:
-    """analysis.relevance.explain of one prepared input for one method and target: [T'] raw relevance."""
+def relevance_map(
+    key: str, input_key: str, method: str, target: int | None, read_at: str, _model: HookedModel, _batch
+) -> np.ndarray:
+    """analysis.relevance.explain of one prepared input for one method and target: [T'] raw relevance
+    (read_at: where a text model's LRP relevance is read, analysis.relevance.READ_AT)."""
     from analysis.relevance import explain
 
-    return explain(_model, _batch, method, target=target)[0]
+    return explain(_model, _batch, method, target=target, read_at=read_at)[0]
 
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
-def relevance_conservation(key: str, input_key: str, _model: HookedModel, _batch):
-    """AttnLRP total input relevance vs the logit, for every class of one input (one batched pass).
-    DataFrame (class, name, logit, total_relevance); image models add where the rest goes
-    (analysis.relevance.conservation_split: patch_bias, position, prefix, blocks)."""
+def relevance_conservation(key: str, input_key: str, read_at: str, _model: HookedModel, _batch):
+    """AttnLRP total input relevance vs the logit, for every class of one input (one batched pass):
+    DataFrame (class, name, logit, total_relevance = what the maps show) and where the rest goes
+    (analysis.relevance.conservation_split's other parts: one column each)."""
     import pandas as pd
 
-    from analysis.relevance import SPLIT_PARTS, conservation_split, lrp_relevance
+    from analysis.relevance import SPLIT_PARTS, conservation_split
 
     c = _model.spec.n_classes
-    batch, targets = _batch.repeat(c), list(range(c))
-    if _model.spec.modality == "image":  # one pass gives the total (its "patches") and where the rest goes
-        split = {k: v.detach().cpu().numpy() for k, v in conservation_split(_model, batch, targets).items()}
-        tgt, logit, total = split["target"], split["logit"], split["patches"]
-        parts = {k: split[k] for k in SPLIT_PARTS if k != "patches"}
-    else:
-        _, total_t, logit_t, tgt_t = lrp_relevance(_model, batch, target=targets)
-        tgt, logit, total, parts = tgt_t.cpu().numpy(), logit_t.cpu().numpy(), total_t.detach().cpu().numpy(), {}
+    split = conservation_split(_model, _batch.repeat(c), list(range(c)), read_at)
+    split = {k: v.detach().cpu().numpy() for k, v in split.items()}
+    parts = {k: split[k] for k in SPLIT_PARTS if k in split and k != "maps"}
     return pd.DataFrame(
-        {"class": tgt, "name": list(_model.spec.class_names), "logit": logit, "total_relevance": total} | parts
+        {"class": split["target"], "name": list(_model.spec.class_names), "logit": split["logit"]}
+        | {"total_relevance": split["maps"]}
+        | parts
     )
 
 

@@ -54,7 +54,7 @@ def test_maps_target_and_faithfulness(model):
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
     assert len(at.get("plotly_chart")) == 4 + (1 if model == "digits-vit" else 0)  # + curves (+ gallery)
     if model == "minilm":
-        assert len(at.dataframe) == 2  # the faithfulness table and the disagreement table
+        assert len(at.dataframe) == 3  # the conservation split, the faithfulness table, the disagreement table
     assert any("4 inputs covering" in w.value and "too few" in w.value for w in at.warning)
     floor = [t.value for t in [*at.caption, *at.warning] if t.value.startswith("Insertion baseline")]
     assert len(floor) == 1, floor
@@ -203,5 +203,21 @@ def test_conservation_split_table_accounts_for_the_whole_logit():
     add up to the logit (AttnLRP's gap is accounted for)."""
     at = _relevance_page("digits-vit")
     table = next(d.value for d in at.dataframe if "part" in d.value.columns)
-    assert list(table["part"])[0] == "the patches (the maps)" and len(table) == 5
+    assert list(table["part"])[0] == "the input (what the maps show)" and len(table) == 5
     assert abs(table["share"].sum() - 1.0) < 1e-3
+
+
+def test_text_relevance_read_at_the_words_or_the_embedding_output():
+    """Text models: AttnLRP read at the word embeddings by default (its split names the position embeddings
+    and the LayerNorm), or at the embedding output (those shares inside the maps); the maps change."""
+    at = _relevance_page("minilm")
+    assert widget(at.radio, "AttnLRP relevance read at").value == "words"
+    table = next(d.value for d in at.dataframe if "part" in d.value.columns)
+    assert len(table) == 5 and abs(table["share"].sum() - 1.0) < 1e-3
+    assert "the embedding LayerNorm's bias" in list(table["part"])
+    words = next(md.value for md in at.markdown if "total relevance" in md.value)
+    widget(at.radio, "AttnLRP relevance read at").set_value("embedding").run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "part" in d.value.columns)
+    assert len(table) == 3 and abs(table["share"].sum() - 1.0) < 1e-3
+    assert next(md.value for md in at.markdown if "total relevance" in md.value) != words

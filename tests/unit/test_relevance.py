@@ -197,7 +197,8 @@ def test_lrp_forward_equals_plain_forward_and_chefer_conserves(fixture, request)
 
 
 def test_attnlrp_total_relevance_is_the_logit_when_biases_are_zero(tiny_bert_dir, tmp_path):
-    """AttnLRP conserves relevance: total input relevance ~ target logit with zero biases (the gap is reported)."""
+    """AttnLRP conserves relevance through the blocks: the total at the embedding output ~ the target logit with
+    zero biases (the gap is reported; read at the words, the position embeddings keep a share)."""
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     net = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
@@ -208,7 +209,7 @@ def test_attnlrp_total_relevance_is_the_logit_when_biases_are_zero(tiny_bert_dir
     net.save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
     model = load_model(str(tmp_path), device="cpu")
-    _, total, logit, _ = lrp_relevance(model, model.prepare(TEXTS), ATTNLRP)
+    _, total, logit, _ = lrp_relevance(model, model.prepare(TEXTS), ATTNLRP, read_at="embedding")
     gap = (total - logit).abs() / logit.abs()
     print("AttnLRP conservation gap (relative):", gap.tolist())
     assert (gap < 0.05).all()
@@ -335,16 +336,16 @@ def test_plain_grad_of_the_chefer_forward_equals_the_models_own_gradient(fixture
 
 
 def test_conservation_split_adds_up_to_the_logit_and_finds_each_part(digits_vit, tiny_vit_dir):
-    """AttnLRP's relevance split: the parts add up to the target logit exactly, "patches" is the maps' total,
+    """AttnLRP's relevance split: the parts add up to the target logit exactly, "maps" is the maps' total,
     and a part whose parameters are zero (position embeddings, CLS token, patch-embedding bias) gets none."""
     from analysis.relevance import conservation_split, lrp_relevance
 
     batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:3])
     split = conservation_split(digits_vit, batch, target=[1, 2, 3])
-    parts = sum(split[k] for k in ("patches", "patch_bias", "position", "prefix", "blocks"))
+    parts = sum(split[k] for k in ("maps", "patch_bias", "position", "prefix", "blocks"))
     torch.testing.assert_close(parts, split["logit"], rtol=0, atol=1e-4)
     _, total, logit, _ = lrp_relevance(digits_vit, batch, target=[1, 2, 3])
-    torch.testing.assert_close(split["patches"], total.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split["maps"], total.detach(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(split["logit"], logit, rtol=0, atol=1e-6)
 
     m = load_model(str(tiny_vit_dir))
@@ -358,5 +359,51 @@ def test_conservation_split_adds_up_to_the_logit_and_finds_each_part(digits_vit,
     for part in ("position", "prefix"):
         torch.testing.assert_close(zeroed[part], torch.zeros(2), rtol=0, atol=1e-7)
     assert zeroed["patch_bias"].abs().max() < 1e-3 * zeroed["logit"].abs().max()  # only the epsilon rule's share
-    with pytest.raises(RelevanceError, match="image models"):
-        conservation_split(load_model("minilm"), load_model("minilm").prepare(["A sentence of text to explain."]))
+
+
+SPLIT_TEXTS = ["A sentence about the glucose level in blood.", "Short text.", "Stars and planets far away."]
+
+
+@pytest.mark.parametrize("read_at", ["words", "embedding"])
+def test_text_relevance_split_at_each_reading_point(minilm, read_at):
+    """Text: the parts add up to the logit at both reading points; "maps" is the total of the maps read there
+    (the CLS token is its own part); read at the embedding output, the position, token-type and LayerNorm
+    shares are inside the maps, so the split has no such parts."""
+    from analysis.relevance import conservation_split, explain, lrp_relevance
+
+    batch = minilm.prepare(SPLIT_TEXTS)
+    split = conservation_split(minilm, batch, target=[0, 1, 2], read_at=read_at)
+    parts = [k for k in split if k not in ("target", "logit")]
+    assert sorted(parts) == sorted(["maps", "prefix", "blocks"] + (["position", "norm"] if read_at == "words" else []))
+    torch.testing.assert_close(sum(split[k] for k in parts), split["logit"], rtol=0, atol=1e-4)
+    maps = explain(minilm, batch, "attnlrp", target=[0, 1, 2], read_at=read_at)
+    torch.testing.assert_close(split["maps"], torch.as_tensor(maps).sum(1), rtol=1e-4, atol=1e-4)
+    _, total, _, _ = lrp_relevance(minilm, batch, target=[0, 1, 2], read_at=read_at)
+    torch.testing.assert_close(split["maps"] + split["prefix"], total.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_text_split_parts_vanish_with_their_parameters(tiny_bert):
+    """Read at the word embeddings: zero position and token-type tables give no "position" share, a zero
+    LayerNorm bias no "norm" share, and the word pieces then carry what enters block 0."""
+    from analysis.relevance import conservation_split
+
+    emb = tiny_bert.base.embeddings
+    saved = {k: v.clone() for k, v in emb.state_dict().items()}
+    try:
+        with torch.no_grad():
+            emb.position_embeddings.weight.zero_()
+            emb.token_type_embeddings.weight.zero_()
+            emb.LayerNorm.bias.zero_()
+        split = conservation_split(tiny_bert, tiny_bert.prepare(SPLIT_TEXTS), target=[0, 1, 0])
+        for part in ("position", "norm"):
+            torch.testing.assert_close(split[part], torch.zeros(3), rtol=0, atol=1e-5)
+        torch.testing.assert_close(split["maps"] + split["prefix"] + split["blocks"], split["logit"], atol=1e-5, rtol=0)
+    finally:
+        emb.load_state_dict(saved)
+
+
+def test_read_at_is_checked(minilm):
+    from models.lrp import lrp_forward
+
+    with pytest.raises(ValueError, match="read_at 'pixels'"):
+        lrp_forward(minilm, minilm.prepare(SPLIT_TEXTS[:1]), ATTNLRP, read_at="pixels")
