@@ -16,6 +16,7 @@ Padding positions of text maps are 0.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -224,8 +225,15 @@ def _gradcam(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
     return (w * rows_a).mean(1).clamp(min=0)
 
 
-def _chefer2021(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
-    rolled = _minus_identity(_chefer_rollout(model, batch, target))
+def _chefer2021(model: HookedModel, batch: Batch, target, precision: str = "float64", **_) -> torch.Tensor:
+    """Chefer et al. 2021's map. precision "float64" (default) runs the LRP pass with the network in float64:
+    the map divides by sums and activations that cancel, and a float32 pass lands more than 0.01 (of the
+    map's maximum) off the exact map on about 2% of inputs (8 of 360 digits, 11 of 500 shapes; one digits
+    map correlates 0.33 with the exact one; bench/relevance.py prints the count and the cost)."""
+    if precision not in ("float64", "float32"):
+        raise RelevanceError(f"Unknown precision {precision!r}: use 'float64' or 'float32'.")
+    with model.in_float64() if precision == "float64" else contextlib.nullcontext():
+        rolled = _minus_identity(_chefer_rollout(model, batch, target)).float()
     return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
 
 

@@ -112,6 +112,18 @@ class HookedModel(ABC):
         self.device = torch.device(device)
         self.lock = threading.RLock()
 
+    @contextlib.contextmanager
+    def in_float64(self):
+        """The network's weights in float64 for the duration, under the model's lock (every forward holds it);
+        the float32 weights come back exactly (float32 -> float64 -> float32 is lossless)."""
+        with self.lock:
+            dtype = next(self.net.parameters()).dtype
+            self.net.to(torch.float64)
+            try:
+                yield
+            finally:
+                self.net.to(dtype)
+
     # -- provided by each family ----------------------------------------------------------------
     @abstractmethod
     def prepare(self, inputs) -> Batch:

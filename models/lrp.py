@@ -291,7 +291,8 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "
         elif isinstance(model, TextModel):
             inputs = emb = model.embed(batch).detach().requires_grad_(True)
         else:
-            inputs = batch.tensors["pixel_values"].detach().requires_grad_(True)
+            dtype = next(model.net.parameters()).dtype
+            inputs = batch.tensors["pixel_values"].detach().to(dtype).requires_grad_(True)
             emb = model.embed(replace(batch, tensors={**batch.tensors, "pixel_values": inputs}))
             emb.retain_grad()
         mask = model._block_args(batch)[0]
@@ -326,7 +327,7 @@ def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rule
     )
     if mask is not None:
         scores.add_(mask)
-    probs = rules.softmax(scores, scores.float().softmax(-1).to(q.dtype))
+    probs = rules.softmax(scores, scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype))
     probs.retain_grad()
     ctx = scale_grad(probs[:, :, :rows] @ v, share, rules.switch)
     return ctx.transpose(1, 2).flatten(2), probs
