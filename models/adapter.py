@@ -77,6 +77,30 @@ class Block:
     fc2: nn.Linear
 
 
+class BlockRules:
+    """The extension points of the block forward by hand (`HookedModel.attend`, `block_tail`): each is the
+    identity here (PLAIN); models/lrp.py's rule sets fill them to change the backward pass."""
+
+    def scores_operands(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q [B, H, T', dh] and k [B, H, T, dh] as they enter the product q k^T."""
+        return q, k
+
+    def softmax(self, scores: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """probs = softmax(scores) [B, H, T', T]."""
+        return probs
+
+    def mixed(self, out: torch.Tensor) -> torch.Tensor:
+        """The product probs @ v [B, H, T', dh]."""
+        return out
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """A residual add: a sublayer's output plus the residual stream."""
+        return a + b
+
+
+PLAIN = BlockRules()
+
+
 def _per_layer(value, n_layers: int, what: str) -> torch.Tensor | None:
     """A scalar or per-layer sequence as a float tensor [L], or None for 'no change'."""
     if value is None:
@@ -137,8 +161,12 @@ class HookedModel(ABC):
         """Extra positional arguments every block takes (e.g. the additive attention mask)."""
         return (None,)
 
+    def attention_mask(self, batch: Batch) -> torch.Tensor | None:
+        """The additive attention mask [B, 1, 1, T] the blocks apply to the scores (None: every token is real)."""
+        return self._block_args(batch.to(self.device))[0]
+
     @abstractmethod
-    def _head(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def head_logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[B, T, D] last residual -> [B, C] logits, as the original network computes them."""
 
     @abstractmethod
@@ -259,22 +287,34 @@ class HookedModel(ABC):
                 if capture:
                     trace.resid_list.append(h)
             trace.hidden = h
-            trace.logits = self._head(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
+            trace.logits = self.head_logits(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
         return trace
 
     # -- the blocks by hand, for resuming mid-block and readout-only last blocks ----------------------
-    def _attend(self, b: Block, x: torch.Tensor, mask: torch.Tensor | None, rows: int | None = None) -> torch.Tensor:
-        """Block b's self-attention on its input x [B, T, D] for the first `rows` queries (all when None)
-        -> concatenated head outputs [B, T', H*dh] before gating and the output projection. Calls the
-        block's own q, k, v modules, so temperature hooks apply; the same arithmetic as the eager kernel."""
+    def attend(
+        self,
+        b: Block,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        rows: int | None = None,
+        rules: BlockRules = PLAIN,
+        every_query: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block b's self-attention on its input x [B, T, D] -> (concatenated head outputs [B, T', H*dh] of
+        the first T' = `rows` queries (all when None), before gating and the output projection; attention
+        probabilities [B, H, T'', T], T'' = T' unless every_query asks for all T rows, as the LRP rules read
+        them). Calls the block's own q, k, v modules, so temperature hooks apply; the same arithmetic as the
+        eager kernel. rules: the extension points LRP fills (PLAIN: none)."""
         H = self.spec.n_heads
-        q = b.q(x if rows is None else x[:, :rows]).unflatten(-1, (H, -1)).transpose(1, 2)
-        k, v = (p(x).unflatten(-1, (H, -1)).transpose(1, 2) for p in (b.k, b.v))
-        scores = q @ k.transpose(-1, -2) * getattr(b.attn, "scaling", q.shape[-1] ** -0.5)
+        queries = x if rows is None or every_query else x[:, :rows]
+        q, k, v = (p(t).unflatten(-1, (H, -1)).transpose(1, 2) for p, t in ((b.q, queries), (b.k, x), (b.v, x)))
+        q, k = rules.scores_operands(q, k)
+        scores = (q @ k.transpose(-1, -2)).mul_(getattr(b.attn, "scaling", q.shape[-1] ** -0.5))
         if mask is not None:
-            scores = scores + mask
-        probs = scores.softmax(-1, dtype=torch.float32).to(q.dtype)
-        return (probs @ v).transpose(1, 2).flatten(2)
+            scores.add_(mask)
+        probs = rules.softmax(scores, scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype))
+        out = rules.mixed((probs if rows is None else probs[:, :, :rows]) @ v)
+        return out.transpose(1, 2).flatten(2), probs
 
     def head_outputs(self, layer: int, resid: torch.Tensor, batch: Batch, rows: int | None = None) -> torch.Tensor:
         """[B, T', H*dh] the concatenated head outputs of block `layer` (before gating) given the residual
@@ -282,18 +322,13 @@ class HookedModel(ABC):
         b = self.blocks[layer]
         with self.lock, torch.no_grad():
             x = resid.to(self.device)
-            return self._attend(b, x if self.post_ln else b.ln1(x), self._block_args(batch.to(self.device))[0], rows)
+            return self.attend(b, x if self.post_ln else b.ln1(x), self.attention_mask(batch), rows)[0]
 
-    def block_tail(
-        self,
-        b: Block,
-        h: torch.Tensor,
-        heads: torch.Tensor,
-        add: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.add,
-    ) -> torch.Tensor:
+    def block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor, rules: BlockRules = PLAIN) -> torch.Tensor:
         """The rest of block b after attention: h [B, T, D] the residual entering it, heads [B, T', H*dh]
-        (the first T' queries) -> the block's output for those tokens [B, T', D]. add(sublayer output,
-        residual) makes both residual adds (LRP passes its rule)."""
+        (the first T' queries) -> the block's output for those tokens [B, T', D]; rules.add makes both
+        residual adds."""
+        add = rules.add
         h = h[:, : heads.shape[1]]
         if self.post_ln:
             a = b.ln1(add(b.o(heads), h))
@@ -303,7 +338,7 @@ class HookedModel(ABC):
 
     def _block_rows(self, b: Block, h: torch.Tensor, mask: torch.Tensor | None, rows: int) -> torch.Tensor:
         """Block b's output for its first `rows` tokens only: h [B, T, D] -> [B, rows, D]."""
-        return self.block_tail(b, h, self._attend(b, h if self.post_ln else b.ln1(h), mask, rows))
+        return self.block_tail(b, h, self.attend(b, h if self.post_ln else b.ln1(h), mask, rows)[0])
 
     def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
         """[B, C] logits without capture, in chunks of batch_size."""
@@ -382,7 +417,7 @@ class VisionModel(HookedModel):
     def embed(self, batch: Batch) -> torch.Tensor:
         return self.base.embeddings(batch.tensors["pixel_values"].to(self.device))
 
-    def _head(self, hidden, batch):
+    def head_logits(self, hidden, batch):
         x = self.base.layernorm(hidden)
         return sum(clf(x[:, i]) for i, clf in enumerate(self.classifiers)) / len(self.classifiers)
 
@@ -533,7 +568,7 @@ class TextModel(HookedModel):
         m = token_mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
-    def _head(self, hidden, batch):
+    def head_logits(self, hidden, batch):
         if self.spec.head == "prompts":
             return self.unembed(self.pool(hidden, batch.token_mask.to(hidden.device)))
         if self._pooler_head():

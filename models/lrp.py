@@ -16,10 +16,11 @@ graph, so that a second backward over the same forward can give the ordinary gra
              relevance passes through unchanged; matmuls: gradient x input, halved per operand;
              residual adds: split by each operand's share, renormalised to the incoming total.
 
-The forward runs the network block by block through the `Block` handles (pre-LN for ViT/DeiT, post-LN
-for BERT-family encoders) and computes attention from q, k, v itself so that the rules reach the softmax
-and the two matmuls; rules for modules (linear layers, norms, activations, also in the classifier head)
-are forward hooks installed for the duration of the forward and removed in `finally`.
+The forward is the adapter's own block forward by hand (`HookedModel.attend` and `block_tail`, pre-LN for
+ViT/DeiT, post-LN for BERT-family encoders) with a rule set in its extension points (`BlockRules`: the two
+attention matmuls, the softmax, the residual adds); rules for modules (linear layers, norms, activations,
+also in the classifier head) are forward hooks installed for the duration of the forward and removed in
+`finally`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adapter import PROMPT_LOGIT_SCALE, HookedModel, TextModel, VisionModel
+from models.adapter import PROMPT_LOGIT_SCALE, BlockRules, HookedModel, TextModel, VisionModel
 from models.trace import Batch
 
 _ACTIVATIONS = (nn.Tanh, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid)
@@ -149,8 +150,9 @@ class _RenormalisedAdd(torch.autograd.Function):
 
 
 @dataclass(frozen=True)
-class Rules:
-    """One LRP rule set, applied as modified gradients (see the module docstring)."""
+class Rules(BlockRules):
+    """One LRP rule set, applied as modified gradients (see the module docstring); it fills the adapter's
+    block extension points (matmuls, softmax, residual adds) and `module_rules` hooks the modules."""
 
     name: str
     linear_alpha_beta: bool  # alpha=1, beta=0 on linear layers (else epsilon / plain gradient)
@@ -180,6 +182,14 @@ class Rules:
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _RenormalisedAdd.apply(a, b, self.switch) if self.renormalise_adds else a + b
+
+    # each matmul gives each operand `matmul_share` of the relevance: q and k directly; for probs @ v the
+    # [B, H, T, T] side is the large one, so the output's gradient is scaled, which scales both factors'
+    def scores_operands(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return scale_grad(q, self.matmul_share, self.switch), scale_grad(k, self.matmul_share, self.switch)
+
+    def mixed(self, out: torch.Tensor) -> torch.Tensor:
+        return scale_grad(out, self.matmul_share, self.switch)
 
 
 ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False, renormalise_adds=False)
@@ -295,13 +305,14 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "
             inputs = batch.tensors["pixel_values"].detach().to(dtype).requires_grad_(True)
             emb = model.embed(replace(batch, tensors={**batch.tensors, "pixel_values": inputs}))
             emb.retain_grad()
-        mask = model._block_args(batch)[0]
+        mask = model.attention_mask(batch)
         h, attn = emb, []
         for i, b in enumerate(model.blocks):
             rows = model.readout_rows if i == len(model.blocks) - 1 else None
-            ctx, a = _attention(b, h if model.post_ln else b.ln1(h), mask, model.spec.n_heads, rules, rows)
+            heads, a = model.attend(b, h if model.post_ln else b.ln1(h), mask, rows, rules, every_query=True)
+            a.retain_grad()
             attn.append(a)
-            h = model.block_tail(b, h, ctx, rules.add)
+            h = model.block_tail(b, h, heads, rules)
         if isinstance(model, TextModel) and model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
             unit = rules.norm(
@@ -310,24 +321,5 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "
             prompts = model.prompt_embeddings().to(unit.dtype)
             logits = rules.linear(unit, PROMPT_LOGIT_SCALE * prompts, PROMPT_LOGIT_SCALE * unit @ prompts.T)
         else:
-            logits = model._head(h, batch)
+            logits = model.head_logits(h, batch)
     return LRPForward(logits, inputs, attn, emb, rules, embedding_sum)
-
-
-def _attention(b, x: torch.Tensor, mask: torch.Tensor | None, n_heads: int, rules: Rules, rows: int | None = None):
-    """Multi-head self-attention from the block's q, k, v projections with `rules` on the softmax and
-    on both matmuls. x [B, T, D] -> (concatenated heads [B, T', H*dh] of the first T' = rows queries (all
-    when None), probabilities [B, H, T, T])."""
-    q, k, v = (p(x).unflatten(-1, (n_heads, -1)).transpose(1, 2) for p in (b.q, b.k, b.v))
-    share = rules.matmul_share
-    # [B, H, T, T] tensors are the largest here: scale in place, and put each matmul's share on its small
-    # side (scaling the gradient of probs @ v by `share` scales both factors' gradients by it)
-    scores = (scale_grad(q, share, rules.switch) @ scale_grad(k, share, rules.switch).transpose(-1, -2)).mul_(
-        q.shape[-1] ** -0.5
-    )
-    if mask is not None:
-        scores.add_(mask)
-    probs = rules.softmax(scores, scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype))
-    probs.retain_grad()
-    ctx = scale_grad(probs[:, :, :rows] @ v, share, rules.switch)
-    return ctx.transpose(1, 2).flatten(2), probs
