@@ -38,17 +38,17 @@ METRICS = {
     "miou": ("mIoU ↑", True),
     "pixel_accuracy": ("Pixel accuracy ↑", True),
 }
-# the input insertion starts from: name -> (label, modalities it applies to); the first per modality is the default
+# the input insertion starts from: name -> {modality it applies to: label}; the first per modality is its default
 INSERTION_STARTS = {
-    "blur": ("a blurred copy of the input (RISE)", ("image",)),
-    "zero": ("zeros: the normalisation's mean colour, or zero embeddings", ("image", "text")),
-    "mean": ("the input's own mean colour, or its mean token embedding", ("image", "text")),
+    "blur": {"image": "a blurred copy of the image (RISE)"},
+    "zero": {"image": "the normalisation's mean colour (zero pixels)", "text": "zero embeddings"},
+    "mean": {"image": "the image's own mean colour", "text": "the text's mean token embedding"},
 }
 
 
 def insertion_starts(modality: str) -> list[str]:
     """The INSERTION_STARTS that apply to a modality ("image" or "text"), the default first."""
-    return [k for k, (_, modalities) in INSERTION_STARTS.items() if modality in modalities]
+    return [k for k, labels in INSERTION_STARTS.items() if modality in labels]
 
 
 def method_label(name: str) -> str:

@@ -277,12 +277,12 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
 
 
 SPLIT_PARTS = {  # conservation_split's parts and their labels (each model has the parts that apply to it)
-    "maps": "the input (what the maps show)",
-    "patch_bias": "the patch embedding's bias",
-    "position": "the position (and token-type) embeddings",
-    "norm": "the embedding LayerNorm's bias",
-    "prefix": "the CLS token",
-    "blocks": "the blocks (biases, softmax rule)",
+    "maps": "the input (the maps)",
+    "patch_bias": "patch-embedding bias",
+    "position": "position embeddings",  # text: with the token-type embeddings
+    "norm": "embedding LayerNorm bias",
+    "prefix": "CLS token",
+    "blocks": "blocks (biases, softmax rule)",
 }
 READ_AT = {  # where text relevance is read (models.lrp.TEXT_READ_AT) and its label; the default first
     "words": "the word embeddings (as in the AttnLRP paper)",

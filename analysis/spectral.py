@@ -177,6 +177,16 @@ def attention_response(
     return out
 
 
+def park_kim_points(freq, profile) -> tuple[np.ndarray, np.ndarray]:
+    """`fourier_profile`'s curve at Park & Kim's points, to compare a figure with theirs: their code reads the
+    fftshifted diagonal from the centre to the last index, one step short of the Nyquist corner (per axis
+    (1 - 2/n) pi on an n x n grid: 0.75 pi for 8 x 8, 6/7 pi for 14 x 14), and draws those points evenly from
+    0 to an axis end it calls 1.0 pi. freq [n+1], profile [..., n+1] -> (their axis [n] from 0 to 1, profile
+    [..., n])."""
+    freq, profile = np.asarray(freq), np.asarray(profile)
+    return freq[:-1] / freq[-2], profile[..., :-1]
+
+
 def high_frequency_gain(gain, freq) -> torch.Tensor:
     """Mean gain above half the Nyquist frequency: gain [..., K], freq [K] -> [...] (0 = low-pass, 1 = all-pass)."""
     gain, freq = _t(gain), _t(freq).to(_t(gain).device)

@@ -50,7 +50,7 @@ ds = ctx.dataset
 L, H = spec.n_layers, spec.n_heads
 c1, c2 = st.columns([1, 3])
 with c1:
-    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key="imp_n")
+    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key=f"imp_n_{spec.modality}")
 
 
 def _request(what: tuple[str, int]) -> None:
@@ -190,9 +190,17 @@ def top_inputs() -> None:
             metric_label(quality): values[order],
         }
     )
+    changed = int((values != 0).sum())
     st.caption(
-        f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
-        f"head {head} is removed. Select a row to open that input in the sidebar."
+        (
+            f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
+            f"head {head} is removed"
+            + (f" (it changes {changed} of them; the rest are in dataset order)." if changed < len(order) else ".")
+            if changed
+            else f"Removing layer {layer} head {head} changes the {metric_label(quality)} of none of the {n_scored} "
+            "inputs; they are listed in dataset order."
+        )
+        + " Select a row to open that input in the sidebar."
     )
     input_table(table, ds, spec.modality, f"imp_top_{layer}_{head}_{quality}", f"inputs_by_L{layer}H{head}_{quality}")
 

@@ -50,6 +50,7 @@ LONG_TEXT = 64  # word pieces above which text maps get the compact view (top to
 TOP_TOKENS = 15
 LONG_TEXT_PANEL = 600  # pixels
 DEFAULT_READ_AT = next(iter(READ_AT))
+TEXT_POSITION = "position + token-type embeddings"  # the split's "position" part of a text model
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
@@ -209,7 +210,7 @@ def maps_panel() -> None:
             "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
             "is not exactly conservative: the table beside says how much each takes"
         )
-        left, right = st.columns([3, 2])
+        left, right = st.columns([4, 3])
         with left:
             show_figure(
                 conservation_figure(cons, tgt),
@@ -221,11 +222,13 @@ def maps_panel() -> None:
             )
         with right:
             parts = {
-                label: float(row[k] if k != "maps" else row.total_relevance)
+                (TEXT_POSITION if k == "position" and not image else label): float(
+                    row[k] if k != "maps" else row.total_relevance
+                )
                 for k, label in SPLIT_PARTS.items()
                 if k in cons.columns or k == "maps"
             }
-            st.markdown(f"**Where class {names[tgt]}'s logit ({row.logit:.3g}) goes**")
+            st.markdown(f"**Where the logit of class {names[tgt]} ({row.logit:.3g}) goes**")
             st.dataframe(
                 pd.DataFrame(
                     {
@@ -237,8 +240,9 @@ def maps_panel() -> None:
                 hide_index=True,
                 width="stretch",
                 column_config={
-                    "relevance": st.column_config.NumberColumn(format="%.3g"),
-                    "share": st.column_config.NumberColumn(format="percent"),
+                    "part": st.column_config.TextColumn(width="medium"),
+                    "relevance": st.column_config.NumberColumn(format="%.3g", width="small"),
+                    "share": st.column_config.NumberColumn(format="percent", width="small"),
                 },
             )
             st.caption(f"The parts add up to the logit exactly; only '{SPLIT_PARTS['maps']}' reaches the maps above.")
@@ -344,7 +348,7 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str,
         "Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
         "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "
         "insertion (RISE): probability of the predicted class as the most relevant tokens are removed, or "
-        f"revealed into {INSERTION_STARTS[start][0]}. "
+        f"revealed into {INSERTION_STARTS[start][spec.modality]}. "
         + (
             "Pointing game: the map's maximum falls on the object; mIoU: the map thresholded at its mean vs "
             "the object mask."
@@ -354,11 +358,12 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str,
     )
     floor = insertion_floor(curves)
     (st.warning if floor > SATURATED_START else st.caption)(
-        f"Insertion baseline: on the start input alone ({INSERTION_STARTS[start][0]}) the model already gives "
-        f"the predicted class p = {floor:.2f} on average, so every insertion AUC lies between about {floor:.2f} "
-        "and 1"
+        f"Insertion baseline: starting from {INSERTION_STARTS[start][spec.modality]}, before any token is "
+        f"revealed, the model already gives the predicted class p = {floor:.2f} on average, so every insertion "
+        f"AUC lies between about {floor:.2f} and 1"
         + (
-            ": the test is saturated, and a random map can tie the best one. Choose another start below."
+            ": the test is saturated, and a random map can tie the best one. Pick another start in 'Insertion "
+            "starts from' above and score again."
             if floor > SATURATED_START
             else "; compare the methods to the random map, not to 0."
         )
@@ -407,7 +412,7 @@ with st.form("rel_faithfulness"):
     f3.selectbox(
         "Insertion starts from",
         insertion_starts(spec.modality),
-        format_func=lambda k: INSERTION_STARTS[k][0],
+        format_func=lambda k: INSERTION_STARTS[k][spec.modality],
         key=f"rel_start_{spec.modality}",
         help="The input the most relevant tokens are revealed into. The model's probability on this start is "
         "the insertion AUC's floor, shown under the table: a start the model already classifies well makes "

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.spectral import STREAMS, WHATIF, activation_response, model_activation, temperatures
+from analysis.spectral import STREAMS, WHATIF, activation_response, model_activation, park_kim_points, temperatures
 from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, state
 from ui import spectral_figures as sf
@@ -84,14 +84,37 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     src = smp or cur
     prof, freq = src["profile"].mean(1), src["profile_freq"]
     labels, kinds = list(src["state_labels"]), list(src["state_kinds"])
+    theirs = (
+        st.radio(
+            "Frequency points",
+            ["nyquist", "park_kim"],
+            format_func={
+                "nyquist": "to the Nyquist corner (π, π)",
+                "park_kim": "Park & Kim's (to compare with their figures)",
+            }.get,
+            horizontal=True,
+            key="spectral_points",
+            help="Park & Kim's code reads the diagonal one step short of the Nyquist corner, at (1 − 2/n)·π per "
+            "axis on an n × n grid, and draws it on an axis whose end it calls 1.0π.",
+        )
+        == "park_kim"
+    )
+    if theirs:
+        end_freq = float(freq[-2])
+        freq, prof = park_kim_points(freq, prof)
+        x_title = f"frequency, Park & Kim's axis (their 1.0 = {end_freq:.2f}π per axis, one step short of π)"
+        end, end_text = f"{end_freq:.2f}π (their 1.0π)", f"their end point ({end_freq:.2f}π per axis)"
+    else:
+        x_title, end, end_text = sf.NYQUIST_AXIS, "(π, π)", "the Nyquist corner (π, π)"
     left, right = st.columns(2)
     with left:
         show_figure(
-            sf.fourier_profile_figure(freq, prof, labels),
+            sf.fourier_profile_figure(freq, prof, labels, x_title=x_title),
             "relative log amplitude of the patch feature maps along the diagonal of their 2-D spectrum, from 0 "
-            "to the Nyquist corner (π, π) (π on each axis, √2·π in radius), one line per sublayer from shallow "
-            "(dark) to deep (yellow); lower at the corner = fewer fine details.",
-            pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}pi" for f in freq]).reset_index(names="state"),
+            f"to {end_text}"
+            + ("" if theirs else " (π on each axis, √2·π in radius)")
+            + ", one line per sublayer from shallow (dark) to deep (yellow); lower at the end = fewer fine details.",
+            pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}" for f in freq]).reset_index(names="state"),
             "fourier_profile",
             key="spectral_fourier",
         )
@@ -100,13 +123,13 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
             {
                 "state": labels,
                 "kind": kinds,
-                "delta_log_amplitude_at_nyquist_corner": prof[:, -1],
+                "delta_log_amplitude_at_end": prof[:, -1],
                 "feature_map_variance": src["variance"].mean(1),
             }
         )
         show_figure(
-            sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds),
-            "top: each line's value at the Nyquist corner (π, π), after every sublayer; bottom: feature-map "
+            sf.endpoint_figure(prof[:, -1], src["variance"].mean(1), labels, kinds, end=end),
+            f"top: each line's value at {end_text}, after every sublayer; bottom: feature-map "
             "variance. Grey bands are attention sublayers: attention lowers the high frequencies, MLPs raise them "
             "(a sawtooth).",
             data,

@@ -16,9 +16,8 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ui.figures import HEAT, as_rgb, colourbar_trace, heat_rgb, image_figure, png_source
+from ui.figures import CLICK, HEAT, as_rgb, colourbar_trace, heat_rgb, image_figure, png_source
 
-CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 MAX_CELL = 24  # overview cells of text are pooled to at most this many tokens a side
 LINE_VIEW_MAX = 64  # the line view is drawn for texts up to this many tokens
 PALETTE = qualitative.Plotly + qualitative.D3

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 
+CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 HEAT = "Viridis"
 DIVERGING = "RdBu_r"
 LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
@@ -190,50 +191,53 @@ def head_grid(
     fmt: str = ".3g",
     height: int | None = None,
 ):
-    """A clickable L x H grid of square markers (one per head) coloured by values [L, H].
+    """A clickable L x H grid of cells (one per head) coloured by values [L, H].
 
-    Plotly heatmap clicks do not reach Streamlit, so each cell is a scatter point whose customdata is
-    (layer, head); read the click with `ui.widgets.clicked_head`. The selected head gets a red outline."""
+    The cells are a heatmap, so they fill whatever width the figure gets; plotly heatmap clicks do not reach
+    Streamlit, so each cell also carries an invisible point whose customdata is (layer, head) (read the click
+    with `ui.widgets.clicked_head`). The selected head is outlined in red."""
     L, H = values.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
-    size = max(10, min(48, int(560 / max(L, H))))
     cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event
     fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            xgap=2,
+            ygap=2,
+            colorbar=dict(thickness=12),
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
         go.Scatter(
             x=head.ravel(),
             y=layer.ravel(),
             mode="markers",
             customdata=cells,
-            marker=dict(
-                symbol="square",
-                size=size,
-                color=values.ravel(),
-                colorscale=colorscale,
-                cmin=zmin,
-                cmax=zmax,
-                showscale=True,
-                colorbar=dict(thickness=12),
-                line=dict(width=0),
-            ),
-            hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{marker.color:" + fmt + "}<extra></extra>",
+            marker=dict(symbol="square", size=16, color=CLICK),
+            text=[format(v, fmt) for v in values.ravel()],
+            hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{text}<extra></extra>",
         )
     )
     if selected is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[selected[1]],
-                y=[selected[0]],
-                mode="markers",
-                hoverinfo="skip",
-                marker=dict(symbol="square-open", size=size + 4, color="red", line=dict(width=3)),
-            )
+        fig.add_shape(
+            type="rect",
+            x0=selected[1] - 0.5,
+            x1=selected[1] + 0.5,
+            y0=selected[0] - 0.5,
+            y1=selected[0] + 0.5,
+            line=dict(color="red", width=3),
         )
-    fig.update_xaxes(title="head", tickmode="linear", dtick=1, range=[-0.6, H - 0.4], showgrid=False, zeroline=False)
-    fig.update_yaxes(title="layer", tickmode="linear", dtick=1, range=[L - 0.4, -0.6], showgrid=False, zeroline=False)
+    fig.update_xaxes(title="head", tickmode="linear", dtick=1, range=[-0.5, H - 0.5], showgrid=False, zeroline=False)
+    fig.update_yaxes(title="layer", tickmode="linear", dtick=1, range=[L - 0.5, -0.5], showgrid=False, zeroline=False)
     fig.update_layout(
         title=title or None,
-        height=height or 90 + (size + 6) * L,
+        height=height or 90 + 34 * L,
         showlegend=False,
+        plot_bgcolor="white",
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         clickmode="event+select",
     )

@@ -47,20 +47,20 @@ def score_meaning(metric: str) -> str:
 
 
 def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None, width: int = 380):
-    """The clickable L x H grid of one importance score [L, H], sized to fit `width` pixels.
+    """The clickable L x H grid of one importance score [L, H]; its height makes the cells about square in a
+    column `width` pixels wide (they fill whatever width they get).
 
     Ablation scores are signed (blue: removing the head helps, red: it hurts) on a scale centred at 0;
     gradient scores are magnitudes (viridis)."""
     L, H = values.shape
-    size = int(max(10, min(44, (width - 110) / H - 6)))
+    cell = int(max(12, min(44, (width - 110) / H)))
+    height = 100 + cell * L
     if metric in GRADIENT:
-        fig = head_grid(values, metric_label(metric), HEAT, selected, zmin=0.0)
+        fig = head_grid(values, metric_label(metric), HEAT, selected, zmin=0.0, height=height)
     else:
         top = float(np.nanmax(np.abs(values))) or 1.0
-        fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top)
-    fig.update_traces(marker_size=size, selector=0)
-    fig.update_traces(marker_size=size + 4, selector=1)
-    fig.update_layout(height=100 + (size + 6) * L, title=dict(text=metric_label(metric), font_size=13))
+        fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top, height=height)
+    fig.update_layout(title=dict(text=metric_label(metric), font_size=13))
     return fig
 
 
@@ -68,7 +68,10 @@ def agreement_figure(corr: pd.DataFrame):
     """Spearman rank correlations between scores (a metric x metric frame), -1..1 with the values written in."""
     names = [short_label(m) for m in corr.columns]
     z = corr.to_numpy(dtype=float)
-    text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)))
+    many = len(names) > 4  # narrow cells: one decimal, smaller type
+    digits = 1 if many else 2
+    rounded = np.round(np.nan_to_num(z), digits) + 0.0  # + 0.0: no "-0.0"
+    text = np.where(np.isnan(z), "n/a", np.vectorize(lambda v: f"{v:.{digits}f}")(rounded))
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -79,13 +82,15 @@ def agreement_figure(corr: pd.DataFrame):
             colorscale=DIVERGING,
             text=text,
             texttemplate="%{text}",
-            textfont_size=13,
+            textfont_size=11 if many else 13,
+            xgap=1,
+            ygap=1,
             hovertemplate="%{y} vs %{x}: ρ = %{z:.3f}<extra></extra>",
             colorbar=dict(thickness=12, title="ρ"),
         )
     )
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category", tickangle=-30)
+    fig.update_xaxes(type="category", tickangle=-45)
     fig.update_layout(height=160 + 56 * len(names), margin=dict(l=10, r=10, t=10, b=10))
     return fig
 

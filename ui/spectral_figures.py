@@ -63,8 +63,11 @@ def depth_colors(n: int) -> list[str]:
     return sample_colorscale("Plasma", [0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
+NYQUIST_AXIS = "frequency along the diagonal, per axis (×π; 1 = the Nyquist corner (π, π))"
+
+
 def fourier_profile_figure(
-    freq: np.ndarray, profiles: np.ndarray, labels: Sequence[str], height: int = 380
+    freq: np.ndarray, profiles: np.ndarray, labels: Sequence[str], height: int = 380, x_title: str = NYQUIST_AXIS
 ) -> go.Figure:
     """Park & Kim's figure: delta log amplitude vs normalised frequency, one line per state [S, K]
     coloured from shallow (dark) to deep (yellow)."""
@@ -84,21 +87,26 @@ def fourier_profile_figure(
         height=height,
         margin=MARGIN,
         legend=dict(font=dict(size=10)),
-        xaxis=dict(title="frequency along the diagonal, per axis (×π; 1 = the Nyquist corner (π, π))", range=[0, 1.02]),
+        xaxis=dict(title=x_title, range=[0, 1.02]),
         yaxis=dict(title="Δ log amplitude"),
     )
     return fig
 
 
 def endpoint_figure(
-    endpoint: np.ndarray, variance: np.ndarray, labels: Sequence[str], kinds: Sequence[str], height: int = 380
+    endpoint: np.ndarray,
+    variance: np.ndarray,
+    labels: Sequence[str],
+    kinds: Sequence[str],
+    height: int = 380,
+    end: str = "(π, π)",
 ) -> go.Figure:
-    """High-frequency end point of the Fourier profile (top) and feature-map variance (bottom) per state
-    [S], with the steps made by attention sublayers shaded."""
+    """High-frequency end point of the Fourier profile (top; `end` names where it is read) and feature-map
+    variance (bottom) per state [S], with the steps made by attention sublayers shaded."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
     for row, y, name, fmt in (
-        (1, endpoint, "Δ log amplitude at (π, π)", ".3f"),
+        (1, endpoint, f"Δ log amplitude at {end}", ".3f"),
         (2, variance, "feature-map variance", ".3g"),
     ):
         fig.add_trace(

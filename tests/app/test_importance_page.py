@@ -15,7 +15,7 @@ def _page(model: str, n: int) -> AppTest:
     at = open_view(PAGE, model)
     assert not at.exception, at.exception
     assert any("Compute head importance" in i.value for i in at.info)  # nothing heavy before the button
-    at.number_input(key="imp_n").set_value(n).run()
+    at.number_input(key="imp_n_text" if model == "minilm" else "imp_n_image").set_value(n).run()
     at.button(key="imp_compute").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -80,7 +80,8 @@ def test_minilm_with_other_labels_falls_back_to_the_embedding_change():
     at.sidebar.text_area(key="labels_minilm").input("cooking\nastronomy").run()
     at.sidebar.button(key="apply_labels_minilm").click().run()
     at.switch_page(PAGE).run()
-    at.number_input(key="imp_n").set_value(3).run()
+    assert at.number_input(key="imp_n_text").value == 32  # the text default, not the image one
+    at.number_input(key="imp_n_text").set_value(3).run()
     at.button(key="imp_compute").click().run()
     assert not at.exception and not at.error
     infos = " ".join(i.value for i in at.info)
@@ -94,7 +95,7 @@ def test_no_scores_picked_and_oversized_sample_are_explained():
     at.multiselect(key="imp_shown").set_value([]).run()
     assert not at.exception
     assert any("Pick at least one score" in w.value for w in at.warning)
-    at.number_input(key="imp_n").set_value(100_000).run()
+    at.number_input(key="imp_n_image").set_value(100_000).run()
     assert not at.exception
     assert any("using all of them" in w.value for w in at.warning)
     assert any("on 360 inputs of digits" in i.value for i in at.info)  # a new sample waits for the button

@@ -59,7 +59,7 @@ def test_folder_through_the_sidebar_drives_input_and_views(digit_folder):
 
 def test_importance_on_a_folder_dataset(digit_folder):
     at = _open(open_view("pages/importance.py"), digit_folder)
-    at.number_input(key="imp_n").set_value(12).run()
+    at.number_input(key="imp_n_image").set_value(12).run()
     at.button(key="imp_compute").click().run()
     assert_clean(at)
     assert any("a seeded sample of 12 of 40" in c.value for c in at.caption)
@@ -83,7 +83,7 @@ def test_unlabelled_folder_explains_what_is_missing(flat_folder):
     at = _open(open_view("pages/importance.py"), flat_folder)
     assert any("unlabelled dataset" in c.value for c in at.sidebar.caption)
     assert widget(at.sidebar.radio, "Browse").options == ["by index", "by file name"]
-    at.number_input(key="imp_n").set_value(4).run()
+    at.number_input(key="imp_n_image").set_value(4).run()
     at.button(key="imp_compute").click().run()
     assert_clean(at)
     infos = " ".join(i.value for i in at.info)

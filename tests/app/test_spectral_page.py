@@ -1,6 +1,7 @@
 """AppTest: the Spectral view on digits-vit and minilm, the temperature controls, the activation lab, and the
 inputs users can get wrong."""
 
+import base64
 import json
 
 import numpy as np
@@ -42,6 +43,13 @@ def _figure(at, title_word: str) -> dict:
     raise AssertionError(f"no chart mentions {title_word!r}")
 
 
+def _array(values) -> np.ndarray:
+    """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"}."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
 def _captions(at) -> str:
     return " ".join(c.value for c in at.caption)
 
@@ -61,6 +69,14 @@ def test_digits_vit_every_tab_and_the_temperature_slider():
     hc_dc = _figure(at, "‖HC‖ / ‖DC‖ (log)")
     assert len(hc_dc["data"]) == 6  # three streams, for the input and the sample mean
     before = [d["y"] for d in hc_dc["data"]]
+
+    corner = _array(_figure(at, "Nyquist corner")["data"][0]["x"])  # the profile ends at the corner (π, π) ...
+    at.radio(key="spectral_points").set_value("park_kim").run()  # ... or one step short, as Park & Kim's code
+    assert_clean(at)
+    theirs = _array(_figure(at, "Park & Kim's axis")["data"][0]["x"])
+    assert corner.max() == theirs.max() == 1.0 and len(theirs) == len(corner) - 1
+    assert "their end point (0.75π per axis)" in _captions(at)
+    at.radio(key="spectral_points").set_value("nyquist").run()
 
     at.select_slider(key="spectral_tau").set_value(100.0).run()
     assert_clean(at)

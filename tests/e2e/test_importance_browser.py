@@ -34,9 +34,13 @@ def test_click_a_head_selects_it_here_and_in_the_attention_view(app_url, page):
     page.get_by_text("gate of layer 2 head 3").first.wait_for(timeout=120_000)
     wait_idle(page)
     assert page.get_by_text("Download partial_pruning_L2H3.csv").is_visible()
-    # every grid outlines the new head (the second trace of a head grid is the red outline)
-    outline = page.locator(".js-plotly-plot").nth(1).evaluate("gd => [gd.data[1].x[0], gd.data[1].y[0]]")
-    assert outline == [3, 2]
+    # every grid outlines the new head (a red rectangle around its cell)
+    outline = (
+        page.locator(".js-plotly-plot")
+        .nth(1)
+        .evaluate("gd => gd.layout.shapes.map(s => [(s.x0 + s.x1) / 2, (s.y0 + s.y1) / 2])")
+    )
+    assert outline == [[3, 2]]
 
     if (ROOT / "pages" / "attention.py").exists():  # the same selection in the attention view
         page.locator("[data-testid='stSidebarNav'] a", has_text="Attention").click()

@@ -142,6 +142,20 @@ def test_fourier_profile_matches_park_and_kim_recipe():
         S.fourier_profile(x, (5, 5))
 
 
+def test_park_and_kim_points_are_their_diagonal_and_axis():
+    """Their code: fftshift, then the diagonal from the centre index n/2 to the last index n-1 (one step short
+    of the Nyquist corner), minus its first value, drawn evenly from 0 to 1 ("1.0 pi")."""
+    n = 8
+    x = torch.randn(2, 3, 1 + n * n, 4)
+    fp = S.fourier_profile(x, (n, n))
+    axis, theirs = S.park_kim_points(fp["freq"].numpy(), fp["per_input"].numpy())
+    maps = x[..., 1:, :].transpose(-1, -2).unflatten(-1, (n, n)).double()
+    f = torch.fft.fftshift(torch.log(torch.fft.fft2(maps).abs() + 1e-6), dim=(-2, -1)).mean(-3)
+    diag = torch.diagonal(f, dim1=-2, dim2=-1)[..., n // 2 :]  # centre (DC) to the last index
+    assert np.allclose(theirs, (diag - diag[..., :1]).numpy(), atol=1e-5)
+    assert np.allclose(axis, np.linspace(0, 1, n // 2)) and float(fp["freq"][-2]) == 0.75  # (1 - 2/n) pi
+
+
 # -- rank collapse ----------------------------------------------------------------------------------------
 def test_rank_collapse_norms():
     x = torch.tensor([[1.0, -2.0], [3.0, 4.0], [0.0, 1.0]])
