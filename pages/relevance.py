@@ -406,7 +406,7 @@ def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, 
 
 
 with st.form("rel_faithfulness"):
-    f1, f2, f3 = st.columns([1, 3, 1.4])
+    f1, f2, f3 = st.columns([1, 2.6, 1.8])
     with f1:
         sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
     f3.selectbox(

@@ -102,8 +102,8 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     if theirs:
         end_freq = float(freq[-2])
         freq, prof = park_kim_points(freq, prof)
-        x_title = f"frequency, Park & Kim's axis (their 1.0 = {end_freq:.2f}π per axis, one step short of π)"
-        end, end_text = f"{end_freq:.2f}π (their 1.0π)", f"their end point ({end_freq:.2f}π per axis)"
+        x_title = f"frequency (Park & Kim's axis: 1 = {end_freq:.2f}π per axis)"
+        end, end_text = "their end", f"their end point ({end_freq:.2f}π per axis)"
     else:
         x_title, end, end_text = sf.NYQUIST_AXIS, "(π, π)", "the Nyquist corner (π, π)"
     left, right = st.columns(2)
