@@ -26,6 +26,7 @@ TOKENS_PER_ROW = 8
 TOKEN_ROW_PX = 30  # height of one line of word pieces
 TITLE_PX = 26  # room for a method's title above its block
 CONSERVATION_NAMED = 3
+NAME_CLEARANCE = 0.08  # a name is left off when its point is closer than this (share of the axes) to a named one
 PALETTE = [
     "#1f77b4",
     "#ff7f0e",
@@ -198,8 +199,15 @@ def conservation_figure(df: pd.DataFrame, target: int):
     hi = float(max(df["logit"].max(), df["total_relevance"].max()))
     pad = 0.05 * (hi - lo or 1)
     colours = ["#d62728" if c == target else "#1f77b4" for c in df["class"]]
-    # names on the target and the CONSERVATION_NAMED highest logits only (all of them overlap); hover shows every one
-    named = {target} | set(df.nlargest(CONSERVATION_NAMED, "logit")["class"])
+    # names on the target and the CONSERVATION_NAMED highest logits only (all of them overlap), and not on a
+    # point too close to one already named; hover shows every one
+    span = np.array([df["logit"].max() - df["logit"].min(), df["total_relevance"].max() - df["total_relevance"].min()])
+    xy = df[["logit", "total_relevance"]].to_numpy(dtype=float) / np.where(span > 0, span, 1.0)
+    named: list = []
+    for c in [target] + [c for c in df.nlargest(CONSERVATION_NAMED, "logit")["class"] if c != target]:
+        here = xy[df["class"].to_numpy() == c][0]
+        if all(np.hypot(*(here - xy[df["class"].to_numpy() == o][0])) > NAME_CLEARANCE for o in named):
+            named.append(c)
     fig = go.Figure(
         [
             go.Scatter(

@@ -196,6 +196,11 @@ def test_conservation_scatter_names_only_the_target_and_the_top_logits():
     points = conservation_figure(df, target=2).data[1]
     assert [t for t in points.text if t] == ["c2", "c7", "c8", "c9"]
     assert list(points.customdata) == list(df["name"])
+    # two classes at nearly the same point: only the target is named, the other is left to the hover
+    close = pd.DataFrame(
+        {"class": range(4), "name": list("abcd"), "logit": [8.2, 8.25, 3, 1], "total_relevance": [4.4, 4.41, 1, 0]}
+    )
+    assert [t for t in conservation_figure(close, target=0).data[1].text if t] == ["a", "c"]
 
 
 def test_conservation_split_table_accounts_for_the_whole_logit():
