@@ -137,7 +137,8 @@ def _relevance(model: HookedModel, chunk: Chunk, params: dict) -> dict[str, np.n
         out["predicted"].append(pred.cpu().numpy())
         out["n_tokens"].append((batch.token_mask.sum(1) - model.spec.n_prefix).cpu().numpy())
         for m in params["methods"]:
-            maps = explain(model, batch, m, target=pred)
+            # a text run without read_at predates reading at the word embeddings: resume it as it began
+            maps = explain(model, batch, m, target=pred, read_at=params.get("read_at", "embedding"))
             out[f"map_{m}"].append(maps)
             width = max(width, maps.shape[1])
     result = {"predicted": np.concatenate(out["predicted"]), "n_tokens": np.concatenate(out["n_tokens"])}
@@ -316,7 +317,9 @@ JOBS = {
         "relevance",
         "relevance maps per method for the predicted class [N, T'] and the prediction",
         _relevance,
-        lambda model, methods: {"methods": list(methods)},
+        lambda model, methods: (
+            {"methods": list(methods)} | ({"read_at": "words"} if model.spec.modality == "text" else {})
+        ),
     ),
     "attention": Job(
         "attention",

@@ -293,3 +293,18 @@ def test_run_rows_cover_all_or_the_views_sample(digits):
 def test_cli_app_starts_streamlit_on_app_py(capfd):
     assert headscope.main(["app", "--help"]) == 0  # `streamlit run app.py --help`: streamlit's own options
     assert "--server.port" in capfd.readouterr().out
+
+
+def test_text_relevance_runs_read_at_the_word_embeddings(minilm, digits_vit, digits, tmp_path):
+    """A text relevance run records where AttnLRP is read (the view's default, the word embeddings) and stores
+    those maps; image runs have no such parameter."""
+    from analysis.relevance import explain
+
+    prose = load_dataset("prose", "test")
+    m = manifest_for(minilm, "minilm", prose, "relevance", 4, 4, methods=("attnlrp",))
+    assert m.params["read_at"] == "words"
+    assert "read_at" not in manifest_for(digits_vit, "digits-vit", digits, "relevance", 4, 4).params
+    maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_attnlrp"]
+    batch = minilm.prepare(prose.sample(4).inputs)
+    want = explain(minilm, batch, "attnlrp", target=minilm.logits(batch).argmax(-1))
+    assert np.allclose(np.nan_to_num(maps), want, atol=1e-5)
