@@ -9,6 +9,7 @@ from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, ins
 from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, available_methods, to_grid
 from ui import cache
 from ui.relevance_figures import (
+    CONSERVATION_CLASSES,
     colour_limits,
     conservation_figure,
     curves_figure,
@@ -199,7 +200,9 @@ def maps_panel() -> None:
     if "attnlrp" not in usable:
         st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
     else:
-        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, m, ctx.batch)
+        # one LRP pass per class: a model of many classes (ImageNet's 1000) shows its highest logits and the target
+        classes = tuple(sorted(set(np.argsort(-probs)[:CONSERVATION_CLASSES].tolist()) | {tgt}))
+        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, classes, m, ctx.batch)
         row = cons[cons["class"] == tgt].iloc[0]
         gap = abs(row.total_relevance - row.logit)
         st.markdown(
@@ -214,7 +217,12 @@ def maps_panel() -> None:
         with left:
             show_figure(
                 conservation_figure(cons, tgt),
-                f"one point per class: x is the class logit, y the AttnLRP relevance summed over the input; points "
+                (
+                    "one point per class"
+                    if len(classes) == spec.n_classes
+                    else f"one point for each of the {len(classes)} classes with the highest logits (and the target)"
+                )
+                + ": x is the class logit, y the AttnLRP relevance summed over the input; points "
                 f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
                 cons,
                 "relevance_conservation",

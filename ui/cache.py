@@ -338,20 +338,21 @@ def relevance_map(
 
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
-def relevance_conservation(key: str, input_key: str, read_at: str, _model: HookedModel, _batch):
-    """AttnLRP total input relevance vs the logit, for every class of one input (one batched pass):
+def relevance_conservation(
+    key: str, input_key: str, read_at: str, classes: tuple[int, ...], _model: HookedModel, _batch
+):
+    """AttnLRP total input relevance vs the logit, for each of `classes` of one input (one batched pass):
     DataFrame (class, name, logit, total_relevance = what the maps show) and where the rest goes
     (analysis.relevance.conservation_split's other parts: one column each)."""
     import pandas as pd
 
     from analysis.relevance import SPLIT_PARTS, conservation_split
 
-    c = _model.spec.n_classes
-    split = conservation_split(_model, _batch.repeat(c), list(range(c)), read_at)
+    split = conservation_split(_model, _batch.repeat(len(classes)), list(classes), read_at)
     split = {k: v.detach().cpu().numpy() for k, v in split.items()}
     parts = {k: split[k] for k in SPLIT_PARTS if k in split and k != "maps"}
     return pd.DataFrame(
-        {"class": split["target"], "name": list(_model.spec.class_names), "logit": split["logit"]}
+        {"class": split["target"], "name": [_model.spec.class_names[c] for c in classes], "logit": split["logit"]}
         | {"total_relevance": split["maps"]}
         | parts
     )

@@ -25,6 +25,7 @@ SIGNED = [
 TOKENS_PER_ROW = 8
 TOKEN_ROW_PX = 30  # height of one line of word pieces
 TITLE_PX = 26  # room for a method's title above its block
+CONSERVATION_CLASSES = 32  # the conservation scatter's classes: the highest logits (and the target)
 CONSERVATION_NAMED = 3
 NAME_CLEARANCE = 0.08  # a name is left off when its point is closer than this (share of the axes) to a named one
 PALETTE = [

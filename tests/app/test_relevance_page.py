@@ -226,3 +226,40 @@ def test_text_relevance_read_at_the_words_or_the_embedding_output():
     table = next(d.value for d in at.dataframe if "part" in d.value.columns)
     assert len(table) == 3 and abs(table["share"].sum() - 1.0) < 1e-3
     assert next(md.value for md in at.markdown if "total relevance" in md.value) != words
+
+
+def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path):
+    """A model of many classes (here 40) gets the conservation scatter of its 32 highest logits and the target,
+    not one LRP pass per class."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from ui import state
+    from ui.relevance_figures import CONSERVATION_CLASSES
+
+    torch.manual_seed(0)
+    labels = {i: f"class{i}" for i in range(40)}
+    cfg = ViTConfig(
+        image_size=16,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=40,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    ViTForImageClassification(cfg).save_pretrained(tmp_path)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
+    at.sidebar.selectbox[0].select(at.sidebar.selectbox[0].options[-1]).run()
+    at.sidebar.text_input(key=state.CUSTOM_MODEL).input(str(tmp_path)).run()
+    at.switch_page("pages/relevance.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    caption = next(c.value for c in at.caption if "on the dashed diagonal" in c.value)
+    assert f"each of the {CONSERVATION_CLASSES} classes with the highest logits" in caption
+    widget(at.selectbox, "Target class").set_value(39).run()  # a target outside the top logits joins them
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "on the dashed diagonal" in c.value)
+    assert f"each of the {CONSERVATION_CLASSES} classes" in caption or f"{CONSERVATION_CLASSES + 1} classes" in caption
+    assert any(s.value.startswith("Maps for class class39") for s in at.subheader)
