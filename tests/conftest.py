@@ -53,9 +53,9 @@ def minilm():
     return load_model("minilm", device="cpu")
 
 
-@pytest.fixture(scope="session")
-def tiny_vit_dir(tmp_path_factory):
-    """A random 2-layer ViT image classifier (16x16 RGB, patch 4 -> 4x4 grid) saved with save_pretrained."""
+def save_tiny_vit(path, class_names=("a", "b", "c"), layers: int = 2):
+    """Save a seeded random ViT image classifier (16x16 RGB, patch 4 -> 4x4 grid, width 32) with these class
+    names to `path` (save_pretrained); returns the path."""
     from transformers import ViTConfig, ViTForImageClassification
 
     torch.manual_seed(0)
@@ -64,16 +64,21 @@ def tiny_vit_dir(tmp_path_factory):
         patch_size=4,
         num_channels=3,
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=64,
-        num_labels=3,
-        id2label={0: "a", 1: "b", 2: "c"},
-        label2id={"a": 0, "b": 1, "c": 2},
+        num_labels=len(class_names),
+        id2label=dict(enumerate(class_names)),
+        label2id={n: i for i, n in enumerate(class_names)},
     )
-    path = tmp_path_factory.mktemp("tiny_vit")
     ViTForImageClassification(cfg).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory):
+    """A random 2-layer ViT image classifier with classes a, b, c (see save_tiny_vit)."""
+    return save_tiny_vit(tmp_path_factory.mktemp("tiny_vit"))
 
 
 @pytest.fixture(scope="session")

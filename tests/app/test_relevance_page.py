@@ -231,26 +231,11 @@ def test_text_relevance_read_at_the_words_or_the_embedding_output():
 def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path):
     """A model of many classes (here 40) gets the conservation scatter of its 32 highest logits and the target,
     not one LRP pass per class."""
-    import torch
-    from transformers import ViTConfig, ViTForImageClassification
-
+    from tests.conftest import save_tiny_vit
     from ui import state
     from ui.relevance_figures import CONSERVATION_CLASSES
 
-    torch.manual_seed(0)
-    labels = {i: f"class{i}" for i in range(40)}
-    cfg = ViTConfig(
-        image_size=16,
-        patch_size=4,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=40,
-        id2label=labels,
-        label2id={v: k for k, v in labels.items()},
-    )
-    ViTForImageClassification(cfg).save_pretrained(tmp_path)
+    save_tiny_vit(tmp_path, [f"class{i}" for i in range(40)], layers=1)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
     at.sidebar.selectbox[0].select(at.sidebar.selectbox[0].options[-1]).run()
     at.sidebar.text_input(key=state.CUSTOM_MODEL).input(str(tmp_path)).run()

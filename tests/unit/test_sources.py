@@ -11,6 +11,7 @@ from PIL import Image
 from analysis.evaluation import accuracy, predict
 from data import DatasetError, load_dataset, match_labels
 from data.sources import LazySequence
+from tests.conftest import save_tiny_vit
 
 
 # -- fixtures --------------------------------------------------------------------------------------------
@@ -325,26 +326,10 @@ def test_match_labels_by_name_synonym_and_id():
 
 def test_imagenet_style_model_against_synonym_folders(tmp_path, digits_test):
     """A tiny random ViT with ImageNet-style id2label, and a folder whose classes use one synonym each."""
-    from transformers import ViTConfig, ViTForImageClassification
-
     from analysis.importance import as_sample, evaluate_gates, gradient_per_sample
     from models import load_model
 
-    names = {0: "tench, Tinca tinca", 1: "tabby, tabby cat", 2: "goldfish, Carassius auratus"}
-    torch.manual_seed(0)
-    cfg = ViTConfig(
-        image_size=16,
-        patch_size=4,
-        num_channels=3,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        num_labels=3,
-        id2label=names,
-        label2id={v: k for k, v in names.items()},
-    )
-    ViTForImageClassification(cfg).save_pretrained(tmp_path / "model")
+    save_tiny_vit(tmp_path / "model", ("tench, Tinca tinca", "tabby, tabby cat", "goldfish, Carassius auratus"))
     model = load_model(str(tmp_path / "model"), device="cpu")
     for cls in ("tabby_cat", "Tench", "goldfish", "unicorn"):
         (tmp_path / "data" / cls).mkdir(parents=True)
