@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from analysis.attention import rollout
 from models import Batch, HookedModel, TextModel, VisionModel
-from models.lrp import ATTNLRP, CHEFER, Rules, lrp_forward, supports
+from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
 
 
 class RelevanceError(ValueError):
@@ -63,7 +63,8 @@ class Method:
     """One relevance method: its labels and its computation. family: "attention", "attention x gradient", "LRP",
     "gradient" (captum) or "perturbation" (captum); gradient_based: uses gradients of the target score;
     compute(model, batch, target, method=name, **options) -> token relevance [B, T'] (batch on the model's
-    device, target as for `explain`); requirement(model) -> None, or why the method does not apply."""
+    device, target as for `explain`); requirement(model) -> None, or why the method does not apply;
+    reads_text_at: compute takes the `read_at` option (where a text model's relevance is read, READ_AT)."""
 
     name: str
     label: str
@@ -73,6 +74,7 @@ class Method:
     gradient_based: bool
     compute: Callable[..., torch.Tensor]
     requirement: Callable[[HookedModel], str | None] = _always
+    reads_text_at: bool = False
 
     def why_not(self, model: HookedModel) -> str | None:
         """None when the method applies to `model`, else the reason it does not."""
@@ -284,10 +286,16 @@ SPLIT_PARTS = {  # conservation_split's parts and their labels (each model has t
     "prefix": "CLS token",
     "blocks": "blocks (biases, softmax rule)",
 }
-READ_AT = {  # where text relevance is read (models.lrp.TEXT_READ_AT) and its label; the default first
-    "words": "the word embeddings (as in the AttnLRP paper)",
-    "embedding": "the embedding output (after LayerNorm: word + position + token type)",
-}
+READ_AT = dict(  # where text relevance is read (models.lrp.TEXT_READ_AT, the default first) and its label
+    zip(
+        TEXT_READ_AT,
+        (
+            "the word embeddings (as in the AttnLRP paper)",
+            "the embedding output (after LayerNorm: word + position + token type)",
+        ),
+        strict=True,
+    )
+)
 
 
 def conservation_split(
@@ -487,6 +495,7 @@ METHODS: dict[str, Method] = {
             True,
             _attnlrp,
             _lrp_layout,
+            reads_text_at=True,
         ),
         Method(
             "gradcam",

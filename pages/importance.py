@@ -191,17 +191,14 @@ def top_inputs() -> None:
         }
     )
     changed = int((values != 0).sum())
-    st.caption(
-        (
-            f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when layer {layer} "
-            f"head {head} is removed"
-            + (f" (it changes {changed} of them; the rest are in dataset order)." if changed < len(order) else ".")
-            if changed
-            else f"Removing layer {layer} head {head} changes the {metric_label(quality)} of none of the {n_scored} "
-            "inputs; they are listed in dataset order."
-        )
-        + " Select a row to open that input in the sidebar."
-    )
+    who = f"layer {layer} head {head}"
+    if not changed:
+        what = f"Removing {who} changes the {metric_label(quality)} of none of the {n_scored} inputs; they are listed "
+        what += "in dataset order."
+    else:
+        what = f"The {len(order)} of {n_scored} inputs whose {metric_label(quality)} suffers most when {who} is removed"
+        what += f" (it changes {changed} of them; the rest are in dataset order)." if changed < len(order) else "."
+    st.caption(what + " Select a row to open that input in the sidebar.")
     input_table(table, ds, spec.modality, f"imp_top_{layer}_{head}_{quality}", f"inputs_by_L{layer}H{head}_{quality}")
 
 

@@ -139,7 +139,7 @@ def maps_panel() -> None:
         for name in picked:
             with st.spinner(f"Computing {method_label(name)}…"):
                 try:
-                    at = read_at if name == "attnlrp" else DEFAULT_READ_AT  # the only method that reads it
+                    at = read_at if METHODS[name].reads_text_at else DEFAULT_READ_AT  # the others: one cache entry
                     maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, at, m, ctx.batch)
                 except RelevanceError as e:
                     st.error(str(e))
