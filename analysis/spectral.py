@@ -194,28 +194,44 @@ def high_frequency_gain(gain, freq) -> torch.Tensor:
 
 
 # -- rank collapse -------------------------------------------------------------------------------------
+# norm -> what rank_collapse measures (the views' label)
+RANK_NORMS = {"fro": "Frobenius (its minimiser is the token mean)", "l1inf": "Dong et al.'s ‖·‖₁,∞ (exact; slow)"}
+
+
 def _l1_linf(y: torch.Tensor) -> torch.Tensor:
     """Dong et al.'s norm of y [..., T, D]: sqrt(max column abs-sum * max row abs-sum)."""
     a = y.abs()
     return (a.sum(-2).amax(-1) * a.sum(-1).amax(-1)).sqrt()
 
 
-def rank_collapse(trace_or_resid, token_mask=None, norm: str = "l1inf") -> torch.Tensor:
-    """Relative residual ||X - 1 xbar^T|| / ||X|| per layer and input (Dong et al. 2021).
+def rank_collapse(trace_or_resid, token_mask=None, norm: str = "fro", progress: Progress = None) -> torch.Tensor:
+    """Relative residual min_x ||X - 1 x^T|| / ||X|| per layer and input (Dong et al. 2021).
 
     trace_or_resid: a Trace (its residual stream and token mask are used) or features [..., T, D]
-    (e.g. [L+1, B, T, D]); norm "l1inf" (the paper's) or "fro". Returns [...] (e.g. [L+1, B]); 0 means
-    every token is the same vector (rank one)."""
+    (e.g. [L+1, B, T, D]); norm a key of RANK_NORMS: "fro" (batched; the minimiser is the token mean) or
+    "l1inf" (the paper's composite norm, its minimiser found exactly by analysis.l1inf, one matrix at a time,
+    with progress(fraction, label)). Returns [...] (e.g. [L+1, B]) in [0, 1]; 0 means every token is the same
+    vector (rank one)."""
     if isinstance(trace_or_resid, Trace):
         x, token_mask = trace_or_resid.resid, trace_or_resid.token_mask
     else:
         x = _t(trace_or_resid)
+    if norm not in RANK_NORMS:
+        raise ValueError(f"norm must be one of {list(RANK_NORMS)}, got {norm!r}.")
     x, _, res = _centre(x.float(), token_mask)
     if norm == "fro":
         return res.flatten(-2).norm(dim=-1) / x.flatten(-2).norm(dim=-1)
-    if norm != "l1inf":
-        raise ValueError(f"norm must be 'l1inf' or 'fro', got {norm!r}.")
-    return _l1_linf(res) / _l1_linf(x)
+    from analysis.l1inf import l1inf_minimum
+
+    real = torch.broadcast_to(_mask(x, token_mask)[..., 0], x.shape[:-1]).bool().reshape(-1, x.shape[-2])
+    mats = x.reshape(-1, *x.shape[-2:]).double()
+    out = torch.empty(len(mats), dtype=torch.float64)
+    for k, (m, keep) in enumerate(zip(mats, real)):
+        m = m[keep]
+        out[k] = l1inf_minimum(m.cpu().numpy())[0] / _l1_linf(m).clamp_min(torch.finfo(m.dtype).tiny)
+        if progress:
+            progress((k + 1) / len(mats), f"matrix {k + 1} of {len(mats)}")
+    return out.float().reshape(x.shape[:-2]).to(x.device)
 
 
 def rank_collapse_whatif(
@@ -223,10 +239,11 @@ def rank_collapse_whatif(
     batch: Batch,
     variants: Sequence[str] = tuple(WHATIF),
     temperature=None,
+    norm: str = "fro",
     progress: Progress = None,
 ) -> dict[str, np.ndarray]:
     """Rank-collapse ratio [L+1, B] of the residual stream for each what-if forward in `variants`
-    (keys of WHATIF: the model as is, without skips, without MLPs, attention only)."""
+    (keys of WHATIF: the model as is, without skips, without MLPs, attention only) under `norm` (RANK_NORMS)."""
     out = {}
     for i, name in enumerate(variants):
         if name not in WHATIF:
@@ -234,9 +251,13 @@ def rank_collapse_whatif(
         skip, mlp = WHATIF[name]
         with ablate_paths(model, skip=skip, mlp=mlp):
             tr = model.run(batch, capture=True, temperature=temperature)
-        out[name] = rank_collapse(tr).cpu().numpy()
-        if progress:
-            progress((i + 1) / len(variants), name)
+
+        def step(f: float, label: str, i=i, name=name) -> None:
+            if progress:
+                progress((i + f) / len(variants), f"{name}: {label}")
+
+        out[name] = rank_collapse(tr, norm=norm, progress=step).cpu().numpy()
+        step(1.0, "done")
     return out
 
 
@@ -247,7 +268,7 @@ def spectral_metrics(
     """Every per-layer spectral metric of one batched forward (per input, so batch means are exact).
 
     Returns numpy arrays: "<stream>_ratio" and "<stream>_share" for stream in resid [L+1, B], attn_out and
-    mlp_out [L, B] (HC/DC ratio and HC energy share); "rank" [L+1, B] (rank-collapse ratio); "entropy"
+    mlp_out [L, B] (HC/DC ratio and HC energy share); "rank" [L+1, B] (rank-collapse ratio, Frobenius); "entropy"
     [L, B, H] (attention entropy / log of the number of real keys: 1 = uniform); "logits" [B, C]. With
     attention, for batches of equal-length inputs, the attention_response keys [L, B, H, ...] ("gain", "freq",
     "stable_rank", "effective_rank", "hf_gain", "singular", with eig "eigenvalues", with a grid "response_2d");

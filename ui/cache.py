@@ -161,14 +161,21 @@ def spectral_metrics(
     return metrics(_model, _batch, temperature=list(temps), eig=head_spectra, attention=head_spectra)
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the what-if forwards…")
+@st.cache_data(max_entries=16, show_spinner=False)
 def spectral_whatif(
-    key: str, input_key: str, temps: tuple[float, ...], variants: tuple[str, ...], _model: HookedModel, _batch
+    key: str,
+    input_key: str,
+    temps: tuple[float, ...],
+    variants: tuple[str, ...],
+    norm: str,
+    _model: HookedModel,
+    _batch,
 ) -> dict[str, np.ndarray]:
-    """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward."""
+    """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward under `norm`."""
     from analysis.spectral import rank_collapse_whatif
 
-    return rank_collapse_whatif(_model, _batch, variants, temperature=list(temps))
+    with progress_bar("Running the what-if forwards…", "Rank collapse") as progress:
+        return rank_collapse_whatif(_model, _batch, variants, temperature=list(temps), norm=norm, progress=progress)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -17,6 +17,8 @@ from ui.figures import HEAT, log_axis
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
 WHATIF_COLORS = {"model": "#1f77b4", "no skip": "#ff7f0e", "no MLP": "#2ca02c", "attention only": "#d62728"}
+# rank-collapse norm (analysis.spectral.RANK_NORMS) -> y-axis title
+RANK_AXIS = {"fro": "‖X − 1x̄ᵀ‖_F / ‖X‖_F (log)", "l1inf": "minₓ ‖X − 1xᵀ‖₁,∞ / ‖X‖₁,∞ (log)"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
 LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 
@@ -216,8 +218,8 @@ def eigen_figure(eigenvalues: np.ndarray, title: str = "", height: int = 320) ->
     return fig
 
 
-def rank_collapse_figure(ratios: dict[str, np.ndarray], height: int = 340) -> go.Figure:
-    """Rank-collapse ratio per layer [L+1] for each what-if forward (log y)."""
+def rank_collapse_figure(ratios: dict[str, np.ndarray], norm: str, height: int = 340) -> go.Figure:
+    """Rank-collapse ratio per layer [L+1] for each what-if forward (log y) under `norm` (a RANK_NORMS key)."""
     fig = go.Figure()
     for name, r in ratios.items():
         fig.add_trace(
@@ -235,7 +237,7 @@ def rank_collapse_figure(ratios: dict[str, np.ndarray], height: int = 340) -> go
         margin=MARGIN,
         legend=LEGEND,
         xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
-        yaxis=log_axis(np.concatenate([np.ravel(r) for r in ratios.values()]), "‖X − 1x̄ᵀ‖ / ‖X‖ (log)"),
+        yaxis=log_axis(np.concatenate([np.ravel(r) for r in ratios.values()]), RANK_AXIS[norm]),
     )
     return fig
 
@@ -309,7 +311,7 @@ def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: i
         )
     for name, y, color in (
         ("attention entropy (mean, 1 = uniform)", sweep["entropy"].mean(1), "#9467bd"),
-        ("rank ratio (last layer)", sweep["rank"][:, -1], "#8c564b"),
+        ("rank ratio, Frobenius (last layer)", sweep["rank"][:, -1], "#8c564b"),
         ("prediction agreement with τ = 1", sweep["agreement"], "#17becf"),
     ):
         fig.add_trace(go.Scatter(x=taus, y=y, mode="lines+markers", name=name, line=dict(color=color)), row=1, col=2)

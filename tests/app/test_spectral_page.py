@@ -110,6 +110,13 @@ def test_digits_vit_head_picker_and_whatif():
     assert_clean(at)
     names = [d.get("name") for d in _figure(at, "x̄")["data"]]
     assert names == ["attention only"]
+    at.radio(key="spectral_rank_norm").set_value("l1inf").run(timeout=120)  # exact, on this input only
+    assert_clean(at)
+    exact = _figure(at, "₁,∞")
+    assert [d.get("name") for d in exact["data"]] == ["attention only"]
+    y = _array(exact["data"][0]["y"])
+    assert 0 < y.min() and y.max() <= 1
+    assert "on this input" in _captions(at)
 
 
 def test_minilm_skips_the_2d_parts_and_adds_length_collapse():

@@ -160,9 +160,10 @@ def test_park_and_kim_points_are_their_diagonal_and_axis():
 def test_rank_collapse_norms():
     x = torch.tensor([[1.0, -2.0], [3.0, 4.0], [0.0, 1.0]])
     res = x - x.mean(0)
+    assert float(S.rank_collapse(x)) == pytest.approx(float(res.norm() / x.norm()), rel=1e-6)  # Frobenius
+    # under the composite norm the mean is not the minimiser (tests/unit/test_l1inf.py checks the exact one)
     l1inf = lambda y: math.sqrt(y.abs().sum(0).max() * y.abs().sum(1).max())  # noqa: E731
-    assert float(S.rank_collapse(x)) == pytest.approx(l1inf(res) / l1inf(x), rel=1e-6)
-    assert float(S.rank_collapse(x, norm="fro")) == pytest.approx(float(res.norm() / x.norm()), rel=1e-6)
+    assert float(S.rank_collapse(x, norm="l1inf")) < l1inf(res) / l1inf(x) - 0.01
     assert float(S.rank_collapse(torch.ones(5, 3) * torch.randn(3))) < 1e-6
     with pytest.raises(ValueError, match="norm"):
         S.rank_collapse(x, norm="l2")
