@@ -3,14 +3,14 @@
 Dong, Cordonnier & Loukas (ICML 2021) measure rank collapse by res(X) = X - 1 x^T with
 x = argmin_x ||X - 1 x^T||_{1,inf}, where ||R||_{1,inf} = sqrt(||R||_1 ||R||_inf): ||R||_1 = A is the largest
 column abs-sum, ||R||_inf = B the largest row abs-sum. The token mean minimises the Frobenius norm only; under
-this norm it is an upper bound (1.04 to 1.3x the minimum on real residual streams). A and B are convex in x,
+this norm it is an upper bound (1.04 to 1.27x the minimum on real residual streams). A and B are convex in x,
 their product is not, but the product is quasi-concave in (A, B): its minimum over the convex set of
 achievable (A, B) lies at a vertex of that set's lower-left (Pareto) boundary. Every boundary vertex minimises
 mu * A + B for some mu > 0, one linear program each (HiGHS through scipy). The search walks the boundary from
 its two ends (least A, least B), bisecting by slope, and drops a stretch whose best conceivable product
 (least A times least B of the stretch) cannot beat the best found: the answer is exact to the LP tolerance.
-Cost: one LP has T * D variables; 2 to 10 LPs per matrix, 0.05 to 1 s for 17 to 65 tokens x 64 features,
-5 to 50 s for 26 x 384 on one CPU core (see the README).
+Cost: one LP has T * D variables; 3 to 10 LPs per matrix: 1.5 s per digits-vit state (65 tokens x 64 features),
+10 to 50 s per minilm state (20 to 30 x 384) on one CPU core (bench/spectral.py).
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def high_frequency_gain(gain, freq) -> torch.Tensor:
 RANK_NORMS = {"fro": "Frobenius (its minimiser is the token mean)", "l1inf": "Dong et al.'s ‖·‖₁,∞ (exact; slow)"}
 
 
-def _l1_linf(y: torch.Tensor) -> torch.Tensor:
+def l1inf_norm(y: torch.Tensor) -> torch.Tensor:
     """Dong et al.'s norm of y [..., T, D]: sqrt(max column abs-sum * max row abs-sum)."""
     a = y.abs()
     return (a.sum(-2).amax(-1) * a.sum(-1).amax(-1)).sqrt()
@@ -228,7 +228,7 @@ def rank_collapse(trace_or_resid, token_mask=None, norm: str = "fro", progress: 
     out = torch.empty(len(mats), dtype=torch.float64)
     for k, (m, keep) in enumerate(zip(mats, real)):
         m = m[keep]
-        out[k] = l1inf_minimum(m.cpu().numpy())[0] / _l1_linf(m).clamp_min(torch.finfo(m.dtype).tiny)
+        out[k] = l1inf_minimum(m.cpu().numpy())[0] / l1inf_norm(m).clamp_min(torch.finfo(m.dtype).tiny)
         if progress:
             progress((k + 1) / len(mats), f"matrix {k + 1} of {len(mats)}")
     return out.float().reshape(x.shape[:-2]).to(x.device)

@@ -231,9 +231,9 @@ def rank_section(cur: dict, temps: tuple) -> None:
         key="spectral_rank_norm",
         help="Dong et al. define the residual with x = argmin ‖X − 1xᵀ‖₁,∞ (√(max column abs-sum × max row "
         "abs-sum)); the token mean is the minimiser of the Frobenius norm only, so under theirs it would "
-        "overstate the residual (by 4 to 30% on real states). HeadScope finds their minimiser exactly with a "
-        "few linear programs per matrix: about a second per state on the built-in ViTs, tens of seconds on "
-        "minilm, so it is computed for this input only.",
+        "overstate the residual (by 6 to 27% on digits-vit states). HeadScope finds their minimiser exactly with "
+        "a few linear programs per matrix: about 1.5 s per state on digits-vit, tens of seconds on minilm, so "
+        "it is computed for this input only.",
     )
     left, right = st.columns(2)
     with left:
