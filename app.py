@@ -1,13 +1,22 @@
-"""HeadScope: `streamlit run app.py`. The router: page config, sidebar pickers, navigation over pages/."""
+"""HeadScope: `streamlit run app.py`. The router: page config, sidebar pickers, the running tour, links to the
+state on screen (ui.links), navigation over pages/."""
 
 import streamlit as st
 
-from ui import startup, state
+from ui import links, startup, state
 from ui.navigation import VIEWS, pages
 
-st.set_page_config(page_title="HeadScope", page_icon=":material/visibility:", layout="wide")
+if state.PRESENT not in st.session_state:  # a link with present=1 opens the presenter layout
+    st.session_state[state.PRESENT] = st.query_params.get(links.PRESENT) == "1"
+st.set_page_config(
+    page_title="HeadScope",
+    page_icon=":material/visibility:",
+    layout="wide",
+    initial_sidebar_state="collapsed" if st.session_state[state.PRESENT] else "auto",
+)
 
 router = st.navigation(pages())
+links.read_url()
 
 
 @st.fragment(run_every=0.5)
@@ -18,8 +27,8 @@ def waiting_for_startup() -> None:
     st.caption("Loading PyTorch and the model code (the first page of a fresh server only)…")
 
 
-if router.title == VIEWS[0].title and not startup.ready():  # Home needs no model: show it at once
-    startup.start()
+if router.title == VIEWS[0].title and not startup.ready() and links.VIEW not in st.query_params:
+    startup.start()  # Home needs no model: show it at once
     with st.sidebar:
         st.markdown("### HeadScope")
         waiting_for_startup()
@@ -28,10 +37,16 @@ if router.title == VIEWS[0].title and not startup.ready():  # Home needs no mode
 else:
     startup.wait()
     from data import DatasetError
-    from ui.widgets import sidebar
+    from ui.tour import tour_panel
+    from ui.widgets import link_and_layout, sidebar
 
+    links.go_to_view()
+    links.begin_run()
     st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
+    link_and_layout()
+    tour_panel()
     try:
         router.run()
     except DatasetError as e:  # e.g. a file of the user's dataset that became unreadable after it was listed
         st.error(f"{e}")
+    links.end_run()  # a view that stops early ends the run itself (ui.widgets.stop_view)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis.attention import SINK_THRESHOLD, ring_sizes, uniform_distance
 from analysis.patterns import pattern_layout, unpack
-from ui import cache, state
+from ui import cache, links, state
 from ui.attention_figures import (
     LINE_VIEW_MAX,
     default_query,
@@ -35,6 +35,7 @@ from ui.widgets import (
     page_context,
     sample_size_picker,
     show_figure,
+    stop_view,
     synced,
 )
 
@@ -42,7 +43,7 @@ ctx = page_context()
 st.title("Attention")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 m = ctx.model
 spec = m.spec
@@ -85,6 +86,9 @@ def set_query(q: int) -> None:
     st.session_state[state.QUERY] = int(q)
 
 
+links.param("query", state.QUERY, options=list(query_options(P, spec.grid, tokens)), parse=int)
+
+
 def query_from_widget() -> None:
     """Selectbox callback. A choice made in the browser while the input changed (its label no longer among the
     options: Streamlit hands over the label text) is ignored; the box then shows the current query again."""
@@ -94,7 +98,7 @@ def query_from_widget() -> None:
 
 
 # -- heads of the current input ----------------------------------------------------------------------------
-@st.fragment
+@links.fragment
 def heads_panel() -> None:
     layer, head = current_head()
     options = query_options(P, spec.grid, tokens)
@@ -241,7 +245,7 @@ def head_table(a: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-@st.fragment
+@links.fragment
 def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     layer, head = current_head()
     dist = a["distance_px" if image else "distance"]
@@ -378,7 +382,7 @@ CLUSTERINGS = {"kmeans": "k-means", "agglomerative": "agglomerative (Ward)"}
 AGGLOMERATIVE_MAX = 6000
 
 
-@st.fragment
+@links.fragment
 def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
     vectors = a["vectors"]
     n_rows = int(np.prod(vectors.shape[:3]))
@@ -505,6 +509,7 @@ def cluster_members(s, cluster: int, sample) -> None:
 TABS = ["Heads of this input", "Distance and strength", "Patterns"]
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
+links.param("tab", "attn_tab", options=TABS)
 tab_heads, tab_distance, tab_patterns = st.tabs(TABS, key="attn_tab", on_change="rerun")
 if tab_heads.open:
     with tab_heads:

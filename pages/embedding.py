@@ -16,7 +16,7 @@ from analysis.embedding import (
     top_classes,
 )
 from models import ModelLoadError, Trace
-from ui import cache, state
+from ui import cache, links, state
 from ui.embedding_figures import (
     block_class_probs,
     class_map_overlay,
@@ -33,6 +33,7 @@ from ui.widgets import (
     page_context,
     sample_size_picker,
     show_figure,
+    stop_view,
     warn_small_sample,
 )
 
@@ -47,7 +48,7 @@ ctx = page_context()
 st.title("Class embedding")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 m = ctx.model
 spec = m.spec
@@ -61,6 +62,7 @@ st.caption(
     f"{summary_name} embeddings of a dataset sample sort themselves by class, layer by layer."
 )
 
+links.param("where", "emb_where", options=list(WHERE))
 where = (
     st.segmented_control(
         "Read the classifier on",
@@ -81,7 +83,7 @@ def _tags(true: bool, predicted: bool) -> str:
 
 
 # -- current input ------------------------------------------------------------------------------------
-@st.fragment
+@links.fragment
 def current_input() -> None:
     st.subheader("The current input, block by block")
     arrays = ctx.trace()
@@ -102,6 +104,7 @@ def current_input() -> None:
     numbers = {"token_scores": scores.cpu().numpy(), "summary_scores": summary.cpu().numpy(), "ranks_first": first}
     left, right = st.columns([1, 1])
     if spec.grid is not None:
+        links.param("block", "emb_block", lo=1, hi=L, parse=int)
         block = c2.slider("Block", 1, L, L, key="emb_block", help="The token class map after this block.")
         with left:
             n_first = int(first[block - 1].sum())
@@ -147,7 +150,7 @@ if not ds.labelled:
         f"Identifiability, embedding maps and separability need each input's true class, and {ds.name} has no "
         "labels. Open a folder with one sub-folder per class, or a table with a label column, in the sidebar."
     )
-    st.stop()
+    stop_view()
 if n_usable < 3:
     st.warning(
         f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
@@ -155,7 +158,7 @@ if n_usable < 3:
         f"{' …' if len(ds.class_names) > 10 else ''}), so the true class of its inputs is unknown. Pick a "
         "dataset of the model's classes (or, for a prompt head, restore its label set) in the sidebar."
     )
-    st.stop()
+    stop_view()
 
 st.divider()
 c1, c2 = st.columns([1, 2])
@@ -237,10 +240,12 @@ with st.expander("Identifiability rate per block and group"):
 
 
 # -- embedding map ------------------------------------------------------------------------------------
-@st.fragment
+@links.fragment
 def embedding_map() -> None:
     st.subheader(f"Embedding map of the {summary_name} token")
     c1, c2 = st.columns([1, 2])
+    links.param("projection", "emb_method", options=list(METHODS), parse=str)
+    links.param("proj_layer", "emb_layer", lo=0, hi=L, parse=int)
     method = c1.radio(
         "Projection",
         METHODS,

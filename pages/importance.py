@@ -26,6 +26,7 @@ from ui.widgets import (
     page_context,
     sample_size_picker,
     show_figure,
+    stop_view,
     warn_small_sample,
 )
 
@@ -35,7 +36,7 @@ ctx = page_context()
 st.title("Head importance")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 st.caption(
     "Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
@@ -87,7 +88,7 @@ else:
     background_panel(ctx, "importance", "head importance")
     if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
         st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
-        st.stop()
+        stop_view()
     res = cache.importance_scores(ctx.model_key, ds.key, n, model, ds)
     res = res | {"rows": ds.sample_rows(n)}
 metrics, labels = list(res["metrics"]), res["labels"]

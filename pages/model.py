@@ -8,14 +8,14 @@ from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
 from ui.stored import background_panel, find_run, input_table, run_label
-from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure
+from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure, stop_view
 
 WORST = 20
 ctx = page_context()
 st.title("Model")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 spec = ctx.model.spec
 st.caption(

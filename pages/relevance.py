@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
 from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, available_methods, to_grid
-from ui import cache
+from ui import cache, links
 from ui.relevance_figures import (
     CONSERVATION_CLASSES,
     colour_limits,
@@ -22,7 +22,7 @@ from ui.relevance_figures import (
     top_tokens,
 )
 from ui.stored import background_panel, find_run, input_table, run_label
-from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure
+from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure, stop_view
 
 METHODS_KEY = "relevance_methods"
 DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
@@ -33,7 +33,7 @@ ctx = page_context()
 st.title("Relevance")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 m = ctx.model
 spec = m.spec
@@ -53,6 +53,7 @@ LONG_TEXT_PANEL = 600  # pixels
 DEFAULT_READ_AT = next(iter(READ_AT))
 TEXT_POSITION = "position + token-type embeddings"  # the split's "position" part of a text model
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
+SCALES = ["per map", "shared"]  # the maps' colour scale
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
@@ -66,11 +67,12 @@ pred = int(probs.argmax())
 names = spec.class_names
 
 
-@st.fragment
+@links.fragment
 def maps_panel() -> None:
     """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
     or colour scale reruns only this panel)."""
     c1, c2, c3 = st.columns([3, 2, 1])
+    links.param("methods", f"rel_methods_{ctx.model_key}", options=usable, many=True)
     picked = c1.multiselect(
         "Methods",
         usable,
@@ -82,18 +84,13 @@ def maps_panel() -> None:
     )
     st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
-    requested = st.query_params.get("target")
-    if requested is not None and f"rel_target_{ctx.model_key}" not in st.session_state:
-        try:
-            t = int(requested)
-            if not 0 <= t < spec.n_classes:
-                raise ValueError
-            st.session_state[f"rel_target_{ctx.model_key}"] = t
-        except ValueError:
-            st.error(
-                f"The link asks for target class {requested!r}, but {spec.name} has {spec.n_classes} classes "
-                f"(0 to {spec.n_classes - 1}): showing the predicted class. Pick another in 'Target class'."
-            )
+    links.param(
+        "target",
+        f"rel_target_{ctx.model_key}",
+        options=[PREDICTED] + list(range(spec.n_classes)),
+        parse=lambda t: PREDICTED if t == "predicted" else int(t),
+        fmt=lambda c: "predicted" if c == PREDICTED else str(c),
+    )
     choice = c2.selectbox(
         "Target class",
         [PREDICTED] + list(range(spec.n_classes)),
@@ -103,10 +100,11 @@ def maps_panel() -> None:
         ),  # labels that do not change with the input, so the choice stays valid when the input changes
         help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
     )
+    links.param("scale", "rel_scale", options=SCALES)
     shared = (
         c3.radio(
             "Colour scale",
-            ["per map", "shared"],
+            SCALES,
             key="rel_scale",
             help="Per map: each map on its own scale, to see its pattern (a diffuse map such as rollout stays "
             "visible). Shared: one scale for all, to compare how concentrated the maps are.",
@@ -262,7 +260,7 @@ maps_panel()
 STORED_TOP = 20
 
 
-@st.fragment
+@links.fragment
 def stored_panel() -> None:
     """The inputs of a stored relevance run where the methods disagree most, openable in the sidebar."""
     ds = ctx.dataset
@@ -400,7 +398,7 @@ if stored_faith is not None and st.toggle(
         "predicted class.",
         stored_faith.manifest.params.get("insertion_start", insertion_starts(spec.modality)[0]),
     )
-    st.stop()
+    stop_view()
 
 
 def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, start_key: str, available: int) -> None:
@@ -456,7 +454,7 @@ if st.session_state.pop("rel_nothing_to_score", False):
 request = st.session_state.get(SCORED_KEY)
 if request is None or request[:2] != (ctx.model_key, ds.key):
     st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
-    st.stop()
+    stop_view()
 _, _, n, scored, start = request
 report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, start, m, ds)
 sample = ds.sample(n)
@@ -468,7 +466,7 @@ st.markdown("**Where the methods disagree most**")
 methods = [k for k in report.maps if k != RANDOM]
 if len(methods) < 2:
     st.info("Score at least two methods to see where they disagree.")
-    st.stop()
+    stop_view()
 dis = report.disagreement()
 top = np.argsort(-dis)[:4]
 rows = report.indices[top]

@@ -16,23 +16,33 @@ from analysis.spectral import (
     temperatures,
 )
 from runs.jobs import SPECTRAL_PER_INPUT
-from ui import cache, state
+from ui import cache, links, state
 from ui import spectral_figures as sf
 from ui.figures import head_grid
 from ui.stored import background_panel, find_run, run_label
-from ui.widgets import head_picker, no_model_message, on_head_click, page_context, sample_size_picker, show_figure
+from ui.widgets import (
+    head_picker,
+    no_model_message,
+    on_head_click,
+    page_context,
+    sample_size_picker,
+    show_figure,
+    stop_view,
+)
 
 TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
 FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
 OWN = "the model's own MLP activation"
+SCOPES = ["all layers", "chosen layers"]  # where the temperature applies
+POINTS = {"nyquist": "to the Nyquist corner (π, π)", "park_kim": "Park & Kim's (to compare with their figures)"}
 
 ctx = page_context()
 st.title("Spectral")
 if ctx is None:
     no_model_message()
-    st.stop()
+    stop_view()
 
 model, spec = ctx.model, ctx.model.spec
 L, H = spec.n_layers, spec.n_heads
@@ -95,11 +105,8 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     theirs = (
         st.radio(
             "Frequency points",
-            ["nyquist", "park_kim"],
-            format_func={
-                "nyquist": "to the Nyquist corner (π, π)",
-                "park_kim": "Park & Kim's (to compare with their figures)",
-            }.get,
+            list(POINTS),
+            format_func=POINTS.get,
             horizontal=True,
             key="spectral_points",
             help="Park & Kim's code reads the diagonal one step short of the Nyquist corner, at (1 − 2/n)·π per "
@@ -336,7 +343,7 @@ def temperature_panel(tab: str) -> None:
         help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
         "uniform; τ = 1 is the model as trained. It applies on every tab but the lab.",
     )
-    scope = c2.radio("Apply τ to", ["all layers", "chosen layers"], key="spectral_scope", horizontal=True)
+    scope = c2.radio("Apply τ to", SCOPES, key="spectral_scope", horizontal=True)
     layers = None
     if scope == "chosen layers":
         layers = tuple(sorted(c3.multiselect("Layers", list(range(L)), default=[L - 1], key="spectral_layers")))
@@ -456,6 +463,15 @@ def activation_lab() -> None:
 # lazy tabs: only the open tab runs and is sent to the browser, so a temperature step redraws its figures only;
 # the temperature lives in session state while the lab (which has none) is open
 TABS = ["Low-pass filter", "Heads", "Rank collapse", "Temperature sweep", "Activation lab"]
+for name, key, options, parse in (
+    ("tab", "spectral_tab", TABS, str),
+    ("tau", "spectral_tau", TAUS, float),
+    ("scope", "spectral_scope", SCOPES, str),
+    ("norm", "spectral_rank_norm", list(RANK_NORMS), str),
+    ("points", "spectral_points", list(POINTS), str),
+):
+    links.param(name, key, options=options, parse=parse)
+links.param("layers", "spectral_layers", options=list(range(L)), parse=int, many=True)
 for kept in ("spectral_tau", "spectral_scope", "spectral_layers"):
     if kept in st.session_state:
         st.session_state[kept] = st.session_state[kept]

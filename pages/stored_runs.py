@@ -6,7 +6,7 @@ import streamlit as st
 from runs import StoreError
 from ui.navigation import VIEWS
 from ui.stored import store
-from ui.widgets import download_button, page_context
+from ui.widgets import download_button, page_context, stop_view
 
 ANALYSIS_VIEWS = {
     "importance": "importance.py",
@@ -32,7 +32,7 @@ if index.empty:
         "command line: `python -m headscope precompute --model digits-vit --dataset digits --analyses "
         "importance,relevance`."
     )
-    st.stop()
+    stop_view()
 
 shown = index.drop(columns=["params"]).assign(progress=lambda d: d.done / d.inputs)
 event = st.dataframe(
@@ -53,14 +53,14 @@ if picked:
 key = st.session_state.get("runs_selected")
 if key not in set(shown["key"]):
     st.caption("Select a row to see the run.")
-    st.stop()
+    stop_view()
 row = list(shown["key"]).index(key)
 run = store().run(key)
 try:
     m = run.manifest
 except StoreError as e:
     st.error(str(e))
-    st.stop()
+    stop_view()
 st.subheader(f"{m.analysis} of {m.model} on {m.dataset} ({m.split})")
 st.caption(
     f"{m.done_inputs}/{m.n_inputs} inputs · {index.state.iloc[row]} · parameters {m.params} · "

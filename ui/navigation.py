@@ -72,6 +72,12 @@ VIEWS = [
         "Dataset-scale results computed once (command line or background run) and stored: list, inspect, "
         "download, delete.",
     ),
+    View(
+        "tour.py",
+        "Tour",
+        ":material/school:",
+        "Guided tours through the views for a lecture, written as TOML files, with a presenter layout.",
+    ),
 ]
 
 
@@ -85,6 +91,12 @@ def pages() -> list:
     import streamlit as st
 
     return [st.Page(str(v.path), title=v.title, icon=v.icon, default=(v.file == "home.py")) for v in available_views()]
+
+
+def view_path(name: str) -> str:
+    """The page file of the view named `name` in links and tours ("attention" -> .../pages/attention.py), as
+    st.switch_page takes it; KeyError for a name that is no view."""
+    return str({Path(v.file).stem: v for v in available_views()}[name].path)
 
 
 def use_router() -> None:

@@ -18,6 +18,9 @@ TEXT = "input_text"  # str: the free text
 HEAD = "selected_head"  # (layer, head): the head selected in any view
 QUERY = "selected_query"  # int token index of the query (0 = CLS)
 SIDEBAR_CONTEXT = "_sidebar_context"
+PRESENT = "presenter"  # bool: the presenter layout (larger type and figures, for a projector)
+TOUR = "tour_at"  # (tour file path, step index) of the running tour, absent when none runs
+TOUR_GO = "_tour_go"  # (tour file path, step index) a button asked for; the next run opens it
 DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
 SPLIT = "dataset_split"  # (+ "_<source>") the split of a dataset source

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 from PIL import ImageOps
 
@@ -19,7 +22,7 @@ from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, l
 from models import BUILTINS, HookedModel, ModelLoadError, TraceArrays, list_models
 from models.adapter import check_labels
 from models.trace import Batch
-from ui import cache, state
+from ui import cache, links, state
 from ui.navigation import use_router
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
@@ -27,6 +30,16 @@ OPEN_DATASET = "Open a folder or file…"
 BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
 MAX_NAME_MATCHES = 200
 SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says its dataset scores are noisy
+PRESENT_TOGGLE = "presenter_toggle"  # the toggle's own key: state.PRESENT outlives pages that do not draw it
+PRESENT_FONT = 20  # presenter layout: figure font size (px), and the page's CSS below
+PRESENT_LINE = 4  # presenter layout: line width of line plots (px)
+PRESENTER_CSS = """<style>
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.45rem; line-height: 1.5; }
+[data-testid="stCaptionContainer"] p, [data-testid="stCaptionContainer"] { font-size: 1.25rem; }
+[data-testid="stWidgetLabel"] p { font-size: 1.25rem; }
+[data-testid="stHeading"] h1 { font-size: 3.4rem; }
+[data-testid="stHeading"] h2, [data-testid="stHeading"] h3, [data-testid="stHeading"] h4 { font-size: 2.2rem; }
+</style>"""
 
 
 @dataclass
@@ -110,13 +123,44 @@ def sidebar() -> PageContext | None:
         model, name = _model_picker()
         if model is None:
             return None
+        _link_head(model.spec.n_layers, model.spec.n_heads)
         dataset, match = _dataset_picker(model, name)
         st.divider()
         return _input_picker(model, name, dataset, match)
 
 
+def _link_head(n_layers: int, n_heads: int) -> None:
+    """A link's layer and head (clamped to the model) select the head; the URL gets the selected head back."""
+    layer, head = links.value("layer"), links.value("head")
+    if layer is not None or head is not None:
+        cur = state.selected_head()
+        new_layer = links.clamp("layer", layer, 0, n_layers - 1) if layer is not None else None
+        new_head = links.clamp("head", head, 0, n_heads - 1) if head is not None else None
+        state.select_head(cur[0] if new_layer is None else new_layer, cur[1] if new_head is None else new_head)
+    links.live("layer", lambda: str(state.selected_head()[0]))
+    links.live("head", lambda: str(state.selected_head()[1]))
+
+
+def _link_model(builtins: list[str]) -> None:
+    """A link's model: a built-in name, or a folder / hub id typed into "load a model"; anything else is noted."""
+    wanted = links.value("model")
+    if not wanted:
+        return
+    if wanted in builtins:
+        st.session_state[state.MODEL] = wanted
+    elif "/" in wanted or Path(wanted).expanduser().exists():  # a folder or a hub id (owner/name)
+        st.session_state[state.MODEL] = LOAD_OTHER
+        st.session_state[state.CUSTOM_MODEL] = wanted
+    else:
+        links.note(
+            f"model {wanted!r} is not a built-in model ({', '.join(builtins)}), a folder or a hub id; opened "
+            f"{st.session_state.get(state.MODEL, builtins[0])}."
+        )
+
+
 def _model_picker() -> tuple[HookedModel | None, str]:
     builtins = list(list_models())
+    _link_model(builtins)
     choice = st.selectbox(
         "Model",
         builtins + [LOAD_OTHER],
@@ -152,6 +196,7 @@ def _model_picker() -> tuple[HookedModel | None, str]:
     )
     if spec.head == "prompts":
         _label_editor(model, name)
+    links.live("model", name)
     return model, name
 
 
@@ -192,6 +237,10 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     opened = st.session_state.get(f"{state.DATASET}_{name}")
     if opened and opened not in options and opened != OPEN_DATASET:  # opened, but the recent file is not writable
         options.append(opened)
+    wanted = links.peek("dataset")
+    if wanted and wanted not in options and Path(wanted).expanduser().exists():  # a link to the user's own data
+        options.append(wanted)
+    links.param("dataset", f"{state.DATASET}_{name}", options=options)
     choice = st.selectbox(
         "Dataset",
         options + [OPEN_DATASET],
@@ -220,6 +269,7 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
     try:
         ds = cache.get_dataset(source, None)
         if len(ds.splits) > 1:
+            links.param("split", f"{state.SPLIT}_{source}", options=ds.splits)
             split = st.selectbox("Split", ds.splits, index=ds.splits.index(ds.split), key=f"{state.SPLIT}_{source}")
             ds = cache.get_dataset(source, split)
         if ds.modality != spec.modality:
@@ -238,6 +288,8 @@ def _dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]
             )
     match = match_labels(spec.class_names, ds.class_names)
     _dataset_status(ds, match)
+    links.live("dataset", ds.source)
+    links.live("split", ds.split if len(ds.splits) > 1 else None)
     return ds, match
 
 
@@ -277,6 +329,8 @@ def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
 def _dataset_row(ds: Dataset) -> int:
     """Pick one input of the dataset: by index, by class (k-th input of a class) or by file name."""
     ways = ["index"] + (["class"] if ds.labelled else []) + (["name"] if ds.source not in list_datasets() else [])
+    if links.peek("input") is not None:
+        st.session_state[state.BROWSE] = "index"
     how = (
         st.radio("Browse", ways, format_func=BROWSE_LABELS.get, key=state.BROWSE, horizontal=True)
         if len(ways) > 1
@@ -307,6 +361,7 @@ def _dataset_row(ds: Dataset) -> int:
                 f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i], key=f"input_name_{ds.key}"
             )
         )
+    links.param("input", f"{state.INDEX}_{ds.key}", lo=0, hi=len(ds) - 1, parse=int)
     return int(
         st.number_input(
             f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", 0, len(ds) - 1, 0, key=f"{state.INDEX}_{ds.key}"
@@ -319,6 +374,7 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
     key = cache.model_key(name, st.session_state.get(state.LABELS, {}).get(name))
     sources = ["dataset", "upload" if spec.modality == "image" else "text"]
     labels = {"dataset": f"From {ds.name}", "upload": "Upload an image", "text": "Type a text"}
+    _link_source(spec.modality)
     source = st.radio("Input", sources, format_func=labels.get, key=f"{state.SOURCE}_{spec.modality}", horizontal=True)
     if source == "dataset":
         idx = _dataset_row(ds)
@@ -337,6 +393,7 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
             else f"{ds.name} #{idx} · {label_text}"
         )
         input_key = f"{ds.key}/{idx}"
+        links.live("input", str(idx))
     elif source == "upload":
         up = st.file_uploader("Image (PNG, JPEG, BMP, GIF, WebP)", type=None, key="input_upload")
         if up is None:
@@ -369,6 +426,7 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
         )
         label, caption = None, "typed text"
         input_key = "text/" + hashlib.sha1(raw.encode()).hexdigest()
+        links.live("text", raw)
     try:
         batch = model.prepare([raw])
     except InputError as e:
@@ -378,6 +436,54 @@ def _input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch)
     for note in batch.notes:
         st.warning(note)
     return PageContext(model, name, key, ds, match, raw, label, input_key, batch, caption, list(batch.notes))
+
+
+def _link_source(modality: str) -> None:
+    """A link's text opens "Type a text" with it (text models); a link's input opens the dataset input."""
+    key = f"{state.SOURCE}_{modality}"
+    text = links.value("text")
+    if text is not None and modality == "text":
+        st.session_state[key], st.session_state[state.TEXT] = "text", text
+    elif text is not None:
+        links.note("text= is for text models; this model reads images.")
+    elif links.peek("input") is not None:
+        st.session_state[key] = "dataset"
+
+
+def link_and_layout() -> None:
+    """The sidebar's presenter toggle and "Copy link" (filled when the view has run and its state is known);
+    applies the presenter layout's CSS."""
+    with st.sidebar:
+        st.divider()
+        st.toggle(
+            "Presenter layout",
+            value=st.session_state[state.PRESENT],
+            key=PRESENT_TOGGLE,
+            on_change=lambda: st.session_state.update({state.PRESENT: st.session_state[PRESENT_TOGGLE]}),
+            help="For a projector: larger type and figure fonts, thicker lines; collapse the sidebar with its "
+            "arrow. A link with present=1 opens in this layout with the sidebar collapsed.",
+        )
+        slot = st.empty()
+    if st.session_state[state.PRESENT]:
+        st.html(PRESENTER_CSS)
+
+    def show(link: str) -> None:  # opening the popover reruns the app, so a fragment's changes are in the link
+        if not link:
+            return
+        with slot.container(), st.popover("Copy link", icon=":material/link:", width="stretch", on_change="rerun"):
+            st.caption(
+                "This address reopens the view as it is now: model, dataset, input, selected head and the view's "
+                "options. Copy it with the button at the right of the box."
+            )
+            st.code(link, language=None, wrap_lines=True)
+
+    links.show_link_with(show)
+
+
+def stop_view() -> NoReturn:
+    """st.stop() for a view: the link to its state is written first (nothing can be drawn after st.stop)."""
+    links.end_run()
+    st.stop()
 
 
 def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
@@ -400,6 +506,8 @@ def show_figure(
 
     Returns what st.plotly_chart returns (the selection when on_select is given)."""
     st.caption(f"**How to read this:** {how_to_read}")
+    if st.session_state.get(state.PRESENT):
+        fig = _for_projector(fig)
     event = st.plotly_chart(
         fig,
         width="stretch",
@@ -410,6 +518,15 @@ def show_figure(
     if data is not None:
         download_button(data, name, key=f"dl_{key or name}")
     return event
+
+
+def _for_projector(fig) -> go.Figure:
+    """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts and thicker lines."""
+    fig = go.Figure(fig)
+    fig.update_layout(font_size=PRESENT_FONT)
+    fig.update_traces(line_width=PRESENT_LINE, selector=dict(type="scatter", mode="lines"))
+    fig.update_traces(line_width=PRESENT_LINE, selector=dict(type="scatter", mode="lines+markers"))
+    return fig
 
 
 def download_button(data: pd.DataFrame | dict[str, np.ndarray], name: str, key: str | None = None) -> None:
@@ -492,7 +609,9 @@ def _pick_head(layer_key: str, head_key: str) -> None:
 
 
 def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "Dataset sample size") -> int:
-    """How many inputs of the sidebar's dataset to analyse; larger than the dataset is clamped to it with a note."""
+    """How many inputs of the sidebar's dataset to analyse; larger than the dataset is clamped to it with a note.
+    A link sets it with n=."""
+    links.param("n", key, lo=1, hi=dataset_len, parse=int)
     n = int(
         st.number_input(
             label,

@@ -84,13 +84,13 @@ def test_method_not_applicable_is_explained():
 
 def test_target_out_of_range_in_link_gives_clear_error():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["target"] = "12"
+    at.query_params.update(view="relevance", target="12")
     at.run()
-    at.switch_page("pages/relevance.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    errors = [e.value for e in at.error]
-    assert any("target class '12'" in e and "10 classes" in e for e in errors), errors
+    toasts = " ".join(t.value for t in at.toast)
+    assert "target: 12 does not exist here" in toasts and "predicted, 0, 1" in toasts, toasts
     assert any("(predicted, probability" in s.value for s in at.subheader)  # falls back to the predicted class
+    assert at.query_params["target"] == "predicted"
 
 
 def test_no_method_picked_and_no_method_scored():

@@ -1,0 +1,40 @@
+"""Tour view: guided tours through the real views, written as TOML files (tours/README.md)."""
+
+import streamlit as st
+
+from ui import state
+from ui.navigation import VIEWS
+from ui.tour import load_tour, request_step, tour_files
+from ui.widgets import page_context, stop_view
+
+page_context()  # the sidebar (a tour step sets its model and input)
+st.title("Tour")
+st.caption(
+    "A tour walks through the views in the states a teacher chose, one step at a time: what to look at, why, the "
+    "paper it comes from and something to try. Next and Back also answer PageDown and PageUp (a presentation "
+    "clicker); the presenter layout (sidebar) enlarges text and figures for a projector. Write your own tour as a "
+    "TOML file in ~/.headscope/tours (format: tours/README.md in the repository)."
+)
+files = tour_files()
+if not files:
+    st.info("No tour files found: HeadScope's own are in its tours/ folder, yours go in ~/.headscope/tours.")
+    stop_view()
+tours = {str(p): load_tour(p) for p in files}
+chosen = st.selectbox(
+    "Tour", list(tours), format_func=lambda p: f"{tours[p].title} ({len(tours[p].steps)} steps)", key="tour_file"
+)
+tour = tours[chosen]
+if tour.summary:
+    st.markdown(tour.summary)
+if tour.problems:
+    st.warning(
+        f"{tour.path.name} has {len(tour.problems)} problem(s); the other steps run:\n\n"
+        + "\n".join(f"- {p}" for p in tour.problems)
+    )
+titles = {v.file.removesuffix(".py"): v.title for v in VIEWS}
+for k, step in enumerate(tour.steps, 1):
+    st.markdown(f"{k}. **{step.title}** · {titles[step.view]}" + (f" · _{step.source}_" if step.source else ""))
+if tour.steps:
+    st.button("Start the tour", type="primary", key="tour_start", on_click=request_step, args=(tour.path, 0))
+if st.session_state.get(state.TOUR):
+    st.caption("A tour is running: its panel sits above every view until you end it.")

@@ -1,0 +1,174 @@
+"""AppTest: links to a state (ui.links) through app.py: every documented parameter reopens its state, bad values
+open the nearest valid state with one message, the URL follows the widgets; the presenter layout; and every step
+of the shipped tours opens the state it declares, with Next / Back / End in the tour panel."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.app.helpers import APP, TIMEOUT, assert_clean
+from ui import state
+from ui.links import PARAMS
+from ui.navigation import VIEWS
+from ui.tour import TOURS_DIR, load_tour
+
+TITLES = {v.file.removesuffix(".py"): v.title for v in VIEWS}
+# one link per view that sets every parameter the view reads (together: every documented parameter)
+LINKS = {
+    "attention": {
+        "model": "minilm",
+        "dataset": "prose",
+        "input": "5",
+        "layer": "1",
+        "head": "2",
+        "query": "3",
+        "tab": "Heads of this input",
+    },
+    "spectral": {
+        "model": "digits-vit",
+        "split": "train",
+        "input": "4",
+        "tab": "Rank collapse",
+        "tau": "2.0",
+        "scope": "chosen layers",
+        "layers": "1,3",
+        "norm": "fro",
+        "points": "park_kim",
+        "n": "8",
+    },
+    "relevance": {
+        "model": "digits-vit",
+        "input": "2",
+        "methods": "rollout,attnlrp",
+        "target": "3",
+        "scale": "shared",
+        "n": "8",
+    },
+    "embedding": {
+        "model": "digits-vit",
+        "input": "6",
+        "where": "mlp_out",
+        "block": "2",
+        "projection": "pca",
+        "proj_layer": "1",
+        "n": "64",
+    },
+    "importance": {"model": "minilm", "text": "The court ruled on the appeal.", "n": "8"},
+}
+
+
+def open_link(params: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    return at.run()
+
+
+def url(at: AppTest) -> dict[str, str]:
+    return {k: v[0] if isinstance(v, list) else v for k, v in dict(at.query_params).items()}
+
+
+def toasts(at: AppTest) -> str:
+    return " ".join(t.value for t in at.toast)
+
+
+def test_the_links_cover_every_documented_parameter():
+    used = {k for params in LINKS.values() for k in params} | {"view", "present"}
+    assert used == set(PARAMS)
+
+
+@pytest.mark.parametrize("view", list(LINKS))
+def test_a_link_reopens_its_state_and_the_url_follows(view):
+    at = open_link({"view": view} | LINKS[view])
+    assert_clean(at)
+    assert at.title[0].value == TITLES[view]
+    assert not toasts(at), toasts(at)
+    assert url(at).items() >= LINKS[view].items()  # the URL is rewritten from the widgets: the state took
+    if view == "attention":
+        assert at.session_state[state.MODEL] == "minilm" and state.HEAD in at.session_state
+        assert tuple(at.session_state[state.HEAD]) == (1, 2) and at.session_state[state.QUERY] == 3
+    again = open_link({"view": view} | url(at))  # the rewritten address opens the same state
+    assert_clean(again)
+    assert url(again) == url(at)
+
+
+def test_bad_values_open_the_nearest_valid_state_with_one_message():
+    at = open_link(
+        {
+            "view": "spectral",
+            "model": "digit-vit",
+            "head": "99",
+            "layer": "x",
+            "input": "100000",
+            "tau": "3.3",
+            "tab": "Nope",
+            "colour": "red",
+        }
+    )
+    assert_clean(at)
+    message = toasts(at)
+    assert len(at.toast) == 1
+    for part in (
+        "'digit-vit' is not a built-in model",
+        "head=99 does not exist here (0 to 3); opened 3",
+        "layer='x' is not a number",
+        "input=100000 is out of range",
+        "tau: 3.3 does not exist",
+        "tab: Nope does not exist",
+        "colour: not a setting",
+    ):
+        assert part in message, (part, message)
+    assert at.session_state[state.MODEL] == "digits-vit" and tuple(at.session_state[state.HEAD]) == (0, 3)
+    assert url(at)["input"] == "359" and url(at)["tau"] == "1.0"
+    unknown_view = open_link({"view": "atention"})
+    assert_clean(unknown_view)
+    assert "view='atention' is not a view" in toasts(unknown_view)
+
+
+def test_the_url_follows_a_widget_change_and_copy_link_shows_it():
+    at = open_link({"view": "spectral", "tab": "Rank collapse"})
+    at.radio(key="spectral_rank_norm").set_value("l1inf")
+    at.multiselect(key="spectral_whatif").set_value(["attention only"]).run()
+    assert url(at)["norm"] == "l1inf"
+    code = [c.value for c in at.sidebar.code]
+    assert code and "norm=l1inf" in code[0] and "tab=Rank+collapse" in code[0]
+
+
+def test_presenter_layout_from_the_link():
+    at = open_link({"view": "spectral", "present": "1", "tab": "Rank collapse", "n": "8"})
+    assert_clean(at)
+    assert at.session_state[state.PRESENT] is True and url(at)["present"] == "1"
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["font"]["size"] == 20
+    at.toggle(key="presenter_toggle").set_value(False).run()
+    assert "present" not in url(at)
+
+
+@pytest.mark.parametrize("path", sorted(TOURS_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_tour_step_opens_the_state_it_declares(path):
+    tour = load_tour(path)
+    for k, step in enumerate(tour.steps, 1):
+        at = open_link({"view": step.view} | step.state)
+        assert_clean(at)
+        assert at.title[0].value == TITLES[step.view], k
+        assert not toasts(at), (k, toasts(at))
+        assert url(at).items() >= step.state.items(), (k, step.state, url(at))
+
+
+def test_tour_panel_next_back_and_end():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/tour.py").run()
+    assert_clean(at)
+    at.button(key="tour_start").click().run()
+    intro = load_tour(TOURS_DIR / "intro.toml")
+    assert at.title[0].value == TITLES[intro.steps[0].view]
+    assert any(m.value.startswith(f"#### {intro.steps[0].title}") for m in at.markdown)
+    at.button(key="tour_next").click().run()
+    assert tuple(at.session_state[state.TOUR])[1] == 1
+    assert any(m.value.startswith(f"#### {intro.steps[1].title}") for m in at.markdown)
+    assert url(at)["tab"] == "Distance and strength"
+    at.button(key="tour_back").click().run()
+    assert tuple(at.session_state[state.TOUR])[1] == 0
+    at.button(key="tour_end").click().run()
+    assert state.TOUR not in at.session_state
+    assert not any(m.value.startswith("#### ") for m in at.markdown)  # the panel's step heading is gone

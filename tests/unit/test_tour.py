@@ -1,0 +1,82 @@
+"""Tour files (ui.tour): the shipped tours are valid, and every kind of mistake is reported by step and field while
+the rest of the tour still loads."""
+
+from ui.tour import TOURS_DIR, VIEW_NAMES, load_tour, tour_files
+
+BROKEN = """
+title = "Broken on purpose"
+
+[[step]]
+title = "Fine"
+view = "attention"
+text = "A good step."
+[step.state]
+model = "digits-vit"
+head = 1
+
+[[step]]
+title = "No text"
+view = "attention"
+
+[[step]]
+title = "Unknown view"
+view = "atention"
+text = "Typo in the view."
+
+[[step]]
+title = "Bad state"
+view = "spectral"
+text = "A parameter that does not exist."
+[step.state]
+temperature = 2
+
+[[step]]
+title = "Extra field, still shown"
+view = "relevance"
+text = "An unknown field is ignored."
+colour = "red"
+[step.state]
+methods = ["rollout", "attnlrp"]
+"""
+
+
+def test_shipped_tours_load_without_problems_and_cover_every_view():
+    files = [p for p in tour_files() if p.parent == TOURS_DIR]
+    assert files, "HeadScope ships at least one tour"
+    for path in files:
+        tour = load_tour(path)
+        assert not tour.problems, tour.problems
+        assert 8 <= len(tour.steps) <= 14
+    intro = load_tour(TOURS_DIR / "intro.toml")
+    views = {s.view for s in intro.steps}
+    assert {"attention", "importance", "relevance", "spectral", "embedding"} <= views <= set(VIEW_NAMES)
+    assert all(s.text and s.source and s.prompt for s in intro.steps)
+
+
+def test_a_broken_tour_reports_each_step_and_field_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN)
+    tour = load_tour(path)
+    assert [s.title for s in tour.steps] == ["Fine", "Extra field, still shown"]
+    assert tour.steps[0].state == {"model": "digits-vit", "head": "1"}
+    assert tour.steps[1].state == {"methods": "rollout,attnlrp"}
+    text = "\n".join(tour.problems)
+    assert "step 2, field 'text'" in text
+    assert "step 3, field 'view': 'atention'" in text
+    assert "step 4, field 'state.temperature'" in text
+    assert "step 5, field 'colour'" in text and len(tour.problems) == 4
+
+
+def test_a_file_that_is_not_toml_is_reported_with_the_parsers_position(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('title = "unclosed\n[[step]]\n')
+    tour = load_tour(path)
+    assert tour.steps == [] and "line 1" in tour.problems[0]
+
+
+def test_user_tours_are_listed_after_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADSCOPE_HOME", str(tmp_path))
+    (tmp_path / "tours").mkdir()
+    (tmp_path / "tours" / "mine.toml").write_text(BROKEN)
+    files = tour_files()
+    assert files[-1] == tmp_path / "tours" / "mine.toml" and files[0].parent == TOURS_DIR

@@ -1,0 +1,243 @@
+"""Links to a state: what is on screen lives in the URL's query parameters, so a copied address reopens it.
+
+The view is the URL's path (/attention, /spectral, ...; `?view=attention` works too). The sidebar's parameters
+are model, dataset, split, input (a dataset input's index), text (a typed text), layer and head (the selected
+head) and query (the query token); each view adds its own options (PARAMS in the README). A link is read on a
+session's first run (and when the tour opens a step): each parameter is applied where its widget is drawn,
+checked against that widget's options, and a value that does not exist is replaced by the nearest valid one;
+one message then says what was changed. After every run the URL is rewritten from the widgets' values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+# every link parameter and what it sets (the README's table is this one); a view reads the ones it draws
+PARAMS = {
+    "view": "the view (also the URL's path): home, model, attention, importance, relevance, spectral, embedding, "
+    "stored_runs, tour",
+    "model": "a built-in model's name, a model folder or a hub id",
+    "dataset": "the dataset: a bundled set's name, or a folder / table file",
+    "split": "the dataset's split",
+    "input": "the dataset input's index (0-based)",
+    "text": "a typed text (text models; instead of a dataset input)",
+    "layer": "the selected head's layer (0-based)",
+    "head": "the selected head (0-based)",
+    "query": "Attention: the query token (0 = CLS)",
+    "tab": "Attention and Spectral: the open tab, by its title",
+    "n": "the view's dataset sample size",
+    "methods": "Relevance: the methods shown, comma-separated (e.g. rollout,attnlrp)",
+    "target": "Relevance: the target class's index (leave out for the predicted class)",
+    "scale": "Relevance: the colour scale, 'per map' or 'shared'",
+    "tau": "Spectral: the attention temperature",
+    "scope": "Spectral: apply the temperature to 'all layers' or 'chosen layers'",
+    "layers": "Spectral: the chosen layers, comma-separated",
+    "norm": "Spectral: the rank-collapse norm, fro or l1inf",
+    "points": "Spectral: the Fourier profile's points, nyquist or park_kim",
+    "where": "Class embedding: what the classifier reads (resid, attn, mlp)",
+    "block": "Class embedding: the block of the token class map (1-based)",
+    "projection": "Class embedding: the projection, pca, umap or tsne",
+    "proj_layer": "Class embedding: the projected layer (0 = embeddings)",
+    "present": "1 opens the presenter layout",
+}
+PENDING = "_link_pending"  # dict[param -> str]: the parameters of the link being opened, not applied yet
+NOTES = "_link_notes"  # list[str]: what was changed to open that link
+SWITCHING = "_link_switching"  # True from opening a link by switching page until the next run begins
+LIVE = "_link_live"  # dict[param -> (session key, format, many)]: the parameters drawn this run, for the URL
+SHOW = "_link_show"  # this run's function that shows the link in the sidebar ("Copy link")
+ENDED = "_link_ended"  # True once this run's link is written
+VIEW = "view"  # ?view=<page>: the view, when the link's path does not name it
+PRESENT = "present"  # ?present=1: the presenter layout
+
+
+def open_link(params: dict[str, str], switching: bool = False) -> None:
+    """Start opening a link: its parameters are applied by `param` as the widgets are drawn (`switching`: the
+    caller goes on with st.switch_page, so this run must not end the link)."""
+    st.session_state[PENDING] = {k: str(v) for k, v in params.items() if k not in (VIEW, PRESENT)}
+    st.session_state[NOTES] = []
+    st.session_state[SWITCHING] = switching
+
+
+def read_url() -> None:
+    """On a session's first run, open the link the browser came with."""
+    if PENDING not in st.session_state:
+        open_link(st.query_params.to_dict())
+
+
+def go_to_view() -> None:
+    """?view=<name>: switch to that view (the rest of the link stays pending); a name that is no view is noted."""
+    from ui.navigation import available_views, view_path
+
+    name = st.query_params.get(VIEW)
+    if name is None:
+        return
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != VIEW}
+    try:
+        path = view_path(name)
+    except KeyError:
+        views = ", ".join(Path(v.file).stem for v in available_views())
+        note(f"view={name!r} is not a view (one of {views}); opened this one.")
+        st.query_params.from_dict(params)
+        return
+    st.session_state[SWITCHING] = True
+    st.switch_page(path, query_params=params)
+
+
+def begin_run() -> None:
+    """Before the sidebar: forget last run's parameters (each widget drawn now registers its own)."""
+    st.session_state[LIVE] = {}
+    st.session_state[SWITCHING] = st.session_state[ENDED] = False
+    st.session_state.pop(SHOW, None)
+
+
+def show_link_with(show: Callable[[str], None]) -> None:
+    """`show(address)` puts this run's link on screen when the run ends (the sidebar's "Copy link")."""
+    st.session_state[SHOW] = show
+
+
+def end_run() -> None:
+    """After the view (or just before a view's st.stop: nothing can be drawn after it): the URL, the message and
+    the "Copy link" address of this run's state, once per run."""
+    if st.session_state.get(ENDED, True) or st.session_state.get(SWITCHING):
+        return
+    st.session_state[ENDED] = True
+    link = finish_run()
+    if SHOW in st.session_state:
+        st.session_state[SHOW](link)
+
+
+def note(text: str) -> None:
+    """Add to the one message shown after a link is opened."""
+    st.session_state.setdefault(NOTES, []).append(text)
+
+
+def param(
+    name: str,
+    key: str,
+    options: Sequence | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    parse: Callable[[str], Any] = str,
+    many: bool = False,
+    fmt: Callable[[Any], str] = str,
+) -> None:
+    """Link parameter `name` <-> the widget whose session key is `key`; call it just before drawing the widget.
+
+    A pending value is parsed (`parse`; `many`: a comma-separated list), checked (in `options`, or clamped to
+    [lo, hi]) and put into the widget's state; a value that is not valid is dropped or clamped with a note. The
+    widget's value is written back to the URL after the run (`fmt` to text)."""
+    st.session_state.setdefault(LIVE, {})[name] = (key, fmt, many)
+    pending = st.session_state.get(PENDING, {})
+    if name not in pending:
+        return
+    raw = pending.pop(name)
+    try:
+        values = [parse(v) for v in raw.split(",") if v != ""] if many else [parse(raw)]
+    except ValueError:
+        note(f"{name}={raw!r} is not a valid value; kept the default.")
+        return
+    if options is not None:
+        kept = [v for v in values if v in options]
+        if len(kept) < len(values) or not kept:
+            dropped = ", ".join(str(v) for v in values if v not in options)
+            shown = [fmt(o) for o in options]
+            listed = ", ".join(shown if len(shown) <= 12 else shown[:3] + ["…"] + shown[-2:])
+            note(f"{name}: {dropped} does not exist here (choose from {listed}).")
+        if not kept:
+            return
+        values = kept
+    if lo is not None or hi is not None:
+        clamped = [min(max(v, lo if lo is not None else v), hi if hi is not None else v) for v in values]
+        if clamped != values:
+            note(f"{name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
+        values = clamped
+    st.session_state[key] = values if many else values[0]
+
+
+def value(name: str) -> str | None:
+    """Take a pending parameter that is not a widget's (e.g. layer and head, which set one shared state)."""
+    return st.session_state.get(PENDING, {}).pop(name, None)
+
+
+def peek(name: str) -> str | None:
+    """A pending parameter, left pending."""
+    return st.session_state.get(PENDING, {}).get(name)
+
+
+def clamp(name: str, text: str, lo: int, hi: int) -> int | None:
+    """An integer parameter clamped to [lo, hi] (with a note when it was changed); None if not a number."""
+    try:
+        v = int(text)
+    except ValueError:
+        note(f"{name}={text!r} is not a number; kept the default.")
+        return None
+    if not lo <= v <= hi:
+        note(f"{name}={v} does not exist here ({lo} to {hi}); opened {min(max(v, lo), hi)}.")
+    return min(max(v, lo), hi)
+
+
+def live(name: str, text: str | Callable[[], str | None] | None) -> None:
+    """Put a parameter that is not a widget's into this run's URL: its text, or a callable read after the run
+    (None: leave it out)."""
+    st.session_state.setdefault(LIVE, {})[name] = (None, text, False)
+
+
+def current() -> dict[str, str]:
+    """This run's link parameters: every parameter drawn this run, with its widget's value."""
+    out = {}
+    for name, (key, fmt, many) in st.session_state.get(LIVE, {}).items():
+        if key is None:
+            text = fmt() if callable(fmt) else fmt
+            if text is not None:
+                out[name] = text
+            continue
+        if key not in st.session_state:
+            continue
+        v = st.session_state[key]
+        out[name] = ",".join(fmt(x) for x in v) if many else fmt(v)
+    return out
+
+
+def sync_url() -> dict[str, str]:
+    """Rewrite the URL's query from the parameters drawn (with present=1 in the presenter layout); returns them."""
+    from ui import state
+
+    params = current() | ({PRESENT: "1"} if st.session_state.get(state.PRESENT) else {})
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    return params
+
+
+def fragment(body: Callable) -> Callable:
+    """st.fragment that also keeps the URL up to date: a fragment reruns alone, without app.py's finish_run."""
+
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        finally:
+            sync_url()
+
+    return st.fragment(run)
+
+
+def finish_run() -> str:
+    """Write this run's state into the URL, show one message for what the link could not open, and return the
+    full address of this state (for "Copy link")."""
+    params = sync_url()
+    notes = st.session_state.get(NOTES) or []
+    left = st.session_state.get(PENDING) or {}
+    unused = [k for k in left if k not in (VIEW, PRESENT)]
+    if unused:
+        notes.append(f"{', '.join(unused)}: not a setting of this view or this input; ignored.")
+    if notes:
+        st.toast("The link was opened with changes: " + " ".join(notes), icon=":material/link:")
+    st.session_state[PENDING], st.session_state[NOTES] = {}, []
+    base = str(st.context.url or "").split("?")[0]
+    return f"{base}?{urlencode(params)}" if params else base

@@ -1,0 +1,196 @@
+"""Guided tours: steps through the real views, written as data (one TOML file per tour, see tours/README.md).
+
+A step names a view, says what to look at (and the paper it comes from), and sets the state the view opens in
+through the same link parameters a copied address carries (ui.links.PARAMS). A step with a mistake is reported
+with its number and field and left out; the rest of the tour runs. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ui.links import PARAMS
+from ui.navigation import VIEWS
+
+TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
+VIEW_NAMES = [Path(v.file).stem for v in VIEWS]  # a step's `view`: the page's name in the URL
+SCALARS = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    view: str  # one of VIEW_NAMES
+    text: str  # what to look at and why (markdown)
+    source: str = ""  # the paper (or other source) the step comes from
+    prompt: str = ""  # "try this": something for the audience to do
+    state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.links.PARAMS) -> value
+
+
+@dataclass(frozen=True)
+class Tour:
+    path: Path
+    title: str
+    summary: str
+    steps: list[Step]
+    problems: list[str]  # "step 3, field 'view': ..." for every step left out or field ignored
+
+
+def tour_files() -> list[Path]:
+    """The shipped tours, then the user's own ($HEADSCOPE_HOME/tours, default ~/.headscope/tours), by name."""
+    home = Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope")) / "tours"
+    return [p for d in (TOURS_DIR, home) if d.is_dir() for p in sorted(d.glob("*.toml"))]
+
+
+def _text(value: object) -> str:
+    """A TOML value as link text: lists comma-separated, booleans lower case."""
+    if isinstance(value, list):
+        return ",".join(map(_text, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _step(n: int, raw: object, problems: list[str]) -> Step | None:
+    """One [[step]] table -> Step, or None (with the reason in `problems`) when it cannot be shown."""
+    where = f"step {n}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: not a table of fields; left out.")
+        return None
+    missing = [f for f in ("title", "view", "text") if not isinstance(raw.get(f), str) or not raw[f].strip()]
+    if missing:
+        problems.append(f"{where}, field {missing[0]!r}: missing or empty (title, view and text are needed); left out.")
+        return None
+    if raw["view"] not in VIEW_NAMES:
+        views = ", ".join(VIEW_NAMES)
+        problems.append(f"{where}, field 'view': {raw['view']!r} is not a view (one of {views}); left out.")
+        return None
+    for name in set(raw) - {"title", "view", "text", "source", "try", "state"}:
+        problems.append(f"{where}, field {name!r}: not a step field (title, view, text, source, try, state); ignored.")
+    state = raw.get("state", {})
+    if not isinstance(state, dict):
+        problems.append(f"{where}, field 'state': must be a table of link parameters; left out.")
+        return None
+    for name, value in state.items():
+        ok = isinstance(value, SCALARS) or (isinstance(value, list) and all(isinstance(v, SCALARS) for v in value))
+        if name not in PARAMS or not ok:
+            why = "not a link parameter" if name not in PARAMS else "must be a number, text, or a list of them"
+            problems.append(f"{where}, field 'state.{name}': {why} (see the README's link parameters); left out.")
+            return None
+    return Step(
+        raw["title"].strip(),
+        raw["view"],
+        raw["text"].strip(),
+        str(raw.get("source", "")).strip(),
+        str(raw.get("try", "")).strip(),
+        {k: _text(v) for k, v in state.items()},
+    )
+
+
+def load_tour(path: Path) -> Tour:
+    """Read a tour file; a file that is not TOML gives a tour with no steps and the parser's message."""
+    problems: list[str] = []
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        return Tour(Path(path), Path(path).stem, "", [], [f"the file cannot be read as TOML: {e}"])
+    raw_steps = data.get("step", [])
+    if not isinstance(raw_steps, list) or not raw_steps:
+        problems.append("no [[step]] tables: the tour has no steps.")
+        raw_steps = []
+    steps = [s for n, raw in enumerate(raw_steps, 1) if (s := _step(n, raw, problems)) is not None]
+    title = data.get("title") if isinstance(data.get("title"), str) else Path(path).stem
+    return Tour(Path(path), title, str(data.get("summary", "")), steps, problems)
+
+
+# -- in the app --------------------------------------------------------------------------------------------
+def request_step(path: Path, index: int) -> None:
+    """Button callback: go to step `index` of the tour in `path` on this run (tour_panel switches the page; a
+    page cannot be switched from a callback)."""
+    import streamlit as st
+
+    from ui import state
+
+    st.session_state[state.TOUR_GO] = (str(path), index)
+
+
+def open_step(path: Path, index: int) -> None:
+    """Go to step `index` of the tour in `path`: its view, in the state the step sets (st.switch_page)."""
+    import streamlit as st
+
+    from ui import links, state
+    from ui.navigation import view_path
+
+    tour = load_tour(path)
+    index = min(max(index, 0), len(tour.steps) - 1)
+    step = tour.steps[index]
+    st.session_state[state.TOUR] = (str(path), index)
+    links.open_link(step.state, switching=True)
+    st.switch_page(view_path(step.view), query_params=step.state)
+
+
+def tour_panel() -> None:
+    """The running tour's current step above the view: text, source, "try this", progress, Back / Next (also
+    PageUp / PageDown, what a presentation clicker sends), a step list and End."""
+    import streamlit as st
+
+    from ui import state
+
+    if go := st.session_state.pop(state.TOUR_GO, None):
+        open_step(Path(go[0]), go[1])
+    at = st.session_state.get(state.TOUR)
+    if not at:
+        return
+    tour = load_tour(Path(at[0]))
+    if not tour.steps:
+        st.session_state.pop(state.TOUR)
+        return
+    i = min(at[1], len(tour.steps) - 1)
+    step, n = tour.steps[i], len(tour.steps)
+    with st.container(border=True, key="tour_panel"):
+        text, nav = st.columns([4, 1])
+        text.progress((i + 1) / n, text=f"**{tour.title}** · step {i + 1} of {n}")
+        text.markdown(f"#### {step.title}\n{step.text}")
+        if step.source:
+            text.caption(f"Source: {step.source}")
+        if step.prompt:
+            text.info(f"**Try this:** {step.prompt}", icon=":material/touch_app:")
+        here = (tour.path, i)
+        nav.button(
+            "Back",
+            key="tour_back",
+            shortcut="PageUp",
+            disabled=i == 0,
+            width="stretch",
+            on_click=request_step,
+            args=(tour.path, i - 1),
+        )
+        nav.button(
+            "Next",
+            key="tour_next",
+            shortcut="PageDown",
+            type="primary",
+            disabled=i == n - 1,
+            width="stretch",
+            on_click=request_step,
+            args=(tour.path, i + 1),
+        )
+        nav.selectbox(
+            "Step",
+            range(n),
+            index=i,
+            format_func=lambda k: f"{k + 1}. {tour.steps[k].title}",
+            key=f"tour_jump_{i}",
+            on_change=lambda: request_step(here[0], st.session_state[f"tour_jump_{here[1]}"]),
+        )
+        nav.button("End the tour", key="tour_end", width="stretch", on_click=end_tour)
+
+
+def end_tour() -> None:
+    """Button callback: stop the running tour (its panel goes)."""
+    import streamlit as st
+
+    from ui import state
+
+    st.session_state.pop(state.TOUR, None)
