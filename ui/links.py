@@ -235,7 +235,7 @@ def finish_run() -> str:
     left = st.session_state.get(PENDING) or {}
     unused = [k for k in left if k not in (VIEW, PRESENT)]
     if unused:
-        notes.append(f"{', '.join(unused)}: not a setting of this view or this input; ignored.")
+        notes.append(f"{', '.join(unused)}: not shown on this view as it is now; ignored.")
     if notes:
         st.toast("The link was opened with changes: " + " ".join(notes), icon=":material/link:")
     st.session_state[PENDING], st.session_state[NOTES] = {}, []
