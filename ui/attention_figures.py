@@ -16,7 +16,7 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ui.figures import CLICK, HEAT, as_rgb, colourbar_trace, heat_rgb, image_figure, png_source
+from ui.figures import CLICK, as_rgb, colourbar_trace, heat_rgb, heat_scale, image_figure, png_source
 
 MAX_CELL = 24  # overview cells of text are pooled to at most this many tokens a side
 LINE_VIEW_MAX = 64  # the line view is drawn for texts up to this many tokens
@@ -266,7 +266,7 @@ def line_view(
             textposition="middle right",
             textfont=dict(size=font),
             hoverinfo="skip",
-            marker=dict(color=strength, colorscale=HEAT, cmin=0, cmax=max(float(strength.max()), 1e-6), size=8),
+            marker=dict(color=strength, colorscale=heat_scale(), cmin=0, cmax=max(float(strength.max()), 1e-6), size=8),
         )
     )
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
@@ -497,7 +497,7 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
             fig.add_trace(
                 go.Heatmap(
                     z=parts["cls_map"][c],
-                    colorscale=HEAT,
+                    colorscale=heat_scale(),
                     zmin=0,
                     zmax=zmax_cls,
                     showscale=False,
@@ -512,7 +512,7 @@ def prototype_grid(parts: dict[str, np.ndarray], counts: np.ndarray, image_grid:
                     z=offsets[c],
                     x=np.arange(-kc, kc + 1),
                     y=np.arange(-kr, kr + 1),
-                    colorscale=HEAT,
+                    colorscale=heat_scale(),
                     zmin=0,
                     zmax=zmax_off,
                     showscale=False,

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ui.figures import HEAT
+from ui.figures import heat_scale
 
 GROUP_COLORS = ("#1f77b4", "#ff7f0e")  # summary token, other tokens
 BASELINE_COLORS = ("#9ecae1", "#fdd0a2")  # the same, random-init model
@@ -127,7 +127,7 @@ def block_class_probs(
             z=z,
             x=names,
             y=[f"block {l + 1}" for l in range(L)],
-            colorscale=HEAT,
+            colorscale=heat_scale(),
             zmin=0,
             zmax=1,
             text=np.vectorize(lambda p: f"{p:.0%}" if p >= 0.05 else "")(z),

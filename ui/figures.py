@@ -13,7 +13,8 @@ from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 
 CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
-HEAT = "Viridis"
+HEAT = "Viridis"  # the sequential colour scale of heat maps
+PRESENT_HEAT = "Inferno"  # the presenter layout's: black to pale yellow, a wider lightness range for a projector
 DIVERGING = "RdBu_r"
 LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
 
@@ -35,9 +36,19 @@ def colour_lut(colorscale: str) -> np.ndarray:
     return np.array([unlabel_rgb(c) for c in colours]).round().astype(np.uint8)
 
 
-def heat_rgb(values: np.ndarray, zmin: float, zmax: float, colorscale: str = HEAT) -> np.ndarray:
+def heat_scale() -> str:
+    """The heat maps' colour scale in this session: HEAT, or PRESENT_HEAT in the presenter layout."""
+    import streamlit as st
+
+    from ui import state
+
+    return PRESENT_HEAT if st.session_state.get(state.PRESENT) else HEAT
+
+
+def heat_rgb(values: np.ndarray, zmin: float, zmax: float, colorscale: str | None = None) -> np.ndarray:
     """Values [...] -> their colours [..., 3] float in [0, 1] on the colour scale from zmin to zmax, as plotly
     draws a heatmap; NaN is white."""
+    colorscale = colorscale or heat_scale()
     t = (np.asarray(values, dtype=float) - zmin) / max(zmax - zmin, 1e-12)
     idx = np.clip(np.nan_to_num(t, nan=0.0) * (LUT_SIZE - 1), 0, LUT_SIZE - 1).round().astype(int)
     rgb = colour_lut(colorscale)[idx] / 255.0
@@ -50,8 +61,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-def colourbar_trace(zmin: float, zmax: float, colorscale: str = HEAT, title: str = "") -> go.Scatter:
+def colourbar_trace(zmin: float, zmax: float, colorscale: str | None = None, title: str = "") -> go.Scatter:
     """An invisible one-point trace that draws the colour bar of a heat map shown as an image."""
+    colorscale = colorscale or heat_scale()
     return go.Scatter(
         x=[0],
         y=[0],
@@ -121,12 +133,13 @@ def image_figure(
     opacity: float = 0.55,
     zmin=None,
     zmax=None,
-    colorscale: str = HEAT,
+    colorscale: str | None = None,
     title: str | None = None,
     height: int = 320,
     showscale: bool = True,
 ):
     """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it."""
+    colorscale = colorscale or heat_scale()
     s = image.shape[0]
     fig = go.Figure(go.Image(source=png_source(as_rgb(image)), hoverinfo="skip"))
     if heat is not None:
@@ -158,10 +171,11 @@ def token_heatmap(
     col_tokens: Sequence[str],
     zmin=0.0,
     zmax=None,
-    colorscale: str = HEAT,
+    colorscale: str | None = None,
     height: int | None = None,
 ):
     """A token x token heatmap (rows = queries) with token labels; indices disambiguate repeated tokens."""
+    colorscale = colorscale or heat_scale()
     rows = [f"{i}:{t}" for i, t in enumerate(row_tokens)]
     cols = [f"{j}:{t}" for j, t in enumerate(col_tokens)]
     fig = go.Figure(
@@ -184,7 +198,7 @@ def token_heatmap(
 def head_grid(
     values: np.ndarray,
     title: str = "",
-    colorscale: str = HEAT,
+    colorscale: str | None = None,
     selected: tuple[int, int] | None = None,
     zmin=None,
     zmax=None,
@@ -196,6 +210,7 @@ def head_grid(
     The cells are a heatmap, so they fill whatever width the figure gets; plotly heatmap clicks do not reach
     Streamlit, so each cell also carries an invisible point whose customdata is (layer, head) (read the click
     with `ui.widgets.clicked_head`). The selected head is outlined in red."""
+    colorscale = colorscale or heat_scale()
     L, H = values.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event

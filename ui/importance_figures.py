@@ -11,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from analysis.importance import GRADIENT, METRIC_TITLES, SIGN
-from ui.figures import DIVERGING, HEAT, head_grid
+from ui.figures import DIVERGING, head_grid, heat_scale
 
 CURVE_COLORS = dict(
     zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"), px.colors.qualitative.D3)
@@ -56,7 +56,7 @@ def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None
     cell = int(max(12, min(44, (width - 110) / H)))
     height = 100 + cell * L
     if metric in GRADIENT:
-        fig = head_grid(values, metric_label(metric), HEAT, selected, zmin=0.0, height=height)
+        fig = head_grid(values, metric_label(metric), heat_scale(), selected, zmin=0.0, height=height)
     else:
         top = float(np.nanmax(np.abs(values))) or 1.0
         fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top, height=height)
@@ -162,7 +162,7 @@ def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int]
             z=z.to_numpy(),
             x=cols,
             y=rows,
-            colorscale=DIVERGING if signed else HEAT,
+            colorscale=DIVERGING if signed else heat_scale(),
             zmin=-top if signed else 0,
             zmax=top,
             colorbar=dict(thickness=12),

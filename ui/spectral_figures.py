@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from ui.figures import HEAT, log_axis
+from ui.figures import heat_scale, log_axis
 
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
@@ -176,7 +176,7 @@ def response_image_figure(image: np.ndarray, title: str = "", height: int = 320)
             z=image,
             x=fx,
             y=fy,
-            colorscale=HEAT,
+            colorscale=heat_scale(),
             colorbar=dict(thickness=12),
             hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
         )
@@ -207,7 +207,12 @@ def eigen_figure(eigenvalues: np.ndarray, title: str = "", height: int = 320) ->
             mode="markers",
             showlegend=False,
             marker=dict(
-                color=np.abs(eigenvalues), colorscale=HEAT, cmin=0, cmax=1, size=7, line=dict(width=0.5, color="black")
+                color=np.abs(eigenvalues),
+                colorscale=heat_scale(),
+                cmin=0,
+                cmax=1,
+                size=7,
+                line=dict(width=0.5, color="black"),
             ),
             hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
         )

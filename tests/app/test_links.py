@@ -2,6 +2,8 @@
 open the nearest valid state with one message, the URL follows the widgets; the presenter layout; and every step
 of the shipped tours opens the state it declares, with Next / Back / End in the tour panel."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -136,12 +138,28 @@ def test_presenter_layout_from_the_link():
     at = open_link({"view": "spectral", "present": "1", "tab": "Rank collapse", "n": "8"})
     assert_clean(at)
     assert at.session_state[state.PRESENT] is True and url(at)["present"] == "1"
-    import json
-
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["font"]["size"] == 20
     at.toggle(key="presenter_toggle").set_value(False).run()
     assert "present" not in url(at)
+
+
+def test_presenter_layout_uses_the_high_contrast_heat_scale():
+    def first_colours(at: AppTest) -> set[str]:
+        """The first colour of every colour scale in the view's charts."""
+        out = set()
+        for chart in at.get("plotly_chart"):
+            for trace in json.loads(chart.proto.spec)["data"]:
+                scale = trace.get("colorscale") or (trace.get("marker") or {}).get("colorscale")
+                if scale:
+                    out.add(scale[0][1])
+        return out
+
+    viridis, inferno = "#440154", "#000004"  # the first colour of each scale
+    assert viridis in first_colours(open_link({"view": "attention"}))
+    present = open_link({"view": "attention", "present": "1"})
+    assert_clean(present)
+    assert inferno in first_colours(present) and viridis not in first_colours(present)
 
 
 @pytest.mark.parametrize("path", sorted(TOURS_DIR.glob("*.toml")), ids=lambda p: p.stem)
