@@ -188,6 +188,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
             selection_mode="points",
         )
+        links.param("matrix", "attn_show_matrix", options=[True, False], parse=links.flag, fmt=links.flag_text)
         if st.toggle(
             f"Full {T} × {T} attention matrix",
             key="attn_show_matrix",
@@ -387,6 +388,10 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
     vectors = a["vectors"]
     n_rows = int(np.prod(vectors.shape[:3]))
     c = st.columns(4)
+    links.param("clusters", "attn_k", lo=2, hi=12, parse=int)
+    links.param("pattern_embedding", "attn_embedding", options=list(EMBEDDINGS))
+    links.param("clustering", "attn_clustering", options=list(CLUSTERINGS))
+    links.param("pattern_map", "attn_projection", options=list(PROJECTIONS))
     k = c[0].slider("Clusters", 2, 12, 6, key="attn_k")
     embedding = c[1].radio(
         "Embedding",

@@ -114,9 +114,12 @@ def maps_panel() -> None:
     read_at = DEFAULT_READ_AT
     if image:
         o1, o2 = st.columns([3, 1])
+        links.param("opacity", "rel_opacity", lo=0.1, hi=1.0, parse=lambda t: round(float(t), 1))
+        links.param("under", "rel_under", options=[True, False], parse=links.flag, fmt=links.flag_text)
         opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
         under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
     else:
+        links.param("read_at", "rel_read_at", options=list(READ_AT))
         read_at = st.radio(
             "AttnLRP relevance read at",
             list(READ_AT),
@@ -415,6 +418,7 @@ with st.form("rel_faithfulness"):
     f1, f2, f3 = st.columns([1, 2.6, 1.8])
     with f1:
         sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
+    links.param("start", f"rel_start_{spec.modality}", options=insertion_starts(spec.modality))
     f3.selectbox(
         "Insertion starts from",
         insertion_starts(spec.modality),

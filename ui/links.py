@@ -30,11 +30,20 @@ PARAMS = {
     "layer": "the selected head's layer (0-based)",
     "head": "the selected head (0-based)",
     "query": "Attention: the query token (0 = CLS)",
+    "matrix": "Attention (images): 1 shows the selected head's full attention matrix",
+    "clusters": "Attention, Patterns tab: the number of clusters",
+    "pattern_embedding": "Attention, Patterns tab: the patterns' embedding, pca or autoencoder",
+    "clustering": "Attention, Patterns tab: kmeans or agglomerative",
+    "pattern_map": "Attention, Patterns tab: the 2-D map, pca or umap",
     "tab": "Attention and Spectral: the open tab, by its title",
     "n": "the view's dataset sample size",
     "methods": "Relevance: the methods shown, comma-separated (e.g. rollout,attnlrp)",
     "target": "Relevance: the target class's index (leave out for the predicted class)",
     "scale": "Relevance: the colour scale, 'per map' or 'shared'",
+    "opacity": "Relevance (images): the maps' opacity, 0.1 to 1",
+    "under": "Relevance (images): 1 draws the image under the maps, 0 the maps alone",
+    "read_at": "Relevance (text): where AttnLRP reads token relevance, words or embedding",
+    "start": "Relevance: what the insertion test starts from: blur (images), zero or mean",
     "tau": "Spectral: the attention temperature",
     "scope": "Spectral: apply the temperature to 'all layers' or 'chosen layers'",
     "layers": "Spectral: the chosen layers, comma-separated",
@@ -158,6 +167,20 @@ def param(
             note(f"{name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
         values = clamped
     st.session_state[key] = values if many else values[0]
+
+
+def flag(text: str) -> bool:
+    """A yes/no link value: 1, true, yes, on / 0, false, no, off."""
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def flag_text(value: bool) -> str:
+    return "1" if value else "0"
 
 
 def value(name: str) -> str | None:

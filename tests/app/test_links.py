@@ -14,48 +14,80 @@ from ui.navigation import VIEWS
 from ui.tour import TOURS_DIR, load_tour
 
 TITLES = {v.file.removesuffix(".py"): v.title for v in VIEWS}
-# one link per view that sets every parameter the view reads (together: every documented parameter)
-LINKS = {
-    "attention": {
-        "model": "minilm",
-        "dataset": "prose",
-        "input": "5",
-        "layer": "1",
-        "head": "2",
-        "query": "3",
-        "tab": "Heads of this input",
-    },
-    "spectral": {
-        "model": "digits-vit",
-        "split": "train",
-        "input": "4",
-        "tab": "Rank collapse",
-        "tau": "2.0",
-        "scope": "chosen layers",
-        "layers": "1,3",
-        "norm": "fro",
-        "points": "park_kim",
-        "n": "8",
-    },
-    "relevance": {
-        "model": "digits-vit",
-        "input": "2",
-        "methods": "rollout,attnlrp",
-        "target": "3",
-        "scale": "shared",
-        "n": "8",
-    },
-    "embedding": {
-        "model": "digits-vit",
-        "input": "6",
-        "where": "mlp_out",
-        "block": "2",
-        "projection": "pca",
-        "proj_layer": "1",
-        "n": "64",
-    },
-    "importance": {"model": "minilm", "text": "The court ruled on the appeal.", "n": "8"},
-}
+# links that together set every documented parameter, at least one per view
+LINKS = [
+    ("attention", {"model": "digits-vit", "input": "3", "tab": "Heads of this input", "query": "-1", "matrix": "1"}),
+    (
+        "attention",
+        {
+            "model": "minilm",
+            "dataset": "prose",
+            "input": "5",
+            "layer": "1",
+            "head": "2",
+            "query": "3",
+            "tab": "Heads of this input",
+        },
+    ),
+    (
+        "attention",
+        {
+            "model": "digits-vit",
+            "tab": "Patterns",
+            "n": "16",
+            "clusters": "4",
+            "pattern_embedding": "pca",
+            "clustering": "agglomerative",
+            "pattern_map": "pca",
+        },
+    ),
+    (
+        "spectral",
+        {
+            "model": "digits-vit",
+            "split": "train",
+            "input": "4",
+            "tab": "Rank collapse",
+            "tau": "2.0",
+            "scope": "chosen layers",
+            "layers": "1,3",
+            "norm": "fro",
+            "points": "park_kim",
+            "n": "8",
+        },
+    ),
+    (
+        "relevance",
+        {
+            "model": "digits-vit",
+            "input": "2",
+            "methods": "rollout,attnlrp",
+            "target": "3",
+            "scale": "shared",
+            "opacity": "0.5",
+            "under": "0",
+            "start": "zero",
+            "n": "8",
+        },
+    ),
+    (
+        "relevance",
+        {"model": "minilm", "input": "1", "methods": "rollout,attnlrp", "read_at": "embedding", "start": "mean"},
+    ),
+    (
+        "embedding",
+        {
+            "model": "digits-vit",
+            "input": "6",
+            "where": "mlp_out",
+            "block": "2",
+            "projection": "pca",
+            "proj_layer": "1",
+            "n": "64",
+        },
+    ),
+    ("importance", {"model": "minilm", "text": "The court ruled on the appeal.", "n": "8"}),
+]
 
 
 def open_link(params: dict[str, str]) -> AppTest:
@@ -73,18 +105,18 @@ def toasts(at: AppTest) -> str:
 
 
 def test_the_links_cover_every_documented_parameter():
-    used = {k for params in LINKS.values() for k in params} | {"view", "present"}
+    used = {k for _, params in LINKS for k in params} | {"view", "present"}
     assert used == set(PARAMS)
 
 
-@pytest.mark.parametrize("view", list(LINKS))
-def test_a_link_reopens_its_state_and_the_url_follows(view):
-    at = open_link({"view": view} | LINKS[view])
+@pytest.mark.parametrize("view,params", LINKS, ids=[f"{v}-{p['model']}-{p.get('tab', '')}" for v, p in LINKS])
+def test_a_link_reopens_its_state_and_the_url_follows(view, params):
+    at = open_link({"view": view} | params)
     assert_clean(at)
     assert at.title[0].value == TITLES[view]
     assert not toasts(at), toasts(at)
-    assert url(at).items() >= LINKS[view].items()  # the URL is rewritten from the widgets: the state took
-    if view == "attention":
+    assert url(at).items() >= params.items()  # the URL is rewritten from the widgets: the state took
+    if view == "attention" and params["model"] == "minilm":
         assert at.session_state[state.MODEL] == "minilm" and state.HEAD in at.session_state
         assert tuple(at.session_state[state.HEAD]) == (1, 2) and at.session_state[state.QUERY] == 3
     again = open_link({"view": view} | url(at))  # the rewritten address opens the same state
