@@ -25,8 +25,8 @@ def test_background_run_survives_a_page_switch(app_url, page):
     # the run finishes in its own process; the view reads it from the store
     page.get_by_text("Show the stored run: 360 inputs of digits (test)").wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)
-    assert page.get_by_role("heading", name="Inputs where the selected head matters most").is_visible()
-    assert page.get_by_role("heading", name="Per class").is_visible()
+    for heading in ("Inputs where the selected head matters most", "Per class"):  # drawn as the stored run is read
+        page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
     assert not page.get_by_text("Traceback").count()
 
     # select the input where head (0, 0) matters most and open it in the sidebar
