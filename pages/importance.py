@@ -5,8 +5,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.importance import GRADIENT, ablation_cost, agreement, per_class_frame, scores_frame, summarise
-from ui import cache, state
+from analysis.importance import (
+    GRADIENT,
+    ablation_cost,
+    agreement,
+    available_metrics,
+    per_class_frame,
+    scores_frame,
+    summarise,
+)
+from ui import cache, links, state
 from ui.importance_figures import (
     agreement_figure,
     metric_label,
@@ -52,6 +60,13 @@ L, H = spec.n_layers, spec.n_heads
 c1, c2 = st.columns([1, 3])
 with c1:
     n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key=f"imp_n_{spec.modality}")
+# the options drawn once the scores exist: a link sets them now, so they hold when the scores are computed
+score_names = list(available_metrics(model)) + list(GRADIENT)
+links.param("scores", "imp_shown", options=score_names, many=True)
+links.param("quality", "imp_quality", options=list(available_metrics(model)))
+links.param("iterative", "imp_iterative", options=[True, False], parse=links.flag, fmt=links.flag_text)
+links.param("seed", "imp_seed", lo=0, hi=10_000, parse=int)
+links.param("class_score", "imp_class_metric", options=score_names)
 
 
 def _request(what: tuple[str, int]) -> None:

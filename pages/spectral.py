@@ -35,6 +35,7 @@ SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
 FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
 OWN = "the model's own MLP activation"
+ACTIVATIONS = ["ReLU", "GELU", "SiLU", OWN]
 SCOPES = ["all layers", "chosen layers"]  # where the temperature applies
 POINTS = {"nyquist": "to the Nyquist corner (π, π)", "park_kim": "Park & Kim's (to compare with their figures)"}
 
@@ -384,7 +385,11 @@ def activation_lab() -> None:
         "add DC and even harmonics only; the diamonds mark the exact values."
     )
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    choice = c1.selectbox("Activation", ["ReLU", "GELU", "SiLU", OWN], key="spectral_act")
+    links.param("activation", "spectral_act", options=ACTIVATIONS)
+    links.param("amplitude", "spectral_amp", lo=0.1, hi=5.0, parse=lambda t: round(float(t), 1))
+    links.param("tones", "spectral_tones")  # checked below, with the message a typed value gets
+    links.param("act_layer", "spectral_act_layer", lo=0, hi=L - 1, parse=int)
+    choice = c1.selectbox("Activation", ACTIVATIONS, key="spectral_act")
     amp = c2.slider("Amplitude A", 0.1, 5.0, 2.0, 0.1, key="spectral_amp")
     text = c3.text_input(f"Tones in Hz (whole numbers, 1–{FS // 2 - 1}, comma-separated)", "8", key="spectral_tones")
     layer = int(c4.number_input("Layer", 0, L - 1, 0, key="spectral_act_layer", disabled=choice != OWN))
@@ -432,6 +437,7 @@ def activation_lab() -> None:
     acts = cache.spectral_mlp_activation(ctx.model_key, ctx.input_key, model, ctx.batch)
     left, right = st.columns(2)
     with left:
+        links.param("mlp_block", "spectral_mlp_layer", lo=0, hi=L - 1, parse=int)
         l = int(st.number_input("Block", 0, L - 1, L - 1, key="spectral_mlp_layer"))
         rel = {f"activation {k}": acts[k][l] / acts[k][l][0] for k in ("input", "output")}
         show_figure(

@@ -83,10 +83,35 @@ LINKS = [
             "block": "2",
             "projection": "pca",
             "proj_layer": "1",
+            "baseline": "0",
             "n": "64",
         },
     ),
-    ("importance", {"model": "minilm", "text": "The court ruled on the appeal.", "n": "8"}),
+    (
+        "importance",
+        {
+            "model": "minilm",
+            "text": "The court ruled on the appeal.",
+            "n": "8",
+            "scores": "loss,cosine",
+            "quality": "cosine",
+            "iterative": "1",
+            "seed": "7",
+            "class_score": "loss",
+        },
+    ),
+    (
+        "spectral",
+        {
+            "model": "digits-vit",
+            "tab": "Activation lab",
+            "activation": "GELU",
+            "amplitude": "1.5",
+            "tones": "5,12",
+            "act_layer": "1",
+            "mlp_block": "2",
+        },
+    ),
 ]
 
 
@@ -122,6 +147,14 @@ def test_a_link_reopens_its_state_and_the_url_follows(view, params):
     again = open_link({"view": view} | url(at))  # the rewritten address opens the same state
     assert_clean(again)
     assert url(again) == url(at)
+
+
+def test_importance_options_from_a_link_hold_once_the_scores_are_computed():
+    at = open_link({"view": "importance", "n": "8", "scores": "loss,gradient", "quality": "true_prob"})
+    at.button(key="imp_compute").click().run()
+    assert_clean(at)
+    assert at.multiselect(key="imp_shown").value == ["loss", "gradient"]
+    assert at.selectbox(key="imp_quality").value == "true_prob"
 
 
 def test_bad_values_open_the_nearest_valid_state_with_one_message():
