@@ -45,7 +45,7 @@ class _BoundaryLP:
         vals = np.concatenate([-ones, -ones, ones, -ones, ones, -np.ones(D), ones, -np.ones(T)])
         self.A_ub = sp.csr_matrix((vals, (rows, cols)), shape=(2 * m + D + T, m + D + 2))
         self.b_ub = np.concatenate([-X.ravel(), X.ravel(), np.zeros(D + T)])
-        self.X, self.D, self.n = X, D, m + D + 2
+        self.D, self.n = D, m + D + 2
 
     def solve(self, mu: float, nu: float, a_max: float | None = None, b_max: float | None = None) -> np.ndarray:
         """x [D] minimising mu * A + nu * B subject to A <= a_max, B <= b_max (None: no bound)."""

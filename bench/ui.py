@@ -37,7 +37,7 @@ from bench.timing import save_vit_b  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
 from ui.navigation import VIEWS  # noqa: E402
 
-NAV = {v.file.removesuffix(".py"): v.title for v in VIEWS}  # view -> its navigation link
+NAV = {v.name: v.title for v in VIEWS}  # view -> its navigation link
 TITLES = NAV | {"home": "HeadScope"}  # view -> its page heading
 TIMEOUT = 120_000
 

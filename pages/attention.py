@@ -188,7 +188,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
             selection_mode="points",
         )
-        links.param("matrix", "attn_show_matrix", options=[True, False], parse=links.flag, fmt=links.flag_text)
+        links.switch("matrix", "attn_show_matrix")
         if st.toggle(
             f"Full {T} × {T} attention matrix",
             key="attn_show_matrix",

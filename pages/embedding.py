@@ -167,7 +167,7 @@ with c1:
         n_usable, min(n_usable, 1000), key="emb_n", label=f"Labelled inputs from {ds.name} ({ds.split})"
     )
 with c2:
-    links.param("baseline", "emb_baseline", options=[True, False], parse=links.flag, fmt=links.flag_text)
+    links.switch("baseline", "emb_baseline")
     baseline_on = st.toggle(
         "Random-init baseline",
         key="emb_baseline",

@@ -61,10 +61,11 @@ c1, c2 = st.columns([1, 3])
 with c1:
     n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key=f"imp_n_{spec.modality}")
 # the options drawn once the scores exist: a link sets them now, so they hold when the scores are computed
-score_names = list(available_metrics(model)) + list(GRADIENT)
+metric_names = list(available_metrics(model))
+score_names = metric_names + list(GRADIENT)
 links.param("scores", "imp_shown", options=score_names, many=True)
-links.param("quality", "imp_quality", options=list(available_metrics(model)))
-links.param("iterative", "imp_iterative", options=[True, False], parse=links.flag, fmt=links.flag_text)
+links.param("quality", "imp_quality", options=metric_names)
+links.switch("iterative", "imp_iterative")
 links.param("seed", "imp_seed", lo=0, hi=10_000, parse=int)
 links.param("class_score", "imp_class_metric", options=score_names)
 

@@ -115,7 +115,7 @@ def maps_panel() -> None:
     if image:
         o1, o2 = st.columns([3, 1])
         links.param("opacity", "rel_opacity", lo=0.1, hi=1.0, parse=lambda t: round(float(t), 1))
-        links.param("under", "rel_under", options=[True, False], parse=links.flag, fmt=links.flag_text)
+        links.switch("under", "rel_under")
         opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
         under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
     else:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import state
 from ui.navigation import VIEWS
-from ui.tour import load_tour, request_step, tour_files
+from ui.tour import read_tour, request_step, tour_files
 from ui.widgets import page_context, stop_view
 
 page_context()  # the sidebar (a tour step sets its model and input)
@@ -19,7 +19,7 @@ files = tour_files()
 if not files:
     st.info("No tour files found: HeadScope's own are in its tours/ folder, yours go in ~/.headscope/tours.")
     stop_view()
-tours = {str(p): load_tour(p) for p in files}
+tours = {str(p): read_tour(p) for p in files}
 chosen = st.selectbox(
     "Tour", list(tours), format_func=lambda p: f"{tours[p].title} ({len(tours[p].steps)} steps)", key="tour_file"
 )
@@ -31,7 +31,7 @@ if tour.problems:
         f"{tour.path.name} has {len(tour.problems)} problem(s); the other steps run:\n\n"
         + "\n".join(f"- {p}" for p in tour.problems)
     )
-titles = {v.file.removesuffix(".py"): v.title for v in VIEWS}
+titles = {v.name: v.title for v in VIEWS}
 for k, step in enumerate(tour.steps, 1):
     st.markdown(f"{k}. **{step.title}** · {titles[step.view]}" + (f" · _{step.source}_" if step.source else ""))
 if tour.steps:

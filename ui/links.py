@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
 
+from ui.navigation import VIEWS
+
 # every link parameter and what it sets (the README's table is this one); a view reads the ones it draws
 PARAMS = {
-    "view": "the view (also the URL's path): home, model, attention, importance, relevance, spectral, embedding, "
-    "stored_runs, tour",
+    "view": "the view (also the URL's path): " + ", ".join(v.name for v in VIEWS),
     "model": "a built-in model's name, a model folder or a hub id",
     "dataset": "the dataset: a bundled set's name, or a folder / table file",
     "split": "the dataset's split",
@@ -60,7 +60,7 @@ PARAMS = {
     "act_layer": "Spectral, Activation lab: the layer whose MLP activation is used",
     "mlp_block": "Spectral, Activation lab: the block whose MLP activation is read on the current input",
     "baseline": "Class embedding: 1 adds the random-init baseline",
-    "where": "Class embedding: what the classifier reads (resid, attn, mlp)",
+    "where": "Class embedding: what the classifier reads (resid, attn_out, mlp_out)",
     "block": "Class embedding: the block of the token class map (1-based)",
     "projection": "Class embedding: the projection, pca, umap or tsne",
     "proj_layer": "Class embedding: the projected layer (0 = embeddings)",
@@ -101,7 +101,7 @@ def go_to_view() -> None:
     try:
         path = view_path(name)
     except KeyError:
-        views = ", ".join(Path(v.file).stem for v in available_views())
+        views = ", ".join(v.name for v in available_views())
         note(f"view={name!r} is not a view (one of {views}); opened this one.")
         st.query_params.from_dict(params)
         return
@@ -178,6 +178,11 @@ def param(
             note(f"{name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
         values = clamped
     st.session_state[key] = values if many else values[0]
+
+
+def switch(name: str, key: str) -> None:
+    """`param` for a yes/no widget (a toggle): 1 / 0 in the URL (also true / false, yes / no, on / off)."""
+    param(name, key, options=[True, False], parse=flag, fmt=flag_text)
 
 
 def flag(text: str) -> bool:
@@ -266,8 +271,7 @@ def finish_run() -> str:
     full address of this state (for "Copy link")."""
     params = sync_url()
     notes = st.session_state.get(NOTES) or []
-    left = st.session_state.get(PENDING) or {}
-    unused = [k for k in left if k not in (VIEW, PRESENT)]
+    unused = list(st.session_state.get(PENDING) or {})  # open_link keeps view and present out
     if unused:
         notes.append(f"{', '.join(unused)}: not shown on this view as it is now; ignored.")
     if notes:

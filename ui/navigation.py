@@ -21,6 +21,11 @@ class View:
     def path(self) -> Path:
         return PAGES_DIR / self.file
 
+    @property
+    def name(self) -> str:
+        """The view's name in URLs, links and tours ("attention")."""
+        return Path(self.file).stem
+
 
 VIEWS = [
     View("home.py", "Home", ":material/home:", "What HeadScope is and what each view shows."),
@@ -96,7 +101,7 @@ def pages() -> list:
 def view_path(name: str) -> str:
     """The page file of the view named `name` in links and tours ("attention" -> .../pages/attention.py), as
     st.switch_page takes it; KeyError for a name that is no view."""
-    return str({Path(v.file).stem: v for v in available_views()}[name].path)
+    return str({v.name: v for v in available_views()}[name].path)
 
 
 def use_router() -> None:

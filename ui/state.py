@@ -38,9 +38,14 @@ def select_head(layer: int, head: int) -> None:
     st.session_state[HEAD] = (int(layer), int(head))
 
 
+def home() -> Path:
+    """HeadScope's folder for the user's own files (recent datasets, tours): $HEADSCOPE_HOME, default ~/.headscope."""
+    return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope"))
+
+
 def _recent_path() -> Path:
-    """Where the recently opened datasets are kept: $HEADSCOPE_HOME (default ~/.headscope)/recent_datasets.json."""
-    return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope")) / RECENT_FILE
+    """Where the recently opened datasets are kept: home()/recent_datasets.json."""
+    return home() / RECENT_FILE
 
 
 def recent_datasets() -> list[dict]:

@@ -7,16 +7,17 @@ with its number and field and left out; the rest of the tour runs. Never imports
 
 from __future__ import annotations
 
-import os
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ui import state
 from ui.links import PARAMS
 from ui.navigation import VIEWS
 
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
-VIEW_NAMES = [Path(v.file).stem for v in VIEWS]  # a step's `view`: the page's name in the URL
+VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
 SCALARS = (str, int, float, bool)
 
 
@@ -41,8 +42,7 @@ class Tour:
 
 def tour_files() -> list[Path]:
     """The shipped tours, then the user's own ($HEADSCOPE_HOME/tours, default ~/.headscope/tours), by name."""
-    home = Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope")) / "tours"
-    return [p for d in (TOURS_DIR, home) if d.is_dir() for p in sorted(d.glob("*.toml"))]
+    return [p for d in (TOURS_DIR, state.home() / "tours") if d.is_dir() for p in sorted(d.glob("*.toml"))]
 
 
 def _text(value: object) -> str:
@@ -104,6 +104,21 @@ def load_tour(path: Path) -> Tour:
     return Tour(Path(path), title, str(data.get("summary", "")), steps, problems)
 
 
+def read_tour(path: Path) -> Tour:
+    """load_tour, parsed again only when the file changed (the tour panel reads it on every click)."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    return _load_once(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_once(path: str, stamp: int) -> Tour:
+    return load_tour(Path(path))
+
+
 # -- in the app --------------------------------------------------------------------------------------------
 def request_step(path: Path, index: int) -> None:
     """Button callback: go to step `index` of the tour in `path` on this run (tour_panel switches the page; a
@@ -122,7 +137,7 @@ def open_step(path: Path, index: int) -> None:
     from ui import links, state
     from ui.navigation import view_path
 
-    tour = load_tour(path)
+    tour = read_tour(path)
     index = min(max(index, 0), len(tour.steps) - 1)
     step = tour.steps[index]
     st.session_state[state.TOUR] = (str(path), index)
@@ -142,7 +157,7 @@ def tour_panel() -> None:
     at = st.session_state.get(state.TOUR)
     if not at:
         return
-    tour = load_tour(Path(at[0]))
+    tour = read_tour(Path(at[0]))
     if not tour.steps:
         st.session_state.pop(state.TOUR)
         return
@@ -156,7 +171,6 @@ def tour_panel() -> None:
             text.caption(f"Source: {step.source}")
         if step.prompt:
             text.info(f"**Try this:** {step.prompt}", icon=":material/touch_app:")
-        here = (tour.path, i)
         nav.button(
             "Back",
             key="tour_back",
@@ -182,9 +196,17 @@ def tour_panel() -> None:
             index=i,
             format_func=lambda k: f"{k + 1}. {tour.steps[k].title}",
             key=f"tour_jump_{i}",
-            on_change=lambda: request_step(here[0], st.session_state[f"tour_jump_{here[1]}"]),
+            on_change=_jump,
+            args=(tour.path, f"tour_jump_{i}"),
         )
         nav.button("End the tour", key="tour_end", width="stretch", on_click=end_tour)
+
+
+def _jump(path: Path, key: str) -> None:
+    """Step-list callback: go to the step picked in the select box `key`."""
+    import streamlit as st
+
+    request_step(path, st.session_state[key])
 
 
 def end_tour() -> None:

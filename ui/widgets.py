@@ -524,8 +524,7 @@ def _for_projector(fig) -> go.Figure:
     """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts and thicker lines."""
     fig = go.Figure(fig)
     fig.update_layout(font_size=PRESENT_FONT)
-    fig.update_traces(line_width=PRESENT_LINE, selector=dict(type="scatter", mode="lines"))
-    fig.update_traces(line_width=PRESENT_LINE, selector=dict(type="scatter", mode="lines+markers"))
+    fig.update_traces(line_width=PRESENT_LINE, selector=lambda t: t.type == "scatter" and "lines" in (t.mode or ""))
     return fig
 
 

@@ -13,7 +13,7 @@ from ui.links import PARAMS
 from ui.navigation import VIEWS
 from ui.tour import TOURS_DIR, load_tour
 
-TITLES = {v.file.removesuffix(".py"): v.title for v in VIEWS}
+TITLES = {v.name: v.title for v in VIEWS}
 # links that together set every documented parameter, at least one per view
 LINKS = [
     ("attention", {"model": "digits-vit", "input": "3", "tab": "Heads of this input", "query": "-1", "matrix": "1"}),
@@ -255,3 +255,37 @@ def test_tour_panel_next_back_and_end():
     at.button(key="tour_end").click().run()
     assert state.TOUR not in at.session_state
     assert not any(m.value.startswith("#### ") for m in at.markdown)  # the panel's step heading is gone
+
+
+def test_values_a_widget_cannot_take_and_a_text_for_an_image_model_are_named():
+    at = open_link({"view": "spectral", "n": "many", "text": "a sentence", "tab": "Rank collapse"})
+    assert_clean(at)
+    message = toasts(at)
+    assert "n='many' is not a valid value" in message and "text= is for text models" in message, message
+    assert url(at)["n"] == "32" and "text" not in url(at)
+
+
+def test_a_model_folder_or_hub_id_in_a_link_goes_to_load_a_model():
+    from ui.widgets import LOAD_OTHER
+
+    at = open_link({"view": "model", "model": "someone/not-cached-here"})
+    assert not at.exception
+    assert at.session_state[state.MODEL] == LOAD_OTHER
+    assert at.session_state[state.CUSTOM_MODEL] == "someone/not-cached-here"
+    assert any("someone/not-cached-here" in e.value for e in at.error)  # the picker says it cannot load it
+
+
+def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADSCOPE_HOME", str(tmp_path))
+    (tmp_path / "tours").mkdir()
+    (tmp_path / "tours" / "mine.toml").write_text(
+        'title = "Mine"\n[[step]]\ntitle = "Good"\nview = "model"\ntext = "Fine."\n'
+        '[[step]]\ntitle = "Typo"\nview = "atention"\ntext = "Bad view."\n'
+    )
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/tour.py").run()
+    at.selectbox(key="tour_file").set_value(str(tmp_path / "tours" / "mine.toml")).run()
+    assert_clean(at)
+    warning = " ".join(w.value for w in at.warning)
+    assert "mine.toml has 1 problem(s)" in warning and "step 2, field 'view': 'atention'" in warning, warning
+    assert any("**Good**" in m.value for m in at.markdown) and not any("**Typo**" in m.value for m in at.markdown)
