@@ -12,10 +12,14 @@ Starts `streamlit run app.py` on a free port and drives Debian's chromium with P
 3. per view and model, each interaction `--repeats` times warm: the layer/head, query token, target class,
    colour scale, temperature, block, tab, and the sidebar's next input.
 
-"Done" is detected precisely, polled every 20 ms, no fixed sleeps: the server has reported the script run
-(or fragment run) the click started as finished (its `script_finished` message on the page's websocket),
-Streamlit's status widget is gone, no element is marked stale, every chart on the page is drawn, and the
-browser has painted two frames since (plotly redraws a changed chart within them). With --vit-b a
+A click is timed on the page's own clock, from the user's input as the browser stamped it (the last pointer or
+key event before the page sent the widget's new value; Playwright's own work before it, finding the element
+and waiting for it to be still, is reported apart as "harness" and not counted) until "done", detected
+precisely, polled every 20 ms, no fixed sleeps: the server has reported the script run (or fragment run) the
+click started as finished (its `script_finished` message on the page's websocket), Streamlit's status widget
+is gone, no element is marked stale, every chart on the page is drawn, and the browser has painted two frames
+since (plotly redraws a changed chart within them). Each line also splits the median into the server's part
+(value sent until the run's finished message arrived) and the browser's (the rest). With --vit-b a
 ViT-B/16-sized random model (saved to a temporary folder) is timed too (no target on CPU).
 Prints a table (view, model, interaction: median, p95 seconds); last line `slowest warm interaction p95:
 X.XX s` (target <= 0.3 s; the input change has its own target of 1 s and is reported on its own line).
@@ -30,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,31 +51,71 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
               && !document.querySelector('[data-testid="stSpinner"]')"""
 ALL_DRAWN = f"""() => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
                  .every(gd => gd._fullLayout)"""
-FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 TITLE = f"""(title) => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
                  .some(h => h.innerText.trim() === title)"""
 
 
+# In the page: the time of the last user input (a pointer or key event, the browser's own timestamp) before the
+# page sent a message to the server after `INPUT_MARK`; that message is the widget's new value.
+INPUT_CLOCK = """(() => {
+  const hs = (window.__hs = {mark: Infinity, last: null, input: null});
+  for (const t of ["pointerdown", "pointerup", "click", "keydown"]) {
+    addEventListener(t, (e) => { hs.last = e.timeStamp; }, true);
+  }
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (...args) {
+    if (hs.input === null && hs.last !== null && hs.last >= hs.mark) hs.input = hs.last;
+    return send.apply(this, args);
+  };
+})();"""
+INPUT_MARK = "() => { window.__hs.mark = performance.now(); window.__hs.input = null; }"
+# Two painted frames, then the page's clock and the input's time
+FRAMES = """() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(
+  () => r([performance.now(), window.__hs.input]))))"""
+
+
 class ScriptRuns:
-    """Counts the script runs (full or fragment) the server reports finished over the page's websocket."""
+    """Counts the script runs (full or fragment) the server reports finished over the page's websocket, and
+    when the last one went: `sent` (the page's first message after `mark()`: the widget's new value), `done` (its
+    script_finished message) and `received` (bytes from the server since the mark). Installs INPUT_CLOCK."""
 
     def __init__(self, page):
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         self.finished, self._msg = 0, ForwardMsg
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        self.sent = self.done = None
+        self.received = 0
+        page.add_init_script(INPUT_CLOCK)
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws) -> None:
+        ws.on("framereceived", self._frame)
+        ws.on("framesent", self._sent)
+
+    def mark(self) -> None:
+        self.sent = self.done = None
+        self.received = 0
+
+    def _sent(self, payload) -> None:
+        if self.sent is None:
+            self.sent = time.perf_counter()
 
     def _frame(self, payload) -> None:
         if isinstance(payload, (bytes, bytearray)):
+            self.received += len(payload)
             msg = self._msg()
             msg.ParseFromString(bytes(payload))
-            self.finished += msg.WhichOneof("type") == "script_finished"
+            if msg.WhichOneof("type") == "script_finished":
+                self.finished += 1
+                self.done = time.perf_counter()
 
 
 def timed(page, action, predicate: str, arg, runs: ScriptRuns | None = None) -> float:
     """Seconds from the action until (with `runs`) a script run has finished and predicate(arg) holds in the
     page, both polled every 20 ms."""
     before = runs.finished if runs else 0
+    if runs:
+        runs.mark()
     t = time.perf_counter()
     action()
     while runs is not None and runs.finished == before:
@@ -81,14 +126,32 @@ def timed(page, action, predicate: str, arg, runs: ScriptRuns | None = None) -> 
     return time.perf_counter() - t
 
 
-def redraw(page, action, runs: ScriptRuns) -> float:
-    """Seconds from the action until its run finished, the page is idle, every chart is drawn and the browser
-    has painted two frames since (the charts that changed are redrawn within them)."""
+class Redraw(NamedTuple):
+    """One timed click, in seconds. `total`: from the user's input as the browser stamped it (the last pointer or
+    key event before the page sent the new value) until the page is idle, every chart drawn and two frames
+    painted, on the page's clock = `server` (the page sending the value until the script run's finished message
+    arrives, on this process's clock) + `browser` (the rest: the input reaching the socket, the page drawing).
+    `harness`: Playwright's own part before the input (finding the element, waiting for it to be still), not
+    counted; `kb` received from the server meanwhile."""
+
+    total: float
+    server: float
+    browser: float
+    harness: float
+    kb: float
+
+
+def redraw(page, action, runs: ScriptRuns) -> Redraw:
+    """Times one action until its run finished, the page is idle, every chart is drawn and the browser has painted
+    two frames since (the charts that changed are redrawn within them)."""
     page.wait_for_function(ALL_DRAWN, polling=20, timeout=TIMEOUT)
+    page.evaluate(INPUT_MARK)
     t = time.perf_counter()
     timed(page, action, ALL_DRAWN, None, runs)
-    page.evaluate(FRAMES)
-    return time.perf_counter() - t
+    now, user_input = page.evaluate(FRAMES)
+    total = (now - user_input) / 1000
+    server = runs.done - runs.sent
+    return Redraw(total, server, total - server, time.perf_counter() - t - total, runs.received / 1024)
 
 
 def main_widget(page, testid: str, label: str):
@@ -267,11 +330,13 @@ def main() -> None:
                         )
                         page.keyboard.press("Escape")
                         continue
-                    med, p95 = quantiles(times[1:])
+                    med, p95 = quantiles([r.total for r in times[1:]])
                     rows.append((view, model, name, med, p95, True))
+                    part = {f: statistics.median(getattr(r, f) for r in times[1:]) for f in Redraw._fields}
                     print(
                         f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
-                        f"(first {times[0]:.2f} s)",
+                        f"(first {times[0].total:.2f} s; median server {part['server']:.2f} + browser "
+                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB; harness {part['harness']:.2f} s)",
                         flush=True,
                     )
                 if args.screenshots:
