@@ -84,7 +84,7 @@ class ScriptRuns:
 
         self.finished, self._msg = 0, ForwardMsg
         self.sent = self.done = None
-        self.received = 0
+        self.received = self.messages = 0
         page.add_init_script(INPUT_CLOCK)
         page.on("websocket", self._socket)
 
@@ -94,7 +94,7 @@ class ScriptRuns:
 
     def mark(self) -> None:
         self.sent = self.done = None
-        self.received = 0
+        self.received = self.messages = 0
 
     def _sent(self, payload) -> None:
         if self.sent is None:
@@ -103,6 +103,7 @@ class ScriptRuns:
     def _frame(self, payload) -> None:
         if isinstance(payload, (bytes, bytearray)):
             self.received += len(payload)
+            self.messages += 1
             msg = self._msg()
             msg.ParseFromString(bytes(payload))
             if msg.WhichOneof("type") == "script_finished":
@@ -132,13 +133,14 @@ class Redraw(NamedTuple):
     painted, on the page's clock = `server` (the page sending the value until the script run's finished message
     arrives, on this process's clock) + `browser` (the rest: the input reaching the socket, the page drawing).
     `harness`: Playwright's own part before the input (finding the element, waiting for it to be still), not
-    counted; `kb` received from the server meanwhile."""
+    counted; `kb` received from the server meanwhile, in `messages` (one per element drawn)."""
 
     total: float
     server: float
     browser: float
     harness: float
     kb: float
+    messages: int
 
 
 def redraw(page, action, runs: ScriptRuns) -> Redraw:
@@ -151,7 +153,7 @@ def redraw(page, action, runs: ScriptRuns) -> Redraw:
     now, user_input = page.evaluate(FRAMES)
     total = (now - user_input) / 1000
     server = runs.done - runs.sent
-    return Redraw(total, server, total - server, time.perf_counter() - t - total, runs.received / 1024)
+    return Redraw(total, server, total - server, time.perf_counter() - t - total, runs.received / 1024, runs.messages)
 
 
 def main_widget(page, testid: str, label: str):
@@ -336,7 +338,7 @@ def main() -> None:
                     print(
                         f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
                         f"(first {times[0].total:.2f} s; median server {part['server']:.2f} + browser "
-                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB; harness {part['harness']:.2f} s)",
+                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB in {part['messages']:.0f} messages; harness {part['harness']:.2f} s)",
                         flush=True,
                     )
                 if args.screenshots:

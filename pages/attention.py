@@ -14,6 +14,7 @@ from ui.attention_figures import (
     distance_dots,
     highlight_row,
     line_view,
+    mosaic_source,
     overview_mosaic,
     pattern_map,
     pooled,
@@ -24,7 +25,7 @@ from ui.attention_figures import (
     ring_profiles,
     ring_trend,
 )
-from ui.figures import head_grid, token_heatmap
+from ui.figures import head_grid, heat_scale, token_heatmap
 from ui.stored import background_panel, find_run, run_label
 from ui.widgets import (
     download_button,
@@ -124,7 +125,13 @@ def heads_panel() -> None:
             what = "the token × token attention matrix (rows = queries" + (
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")"
             )
-        fig = overview_mosaic(cells, (layer, head), ctx.batch.images[0] if image else None, width=1000 if wide else 500)
+        under, width = (ctx.batch.images[0] if image else None), (1000 if wide else 500)
+        source = cache.memo(  # the picture of every head: a new head only moves the outline
+            "attn_mosaic",
+            (ctx.model_key, ctx.input_key, query, width, heat_scale()),
+            lambda: mosaic_source(cells, under, width),
+        )
+        fig = overview_mosaic(cells, (layer, head), under, width, source)
         show_figure(
             fig,
             f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "

@@ -216,8 +216,12 @@ def maps_panel() -> None:
         )
         left, right = st.columns([4, 3])
         with left:
-            show_figure(
-                conservation_figure(cons, tgt),
+            show_figure(  # the maps' options leave it as it is
+                cache.memo(
+                    "rel_conservation",
+                    (ctx.model_key, ctx.input_key, read_at, classes, tgt),
+                    lambda: conservation_figure(cons, tgt),
+                ),
                 (
                     "one point per class"
                     if len(classes) == spec.n_classes

@@ -16,7 +16,7 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ui.figures import CLICK, as_rgb, colourbar_trace, heat_rgb, heat_scale, image_figure, png_source
+from ui.figures import CLICK, as_rgb, colourbar_trace, heat_rgb, heat_scale, image_parts, png_source
 
 MAX_CELL = 24  # overview cells of text are pooled to at most this many tokens a side
 LINE_VIEW_MAX = 64  # the line view is drawn for texts up to this many tokens
@@ -63,13 +63,24 @@ OVERLAY = 0.6  # opacity of attention laid over the image
 CELL_PX = (32, 96)  # smallest and largest overview cell, in picture pixels
 
 
+def mosaic_cell(n_heads: int, width: int) -> tuple[int, int]:
+    """(cell, gap) in picture pixels of an overview `width` screen pixels wide with n_heads columns."""
+    cell = int(np.clip((width - 120) // n_heads, *CELL_PX))
+    return cell, mosaic_gap(cell)
+
+
+def mosaic_gap(cell: int) -> int:
+    """White pixels between two overview cells of `cell` pixels."""
+    return max(2, cell // 8)
+
+
 def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cell: int) -> tuple[np.ndarray, int]:
     """The L x H cells [L, H, r, c] as one RGB picture [L (cell + gap) - gap, H (cell + gap) - gap, 3] in [0, 1]:
     each cell coloured on the shared scale [0, zmax], scaled to cell x cell pixels (blocks, as a heatmap
     draws them) and, with an image [S, S, C], laid over it at OVERLAY opacity; white gaps. Returns (picture,
     gap)."""
     L, H, r, c = cells.shape
-    gap = max(2, cell // 8)
+    gap = mosaic_gap(cell)
     rows, cols = np.minimum(np.arange(cell) * r // cell, r - 1), np.minimum(np.arange(cell) * c // cell, c - 1)
     colours = heat_rgb(cells[:, :, rows][:, :, :, cols], 0.0, zmax)  # [L, H, cell, cell, 3]
     if image is not None:
@@ -91,74 +102,80 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
     return picture, gap
 
 
+def mosaic_source(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> str:
+    """The overview's picture of cells [L, H, r, c] (over an image [S, S, C]) as a PNG data URI: what
+    overview_mosaic draws, to be kept while only the selected head changes."""
+    cell, _ = mosaic_cell(cells.shape[1], width)
+    return png_source(mosaic_picture(cells, float(np.nanmax(cells)), image, cell)[0])
+
+
 def overview_mosaic(
     cells: np.ndarray,
     selected: tuple[int, int] | None = None,
     image: np.ndarray | None = None,
-    zmax: float | None = None,
     width: int = 480,
+    source: str | None = None,
 ) -> go.Figure:
-    """L x H small heatmaps cells [L, H, r, c] on one shared colour scale (optionally laid over an image
-    [S, S, C]), drawn as one picture; each cell carries an invisible square point with customdata (layer,
-    head, largest value) so that a click opens that head (read it with ui.widgets.clicked_head). The
-    selected head is outlined in red. width: the expected plot width in pixels; the height follows so that
-    cells come out square."""
+    """L x H small heatmaps cells [L, H, r, c] on one shared colour scale [0, largest cell value] (optionally
+    laid over an image [S, S, C]), drawn as one picture (`source`: mosaic_source of the same arguments, built
+    here when not given); each cell carries an invisible square point with customdata (layer, head, largest
+    value) so that a click opens that head (read it with ui.widgets.clicked_head). The selected head is
+    outlined in red. width: the expected plot width in pixels; the height follows so that cells come out
+    square."""
     L, H, r, c = cells.shape
-    zmax = float(np.nanmax(cells)) if zmax is None else zmax
-    cell = int(np.clip((width - 120) // H, *CELL_PX))
-    picture, gap = mosaic_picture(cells, zmax, image, cell)
+    zmax = float(np.nanmax(cells))
+    cell, gap = mosaic_cell(H, width)
     step = cell + gap
-    fig = go.Figure(go.Image(source=png_source(picture), hoverinfo="skip"))
-    fig.add_trace(colourbar_trace(0.0, zmax, title="attention"))
+    tall, wide = L * step - gap, H * step - gap  # the picture's size
     ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     screen = (width - 120) / (H * step)  # screen pixels per picture pixel
-    fig.add_trace(
-        go.Scatter(
-            x=(hh * step + (cell - 1) / 2).ravel(),
-            y=(ll * step + (cell - 1) / 2).ravel(),
-            mode="markers",
-            marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
-            customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
-            hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
-            "<br>click to open this head<extra></extra>",
-        )
+    clicks = dict(
+        type="scatter",
+        x=(hh * step + (cell - 1) / 2).ravel(),
+        y=(ll * step + (cell - 1) / 2).ravel(),
+        mode="markers",
+        marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
+        customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
+        hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
+        "<br>click to open this head<extra></extra>",
     )
+    shapes = []
     if selected is not None:
         l, h = selected
-        fig.add_shape(
-            type="rect",
-            x0=h * step - 0.5 - gap / 2,
-            x1=h * step + cell - 0.5 + gap / 2,
-            y0=l * step - 0.5 - gap / 2,
-            y1=l * step + cell - 0.5 + gap / 2,
-            line=dict(color="red", width=3),
+        shapes.append(
+            dict(
+                type="rect",
+                x0=h * step - 0.5 - gap / 2,
+                x1=h * step + cell - 0.5 + gap / 2,
+                y0=l * step - 0.5 - gap / 2,
+                y1=l * step + cell - 0.5 + gap / 2,
+                line=dict(color="red", width=3),
+            )
         )
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
-        ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)],
-        side="top",
-        showgrid=False,
-        zeroline=False,
-        range=[-0.5 - gap / 2, picture.shape[1] - 0.5 + gap / 2],
-    )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
-        ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)],
-        showgrid=False,
-        zeroline=False,
-        range=[picture.shape[0] - 0.5 + gap / 2, -0.5 - gap / 2],
-    )
-    height = int(40 + (width - 120) * picture.shape[0] / picture.shape[1])
-    fig.update_layout(
-        height=min(900, max(220, height)),
+    axis = dict(tickmode="array", showgrid=False, zeroline=False)
+    layout = dict(
+        xaxis=axis
+        | dict(
+            tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
+            ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)],
+            side="top",
+            range=[-0.5 - gap / 2, wide - 0.5 + gap / 2],
+        ),
+        yaxis=axis
+        | dict(
+            tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
+            ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)],
+            range=[tall - 0.5 + gap / 2, -0.5 - gap / 2],
+        ),
+        height=min(900, max(220, int(40 + (width - 120) * tall / wide))),
         margin=dict(l=10, r=10, t=30, b=10),
         showlegend=False,
         clickmode="event+select",
         plot_bgcolor="white",
+        shapes=shapes,
     )
-    return fig
+    image_trace = dict(type="image", source=source or mosaic_source(cells, image, width), hoverinfo="skip")
+    return go.Figure(data=[image_trace, colourbar_trace(0.0, zmax, title="attention"), clicks], layout=layout)
 
 
 # -- one head ------------------------------------------------------------------------------------------
@@ -174,10 +191,11 @@ def query_image(
     customdata = its patch index (click it to make it the query); the query patch is outlined in red."""
     gh, gw = grid
     s = image.shape[0]
-    fig = image_figure(image, heat, zmin=0, zmax=zmax if zmax is not None else float(heat.max()), height=height)
+    data, layout = image_parts(image, heat, zmin=0, zmax=zmax if zmax is not None else float(heat.max()), height=height)
     rows, cols = np.divmod(np.arange(gh * gw), gw)
-    fig.add_trace(
-        go.Scatter(
+    data.append(
+        dict(
+            type="scatter",
             x=(cols + 0.5) * s / gw - 0.5,
             y=(rows + 0.5) * s / gh - 0.5,
             mode="markers",
@@ -189,16 +207,17 @@ def query_image(
     )
     if query_patch is not None:
         r, c = divmod(query_patch, gw)
-        fig.add_shape(
-            type="rect",
-            x0=c * s / gw - 0.5,
-            x1=(c + 1) * s / gw - 0.5,
-            y0=r * s / gh - 0.5,
-            y1=(r + 1) * s / gh - 0.5,
-            line=dict(color="red", width=3),
-        )
-    fig.update_layout(clickmode="event+select", showlegend=False)
-    return fig
+        layout["shapes"] = [
+            dict(
+                type="rect",
+                x0=c * s / gw - 0.5,
+                x1=(c + 1) * s / gw - 0.5,
+                y0=r * s / gh - 0.5,
+                y1=(r + 1) * s / gh - 0.5,
+                line=dict(color="red", width=3),
+            )
+        ]
+    return go.Figure(data=data, layout=layout | dict(clickmode="event+select", showlegend=False))
 
 
 def line_view(

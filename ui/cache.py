@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -19,6 +20,8 @@ from analysis.evaluation import predict
 from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
 from data import Dataset, load_dataset
 from models import HookedModel, TraceArrays, load_model
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -34,6 +37,21 @@ def progress_bar(text: str, label: str) -> Iterator[Callable[..., None]]:
         yield progress
     finally:
         bar.empty()
+
+
+def memo(slot: str, key: tuple, build: Callable[[], T]) -> T:
+    """build(), built again only when `key` (plain values: names, numbers) differs from the key this session last
+    used for `slot`, else the value built then. One entry per slot, so a figure that a click does not change is
+    not rebuilt, and nothing else is kept. The presenter layout is part of every key (it changes colour scales)."""
+    from ui import state
+
+    key = (*key, bool(st.session_state.get(state.PRESENT)))
+    store = st.session_state.setdefault(state.MEMO, {})
+    if slot in store and store[slot][0] == key:
+        return store[slot][1]
+    value = build()
+    store[slot] = (key, value)
+    return value
 
 
 def model_key(name: str, labels: tuple[str, ...] | None) -> str:

@@ -77,8 +77,8 @@ def class_map_overlay(image: np.ndarray, first: np.ndarray, height: int = 340) -
         height=height,
         colorscale=[[0, "rgba(0,0,0,0)"], [1, "#d62728"]],
         showscale=False,
+        hovertemplate="patch row %{y:.0f} col %{x:.0f}: %{z:.0f} (1 = ranks the class first)<extra></extra>",
     )
-    fig.data[1].hovertemplate = "patch row %{y:.0f} col %{x:.0f}: %{z:.0f} (1 = ranks the class first)<extra></extra>"
     return fig
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import io
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
+from plotly.subplots import make_subplots
 
 CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 HEAT = "Viridis"  # the sequential colour scale of heat maps
@@ -21,11 +23,17 @@ LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is 
 
 # -- pictures: images and heat maps sent to the browser as PNG (a few kB) instead of arrays of numbers ------
 def png_source(rgb: np.ndarray) -> str:
-    """An image [h, w, 3] (uint8, or floats in [0, 1]) as a PNG data URI for go.Image(source=...)."""
+    """An image [h, w, 3] (uint8, or floats in [0, 1]) as a PNG data URI for go.Image(source=...); the last
+    pictures are kept (the same input image is drawn again on every click)."""
     if rgb.dtype != np.uint8:
         rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    return _png(np.ascontiguousarray(rgb).tobytes(), rgb.shape)
+
+
+@functools.lru_cache(maxsize=32)
+def _png(pixels: bytes, shape: tuple[int, ...]) -> str:
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(np.frombuffer(pixels, np.uint8).reshape(shape)).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -61,10 +69,12 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-def colourbar_trace(zmin: float, zmax: float, colorscale: str | None = None, title: str = "") -> go.Scatter:
-    """An invisible one-point trace that draws the colour bar of a heat map shown as an image."""
+def colourbar_trace(zmin: float, zmax: float, colorscale: str | None = None, title: str = "") -> dict:
+    """An invisible one-point trace (a plotly trace dict) that draws the colour bar of a heat map shown as an
+    image."""
     colorscale = colorscale or heat_scale()
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=[0],
         y=[0],
         mode="markers",
@@ -81,6 +91,50 @@ def colourbar_trace(zmin: float, zmax: float, colorscale: str | None = None, tit
             colorbar=dict(thickness=12, title=dict(text=title, side="right")),
         ),
     )
+
+
+# -- building a figure once: plotly checks every property on each update of a figure, and make_subplots and the
+# add_hline / add_vrect helpers cost more than the data; views hot on clicks build plain dicts and one go.Figure
+def subplot_layout(rows: int, cols: int, titles: Sequence[str] = (), **options) -> dict:
+    """make_subplots' arrangement (axis domains and anchors, subplot titles; options as make_subplots takes them)
+    as a plain layout dict, worked out once per arrangement. Give each trace subplot_axes(row, col, cols)."""
+    return copy.deepcopy(_subplots(rows, cols, tuple(titles), tuple(sorted(options.items()))))
+
+
+@functools.lru_cache(maxsize=64)
+def _subplots(rows: int, cols: int, titles: tuple[str, ...], options: tuple) -> dict:
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) or None, **dict(options))
+    layout = fig.layout.to_plotly_json()
+    layout.pop("template", None)  # the figure built from it gets the default template anyway
+    return layout
+
+
+def subplot_axes(row: int, col: int, cols: int) -> dict:
+    """The axis references of the subplot at (row, col) (1-based) of a grid `cols` wide, for a trace dict."""
+    k = (row - 1) * cols + col
+    return dict(xaxis=f"x{k if k > 1 else ''}", yaxis=f"y{k if k > 1 else ''}")
+
+
+def update_axes(layout: dict, which: str, **props) -> None:
+    """Set props on every x (`which`="x") or y axis of a layout dict (as fig.update_xaxes does)."""
+    for name in [k for k in layout if k.startswith(which + "axis")] or [which + "axis"]:
+        layout.setdefault(name, {}).update(props)
+
+
+def hline(y: float, xaxis: str = "x", yaxis: str = "y", **line) -> dict:
+    """A horizontal line across a plot at y (a layout shape, as add_hline draws; line: dash, color, width)."""
+    return dict(type="line", xref=f"{xaxis} domain", x0=0, x1=1, yref=yaxis, y0=y, y1=y, line=line)
+
+
+def vline(x: float, xaxis: str = "x", yaxis: str = "y", **line) -> dict:
+    """A vertical line across a plot at x (a layout shape, as add_vline draws)."""
+    return dict(type="line", xref=xaxis, x0=x, x1=x, yref=f"{yaxis} domain", y0=0, y1=1, line=line)
+
+
+def vband(x0: float, x1: float, xaxis: str = "x", yaxis: str = "y", **props) -> dict:
+    """A band from x0 to x1 over a plot's height (a layout shape, as add_vrect draws; props: fillcolor, opacity,
+    line)."""
+    return dict(type="rect", xref=xaxis, x0=x0, x1=x1, yref=f"{yaxis} domain", y0=0, y1=1, **props)
 
 
 def log_axis(values, title: str, max_ticks: int = 8) -> dict:
@@ -127,42 +181,56 @@ def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, 
     return fig
 
 
-def image_figure(
+def image_parts(
     image: np.ndarray,
     heat: np.ndarray | None = None,
     opacity: float = 0.55,
     zmin=None,
     zmax=None,
-    colorscale: str | None = None,
+    colorscale: str | list | None = None,
     title: str | None = None,
     height: int = 320,
     showscale: bool = True,
-):
-    """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it."""
-    colorscale = colorscale or heat_scale()
+    hovertemplate: str = "row %{y:.0f} col %{x:.0f}: %{z:.3g}<extra></extra>",
+) -> tuple[list[dict], dict]:
+    """The traces and layout (plain dicts) of an image [S, S, C] in [0, 1] with an optional heat map [h, w] (any
+    grid) stretched over it. Add to them, then build the figure once (plotly checks every property each time a
+    figure is updated, which costs more than the drawing data)."""
     s = image.shape[0]
-    fig = go.Figure(go.Image(source=png_source(as_rgb(image)), hoverinfo="skip"))
+    data = [dict(type="image", source=png_source(as_rgb(image)), hoverinfo="skip")]
     if heat is not None:
         gh, gw = heat.shape
-        fig.add_trace(
-            go.Heatmap(
+        data.append(
+            dict(
+                type="heatmap",
                 z=heat,
                 x0=(s / gw - 1) / 2,
                 dx=s / gw,
                 y0=(s / gh - 1) / 2,
                 dy=s / gh,
                 opacity=opacity,
-                colorscale=colorscale,
+                colorscale=colorscale or heat_scale(),
                 zmin=zmin,
                 zmax=zmax,
                 showscale=showscale,
-                hovertemplate="row %{y:.0f} col %{x:.0f}: %{z:.3g}<extra></extra>",
+                hovertemplate=hovertemplate,
             )
         )
-    fig.update_xaxes(visible=False, range=[-0.5, s - 0.5])
-    fig.update_yaxes(visible=False, range=[s - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title)
-    return fig
+    layout = dict(
+        xaxis=dict(visible=False, range=[-0.5, s - 0.5]),
+        yaxis=dict(visible=False, range=[s - 0.5, -0.5], scaleanchor="x"),
+        height=height,
+        margin=dict(l=0, r=0, t=30 if title else 0, b=0),
+        title=title,
+    )
+    return data, layout
+
+
+def image_figure(image: np.ndarray, heat: np.ndarray | None = None, **kwargs) -> go.Figure:
+    """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it (options:
+    image_parts)."""
+    data, layout = image_parts(image, heat, **kwargs)
+    return go.Figure(data=data, layout=layout)
 
 
 def token_heatmap(

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.figures import DIVERGING, as_rgb, png_source
+from ui.figures import DIVERGING, as_rgb, png_source, subplot_axes, subplot_layout, update_axes
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
 SIGNED = [
@@ -65,10 +64,7 @@ def colour_limits(maps: dict[str, np.ndarray], shared: bool) -> dict[str, float]
     return lims
 
 
-def _add_overlay(
-    fig,
-    row: int,
-    col: int,
+def _overlay(
     rgb: np.ndarray,
     grid: np.ndarray,
     limit: float,
@@ -76,14 +72,14 @@ def _add_overlay(
     showscale: bool = False,
     opacity: float = 1.0,
     show_image: bool = True,
-) -> None:
-    """One map grid [h, w] on the signed scale +-limit, over the image rgb [S, S, 3] (0-255) unless show_image
-    is off, at `opacity`."""
+) -> list[dict]:
+    """Trace dicts of one map grid [h, w] on the signed scale +-limit, over the image rgb [S, S, 3] (0-255)
+    unless show_image is off, at `opacity`."""
     s, (gh, gw) = rgb.shape[0], grid.shape
-    if show_image:
-        fig.add_trace(go.Image(source=png_source(rgb.astype(np.uint8)), hoverinfo="skip"), row, col)
-    fig.add_trace(
-        go.Heatmap(
+    image = [dict(type="image", source=png_source(rgb.astype(np.uint8)), hoverinfo="skip")] if show_image else []
+    return image + [
+        dict(
+            type="heatmap",
             opacity=opacity,
             z=grid,
             x0=(s / gw - 1) / 2,
@@ -96,16 +92,8 @@ def _add_overlay(
             showscale=showscale,
             colorbar=dict(thickness=10, tickformat=".2g", title=dict(text="share", side="right")),
             hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>",
-        ),
-        row,
-        col,
-    )
-
-
-def _square_axes(fig, s: int) -> None:
-    fig.update_xaxes(visible=False, range=[-0.5, s - 0.5])
-    fig.update_yaxes(visible=False, range=[s - 0.5, -0.5])
-    fig.update_annotations(font=dict(size=12))
+        )
+    ]
 
 
 def overlay_grid(
@@ -122,24 +110,24 @@ def overlay_grid(
     names = list(grid_maps)
     rows = int(np.ceil(len(names) / cols))
     cols = min(cols, len(names))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
+    layout = subplot_layout(rows, cols, names, horizontal_spacing=0.02, vertical_spacing=0.08)
     rgb = as_rgb(image) * 255
+    data = []
     for i, name in enumerate(names):
-        _add_overlay(
-            fig,
-            i // cols + 1,
-            i % cols + 1,
-            rgb,
-            grid_maps[name],
-            limits[name],
-            name,
-            showscale=shared and i == 0,
-            opacity=opacity,
-            show_image=show_image,
-        )
-    _square_axes(fig, image.shape[0])
-    fig.update_layout(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))
-    return fig
+        axes = subplot_axes(i // cols + 1, i % cols + 1, cols)
+        traces = _overlay(rgb, grid_maps[name], limits[name], name, shared and i == 0, opacity, show_image)
+        data += [t | axes for t in traces]
+    _square_axes(layout, image.shape[0])
+    layout.update(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))
+    return go.Figure(data=data, layout=layout)
+
+
+def _square_axes(layout: dict, s: int) -> None:
+    """Every subplot of a layout dict shows an S x S image (no axes); subplot titles in 12 px."""
+    update_axes(layout, "x", visible=False, range=[-0.5, s - 0.5])
+    update_axes(layout, "y", visible=False, range=[s - 0.5, -0.5])
+    for note in layout.get("annotations", []):
+        note["font"] = dict(size=12)
 
 
 def top_tokens(tokens: Sequence[str], maps: dict[str, np.ndarray], k: int) -> pd.DataFrame:
@@ -162,14 +150,16 @@ def token_grids(
     lines = int(np.ceil(n / per_row)) or 1
     block = TOKEN_ROW_PX * lines  # pixels per method; the gaps hold the titles, the same size for any text
     plot_height = block * len(names) + TITLE_PX * (len(names) - 1)
-    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=TITLE_PX / max(plot_height, 1))
+    layout = subplot_layout(len(names), 1, names, vertical_spacing=TITLE_PX / max(plot_height, 1))
     text = np.full((lines, per_row), "", dtype=object)
     text.flat[:n] = list(tokens)
+    data = []
     for i, name in enumerate(names):
         z = np.full((lines, per_row), np.nan)
         z.flat[:n] = maps[name][:n] / limits[name]
-        fig.add_trace(
-            go.Heatmap(
+        data.append(
+            dict(
+                type="heatmap",
                 z=z,
                 text=text,
                 texttemplate="%{text}",
@@ -182,15 +172,15 @@ def token_grids(
                 showscale=False,
                 customdata=z * limits[name],
                 hovertemplate=f"{name} · %{{text}}: %{{customdata:.3g}}<extra></extra>",
-            ),
-            i + 1,
-            1,
+            )
+            | subplot_axes(i + 1, 1, 1)
         )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_annotations(font=dict(size=12))
-    fig.update_layout(height=plot_height + TITLE_PX, margin=dict(l=0, r=0, t=TITLE_PX, b=0), plot_bgcolor="white")
-    return fig
+    update_axes(layout, "x", visible=False)
+    update_axes(layout, "y", visible=False, autorange="reversed")
+    for note in layout.get("annotations", []):
+        note["font"] = dict(size=12)
+    layout.update(height=plot_height + TITLE_PX, margin=dict(l=0, r=0, t=TITLE_PX, b=0), plot_bgcolor="white")
+    return go.Figure(data=data, layout=layout)
 
 
 def conservation_figure(df: pd.DataFrame, target: int):
@@ -277,18 +267,27 @@ def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], caption
     max |value|): the inputs where methods disagree most."""
     methods = list(grid_maps)
     n, k = len(images), len(methods)
-    fig = make_subplots(
-        rows=n, cols=k, column_titles=methods, row_titles=list(captions), horizontal_spacing=0.01, vertical_spacing=0.02
+    layout = subplot_layout(
+        n,
+        k,
+        column_titles=tuple(methods),
+        row_titles=tuple(captions),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.02,
     )
+    data = []
     for i in range(n):
         rgb = as_rgb(images[i]) * 255
         for j, m in enumerate(methods):
             g = grid_maps[m][i]
-            _add_overlay(fig, i + 1, j + 1, rgb, g, float(np.abs(g).max()) or 1.0, m)
-    _square_axes(fig, images.shape[1])
-    fig.for_each_annotation(lambda a: a.update(textangle=0, xanchor="left", xshift=-4) if a.textangle == 90 else None)
-    fig.update_layout(height=40 + 130 * n, margin=dict(l=10, r=150, t=50, b=10))
-    return fig
+            axes = subplot_axes(i + 1, j + 1, k)
+            data += [t | axes for t in _overlay(rgb, g, float(np.abs(g).max()) or 1.0, m)]
+    _square_axes(layout, images.shape[1])
+    for note in layout.get("annotations", []):
+        if note.get("textangle") == 90:  # row titles: read across, not up
+            note.update(textangle=0, xanchor="left", xshift=-4)
+    layout.update(height=40 + 130 * n, margin=dict(l=10, r=150, t=50, b=10))
+    return go.Figure(data=data, layout=layout)
 
 
 def faithfulness_display(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
-from plotly.subplots import make_subplots
 
-from ui.figures import heat_scale, log_axis
+from ui.figures import heat_scale, hline, log_axis, subplot_axes, subplot_layout, vband, vline
 
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
@@ -105,14 +104,16 @@ def endpoint_figure(
 ) -> go.Figure:
     """High-frequency end point of the Fourier profile (top; `end` names where it is read) and feature-map
     variance (bottom) per state [S], with the steps made by attention sublayers shaded."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    layout = subplot_layout(2, 1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
+    data = []
     for row, y, name, fmt in (
         (1, endpoint, f"Δ log amplitude at {end}", ".3f"),
         (2, variance, "feature-map variance", ".3g"),
     ):
-        fig.add_trace(
-            go.Scatter(
+        data.append(
+            dict(
+                type="scatter",
                 x=x,
                 y=y,
                 mode="lines+markers",
@@ -121,50 +122,48 @@ def endpoint_figure(
                 marker=dict(color=depth_colors(len(x)), size=9),
                 customdata=np.asarray(labels),
                 hovertemplate="%{customdata}: %{y:" + fmt + "}<extra></extra>",
-            ),
-            row=row,
-            col=1,
+            )
+            | subplot_axes(row, 1, 1)
         )
-        fig.update_yaxes(title_text=name, row=row, col=1)
-    for i, kind in enumerate(kinds):
-        if kind == "attention":
-            fig.add_vrect(x0=i - 1, x1=i, fillcolor="grey", opacity=0.18, line_width=0)
-    fig.update_xaxes(tickmode="array", tickvals=list(x), ticktext=list(labels), tickangle=-45, row=2, col=1)
-    fig.update_layout(height=height, margin=MARGIN, showlegend=False)
-    return fig
+        layout[f"yaxis{row if row > 1 else ''}"]["title"] = dict(text=name)
+    layout["shapes"] = [
+        vband(i - 1, i, xaxis=xaxis, yaxis=yaxis, fillcolor="grey", opacity=0.18, line=dict(width=0))
+        for i, kind in enumerate(kinds)
+        if kind == "attention"
+        for xaxis, yaxis in (("x", "y"), ("x2", "y2"))
+    ]
+    layout["xaxis2"].update(tickmode="array", tickvals=list(x), ticktext=list(labels), tickangle=-45)
+    layout.update(height=height, margin=MARGIN, showlegend=False)
+    return go.Figure(data=data, layout=layout)
 
 
 def gain_figure(
     freq: np.ndarray, gain: np.ndarray, layer_gains: np.ndarray | None = None, title: str = "", height: int = 320
 ) -> go.Figure:
     """A head's 1-D gain G(k) [K] vs normalised frequency; the other heads of its layer [H, K] in grey."""
-    fig = go.Figure()
-    for g in layer_gains if layer_gains is not None else []:
-        fig.add_trace(
-            go.Scatter(
-                x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip", showlegend=False
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=freq,
-            y=gain,
-            mode="lines+markers",
-            name="selected head",
-            line=dict(color="#d62728"),
-            hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
-            showlegend=False,
-        )
+    others = [
+        dict(type="scatter", x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip")
+        for g in (layer_gains if layer_gains is not None else [])
+    ]
+    selected = dict(
+        type="scatter",
+        x=freq,
+        y=gain,
+        mode="lines+markers",
+        name="selected head",
+        line=dict(color="#d62728"),
+        hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
     )
-    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
-    fig.update_layout(
+    layout = dict(
         height=height,
         margin=MARGIN,
         title=title or None,
         xaxis=dict(title="normalised frequency over tokens (×π)"),
         yaxis=dict(title="gain G(k)", rangemode="tozero"),
+        shapes=[hline(1.0, dash="dot", color="grey")],
+        showlegend=False,
     )
-    return fig
+    return go.Figure(data=[*others, selected], layout=layout)
 
 
 def response_image_figure(image: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
@@ -297,44 +296,43 @@ def attention_rank_figure(
 def temperature_sweep_figure(sweep: dict[str, np.ndarray], tau: float, height: int = 360) -> go.Figure:
     """Left: residual HC/DC of each block output vs tau; right: mean attention entropy, last-layer rank
     ratio and prediction agreement vs tau. The current tau is marked."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("residual HC/DC per block", "entropy, rank, agreement"))
+    layout = subplot_layout(1, 2, ("residual HC/DC per block", "entropy, rank, agreement"))
     taus = sweep["taus"]
     r = sweep["resid_ratio"]
     colors = depth_colors(r.shape[1] - 1)
-    for l in range(1, r.shape[1]):
-        fig.add_trace(
-            go.Scatter(
-                x=taus,
-                y=r[:, l],
-                mode="lines+markers",
-                name=f"block {l - 1}",
-                line=dict(color=colors[l - 1]),
-                legendgroup="hc",
-            ),
-            row=1,
-            col=1,
+    data = [
+        dict(
+            type="scatter",
+            x=taus,
+            y=r[:, l],
+            mode="lines+markers",
+            name=f"block {l - 1}",
+            line=dict(color=colors[l - 1]),
+            legendgroup="hc",
         )
+        | subplot_axes(1, 1, 2)
+        for l in range(1, r.shape[1])
+    ]
     for name, y, color in (
         ("attention entropy (mean, 1 = uniform)", sweep["entropy"].mean(1), "#9467bd"),
         ("rank ratio, Frobenius (last layer)", sweep["rank"][:, -1], "#8c564b"),
         ("prediction agreement with τ = 1", sweep["agreement"], "#17becf"),
     ):
-        fig.add_trace(go.Scatter(x=taus, y=y, mode="lines+markers", name=name, line=dict(color=color)), row=1, col=2)
-    for col in (1, 2):
-        fig.add_vline(x=tau, line_dash="dot", line_color="red", row=1, col=col)
-        fig.update_xaxes(
-            title_text="temperature τ (log)",
-            type="log",
-            tickvals=list(taus),
-            ticktext=[f"{t:g}" for t in taus],
-            row=1,
-            col=col,
+        data.append(
+            dict(type="scatter", x=taus, y=y, mode="lines+markers", name=name, line=dict(color=color))
+            | subplot_axes(1, 2, 2)
         )
+    ticks = dict(
+        title=dict(text="temperature τ (log)"), type="log", tickvals=list(taus), ticktext=[f"{t:g}" for t in taus]
+    )
+    layout["xaxis"].update(ticks)
+    layout["xaxis2"].update(ticks)
+    layout["shapes"] = [vline(tau, x, y, dash="dot", color="red") for x, y in (("x", "y"), ("x2", "y2"))]
     hc_axis = log_axis(r[:, 1:], "‖HC‖ / ‖DC‖")
-    fig.update_yaxes(title_text=hc_axis.pop("title"), row=1, col=1, **hc_axis)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
-    return fig
+    layout["yaxis"].update(title=dict(text=hc_axis.pop("title")), **hc_axis)
+    layout["yaxis2"].update(range=[0, 1.05])
+    layout.update(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
+    return go.Figure(data=data, layout=layout)
 
 
 def length_collapse_figure(df: pd.DataFrame, height: int = 340) -> go.Figure:

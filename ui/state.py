@@ -24,6 +24,7 @@ TOUR_GO = "_tour_go"  # (tour file path, step index) a button asked for; the nex
 DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
 SPLIT = "dataset_split"  # (+ "_<source>") the split of a dataset source
+MEMO = "_memo"  # dict[slot -> (key, value)]: what ui.cache.memo built last in each slot
 BROWSE = "input_browse"  # "index" | "class" | "name": how the sidebar picks the dataset input
 RECENT_FILE = "recent_datasets.json"
 RECENT_MAX = 8
