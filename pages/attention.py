@@ -517,41 +517,50 @@ def cluster_members(s, cluster: int, sample) -> None:
 
 
 # lazy tabs: only the open tab runs and is sent to the browser (the dataset sample is computed only when a
-# tab that shows it is opened); the sample size lives in session state while its tab is closed
+# tab that shows it is opened); the sample size lives in session state while its tab is closed. The panels are
+# fragments inside the tabs' fragment: a click in one reruns that panel only.
 TABS = ["Heads of this input", "Distance and strength", "Patterns"]
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
 links.param("tab", "attn_tab", options=TABS)
-tab_heads, tab_distance, tab_patterns = st.tabs(TABS, key="attn_tab", on_change="rerun")
-if tab_heads.open:
-    with tab_heads:
-        heads_panel()
-if tab_distance.open or tab_patterns.open:
-    with tab_distance if tab_distance.open else tab_patterns:
-        n = sample_size_picker(
-            len(ds),
-            128 if image else 256,
-            key="attn_n",
-            label=f"Inputs from {ds.name} for distance, strength and patterns",
-        )
-        st.caption(ctx.sample_note(n))
-        arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
-if tab_distance.open:
-    with tab_distance:
-        stored = find_run(ctx, "attention")
-        if stored is not None and st.toggle(
-            f"Distance and strength from the {run_label(stored)}",
-            value=True,
-            key="attn_use_stored",
-            help="A precomputed attention run of this model on this dataset; the "
-            "patterns tab still uses the sample above.",
-        ):
-            whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
-            distance_panel(len(whole["row"]), whole)
-        else:
-            if stored is None:
-                background_panel(ctx, "attention", "the attention statistics")
-            distance_panel(n, arrays)
-if tab_patterns.open:
-    with tab_patterns:
-        patterns_panel(n, arrays)
+
+
+@links.fragment
+def tabbed() -> None:
+    """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
+    tab_heads, tab_distance, tab_patterns = st.tabs(TABS, key="attn_tab", on_change="rerun")
+    if tab_heads.open:
+        with tab_heads:
+            heads_panel()
+    if tab_distance.open or tab_patterns.open:
+        with tab_distance if tab_distance.open else tab_patterns:
+            n = sample_size_picker(
+                len(ds),
+                128 if image else 256,
+                key="attn_n",
+                label=f"Inputs from {ds.name} for distance, strength and patterns",
+            )
+            st.caption(ctx.sample_note(n))
+            arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
+    if tab_distance.open:
+        with tab_distance:
+            stored = find_run(ctx, "attention")
+            if stored is not None and st.toggle(
+                f"Distance and strength from the {run_label(stored)}",
+                value=True,
+                key="attn_use_stored",
+                help="A precomputed attention run of this model on this dataset; the "
+                "patterns tab still uses the sample above.",
+            ):
+                whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+                distance_panel(len(whole["row"]), whole)
+            else:
+                if stored is None:
+                    background_panel(ctx, "attention", "the attention statistics")
+                distance_panel(n, arrays)
+    if tab_patterns.open:
+        with tab_patterns:
+            patterns_panel(n, arrays)
+
+
+tabbed()

@@ -142,7 +142,7 @@ if labels is None:
     )
 
 
-@st.fragment
+@links.fragment
 def head_panel():
     """The score grids (click a head) and the selected head's partial-pruning curve."""
     if not shown:
@@ -190,7 +190,7 @@ def head_panel():
 head_panel()
 
 
-@st.fragment
+@links.fragment
 def top_inputs() -> None:
     """The inputs where the selected head matters most (every input of a stored run), openable in the sidebar."""
     layer, head = state.selected_head()

@@ -331,7 +331,7 @@ def length_section(tau: float, layers: tuple | None) -> None:
     )
 
 
-@st.fragment
+@links.fragment
 def temperature_panel(tab: str) -> None:
     """The temperature controls and the open tab's figures at that temperature (a change reruns only this)."""
     st.subheader("Attention temperature")
@@ -376,7 +376,7 @@ def temperature_panel(tab: str) -> None:
         fourier_section(cur, smp)
 
 
-@st.fragment
+@links.fragment
 def activation_lab() -> None:
     st.subheader("Activation lab")
     st.caption(
@@ -481,10 +481,18 @@ links.param("layers", "spectral_layers", options=list(range(L)), parse=int, many
 for kept in ("spectral_tau", "spectral_scope", "spectral_layers"):
     if kept in st.session_state:
         st.session_state[kept] = st.session_state[kept]
-tabs = dict(zip(TABS, st.tabs(TABS, key="spectral_tab", on_change="rerun")))
-open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
-with tabs[open_tab]:
-    if open_tab == "Activation lab":
-        activation_lab()
-    else:
-        temperature_panel(open_tab)
+
+
+@links.fragment
+def tabbed() -> None:
+    """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
+    tabs = dict(zip(TABS, st.tabs(TABS, key="spectral_tab", on_change="rerun")))
+    open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
+    with tabs[open_tab]:
+        if open_tab == "Activation lab":
+            activation_lab()
+        else:
+            temperature_panel(open_tab)
+
+
+tabbed()
