@@ -12,7 +12,6 @@ from ui.attention_figures import (
     LINE_VIEW_MAX,
     default_query,
     distance_dots,
-    highlight_row,
     line_view,
     mosaic_source,
     overview_mosaic,
@@ -24,6 +23,7 @@ from ui.attention_figures import (
     query_options,
     ring_profiles,
     ring_trend,
+    row_outline,
 )
 from ui.figures import head_grid, heat_scale, token_heatmap
 from ui.stored import background_panel, find_run, run_label
@@ -202,7 +202,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             help="Every query's row of this head's attention (drawn only when shown).",
         ):
             show_figure(
-                highlight_row(token_heatmap(matrix, labels, labels, height=560), query, T),
+                token_heatmap(matrix, labels, labels, height=560, shapes=row_outline(query, T)),
                 "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
                 None,
                 name + "_matrix",
@@ -231,7 +231,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     else:
         st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
     show_figure(
-        highlight_row(token_heatmap(matrix, tokens, tokens), query, T),
+        token_heatmap(matrix, tokens, tokens, shapes=row_outline(query, T)),
         "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
         pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"),
         name,

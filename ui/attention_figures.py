@@ -227,7 +227,7 @@ def line_view(
     right, for every query a line to each of its top_k keys with opacity = weight; the chosen query's lines
     are red and labelled. Left tokens are invisible-point clickable (customdata = token index)."""
     T = len(tokens)
-    fig = go.Figure()
+    data = []
     top = np.argsort(-matrix, axis=1)[:, :top_k]
     levels = np.linspace(0, 1, 6)
     for lo, hi in zip(levels[:-1], levels[1:]):
@@ -240,30 +240,16 @@ def line_view(
                     xs += [0, 1, None]
                     ys += [i, j, None]
         if xs:
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    hoverinfo="skip",
-                    line=dict(color=f"rgba(31,119,180,{0.15 + 0.85 * hi:.2f})", width=1 + 3 * hi),
-                )
-            )
+            line = dict(color=f"rgba(31,119,180,{0.15 + 0.85 * hi:.2f})", width=1 + 3 * hi)
+            data.append(dict(type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", line=line))
     if query is not None and 0 <= query < T:
         for j in top[query]:
-            w = float(matrix[query, j])
-            fig.add_trace(
-                go.Scatter(
-                    x=[0, 1],
-                    y=[query, j],
-                    mode="lines",
-                    hoverinfo="skip",
-                    line=dict(color="rgba(214,39,40,0.9)", width=1.5 + 5 * w),
-                )
-            )
+            line = dict(color="rgba(214,39,40,0.9)", width=1.5 + 5 * float(matrix[query, j]))
+            data.append(dict(type="scatter", x=[0, 1], y=[query, j], mode="lines", hoverinfo="skip", line=line))
     font = 13 if T <= 32 else 10
-    fig.add_trace(
-        go.Scatter(
+    data.append(
+        dict(
+            type="scatter",
             x=np.zeros(T),
             y=np.arange(T),
             mode="markers+text",
@@ -276,8 +262,9 @@ def line_view(
         )
     )
     strength = matrix[query] if query is not None and 0 <= query < T else matrix.mean(0)
-    fig.add_trace(
-        go.Scatter(
+    data.append(
+        dict(
+            type="scatter",
             x=np.ones(T),
             y=np.arange(T),
             mode="markers+text",
@@ -288,32 +275,25 @@ def line_view(
             marker=dict(color=strength, colorscale=heat_scale(), cmin=0, cmax=max(float(strength.max()), 1e-6), size=8),
         )
     )
-    fig.update_xaxes(visible=False, range=[-0.9, 1.9])
-    fig.update_yaxes(visible=False, range=[T - 0.5, -0.5])
-    fig.update_layout(
+    layout = dict(
+        xaxis=dict(visible=False, range=[-0.9, 1.9]),
+        yaxis=dict(visible=False, range=[T - 0.5, -0.5]),
         height=height or 80 + (22 if T <= 32 else 15) * T,
         margin=dict(l=10, r=10, t=10, b=10),
         showlegend=False,
         clickmode="event+select",
         plot_bgcolor="white",
     )
-    return fig
+    return go.Figure(data=data, layout=layout)
 
 
-def highlight_row(fig: go.Figure, row: int | None, n_cols: int) -> go.Figure:
-    """Outline row `row` of a category-axis heatmap (e.g. ui.figures.token_heatmap) in red."""
-    if row is not None and row >= 0:
-        fig.add_shape(
-            type="rect",
-            xref="x",
-            yref="y",
-            x0=-0.5,
-            x1=n_cols - 0.5,
-            y0=row - 0.5,
-            y1=row + 0.5,
-            line=dict(color="red", width=2),
-        )
-    return fig
+def row_outline(row: int | None, n_cols: int) -> list[dict]:
+    """The layout shape outlining row `row` of a category-axis heatmap (e.g. ui.figures.token_heatmap) in red;
+    none for no row."""
+    if row is None or row < 0:
+        return []
+    line = dict(color="red", width=2)
+    return [dict(type="rect", xref="x", yref="y", x0=-0.5, x1=n_cols - 0.5, y0=row - 0.5, y1=row + 0.5, line=line)]
 
 
 # -- distance and strength over a sample ------------------------------------------------------------------

@@ -241,26 +241,30 @@ def token_heatmap(
     zmax=None,
     colorscale: str | None = None,
     height: int | None = None,
+    shapes: Sequence[dict] = (),
 ):
-    """A token x token heatmap (rows = queries) with token labels; indices disambiguate repeated tokens."""
-    colorscale = colorscale or heat_scale()
+    """A token x token heatmap (rows = queries) with token labels; indices disambiguate repeated tokens. shapes:
+    layout shapes drawn over it (e.g. ui.attention_figures.row_outline)."""
     rows = [f"{i}:{t}" for i, t in enumerate(row_tokens)]
     cols = [f"{j}:{t}" for j, t in enumerate(col_tokens)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=cols,
-            y=rows,
-            colorscale=colorscale,
-            zmin=zmin,
-            zmax=zmax,
-            hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
-        )
+    heat = dict(
+        type="heatmap",
+        z=matrix,
+        x=cols,
+        y=rows,
+        colorscale=colorscale or heat_scale(),
+        zmin=zmin,
+        zmax=zmax,
+        hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category", tickangle=-60)
-    fig.update_layout(height=height or min(900, 200 + 14 * len(rows)), margin=dict(l=10, r=10, t=10, b=10))
-    return fig
+    layout = dict(
+        xaxis=dict(type="category", tickangle=-60),
+        yaxis=dict(autorange="reversed", type="category"),
+        height=height or min(900, 200 + 14 * len(rows)),
+        margin=dict(l=10, r=10, t=10, b=10),
+        shapes=list(shapes),
+    )
+    return go.Figure(data=[heat], layout=layout)
 
 
 def head_grid(
@@ -278,50 +282,46 @@ def head_grid(
     The cells are a heatmap, so they fill whatever width the figure gets; plotly heatmap clicks do not reach
     Streamlit, so each cell also carries an invisible point whose customdata is (layer, head) (read the click
     with `ui.widgets.clicked_head`). The selected head is outlined in red."""
-    colorscale = colorscale or heat_scale()
     L, H = values.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event
-    fig = go.Figure(
-        go.Heatmap(
-            z=values,
-            colorscale=colorscale,
-            zmin=zmin,
-            zmax=zmax,
-            xgap=2,
-            ygap=2,
-            colorbar=dict(thickness=12),
-            hoverinfo="skip",
-        )
+    heat = dict(
+        type="heatmap",
+        z=values,
+        colorscale=colorscale or heat_scale(),
+        zmin=zmin,
+        zmax=zmax,
+        xgap=2,
+        ygap=2,
+        colorbar=dict(thickness=12),
+        hoverinfo="skip",
     )
-    fig.add_trace(
-        go.Scatter(
-            x=head.ravel(),
-            y=layer.ravel(),
-            mode="markers",
-            customdata=cells,
-            marker=dict(symbol="square", size=16, color=CLICK),
-            text=[format(v, fmt) for v in values.ravel()],
-            hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{text}<extra></extra>",
-        )
+    clicks = dict(
+        type="scatter",
+        x=head.ravel(),
+        y=layer.ravel(),
+        mode="markers",
+        customdata=cells,
+        marker=dict(symbol="square", size=16, color=CLICK),
+        text=[format(v, fmt) for v in values.ravel()],
+        hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{text}<extra></extra>",
     )
+    shapes = []
     if selected is not None:
-        fig.add_shape(
-            type="rect",
-            x0=selected[1] - 0.5,
-            x1=selected[1] + 0.5,
-            y0=selected[0] - 0.5,
-            y1=selected[0] + 0.5,
-            line=dict(color="red", width=3),
+        l, h = selected
+        shapes.append(
+            dict(type="rect", x0=h - 0.5, x1=h + 0.5, y0=l - 0.5, y1=l + 0.5, line=dict(color="red", width=3))
         )
-    fig.update_xaxes(title="head", tickmode="linear", dtick=1, range=[-0.5, H - 0.5], showgrid=False, zeroline=False)
-    fig.update_yaxes(title="layer", tickmode="linear", dtick=1, range=[L - 0.5, -0.5], showgrid=False, zeroline=False)
-    fig.update_layout(
+    axis = dict(tickmode="linear", dtick=1, showgrid=False, zeroline=False)
+    layout = dict(
+        xaxis=axis | dict(title=dict(text="head"), range=[-0.5, H - 0.5]),
+        yaxis=axis | dict(title=dict(text="layer"), range=[L - 0.5, -0.5]),
         title=title or None,
         height=height or 90 + 34 * L,
         showlegend=False,
         plot_bgcolor="white",
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         clickmode="event+select",
+        shapes=shapes,
     )
-    return fig
+    return go.Figure(data=[heat, clicks], layout=layout)
