@@ -4,6 +4,7 @@ length collapse and the activation lab (waveform, spectrum with analytic values)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,22 +34,21 @@ def hc_dc_figure(
 ) -> go.Figure:
     """HC/DC per layer: {stream: values}, resid [L+1] (embeddings at x = -1, block l's output at x = l),
     attn_out / mlp_out [L] at their block. Solid: the current input; dashed: the sample mean."""
-    fig = go.Figure()
-    for values, dash, who in ((current, "solid", "input"), (sample or {}, "dash", "sample mean")):
-        for stream, v in values.items():
-            x = np.arange(len(v)) - (1 if stream == "resid" else 0)
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=v,
-                    mode="lines+markers",
-                    name=f"{STREAM_NAMES[stream]} ({who})",
-                    line=dict(color=STREAM_COLORS[stream], dash=dash),
-                    hovertemplate="layer %{x}: HC/DC %{y:.3g}<extra>" + STREAM_NAMES[stream] + f" ({who})</extra>",
-                )
-            )
+    data = [
+        dict(
+            type="scatter",
+            x=np.arange(len(v)) - (1 if stream == "resid" else 0),
+            y=v,
+            mode="lines+markers",
+            name=f"{STREAM_NAMES[stream]} ({who})",
+            line=dict(color=STREAM_COLORS[stream], dash=dash),
+            hovertemplate="layer %{x}: HC/DC %{y:.3g}<extra>" + STREAM_NAMES[stream] + f" ({who})</extra>",
+        )
+        for values, dash, who in ((current, "solid", "input"), (sample or {}, "dash", "sample mean"))
+        for stream, v in values.items()
+    ]
     n_layers = len(current["attn_out"])
-    fig.update_layout(
+    layout = dict(
         height=height,
         margin=MARGIN,
         legend=LEGEND,
@@ -57,10 +57,12 @@ def hc_dc_figure(
             np.concatenate([np.ravel(v) for d in (current, sample or {}) for v in d.values()]), "‖HC‖ / ‖DC‖ (log)"
         ),
     )
-    return fig
+    return go.Figure(data=data, layout=layout)
 
 
+@functools.lru_cache(maxsize=16)
 def depth_colors(n: int) -> list[str]:
+    """n colours from shallow (dark) to deep (yellow) on Plasma."""
     return sample_colorscale("Plasma", [0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
@@ -72,26 +74,26 @@ def fourier_profile_figure(
 ) -> go.Figure:
     """Park & Kim's figure: delta log amplitude vs normalised frequency, one line per state [S, K]
     coloured from shallow (dark) to deep (yellow)."""
-    fig = go.Figure()
-    for p, label, color in zip(profiles, labels, depth_colors(len(labels))):
-        fig.add_trace(
-            go.Scatter(
-                x=freq,
-                y=p,
-                mode="lines+markers",
-                name=label,
-                line=dict(color=color),
-                hovertemplate=f"{label}<br>frequency %{{x:.2f}}π: Δ log amplitude %{{y:.3f}}<extra></extra>",
-            )
+    data = [
+        dict(
+            type="scatter",
+            x=freq,
+            y=p,
+            mode="lines+markers",
+            name=label,
+            line=dict(color=color),
+            hovertemplate=f"{label}<br>frequency %{{x:.2f}}π: Δ log amplitude %{{y:.3f}}<extra></extra>",
         )
-    fig.update_layout(
+        for p, label, color in zip(profiles, labels, depth_colors(len(labels)))
+    ]
+    layout = dict(
         height=height,
         margin=MARGIN,
         legend=dict(font=dict(size=10)),
         xaxis=dict(title=x_title, range=[0, 1.02]),
         yaxis=dict(title="Δ log amplitude"),
     )
-    return fig
+    return go.Figure(data=data, layout=layout)
 
 
 def endpoint_figure(
