@@ -16,7 +16,17 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ui.figures import CLICK, as_rgb, colourbar_trace, heat_rgb, heat_scale, image_parts, png_source
+from ui.figures import (
+    CLICK,
+    as_rgb,
+    colourbar_trace,
+    heat_rgb,
+    heat_scale,
+    image_parts,
+    png_source,
+    subplot_axes,
+    subplot_layout,
+)
 
 MAX_CELL = 24  # overview cells of text are pooled to at most this many tokens a side
 LINE_VIEW_MAX = 64  # the line view is drawn for texts up to this many tokens
@@ -372,15 +382,15 @@ def ring_profiles(
     """Per layer (one panel each), every head's ring-strength profile S[r] from ring [L, H, R]; the
     selected head is the thick red line."""
     L, H, R = ring.shape
-    fig = make_subplots(
-        rows=1, cols=L, shared_yaxes=True, subplot_titles=[f"layer {l}" for l in range(L)], horizontal_spacing=0.02
-    )
+    layout = subplot_layout(1, L, [f"layer {l}" for l in range(L)], shared_yaxes=True, horizontal_spacing=0.02)
     r = np.arange(R)
+    data = []
     for l in range(L):
         for h in range(H):
             sel = selected == (l, h)
-            fig.add_trace(
-                go.Scatter(
+            data.append(
+                dict(
+                    type="scatter",
                     x=r,
                     y=ring[l, h],
                     mode="lines+markers" if sel else "lines",
@@ -390,21 +400,18 @@ def ring_profiles(
                     line=dict(color="red" if sel else PALETTE[h % len(PALETTE)], width=4 if sel else 1.5),
                     opacity=1.0 if sel or selected is None else 0.55,
                     hovertemplate=f"layer {l} head {h}<br>ring %{{x}}: %{{y:.3f}}<extra></extra>",
-                ),
-                row=1,
-                col=l + 1,
+                )
+                | subplot_axes(1, l + 1, L)
             )
-        fig.update_xaxes(
-            title="ring r" if l == L // 2 else None,
+        layout[f"xaxis{l + 1 if l else ''}"].update(
+            title=dict(text="ring r") if l == L // 2 else None,
             tickmode="array",
             tickvals=r[:: max(1, R // 4)],
             ticktext=[ring_label(int(v), R, pooled_last, short=True) for v in r[:: max(1, R // 4)]],
-            row=1,
-            col=l + 1,
         )
-    fig.update_yaxes(title="mean attention mass", rangemode="tozero", row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
-    return fig
+    layout["yaxis"].update(title=dict(text="mean attention mass"), rangemode="tozero")
+    layout.update(height=height, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
+    return go.Figure(data=data, layout=layout)
 
 
 def ring_trend(
