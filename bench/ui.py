@@ -2,6 +2,7 @@
 
     python bench/ui.py [--models digits-vit,shapes-vit,minilm] [--repeats 5] [--views attention,relevance,...]
                        [--vit-b] [--screenshots DIR]
+    python bench/ui.py --floor [--repeats 5]
 
 Starts `streamlit run app.py` on a free port and drives Debian's chromium with Playwright. Times:
 1. the first page of the fresh server: from the server answering its health check to the Home view ready
@@ -23,6 +24,10 @@ since (plotly redraws a changed chart within them). Each line also splits the me
 ViT-B/16-sized random model (saved to a temporary folder) is timed too (no target on CPU).
 Prints a table (view, model, interaction: median, p95 seconds); last line `slowest warm interaction p95:
 X.XX s` (target <= 0.3 s; the input change has its own target of 1 s and is reported on its own line).
+
+--floor times the least a click can cost on this machine instead: bench/floor_app.py (a number input, a line of
+text and 0, 1 or 4 small plotly heatmaps that change with it), with the same harness and the same
+.streamlit/config.toml; last line `floor p95: text X.XX s, 1 chart X.XX s, 4 charts X.XX s`.
 """
 
 from __future__ import annotations
@@ -243,7 +248,8 @@ def interactions(page, view: str) -> dict:
         out["tab"] = tabs(page, ["Heads", "Low-pass filter"])
         out["head"] = (tabs(page, ["Heads"]), step(page, "Head"))  # (untimed set-up, the timed action)
     elif view == "embedding":
-        out["block"] = slide(page, "Block")
+        if main_widget(page, "stSlider", "Block").count():  # the class map by block: image models only
+            out["block"] = slide(page, "Block")
         out["class"] = choose(page, "Class to track")
     if view != "home":
         out["next input"] = step(page, "Input of", where="stSidebar")
@@ -263,6 +269,33 @@ def pick_model(page, model: str, vit_b_dir: str | None, runs: ScriptRuns) -> flo
     return timed(page, lambda: page.get_by_role("option", name=model, exact=True).click(), IDLE, None, runs)
 
 
+def floor(repeats: int) -> None:
+    """Time bench/floor_app.py's number input with 0, 1 and 4 charts; print the figures and the last line."""
+    from playwright.sync_api import sync_playwright
+
+    p95s = []
+    with serve_app("bench/floor_app.py") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for charts in (0, 1, 4):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            runs = ScriptRuns(page)
+            page.goto(f"{url}/?charts={charts}")
+            page.get_by_text("value 0").wait_for(timeout=TIMEOUT)
+            act = step(page, "Head")
+            times = [redraw(page, act, runs) for _ in range(repeats + 1)][1:]
+            med, p95 = quantiles([r.total for r in times])
+            part = {f: statistics.median(getattr(r, f) for r in times) for f in Redraw._fields}
+            print(
+                f"floor: {charts} chart(s) {med:6.2f} s median, {p95:6.2f} s p95 (server {part['server']:.2f} + "
+                f"browser {part['browser']:.2f} s)",
+                flush=True,
+            )
+            p95s.append(p95)
+            page.close()
+        browser.close()
+    print(f"floor p95: text {p95s[0]:.2f} s, 1 chart {p95s[1]:.2f} s, 4 charts {p95s[2]:.2f} s")
+
+
 def quantiles(xs: list[float]) -> tuple[float, float]:
     xs = sorted(xs)
     p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
@@ -276,7 +309,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--vit-b", action="store_true", help="also a ViT-B/16-sized random model (slow on CPU)")
     p.add_argument("--screenshots", default=None, help="a folder for one screenshot per view and model")
+    p.add_argument("--floor", action="store_true", help="time a minimal Streamlit app instead (bench/floor_app.py)")
     args = p.parse_args()
+    if args.floor:
+        floor(args.repeats)
+        return
     models = args.models.split(",") + (["vit-b"] if args.vit_b else [])
     views = args.views.split(",")
 
@@ -338,7 +375,8 @@ def main() -> None:
                     print(
                         f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
                         f"(first {times[0].total:.2f} s; median server {part['server']:.2f} + browser "
-                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB in {part['messages']:.0f} messages; harness {part['harness']:.2f} s)",
+                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB in {part['messages']:.0f} messages; "
+                        f"harness {part['harness']:.2f} s)",
                         flush=True,
                     )
                 if args.screenshots:

@@ -32,8 +32,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app():
-    """`streamlit run app.py` headless on a free port, started fresh; yields its URL."""
+def serve_app(script: str = "app.py"):
+    """`streamlit run <script>` (a path from the repository root) headless on a free port, started fresh; yields
+    its URL."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -42,7 +43,7 @@ def serve_app():
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            script,
             "--server.headless",
             "true",
             "--server.port",
