@@ -1,0 +1,118 @@
+"""ui.figures' one-build helpers against plotly's own (make_subplots, add_hline / add_vline / add_vrect), the kept
+PNG pictures, and ui.cache.memo (one kept value per slot, built again only when its key changes)."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+from plotly.subplots import make_subplots
+from streamlit.testing.v1 import AppTest
+
+from ui.figures import hline, png_source, subplot_axes, subplot_layout, update_axes, vband, vline
+
+
+def _layout(fig: go.Figure) -> dict:
+    out = json.loads(fig.to_json())["layout"]
+    out.pop("template", None)
+    return out
+
+
+@pytest.mark.parametrize(
+    "rows, cols, titles, options",
+    [
+        (1, 1, (), {}),
+        (2, 4, tuple("abcdefgh"), dict(horizontal_spacing=0.02, vertical_spacing=0.08)),
+        (2, 1, (), dict(shared_xaxes=True, vertical_spacing=0.08)),
+        (1, 3, ("x", "y", "z"), dict(shared_yaxes=True)),
+        (2, 2, (), dict(column_titles=("m1", "m2"), row_titles=("i1", "i2"))),
+    ],
+)
+def test_subplot_layout_is_make_subplots_layout(rows, cols, titles, options):
+    want = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) or None, **options)
+    got = go.Figure(layout=subplot_layout(rows, cols, titles, **options))
+    assert _layout(got) == _layout(want)
+    # a later change to one layout does not reach the next (the arrangement is kept, copies are handed out)
+    first = subplot_layout(rows, cols, titles, **options)
+    first["xaxis"]["visible"] = False
+    assert "visible" not in subplot_layout(rows, cols, titles, **options)["xaxis"]
+
+
+def test_subplot_axes_are_the_axes_add_trace_picks():
+    fig = make_subplots(rows=2, cols=3)
+    for r in (1, 2):
+        for c in (1, 2, 3):
+            fig.add_trace(go.Scatter(x=[0], y=[0]), row=r, col=c)
+            trace = fig.data[-1]
+            assert subplot_axes(r, c, 3) == dict(xaxis=trace.xaxis, yaxis=trace.yaxis)
+
+
+def test_update_axes_sets_every_axis_of_that_kind():
+    layout = subplot_layout(1, 3)
+    update_axes(layout, "x", visible=False)
+    assert all(layout[k]["visible"] is False for k in ("xaxis", "xaxis2", "xaxis3"))
+    assert all("visible" not in layout[k] for k in ("yaxis", "yaxis2", "yaxis3"))
+    plain: dict = {}
+    update_axes(plain, "y", range=[0, 1])  # a layout without subplots gets its one axis
+    assert plain == {"yaxis": {"range": [0, 1]}}
+
+
+def test_lines_and_bands_are_the_shapes_plotly_adds():
+    fig = make_subplots(rows=2, cols=1)
+    fig.add_trace(go.Scatter(x=[0, 3], y=[0, 1]), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[0, 3], y=[0, 1]), row=2, col=1)
+    fig.add_hline(y=0.5, line_dash="dot", line_color="grey", row=1, col=1)
+    fig.add_vline(x=1.5, line_dash="dot", line_color="red", row=2, col=1)
+    fig.add_vrect(x0=1, x1=2, fillcolor="grey", opacity=0.18, line_width=0, row=2, col=1)
+    ours = [
+        hline(0.5, "x", "y", dash="dot", color="grey"),
+        vline(1.5, "x2", "y2", dash="dot", color="red"),
+        vband(1, 2, "x2", "y2", fillcolor="grey", opacity=0.18, line=dict(width=0)),
+    ]
+    assert json.loads(go.Figure(layout=dict(shapes=ours)).to_json())["layout"]["shapes"] == _layout(fig)["shapes"]
+
+
+def test_png_source_round_trips_and_keeps_pictures_apart():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((5, 7, 3)), rng.random((5, 7, 3))
+    uri = png_source(a)
+    assert png_source(a.copy()) == uri  # the same pixels: the same picture
+    assert png_source(b) != uri
+    assert png_source(a[:, :6]) != uri  # a different shape is another picture, not a cached one
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    np.testing.assert_array_equal(pixels, (a * 255).round().astype(np.uint8))
+
+
+def _memo_app():
+    import streamlit as st
+
+    from ui import cache, state
+
+    builds = st.session_state.setdefault("builds", [])
+
+    def build():
+        builds.append(st.session_state["key"])
+        return f"value for {st.session_state['key']}"
+
+    st.session_state[state.PRESENT] = st.session_state.get("present", False)
+    st.write(cache.memo("slot", (st.session_state["key"],), build))
+
+
+def test_memo_builds_again_only_when_the_key_changes():
+    at = AppTest.from_function(_memo_app)
+    at.session_state["key"] = "a"
+    at.run()
+    at.run()
+    assert at.session_state["builds"] == ["a"] and at.markdown[0].value == "value for a"
+    at.session_state["key"] = "b"
+    at.run()
+    assert at.session_state["builds"] == ["a", "b"] and at.markdown[0].value == "value for b"
+    at.session_state["key"] = "a"  # one value per slot: the old key is built again
+    at.run()
+    assert at.session_state["builds"] == ["a", "b", "a"]
+    at.session_state["present"] = True  # the presenter layout changes colour scales: part of every key
+    at.run()
+    assert at.session_state["builds"] == ["a", "b", "a", "a"]
