@@ -254,7 +254,9 @@ def head_table(a: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 @links.fragment
-def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
+def distance_panel(n: int, a: dict[str, np.ndarray], source: str) -> None:
+    """Distance, rings, entropy and CLS mass per head over n inputs (arrays a); source names what a was computed
+    from: the figures are kept for it while the tab is closed and opened again."""
     layer, head = current_head()
     dist = a["distance_px" if image else "distance"]
     unit = "px" if image else "tokens"
@@ -265,8 +267,15 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
     table = head_table(a)
     st.subheader("Attention distance per head")
+    kept = (ctx.model_key, source, layer, head)
     show_figure(
-        distance_dots(dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference, (layer, head)),
+        cache.memo(
+            "attn_dots",
+            kept,
+            lambda: distance_dots(
+                dist.mean(0), dist.std(0), colour.mean(0), unit, colour_name, reference, (layer, head)
+            ),
+        ),
         f"one dot per head: how far (in {unit}) its queries look on average over {n} inputs, by layer (bars = "
         f"spread over inputs; dashed = uniform attention). Colour: {colour_name}. Click a dot to select that "
         "head.",
@@ -297,7 +306,7 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
                 shown = np.nanmean(np.where(sizes > 0, a["ring"] / sizes, np.nan), 0)
             what = "mean attention per token r steps away"
         show_figure(
-            ring_profiles(shown, (layer, head), pooled_last),
+            cache.memo("attn_rings", (*kept, per_token), lambda: ring_profiles(shown, (layer, head), pooled_last)),
             f"{what} (Chebyshev rings on the patch grid; text: r positions away), one line per head, "
             "selected head red. Local heads peak at r ≤ 1.",
             {"ring_shown": shown, "ring_per_input": a["ring"]},
@@ -307,7 +316,7 @@ def distance_panel(n: int, a: dict[str, np.ndarray]) -> None:
     with c2:
         st.subheader("Trend across layers")
         show_figure(
-            ring_trend(ring, a["prefix_mass"].mean(0), pooled_last),
+            cache.memo("attn_trend", kept[:2], lambda: ring_trend(ring, a["prefix_mass"].mean(0), pooled_last)),
             "per layer, the head-averaged mass by ring plus the mass on the prefix: watch local (r ≤ 1) "
             "attention give way to global attention, or not, with depth.",
             {"ring_mean": ring, "prefix_mass": a["prefix_mass"].mean(0)},
@@ -553,11 +562,11 @@ def tabbed() -> None:
                 "patterns tab still uses the sample above.",
             ):
                 whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
-                distance_panel(len(whole["row"]), whole)
+                distance_panel(len(whole["row"]), whole, f"stored {stored.root} {stored.manifest.updated}")
             else:
                 if stored is None:
                     background_panel(ctx, "attention", "the attention statistics")
-                distance_panel(n, arrays)
+                distance_panel(n, arrays, f"sample {ds.key} {n}")
     if tab_patterns.open:
         with tab_patterns:
             patterns_panel(n, arrays)
