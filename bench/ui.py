@@ -283,17 +283,25 @@ def floor(repeats: int) -> None:
             page.get_by_text("value 0").wait_for(timeout=TIMEOUT)
             act = step(page, "Head")
             times = [redraw(page, act, runs) for _ in range(repeats + 1)][1:]
-            med, p95 = quantiles([r.total for r in times])
-            part = {f: statistics.median(getattr(r, f) for r in times) for f in Redraw._fields}
-            print(
-                f"floor: {charts} chart(s) {med:6.2f} s median, {p95:6.2f} s p95 (server {part['server']:.2f} + "
-                f"browser {part['browser']:.2f} s)",
-                flush=True,
-            )
+            _, p95, line = summary(times)
+            print(f"floor: {charts} chart(s) {line}", flush=True)
             p95s.append(p95)
             page.close()
         browser.close()
     print(f"floor p95: text {p95s[0]:.2f} s, 1 chart {p95s[1]:.2f} s, 4 charts {p95s[2]:.2f} s")
+
+
+def summary(times: list[Redraw]) -> tuple[float, float, str]:
+    """(median, p95, a line saying both and how the median splits) of timed clicks."""
+    med, p95 = quantiles([r.total for r in times])
+    part = {f: statistics.median(getattr(r, f) for r in times) for f in Redraw._fields}
+    return (
+        med,
+        p95,
+        f"{med:6.2f} s median, {p95:6.2f} s p95 (median server {part['server']:.2f} + browser "
+        f"{part['browser']:.2f} s, {part['kb']:.0f} kB in {part['messages']:.0f} messages; harness "
+        f"{part['harness']:.2f} s)",
+    )
 
 
 def quantiles(xs: list[float]) -> tuple[float, float]:
@@ -369,16 +377,9 @@ def main() -> None:
                         )
                         page.keyboard.press("Escape")
                         continue
-                    med, p95 = quantiles([r.total for r in times[1:]])
+                    med, p95, line = summary(times[1:])
                     rows.append((view, model, name, med, p95, True))
-                    part = {f: statistics.median(getattr(r, f) for r in times[1:]) for f in Redraw._fields}
-                    print(
-                        f"{view:<11} {model:<11} {name:<20} {med:6.2f} s median, {p95:6.2f} s p95 "
-                        f"(first {times[0].total:.2f} s; median server {part['server']:.2f} + browser "
-                        f"{part['browser']:.2f} s, {part['kb']:.0f} kB in {part['messages']:.0f} messages; "
-                        f"harness {part['harness']:.2f} s)",
-                        flush=True,
-                    )
+                    print(f"{view:<11} {model:<11} {name:<20} {line}; first {times[0].total:.2f} s", flush=True)
                 if args.screenshots:
                     Path(args.screenshots).mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(Path(args.screenshots) / f"{model}-{view}.png"), full_page=True)

@@ -25,7 +25,7 @@ from ui.attention_figures import (
     ring_trend,
     row_outline,
 )
-from ui.figures import head_grid, heat_scale, token_heatmap
+from ui.figures import head_grid, token_heatmap
 from ui.stored import background_panel, find_run, run_label
 from ui.widgets import (
     download_button,
@@ -128,7 +128,7 @@ def heads_panel() -> None:
         under, width = (ctx.batch.images[0] if image else None), (1000 if wide else 500)
         source = cache.memo(  # the picture of every head: a new head only moves the outline
             "attn_mosaic",
-            (ctx.model_key, ctx.input_key, query, width, heat_scale()),
+            (ctx.model_key, ctx.input_key, query, width),
             lambda: mosaic_source(cells, under, width),
         )
         fig = overview_mosaic(cells, (layer, head), under, width, source)
