@@ -5,6 +5,7 @@ layout, with a screenshot of every step."""
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import wait_idle
 from ui.tour import TOURS_DIR, load_tour
@@ -16,8 +17,9 @@ def query(address: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(address).query).items()}
 
 
-def sidebar_input(page) -> str:
-    return page.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").first.input_value()
+def expect_sidebar_input(page, value: str) -> None:
+    """The sidebar's input number shows `value` (waited for: the box takes the run's value a frame later)."""
+    expect(page.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").first).to_have_value(value)
 
 
 def test_deep_link_and_copy_link_reopen_the_same_state(app_url, page, browser):
@@ -25,7 +27,7 @@ def test_deep_link_and_copy_link_reopen_the_same_state(app_url, page, browser):
     page.goto(f"{app_url}/attention?model=digits-vit&input=7&layer=2&head=1&tab=Heads+of+this+input")
     wait_idle(page)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    assert sidebar_input(page) == "7"
+    expect_sidebar_input(page, "7")
     shown = query(page.url)
     assert shown["layer"] == "2" and shown["head"] == "1" and shown["input"] == "7"
 
@@ -41,7 +43,8 @@ def test_deep_link_and_copy_link_reopen_the_same_state(app_url, page, browser):
     other.goto(copied)
     wait_idle(other)
     other.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    assert query(other.url) == shown and sidebar_input(other) == "7"
+    assert query(other.url) == shown
+    expect_sidebar_input(other, "7")
     other.close()
 
 
