@@ -158,8 +158,7 @@ def sample_hover_texts(data_key: str, n: int, _rows: np.ndarray, _dataset: Datas
     inputs = [ds.inputs[i] for i in _rows]
     if ds.modality == "image":
         return [
-            thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, img.size[0]))
-            for img in inputs
+            thumbnail_text(np.asarray(img.convert("L"), dtype=np.float32) / 255.0, min(10, *img.size)) for img in inputs
         ]
     return [text_hover(t) for t in inputs]
 

@@ -147,14 +147,13 @@ def block_class_probs(
 
 
 def thumbnail_text(image: np.ndarray, size: int = 8) -> str:
-    """A hover-sized picture of an image [S, S, C] in [0, 1]: size x size shaded block characters
-    (dark ink = dense shade), lines joined by <br> for plotly hover labels (set a monospace hover font)."""
+    """A hover-sized picture of an image [H, W, C] or [H, W] in [0, 1] (size <= H, W): size x size shaded block
+    characters, each the mean of its block of pixels (dark ink = dense shade), lines joined by <br> for plotly
+    hover labels (set a monospace hover font)."""
     grey = image.mean(-1) if image.ndim == 3 else image
-    s = grey.shape[0]
-    edges = np.linspace(0, s, size + 1).astype(int)
-    small = np.array(
-        [[grey[edges[i] : edges[i + 1], edges[j] : edges[j + 1]].mean() for j in range(size)] for i in range(size)]
-    )
+    rows, cols = (np.linspace(0, n, size + 1).astype(int) for n in grey.shape)
+    sums = np.add.reduceat(np.add.reduceat(grey, rows[:-1], 0), cols[:-1], 1)
+    small = sums / np.outer(np.diff(rows), np.diff(cols))
     lo, hi = small.min(), small.max()
     level = np.round((small - lo) / (hi - lo + 1e-9) * (len(SHADES) - 1)).astype(int)
     return "<br>".join("".join(SHADES[v] * 2 for v in row) for row in level)

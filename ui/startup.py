@@ -3,7 +3,8 @@
 Importing torch, transformers' model code and the analyses takes most of a fresh server's first page (about
 9 s of 11 s on a 2-core machine, a few seconds on a laptop). app.py therefore serves the Home view at once
 and starts these imports in a background thread; the sidebar says what it is waiting for and the app reruns
-when they are done. Every other view waits for them (it needs a model), as before.
+when they are done. Every other view waits for them (it needs a model), as before. The scikit-learn parts the
+dataset-level analyses import on first use are among them (about 1 s): the first view to need them does not pay.
 """
 
 from __future__ import annotations
@@ -12,9 +13,22 @@ import importlib
 import sys
 import threading
 
-# the app's own heavy modules (torch, datasets, the analyses) and the model code of the built-in architectures,
-# which transformers imports lazily on the first load
-MODULES = ("ui.widgets", "ui.cache", "transformers.models.vit.modeling_vit", "transformers.models.bert.modeling_bert")
+# the app's own heavy modules (torch, datasets, the analyses), the model code of the built-in architectures,
+# which transformers imports lazily on the first load, and the scikit-learn parts of analysis.embedding and
+# analysis.patterns (imported in their functions)
+MODULES = (
+    "ui.widgets",
+    "ui.cache",
+    "transformers.models.vit.modeling_vit",
+    "transformers.models.bert.modeling_bert",
+    "sklearn.cluster",
+    "sklearn.decomposition",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+)
 
 _thread: threading.Thread | None = None
 _lock = threading.Lock()

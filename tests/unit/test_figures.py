@@ -116,3 +116,21 @@ def test_memo_builds_again_only_when_the_key_changes():
     at.session_state["present"] = True  # the presenter layout changes colour scales: part of every key
     at.run()
     assert at.session_state["builds"] == ["a", "b", "a", "a"]
+
+
+def test_thumbnail_text_is_the_mean_of_each_block():
+    """Each character is the mean of its block of pixels (a loop over the blocks here), on a non-square image."""
+    from ui.embedding_figures import SHADES, thumbnail_text
+
+    image = np.random.default_rng(0).random((23, 31, 3))
+    size = 7
+    grey = image.mean(-1)
+    rows, cols = np.linspace(0, 23, size + 1).astype(int), np.linspace(0, 31, size + 1).astype(int)
+    small = np.array(
+        [[grey[rows[i] : rows[i + 1], cols[j] : cols[j + 1]].mean() for j in range(size)] for i in range(size)]
+    )
+    level = np.round((small - small.min()) / (small.max() - small.min() + 1e-9) * (len(SHADES) - 1)).astype(int)
+    assert thumbnail_text(image, size) == "<br>".join("".join(SHADES[v] * 2 for v in row) for row in level)
+    half = np.zeros((4, 4))
+    half[:, 2:] = 1.0  # dark left half, bright right half
+    assert thumbnail_text(half, 2).split("<br>") == [SHADES[0] * 2 + SHADES[-1] * 2] * 2
