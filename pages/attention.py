@@ -177,7 +177,8 @@ def heads_panel() -> None:
 
 
 def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
-    """The selected head's full pattern: the query map over the image, or the line view and heatmap."""
+    """The selected head's pattern: the query map over the image or the line view of a text, and the full matrix
+    behind a toggle (a text too long for the line view shows the matrix at once)."""
     name = f"attention_L{layer}H{head}"
     labels = (
         (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image else tokens
@@ -195,21 +196,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
             selection_mode="points",
         )
-        links.switch("matrix", "attn_show_matrix")
-        if st.toggle(
-            f"Full {T} × {T} attention matrix",
-            key="attn_show_matrix",
-            help="Every query's row of this head's attention (drawn only when shown).",
-        ):
-            show_figure(
-                token_heatmap(matrix, labels, labels, height=560, shapes=row_outline(query, T)),
-                "rows = queries, columns = keys (CLS first, then patches row by row); the query row is red.",
-                None,
-                name + "_matrix",
-                key="attn_matrix",
-            )
-        return
-    if T <= LINE_VIEW_MAX:
+    elif T <= LINE_VIEW_MAX:
         k = st.slider(
             "Lines per query (top-k keys)",
             1,
@@ -229,13 +216,23 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
             selection_mode="points",
         )
     else:
-        st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the heatmap shows them all.")
+        st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all.")
+    if image or T <= LINE_VIEW_MAX:
+        links.switch("matrix", "attn_show_matrix")
+        if not st.toggle(
+            f"Full {T} × {T} attention matrix",
+            key="attn_show_matrix",
+            help="Every query's row of this head's attention as a heatmap with each weight on hover (drawn only "
+            "when shown, so a head click stays quick).",
+        ):
+            return
+    order = " (CLS first, then patches row by row)" if image else ""
     show_figure(
-        token_heatmap(matrix, tokens, tokens, shapes=row_outline(query, T)),
-        "rows = queries, columns = keys; brighter = more attention; the query row is outlined in red.",
-        pd.DataFrame(matrix, index=tokens, columns=tokens).reset_index(names="query"),
-        name,
-        key="attn_heatmap",
+        token_heatmap(matrix, labels, labels, height=560 if image else None, shapes=row_outline(query, T)),
+        f"rows = queries, columns = keys{order}; brighter = more attention; the query row is outlined in red.",
+        pd.DataFrame(matrix, index=labels, columns=labels).reset_index(names="query"),
+        name + "_matrix",
+        key="attn_matrix",
     )
 
 

@@ -101,6 +101,12 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     at = _attention_page("minilm")
     assert "All heads" in [s.value for s in at.subheader]
     assert any("line" in s.label.lower() for s in at.slider)  # the line view's top-k slider
+    charts = len(at.get("plotly_chart"))  # the overview and the line view; the matrix waits for its toggle
+    assert not any("rows = queries, columns = keys;" in m.value for m in at.caption)
+    at.toggle(key="attn_show_matrix").set_value(True).run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == charts + 1
+    assert any("rows = queries, columns = keys;" in m.value for m in at.caption)
     _open_tab(at, "Distance and strength")
     _open_tab(at, "Heads of this input")
     calls = forward_counter()
