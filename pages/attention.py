@@ -522,24 +522,46 @@ def cluster_members(s, cluster: int, sample) -> None:
     )
 
 
-# lazy tabs: only the open tab runs and is sent to the browser (the dataset sample is computed only when a
-# tab that shows it is opened); the sample size lives in session state while its tab is closed. The panels are
-# fragments inside the tabs' fragment: a click in one reruns that panel only.
+# lazy tabs: a tab runs and is sent to the browser only once it is opened (the dataset sample is computed only when
+# a tab that shows it is opened). While the user switches between tabs, "Heads" and "Distance" stay drawn, hidden,
+# once opened with this model and dataset, so going back to one is a switch in the browser instead of a redraw of
+# its charts; any other run (a new input, say) draws the open tab only, as it did. "Patterns" (a point per head
+# and input) is drawn only while open. The sample size lives in session state while no tab shows its picker.
+# The panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
 TABS = ["Heads of this input", "Distance and strength", "Patterns"]
+KEPT = TABS[:2]
+OPENED = "attn_opened_tabs"  # ((model key, dataset key), the tabs opened since)
+SWITCHED = "attn_tab_switched"  # set by the tabs' callback: this run follows a tab switch
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
 links.param("tab", "attn_tab", options=TABS)
 
 
+def shown_tabs(open_tab: str) -> list[str]:
+    """The tabs to draw this run: the open one and, on a tab switch, the kept tabs opened before with this model
+    and dataset."""
+    scope = (ctx.model_key, ds.key)
+    opened = st.session_state.get(OPENED)
+    if opened is None or opened[0] != scope:
+        opened = (scope, set())
+    opened[1].add(open_tab)
+    st.session_state[OPENED] = opened
+    switched = st.session_state.pop(SWITCHED, False)
+    return [name for name in TABS if name == open_tab or (switched and name in KEPT and name in opened[1])]
+
+
 @links.fragment
 def tabbed() -> None:
     """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
-    tab_heads, tab_distance, tab_patterns = st.tabs(TABS, key="attn_tab", on_change="rerun")
-    if tab_heads.open:
-        with tab_heads:
+    tabs = dict(zip(TABS, st.tabs(TABS, key="attn_tab", on_change=lambda: st.session_state.update({SWITCHED: True}))))
+    open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
+    shown = shown_tabs(open_tab)
+    if TABS[0] in shown:
+        with tabs[TABS[0]]:
             heads_panel()
-    if tab_distance.open or tab_patterns.open:
-        with tab_distance if tab_distance.open else tab_patterns:
+    sample_tabs = [name for name in shown if name != TABS[0]]
+    if sample_tabs:
+        with tabs[open_tab if open_tab in sample_tabs else sample_tabs[0]]:
             n = sample_size_picker(
                 len(ds),
                 128 if image else 256,
@@ -548,8 +570,8 @@ def tabbed() -> None:
             )
             st.caption(ctx.sample_note(n))
             arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
-    if tab_distance.open:
-        with tab_distance:
+    if TABS[1] in shown:
+        with tabs[TABS[1]]:
             stored = find_run(ctx, "attention")
             if stored is not None and st.toggle(
                 f"Distance and strength from the {run_label(stored)}",
@@ -564,8 +586,8 @@ def tabbed() -> None:
                 if stored is None:
                     background_panel(ctx, "attention", "the attention statistics")
                 distance_panel(n, arrays, f"sample {ds.key} {n}")
-    if tab_patterns.open:
-        with tab_patterns:
+    if TABS[2] in shown:
+        with tabs[TABS[2]]:
             patterns_panel(n, arrays)
 
 

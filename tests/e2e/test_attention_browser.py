@@ -56,3 +56,25 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     _click_data_point(page, 1, 20.0, 12.0)  # image pixels (x=20, y=12) -> patch row 3, col 5
     page.get_by_text("patch row 3, col 5").first.wait_for(timeout=60_000)
     wait_idle(page)
+
+
+def test_switching_back_to_a_tab_keeps_its_charts(app_url, page):
+    """Heads and Distance stay drawn while the user switches between them: going back shows the same charts
+    (the same plotly elements, not drawn again)."""
+    open_view(page, app_url, "attention")
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    wait_idle(page, timeout=300_000)
+    page.get_by_role("tab", name="Distance and strength").click()
+    page.get_by_role("heading", name="Attention distance per head").wait_for(timeout=300_000)
+    wait_idle(page, timeout=300_000)
+    charts = page.evaluate(
+        "() => { const c = [...document.querySelectorAll('.js-plotly-plot')]; c.forEach(gd => gd.__kept = true);"
+        " return c.length; }"
+    )
+    assert charts >= 4  # the distance tab's charts, and the heads tab's kept hidden
+    for name, heading in (("Heads of this input", "Layer 0, head 0"), ("Distance and strength", "Ring strength")):
+        page.get_by_role("tab", name=name).click()
+        wait_idle(page)
+        assert page.get_by_role("heading", name=heading).first.is_visible()
+        kept = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.__kept).length")
+        assert kept == charts
