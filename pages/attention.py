@@ -30,6 +30,7 @@ from ui.stored import background_panel, find_run, run_label
 from ui.widgets import (
     download_button,
     head_picker,
+    lazy_tabs,
     no_model_message,
     on_click,
     on_head_click,
@@ -522,40 +523,20 @@ def cluster_members(s, cluster: int, sample) -> None:
     )
 
 
-# lazy tabs: a tab runs and is sent to the browser only once it is opened (the dataset sample is computed only when
-# a tab that shows it is opened). While the user switches between tabs, "Heads" and "Distance" stay drawn, hidden,
-# once opened with this model and dataset, so going back to one is a switch in the browser instead of a redraw of
-# its charts; any other run (a new input, say) draws the open tab only, as it did. "Patterns" (a point per head
-# and input) is drawn only while open. The sample size lives in session state while no tab shows its picker.
-# The panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
+# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened (the dataset sample is computed only when a tab
+# that shows it is opened); Heads and Distance stay drawn while the user switches between them, Patterns (a point
+# per head and input) only while open. The sample size lives in session state while no tab shows its picker. The
+# panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
 TABS = ["Heads of this input", "Distance and strength", "Patterns"]
-KEPT = TABS[:2]
-OPENED = "attn_opened_tabs"  # ((model key, dataset key), the tabs opened since)
-SWITCHED = "attn_tab_switched"  # set by the tabs' callback: this run follows a tab switch
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
 links.param("tab", "attn_tab", options=TABS)
 
 
-def shown_tabs(open_tab: str) -> list[str]:
-    """The tabs to draw this run: the open one and, on a tab switch, the kept tabs opened before with this model
-    and dataset."""
-    scope = (ctx.model_key, ds.key)
-    opened = st.session_state.get(OPENED)
-    if opened is None or opened[0] != scope:
-        opened = (scope, set())
-    opened[1].add(open_tab)
-    st.session_state[OPENED] = opened
-    switched = st.session_state.pop(SWITCHED, False)
-    return [name for name in TABS if name == open_tab or (switched and name in KEPT and name in opened[1])]
-
-
 @links.fragment
 def tabbed() -> None:
     """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
-    tabs = dict(zip(TABS, st.tabs(TABS, key="attn_tab", on_change=lambda: st.session_state.update({SWITCHED: True}))))
-    open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
-    shown = shown_tabs(open_tab)
+    tabs, open_tab, shown = lazy_tabs(TABS, "attn_tab", (ctx.model_key, ds.key), kept=TABS[:2])
     if TABS[0] in shown:
         with tabs[TABS[0]]:
             heads_panel()

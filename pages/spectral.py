@@ -22,6 +22,7 @@ from ui.figures import head_grid
 from ui.stored import background_panel, find_run, run_label
 from ui.widgets import (
     head_picker,
+    lazy_tabs,
     no_model_message,
     on_head_click,
     page_context,
@@ -331,9 +332,8 @@ def length_section(tau: float, layers: tuple | None) -> None:
     )
 
 
-@links.fragment
-def temperature_panel(tab: str) -> None:
-    """The temperature controls and the open tab's figures at that temperature (a change reruns only this)."""
+def temperature_controls() -> tuple[float, tuple | None]:
+    """The temperature widgets; returns (τ, the layers it applies to: None = all)."""
     st.subheader("Attention temperature")
     c1, c2, c3 = st.columns([3, 2, 3])
     tau = c1.select_slider(
@@ -350,9 +350,13 @@ def temperature_panel(tab: str) -> None:
         layers = tuple(sorted(c3.multiselect("Layers", list(range(L)), default=[L - 1], key="spectral_layers")))
         if not layers:
             st.warning("No layer chosen, so τ applies nowhere: pick at least one layer.")
+    return tau, layers
+
+
+@links.fragment
+def temperature_panel(tab: str, tau: float, layers: tuple | None) -> None:
+    """A tab's figures at temperature τ on `layers` (None = all; a click in it reruns only this panel)."""
     temps = tuple(temperatures(tau, layers, L))
-    where = "every layer" if layers is None else "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers))
-    st.caption(f"Everything below is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
     if tab == "Temperature sweep":
         if layers != ():
             sweep_section(tau, layers)
@@ -466,8 +470,8 @@ def activation_lab() -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-# lazy tabs: only the open tab runs and is sent to the browser, so a temperature step redraws its figures only;
-# the temperature lives in session state while the lab (which has none) is open
+# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
+# switches between them; the temperature widgets sit above the tabs, so a step redraws the open tab's figures only
 TABS = ["Low-pass filter", "Heads", "Rank collapse", "Temperature sweep", "Activation lab"]
 for name, key, options, parse in (
     ("tab", "spectral_tab", TABS, str),
@@ -478,21 +482,24 @@ for name, key, options, parse in (
 ):
     links.param(name, key, options=options, parse=parse)
 links.param("layers", "spectral_layers", options=list(range(L)), parse=int, many=True)
-for kept in ("spectral_tau", "spectral_scope", "spectral_layers"):
-    if kept in st.session_state:
-        st.session_state[kept] = st.session_state[kept]
+if "spectral_layers" in st.session_state:  # kept while "all layers" hides its widget
+    st.session_state["spectral_layers"] = st.session_state["spectral_layers"]
 
 
 @links.fragment
 def tabbed() -> None:
-    """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
-    tabs = dict(zip(TABS, st.tabs(TABS, key="spectral_tab", on_change="rerun")))
-    open_tab = next((name for name, tab in tabs.items() if tab.open), TABS[0])
-    with tabs[open_tab]:
-        if open_tab == "Activation lab":
-            activation_lab()
-        else:
-            temperature_panel(open_tab)
+    """The temperature and the tabs in a fragment: opening a tab or a temperature step reruns only this, not the
+    sidebar and the page above."""
+    tau, layers = temperature_controls()
+    where = "every layer" if layers is None else "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers))
+    st.caption(f"Every tab but the lab is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
+    tabs, open_tab, shown = lazy_tabs(TABS, "spectral_tab", (ctx.model_key, ds.key), kept=TABS)
+    for name in shown:
+        with tabs[name]:
+            if name == "Activation lab":
+                activation_lab()
+            else:
+                temperature_panel(name, tau, layers)
 
 
 tabbed()

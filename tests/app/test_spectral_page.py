@@ -84,7 +84,8 @@ def test_digits_vit_every_tab_and_the_temperature_slider():
     after = _figure(at, "‖HC‖ / ‖DC‖ (log)")
     assert [d["y"] for d in after["data"]] != before  # the figures are redrawn at the new temperature
     _tab(at, "Activation lab")
-    assert [s.value for s in at.subheader] == ["Activation lab"] and len(at.get("plotly_chart")) == 3
+    assert [s.value for s in at.subheader] == ["Attention temperature", "Activation lab"]
+    assert len(at.get("plotly_chart")) == 3 and "Every tab but the lab is drawn at **τ = 100**" in _captions(at)
     _tab(at, "Heads")  # the temperature is kept while the lab is open
     assert at.select_slider(key="spectral_tau").value == 100.0 and "τ = 100" in _captions(at)
 
