@@ -384,15 +384,24 @@ def model_fingerprint(model: HookedModel) -> str:
     return _FINGERPRINTS[model]
 
 
+_BUNDLED_FINGERPRINTS: dict[str, str] = {}  # a bundled set's key -> its content hash (fixed within a process)
+
+
 def dataset_fingerprint(ds: Dataset) -> str:
-    """The user source's key (file list, sizes, mtimes), or a hash of a bundled set's content."""
-    if ds.bundled:  # in memory, so hash what is there
-        h = hashlib.sha256(ds.key.encode())
-        for x in ds.inputs:
-            h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())
-        h.update(np.asarray(ds.labels).tobytes())
-        return f"{ds.key}|{h.hexdigest()[:16]}"
-    return ds.key
+    """The user source's key (file list, sizes, mtimes), or a hash of a bundled set's content (computed once per
+    bundled set and process: the views ask on every run)."""
+    if not ds.bundled:
+        return ds.key
+    if ds.key in _BUNDLED_FINGERPRINTS:
+        return _BUNDLED_FINGERPRINTS[ds.key]
+    h = hashlib.sha256(ds.key.encode())  # in memory, so hash what is there
+    for x in ds.inputs:
+        h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())
+    h.update(np.asarray(ds.labels).tobytes())
+    fingerprint = f"{ds.key}|{h.hexdigest()[:16]}"
+    if ds.key:  # a key names the content (Dataset.key); a set made without one is hashed every time
+        _BUNDLED_FINGERPRINTS[ds.key] = fingerprint
+    return fingerprint
 
 
 def run_rows(ds: Dataset, n: int | None) -> np.ndarray:

@@ -308,3 +308,27 @@ def test_text_relevance_runs_read_at_the_word_embeddings(minilm, digits_vit, dig
     batch = minilm.prepare(prose.sample(4).inputs)
     want = explain(minilm, batch, "attnlrp", target=minilm.logits(batch).argmax(-1))
     assert np.allclose(np.nan_to_num(maps), want, atol=1e-5)
+
+
+def test_a_bundled_sets_fingerprint_is_its_content_hashed_once():
+    """The views ask for the dataset's fingerprint on every run: a bundled set (named by its key) is hashed once;
+    a set made without a key is hashed each time, so two contents never share one."""
+    from dataclasses import replace
+
+    from data import Dataset
+    from runs.jobs import dataset_fingerprint
+
+    class Counted(list):
+        reads = 0
+
+        def __iter__(self):
+            Counted.reads += 1
+            return super().__iter__()
+
+    labels = np.array([0, 1])
+    ds = Dataset("toy", "all", "text", Counted(["a cat", "a dog"]), labels, ["cat", "dog"], key="toy/all/v1")
+    first = dataset_fingerprint(ds)
+    assert dataset_fingerprint(ds) == first and Counted.reads == 1
+    assert first != dataset_fingerprint(replace(ds, key="toy/all/v2"))  # the key is part of it
+    unnamed = replace(ds, inputs=["a cat", "a dog"], key="")
+    assert dataset_fingerprint(unnamed) != dataset_fingerprint(replace(unnamed, inputs=["a cat", "a cow"]))
