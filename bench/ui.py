@@ -360,7 +360,8 @@ def main() -> None:
                 link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text=NAV[view]).first
                 t = timed(page, link.click, TITLE, TITLES[view], runs)
                 rows.append((view, model, "first render (cold)", t, t, False))
-                print(f"{view:<11} {model:<11} first render (cold)  {t:6.2f} s", flush=True)
+                server = runs.done - runs.sent
+                print(f"{view:<11} {model:<11} first render (cold)  {t:6.2f} s (server {server:.2f} s)", flush=True)
                 for name, act in interactions(page, view).items():
                     times = []
                     try:
