@@ -171,57 +171,61 @@ def gain_figure(
 def response_image_figure(image: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
     """A head's 2-D response [h, w] (fftshifted |fft2| of its attention rows over the patch grid)."""
     h, w = image.shape
-    fy, fx = np.arange(h) - h // 2, np.arange(w) - w // 2
-    fig = go.Figure(
-        go.Heatmap(
-            z=image,
-            x=fx,
-            y=fy,
-            colorscale=heat_scale(),
-            colorbar=dict(thickness=12),
-            hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
-        )
+    heat = dict(
+        type="heatmap",
+        z=image,
+        x=np.arange(w) - w // 2,
+        y=np.arange(h) - h // 2,
+        colorscale=heat_scale(),
+        colorbar=dict(thickness=12),
+        hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
     )
-    fig.update_xaxes(title="column frequency", dtick=1, constrain="domain")
-    fig.update_yaxes(title="row frequency", dtick=1, scaleanchor="x", autorange="reversed")
-    fig.update_layout(height=height, margin=MARGIN, title=title or None)
-    return fig
+    layout = dict(
+        xaxis=dict(title=dict(text="column frequency"), dtick=1, constrain="domain"),
+        yaxis=dict(title=dict(text="row frequency"), dtick=1, scaleanchor="x", autorange="reversed"),
+        height=height,
+        margin=MARGIN,
+        title=title or None,
+    )
+    return go.Figure(data=[heat], layout=layout)
 
 
 def eigen_figure(eigenvalues: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
     """Eigenvalues [T] (complex) of an attention matrix in the complex plane with the unit circle."""
     theta = np.linspace(0, 2 * np.pi, 181)
-    fig = go.Figure(
-        go.Scatter(
-            x=np.cos(theta),
-            y=np.sin(theta),
-            mode="lines",
-            line=dict(color="grey", dash="dot"),
-            hoverinfo="skip",
-            showlegend=False,
-        )
+    circle = dict(
+        type="scatter",
+        x=np.cos(theta),
+        y=np.sin(theta),
+        mode="lines",
+        line=dict(color="grey", dash="dot"),
+        hoverinfo="skip",
+        showlegend=False,
     )
-    fig.add_trace(
-        go.Scatter(
-            x=eigenvalues.real,
-            y=eigenvalues.imag,
-            mode="markers",
-            showlegend=False,
-            marker=dict(
-                color=np.abs(eigenvalues),
-                colorscale=heat_scale(),
-                cmin=0,
-                cmax=1,
-                size=7,
-                line=dict(width=0.5, color="black"),
-            ),
-            hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
-        )
+    points = dict(
+        type="scatter",
+        x=eigenvalues.real,
+        y=eigenvalues.imag,
+        mode="markers",
+        showlegend=False,
+        marker=dict(
+            color=np.abs(eigenvalues),
+            colorscale=heat_scale(),
+            cmin=0,
+            cmax=1,
+            size=7,
+            line=dict(width=0.5, color="black"),
+        ),
+        hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
     )
-    fig.update_xaxes(title="real", range=[-1.1, 1.1], zeroline=True, constrain="domain")
-    fig.update_yaxes(title="imaginary", range=[-1.1, 1.1], scaleanchor="x", zeroline=True)
-    fig.update_layout(height=height, margin=MARGIN, title=title or None)
-    return fig
+    layout = dict(
+        xaxis=dict(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain"),
+        yaxis=dict(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor="x", zeroline=True),
+        height=height,
+        margin=MARGIN,
+        title=title or None,
+    )
+    return go.Figure(data=[circle, points], layout=layout)
 
 
 def rank_collapse_figure(ratios: dict[str, np.ndarray], norm: str, height: int = 340) -> go.Figure:
