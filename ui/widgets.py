@@ -644,9 +644,9 @@ def lazy_tabs(names: list[str], key: str, scope, kept) -> tuple[dict, str, list[
         opened = (scope, set())
     opened[1].add(open_tab)
     st.session_state[opened_key] = opened
-    again = st.session_state.pop(switched, False)
+    after_switch = st.session_state.pop(switched, False)
     return (
         tabs,
         open_tab,
-        [name for name in names if name == open_tab or (again and name in kept and name in opened[1])],
+        [name for name in names if name == open_tab or (after_switch and name in kept and name in opened[1])],
     )
