@@ -181,44 +181,30 @@ def head_section(cur: dict) -> None:
             f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "
             f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC)."
         )
-        head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
-        if is_image:
-            head["response_2d"] = cur["response_2d"][l, 0, h]
-        head["freq"] = cur["freq"]
-        show_figure(
-            sf.gain_figure(cur["freq"], head["gain"], cur["gain"][l, 0], title=f"gain of L{l} H{h}"),
-            "how much of each token-position frequency the head lets through (red; the layer's other heads "
-            "in grey): 1 at frequency 0 always, a quick drop = low-pass.",
-            head,
-            f"head_L{l}H{h}_response",
-            key="spectral_gain",
-        )
-    cols = st.columns(2)
+    head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
     if is_image:
-        with cols[0]:
-            show_figure(
-                sf.response_image_figure(head["response_2d"], title=f"2-D response of L{l} H{h}"),
-                "|fft2| of the head's attention over the patch grid, averaged over queries, DC in the centre: "
-                "a bright centre only = spatial averaging; energy at the edges = sharp local attention.",
-                {"response_2d": head["response_2d"]},
-                f"head_L{l}H{h}_response_2d",
-                key="spectral_2d",
-            )
-    with cols[1]:
-        ev = head["eigenvalues"]
-        show_figure(
-            sf.eigen_figure(ev, title=f"eigenvalues of L{l} H{h}"),
-            "eigenvalues of the attention matrix with the unit circle: one sits at 1 (the DC mode); the "
-            "closer the rest are to 0, the faster repeated application collapses tokens to their mean.",
-            pd.DataFrame({"real": ev.real, "imag": ev.imag, "abs": np.abs(ev)}),
-            f"head_L{l}H{h}_eigenvalues",
-            key="spectral_eig",
-        )
+        head["response_2d"] = cur["response_2d"][l, 0, h]
+    head["freq"] = cur["freq"]
+    two_d = (
+        "middle: |fft2| of its attention over the patch grid, averaged over queries, DC in the centre (a bright "
+        "centre only = spatial averaging; energy at the edges = sharp local attention); "
+        if is_image
+        else ""
+    )
+    show_figure(
+        sf.head_response_figure(
+            cur["freq"], head["gain"], cur["gain"][l, 0], head["eigenvalues"], head.get("response_2d"), f"L{l} H{h}"
+        ),
+        "left: how much of each token-position frequency the head lets through (red; the layer's other heads in "
+        f"grey): 1 at frequency 0 always, a quick drop = low-pass; {two_d}right: the eigenvalues of its attention "
+        "matrix with the unit circle: one sits at 1 (the DC mode), and the closer the rest are to 0, the faster "
+        "repeated application collapses tokens to their mean.",
+        head,
+        f"head_L{l}H{h}_response",
+        key="spectral_head_response",
+    )
     if not is_image:
-        with cols[0]:
-            st.info(
-                "Text has no patch grid, so there is no 2-D response image; the gain above is over token positions."
-            )
+        st.info("Text has no patch grid, so there is no 2-D response image; the gain is over token positions.")
 
 
 def rank_section(cur: dict, temps: tuple) -> None:

@@ -139,93 +139,91 @@ def endpoint_figure(
     return go.Figure(data=data, layout=layout)
 
 
-def gain_figure(
-    freq: np.ndarray, gain: np.ndarray, layer_gains: np.ndarray | None = None, title: str = "", height: int = 320
+def head_response_figure(
+    freq: np.ndarray,
+    gain: np.ndarray,
+    layer_gains: np.ndarray,
+    eigenvalues: np.ndarray,
+    response_2d: np.ndarray | None = None,
+    head: str = "",
+    height: int = 340,
 ) -> go.Figure:
-    """A head's 1-D gain G(k) [K] vs normalised frequency; the other heads of its layer [H, K] in grey."""
-    others = [
+    """A head's frequency response in one figure (one chart to draw again per head click), side by side: its 1-D
+    gain G(k) [K] over normalised frequency with the other heads of its layer [H, K] in grey; for a patch grid its
+    2-D response [h, w] (fftshifted |fft2| of its attention rows, DC in the centre); the eigenvalues [T] (complex)
+    of its attention matrix with the unit circle. head: names the head in the panel titles."""
+    panels = ["gain"] + (["2-D response"] if response_2d is not None else []) + ["eigenvalues"]
+    cols = len(panels)
+    layout = subplot_layout(1, cols, [f"{p} of {head}".strip() for p in panels], horizontal_spacing=0.14)
+    layout.update(height=height, margin=dict(MARGIN, t=40), showlegend=False)
+    data = [
         dict(type="scatter", x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip")
-        for g in (layer_gains if layer_gains is not None else [])
+        for g in layer_gains
     ]
-    selected = dict(
-        type="scatter",
-        x=freq,
-        y=gain,
-        mode="lines+markers",
-        name="selected head",
-        line=dict(color="#d62728"),
-        hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
+    data.append(
+        dict(
+            type="scatter",
+            x=freq,
+            y=gain,
+            mode="lines+markers",
+            line=dict(color="#d62728"),
+            hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
+        )
     )
-    layout = dict(
-        height=height,
-        margin=MARGIN,
-        title=title or None,
-        xaxis=dict(title="normalised frequency over tokens (×π)"),
-        yaxis=dict(title="gain G(k)", rangemode="tozero"),
-        shapes=[hline(1.0, dash="dot", color="grey")],
-        showlegend=False,
-    )
-    return go.Figure(data=[*others, selected], layout=layout)
-
-
-def response_image_figure(image: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
-    """A head's 2-D response [h, w] (fftshifted |fft2| of its attention rows over the patch grid)."""
-    h, w = image.shape
-    heat = dict(
-        type="heatmap",
-        z=image,
-        x=np.arange(w) - w // 2,
-        y=np.arange(h) - h // 2,
-        colorscale=heat_scale(),
-        colorbar=dict(thickness=12),
-        hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
-    )
-    layout = dict(
-        xaxis=dict(title=dict(text="column frequency"), dtick=1, constrain="domain"),
-        yaxis=dict(title=dict(text="row frequency"), dtick=1, scaleanchor="x", autorange="reversed"),
-        height=height,
-        margin=MARGIN,
-        title=title or None,
-    )
-    return go.Figure(data=[heat], layout=layout)
-
-
-def eigen_figure(eigenvalues: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
-    """Eigenvalues [T] (complex) of an attention matrix in the complex plane with the unit circle."""
+    layout["xaxis"].update(title=dict(text="normalised frequency over tokens (×π)"))
+    layout["yaxis"].update(title=dict(text="gain G(k)"), rangemode="tozero")
+    layout["shapes"] = [hline(1.0, dash="dot", color="grey")]
+    if response_2d is not None:
+        h, w = response_2d.shape
+        data.append(
+            dict(
+                type="heatmap",
+                z=response_2d,
+                x=np.arange(w) - w // 2,
+                y=np.arange(h) - h // 2,
+                colorscale=heat_scale(),
+                colorbar=dict(thickness=10, x=layout["xaxis2"]["domain"][1] + 0.005, xanchor="left"),
+                hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
+                **subplot_axes(1, 2, cols),
+            )
+        )
+        layout["xaxis2"].update(title=dict(text="column frequency"), dtick=1, constrain="domain")
+        layout["yaxis2"].update(title=dict(text="row frequency"), dtick=1, scaleanchor="x2", autorange="reversed")
+    axes = subplot_axes(1, cols, cols)
     theta = np.linspace(0, 2 * np.pi, 181)
-    circle = dict(
-        type="scatter",
-        x=np.cos(theta),
-        y=np.sin(theta),
-        mode="lines",
-        line=dict(color="grey", dash="dot"),
-        hoverinfo="skip",
-        showlegend=False,
+    data.append(
+        dict(
+            type="scatter",
+            x=np.cos(theta),
+            y=np.sin(theta),
+            mode="lines",
+            line=dict(color="grey", dash="dot"),
+            hoverinfo="skip",
+            **axes,
+        )
     )
-    points = dict(
-        type="scatter",
-        x=eigenvalues.real,
-        y=eigenvalues.imag,
-        mode="markers",
-        showlegend=False,
-        marker=dict(
-            color=np.abs(eigenvalues),
-            colorscale=heat_scale(),
-            cmin=0,
-            cmax=1,
-            size=7,
-            line=dict(width=0.5, color="black"),
-        ),
-        hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
+    data.append(
+        dict(
+            type="scatter",
+            x=eigenvalues.real,
+            y=eigenvalues.imag,
+            mode="markers",
+            marker=dict(
+                color=np.abs(eigenvalues),
+                colorscale=heat_scale(),
+                cmin=0,
+                cmax=1,
+                size=7,
+                line=dict(width=0.5, color="black"),
+            ),
+            hovertemplate="λ = %{x:.3f} %{y:+.3f}i<extra></extra>",
+            **axes,
+        )
     )
-    layout = dict(
-        xaxis=dict(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain"),
-        yaxis=dict(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor="x", zeroline=True),
-        height=height,
-        margin=MARGIN,
-        title=title or None,
-    )
-    return go.Figure(data=[circle, points], layout=layout)
+    x, y = axes["xaxis"].replace("x", "xaxis"), axes["yaxis"].replace("y", "yaxis")
+    layout[x].update(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain")
+    layout[y].update(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor=axes["xaxis"], zeroline=True)
+    return go.Figure(data=data, layout=layout)
 
 
 def rank_collapse_figure(ratios: dict[str, np.ndarray], norm: str, height: int = 340) -> go.Figure:

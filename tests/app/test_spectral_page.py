@@ -17,7 +17,7 @@ TABS = {  # tab -> its sections (after the temperature controls) and number of c
         ["High- vs low-frequency energy per layer", "Fourier profile of the feature maps (Park & Kim)"],
         3,
     ),  # HC/DC, profile, end point
-    "Heads": (["A head's frequency response"], 4),  # grid, gain, 2-D response, eigenvalues
+    "Heads": (["A head's frequency response"], 2),  # the grid; the gain, 2-D response and eigenvalues in one
     "Rank collapse": (["Rank collapse and the rank of attention"], 2),
     "Temperature sweep": (["Temperature sweep"], 1),
 }

@@ -134,3 +134,27 @@ def test_thumbnail_text_is_the_mean_of_each_block():
     half = np.zeros((4, 4))
     half[:, 2:] = 1.0  # dark left half, bright right half
     assert thumbnail_text(half, 2).split("<br>") == [SHADES[0] * 2 + SHADES[-1] * 2] * 2
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_head_response_figure_puts_each_panel_on_its_own_axes(grid):
+    """Gain, 2-D response (patch grids only) and eigenvalues side by side in one figure: each trace on its
+    panel's axes, the square panels anchored to their own x axis, the 2-D colour bar beside its panel."""
+    from ui.spectral_figures import head_response_figure
+
+    rng = np.random.default_rng(0)
+    freq, layer_gains = np.linspace(0, 1, 9), rng.random((4, 9))
+    eigenvalues = rng.random(16) + 1j * rng.random(16)
+    response = rng.random((4, 4)) if grid else None
+    fig = json.loads(head_response_figure(freq, layer_gains[1], layer_gains, eigenvalues, response, "L0 H1").to_json())
+    last = "3" if grid else "2"
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles == ["gain of L0 H1"] + (["2-D response of L0 H1"] if grid else []) + ["eigenvalues of L0 H1"]
+    axes = [(t.get("xaxis", "x"), t.get("yaxis", "y"), t["type"]) for t in fig["data"]]
+    assert axes[:5] == [("x", "y", "scatter")] * 5  # the layer's four heads and the selected one
+    assert axes[5:] == ([("x2", "y2", "heatmap")] if grid else []) + [(f"x{last}", f"y{last}", "scatter")] * 2
+    assert fig["layout"][f"yaxis{last}"]["scaleanchor"] == f"x{last}"
+    if grid:
+        assert fig["layout"]["yaxis2"]["scaleanchor"] == "x2"
+        bar = fig["data"][5]["colorbar"]["x"]
+        assert fig["layout"]["xaxis2"]["domain"][1] < bar < fig["layout"]["xaxis3"]["domain"][0]
