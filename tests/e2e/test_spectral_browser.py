@@ -35,5 +35,5 @@ def test_temperature_slider_redraws(app_url, page):
     page.get_by_text("A head's frequency response").first.wait_for(timeout=120_000)
     wait_idle(page)
     assert page.get_by_text("drawn at τ = 1.5 on every layer").first.is_visible()
-    assert page.locator(".js-plotly-plot:visible").count() == 4
-    assert page.locator(".js-plotly-plot").count() == 7  # the low-pass tab's three stay drawn, hidden
+    assert page.locator(".js-plotly-plot:visible").count() == 2  # the head grid and the head's response
+    assert page.locator(".js-plotly-plot").count() == 5  # the low-pass tab's three stay drawn, hidden
