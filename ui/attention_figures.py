@@ -25,6 +25,7 @@ from ui.figures import (
     image_parts,
     png_source,
     subplot_axes,
+    subplot_axis_layouts,
     subplot_layout,
 )
 
@@ -403,7 +404,7 @@ def ring_profiles(
                 )
                 | subplot_axes(1, l + 1, L)
             )
-        layout[f"xaxis{l + 1 if l else ''}"].update(
+        subplot_axis_layouts(layout, 1, l + 1, L)[0].update(
             title=dict(text="ring r") if l == L // 2 else None,
             tickmode="array",
             tickvals=r[:: max(1, R // 4)],

@@ -111,8 +111,19 @@ def _subplots(rows: int, cols: int, titles: tuple[str, ...], options: tuple) -> 
 
 def subplot_axes(row: int, col: int, cols: int) -> dict:
     """The axis references of the subplot at (row, col) (1-based) of a grid `cols` wide, for a trace dict."""
+    k = _subplot_suffix(row, col, cols)
+    return dict(xaxis=f"x{k}", yaxis=f"y{k}")
+
+
+def subplot_axis_layouts(layout: dict, row: int, col: int, cols: int) -> tuple[dict, dict]:
+    """The x and y axis dicts of the subplot at (row, col) in a subplot_layout `layout`, to update in place."""
+    k = _subplot_suffix(row, col, cols)
+    return layout[f"xaxis{k}"], layout[f"yaxis{k}"]
+
+
+def _subplot_suffix(row: int, col: int, cols: int) -> str:
     k = (row - 1) * cols + col
-    return dict(xaxis=f"x{k if k > 1 else ''}", yaxis=f"y{k if k > 1 else ''}")
+    return str(k) if k > 1 else ""
 
 
 def update_axes(layout: dict, which: str, **props) -> None:

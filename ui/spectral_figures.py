@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from ui.figures import heat_scale, hline, log_axis, subplot_axes, subplot_layout, vband, vline
+from ui.figures import heat_scale, hline, log_axis, subplot_axes, subplot_axis_layouts, subplot_layout, vband, vline
 
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
@@ -127,7 +127,7 @@ def endpoint_figure(
             )
             | subplot_axes(row, 1, 1)
         )
-        layout[f"yaxis{row if row > 1 else ''}"]["title"] = dict(text=name)
+        subplot_axis_layouts(layout, row, 1, 1)[1]["title"] = dict(text=name)
     layout["shapes"] = [
         vband(i - 1, i, xaxis=xaxis, yaxis=yaxis, fillcolor="grey", opacity=0.18, line=dict(width=0))
         for i, kind in enumerate(kinds)
@@ -175,6 +175,7 @@ def head_response_figure(
     layout["shapes"] = [hline(1.0, dash="dot", color="grey")]
     if response_2d is not None:
         h, w = response_2d.shape
+        x_2d, y_2d = subplot_axis_layouts(layout, 1, 2, cols)
         data.append(
             dict(
                 type="heatmap",
@@ -182,13 +183,13 @@ def head_response_figure(
                 x=np.arange(w) - w // 2,
                 y=np.arange(h) - h // 2,
                 colorscale=heat_scale(),
-                colorbar=dict(thickness=10, x=layout["xaxis2"]["domain"][1] + 0.005, xanchor="left"),
+                colorbar=dict(thickness=10, x=x_2d["domain"][1] + 0.005, xanchor="left"),
                 hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
                 **subplot_axes(1, 2, cols),
             )
         )
-        layout["xaxis2"].update(title=dict(text="column frequency"), dtick=1, constrain="domain")
-        layout["yaxis2"].update(title=dict(text="row frequency"), dtick=1, scaleanchor="x2", autorange="reversed")
+        x_2d.update(title=dict(text="column frequency"), dtick=1, constrain="domain")
+        y_2d.update(title=dict(text="row frequency"), dtick=1, scaleanchor="x2", autorange="reversed")
     axes = subplot_axes(1, cols, cols)
     theta = np.linspace(0, 2 * np.pi, 181)
     data.append(
@@ -220,9 +221,9 @@ def head_response_figure(
             **axes,
         )
     )
-    x, y = axes["xaxis"].replace("x", "xaxis"), axes["yaxis"].replace("y", "yaxis")
-    layout[x].update(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain")
-    layout[y].update(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor=axes["xaxis"], zeroline=True)
+    x_eig, y_eig = subplot_axis_layouts(layout, 1, cols, cols)
+    x_eig.update(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain")
+    y_eig.update(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor=axes["xaxis"], zeroline=True)
     return go.Figure(data=data, layout=layout)
 
 

@@ -12,7 +12,16 @@ from PIL import Image
 from plotly.subplots import make_subplots
 from streamlit.testing.v1 import AppTest
 
-from ui.figures import hline, png_source, subplot_axes, subplot_layout, update_axes, vband, vline
+from ui.figures import (
+    hline,
+    png_source,
+    subplot_axes,
+    subplot_axis_layouts,
+    subplot_layout,
+    update_axes,
+    vband,
+    vline,
+)
 
 
 def _layout(fig: go.Figure) -> dict:
@@ -48,6 +57,21 @@ def test_subplot_axes_are_the_axes_add_trace_picks():
             fig.add_trace(go.Scatter(x=[0], y=[0]), row=r, col=c)
             trace = fig.data[-1]
             assert subplot_axes(r, c, 3) == dict(xaxis=trace.xaxis, yaxis=trace.yaxis)
+
+
+def test_subplot_axis_layouts_are_the_layout_axes_a_trace_there_uses():
+    """What fig.update_xaxes(row, col) would change: the layout axes named by the subplot's trace references."""
+    layout = subplot_layout(2, 3)
+    for r in (1, 2):
+        for c in (1, 2, 3):
+            x, y = subplot_axis_layouts(layout, r, c, 3)
+            x["title"] = f"x of {r},{c}"
+            fig = make_subplots(rows=2, cols=3)
+            fig.update_xaxes(title=f"x of {r},{c}", row=r, col=c)
+            refs = subplot_axes(r, c, 3)
+            name = refs["xaxis"].replace("x", "xaxis")
+            assert fig.layout[name].title.text == x["title"]
+            assert y is layout[refs["yaxis"].replace("y", "yaxis")] and x is layout[name]
 
 
 def test_update_axes_sets_every_axis_of_that_kind():
