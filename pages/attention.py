@@ -26,7 +26,7 @@ from ui.attention_figures import (
     row_outline,
 )
 from ui.figures import head_grid, token_heatmap
-from ui.stored import background_panel, find_run, run_label
+from ui.stored import background_panel, stored_toggle
 from ui.widgets import (
     download_button,
     head_picker,
@@ -553,14 +553,15 @@ def tabbed() -> None:
             arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
     if TABS[1] in shown:
         with tabs[TABS[1]]:
-            stored = find_run(ctx, "attention")
-            if stored is not None and st.toggle(
-                f"Distance and strength from the {run_label(stored)}",
-                value=True,
-                key="attn_use_stored",
-                help="A precomputed attention run of this model on this dataset; the "
-                "patterns tab still uses the sample above.",
-            ):
+            stored, use_stored = stored_toggle(
+                ctx,
+                "attention",
+                "Distance and strength from the {run}",
+                "attn_use_stored",
+                help="A precomputed attention run of this model on this dataset; the patterns tab still uses the "
+                "sample above.",
+            )
+            if use_stored:
                 whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
                 distance_panel(len(whole["row"]), whole, f"stored {stored.root} {stored.manifest.updated}")
             else:

@@ -26,7 +26,7 @@ from ui.embedding_figures import (
     separability_curves,
     token_class_strip,
 )
-from ui.stored import background_panel, find_run, run_label
+from ui.stored import background_panel, stored_toggle
 from ui.widgets import (
     download_button,
     no_model_message,
@@ -175,14 +175,19 @@ with c2:
         "that learned nothing scores. Its prompt head, if any, uses the random encoder too.",
     )
 
-stored = find_run(ctx, "embedding") if where == "resid" else None
-if stored is not None and st.toggle(
-    f"Use the {run_label(stored)}",
-    value=True,
-    key="emb_use_stored",
-    help="A precomputed embedding run (residual stream) of this model on this "
-    "dataset: every labelled input. Switch off to use the sample size above.",
-):
+stored, use_stored = (
+    stored_toggle(
+        ctx,
+        "embedding",
+        "Use the {run}",
+        "emb_use_stored",
+        help="A precomputed embedding run (residual stream) of this model on this dataset: every labelled input. "
+        "Switch off to use the sample size above.",
+    )
+    if where == "resid"
+    else (None, False)
+)
+if use_stored:
     sample, rows = cache.stored_embedding(str(stored.root), stored.manifest.updated, summary_names(m))
     n, sample_key = len(rows), f"{ds.key}|stored"
 else:

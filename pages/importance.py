@@ -25,7 +25,7 @@ from ui.importance_figures import (
     score_meaning,
     signed_note,
 )
-from ui.stored import background_panel, find_run, input_table, run_label
+from ui.stored import background_panel, input_table, stored_toggle
 from ui.widgets import (
     download_button,
     head_picker,
@@ -90,11 +90,11 @@ with c2:
         args=((ctx.model_key, ds.key, n),),
     )
 st.caption(ctx.sample_note(n))
-stored = find_run(ctx, "importance")
-use_stored = stored is not None and st.toggle(
-    f"Show the {run_label(stored)}",
-    value=True,
-    key="imp_use_stored",
+stored, use_stored = stored_toggle(
+    ctx,
+    "importance",
+    "Show the {run}",
+    "imp_use_stored",
     help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
     "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
 )

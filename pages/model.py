@@ -7,7 +7,7 @@ import streamlit as st
 from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
-from ui.stored import background_panel, find_run, input_table, run_label
+from ui.stored import background_panel, input_table, run_label, stored_toggle
 from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure, stop_view
 
 WORST = 20
@@ -30,8 +30,8 @@ def accuracy_panel() -> None:
     request); and the worst-classified inputs."""
     ds, match = ctx.dataset, ctx.match
     st.subheader(f"Accuracy on {ds.name} ({ds.split})")
-    stored = find_run(ctx, "predictions")
-    if stored is not None and st.toggle(f"Use the {run_label(stored)}", value=True, key="model_use_stored"):
+    stored, use_stored = stored_toggle(ctx, "predictions", "Use the {run}", "model_use_stored")
+    if use_stored:
         a = cache.stored_arrays(str(stored.root), stored.manifest.updated)
         rows, true, pred, true_prob = a["row"], a["label"], a["top_classes"][:, 0], a["true_prob"]
         note = f"Evaluated: the {run_label(stored)}."

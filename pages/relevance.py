@@ -21,7 +21,7 @@ from ui.relevance_figures import (
     token_grids,
     top_tokens,
 )
-from ui.stored import background_panel, find_run, input_table, run_label
+from ui.stored import background_panel, find_run, input_table, run_label, stored_toggle
 from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure, stop_view
 
 METHODS_KEY = "relevance_methods"
@@ -388,14 +388,15 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str,
             show_figure(curves_figure(part, list(tests), y_title, x_title), how, part, name, key=key)
 
 
-stored_faith = find_run(ctx, "faithfulness")
-if stored_faith is not None and st.toggle(
-    f"Show the {run_label(stored_faith)}",
-    value=True,
-    key="rel_use_stored_faithfulness",
+stored_faith, use_stored_faith = stored_toggle(
+    ctx,
+    "faithfulness",
+    "Show the {run}",
+    "rel_use_stored_faithfulness",
     help="A precomputed faithfulness run (python -m headscope precompute --analyses faithfulness) of this "
     "model on this dataset. Switch off to score a sample here.",
-):
+)
+if use_stored_faith:
     tables = cache.stored_tables(str(stored_faith.root), stored_faith.manifest.updated)
     show_scores(
         tables["scores"],

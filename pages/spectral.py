@@ -19,7 +19,7 @@ from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
 from ui.figures import head_grid
-from ui.stored import background_panel, find_run, run_label
+from ui.stored import background_panel, run_label, stored_toggle
 from ui.widgets import (
     head_picker,
     lazy_tabs,
@@ -61,11 +61,10 @@ with st.columns(3)[0]:
     n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
 st.caption(ctx.sample_note(n, "Sample (dashed lines)"))
 sample, sample_key = model.prepare(ds.sample(n).inputs), f"{ds.key}/sample{n}"
-stored = find_run(ctx, "spectral")
-if stored is None:
+found, use_stored = stored_toggle(ctx, "spectral", "Dashed lines at τ = 1 from the {run}", "spectral_use_stored")
+if found is None:
     background_panel(ctx, "spectral", "the spectral metrics")
-elif not st.toggle(f"Dashed lines at τ = 1 from the {run_label(stored)}", value=True, key="spectral_use_stored"):
-    stored = None
+stored = found if use_stored else None  # the run the dashed lines come from
 
 
 def hc_dc_section(cur: dict, smp: dict | None) -> None:

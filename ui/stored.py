@@ -56,6 +56,14 @@ def find_run(ctx, analysis: str) -> Run | None:
     return best
 
 
+def stored_toggle(ctx, analysis: str, label: str, key: str, help: str | None = None) -> tuple[Run | None, bool]:
+    """The finished run of `analysis` for the sidebar's model and dataset (find_run) and whether the view uses it:
+    a toggle, on by default, shown only when there is such a run. label: the toggle's text, "{run}" standing for
+    the run's label (run_label)."""
+    run = find_run(ctx, analysis)
+    return run, run is not None and st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
+
+
 def run_label(run: Run) -> str:
     m = run.manifest
     return (
