@@ -13,7 +13,6 @@ from ui.attention_figures import (
     default_query,
     distance_dots,
     line_view,
-    mosaic_source,
     overview_mosaic,
     pattern_map,
     pooled,
@@ -37,6 +36,7 @@ from ui.widgets import (
     page_context,
     sample_size_picker,
     show_figure,
+    show_head_chart,
     stop_view,
     synced,
 )
@@ -127,21 +127,15 @@ def heads_panel() -> None:
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")"
             )
         under, width = (ctx.batch.images[0] if image else None), (1000 if wide else 500)
-        source = cache.memo(  # the picture of every head: a new head only moves the outline
-            "attn_mosaic",
+        show_head_chart(
+            lambda: overview_mosaic(cells, under, width),
             (ctx.model_key, ctx.input_key, query, width),
-            lambda: mosaic_source(cells, under, width),
-        )
-        fig = overview_mosaic(cells, (layer, head), under, width, source)
-        show_figure(
-            fig,
+            (layer, head),
             f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "
             "Click a cell to open that head.",
             {"attention": attn, "cells": cells},
             "attention_overview",
             key="attn_overview",
-            on_select=on_head_click("attn_overview"),
-            selection_mode="points",
         )
     with right:
         st.subheader(f"Layer {layer}, head {head}")
@@ -324,27 +318,27 @@ def distance_panel(n: int, a: dict[str, np.ndarray], source: str) -> None:
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Entropy")
-        show_figure(
-            head_grid(a["entropy"].mean(0), selected=(layer, head), fmt=".2f"),
+        show_head_chart(
+            lambda: head_grid(a["entropy"].mean(0), fmt=".2f"),
+            (*kept[:2], "entropy"),
+            (layer, head),
             f"mean row entropy in nats (0 = one token per query, {np.log(T):.1f} = uniform over this input's "
             "tokens). Click a head to select it.",
             table[["layer", "head", "entropy_mean", "entropy_std"]],
             "entropy",
             key="attn_entropy",
-            on_select=on_head_click("attn_entropy"),
-            selection_mode="points",
         )
     with c2:
         st.subheader("CLS mass" if P else "First-token mass")
-        show_figure(
-            head_grid(a["cls_mass"].mean(0), selected=(layer, head), fmt=".0%", zmin=0, zmax=1),
+        show_head_chart(
+            lambda: head_grid(a["cls_mass"].mean(0), fmt=".0%", zmin=0, zmax=1),
+            (*kept[:2], "cls_mass"),
+            (layer, head),
             "mean attention to token 0" + (" (CLS)" if P else "") + "; heads near 100% park their attention "
             "there. Click a head to select it.",
             table[["layer", "head", "cls_mass_mean", "cls_mass_std"]],
             "cls_mass",
             key="attn_cls",
-            on_select=on_head_click("attn_cls"),
-            selection_mode="points",
         )
     sinks(a)
 
@@ -483,17 +477,15 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
 def cluster_members(s, cluster: int, sample) -> None:
     """The heads (share of inputs) and the inputs behind one cluster; sample: the analysed data.Dataset sample."""
     layer, head = current_head()
-    show_figure(
-        head_grid(
-            s.share[cluster], selected=(layer, head), fmt=".0%", zmin=0, zmax=1, height=60 + 26 * L if H > 6 else None
-        ),
+    show_head_chart(
+        lambda: head_grid(s.share[cluster], fmt=".0%", zmin=0, zmax=1, height=60 + 26 * L if H > 6 else None),
+        (s.share[cluster].shape, s.share[cluster].tobytes()),
+        (layer, head),
         f"share of the inputs whose pattern at that head falls in cluster {cluster}; heads near 100% always "
         "behave this way. Click a head to open it in 'Heads of this input'.",
         {"share": s.share},
         "cluster_heads",
         key="attn_cluster_heads",
-        on_select=on_head_click("attn_cluster_heads"),
-        selection_mode="points",
     )
     idx, counts = s.inputs_of(cluster)
     med = s.medoids[cluster]

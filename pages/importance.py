@@ -1,6 +1,8 @@
 """Head importance view: ablation and gradient scores of every head side by side, partial pruning of the
 selected head, cumulative pruning curves (which score is right), agreement between scores, per class."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -30,10 +32,10 @@ from ui.widgets import (
     download_button,
     head_picker,
     no_model_message,
-    on_head_click,
     page_context,
     sample_size_picker,
     show_figure,
+    show_head_chart,
     stop_view,
     warn_small_sample,
 )
@@ -159,15 +161,15 @@ def head_panel():
         cols = st.columns(per_row)
         for col, metric in zip(cols, shown[start : start + per_row]):
             with col:
-                key = f"imp_grid_{metric}"
-                show_figure(
-                    score_grid(scores[metric], metric, selected, width=1300 // per_row),
+                values, width = scores[metric], 1300 // per_row
+                show_head_chart(
+                    functools.partial(score_grid, values, metric, width=width),
+                    (metric, width, values.shape, values.tobytes()),
+                    selected,
                     f"{score_meaning(metric)}.",
-                    scores_frame({metric: scores[metric]}),
+                    scores_frame({metric: values}),
                     f"importance_{metric}",
-                    key=key,
-                    on_select=on_head_click(key),
-                    selection_mode="points",
+                    key=f"imp_grid_{metric}",
                 )
 
     st.subheader("Partial pruning of the selected head")

@@ -24,10 +24,10 @@ from ui.widgets import (
     head_picker,
     lazy_tabs,
     no_model_message,
-    on_head_click,
     page_context,
     sample_size_picker,
     show_figure,
+    show_head_chart,
     stop_view,
 )
 
@@ -155,7 +155,7 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     st.caption(f"Mean over {src['profile'].shape[1]} input(s) and all channels.")
 
 
-def head_section(cur: dict) -> None:
+def head_section(cur: dict, temps: tuple[float, ...]) -> None:
     st.subheader("A head's frequency response")
     hf = cur["hf_gain"][:, 0]  # [L, H]
     sel = state.selected_head()
@@ -163,15 +163,15 @@ def head_section(cur: dict) -> None:
     left, right = st.columns([2, 3])
     with left:
         table = pd.DataFrame(hf, columns=[f"head {h}" for h in range(H)]).rename_axis("layer").reset_index()
-        show_figure(
-            head_grid(hf, "high-frequency gain (click a head)", selected=sel, zmin=0, zmax=max(1.0, float(hf.max()))),
+        show_head_chart(
+            lambda: head_grid(hf, "high-frequency gain (click a head)", zmin=0, zmax=max(1.0, float(hf.max()))),
+            (ctx.model_key, ctx.input_key, temps),
+            sel,
             "mean gain of each head above π/2 on this input: near 0 = low-pass (the head averages), near 1 = "
             "passes detail through (e.g. attends to itself or a neighbour).",
             table,
             "high_frequency_gain",
             key="spectral_head_grid",
-            on_select=on_head_click("spectral_head_grid"),
-            selection_mode="points",
         )
     with right:
         l, h = head_picker(L, H, key="spectral_head")
@@ -350,7 +350,7 @@ def temperature_panel(tab: str, tau: float, layers: tuple | None) -> None:
         return
     cur = cache.spectral_metrics(ctx.model_key, ctx.input_key, temps, True, model, ctx.batch)
     if tab == "Heads":
-        head_section(cur)
+        head_section(cur, temps)
     elif tab == "Rank collapse":
         rank_section(cur, temps)
     else:

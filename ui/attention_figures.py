@@ -20,6 +20,7 @@ from ui.figures import (
     CLICK,
     as_rgb,
     colourbar_trace,
+    head_points,
     heat_rgb,
     heat_scale,
     image_parts,
@@ -113,56 +114,27 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
     return picture, gap
 
 
-def mosaic_source(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> str:
-    """The overview's picture of cells [L, H, r, c] (over an image [S, S, C]) as a PNG data URI: what
-    overview_mosaic draws, to be kept while only the selected head changes."""
-    cell, _ = mosaic_cell(cells.shape[1], width)
-    return png_source(mosaic_picture(cells, float(np.nanmax(cells)), image, cell)[0])
-
-
-def overview_mosaic(
-    cells: np.ndarray,
-    selected: tuple[int, int] | None = None,
-    image: np.ndarray | None = None,
-    width: int = 480,
-    source: str | None = None,
-) -> go.Figure:
+def overview_mosaic(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> go.Figure:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale [0, largest cell value] (optionally
-    laid over an image [S, S, C]), drawn as one picture (`source`: mosaic_source of the same arguments, built
-    here when not given); each cell carries an invisible square point with customdata (layer, head, largest
-    value) so that a click opens that head (read it with ui.widgets.clicked_head). The selected head is
-    outlined in red. width: the expected plot width in pixels; the height follows so that cells come out
-    square."""
+    laid over an image [S, S, C]), drawn as one picture; each cell is a head_points cell with customdata (layer,
+    head, largest value) so that a click opens that head (read it with ui.widgets.clicked_head; outline the
+    selected head with ui.widgets.show_head_chart). width: the expected plot width in pixels; the height follows
+    so that cells come out square."""
     L, H, r, c = cells.shape
     zmax = float(np.nanmax(cells))
     cell, gap = mosaic_cell(H, width)
     step = cell + gap
     tall, wide = L * step - gap, H * step - gap  # the picture's size
     ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
-    screen = (width - 120) / (H * step)  # screen pixels per picture pixel
-    clicks = dict(
-        type="scatter",
-        x=(hh * step + (cell - 1) / 2).ravel(),
-        y=(ll * step + (cell - 1) / 2).ravel(),
-        mode="markers",
-        marker=dict(color=CLICK, size=max(6, int(cell * screen)), symbol="square"),
-        customdata=np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
+    clicks = head_points(
+        (hh * step + (cell - 1) / 2).ravel(),
+        (ll * step + (cell - 1) / 2).ravel(),
+        np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
+        step,
+        step,
         hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
         "<br>click to open this head<extra></extra>",
     )
-    shapes = []
-    if selected is not None:
-        l, h = selected
-        shapes.append(
-            dict(
-                type="rect",
-                x0=h * step - 0.5 - gap / 2,
-                x1=h * step + cell - 0.5 + gap / 2,
-                y0=l * step - 0.5 - gap / 2,
-                y1=l * step + cell - 0.5 + gap / 2,
-                line=dict(color="red", width=3),
-            )
-        )
     axis = dict(tickmode="array", showgrid=False, zeroline=False)
     layout = dict(
         xaxis=axis
@@ -182,10 +154,11 @@ def overview_mosaic(
         margin=dict(l=10, r=10, t=30, b=10),
         showlegend=False,
         clickmode="event+select",
+        barmode="overlay",
         plot_bgcolor="white",
-        shapes=shapes,
     )
-    image_trace = dict(type="image", source=source or mosaic_source(cells, image, width), hoverinfo="skip")
+    picture = mosaic_picture(cells, zmax, image, cell)[0]
+    image_trace = dict(type="image", source=png_source(picture), hoverinfo="skip")
     return go.Figure(data=[image_trace, colourbar_trace(0.0, zmax, title="attention"), clicks], layout=layout)
 
 

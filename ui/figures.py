@@ -278,11 +278,56 @@ def token_heatmap(
     return go.Figure(data=[heat], layout=layout)
 
 
+HEAD_POINTS = "heads"  # the name of a head chart's trace of clickable cells (head_points)
+MARK_LINE = dict(color="red", width=3)  # the outline of the selected head
+
+
+def head_points(x, y, customdata: list, width: float, height: float, **trace) -> dict:
+    """A head chart's clickable cells: one box per head, width x height in data units centred on (x, y), whose
+    customdata starts with (layer, head) (read a click with `ui.widgets.clicked_head`). They are invisible until
+    clicked: the cell the user clicks shows plotly's selection, a red outline, without the figure changing
+    (`ui.widgets.show_head_chart`); with_head_mark outlines the head selected elsewhere. Drawn as bars (plotly
+    selects bars on click and outlines them whole); the layout needs barmode "overlay". trace: more of the
+    trace (hovertemplate, text)."""
+    y = np.asarray(y, dtype=float)
+    return dict(
+        type="bar",
+        name=HEAD_POINTS,
+        x=x,
+        y=np.full(len(y), float(height)),
+        base=y - height / 2,
+        width=width,
+        customdata=customdata,
+        marker=dict(color=CLICK, opacity=0, line=MARK_LINE),
+        textposition="none",  # a text is for the hover only
+        selected=dict(marker=dict(opacity=1)),
+        unselected=dict(marker=dict(opacity=0)),
+        **trace,
+    )
+
+
+def with_head_mark(fig: go.Figure, head: tuple[int, int], revision: int) -> go.Figure:
+    """A copy of a head chart `fig` (a head_points trace) with `head` outlined: its cell again, visible, as a
+    trace of its own that hides while a cell the user clicked is selected (plotly's unselected style), so the
+    browser never shows two outlines. revision (layout.meta) makes each marked figure differ from the last one
+    even for the same head, so that the browser draws it anew (and drops the selection a click left)."""
+    fig = go.Figure(fig)
+    cells = next(fig.select_traces(selector=dict(name=HEAD_POINTS)))
+    i = [tuple(int(v) for v in c[:2]) for c in cells.customdata].index(tuple(head))
+    mark = cells.to_plotly_json()
+    for k in ("x", "y", "base", "customdata", "text"):
+        if mark.get(k) is not None:
+            mark[k] = [mark[k][i]]
+    mark.update(name="selected head", marker=mark["marker"] | dict(opacity=1))
+    fig.add_trace(mark)
+    fig.update_layout(meta=dict(head_mark=revision))
+    return fig
+
+
 def head_grid(
     values: np.ndarray,
     title: str = "",
     colorscale: str | None = None,
-    selected: tuple[int, int] | None = None,
     zmin=None,
     zmax=None,
     fmt: str = ".3g",
@@ -291,8 +336,8 @@ def head_grid(
     """A clickable L x H grid of cells (one per head) coloured by values [L, H].
 
     The cells are a heatmap, so they fill whatever width the figure gets; plotly heatmap clicks do not reach
-    Streamlit, so each cell also carries an invisible point whose customdata is (layer, head) (read the click
-    with `ui.widgets.clicked_head`). The selected head is outlined in red."""
+    Streamlit, so each cell also carries a head_points point whose customdata is (layer, head). Outline the
+    selected head with `ui.widgets.show_head_chart`."""
     L, H = values.shape
     layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     cells = np.stack([layer.ravel(), head.ravel()], -1).tolist()  # plain lists survive Streamlit's selection event
@@ -307,22 +352,15 @@ def head_grid(
         colorbar=dict(thickness=12),
         hoverinfo="skip",
     )
-    clicks = dict(
-        type="scatter",
-        x=head.ravel(),
-        y=layer.ravel(),
-        mode="markers",
-        customdata=cells,
-        marker=dict(symbol="square", size=16, color=CLICK),
+    clicks = head_points(
+        head.ravel(),
+        layer.ravel(),
+        cells,
+        1.0,
+        1.0,
         text=[format(v, fmt) for v in values.ravel()],
         hovertemplate="layer %{customdata[0]} head %{customdata[1]}: %{text}<extra></extra>",
     )
-    shapes = []
-    if selected is not None:
-        l, h = selected
-        shapes.append(
-            dict(type="rect", x0=h - 0.5, x1=h + 0.5, y0=l - 0.5, y1=l + 0.5, line=dict(color="red", width=3))
-        )
     axis = dict(tickmode="linear", dtick=1, showgrid=False, zeroline=False)
     layout = dict(
         xaxis=axis | dict(title=dict(text="head"), range=[-0.5, H - 0.5]),
@@ -333,6 +371,6 @@ def head_grid(
         plot_bgcolor="white",
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         clickmode="event+select",
-        shapes=shapes,
+        barmode="overlay",
     )
     return go.Figure(data=[heat, clicks], layout=layout)

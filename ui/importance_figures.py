@@ -46,7 +46,7 @@ def score_meaning(metric: str) -> str:
     return MEANING.get(metric, metric_label(metric))
 
 
-def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None, width: int = 380):
+def score_grid(values: np.ndarray, metric: str, width: int = 380):
     """The clickable L x H grid of one importance score [L, H]; its height makes the cells about square in a
     column `width` pixels wide (they fill whatever width they get).
 
@@ -56,10 +56,10 @@ def score_grid(values: np.ndarray, metric: str, selected: tuple[int, int] | None
     cell = int(max(12, min(44, (width - 110) / H)))
     height = 100 + cell * L
     if metric in GRADIENT:
-        fig = head_grid(values, metric_label(metric), heat_scale(), selected, zmin=0.0, height=height)
+        fig = head_grid(values, metric_label(metric), heat_scale(), zmin=0.0, height=height)
     else:
         top = float(np.nanmax(np.abs(values))) or 1.0
-        fig = head_grid(values, metric_label(metric), DIVERGING, selected, zmin=-top, zmax=top, height=height)
+        fig = head_grid(values, metric_label(metric), DIVERGING, zmin=-top, zmax=top, height=height)
     fig.update_layout(title=dict(text=metric_label(metric), font_size=13))
     return fig
 

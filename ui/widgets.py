@@ -23,6 +23,7 @@ from models import BUILTINS, HookedModel, ModelLoadError, TraceArrays, list_mode
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, links, state
+from ui.figures import with_head_mark
 from ui.navigation import use_router
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
@@ -579,8 +580,50 @@ def on_click(chart_key: str, apply):
 
 
 def on_head_click(chart_key: str):
-    """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head."""
-    return on_click(chart_key, lambda data: state.select_head(int(data[0]), int(data[1])))
+    """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head. In a
+    show_head_chart chart it also notes what the browser now outlines: the clicked head, or nothing after a
+    click on the cell already selected there (plotly deselects it)."""
+
+    def callback() -> None:
+        data = clicked_data(st.session_state.get(chart_key))
+        if data is not None:
+            state.select_head(int(data[0]), int(data[1]))
+        mark = st.session_state.get(state.HEAD_MARKS, {}).get(chart_key)
+        if mark is not None:
+            mark.shows = None if data is None else (int(data[0]), int(data[1]))
+
+    return callback
+
+
+@dataclass
+class HeadMark:
+    """What show_head_chart last sent for one chart: the figure without a mark (`plain`, built for `content`), the
+    one sent (`fig`, with `shows` outlined, or what the browser outlines since a click), and the revision."""
+
+    content: tuple
+    plain: go.Figure
+    revision: int = 0
+    shows: tuple[int, int] | None = None
+    fig: go.Figure | None = None
+
+
+def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: str, data, name: str, key: str) -> None:
+    """show_figure of a head chart (ui.figures.head_points cells; build() makes it for `content`, a key of plain
+    values) with `head` outlined, where a click selects a head.
+
+    A click in the chart outlines the clicked cell in the browser (plotly's selection) and the figure sent stays
+    the same, so the browser keeps the chart and the click's rerun redraws only what depends on the head. The
+    chart is sent again (and drawn anew) when `content` changes, or the head was chosen elsewhere (a picker,
+    another chart, a link): then with that head outlined."""
+    marks = st.session_state.setdefault(state.HEAD_MARKS, {})
+    content = (*content, bool(st.session_state.get(state.PRESENT)))
+    mark = marks.get(key)
+    if mark is None or mark.content != content:
+        mark = marks[key] = HeadMark(content, build(), mark.revision + 1 if mark else 0)
+    if mark.shows != head or mark.fig is None:
+        mark.revision += 1
+        mark.shows, mark.fig = head, with_head_mark(mark.plain, head, mark.revision)
+    show_figure(mark.fig, how_to_read, data, name, key=key, on_select=on_head_click(key), selection_mode="points")
 
 
 def synced(key: str, value) -> str:

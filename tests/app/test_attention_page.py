@@ -161,7 +161,7 @@ def test_model_without_cls_falls_back_to_mean_over_queries():
     maps = query_maps(attn, -1, 0, grid)
     np.testing.assert_allclose(maps, attn.mean(2).reshape(2, 2, 3, 3))
     assert np.allclose(maps.sum((-1, -2)), 1.0)
-    fig = overview_mosaic(maps, (1, 0))
+    fig = overview_mosaic(maps)
     clicks = np.array(fig.data[-1].customdata)  # one clickable point per head: (layer, head, largest value)
     np.testing.assert_allclose(clicks, [[l, h, maps[l, h].max()] for l in range(2) for h in range(2)])
     assert default_query(0, None) == 0  # text without a prefix: the first token

@@ -2,20 +2,9 @@
 
 import pytest
 
-from tests.e2e.conftest import ROOT, open_view, wait_idle
+from tests.e2e.conftest import OUTLINED_HEAD, ROOT, click_data_point, open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
-
-
-def _click_head(page, chart_index: int, layer: int, head: int, n_heads: int) -> None:
-    """Click the square of (layer, head) in a ui.figures.head_grid chart (points in row-major order)."""
-    chart = page.locator(".js-plotly-plot").nth(chart_index)
-    chart.scroll_into_view_if_needed()
-    point = chart.locator(".scatterlayer .trace").first.locator("path.point").nth(layer * n_heads + head)
-    box = point.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_timeout(300)
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
 def test_click_a_head_selects_it_here_and_in_the_attention_view(app_url, page):
@@ -30,17 +19,13 @@ def test_click_a_head_selects_it_here_and_in_the_attention_view(app_url, page):
     assert page.get_by_text("gate of layer 0 head 0").first.is_visible()
     assert page.get_by_text("Download head_importance_scores.csv").is_visible()
 
-    _click_head(page, 0, 2, 3, n_heads=4)  # digits-vit: 4 x 4 heads
+    click_data_point(page, 0, 3, 2)  # a score grid's cell (x = head 3, y = layer 2); digits-vit has 4 x 4 heads
     page.get_by_text("gate of layer 2 head 3").first.wait_for(timeout=120_000)
     wait_idle(page)
     assert page.get_by_text("Download partial_pruning_L2H3.csv").is_visible()
-    # every grid outlines the new head (a red rectangle around its cell)
-    outline = (
-        page.locator(".js-plotly-plot")
-        .nth(1)
-        .evaluate("gd => gd.layout.shapes.map(s => [(s.x0 + s.x1) / 2, (s.y0 + s.y1) / 2])")
-    )
-    assert outline == [[3, 2]]
+    # every grid outlines the new head: the clicked one by plotly's selection, the others drawn again with it
+    grids = page.locator(".js-plotly-plot")
+    assert [grids.nth(i).evaluate(OUTLINED_HEAD) for i in range(3)] == [[[2, 3]]] * 3
 
     if (ROOT / "pages" / "attention.py").exists():  # the same selection in the attention view
         page.locator("[data-testid='stSidebarNav'] a", has_text="Attention").click()
