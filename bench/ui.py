@@ -10,7 +10,8 @@ Starts `streamlit run app.py` on a free port and drives Debian's chromium with P
    (it follows when the background imports are done);
 2. per model: the cold first render of every view (the model chosen in the sidebar, each view opened once
    through the navigation);
-3. per view and model, each interaction `--repeats` times warm: the layer/head, query token, target class,
+3. per view and model, each interaction `--repeats` times warm: the layer/head (by its picker, and by a click on
+   a head's cell in the view's head chart), query token, target class,
    colour scale, temperature, block, tab, and the sidebar's next input.
 
 A click is timed on the page's own clock, from the user's input as the browser stamped it (the last pointer or
@@ -221,6 +222,28 @@ def slide(page, label: str):
     return act
 
 
+# the page's pixel of a head's cell in the first visible head chart (ui.widgets.show_head_chart), scrolled into view
+HEAD_CELL = """(k) => {
+  const gd = [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
+    .find(gd => gd.offsetParent !== null && gd._fullData.some(t => t.name === "heads"));
+  gd.scrollIntoView({block: "center"});
+  const t = gd._fullData.find(t => t.name === "heads"), i = k % t.x.length;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  return [box.left + xa._offset + xa.d2p(t.x[i]), box.top + ya._offset + ya.d2p(t.base[i] + t.y[i] / 2)];
+}"""
+
+
+def click_head(page):
+    """A callable that clicks a head's cell in the view's head chart, another head each time."""
+    state = {"k": 0}
+
+    def act():
+        state["k"] += 5  # 5 cells on: never the head just clicked
+        page.mouse.click(*page.evaluate(HEAD_CELL, state["k"]))
+
+    return act
+
+
 def tabs(page, names: list[str]):
     """A callable that opens the given tabs in turn (lazy tabs rerun the script)."""
     state = {"i": 0}
@@ -238,6 +261,7 @@ def interactions(page, view: str) -> dict:
     out = {}
     if view == "attention":
         out["head"] = step(page, "Head")
+        out["head (chart click)"] = click_head(page)
         out["query token"] = choose(page, "Query token")
         out["tab"] = tabs(page, ["Distance and strength", "Heads of this input"])
     elif view == "relevance":
@@ -247,6 +271,7 @@ def interactions(page, view: str) -> dict:
         out["temperature"] = slide(page, "Attention temperature")
         out["tab"] = tabs(page, ["Heads", "Low-pass filter"])
         out["head"] = (tabs(page, ["Heads"]), step(page, "Head"))  # (untimed set-up, the timed action)
+        out["head (chart click)"] = click_head(page)
     elif view == "embedding":
         if main_widget(page, "stSlider", "Block").count():  # the class map by block: image models only
             out["block"] = slide(page, "Block")
