@@ -34,6 +34,9 @@ SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says
 PRESENT_TOGGLE = "presenter_toggle"  # the toggle's own key: state.PRESENT outlives pages that do not draw it
 PRESENT_FONT = 20  # presenter layout: figure font size (px), and the page's CSS below
 PRESENT_LINE = 4  # presenter layout: line width of line plots (px)
+# two clicks on a clickable chart closer than this are a double click, which clears the chart's selection and reruns
+# (plotly's 500 ms made a quick click on a second head or patch one)
+CLICK_DOUBLE_MS = 150
 PRESENTER_CSS = """<style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.45rem; line-height: 1.5; }
 [data-testid="stCaptionContainer"] p, [data-testid="stCaptionContainer"] { font-size: 1.25rem; }
@@ -513,7 +516,8 @@ def show_figure(
         fig,
         width="stretch",
         key=key,
-        config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}},
+        config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+        | ({"doubleClickDelay": CLICK_DOUBLE_MS} if "on_select" in chart_kwargs else {}),
         **chart_kwargs,
     )
     if data is not None:
@@ -623,7 +627,15 @@ def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: s
     if mark.shows != head or mark.fig is None:
         mark.revision += 1
         mark.shows, mark.fig = head, with_head_mark(mark.plain, head, mark.revision)
-    show_figure(mark.fig, how_to_read, data, name, key=key, on_select=on_head_click(key), selection_mode="points")
+    show_figure(
+        mark.fig,
+        how_to_read,
+        data,
+        name,
+        key=key,
+        on_select=on_head_click(key),
+        selection_mode="points",
+    )
 
 
 def synced(key: str, value) -> str:

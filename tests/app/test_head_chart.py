@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui import state
 from ui.figures import HEAD_POINTS, head_grid, with_head_mark
+from ui.widgets import CLICK_DOUBLE_MS
 
 
 def _page():
@@ -46,6 +47,8 @@ def test_a_click_in_the_chart_keeps_the_figure_and_a_head_chosen_elsewhere_sends
     at = AppTest.from_function(_page).run()
     first = _sent(at)
     assert _outlined(first) == [[0, 0]]
+    # a quick click on a second head is not a double click (which clears the selection and sends the chart again)
+    assert json.loads(at.get("plotly_chart")[0].proto.config)["doubleClickDelay"] == CLICK_DOUBLE_MS
 
     # what ui.widgets.on_head_click does for a click on (1, 2) in this chart: the browser outlines it
     at.session_state[state.HEAD] = (1, 2)
