@@ -627,15 +627,7 @@ def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: s
     if mark.shows != head or mark.fig is None:
         mark.revision += 1
         mark.shows, mark.fig = head, with_head_mark(mark.plain, head, mark.revision)
-    show_figure(
-        mark.fig,
-        how_to_read,
-        data,
-        name,
-        key=key,
-        on_select=on_head_click(key),
-        selection_mode="points",
-    )
+    show_figure(mark.fig, how_to_read, data, name, key=key, on_select=on_head_click(key), selection_mode="points")
 
 
 def synced(key: str, value) -> str:
