@@ -83,6 +83,11 @@ class Method:
     def applies_to(self, model: HookedModel) -> bool:
         return self.why_not(model) is None
 
+    @property
+    def class_specific(self) -> bool:
+        """False for the attention family (raw attention, rollout): the same map for every target class."""
+        return self.family != "attention"
+
 
 def available_methods(model: HookedModel) -> list[str]:
     """Names of the methods that apply to `model`, in registry order."""

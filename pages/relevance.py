@@ -54,6 +54,7 @@ DEFAULT_READ_AT = next(iter(READ_AT))
 TEXT_POSITION = "position + token-type embeddings"  # the split's "position" part of a text model
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
 SCALES = ["per map", "shared"]  # the maps' colour scale
+ALL_CLASSES = 16  # up to this many classes, the first class chosen computes every class's map (class_map)
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
@@ -65,6 +66,19 @@ for name in wanted:
 probs = ctx.trace().probs[0]
 pred = int(probs.argmax())
 names = spec.class_names
+
+
+def class_map(method: str, target: int | None, read_at: str) -> np.ndarray:
+    """The method's map [T'] of the current input for the target class (None: the predicted one). A model of up to
+    ALL_CLASSES classes gets every class's map in one batched pass when a class is first chosen, so going through
+    the classes after that computes nothing (the predicted class, as the view opens, costs one class only). A
+    class-agnostic method's one map serves every class."""
+    if target is None or not METHODS[method].class_specific:
+        return cache.relevance_maps(ctx.model_key, ctx.input_key, method, None, read_at, m, ctx.batch)[0]
+    classes = tuple(range(spec.n_classes)) if spec.n_classes <= ALL_CLASSES else (target,)
+    return cache.relevance_maps(ctx.model_key, ctx.input_key, method, classes, read_at, m, ctx.batch)[
+        classes.index(target)
+    ]
 
 
 @links.fragment
@@ -141,7 +155,7 @@ def maps_panel() -> None:
             with st.spinner(f"Computing {method_label(name)}…"):
                 try:
                     at = read_at if METHODS[name].reads_text_at else DEFAULT_READ_AT  # the others: one cache entry
-                    maps[name] = cache.relevance_map(ctx.model_key, ctx.input_key, name, target, at, m, ctx.batch)
+                    maps[name] = class_map(name, target, at)
                 except RelevanceError as e:
                     st.error(str(e))
         if maps:
@@ -201,9 +215,14 @@ def maps_panel() -> None:
     if "attnlrp" not in usable:
         st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
     else:
-        # one LRP pass per class: a model of many classes (ImageNet's 1000) shows its highest logits and the target
-        classes = tuple(sorted(set(np.argsort(-probs)[:CONSERVATION_CLASSES].tolist()) | {tgt}))
-        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, classes, m, ctx.batch)
+        # one LRP pass per class: a model of many classes (ImageNet's 1000) shows its highest logits and the target,
+        # a target beyond them in a pass of its own (the highest logits' pass is kept)
+        top = tuple(sorted(np.argsort(-probs)[:CONSERVATION_CLASSES].tolist()))
+        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, top, m, ctx.batch)
+        if tgt not in top:
+            extra = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, (tgt,), m, ctx.batch)
+            cons = pd.concat([cons, extra], ignore_index=True)
+        classes = tuple(int(c) for c in cons["class"])
         row = cons[cons["class"] == tgt].iloc[0]
         gap = abs(row.total_relevance - row.logit)
         st.markdown(
@@ -225,7 +244,7 @@ def maps_panel() -> None:
                 (
                     "one point per class"
                     if len(classes) == spec.n_classes
-                    else f"one point for each of the {len(classes)} classes with the highest logits (and the target)"
+                    else f"one point for each of the {len(top)} classes with the highest logits (and the target)"
                 )
                 + ": x is the class logit, y the AttnLRP relevance summed over the input; points "
                 f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",

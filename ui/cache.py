@@ -351,14 +351,17 @@ def stored_relevance(run_root: str, updated: float) -> dict:
 
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
-def relevance_map(
-    key: str, input_key: str, method: str, target: int | None, read_at: str, _model: HookedModel, _batch
+def relevance_maps(
+    key: str, input_key: str, method: str, classes: tuple[int, ...] | None, read_at: str, _model: HookedModel, _batch
 ) -> np.ndarray:
-    """analysis.relevance.explain of one prepared input for one method and target: [T'] raw relevance
-    (read_at: where a text model's LRP relevance is read, analysis.relevance.READ_AT)."""
+    """analysis.relevance.explain of one prepared input for one method: [len(classes), T'] raw relevance for each
+    of `classes` in one batched pass, or [1, T'] for the predicted class (classes None). read_at: where a text
+    model's LRP relevance is read (analysis.relevance.READ_AT)."""
     from analysis.relevance import explain
 
-    return explain(_model, _batch, method, target=target, read_at=read_at)[0]
+    if classes is None:
+        return explain(_model, _batch, method, read_at=read_at)
+    return explain(_model, _batch.repeat(len(classes)), method, target=list(classes), read_at=read_at)
 
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")

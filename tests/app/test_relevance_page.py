@@ -1,6 +1,8 @@
 """AppTest of the Relevance view on digits-vit and minilm: maps, target class, colour scale, faithfulness,
 and the bad-input paths (a method that does not apply, a target class out of range)."""
 
+import json
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -91,6 +93,37 @@ def test_target_out_of_range_in_link_gives_clear_error():
     assert "target: 12 does not exist here" in toasts and "predicted, 0, 1" in toasts, toasts
     assert any("(predicted, probability" in s.value for s in at.subheader)  # falls back to the predicted class
     assert at.query_params["target"] == "predicted"
+
+
+def test_going_through_the_classes_computes_every_class_once(monkeypatch):
+    """The first class chosen computes every class's map of a class-specific method in one batched pass; the next
+    class computes nothing; the map shown is the method's map for that class."""
+    import analysis.relevance
+    from analysis.relevance import METHODS
+    from ui import cache
+
+    cache.relevance_maps.clear()
+    calls = []  # (method, batch size) of each computation
+    explain = analysis.relevance.explain
+
+    def counted(model, batch, method, **kw):
+        calls.append((method, len(batch)))
+        return explain(model, batch, method, **kw)
+
+    monkeypatch.setattr(analysis.relevance, "explain", counted)
+    at = _relevance_page("digits-vit")
+    methods = widget(at.multiselect, "Methods").value
+    assert sorted(calls) == sorted((m, 1) for m in methods)  # the predicted class only, as the view opens
+    calls.clear()
+    widget(at.selectbox, "Target class").set_value(2).run()
+    assert_clean(at)
+    assert sorted(calls) == sorted((m, 10) for m in methods if METHODS[m].class_specific)  # digits: 10 classes
+    calls.clear()
+    widget(at.selectbox, "Target class").set_value(7).run()
+    assert_clean(at)
+    assert calls == []
+    name = widget(at.selectbox, "Target class").options[8].split(": ", 1)[1]  # "predicted", then 0, 1, ...
+    assert any(s.value.startswith(f"Maps for class {name}") for s in at.subheader)
 
 
 def test_no_method_picked_and_no_method_scored():
@@ -228,12 +261,22 @@ def test_text_relevance_read_at_the_words_or_the_embedding_output():
     assert next(md.value for md in at.markdown if "total relevance" in md.value) != words
 
 
-def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path):
+def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path, monkeypatch):
     """A model of many classes (here 40) gets the conservation scatter of its 32 highest logits and the target,
-    not one LRP pass per class."""
+    not one LRP pass per class; a target beyond them gets a pass of its own (the top logits' pass is kept)."""
+    import analysis.relevance
     from tests.conftest import save_tiny_vit
     from ui import state
     from ui.relevance_figures import CONSERVATION_CLASSES
+
+    passes = []  # the classes of each conservation pass
+    split = analysis.relevance.conservation_split
+
+    def counted(model, batch, classes, *args):
+        passes.append(list(classes))
+        return split(model, batch, classes, *args)
+
+    monkeypatch.setattr(analysis.relevance, "conservation_split", counted)
 
     save_tiny_vit(tmp_path, [f"class{i}" for i in range(40)], layers=1)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()
@@ -243,8 +286,14 @@ def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     caption = next(c.value for c in at.caption if "on the dashed diagonal" in c.value)
     assert f"each of the {CONSERVATION_CLASSES} classes with the highest logits" in caption
-    widget(at.selectbox, "Target class").set_value(39).run()  # a target outside the top logits joins them
+    assert [len(p) for p in passes] == [CONSERVATION_CLASSES]
+    top = passes[0]
+    target = next(c for c in range(40) if c not in top)
+    widget(at.selectbox, "Target class").set_value(target).run()  # a target outside the top logits joins them
     assert not at.exception
+    assert passes[1:] == [[target]]
     caption = next(c.value for c in at.caption if "on the dashed diagonal" in c.value)
-    assert f"each of the {CONSERVATION_CLASSES} classes" in caption or f"{CONSERVATION_CLASSES + 1} classes" in caption
-    assert any(s.value.startswith("Maps for class class39") for s in at.subheader)
+    assert f"each of the {CONSERVATION_CLASSES} classes with the highest logits (and the target)" in caption
+    (scatter,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "relevance = logit" in c.proto.spec]
+    assert len(scatter["data"][1]["customdata"]) == CONSERVATION_CLASSES + 1
+    assert any(s.value.startswith(f"Maps for class class{target}") for s in at.subheader)

@@ -286,6 +286,15 @@ def test_target_changes_class_specific_maps(digits_vit):
         assert not np.allclose(a, b), name
     a, b = explain(digits_vit, batch, "rollout", target=0), explain(digits_vit, batch, "rollout", target=7)
     assert np.allclose(a, b)  # class-agnostic
+    # one batched pass over the classes gives each class's map (the view computes them so)
+    for name in ("attnlrp", "grad_rollout", "chefer2021"):
+        one = batch.select([0])
+        every = explain(digits_vit, one.repeat(10), name, target=list(range(10)))
+        for c in (0, 7):
+            np.testing.assert_allclose(every[c], explain(digits_vit, one, name, target=c)[0], atol=1e-6)
+    for name, method in METHODS.items():  # what the view relies on to compute one map for every class
+        if not method.class_specific and method.applies_to(digits_vit):
+            assert np.allclose(explain(digits_vit, batch, name, target=0), explain(digits_vit, batch, name, target=7))
 
 
 def test_bad_requests_give_clear_errors(digits_vit, minilm):
