@@ -115,9 +115,11 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     assert at.session_state[state.HEAD] == (0, 7)
     query = widget(at.selectbox, "Query token")
     n_tokens = len(query.options)
+    overview = at.get("plotly_chart")[0].proto.spec
     query.set_value(3).run()
     assert_clean(at)
     assert at.session_state[state.QUERY] == 3 and n_tokens > 5
+    assert at.get("plotly_chart")[0].proto.spec == overview  # a text's overview is the same for every query
     _open_tab(at, "Distance and strength")
     at.toggle(key="attn_ring_per_token").set_value(True).run()
     assert_clean(at)
