@@ -601,32 +601,29 @@ def on_head_click(chart_key: str):
 
 @dataclass
 class HeadMark:
-    """What show_head_chart last sent for one chart: the figure without a mark (`plain`, built for `content`), the
-    one sent (`fig`, with `shows` outlined, or what the browser outlines since a click), and the revision."""
+    """What show_head_chart last sent for one chart: `fig`, the figure `plain` with `shows` outlined (or, since a
+    click in the chart, what the browser outlines), made for `revision`."""
 
-    content: tuple
     plain: go.Figure
-    revision: int = 0
-    shows: tuple[int, int] | None = None
-    fig: go.Figure | None = None
+    revision: int
+    shows: tuple[int, int] | None
+    fig: go.Figure
 
 
 def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: str, data, name: str, key: str) -> None:
     """show_figure of a head chart (ui.figures.head_points cells; build() makes it for `content`, a key of plain
-    values) with `head` outlined, where a click selects a head.
+    values, kept with ui.cache.memo) with `head` outlined, where a click selects a head.
 
     A click in the chart outlines the clicked cell in the browser (plotly's selection) and the figure sent stays
     the same, so the browser keeps the chart and the click's rerun redraws only what depends on the head. The
     chart is sent again (and drawn anew) when `content` changes, or the head was chosen elsewhere (a picker,
     another chart, a link): then with that head outlined."""
+    plain = cache.memo(f"head_chart_{key}", content, build)
     marks = st.session_state.setdefault(state.HEAD_MARKS, {})
-    content = (*content, bool(st.session_state.get(state.PRESENT)))
     mark = marks.get(key)
-    if mark is None or mark.content != content:
-        mark = marks[key] = HeadMark(content, build(), mark.revision + 1 if mark else 0)
-    if mark.shows != head or mark.fig is None:
-        mark.revision += 1
-        mark.shows, mark.fig = head, with_head_mark(mark.plain, head, mark.revision)
+    if mark is None or mark.plain is not plain or mark.shows != head:
+        revision = mark.revision + 1 if mark else 0
+        mark = marks[key] = HeadMark(plain, revision, head, with_head_mark(plain, head, revision))
     show_figure(mark.fig, how_to_read, data, name, key=key, on_select=on_head_click(key), selection_mode="points")
 
 
