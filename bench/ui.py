@@ -222,24 +222,15 @@ def slide(page, label: str):
     return act
 
 
-# the page's pixel of a head's cell in the first visible head chart (ui.widgets.show_head_chart), scrolled into view
-HEAD_CELL = """(k) => {
-  const gd = [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
-    .find(gd => gd.offsetParent !== null && gd._fullData.some(t => t.name === "heads"));
-  gd.scrollIntoView({block: "center"});
-  const t = gd._fullData.find(t => t.name === "heads"), i = k % t.x.length;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-  return [box.left + xa._offset + xa.d2p(t.x[i]), box.top + ya._offset + ya.d2p(t.base[i] + t.y[i] / 2)];
-}"""
-
-
 def click_head(page):
-    """A callable that clicks a head's cell in the view's head chart, another head each time."""
+    """A callable that clicks a head's cell in the view's first head grid (a ui.cell_picker), another head each
+    time."""
     state = {"k": 0}
 
     def act():
+        cells = page.locator('[data-testid="stMain"] .cp:visible').first.locator(".cell")
         state["k"] += 5  # 5 cells on: never the head just clicked
-        page.mouse.click(*page.evaluate(HEAD_CELL, state["k"]))
+        cells.nth(state["k"] % cells.count()).click()
 
     return act
 

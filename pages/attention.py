@@ -24,7 +24,8 @@ from ui.attention_figures import (
     ring_trend,
     row_outline,
 )
-from ui.figures import head_grid, token_heatmap
+from ui.cell_picker import head_grid
+from ui.figures import token_heatmap
 from ui.stored import background_panel, stored_toggle
 from ui.widgets import (
     download_button,
@@ -35,6 +36,7 @@ from ui.widgets import (
     on_head_click,
     page_context,
     sample_size_picker,
+    show_cells,
     show_figure,
     show_head_chart,
     stop_view,
@@ -181,15 +183,15 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     if image:
         heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
-        show_figure(
+        show_cells(
             query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
+            (divmod(query - P, spec.grid[1]) if query >= P else None),
             "brighter patches get more of the query's attention (the query is outlined in red); click a "
             f"patch to make it the query.{prefix_share}",
             {"matrix": matrix, "query": np.array(query), "map": heat},
             name,
             key="attn_query_image",
-            on_select=on_click("attn_query_image", lambda data: set_query(P + int(data[0]))),
-            selection_mode="points",
+            on_pick=lambda row, col: set_query(P + row * spec.grid[1] + col),
         )
     elif T <= LINE_VIEW_MAX:
         k = st.slider(

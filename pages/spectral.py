@@ -18,7 +18,7 @@ from analysis.spectral import (
 from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
-from ui.figures import head_grid
+from ui.cell_picker import head_grid
 from ui.stored import background_panel, run_label, stored_toggle
 from ui.widgets import (
     head_picker,

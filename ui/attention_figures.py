@@ -1,9 +1,10 @@
 """Figures of the Attention view: the L x H overview mosaic, one head (image query map, token heatmap,
 BertViz-style line view), distance dot plot, ring profiles and trend, and the pattern map with prototypes.
 
-Plotly heatmap and image clicks do not reach Streamlit, so every clickable figure carries transparent
-scatter points whose customdata says what a click picks: (layer, head) in the overview, dot plot and pattern
-map, the token index on the query image and in the line view, (cluster, ...) in the pattern map.
+The overview and the query image are cell pickers (ui.cell_picker: a click picks a head or a patch). Plotly
+heatmap clicks do not reach Streamlit, so the clickable plotly figures carry transparent scatter points whose
+customdata says what a click picks: (layer, head) in the dot plot, the token in the line view, (cluster, ...) in
+the pattern map.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from ui.cell_picker import CellGrid
 from ui.figures import (
-    CLICK,
     as_rgb,
-    colourbar_trace,
-    head_points,
     heat_rgb,
     heat_scale,
-    image_parts,
     png_source,
     subplot_axes,
     subplot_axis_layouts,
@@ -73,6 +71,7 @@ def pooled(matrix: np.ndarray, size: int = MAX_CELL) -> np.ndarray:
 # -- overview -------------------------------------------------------------------------------------------
 OVERLAY = 0.6  # opacity of attention laid over the image
 CELL_PX = (32, 96)  # smallest and largest overview cell, in picture pixels
+QUERY_IMAGE_PX = 420  # the widest the query image is drawn, in screen pixels
 
 
 def mosaic_cell(n_heads: int, width: int) -> tuple[int, int]:
@@ -114,94 +113,58 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
     return picture, gap
 
 
-def overview_mosaic(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> go.Figure:
+def overview_mosaic(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> CellGrid:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale [0, largest cell value] (optionally
-    laid over an image [S, S, C]), drawn as one picture; each cell is a head_points cell with customdata (layer,
-    head, largest value) so that a click opens that head (read it with ui.widgets.clicked_head; outline the
-    selected head with ui.widgets.show_head_chart). width: the expected plot width in pixels; the height follows
-    so that cells come out square."""
-    L, H, r, c = cells.shape
+    laid over an image [S, S, C]), drawn as one picture in a cell picker where a click opens a head. width: the
+    most screen pixels the cells take; cells come out square."""
+    L, H = cells.shape[:2]
     zmax = float(np.nanmax(cells))
-    cell, gap = mosaic_cell(H, width)
-    step = cell + gap
-    tall, wide = L * step - gap, H * step - gap  # the picture's size
-    ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
-    clicks = head_points(
-        (hh * step + (cell - 1) / 2).ravel(),
-        (ll * step + (cell - 1) / 2).ravel(),
-        np.stack([ll.ravel(), hh.ravel(), np.nanmax(cells, (2, 3)).ravel()], -1).tolist(),
-        step,
-        step,
-        hovertemplate="layer %{customdata[0]} head %{customdata[1]} (largest %{customdata[2]:.3f})"
-        "<br>click to open this head<extra></extra>",
+    cell = mosaic_cell(H, width)[0]
+    picture, gap = mosaic_picture(cells, zmax, image, cell)
+    largest = np.nanmax(cells, (2, 3))
+    return CellGrid(
+        picture=png_source(picture),
+        rows=L,
+        cols=H,
+        cell=cell,
+        gap=gap,
+        tips=[
+            f"layer {l} head {h} (largest {largest[l, h]:.3f})\nclick to open this head"
+            for l in range(L)
+            for h in range(H)
+        ],
+        row_labels=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)],
+        col_labels=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)],
+        max_width=width,
+        scale=(heat_scale(), 0.0, zmax, "attention"),
     )
-    axis = dict(tickmode="array", showgrid=False, zeroline=False)
-    layout = dict(
-        xaxis=axis
-        | dict(
-            tickvals=[h * step + (cell - 1) / 2 for h in range(H)],
-            ticktext=[f"head {h}" if H <= 6 else f"h{h}" for h in range(H)],
-            side="top",
-            range=[-0.5 - gap / 2, wide - 0.5 + gap / 2],
-        ),
-        yaxis=axis
-        | dict(
-            tickvals=[l * step + (cell - 1) / 2 for l in range(L)],
-            ticktext=[f"layer {l}" if H <= 6 else f"L{l}" for l in range(L)],
-            range=[tall - 0.5 + gap / 2, -0.5 - gap / 2],
-        ),
-        height=min(900, max(220, int(40 + (width - 120) * tall / wide))),
-        margin=dict(l=10, r=10, t=30, b=10),
-        showlegend=False,
-        clickmode="event+select",
-        barmode="overlay",
-        plot_bgcolor="white",
-    )
-    picture = mosaic_picture(cells, zmax, image, cell)[0]
-    image_trace = dict(type="image", source=png_source(picture), hoverinfo="skip")
-    return go.Figure(data=[image_trace, colourbar_trace(0.0, zmax, title="attention"), clicks], layout=layout)
 
 
 # -- one head ------------------------------------------------------------------------------------------
-def query_image(
-    image: np.ndarray,
-    heat: np.ndarray,
-    grid: tuple[int, int],
-    query_patch: int | None,
-    zmax: float | None = None,
-    height: int = 420,
-) -> go.Figure:
-    """One head's attention heat [h, w] over the image [S, S, C]; each patch is an invisible point with
-    customdata = its patch index (click it to make it the query); the query patch is outlined in red."""
+def query_image(image: np.ndarray, heat: np.ndarray, grid: tuple[int, int], query_patch: int | None) -> CellGrid:
+    """One head's attention heat [h, w] over the image [S, S, C] (S a multiple of the grid), one cell per patch in a
+    cell picker (a click makes that patch the query), the query patch outlined by the picker."""
     gh, gw = grid
     s = image.shape[0]
-    data, layout = image_parts(image, heat, zmin=0, zmax=zmax if zmax is not None else float(heat.max()), height=height)
-    rows, cols = np.divmod(np.arange(gh * gw), gw)
-    data.append(
-        dict(
-            type="scatter",
-            x=(cols + 0.5) * s / gw - 0.5,
-            y=(rows + 0.5) * s / gh - 0.5,
-            mode="markers",
-            marker=dict(color=CLICK, size=max(6, int(0.8 * height / max(gh, gw))), symbol="square"),
-            customdata=np.stack([np.arange(gh * gw), rows, cols, heat.ravel()], -1).tolist(),
-            hovertemplate="patch row %{customdata[1]}, col %{customdata[2]}: %{customdata[3]:.3f}"
-            "<br>click to make it the query<extra></extra>",
-        )
+    zmax = float(heat.max())
+    blocks = np.repeat(np.repeat(heat, s // gh, 0), s // gw, 1)  # [S, S]: each patch's value over its pixels
+    picture = OVERLAY * heat_rgb(blocks, 0.0, zmax) + (1 - OVERLAY) * as_rgb(image)
+    return CellGrid(
+        picture=png_source(picture),
+        rows=gh,
+        cols=gw,
+        cell=s // gw,
+        gap=0,
+        tips=[
+            f"patch row {r}, col {c}: {heat[r, c]:.3f}\nclick to make it the query"
+            for r in range(gh)
+            for c in range(gw)
+        ],
+        row_labels=[],
+        col_labels=[],
+        max_width=QUERY_IMAGE_PX,
+        scale=(heat_scale(), 0.0, zmax, "attention"),
     )
-    if query_patch is not None:
-        r, c = divmod(query_patch, gw)
-        layout["shapes"] = [
-            dict(
-                type="rect",
-                x0=c * s / gw - 0.5,
-                x1=(c + 1) * s / gw - 0.5,
-                y0=r * s / gh - 0.5,
-                y1=(r + 1) * s / gh - 0.5,
-                line=dict(color="red", width=3),
-            )
-        ]
-    return go.Figure(data=data, layout=layout | dict(clickmode="event+select", showlegend=False))
 
 
 def line_view(

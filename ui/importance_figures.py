@@ -11,7 +11,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from analysis.importance import GRADIENT, METRIC_TITLES, SIGN
-from ui.figures import DIVERGING, head_grid, heat_scale
+from ui.cell_picker import CellGrid, head_grid
+from ui.figures import DIVERGING, heat_scale
 
 CURVE_COLORS = dict(
     zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"), px.colors.qualitative.D3)
@@ -46,22 +47,18 @@ def score_meaning(metric: str) -> str:
     return MEANING.get(metric, metric_label(metric))
 
 
-def score_grid(values: np.ndarray, metric: str, width: int = 380):
+def score_grid(values: np.ndarray, metric: str, width: int = 380) -> CellGrid:
     """The clickable L x H grid of one importance score [L, H]; its height makes the cells about square in a
     column `width` pixels wide (they fill whatever width they get).
 
     Ablation scores are signed (blue: removing the head helps, red: it hurts) on a scale centred at 0;
     gradient scores are magnitudes (viridis)."""
     L, H = values.shape
-    cell = int(max(12, min(44, (width - 110) / H)))
-    height = 100 + cell * L
+    height = int(max(12, min(44, (width - 110) / H))) * L
     if metric in GRADIENT:
-        fig = head_grid(values, metric_label(metric), heat_scale(), zmin=0.0, height=height)
-    else:
-        top = float(np.nanmax(np.abs(values))) or 1.0
-        fig = head_grid(values, metric_label(metric), DIVERGING, zmin=-top, zmax=top, height=height)
-    fig.update_layout(title=dict(text=metric_label(metric), font_size=13))
-    return fig
+        return head_grid(values, metric_label(metric), heat_scale(), zmin=0.0, height=height)
+    top = float(np.nanmax(np.abs(values))) or 1.0
+    return head_grid(values, metric_label(metric), DIVERGING, zmin=-top, zmax=top, height=height)
 
 
 def agreement_figure(corr: pd.DataFrame):

@@ -23,7 +23,7 @@ from models import BUILTINS, HookedModel, ModelLoadError, TraceArrays, list_mode
 from models.adapter import check_labels
 from models.trace import Batch
 from ui import cache, links, state
-from ui.figures import with_head_mark
+from ui.cell_picker import CellGrid, cell_picker
 from ui.navigation import use_router
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
@@ -559,12 +559,6 @@ def no_model_message() -> None:
     st.info("Pick a model and an input in the sidebar to start.")
 
 
-def clicked_head(event) -> tuple[int, int] | None:
-    """(layer, head) of the cell clicked in a `ui.figures.head_grid` chart (st.plotly_chart on_select), or None."""
-    data = clicked_data(event)
-    return (int(data[0]), int(data[1])) if data is not None and len(data) >= 2 else None
-
-
 def clicked_data(event) -> list | None:
     """The customdata of the first clicked point that has one in a chart's selection event, or None."""
     points = (event or {}).get("selection", {}).get("points", []) if event else []
@@ -584,47 +578,31 @@ def on_click(chart_key: str, apply):
 
 
 def on_head_click(chart_key: str):
-    """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head. In a
-    show_head_chart chart it also notes what the browser now outlines: the clicked head, or nothing after a
-    click on the cell already selected there (plotly deselects it)."""
+    """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head."""
 
     def callback() -> None:
         data = clicked_data(st.session_state.get(chart_key))
         if data is not None:
             state.select_head(int(data[0]), int(data[1]))
-        mark = st.session_state.get(state.HEAD_MARKS, {}).get(chart_key)
-        if mark is not None:
-            mark.shows = None if data is None else (int(data[0]), int(data[1]))
 
     return callback
 
 
-@dataclass
-class HeadMark:
-    """What show_head_chart last sent for one chart: `fig`, the figure `plain` with `shows` outlined (or, since a
-    click in the chart, what the browser outlines), made for `revision`."""
-
-    plain: go.Figure
-    revision: int
-    shows: tuple[int, int] | None
-    fig: go.Figure
+def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick) -> None:
+    """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the download of
+    its numbers (as show_figure); a click calls on_pick(row, col) before the rerun."""
+    st.caption(f"**How to read this:** {how_to_read}")
+    cell_picker(grid, selected, key, on_pick)
+    if data is not None:
+        download_button(data, name, key=f"dl_{key}")
 
 
 def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: str, data, name: str, key: str) -> None:
-    """show_figure of a head chart (ui.figures.head_points cells; build() makes it for `content`, a key of plain
-    values, kept with ui.cache.memo) with `head` outlined, where a click selects a head.
-
-    A click in the chart outlines the clicked cell in the browser (plotly's selection) and the figure sent stays
-    the same, so the browser keeps the chart and the click's rerun redraws only what depends on the head. The
-    chart is sent again (and drawn anew) when `content` changes, or the head was chosen elsewhere (a picker,
-    another chart, a link): then with that head outlined."""
-    plain = cache.memo(f"head_chart_{key}", content, build)
-    marks = st.session_state.setdefault(state.HEAD_MARKS, {})
-    mark = marks.get(key)
-    if mark is None or mark.plain is not plain or mark.shows != head:
-        revision = mark.revision + 1 if mark else 0
-        mark = marks[key] = HeadMark(plain, revision, head, with_head_mark(plain, head, revision))
-    show_figure(mark.fig, how_to_read, data, name, key=key, on_select=on_head_click(key), selection_mode="points")
+    """show_cells of a head grid (build() makes its ui.cell_picker.CellGrid for `content`, a key of plain values,
+    kept with ui.cache.memo) with `head` outlined, where a click selects a head. A click outlines the cell in the
+    browser at once; the grid stays drawn, and only a new picture or selection is sent to it."""
+    grid = cache.memo(f"head_chart_{key}", content, build)
+    show_cells(grid, head, how_to_read, data, name, key, state.select_head)
 
 
 def synced(key: str, value) -> str:

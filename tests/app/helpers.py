@@ -31,6 +31,11 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def figures(at: AppTest) -> int:
+    """How many figures the page shows: plotly charts and cell pickers (ui.cell_picker)."""
+    return len(at.get("plotly_chart")) + len(at.get("bidi_component"))
+
+
 def widget(widgets, label: str):
     """The first widget whose label starts with `label`."""
     return next(w for w in widgets if w.label.startswith(label))

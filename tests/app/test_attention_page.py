@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
 from models import HookedModel
-from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, stored_run, widget
+from tests.app.helpers import APP, TIMEOUT, assert_clean, figures, open_view, stored_run, widget
 from ui import state
 from ui.attention_figures import OVERLAY, default_query, mosaic_picture, overview_mosaic, query_maps, query_options
 from ui.figures import heat_rgb
@@ -60,11 +60,11 @@ def forward_counter(monkeypatch):
 def test_digits_vit_select_head_and_query_without_new_forward(forward_counter):
     at = _attention_page("digits-vit")
     seen = [s.value for s in at.subheader]
-    charts = len(at.get("plotly_chart"))
+    charts = figures(at)
     for tab in ("Distance and strength", "Patterns"):
         _open_tab(at, tab)
         seen += [s.value for s in at.subheader]
-        charts += len(at.get("plotly_chart"))
+        charts += figures(at)
     for expected in (
         "All heads",
         "Layer 0, head 0",
@@ -115,11 +115,11 @@ def test_minilm_select_head_query_and_one_token_text(forward_counter):
     assert at.session_state[state.HEAD] == (0, 7)
     query = widget(at.selectbox, "Query token")
     n_tokens = len(query.options)
-    overview = at.get("plotly_chart")[0].proto.spec
+    overview = at.get("bidi_component")[0].proto.json
     query.set_value(3).run()
     assert_clean(at)
     assert at.session_state[state.QUERY] == 3 and n_tokens > 5
-    assert at.get("plotly_chart")[0].proto.spec == overview  # a text's overview is the same for every query
+    assert at.get("bidi_component")[0].proto.json == overview  # a text's overview is the same for every query
     _open_tab(at, "Distance and strength")
     at.toggle(key="attn_ring_per_token").set_value(True).run()
     assert_clean(at)
@@ -163,9 +163,12 @@ def test_model_without_cls_falls_back_to_mean_over_queries():
     maps = query_maps(attn, -1, 0, grid)
     np.testing.assert_allclose(maps, attn.mean(2).reshape(2, 2, 3, 3))
     assert np.allclose(maps.sum((-1, -2)), 1.0)
-    fig = overview_mosaic(maps)
-    clicks = np.array(fig.data[-1].customdata)  # one clickable point per head: (layer, head, largest value)
-    np.testing.assert_allclose(clicks, [[l, h, maps[l, h].max()] for l in range(2) for h in range(2)])
+    grid = overview_mosaic(maps)  # one cell per head, its hover naming the head and its largest value
+    assert grid.tips == [
+        f"layer {l} head {h} (largest {maps[l, h].max():.3f})\nclick to open this head"
+        for l in range(2)
+        for h in range(2)
+    ]
     assert default_query(0, None) == 0  # text without a prefix: the first token
 
 

@@ -1,15 +1,19 @@
-"""ui.widgets.show_head_chart: the figure a head chart sends stays the same after a click in it (the browser
-outlines the clicked cell itself), and is sent again, outlining the head, when the head was chosen elsewhere
-or the chart's content changed."""
+"""ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
+content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
+are."""
 
+import base64
+import io
 import json
 
 import numpy as np
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from ui import state
-from ui.figures import HEAD_POINTS, head_grid, with_head_mark
-from ui.widgets import CLICK_DOUBLE_MS
+from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, query_image
+from ui.cell_picker import head_grid
+from ui.figures import heat_rgb
 
 
 def _page():
@@ -17,85 +21,72 @@ def _page():
     import streamlit as st
 
     from ui import state
-    from ui.figures import head_grid
+    from ui.cell_picker import head_grid
     from ui.widgets import show_head_chart
 
-    values = np.arange(12.0).reshape(3, 4) * st.session_state.get("scale", 1.0)
-    show_head_chart(
-        lambda: head_grid(values),
-        (st.session_state.get("scale", 1.0),),
-        state.selected_head(),
-        "test grid",
-        None,
-        "grid",
-        key="grid",
-    )
+    scale = st.session_state.get("scale", 1.0)
+    values = np.arange(12.0).reshape(3, 4) * scale
+    st.session_state["builds"] = st.session_state.get("builds", 0)
+
+    def build():
+        st.session_state["builds"] += 1
+        return head_grid(values)
+
+    show_head_chart(build, (scale,), state.selected_head(), "test grid", None, "grid", key="grid")
 
 
-def _sent(at: AppTest) -> str:
-    (chart,) = at.get("plotly_chart")
-    return chart.proto.spec
+def _sent(at: AppTest) -> dict:
+    (picker,) = at.get("bidi_component")
+    return json.loads(picker.proto.json)
 
 
-def _outlined(spec: str) -> list:
-    """customdata (layer, head) of the figure's mark."""
-    (mark,) = [t for t in json.loads(spec)["data"] if t.get("name") == "selected head"]
-    return mark["customdata"]
+def _pixels(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
-def test_a_click_in_the_chart_keeps_the_figure_and_a_head_chosen_elsewhere_sends_it_again():
+def test_the_outline_follows_the_head_and_the_picture_is_made_once_per_content():
     at = AppTest.from_function(_page).run()
     first = _sent(at)
-    assert _outlined(first) == [[0, 0]]
-    # a quick click on a second head is not a double click (which clears the selection and sends the chart again)
-    assert json.loads(at.get("plotly_chart")[0].proto.config)["doubleClickDelay"] == CLICK_DOUBLE_MS
-
-    # what ui.widgets.on_head_click does for a click on (1, 2) in this chart: the browser outlines it
-    at.session_state[state.HEAD] = (1, 2)
-    at.session_state[state.HEAD_MARKS]["grid"].shows = (1, 2)
-    at.run()
-    assert _sent(at) == first  # the same figure: the browser keeps the chart and its selection
-
-    at.session_state[state.HEAD] = (2, 3)  # chosen elsewhere: a picker, another chart, a link
+    assert first["selected"] == [0, 0] and at.session_state["builds"] == 1
+    at.session_state[state.HEAD] = (2, 3)  # chosen anywhere: a click in the grid, a picker, another view, a link
     at.run()
     moved = _sent(at)
-    assert moved != first and _outlined(moved) == [[2, 3]]
-    at.run()
-    assert _sent(at) == moved  # nothing changed: nothing sent anew
+    assert moved["selected"] == [2, 3]
+    assert {k: v for k, v in moved.items() if k != "selected"} == {k: v for k, v in first.items() if k != "selected"}
+    assert at.session_state["builds"] == 1  # the same content: the grid was not made again
 
-    # back to the head the figure outlines while the browser showed a click elsewhere: sent again all the same
-    at.session_state[state.HEAD_MARKS]["grid"].shows = (0, 1)
-    at.session_state[state.HEAD] = (0, 1)
+    at.session_state["scale"] = 2.0  # new content (another input, a new temperature)
     at.run()
-    at.session_state[state.HEAD] = (2, 3)
-    at.run()
-    assert _sent(at) != moved and _outlined(_sent(at)) == [[2, 3]]
-
-    # a click on the cell selected in the browser deselects it there: the next run outlines the head again
-    again = _sent(at)
-    at.session_state[state.HEAD_MARKS]["grid"].shows = None
-    at.run()
-    assert _sent(at) != again and _outlined(_sent(at)) == [[2, 3]]
-
-    # new content (another input, a new temperature): sent again, with the head outlined
-    before = _sent(at)
-    at.session_state["scale"] = 2.0
-    at.run()
-    assert _sent(at) != before and _outlined(_sent(at)) == [[2, 3]]
-    assert not at.exception
+    assert _sent(at)["scale"]["max"] == "22" and at.session_state["builds"] == 2
+    assert _sent(at)["selected"] == [2, 3] and not at.exception
 
 
-def test_the_mark_is_the_head_cell_drawn_visible():
-    values = np.arange(12.0).reshape(3, 4)
-    fig = head_grid(values, fmt=".1f")
-    marked = with_head_mark(fig, (2, 1), revision=5)
-    cells = next(marked.select_traces(selector=dict(name=HEAD_POINTS)))
-    (mark,) = marked.select_traces(selector=dict(name="selected head"))
-    i = 2 * 4 + 1
-    assert [list(map(int, c)) for c in mark.customdata] == [[2, 1]]
-    assert mark.x[0] == cells.x[i] == 1 and mark.base[0] == cells.base[i] == 1.5 and mark.y[0] == cells.y[i] == 1
-    assert mark.text == ("9.0",)
-    assert cells.marker.opacity == 0 and mark.marker.opacity == 1  # only the mark is drawn until a click
-    assert mark.unselected.marker.opacity == 0  # and it hides while a clicked cell is selected
-    assert marked.layout.meta == {"head_mark": 5}
-    assert len(fig.data) == 2 and fig.layout.meta is None  # the figure it was made from is left as it was
+def test_a_head_grid_is_one_pixel_per_head_on_its_colour_scale():
+    values = np.array([[0.0, 1.0, 2.0], [3.0, np.nan, 5.0]])
+    grid = head_grid(values, "title", "Viridis", zmin=0, zmax=5, fmt=".1f")
+    pixels = _pixels(grid.picture)
+    assert pixels.shape == (2, 3, 3) and (grid.rows, grid.cols, grid.cell, grid.gap) == (2, 3, 1, 0)
+    expected = (np.clip(heat_rgb(values, 0, 5, "Viridis"), 0, 1) * 255).round()
+    assert np.abs(pixels.astype(int) - expected).max() <= 1  # NaN: white
+    assert grid.tips[5] == "layer 1 head 2: 5.0" and grid.scale == ("Viridis", 0, 5, "")
+
+
+def test_the_overview_is_the_mosaic_picture_with_a_cell_per_head():
+    cells = np.random.default_rng(0).random((3, 5, 4, 4))
+    grid = overview_mosaic(cells, None, 480)
+    cell = mosaic_cell(5, 480)[0]
+    picture, gap = mosaic_picture(cells, float(cells.max()), None, cell)
+    assert (grid.rows, grid.cols, grid.cell, grid.gap) == (3, 5, cell, gap)
+    assert np.abs(_pixels(grid.picture).astype(int) - (picture * 255).round()).max() <= 1
+    assert grid.tips[1 * 5 + 4].startswith(f"layer 1 head 4 (largest {cells[1, 4].max():.3f})")
+
+
+def test_the_query_image_lays_each_patch_value_over_its_pixels():
+    image = np.zeros((8, 8, 3))
+    heat = np.arange(4.0).reshape(2, 2)
+    grid = query_image(image, heat, (2, 2), 3)
+    pixels = _pixels(grid.picture)
+    assert pixels.shape == (8, 8, 3) and (grid.rows, grid.cols, grid.cell) == (2, 2, 4)
+    assert (pixels[:4, :4] == pixels[0, 0]).all() and (pixels[4:, 4:] == pixels[7, 7]).all()
+    assert not (pixels[0, 0] == pixels[7, 7]).all()  # lowest and highest attention differ in colour
+    assert grid.tips[3].startswith("patch row 1, col 1: 3.000")

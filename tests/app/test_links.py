@@ -211,8 +211,11 @@ def test_presenter_layout_from_the_link():
 
 def test_presenter_layout_uses_the_high_contrast_heat_scale():
     def first_colours(at: AppTest) -> set[str]:
-        """The first colour of every colour scale in the view's charts."""
+        """The first colour of every colour scale in the view's charts and cell pickers."""
         out = set()
+        for picker in at.get("bidi_component"):
+            first = json.loads(picker.proto.json)["scale"]["colours"][0]
+            out.add("#{:02x}{:02x}{:02x}".format(*map(int, first[4:-1].split(","))))
         for chart in at.get("plotly_chart"):
             for trace in json.loads(chart.proto.spec)["data"]:
                 scale = trace.get("colorscale") or (trace.get("marker") or {}).get("colorscale")

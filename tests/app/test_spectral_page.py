@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import assert_clean, open_view, stored_run
+from tests.app.helpers import assert_clean, figures, open_view, stored_run
 from ui import state
 
 PAGE = "pages/spectral.py"
@@ -62,7 +62,7 @@ def test_digits_vit_every_tab_and_the_temperature_slider():
         _tab(at, tab)
         assert_clean(at)
         assert [s.value for s in at.subheader] == ["Attention temperature"] + sections, tab
-        assert len(at.get("plotly_chart")) == charts, tab
+        assert figures(at) == charts, tab
         assert not at.info  # every panel applies to a ViT
     _tab(at, "Low-pass filter")
     assert "How to read this" in _captions(at)

@@ -121,27 +121,17 @@ def open_view(page, app_url: str, url_path: str) -> None:
     wait_idle(page)
 
 
-def click_data_point(page, chart_index: int, x: float, y: float) -> None:
-    """Click the pixel of data coordinates (x, y) in the chart_index-th plotly chart of the page."""
-    chart = page.locator(".js-plotly-plot").nth(chart_index)
-    chart.scroll_into_view_if_needed()
-    px, py = chart.evaluate(
-        """(gd, [x, y]) => {
-            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-            const box = gd.getBoundingClientRect();
-            return [box.left + xa._offset + xa.d2p(x), box.top + ya._offset + ya.d2p(y)];
-        }""",
-        [x, y],
-    )
-    page.mouse.move(px, py)
-    page.wait_for_timeout(300)
-    page.mouse.click(px, py)
+def cell_pickers(page):
+    """The page's cell pickers (ui.cell_picker, in their components' shadow roots), as a Playwright locator."""
+    return page.locator("[data-testid='stMain'] .cp:visible")
 
 
-# the (layer, head) outlined in a head chart (ui.widgets.show_head_chart): the cell the user clicked there
-# (plotly's selection of the "heads" trace), else the one the figure marks ("selected head")
-OUTLINED_HEAD = """gd => {
-    const cells = gd.data.find(t => t.name === "heads"), mark = gd.data.find(t => t.name === "selected head");
-    const picked = (cells.selectedpoints || []).map(i => cells.customdata[i].slice(0, 2));
-    return picked.length ? picked : [mark.customdata[0].slice(0, 2)];
-}"""
+def click_cell(picker, row: int, col: int) -> None:
+    """Click the cell (row, col) of a cell picker (a locator of its .cp element)."""
+    picker.scroll_into_view_if_needed()
+    picker.locator(".cell").nth(row * picker.evaluate("cp => cp.cols") + col).click()
+
+
+# the (row, col) a cell picker outlines, or null
+OUTLINED_CELL = """cp => { const i = cp.cells.findIndex(c => c.classList.contains("sel"));
+    return i < 0 ? null : [Math.floor(i / cp.cols), i % cp.cols]; }"""

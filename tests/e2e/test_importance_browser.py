@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.e2e.conftest import OUTLINED_HEAD, ROOT, click_data_point, open_view, wait_idle
+from tests.e2e.conftest import OUTLINED_CELL, ROOT, cell_pickers, click_cell, open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -19,13 +19,12 @@ def test_click_a_head_selects_it_here_and_in_the_attention_view(app_url, page):
     assert page.get_by_text("gate of layer 0 head 0").first.is_visible()
     assert page.get_by_text("Download head_importance_scores.csv").is_visible()
 
-    click_data_point(page, 0, 3, 2)  # a score grid's cell (x = head 3, y = layer 2); digits-vit has 4 x 4 heads
+    click_cell(cell_pickers(page).first, 2, 3)  # a score grid's cell of layer 2, head 3
     page.get_by_text("gate of layer 2 head 3").first.wait_for(timeout=120_000)
     wait_idle(page)
     assert page.get_by_text("Download partial_pruning_L2H3.csv").is_visible()
-    # every grid outlines the new head: the clicked one by plotly's selection, the others drawn again with it
-    grids = page.locator(".js-plotly-plot")
-    assert [grids.nth(i).evaluate(OUTLINED_HEAD) for i in range(3)] == [[[2, 3]]] * 3
+    # every grid outlines the new head
+    assert cell_pickers(page).evaluate_all(f"cps => cps.map({OUTLINED_CELL})") == [[2, 3]] * 3
 
     if (ROOT / "pages" / "attention.py").exists():  # the same selection in the attention view
         page.locator("[data-testid='stSidebarNav'] a", has_text="Attention").click()

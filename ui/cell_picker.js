@@ -1,0 +1,113 @@
+// The cell picker (ui/cell_picker.py): a picture of rows x cols cells (heads, or an image's patches) with row and
+// column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click
+// outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays mounted while
+// the data changes: a new picture swaps the image, a new selection only moves the outline.
+export default function ({ parentElement, data, setTriggerValue }) {
+  let root = parentElement.querySelector(".cp");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "cp";
+    parentElement.appendChild(root);
+  }
+  root.send = setTriggerValue;
+  const { selected, ...drawn } = data;
+  const layout = JSON.stringify(drawn);
+  if (root.layout !== layout) {
+    build(root, drawn);
+    root.layout = layout;
+  }
+  outline(root, selected);
+}
+
+function el(tag, cls, parent, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function pct(v) {
+  return `${v}%`;
+}
+
+function build(root, d) {
+  root.replaceChildren();
+  root.style.fontSize = `${d.font}px`;
+  const step = d.cell + d.gap;
+  const W = d.cols * step - d.gap;
+  const H = d.rows * step - d.gap;
+  const box = (r, c) => ({
+    left: pct((100 * c * step) / W),
+    top: pct((100 * r * step) / H),
+    width: pct((100 * d.cell) / W),
+    height: pct((100 * d.cell) / H),
+  });
+  if (d.title) el("div", "title", root, d.title);
+  const frame = el("div", "frame", root);
+  if (d.max_width) frame.style.maxWidth = `${d.max_width}px`;
+  el("div", "rowtitle", frame, d.row_title);
+  const top = el("div", "collabels", frame);
+  const left = el("div", "rowlabels", frame);
+  const plot = el("div", "plot", frame);
+  if (d.height) plot.style.height = `${d.height}px`;
+  else plot.style.aspectRatio = `${W} / ${H}`;
+  d.col_labels.forEach((t, c) => {
+    const b = box(0, c);
+    const s = el("span", "", top, t);
+    s.style.left = pct(parseFloat(b.left) + parseFloat(b.width) / 2);
+  });
+  d.row_labels.forEach((t, r) => {
+    const b = box(r, 0);
+    const s = el("span", "", left, t);
+    s.style.top = pct(parseFloat(b.top) + parseFloat(b.height) / 2);
+  });
+  const img = el("img", d.smooth ? "pic" : "pic pixelated", plot);
+  img.src = d.picture;
+  img.alt = d.title || "cells";
+  img.draggable = false;
+  const tip = el("div", "tip", root);
+  root.cells = [];
+  for (let r = 0; r < d.rows; r++) {
+    for (let c = 0; c < d.cols; c++) {
+      const cell = el("div", d.ruled ? "cell ruled" : "cell", plot);
+      Object.assign(cell.style, box(r, c));
+      const text = d.tips[r * d.cols + c];
+      cell.onmousemove = (e) => {
+        tip.textContent = text;
+        tip.style.display = "block";
+        const rb = root.getBoundingClientRect();
+        tip.style.left = `${e.clientX - rb.left + 12}px`;
+        tip.style.top = `${e.clientY - rb.top + 12}px`;
+      };
+      cell.onmouseleave = () => {
+        tip.style.display = "none";
+      };
+      cell.onclick = () => {
+        outline(root, [r, c]);
+        root.send("pick", [r, c]);
+      };
+      root.cells.push(cell);
+    }
+  }
+  root.cols = d.cols;
+  if (d.scale) {
+    const scale = el("div", "scale", frame);
+    el("div", "max", scale, d.scale.max);
+    const bar = el("div", "bar", scale);
+    bar.style.background = `linear-gradient(to top, ${d.scale.colours.join(", ")})`;
+    el("div", "min", scale, d.scale.min);
+    if (d.scale.title) el("div", "scaletitle", scale, d.scale.title);
+  }
+  if (d.col_title) {
+    el("div", "coltitle", frame, d.col_title);
+  }
+}
+
+function outline(root, selected) {
+  const old = root.querySelector(".cell.sel");
+  if (old) old.classList.remove("sel");
+  if (!selected) return;
+  const cell = root.cells[selected[0] * root.cols + selected[1]];
+  if (cell) cell.classList.add("sel");
+}
