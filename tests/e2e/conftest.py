@@ -121,6 +121,10 @@ def open_view(page, app_url: str, url_path: str) -> None:
     wait_idle(page)
 
 
+# the main area's figures: plotly charts and cell pickers (ui.cell_picker)
+FIGURES = "[data-testid='stMain'] .js-plotly-plot, [data-testid='stMain'] .cp"
+
+
 def cell_pickers(page):
     """The page's cell pickers (ui.cell_picker, in their components' shadow roots), as a Playwright locator."""
     return page.locator("[data-testid='stMain'] .cp:visible")

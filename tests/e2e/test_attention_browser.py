@@ -2,10 +2,9 @@
 
 import pytest
 
-from tests.e2e.conftest import OUTLINED_CELL, cell_pickers, click_cell, open_view, wait_idle
+from tests.e2e.conftest import FIGURES, OUTLINED_CELL, cell_pickers, click_cell, open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
-CHARTS = "[data-testid='stMain'] .js-plotly-plot, [data-testid='stMain'] .cp"  # plotly charts and cell pickers
 
 
 def test_click_a_head_in_the_overview_opens_it(app_url, page):
@@ -53,11 +52,11 @@ def test_switching_back_to_a_tab_keeps_its_charts(app_url, page):
     page.get_by_role("tab", name="Distance and strength").click()
     page.get_by_role("heading", name="Attention distance per head").wait_for(timeout=300_000)
     wait_idle(page, timeout=300_000)
-    charts = page.locator(CHARTS).evaluate_all("cs => { cs.forEach(c => { c.__kept = true; }); return cs.length; }")
+    charts = page.locator(FIGURES).evaluate_all("cs => { cs.forEach(c => { c.__kept = true; }); return cs.length; }")
     assert charts >= 7  # the distance tab's charts and grids, and the heads tab's kept hidden
     for name, heading in (("Heads of this input", "Layer 0, head 0"), ("Distance and strength", "Ring strength")):
         page.get_by_role("tab", name=name).click()
         wait_idle(page)
         assert page.get_by_role("heading", name=heading).first.is_visible()
-        kept = page.locator(CHARTS).evaluate_all("cs => cs.filter(c => c.__kept).length")
+        kept = page.locator(FIGURES).evaluate_all("cs => cs.filter(c => c.__kept).length")
         assert kept == charts

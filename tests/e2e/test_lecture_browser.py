@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import wait_idle
+from tests.e2e.conftest import FIGURES, wait_idle
 from ui.tour import TOURS_DIR, load_tour
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ def test_deep_link_and_copy_link_reopen_the_same_state(app_url, page, browser):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url)
     page.goto(f"{app_url}/attention?model=digits-vit&input=7&layer=2&head=1&tab=Heads+of+this+input")
     wait_idle(page)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.locator(FIGURES).first.wait_for(timeout=60_000)
     expect_sidebar_input(page, "7")
     shown = query(page.url)
     assert shown["layer"] == "2" and shown["head"] == "1" and shown["input"] == "7"
@@ -42,7 +42,7 @@ def test_deep_link_and_copy_link_reopen_the_same_state(app_url, page, browser):
     other = page.context.new_page()
     other.goto(copied)
     wait_idle(other)
-    other.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    other.locator(FIGURES).first.wait_for(timeout=60_000)
     assert query(other.url) == shown
     expect_sidebar_input(other, "7")
     other.close()
