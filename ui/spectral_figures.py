@@ -156,9 +156,12 @@ def head_response_figure(
     cols = len(panels)
     layout = subplot_layout(1, cols, [f"{p} of {head}".strip() for p in panels], horizontal_spacing=0.14)
     layout.update(height=height, margin=dict(MARGIN, t=40), showlegend=False)
+    # the layer's heads as one grey trace, broken by gaps (NaN) between heads: one trace draws faster than H
+    gaps = np.full((len(layer_gains), 1), np.nan)
+    grey_x = np.hstack([np.broadcast_to(freq, layer_gains.shape), gaps]).ravel()
+    grey_y = np.hstack([layer_gains, gaps]).ravel()
     data = [
-        dict(type="scatter", x=freq, y=g, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip")
-        for g in layer_gains
+        dict(type="scatter", x=grey_x, y=grey_y, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip")
     ]
     data.append(
         dict(

@@ -170,15 +170,20 @@ def test_head_response_figure_puts_each_panel_on_its_own_axes(grid):
     freq, layer_gains = np.linspace(0, 1, 9), rng.random((4, 9))
     eigenvalues = rng.random(16) + 1j * rng.random(16)
     response = rng.random((4, 4)) if grid else None
-    fig = json.loads(head_response_figure(freq, layer_gains[1], layer_gains, eigenvalues, response, "L0 H1").to_json())
+    figure = head_response_figure(freq, layer_gains[1], layer_gains, eigenvalues, response, "L0 H1")
+    fig = json.loads(figure.to_json())
     last = "3" if grid else "2"
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     assert titles == ["gain of L0 H1"] + (["2-D response of L0 H1"] if grid else []) + ["eigenvalues of L0 H1"]
     axes = [(t.get("xaxis", "x"), t.get("yaxis", "y"), t["type"]) for t in fig["data"]]
-    assert axes[:5] == [("x", "y", "scatter")] * 5  # the layer's four heads and the selected one
-    assert axes[5:] == ([("x2", "y2", "heatmap")] if grid else []) + [(f"x{last}", f"y{last}", "scatter")] * 2
+    assert axes[:2] == [("x", "y", "scatter")] * 2  # the layer's heads (one trace) and the selected one
+    grey = figure.data[0]
+    curves = np.asarray(grey.y, dtype=float).reshape(4, 10)  # each head's gain, then a gap (NaN)
+    assert np.allclose(curves[:, :9], layer_gains) and np.isnan(curves[:, 9]).all()
+    assert np.allclose(np.asarray(grey.x, dtype=float).reshape(4, 10)[:, :9], freq)
+    assert axes[2:] == ([("x2", "y2", "heatmap")] if grid else []) + [(f"x{last}", f"y{last}", "scatter")] * 2
     assert fig["layout"][f"yaxis{last}"]["scaleanchor"] == f"x{last}"
     if grid:
         assert fig["layout"]["yaxis2"]["scaleanchor"] == "x2"
-        bar = fig["data"][5]["colorbar"]["x"]
+        bar = fig["data"][2]["colorbar"]["x"]
         assert fig["layout"]["xaxis2"]["domain"][1] < bar < fig["layout"]["xaxis3"]["domain"][0]
