@@ -16,13 +16,21 @@ from ui.relevance_figures import (
     faithfulness_display,
     gallery_figure,
     highlight_best,
-    overlay_grid,
+    map_picture,
     shares,
     token_grids,
     top_tokens,
 )
 from ui.stored import background_panel, find_run, input_table, run_label, stored_toggle
-from ui.widgets import download_button, no_model_message, page_context, sample_size_picker, show_figure, stop_view
+from ui.widgets import (
+    download_button,
+    no_model_message,
+    page_context,
+    sample_size_picker,
+    show_figure,
+    show_pictures,
+    stop_view,
+)
 
 METHODS_KEY = "relevance_methods"
 DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
@@ -174,27 +182,30 @@ def maps_panel() -> None:
                 )
             )
             data = {k: v for k, v in maps.items()}
+            name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
             if image:
-                grids = {k: to_grid(m, v[None])[0] for k, v in s.items()}
-                fig = overlay_grid(ctx.batch.images[0], grids, lims, shared, opacity=opacity, show_image=under)
+                pictures = [
+                    map_picture(ctx.batch.images[0], to_grid(m, v[None])[0], lims[k], k, opacity, under)
+                    for k, v in s.items()
+                ]
                 data["grid"] = np.asarray(spec.grid)
+                show_pictures(pictures, how, data, name, key="rel_maps")
             else:
                 tokens = ctx.batch.tokens[0][spec.n_prefix :]
                 fig = token_grids(tokens, s, lims)
                 data["tokens"] = np.asarray(tokens)
                 for note in ctx.notes:  # e.g. the text was truncated to the model's limit
                     st.warning(note)
-            name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
-            if not image and len(data["tokens"]) > LONG_TEXT:
-                st.info(
-                    f"{len(data['tokens'])} word pieces: below, the {TOP_TOKENS} most relevant of each method; the "
-                    "full maps are in the scrolling panel under it."
-                )
-                st.dataframe(top_tokens(data["tokens"], s, TOP_TOKENS), hide_index=True, width="stretch")
-                with st.container(height=LONG_TEXT_PANEL):
+                if len(tokens) > LONG_TEXT:
+                    st.info(
+                        f"{len(tokens)} word pieces: below, the {TOP_TOKENS} most relevant of each method; the full "
+                        "maps are in the scrolling panel under it."
+                    )
+                    st.dataframe(top_tokens(tokens, s, TOP_TOKENS), hide_index=True, width="stretch")
+                    with st.container(height=LONG_TEXT_PANEL):
+                        show_figure(fig, how, data, name, key="rel_maps")
+                else:
                     show_figure(fig, how, data, name, key="rel_maps")
-            else:
-                show_figure(fig, how, data, name, key="rel_maps")
             with st.expander("About the methods"):
                 st.table(
                     pd.DataFrame(

@@ -1,6 +1,6 @@
 // The cell picker (ui/cell_picker.py): a picture of rows x cols cells (heads, or an image's patches) with row and
-// column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click
-// outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays mounted while
+// column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click (on
+// a pickable grid) outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays mounted while
 // the data changes: a new picture swaps the image, a new selection only moves the outline.
 export default function ({ parentElement, data, setTriggerValue }) {
   let root = parentElement.querySelector(".cp");
@@ -49,7 +49,7 @@ function build(root, d) {
   el("div", "rowtitle", frame, d.row_title);
   const top = el("div", "collabels", frame);
   const left = el("div", "rowlabels", frame);
-  const plot = el("div", "plot", frame);
+  const plot = el("div", d.pickable ? "plot pickable" : "plot", frame);
   if (d.height) plot.style.height = `${d.height}px`;
   else plot.style.aspectRatio = `${W} / ${H}`;
   d.col_labels.forEach((t, c) => {
@@ -83,10 +83,12 @@ function build(root, d) {
       cell.onmouseleave = () => {
         tip.style.display = "none";
       };
-      cell.onclick = () => {
-        outline(root, [r, c]);
-        root.send("pick", [r, c]);
-      };
+      if (d.pickable) {
+        cell.onclick = () => {
+          outline(root, [r, c]);
+          root.send("pick", [r, c]);
+        };
+      }
       root.cells.push(cell);
     }
   }

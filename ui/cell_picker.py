@@ -32,7 +32,8 @@ class CellGrid:
     between them; tips: one hover text per cell, row by row; height: pixels of the cell area, whose width then
     fills the column (None: the picture's aspect ratio, at most max_width pixels wide); ruled: thin white lines
     between the cells; smooth: scale the picture smoothly instead of in blocks; scale: the colour bar, (colour
-    scale name, low, high, title) or None."""
+    scale name, low, high, title) or None; pickable: a click picks a cell (off: a picture with a value per cell on
+    hover)."""
 
     picture: str
     rows: int
@@ -50,6 +51,7 @@ class CellGrid:
     ruled: bool = False
     smooth: bool = False
     scale: tuple[str, float, float, str] | None = None
+    pickable: bool = True
 
 
 def head_grid(
@@ -92,10 +94,10 @@ def _scale(colorscale: str, lo: float, hi: float, title: str) -> dict:
 
 
 def cell_picker(
-    grid: CellGrid, selected: tuple[int, int] | None, key: str, on_pick: Callable[[int, int], None]
+    grid: CellGrid, selected: tuple[int, int] | None, key: str, on_pick: Callable[[int, int], None] | None = None
 ) -> None:
-    """Draw `grid` with the `selected` (row, col) outlined; a click on a cell calls on_pick(row, col) before the
-    script (or the fragment the picker is in) reruns."""
+    """Draw `grid` with the `selected` (row, col) outlined; a click on a cell of a pickable grid calls
+    on_pick(row, col) before the script (or the fragment the picker is in) reruns."""
     data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", "tips", "row_labels", "col_labels")} | {
         "tips": list(grid.tips),
         "row_labels": list(grid.row_labels),
@@ -110,4 +112,4 @@ def cell_picker(
         if cell is not None:
             on_pick(int(cell[0]), int(cell[1]))
 
-    _component(data=data, key=key, on_pick_change=picked)
+    _component(data=data, key=key, **({"on_pick_change": picked} if on_pick else {}))

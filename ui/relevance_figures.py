@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
+from ui.cell_picker import CellGrid
 from ui.figures import DIVERGING, as_rgb, png_source, subplot_axes, subplot_layout, update_axes
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
@@ -20,6 +21,10 @@ SIGNED = [
     [0.75, "rgba(214,96,77,0.7)"],
     [1.0, "rgba(103,0,31,0.95)"],
 ]
+
+_SIGNED_AT = np.array([at for at, _ in SIGNED])
+_SIGNED_RGBA = np.array([[float(x) for x in colour[5:-1].split(",")] for _, colour in SIGNED])  # [5, 4]: 0-255, 0-1
+MAP_PX = 300  # the widest a map picture is drawn
 
 TOKENS_PER_ROW = 8
 TOKEN_ROW_PX = 30  # height of one line of word pieces
@@ -96,30 +101,40 @@ def _overlay(
     ]
 
 
-def overlay_grid(
-    image: np.ndarray,
-    grid_maps: dict[str, np.ndarray],
-    limits: dict[str, float],
-    shared: bool,
-    cols: int = 4,
-    opacity: float = 1.0,
-    show_image: bool = True,
-):
-    """One image [S, S, C] with each method's map [h, w] over it (or the maps alone without show_image), `cols`
-    per row (red: for the class, blue: against) at `opacity`; one colour bar when the scale is shared."""
-    names = list(grid_maps)
-    rows = int(np.ceil(len(names) / cols))
-    cols = min(cols, len(names))
-    layout = subplot_layout(rows, cols, names, horizontal_spacing=0.02, vertical_spacing=0.08)
-    rgb = as_rgb(image) * 255
-    data = []
-    for i, name in enumerate(names):
-        axes = subplot_axes(i // cols + 1, i % cols + 1, cols)
-        traces = _overlay(rgb, grid_maps[name], limits[name], name, shared and i == 0, opacity, show_image)
-        data += [t | axes for t in traces]
-    _square_axes(layout, image.shape[0])
-    layout.update(height=60 + 250 * rows, margin=dict(l=0, r=0, t=50, b=0))
-    return go.Figure(data=data, layout=layout)
+def signed_over(values: np.ndarray, limit: float, under: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """Values [...] on the SIGNED scale from -limit to +limit laid over the picture under [..., 3] (floats in
+    [0, 1]) as plotly lays a heatmap of that scale at `opacity` over it: colours [..., 3] in [0, 1]."""
+    t = np.clip((np.asarray(values, dtype=float) / limit + 1) / 2, 0, 1)
+    rgba = np.stack([np.interp(t, _SIGNED_AT, _SIGNED_RGBA[:, i]) for i in range(4)], axis=-1)
+    alpha = opacity * rgba[..., 3:]
+    return alpha * rgba[..., :3] / 255 + (1 - alpha) * under
+
+
+def map_picture(
+    image: np.ndarray, grid_map: np.ndarray, limit: float, name: str, opacity: float = 1.0, show_image: bool = True
+) -> CellGrid:
+    """One method's map [h, w] on the signed scale +-limit (red: for the class, blue: against) over the image
+    [S, S, C] (S a multiple of the grid; on white without show_image) at `opacity`, as a picture with one cell per
+    patch and its value on hover (a cell picker that picks nothing: it stays mounted when only its picture
+    changes, where a plotly chart is drawn anew)."""
+    gh, gw = grid_map.shape
+    s = image.shape[0]
+    blocks = np.repeat(np.repeat(grid_map, s // gh, 0), s // gw, 1)  # [S, S]: each patch's value over its pixels
+    under = as_rgb(image) if show_image else np.ones((s, s, 3))
+    return CellGrid(
+        picture=png_source(signed_over(blocks, limit, under, opacity)),
+        rows=gh,
+        cols=gw,
+        cell=s // gw,
+        gap=0,
+        tips=[f"{name}, patch row {r}, col {c}: {grid_map[r, c]:.3g}" for r in range(gh) for c in range(gw)],
+        row_labels=[],
+        col_labels=[],
+        title=name,
+        max_width=MAP_PX,
+        scale=(DIVERGING, -limit, limit, "share"),
+        pickable=False,
+    )
 
 
 def _square_axes(layout: dict, s: int) -> None:

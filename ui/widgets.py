@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -593,6 +594,18 @@ def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key:
     its numbers (as show_figure); a click calls on_pick(row, col) before the rerun."""
     st.caption(f"**How to read this:** {how_to_read}")
     cell_picker(grid, selected, key, on_pick)
+    if data is not None:
+        download_button(data, name, key=f"dl_{key}")
+
+
+def show_pictures(grids: Sequence[CellGrid], how_to_read: str, data, name: str, key: str, per_row: int = 4) -> None:
+    """Pictures (ui.cell_picker grids that pick nothing, a value per cell on hover) side by side, per_row to a
+    row, with one reading guide and one download of their numbers (as show_figure)."""
+    st.caption(f"**How to read this:** {how_to_read}")
+    for start in range(0, len(grids), per_row):
+        for column, (i, grid) in zip(st.columns(per_row), enumerate(grids[start : start + per_row], start)):
+            with column:
+                cell_picker(grid, None, f"{key}_{i}")
     if data is not None:
         download_button(data, name, key=f"dl_{key}")
 

@@ -1,6 +1,6 @@
 """ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
 content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
-are."""
+are (head grids, the Attention overview and query image, the Relevance maps)."""
 
 import base64
 import io
@@ -14,6 +14,7 @@ from ui import state
 from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, query_image
 from ui.cell_picker import head_grid
 from ui.figures import heat_rgb
+from ui.relevance_figures import map_picture, signed_over
 
 
 def _page():
@@ -90,3 +91,33 @@ def test_the_query_image_lays_each_patch_value_over_its_pixels():
     assert (pixels[:4, :4] == pixels[0, 0]).all() and (pixels[4:, 4:] == pixels[7, 7]).all()
     assert not (pixels[0, 0] == pixels[7, 7]).all()  # lowest and highest attention differ in colour
     assert grid.tips[3].startswith("patch row 1, col 1: 3.000")
+
+
+def test_signed_over_lays_the_signed_scale_over_the_picture_as_plotly_does():
+    """SIGNED's stops (RdBu_r, clear in the middle) laid over a grey picture: plotly's heatmap-over-image colours."""
+    under = np.full((5, 3), 0.5)
+    values = np.array([0.0, 2.0, -4.0, 1.0, -1.0])  # limit 2: the middle, the top, clipped bottom, half-way up and down
+    out = signed_over(values, 2.0, under)
+    expected = [
+        under[0],
+        0.95 * np.array([103, 0, 31]) / 255 + 0.05 * 0.5,
+        0.95 * np.array([5, 48, 97]) / 255 + 0.05 * 0.5,
+        0.7 * np.array([214, 96, 77]) / 255 + 0.3 * 0.5,
+        0.7 * np.array([67, 147, 195]) / 255 + 0.3 * 0.5,
+    ]
+    assert np.allclose(out, expected)
+    half = signed_over(values, 2.0, under, opacity=0.5)  # the heatmap's opacity scales its alpha
+    assert np.allclose(half[1], 0.475 * np.array([103, 0, 31]) / 255 + 0.525 * 0.5)
+
+
+def test_a_relevance_map_is_its_patches_over_the_image_with_values_on_hover():
+    image = np.zeros((8, 8, 1))
+    shares = np.array([[0.5, -0.25], [0.0, 0.25]])
+    grid = map_picture(image, shares, 0.5, "AttnLRP")
+    pixels = _pixels(grid.picture)
+    assert pixels.shape == (8, 8, 3) and (grid.rows, grid.cols, grid.cell) == (2, 2, 4) and not grid.pickable
+    assert (pixels[:4, :4] == pixels[0, 0]).all() and (pixels[4:, :4] == 0).all()  # no relevance: the black image
+    assert np.abs(pixels[0, 0] - 0.95 * np.array([103, 0, 31])).max() <= 1  # the top of the scale
+    assert grid.tips[1] == "AttnLRP, patch row 0, col 1: -0.25" and grid.scale == ("RdBu_r", -0.5, 0.5, "share")
+    plain = _pixels(map_picture(image, shares, 0.5, "AttnLRP", show_image=False).picture)
+    assert (plain[4:, :4] == 255).all()  # without the image: white where nothing is relevant

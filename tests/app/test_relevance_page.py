@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis.faithfulness import method_label
 from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
 
 
@@ -30,7 +31,9 @@ def test_maps_target_and_faithfulness(model):
     subheaders = [s.value for s in at.subheader]
     assert any(s.startswith("Maps for class") and "(predicted, probability" in s for s in subheaders)
     assert "Conservation: AttnLRP relevance vs the logit" in subheaders
-    assert len(at.get("plotly_chart")) == 2  # the maps and the conservation scatter
+    pictures = 4 if model == "digits-vit" else 0  # an image's maps: one picture per default method
+    assert len(at.get("bidi_component")) == pictures
+    assert len(at.get("plotly_chart")) == (1 if pictures else 2)  # (a text's maps and) the conservation scatter
     assert any("total relevance" in md.value for md in at.markdown)
 
     target = widget(at.selectbox, "Target class")
@@ -54,7 +57,7 @@ def test_maps_target_and_faithfulness(model):
     assert any(md.value.startswith("**Scores over 4 inputs of") for md in at.markdown)
     table = next(d.value for d in at.dataframe if "Method" in d.value.columns)
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
-    assert len(at.get("plotly_chart")) == 4 + (1 if model == "digits-vit" else 0)  # + curves (+ gallery)
+    assert len(at.get("plotly_chart")) == 4  # + perturbation and deletion/insertion curves (+ the gallery or the maps)
     if model == "minilm":
         assert len(at.dataframe) == 3  # the conservation split, the faithfulness table, the disagreement table
     assert any("4 inputs covering" in w.value and "too few" in w.value for w in at.warning)
@@ -180,25 +183,30 @@ def test_a_stored_faithfulness_run_is_shown_instead_of_the_form(digits_vit):
 
 
 def test_overlay_scale_opacity_and_plain_maps():
-    """Overlays default to per-map scaling (a diffuse map stays visible); the opacity slider and the image
-    toggle reach the figure."""
-    import json
+    """An image's maps are one picture per method; per-map scaling by default (a diffuse map stays visible), the
+    shared scale gives every map the same limits; the opacity slider and the image toggle reach the pictures."""
+    from tests.app.test_head_chart import _pixels
 
     at = _relevance_page("digits-vit")
     assert widget(at.radio, "Colour scale").value == "per map"
 
-    def maps_figure() -> dict:
-        return json.loads(at.get("plotly_chart")[0].proto.spec)
+    def maps() -> list[dict]:
+        return [json.loads(c.proto.json) for c in at.get("bidi_component")]
 
-    traces = maps_figure()["data"]
-    assert {t["type"] for t in traces} == {"image", "heatmap"}
-    assert all(t["opacity"] == 0.8 for t in traces if t["type"] == "heatmap")
-    assert not any(t.get("showscale") for t in traces if t["type"] == "heatmap")  # per map: no shared colour bar
+    sent = maps()
+    assert [m["title"] for m in sent] == [method_label(k) for k in ("rollout", "grad_rollout", "chefer2021", "attnlrp")]
+    assert all(not m["pickable"] and m["rows"] * m["cols"] == len(m["tips"]) > 1 for m in sent)  # a tip per patch
+    assert len({m["scale"]["max"] for m in sent}) > 1  # each map on its own scale
+    image_dark = [_pixels(m["picture"]).min() for m in sent]
+    assert min(image_dark) < 40  # the digit's black background shows through where relevance is about zero
+
+    widget(at.radio, "Colour scale").set_value("shared").run()
+    assert len({(m["scale"]["min"], m["scale"]["max"]) for m in maps()}) == 1
     at.slider(key="rel_opacity").set_value(0.5).run()
     at.toggle(key="rel_under").set_value(False).run()
     assert_clean(at)
-    traces = maps_figure()["data"]
-    assert {t["type"] for t in traces} == {"heatmap"} and all(t["opacity"] == 0.5 for t in traces)
+    # on white at half opacity (alpha at most 0.95 / 2), no channel of any colour falls below 0.525 of white
+    assert all(_pixels(m["picture"]).min() >= 0.525 * 255 - 1 for m in maps())
 
 
 def test_a_long_text_gets_the_compact_view_and_keeps_its_truncation_visible():
