@@ -19,7 +19,8 @@ key event before the page sent the widget's new value; Playwright's own work bef
 and waiting for it to be still, is reported apart as "harness" and not counted) until "done", detected
 precisely, polled every 20 ms, no fixed sleeps: the server has reported the script run (or fragment run) the
 click started as finished (its `script_finished` message on the page's websocket), Streamlit's status widget
-is gone, no element is marked stale, every chart on the page is drawn, and the browser has painted two frames
+is gone, no element is marked stale, every chart on the page is drawn and every cell
+picker's picture loaded, and the browser has painted two frames
 since (plotly redraws a changed chart within them). Each line also splits the median into the server's part
 (value sent until the run's finished message arrived) and the browser's (the rest). With --vit-b a
 ViT-B/16-sized random model (saved to a temporary folder) is timed too (no target on CPU).
@@ -55,8 +56,11 @@ TIMEOUT = 120_000
 IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
               && !document.querySelector('[data-stale="true"]')
               && !document.querySelector('[data-testid="stSpinner"]')"""
+# every plotly chart laid out, and every cell picker's picture (ui.cell_picker, in a component's shadow root) loaded
 ALL_DRAWN = f"""() => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
-                 .every(gd => gd._fullLayout)"""
+                 .every(gd => gd._fullLayout)
+                 && [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => e.shadowRoot)
+                 .every(host => [...host.shadowRoot.querySelectorAll('.cp img')].every(img => img.complete))"""
 TITLE = f"""(title) => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
                  .some(h => h.innerText.trim() === title)"""
 
