@@ -1,7 +1,8 @@
 // The cell picker (ui/cell_picker.py): a picture of rows x cols cells (heads, or an image's patches) with row and
 // column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click (on
 // a pickable grid) outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays mounted while
-// the data changes: a new picture swaps the image, a new selection only moves the outline.
+// the data changes: a new picture swaps the image, a new selection only moves the outline. With a name, a "PNG" link
+// (shown on hover, as plotly's camera) downloads the picture.
 export default function ({ parentElement, data, setTriggerValue }) {
   let root = parentElement.querySelector(".cp");
   if (!root) {
@@ -104,6 +105,28 @@ function build(root, d) {
   if (d.col_title) {
     el("div", "coltitle", frame, d.col_title);
   }
+  if (d.name) {
+    const save = el("a", "save", root, "⤓ PNG");
+    save.title = "Download the picture as PNG (as drawn, twice its size on screen)";
+    save.onclick = (e) => {
+      e.preventDefault();
+      savePicture(img, plot, d.smooth, `${d.name}.png`);
+    };
+  }
+}
+
+// The picture as drawn (scaled to twice its size on screen, in blocks unless smooth) as a PNG download.
+function savePicture(img, plot, smooth, filename) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 2 * plot.clientWidth;
+  canvas.height = 2 * plot.clientHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = smooth;
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  const a = document.createElement("a");
+  a.href = canvas.toDataURL("image/png");
+  a.download = filename;
+  a.click();
 }
 
 function outline(root, selected) {

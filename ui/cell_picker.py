@@ -94,10 +94,15 @@ def _scale(colorscale: str, lo: float, hi: float, title: str) -> dict:
 
 
 def cell_picker(
-    grid: CellGrid, selected: tuple[int, int] | None, key: str, on_pick: Callable[[int, int], None] | None = None
+    grid: CellGrid,
+    selected: tuple[int, int] | None,
+    key: str,
+    on_pick: Callable[[int, int], None] | None = None,
+    name: str = "",
 ) -> None:
     """Draw `grid` with the `selected` (row, col) outlined; a click on a cell of a pickable grid calls
-    on_pick(row, col) before the script (or the fragment the picker is in) reruns."""
+    on_pick(row, col) before the script (or the fragment the picker is in) reruns. name: the file name (without
+    .png) of the picture's PNG download (none without a name)."""
     data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", "tips", "row_labels", "col_labels")} | {
         "tips": list(grid.tips),
         "row_labels": list(grid.row_labels),
@@ -105,6 +110,7 @@ def cell_picker(
         "scale": _scale(*grid.scale) if grid.scale else None,
         "font": PRESENT_FONT if st.session_state.get(state.PRESENT) else FONT,
         "selected": list(selected) if selected is not None else None,
+        "name": name,
     }
 
     def picked() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -593,7 +594,7 @@ def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key:
     """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the download of
     its numbers (as show_figure); a click calls on_pick(row, col) before the rerun."""
     st.caption(f"**How to read this:** {how_to_read}")
-    cell_picker(grid, selected, key, on_pick)
+    cell_picker(grid, selected, key, on_pick, name)
     if data is not None:
         download_button(data, name, key=f"dl_{key}")
 
@@ -605,7 +606,8 @@ def show_pictures(grids: Sequence[CellGrid], how_to_read: str, data, name: str, 
     for start in range(0, len(grids), per_row):
         for column, (i, grid) in zip(st.columns(per_row), enumerate(grids[start : start + per_row], start)):
             with column:
-                cell_picker(grid, None, f"{key}_{i}")
+                title = re.sub(r"\W+", "_", grid.title).strip("_") or str(i)  # a file name's part
+                cell_picker(grid, None, f"{key}_{i}", name=f"{name}_{title}")
     if data is not None:
         download_button(data, name, key=f"dl_{key}")
 

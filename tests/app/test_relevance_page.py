@@ -196,6 +196,9 @@ def test_overlay_scale_opacity_and_plain_maps():
     sent = maps()
     assert [m["title"] for m in sent] == [method_label(k) for k in ("rollout", "grad_rollout", "chefer2021", "attnlrp")]
     assert all(not m["pickable"] and m["rows"] * m["cols"] == len(m["tips"]) > 1 for m in sent)  # a tip per patch
+    assert [m["name"] for m in sent][-1].startswith("relevance_digits_test_0_class") and sent[-1]["name"].endswith(
+        "_AttnLRP"
+    )
     assert len({m["scale"]["max"] for m in sent}) > 1  # each map on its own scale
     image_dark = [_pixels(m["picture"]).min() for m in sent]
     assert min(image_dark) < 40  # the digit's black background shows through where relevance is about zero

@@ -1,6 +1,7 @@
 """Real browser: click a head in the Attention overview and see that head's pattern open."""
 
 import pytest
+from PIL import Image
 
 from tests.e2e.conftest import FIGURES, OUTLINED_CELL, cell_pickers, click_cell, open_view, wait_idle
 
@@ -41,6 +42,15 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     page.get_by_text("patch row 3, col 5").first.wait_for(timeout=60_000)
     wait_idle(page)
     assert query.evaluate(OUTLINED_CELL) == [3, 5]
+
+    # the PNG link (shown on hover, as plotly's camera) downloads the picture as drawn, at twice its size
+    query.hover()
+    with page.expect_download() as download:
+        query.locator(".save").click()
+    assert download.value.suggested_filename == "attention_L2H2.png"
+    box = query.locator(".plot").bounding_box()
+    size = Image.open(download.value.path()).size
+    assert abs(size[0] - 2 * box["width"]) <= 2 and abs(size[1] - 2 * box["height"]) <= 2
 
 
 def test_switching_back_to_a_tab_keeps_its_charts(app_url, page):
