@@ -19,7 +19,7 @@ from models import ModelLoadError, Trace
 from ui import cache, links, state
 from ui.embedding_figures import (
     block_class_probs,
-    class_map_overlay,
+    class_map_picture,
     embedding_scatter,
     identifiability_boxes,
     selected_rows,
@@ -32,6 +32,7 @@ from ui.widgets import (
     no_model_message,
     page_context,
     sample_size_picker,
+    show_cells,
     show_figure,
     stop_view,
     warn_small_sample,
@@ -108,13 +109,15 @@ def current_input() -> None:
         block = c2.slider("Block", 1, L, L, key="emb_block", help="The token class map after this block.")
         with left:
             n_first = int(first[block - 1].sum())
-            show_figure(
-                class_map_overlay(ctx.batch.images[0], first[block - 1]),
+            show_cells(
+                class_map_picture(ctx.batch.images[0], first[block - 1], spec.class_names[cls]),
+                None,
                 f"red patches already rank '{spec.class_names[cls]}' first after block {block} "
                 f"({n_first} of {first[block - 1].size}); move the slider to watch the class spread.",
                 numbers,
                 "token_class_map",
                 key="emb_token_map",
+                on_pick=None,
             )
     else:
         block = None

@@ -17,11 +17,12 @@ from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ui.cell_picker import CellGrid
+from ui.cell_picker import CellGrid, patch_grid
 from ui.figures import (
     as_rgb,
     heat_rgb,
     heat_scale,
+    patch_blocks,
     png_source,
     subplot_axes,
     subplot_axis_layouts,
@@ -145,23 +146,11 @@ def query_image(image: np.ndarray, heat: np.ndarray, grid: tuple[int, int], quer
     """One head's attention heat [h, w] over the image [S, S, C] (S a multiple of the grid), one cell per patch in a
     cell picker (a click makes that patch the query), the query patch outlined by the picker."""
     gh, gw = grid
-    s = image.shape[0]
     zmax = float(heat.max())
-    blocks = np.repeat(np.repeat(heat, s // gh, 0), s // gw, 1)  # [S, S]: each patch's value over its pixels
-    picture = OVERLAY * heat_rgb(blocks, 0.0, zmax) + (1 - OVERLAY) * as_rgb(image)
-    return CellGrid(
-        picture=png_source(picture),
-        rows=gh,
-        cols=gw,
-        cell=s // gw,
-        gap=0,
-        tips=[
-            f"patch row {r}, col {c}: {heat[r, c]:.3f}\nclick to make it the query"
-            for r in range(gh)
-            for c in range(gw)
-        ],
-        row_labels=[],
-        col_labels=[],
+    return patch_grid(
+        OVERLAY * heat_rgb(patch_blocks(heat, image.shape[0]), 0.0, zmax) + (1 - OVERLAY) * as_rgb(image),
+        grid,
+        [f"patch row {r}, col {c}: {heat[r, c]:.3f}\nclick to make it the query" for r in range(gh) for c in range(gw)],
         max_width=QUERY_IMAGE_PX,
         scale=(heat_scale(), 0.0, zmax, "attention"),
     )

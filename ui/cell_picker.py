@@ -88,6 +88,23 @@ def head_grid(
     )
 
 
+def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options) -> CellGrid:
+    """An image's picture [S, S, 3] (floats in [0, 1]; S a multiple of the grid) with a cell per patch of the h x w
+    grid `patches`, tips row by row, no labels; options: the other CellGrid fields (title, max_width, scale, ...)."""
+    gh, gw = patches
+    return CellGrid(
+        picture=png_source(picture),
+        rows=gh,
+        cols=gw,
+        cell=picture.shape[1] // gw,
+        gap=0,
+        tips=tips,
+        row_labels=[],
+        col_labels=[],
+        **options,
+    )
+
+
 def _scale(colorscale: str, lo: float, hi: float, title: str) -> dict:
     lut = colour_lut(colorscale)[np.linspace(0, len(colour_lut(colorscale)) - 1, SCALE_STOPS).round().astype(int)]
     return {"colours": [f"rgb({r},{g},{b})" for r, g, b in lut], "min": f"{lo:.3g}", "max": f"{hi:.3g}", "title": title}

@@ -11,7 +11,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ui.figures import heat_scale
+from ui.cell_picker import CellGrid, patch_grid
+from ui.figures import as_rgb, heat_scale, patch_blocks
+
+CLASS_MAP_RED = np.array([214, 39, 40]) / 255  # #d62728
+CLASS_MAP_OPACITY = 0.4
+CLASS_MAP_PX = 340  # the widest the class map is drawn
 
 GROUP_COLORS = ("#1f77b4", "#ff7f0e")  # summary token, other tokens
 BASELINE_COLORS = ("#9ecae1", "#fdd0a2")  # the same, random-init model
@@ -64,22 +69,23 @@ def identifiability_boxes(
     return fig
 
 
-def class_map_overlay(image: np.ndarray, first: np.ndarray, height: int = 340) -> go.Figure:
-    """One input's image [S, S, C] with the patches that rank the class first ([h, w] bool) in red."""
-    from ui.figures import image_figure
-
-    fig = image_figure(
-        image,
-        heat=first.astype(float),
-        opacity=0.4,
-        zmin=0,
-        zmax=1,
-        height=height,
-        colorscale=[[0, "rgba(0,0,0,0)"], [1, "#d62728"]],
-        showscale=False,
-        hovertemplate="patch row %{y:.0f} col %{x:.0f}: %{z:.0f} (1 = ranks the class first)<extra></extra>",
+def class_map_picture(image: np.ndarray, first: np.ndarray, class_name: str) -> CellGrid:
+    """One input's image [S, S, C] (S a multiple of the grid) with the patches that rank the class first ([h, w]
+    bool) tinted red, as a picture with a cell per patch that says so on hover (a cell picker that picks nothing)."""
+    gh, gw = first.shape
+    rgb = as_rgb(image)
+    ranks = patch_blocks(first, image.shape[0])[..., None]  # [S, S, 1]: each patch's flag
+    return patch_grid(
+        np.where(ranks, (1 - CLASS_MAP_OPACITY) * rgb + CLASS_MAP_OPACITY * CLASS_MAP_RED, rgb),
+        (gh, gw),
+        [
+            f"patch row {r}, col {c}: ranks " + (f"'{class_name}'" if first[r, c] else "another class") + " first"
+            for r in range(gh)
+            for c in range(gw)
+        ],
+        max_width=CLASS_MAP_PX,
+        pickable=False,
     )
-    return fig
 
 
 def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Sequence[str]]) -> go.Figure:

@@ -64,6 +64,12 @@ def heat_rgb(values: np.ndarray, zmin: float, zmax: float, colorscale: str | Non
     return rgb
 
 
+def patch_blocks(values: np.ndarray, size: int) -> np.ndarray:
+    """Per-patch values [h, w] spread over the pixels of a size x size image (size a multiple of h and w): [S, S]."""
+    h, w = values.shape
+    return np.repeat(np.repeat(values, size // h, 0), size // w, 1)
+
+
 def as_rgb(image: np.ndarray) -> np.ndarray:
     """An image [S, S, C] (C = 1 or 3, values in [0, 1]) as RGB [S, S, 3]."""
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]

@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.cell_picker import CellGrid
-from ui.figures import DIVERGING, as_rgb, png_source, subplot_axes, subplot_layout, update_axes
+from ui.cell_picker import CellGrid, patch_grid
+from ui.figures import DIVERGING, as_rgb, patch_blocks, png_source, subplot_axes, subplot_layout, update_axes
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
 SIGNED = [
@@ -119,17 +119,11 @@ def map_picture(
     changes, where a plotly chart is drawn anew)."""
     gh, gw = grid_map.shape
     s = image.shape[0]
-    blocks = np.repeat(np.repeat(grid_map, s // gh, 0), s // gw, 1)  # [S, S]: each patch's value over its pixels
     under = as_rgb(image) if show_image else np.ones((s, s, 3))
-    return CellGrid(
-        picture=png_source(signed_over(blocks, limit, under, opacity)),
-        rows=gh,
-        cols=gw,
-        cell=s // gw,
-        gap=0,
-        tips=[f"{name}, patch row {r}, col {c}: {grid_map[r, c]:.3g}" for r in range(gh) for c in range(gw)],
-        row_labels=[],
-        col_labels=[],
+    return patch_grid(
+        signed_over(patch_blocks(grid_map, s), limit, under, opacity),
+        (gh, gw),
+        [f"{name}, patch row {r}, col {c}: {grid_map[r, c]:.3g}" for r in range(gh) for c in range(gw)],
         title=name,
         max_width=MAP_PX,
         scale=(DIVERGING, -limit, limit, "share"),

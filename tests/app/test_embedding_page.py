@@ -1,10 +1,12 @@
 """AppTest: the class-embedding view on digits-vit and minilm, its controls, and the paths users can get wrong."""
 
+import json
+
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
-from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view
+from tests.app.helpers import APP, TIMEOUT, assert_clean, figures, open_view
 from ui import state
 from ui.navigation import PAGES_DIR
 
@@ -16,7 +18,7 @@ def _open(model: str, labels: dict | None = None) -> AppTest:
 
 
 def _charts(at) -> int:
-    return len(at.get("plotly_chart"))
+    return figures(at)  # plotly charts and pictures (an image's class map)
 
 
 def test_digits_vit_all_panels_and_controls():
@@ -43,7 +45,11 @@ def test_digits_vit_all_panels_and_controls():
 
     at.slider(key="emb_block").set_value(1).run()
     assert_clean(at)
-    assert any("after block 1" in c.value for c in at.caption)
+    caption = next(c.value for c in at.caption if "after block 1" in c.value)
+    (class_map,) = at.get("bidi_component")  # the class map: a picture with a cell per patch
+    tips = json.loads(class_map.proto.json)["tips"]
+    ranking = sum(" ranks '" in t for t in tips)
+    assert f"after block 1 ({ranking} of {len(tips)})" in caption
     at.slider(key="emb_layer").set_value(0).run()
     assert_clean(at)
     at.segmented_control(key="emb_where").set_value("mlp_out").run()

@@ -1,6 +1,6 @@
 """ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
 content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
-are (head grids, the Attention overview and query image, the Relevance maps)."""
+are (head grids, the Attention overview and query image, the Relevance maps, the class map)."""
 
 import base64
 import io
@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from ui import state
 from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, query_image
 from ui.cell_picker import head_grid
+from ui.embedding_figures import CLASS_MAP_OPACITY, CLASS_MAP_RED, class_map_picture
 from ui.figures import heat_rgb
 from ui.relevance_figures import map_picture, signed_over
 
@@ -121,3 +122,14 @@ def test_a_relevance_map_is_its_patches_over_the_image_with_values_on_hover():
     assert grid.tips[1] == "AttnLRP, patch row 0, col 1: -0.25" and grid.scale == ("RdBu_r", -0.5, 0.5, "share")
     plain = _pixels(map_picture(image, shares, 0.5, "AttnLRP", show_image=False).picture)
     assert (plain[4:, :4] == 255).all()  # without the image: white where nothing is relevant
+
+
+def test_the_class_map_tints_the_patches_that_rank_the_class_first():
+    image = np.full((8, 8, 3), 0.5)
+    first = np.array([[True, False], [False, False]])
+    grid = class_map_picture(image, first, "seven")
+    pixels = _pixels(grid.picture)
+    red = ((1 - CLASS_MAP_OPACITY) * 0.5 + CLASS_MAP_OPACITY * CLASS_MAP_RED) * 255
+    assert np.abs(pixels[:4, :4] - red).max() <= 1 and (np.abs(pixels[4:, :].astype(int) - 128) <= 1).all()
+    assert grid.tips[0] == "patch row 0, col 0: ranks 'seven' first" and "another class" in grid.tips[1]
+    assert (grid.rows, grid.cols, grid.cell, grid.pickable) == (2, 2, 4, False)
