@@ -591,8 +591,8 @@ def on_head_click(chart_key: str):
 
 
 def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick) -> None:
-    """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the download of
-    its numbers (as show_figure); a click calls on_pick(row, col) before the rerun."""
+    """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the downloads of
+    its picture and numbers (as show_figure); a click on a pickable grid calls on_pick(row, col) before the rerun."""
     st.caption(f"**How to read this:** {how_to_read}")
     cell_picker(grid, selected, key, on_pick, name)
     if data is not None:
