@@ -75,30 +75,6 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-def colourbar_trace(zmin: float, zmax: float, colorscale: str | None = None, title: str = "") -> dict:
-    """An invisible one-point trace (a plotly trace dict) that draws the colour bar of a heat map shown as an
-    image."""
-    colorscale = colorscale or heat_scale()
-    return dict(
-        type="scatter",
-        x=[0],
-        y=[0],
-        mode="markers",
-        hoverinfo="skip",
-        showlegend=False,
-        marker=dict(
-            size=0.1,
-            opacity=0,
-            color=[zmin],
-            colorscale=colorscale,
-            cmin=zmin,
-            cmax=zmax,
-            showscale=True,
-            colorbar=dict(thickness=12, title=dict(text=title, side="right")),
-        ),
-    )
-
-
 # -- building a figure once: plotly checks every property on each update of a figure, and make_subplots and the
 # add_hline / add_vrect helpers cost more than the data; views hot on clicks build plain dicts and one go.Figure
 def subplot_layout(rows: int, cols: int, titles: Sequence[str] = (), **options) -> dict:
@@ -196,58 +172,6 @@ def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, 
         yaxis=dict(type="category"),
     )
     return fig
-
-
-def image_parts(
-    image: np.ndarray,
-    heat: np.ndarray | None = None,
-    opacity: float = 0.55,
-    zmin=None,
-    zmax=None,
-    colorscale: str | list | None = None,
-    title: str | None = None,
-    height: int = 320,
-    showscale: bool = True,
-    hovertemplate: str = "row %{y:.0f} col %{x:.0f}: %{z:.3g}<extra></extra>",
-) -> tuple[list[dict], dict]:
-    """The traces and layout (plain dicts) of an image [S, S, C] in [0, 1] with an optional heat map [h, w] (any
-    grid) stretched over it. Add to them, then build the figure once (plotly checks every property each time a
-    figure is updated, which costs more than the drawing data)."""
-    s = image.shape[0]
-    data = [dict(type="image", source=png_source(as_rgb(image)), hoverinfo="skip")]
-    if heat is not None:
-        gh, gw = heat.shape
-        data.append(
-            dict(
-                type="heatmap",
-                z=heat,
-                x0=(s / gw - 1) / 2,
-                dx=s / gw,
-                y0=(s / gh - 1) / 2,
-                dy=s / gh,
-                opacity=opacity,
-                colorscale=colorscale or heat_scale(),
-                zmin=zmin,
-                zmax=zmax,
-                showscale=showscale,
-                hovertemplate=hovertemplate,
-            )
-        )
-    layout = dict(
-        xaxis=dict(visible=False, range=[-0.5, s - 0.5]),
-        yaxis=dict(visible=False, range=[s - 0.5, -0.5], scaleanchor="x"),
-        height=height,
-        margin=dict(l=0, r=0, t=30 if title else 0, b=0),
-        title=title,
-    )
-    return data, layout
-
-
-def image_figure(image: np.ndarray, heat: np.ndarray | None = None, **kwargs) -> go.Figure:
-    """An image [S, S, C] in [0, 1] with an optional heat map [h, w] (any grid) stretched over it (options:
-    image_parts)."""
-    data, layout = image_parts(image, heat, **kwargs)
-    return go.Figure(data=data, layout=layout)
 
 
 def token_heatmap(
