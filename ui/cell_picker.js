@@ -1,8 +1,8 @@
 // The cell picker (ui/cell_picker.py): a picture of rows x cols cells (heads, or an image's patches) with row and
-// column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click (on
-// a pickable grid) outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays mounted while
-// the data changes: a new picture swaps the image, a new selection only moves the outline. With a name, a "PNG" link
-// (shown on hover, as plotly's camera) downloads the picture.
+// column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click on
+// a pickable grid outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays
+// mounted while the data changes: a new picture swaps the image, a new selection only moves the outline. With a
+// name, a "PNG" link (shown on hover, as plotly's camera) downloads the picture.
 export default function ({ parentElement, data, setTriggerValue }) {
   let root = parentElement.querySelector(".cp");
   if (!root) {

@@ -1,5 +1,6 @@
 """The cell picker: a picture of rows x cols cells (the heads of a model, or the patches of an image) where a click
-picks a cell, drawn by a small Streamlit component (ui/cell_picker.js, .css).
+picks a cell, drawn by a small Streamlit component (ui/cell_picker.js, .css). A grid that is not pickable is a
+picture with a value per cell on hover (the Relevance maps, the class map); every picture has a PNG download.
 
 Why not a plotly chart: Streamlit mounts a plotly chart anew whenever its figure changes (the figure is part of the
 element's identity), so every click that outlined another head or patch paid a full plotly draw in the browser
