@@ -18,7 +18,7 @@ from ui.relevance_figures import (
     highlight_best,
     map_picture,
     shares,
-    token_grids,
+    token_pictures,
     top_tokens,
 )
 from ui.stored import background_panel, find_run, input_table, run_label, stored_toggle
@@ -192,7 +192,6 @@ def maps_panel() -> None:
                 show_pictures(pictures, how, data, name, key="rel_maps")
             else:
                 tokens = ctx.batch.tokens[0][spec.n_prefix :]
-                fig = token_grids(tokens, s, lims)
                 data["tokens"] = np.asarray(tokens)
                 for note in ctx.notes:  # e.g. the text was truncated to the model's limit
                     st.warning(note)
@@ -202,10 +201,9 @@ def maps_panel() -> None:
                         "maps are in the scrolling panel under it."
                     )
                     st.dataframe(top_tokens(tokens, s, TOP_TOKENS), hide_index=True, width="stretch")
-                    with st.container(height=LONG_TEXT_PANEL):
-                        show_figure(fig, how, data, name, key="rel_maps")
-                else:
-                    show_figure(fig, how, data, name, key="rel_maps")
+                panel = st.container(height=LONG_TEXT_PANEL) if len(tokens) > LONG_TEXT else st.container()
+                with panel:
+                    show_pictures(token_pictures(tokens, s, lims), how, data, name, key="rel_maps", per_row=1)
             with st.expander("About the methods"):
                 st.table(
                     pd.DataFrame(

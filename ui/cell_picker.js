@@ -73,8 +73,14 @@ function build(root, d) {
     for (let c = 0; c < d.cols; c++) {
       const cell = el("div", d.ruled ? "cell ruled" : "cell", plot);
       Object.assign(cell.style, box(r, c));
-      const text = d.tips[r * d.cols + c];
+      const i = r * d.cols + c;
+      const text = d.tips[i];
+      if (d.texts[i]) {
+        const word = el("span", "celltext", cell, d.texts[i]);
+        word.style.color = d.text_colours[i];
+      }
       cell.onmousemove = (e) => {
+        if (!text) return;
         tip.textContent = text;
         tip.style.display = "block";
         const rb = root.getBoundingClientRect();
@@ -110,19 +116,29 @@ function build(root, d) {
     save.title = "Download the picture as PNG (as drawn, twice its size on screen)";
     save.onclick = (e) => {
       e.preventDefault();
-      savePicture(img, plot, d.smooth, `${d.name}.png`);
+      savePicture(img, plot, d, `${d.name}.png`);
     };
   }
 }
 
-// The picture as drawn (scaled to twice its size on screen, in blocks unless smooth) as a PNG download.
-function savePicture(img, plot, smooth, filename) {
+// The picture as drawn (scaled to twice its size on screen, in blocks unless smooth, with the cells' words) as a
+// PNG download.
+function savePicture(img, plot, d, filename) {
   const canvas = document.createElement("canvas");
   canvas.width = 2 * plot.clientWidth;
   canvas.height = 2 * plot.clientHeight;
   const ctx = canvas.getContext("2d");
-  ctx.imageSmoothingEnabled = smooth;
+  ctx.imageSmoothingEnabled = d.smooth;
   ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  const w = canvas.width / d.cols;
+  const h = canvas.height / d.rows;
+  ctx.font = `${2 * d.font}px "Source Sans", sans-serif`;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  d.texts.forEach((t, i) => {
+    ctx.fillStyle = d.text_colours[i];
+    ctx.fillText(t, (i % d.cols) * w + w / 2, Math.floor(i / d.cols) * h + h / 2, w - 4);
+  });
   const a = document.createElement("a");
   a.href = canvas.toDataURL("image/png");
   a.download = filename;

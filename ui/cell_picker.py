@@ -1,6 +1,7 @@
 """The cell picker: a picture of rows x cols cells (the heads of a model, or the patches of an image) where a click
 picks a cell, drawn by a small Streamlit component (ui/cell_picker.js, .css). A grid that is not pickable is a
-picture with a value per cell on hover (the Relevance maps, the class map); every picture has a PNG download.
+picture with a value per cell on hover (the Relevance maps, the class map), its cells may hold a word (a text's
+relevance); every picture has a PNG download.
 
 Why not a plotly chart: Streamlit mounts a plotly chart anew whenever its figure changes (the figure is part of the
 element's identity), so every click that outlined another head or patch paid a full plotly draw in the browser
@@ -34,7 +35,7 @@ class CellGrid:
     fills the column (None: the picture's aspect ratio, at most max_width pixels wide); ruled: thin white lines
     between the cells; smooth: scale the picture smoothly instead of in blocks; scale: the colour bar, (colour
     scale name, low, high, title) or None; pickable: a click picks a cell (off: a picture with a value per cell on
-    hover)."""
+    hover); texts: a word written in each cell, row by row ("" for none), in text_colours."""
 
     picture: str
     rows: int
@@ -53,6 +54,8 @@ class CellGrid:
     smooth: bool = False
     scale: tuple[str, float, float, str] | None = None
     pickable: bool = True
+    texts: Sequence[str] = ()
+    text_colours: Sequence[str] = ()
 
 
 def head_grid(
@@ -121,10 +124,9 @@ def cell_picker(
     """Draw `grid` with the `selected` (row, col) outlined; a click on a cell of a pickable grid calls
     on_pick(row, col) before the script (or the fragment the picker is in) reruns. name: the file name (without
     .png) of the picture's PNG download (none without a name)."""
-    data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", "tips", "row_labels", "col_labels")} | {
-        "tips": list(grid.tips),
-        "row_labels": list(grid.row_labels),
-        "col_labels": list(grid.col_labels),
+    lists = ("tips", "row_labels", "col_labels", "texts", "text_colours")
+    data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", *lists)} | {
+        **{k: list(getattr(grid, k)) for k in lists},
         "scale": _scale(*grid.scale) if grid.scale else None,
         "font": PRESENT_FONT if st.session_state.get(state.PRESENT) else FONT,
         "selected": list(selected) if selected is not None else None,

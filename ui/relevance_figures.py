@@ -11,7 +11,16 @@ import plotly.graph_objects as go
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
 from ui.cell_picker import CellGrid, patch_grid
-from ui.figures import DIVERGING, as_rgb, patch_blocks, png_source, subplot_axes, subplot_layout, update_axes
+from ui.figures import (
+    DIVERGING,
+    as_rgb,
+    heat_rgb,
+    patch_blocks,
+    png_source,
+    subplot_axes,
+    subplot_layout,
+    update_axes,
+)
 
 # RdBu_r with a transparent middle: the input stays visible where relevance is about zero
 SIGNED = [
@@ -28,7 +37,7 @@ MAP_PX = 300  # the widest a map picture is drawn
 
 TOKENS_PER_ROW = 8
 TOKEN_ROW_PX = 30  # height of one line of word pieces
-TITLE_PX = 26  # room for a method's title above its block
+LUMA = np.array([0.299, 0.587, 0.114])  # a colour's lightness (ITU-R BT.601): dark cells get white words
 CONSERVATION_CLASSES = 32  # the conservation scatter's classes: the highest logits (and the target)
 CONSERVATION_NAMED = 3
 NAME_CLEARANCE = 0.08  # a name is left off when its point is closer than this (share of the axes) to a named one
@@ -149,47 +158,41 @@ def top_tokens(tokens: Sequence[str], maps: dict[str, np.ndarray], k: int) -> pd
     return pd.DataFrame(out)
 
 
-def token_grids(
+def token_pictures(
     tokens: Sequence[str], maps: dict[str, np.ndarray], limits: dict[str, float], per_row: int = TOKENS_PER_ROW
-):
-    """Each method's relevance as coloured word pieces (read left to right, top to bottom; red: for the
-    class, blue: against), one block per method."""
-    names = list(maps)
+) -> list[CellGrid]:
+    """Each method's relevance as coloured word pieces (maps: {method: [T'] shares}; read left to right, top to
+    bottom, per_row to a line; red: for the class, blue: against, on the scale +-limits[method]), one picture per
+    method with the word in each cell and its share on hover (cell pickers that pick nothing)."""
     n = len(tokens)
     lines = int(np.ceil(n / per_row)) or 1
-    block = TOKEN_ROW_PX * lines  # pixels per method; the gaps hold the titles, the same size for any text
-    plot_height = block * len(names) + TITLE_PX * (len(names) - 1)
-    layout = subplot_layout(len(names), 1, names, vertical_spacing=TITLE_PX / max(plot_height, 1))
-    text = np.full((lines, per_row), "", dtype=object)
-    text.flat[:n] = list(tokens)
-    data = []
-    for i, name in enumerate(names):
-        z = np.full((lines, per_row), np.nan)
-        z.flat[:n] = maps[name][:n] / limits[name]
-        data.append(
-            dict(
-                type="heatmap",
-                z=z,
-                text=text,
-                texttemplate="%{text}",
-                textfont=dict(size=12),
-                zmin=-1,
-                zmax=1,
-                colorscale=DIVERGING,
-                xgap=2,
-                ygap=2,
-                showscale=False,
-                customdata=z * limits[name],
-                hovertemplate=f"{name} · %{{text}}: %{{customdata:.3g}}<extra></extra>",
+    texts = list(tokens) + [""] * (lines * per_row - n)
+    pictures = []
+    for name, shares_ in maps.items():
+        z = np.full(lines * per_row, np.nan)
+        z[:n] = shares_[:n]
+        rgb = heat_rgb(z.reshape(lines, per_row), -limits[name], limits[name], DIVERGING)  # the tail: NaN, white
+        light = (rgb @ LUMA).ravel() > 0.5
+        pictures.append(
+            CellGrid(
+                picture=png_source(rgb),
+                rows=lines,
+                cols=per_row,
+                cell=1,
+                gap=0,
+                tips=[f"{name} · {t}: {v:.3g}" for t, v in zip(tokens, z)] + [""] * (lines * per_row - n),
+                row_labels=[],
+                col_labels=[],
+                title=name,
+                height=TOKEN_ROW_PX * lines,
+                ruled=True,
+                scale=(DIVERGING, -limits[name], limits[name], "share"),
+                pickable=False,
+                texts=texts,
+                text_colours=["black" if w else "white" for w in light],
             )
-            | subplot_axes(i + 1, 1, 1)
         )
-    update_axes(layout, "x", visible=False)
-    update_axes(layout, "y", visible=False, autorange="reversed")
-    for note in layout.get("annotations", []):
-        note["font"] = dict(size=12)
-    layout.update(height=plot_height + TITLE_PX, margin=dict(l=0, r=0, t=TITLE_PX, b=0), plot_bgcolor="white")
-    return go.Figure(data=data, layout=layout)
+    return pictures
 
 
 def conservation_figure(df: pd.DataFrame, target: int):

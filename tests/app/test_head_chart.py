@@ -1,6 +1,7 @@
 """ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
 content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
-are (head grids, the Attention overview and query image, the Relevance maps, the class map)."""
+are (head grids, the Attention overview and query image, the Relevance maps of an image or a text, the class
+map)."""
 
 import base64
 import io
@@ -15,7 +16,7 @@ from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, q
 from ui.cell_picker import head_grid
 from ui.embedding_figures import CLASS_MAP_OPACITY, CLASS_MAP_RED, class_map_picture
 from ui.figures import heat_rgb
-from ui.relevance_figures import map_picture, signed_over
+from ui.relevance_figures import map_picture, signed_over, token_pictures
 
 
 def _page():
@@ -133,3 +134,17 @@ def test_the_class_map_tints_the_patches_that_rank_the_class_first():
     assert np.abs(pixels[:4, :4] - red).max() <= 1 and (np.abs(pixels[4:, :].astype(int) - 128) <= 1).all()
     assert grid.tips[0] == "patch row 0, col 0: ranks 'seven' first" and "another class" in grid.tips[1]
     assert (grid.rows, grid.cols, grid.cell, grid.pickable) == (2, 2, 4, False)
+
+
+def test_a_text_map_writes_each_word_piece_in_a_cell_of_its_colour():
+    tokens = ["the", "cat", "sat", "on", "a"]
+    shares = {"AttnLRP": np.array([0.4, -0.4, 0.0, 0.1, -0.2])}
+    (grid,) = token_pictures(tokens, shares, {"AttnLRP": 0.4}, per_row=3)
+    assert (grid.rows, grid.cols, grid.cell, grid.pickable) == (2, 3, 1, False)
+    assert list(grid.texts) == tokens + [""]  # read left to right, top to bottom; the last cell is empty
+    pixels = _pixels(grid.picture).reshape(6, 3).astype(int)
+    expected = (heat_rgb(np.array([0.4, -0.4, 0.0, 0.1, -0.2]), -0.4, 0.4, "RdBu_r") * 255).round()
+    assert np.abs(pixels[:5] - expected).max() <= 1 and (pixels[5] == 255).all()  # the empty cell: white
+    assert grid.text_colours[0] == grid.text_colours[1] == "white" and grid.text_colours[2] == "black"
+    assert grid.tips[1] == "AttnLRP · cat: -0.4" and grid.tips[5] == ""
+    assert grid.scale == ("RdBu_r", -0.4, 0.4, "share") and grid.title == "AttnLRP"

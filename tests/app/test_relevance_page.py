@@ -31,9 +31,8 @@ def test_maps_target_and_faithfulness(model):
     subheaders = [s.value for s in at.subheader]
     assert any(s.startswith("Maps for class") and "(predicted, probability" in s for s in subheaders)
     assert "Conservation: AttnLRP relevance vs the logit" in subheaders
-    pictures = 4 if model == "digits-vit" else 0  # an image's maps: one picture per default method
-    assert len(at.get("bidi_component")) == pictures
-    assert len(at.get("plotly_chart")) == (1 if pictures else 2)  # (a text's maps and) the conservation scatter
+    assert len(at.get("bidi_component")) == 4  # the maps: one picture per default method (an image's or a text's)
+    assert len(at.get("plotly_chart")) == 1  # the conservation scatter
     assert any("total relevance" in md.value for md in at.markdown)
 
     target = widget(at.selectbox, "Target class")
@@ -57,7 +56,7 @@ def test_maps_target_and_faithfulness(model):
     assert any(md.value.startswith("**Scores over 4 inputs of") for md in at.markdown)
     table = next(d.value for d in at.dataframe if "Method" in d.value.columns)
     assert list(table["Method"]) == ["Attention rollout", "AttnLRP", "Random map"]
-    assert len(at.get("plotly_chart")) == 4  # + perturbation and deletion/insertion curves (+ the gallery or the maps)
+    assert len(at.get("plotly_chart")) == (4 if model == "digits-vit" else 3)  # + the curves (+ the gallery)
     if model == "minilm":
         assert len(at.dataframe) == 3  # the conservation split, the faithfulness table, the disagreement table
     assert any("4 inputs covering" in w.value and "too few" in w.value for w in at.warning)
@@ -224,7 +223,10 @@ def test_a_long_text_gets_the_compact_view_and_keeps_its_truncation_visible():
     assert any("word pieces: below, the 15 most relevant" in i.value for i in at.info)
     table = at.dataframe[0].value
     assert len(table) == 15 and {"rank", "Attention rollout"} <= set(table.columns)
-    assert len(at.get("plotly_chart")) == 2  # the maps (in the panel) and the conservation scatter
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("bidi_component")) == 4  # conservation; maps in the panel
+    n = int(next(i.value for i in at.info if "word pieces: below" in i.value).split()[0])
+    words = json.loads(at.get("bidi_component")[0].proto.json)["texts"]
+    assert len([w for w in words if w]) == n and words[0] == "the"  # every word piece, in order
 
 
 def test_conservation_scatter_names_only_the_target_and_the_top_logits():

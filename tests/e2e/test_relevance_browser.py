@@ -40,5 +40,8 @@ def test_relevance_view(app_url, page):
     page.get_by_role("option", name="minilm", exact=True).click()
     wait_idle(page)
     _figures(page, 2)
+    words = cell_pickers(page).first.locator(".celltext")  # a text's maps: its word pieces, coloured
+    words.first.wait_for(timeout=60_000)
+    assert words.count() > 3
     assert page.get_by_text("Maps for class").first.is_visible()
     assert page.get_by_text("Conservation: AttnLRP relevance vs the logit").first.is_visible()
