@@ -18,7 +18,7 @@ from analysis.embedding import (
 from models import ModelLoadError, Trace
 from ui import cache, links, state
 from ui.embedding_figures import (
-    block_class_probs,
+    block_class_grid,
     class_map_picture,
     embedding_scatter,
     identifiability_boxes,
@@ -133,13 +133,16 @@ def current_input() -> None:
             )
     probs = summary.float().softmax(-1).cpu().numpy()
     with right:
-        show_figure(
-            block_class_probs(probs, spec.class_names, block, ctx.label),
-            f"class probabilities of the {summary_name} token read after each block (★ = true class); "
-            "the last block is the model's prediction.",
+        show_cells(
+            block_class_grid(probs, spec.class_names, ctx.label),
+            (block - 1, None) if block is not None else None,
+            f"class probabilities of the {summary_name} token read after each block (★ = true class"
+            + ("; the block on the left is outlined" if block is not None else "")
+            + "); the last block is the model's prediction.",
             top_classes(summary, spec.class_names, k=min(3, spec.n_classes)),
             "top_classes_per_block",
             key="emb_top_classes",
+            on_pick=None,
         )
 
 

@@ -48,7 +48,11 @@ function build(root, d) {
   const frame = el("div", "frame", root);
   if (d.max_width) frame.style.maxWidth = `${d.max_width}px`;
   el("div", "rowtitle", frame, d.row_title);
-  const top = el("div", "collabels", frame);
+  const top = el("div", d.tilted ? "collabels tilted" : "collabels", frame);
+  if (d.tilted) {
+    const longest = Math.max(0, ...d.col_labels.map((t) => t.length));
+    top.style.height = `${0.36 * longest + 1}em`; // slanted at 45 degrees, a label rises 0.7 of its ~0.5 em a letter
+  }
   const left = el("div", "rowlabels", frame);
   const plot = el("div", d.pickable ? "plot pickable" : "plot", frame);
   if (d.height) plot.style.height = `${d.height}px`;
@@ -67,6 +71,8 @@ function build(root, d) {
   img.src = d.picture;
   img.alt = d.title || "cells";
   img.draggable = false;
+  root.rowBox = (r) => box(r, 0);
+  root.rowOutline = el("div", "rowsel", plot);
   const tip = el("div", "tip", root);
   root.cells = [];
   for (let r = 0; r < d.rows; r++) {
@@ -145,10 +151,17 @@ function savePicture(img, plot, d, filename) {
   a.click();
 }
 
+// Outline the selected [row, col], or the whole row when col is null.
 function outline(root, selected) {
   const old = root.querySelector(".cell.sel");
   if (old) old.classList.remove("sel");
+  root.rowOutline.style.display = "none";
   if (!selected) return;
+  if (selected[1] === null) {
+    const b = root.rowBox(selected[0]);
+    Object.assign(root.rowOutline.style, { display: "block", top: b.top, height: b.height });
+    return;
+  }
   const cell = root.cells[selected[0] * root.cols + selected[1]];
   if (cell) cell.classList.add("sel");
 }

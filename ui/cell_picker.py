@@ -35,7 +35,8 @@ class CellGrid:
     fills the column (None: the picture's aspect ratio, at most max_width pixels wide); ruled: thin white lines
     between the cells; smooth: scale the picture smoothly instead of in blocks; scale: the colour bar, (colour
     scale name, low, high, title) or None; pickable: a click picks a cell (off: a picture with a value per cell on
-    hover); texts: a word written in each cell, row by row ("" for none), in text_colours."""
+    hover); texts: a word written in each cell, row by row ("" for none), in text_colours (see text_colours());
+    tilted: column labels slanted (long names)."""
 
     picture: str
     rows: int
@@ -56,6 +57,7 @@ class CellGrid:
     pickable: bool = True
     texts: Sequence[str] = ()
     text_colours: Sequence[str] = ()
+    tilted: bool = False
 
 
 def head_grid(
@@ -109,6 +111,13 @@ def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str
     )
 
 
+def text_colours(rgb: np.ndarray) -> list[str]:
+    """The colour of a word on each cell colour of rgb [..., 3] (floats in [0, 1]): white on dark cells, black on
+    light ones (lightness by ITU-R BT.601's weights)."""
+    light = (rgb @ np.array([0.299, 0.587, 0.114])).ravel() > 0.5
+    return ["black" if w else "white" for w in light]
+
+
 def _scale(colorscale: str, lo: float, hi: float, title: str) -> dict:
     lut = colour_lut(colorscale)[np.linspace(0, len(colour_lut(colorscale)) - 1, SCALE_STOPS).round().astype(int)]
     return {"colours": [f"rgb({r},{g},{b})" for r, g, b in lut], "min": f"{lo:.3g}", "max": f"{hi:.3g}", "title": title}
@@ -116,14 +125,14 @@ def _scale(colorscale: str, lo: float, hi: float, title: str) -> dict:
 
 def cell_picker(
     grid: CellGrid,
-    selected: tuple[int, int] | None,
+    selected: tuple[int, int | None] | None,
     key: str,
     on_pick: Callable[[int, int], None] | None = None,
     name: str = "",
 ) -> None:
-    """Draw `grid` with the `selected` (row, col) outlined; a click on a cell of a pickable grid calls
-    on_pick(row, col) before the script (or the fragment the picker is in) reruns. name: the file name (without
-    .png) of the picture's PNG download (none without a name)."""
+    """Draw `grid` with the `selected` (row, col) outlined (row, None: the whole row); a click on a cell of a
+    pickable grid calls on_pick(row, col) before the script (or the fragment the picker is in) reruns. name: the
+    file name (without .png) of the picture's PNG download (none without a name)."""
     lists = ("tips", "row_labels", "col_labels", "texts", "text_colours")
     data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", *lists)} | {
         **{k: list(getattr(grid, k)) for k in lists},

@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ui.cell_picker import CellGrid, patch_grid
-from ui.figures import as_rgb, heat_scale, patch_blocks
+from ui.cell_picker import CellGrid, patch_grid, text_colours
+from ui.figures import as_rgb, heat_rgb, heat_scale, patch_blocks, png_source
 
 CLASS_MAP_RED = np.array([214, 39, 40]) / 255  # #d62728
 CLASS_MAP_OPACITY = 0.4
@@ -114,42 +114,34 @@ def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Se
     return fig
 
 
-def block_class_probs(
-    probs: np.ndarray,
-    class_names: Sequence[str],
-    block: int | None = None,
-    true_label: int | None = None,
-    max_classes: int = 20,
-) -> go.Figure:
-    """Class probabilities of the summary token per block (probs [L, C]) as a blocks x classes heatmap;
-    with more than max_classes classes, only those in some block's top 3 are shown. The chosen block is
-    outlined; the true class is starred."""
+def block_class_grid(
+    probs: np.ndarray, class_names: Sequence[str], true_label: int | None = None, max_classes: int = 20
+) -> CellGrid:
+    """Class probabilities of the summary token per block (probs [L, C]) as a blocks x classes picture with each
+    probability of 5% or more written in its cell and every one on hover; with more than max_classes classes, only
+    those in some block's top 3 are shown; the true class is starred. Outline a block with cell_picker's selected
+    (block - 1, None)."""
     L, C = probs.shape
     keep = np.arange(C) if C <= max_classes else np.unique(np.argsort(-probs, -1)[:, :3])
     names = [("★ " if c == true_label else "") + str(class_names[c]) for c in keep]
     z = probs[:, keep]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=names,
-            y=[f"block {l + 1}" for l in range(L)],
-            colorscale=heat_scale(),
-            zmin=0,
-            zmax=1,
-            text=np.vectorize(lambda p: f"{p:.0%}" if p >= 0.05 else "")(z),
-            texttemplate="%{text}",
-            colorbar=dict(thickness=10, tickformat=".0%"),
-            hovertemplate="%{y}, class %{x}: %{z:.1%}<extra></extra>",
-        )
+    rgb = heat_rgb(z, 0.0, 1.0)
+    return CellGrid(
+        picture=png_source(rgb),
+        rows=L,
+        cols=len(keep),
+        cell=1,
+        gap=0,
+        tips=[f"block {l + 1}, class {names[j]}: {z[l, j]:.1%}" for l in range(L) for j in range(len(keep))],
+        row_labels=[f"block {l + 1}" for l in range(L)],
+        col_labels=names,
+        height=30 * L,
+        scale=(heat_scale(), 0.0, 1.0, "probability"),
+        pickable=False,
+        texts=[f"{p:.0%}" if p >= 0.05 else "" for p in z.ravel()],
+        text_colours=text_colours(rgb),
+        tilted=max(map(len, names)) > 4,
     )
-    if block is not None:
-        fig.add_shape(
-            type="rect", x0=-0.5, x1=len(keep) - 0.5, y0=block - 1.5, y1=block - 0.5, line=dict(color="red", width=2)
-        )
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=120 + 30 * L, margin=dict(l=10, r=10, t=10, b=10))
-    return fig
 
 
 def thumbnail_text(image: np.ndarray, size: int = 8) -> str:

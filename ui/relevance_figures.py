@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.cell_picker import CellGrid, patch_grid
+from ui.cell_picker import CellGrid, patch_grid, text_colours
 from ui.figures import (
     DIVERGING,
     as_rgb,
@@ -37,7 +37,6 @@ MAP_PX = 300  # the widest a map picture is drawn
 
 TOKENS_PER_ROW = 8
 TOKEN_ROW_PX = 30  # height of one line of word pieces
-LUMA = np.array([0.299, 0.587, 0.114])  # a colour's lightness (ITU-R BT.601): dark cells get white words
 CONSERVATION_CLASSES = 32  # the conservation scatter's classes: the highest logits (and the target)
 CONSERVATION_NAMED = 3
 NAME_CLEARANCE = 0.08  # a name is left off when its point is closer than this (share of the axes) to a named one
@@ -172,7 +171,6 @@ def token_pictures(
         z = np.full(lines * per_row, np.nan)
         z[:n] = shares_[:n]
         rgb = heat_rgb(z.reshape(lines, per_row), -limits[name], limits[name], DIVERGING)  # the tail: NaN, white
-        light = (rgb @ LUMA).ravel() > 0.5
         pictures.append(
             CellGrid(
                 picture=png_source(rgb),
@@ -189,7 +187,7 @@ def token_pictures(
                 scale=(DIVERGING, -limits[name], limits[name], "share"),
                 pickable=False,
                 texts=texts,
-                text_colours=["black" if w else "white" for w in light],
+                text_colours=text_colours(rgb),
             )
         )
     return pictures

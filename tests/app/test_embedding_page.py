@@ -46,8 +46,9 @@ def test_digits_vit_all_panels_and_controls():
     at.slider(key="emb_block").set_value(1).run()
     assert_clean(at)
     caption = next(c.value for c in at.caption if "after block 1" in c.value)
-    (class_map,) = at.get("bidi_component")  # the class map: a picture with a cell per patch
-    tips = json.loads(class_map.proto.json)["tips"]
+    class_map, probs = (json.loads(c.proto.json) for c in at.get("bidi_component"))  # pictures: patches, blocks
+    assert probs["selected"] == [0, None] and probs["row_labels"][0] == "block 1"  # the block shown is outlined
+    tips = class_map["tips"]
     ranking = sum(" ranks '" in t for t in tips)
     assert f"after block 1 ({ranking} of {len(tips)})" in caption
     at.slider(key="emb_layer").set_value(0).run()

@@ -1,7 +1,7 @@
 """ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
 content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
 are (head grids, the Attention overview and query image, the Relevance maps of an image or a text, the class
-map)."""
+map and the class probabilities per block)."""
 
 import base64
 import io
@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from ui import state
 from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, query_image
 from ui.cell_picker import head_grid
-from ui.embedding_figures import CLASS_MAP_OPACITY, CLASS_MAP_RED, class_map_picture
+from ui.embedding_figures import CLASS_MAP_OPACITY, CLASS_MAP_RED, block_class_grid, class_map_picture
 from ui.figures import heat_rgb
 from ui.relevance_figures import map_picture, signed_over, token_pictures
 
@@ -148,3 +148,16 @@ def test_a_text_map_writes_each_word_piece_in_a_cell_of_its_colour():
     assert grid.text_colours[0] == grid.text_colours[1] == "white" and grid.text_colours[2] == "black"
     assert grid.tips[1] == "AttnLRP · cat: -0.4" and grid.tips[5] == ""
     assert grid.scale == ("RdBu_r", -0.4, 0.4, "share") and grid.title == "AttnLRP"
+
+
+def test_the_class_probabilities_per_block_write_each_probability_of_five_percent_or_more():
+    probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.96, 0.01, 0.02, 0.01]])
+    grid = block_class_grid(probs, ["cat", "dog", "bird", "fish"], true_label=1)
+    assert (grid.rows, grid.cols, grid.pickable) == (2, 4, False)
+    assert list(grid.col_labels) == ["cat", "★ dog", "bird", "fish"] and grid.tilted  # long names slant
+    assert list(grid.texts) == ["50%", "30%", "20%", "", "96%", "", "", ""]
+    assert grid.tips[5] == "block 2, class ★ dog: 1.0%"
+    expected = (np.clip(heat_rgb(probs, 0, 1), 0, 1) * 255).round()
+    assert np.abs(_pixels(grid.picture).astype(int) - expected).max() <= 1
+    many = np.eye(30)[[3, 7, 7]] * 0.9 + 0.1 / 30  # 30 classes: only those in some block's top 3
+    assert len(block_class_grid(many, [str(c) for c in range(30)]).col_labels) < 30

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import open_view, wait_idle
+from tests.e2e.conftest import cell_pickers, open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +21,18 @@ def test_layer_slider_and_box_selection(app_url, page):
     emb_map.wait_for(timeout=60_000)
     assert "layer 4 (after block 4)" in emb_map.inner_text()
     assert page.get_by_text("Identifiable after the last block").is_visible()
+
+    # the class probabilities per block outline the block of the class map; the slider moves the outline in place
+    probs = cell_pickers(page).nth(1)
+    outline = probs.locator(".rowsel")
+    assert outline.is_visible()
+    last, kept = outline.bounding_box()["y"], probs.element_handle()
+    block = page.locator("[data-testid='stSlider']").filter(has_text=re.compile(r"^Block")).get_by_role("slider")
+    block.focus()
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("after block 3").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert outline.bounding_box()["y"] < last and kept.evaluate("cp => cp.isConnected")
 
     slider = page.locator("[data-testid='stSlider']").filter(has_text="Layer (0 = embeddings)").get_by_role("slider")
     slider.focus()
