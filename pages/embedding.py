@@ -123,13 +123,15 @@ def current_input() -> None:
         block = None
         tops = np.asarray(spec.class_names, dtype=object)[scores[:, spec.n_prefix :].argmax(-1).cpu().numpy()]
         with left:
-            show_figure(
+            show_cells(
                 token_class_strip(first, ctx.batch.tokens[0][spec.n_prefix :], tops),
+                None,
                 f"red cells: the word token already ranks '{spec.class_names[cls]}' first after that block; "
                 "hover for each token's top class.",
                 numbers,
                 "token_class_map",
                 key="emb_token_map",
+                on_pick=None,
             )
     probs = summary.float().softmax(-1).cpu().numpy()
     with right:

@@ -17,6 +17,8 @@ from ui.figures import as_rgb, heat_rgb, heat_scale, patch_blocks, png_source
 CLASS_MAP_RED = np.array([214, 39, 40]) / 255  # #d62728
 CLASS_MAP_OPACITY = 0.4
 CLASS_MAP_PX = 340  # the widest the class map is drawn
+STRIP_GREY = np.array([240, 240, 240]) / 255  # a word that does not rank the class first
+STRIP_LABELS = 40  # the most column labels a text's strip writes
 
 GROUP_COLORS = ("#1f77b4", "#ff7f0e")  # summary token, other tokens
 BASELINE_COLORS = ("#9ecae1", "#fdd0a2")  # the same, random-init model
@@ -88,30 +90,26 @@ def class_map_picture(image: np.ndarray, first: np.ndarray, class_name: str) -> 
     )
 
 
-def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Sequence[str]]) -> go.Figure:
-    """Blocks x words: which word tokens rank the class first (first [L, W] bool), hover = each token's top
-    class at that block (top [L][W])."""
+def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Sequence[str]]) -> CellGrid:
+    """Blocks x words as a picture: which word tokens rank the class first (first [L, W] bool, red), hover = each
+    token's top class at that block (top [L][W]); a column label on every word, or on every k-th of a long text."""
     L, W = first.shape
     cols = [f"{j + 1}:{t}" for j, t in enumerate(tokens)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=first.astype(int),
-            x=cols,
-            y=[f"block {l + 1}" for l in range(L)],
-            zmin=0,
-            zmax=1,
-            colorscale=[[0, "#f0f0f0"], [1, "#d62728"]],
-            showscale=False,
-            xgap=1,
-            ygap=1,
-            customdata=np.asarray(top, dtype=object),
-            hovertemplate="%{y}, %{x}: top class %{customdata}<extra></extra>",
-        )
+    every = int(np.ceil(W / STRIP_LABELS))
+    return CellGrid(
+        picture=png_source(np.where(first[..., None], CLASS_MAP_RED, STRIP_GREY)),
+        rows=L,
+        cols=W,
+        cell=1,
+        gap=0,
+        tips=[f"block {l + 1}, {cols[j]}: top class {top[l][j]}" for l in range(L) for j in range(W)],
+        row_labels=[f"block {l + 1}" for l in range(L)],
+        col_labels=[c if j % every == 0 else "" for j, c in enumerate(cols)],
+        height=28 * L,
+        ruled=True,
+        pickable=False,
+        tilted=True,
     )
-    fig.update_xaxes(type="category", tickangle=-50)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=140 + 28 * L, margin=dict(l=10, r=10, t=10, b=10))
-    return fig
 
 
 def block_class_grid(

@@ -14,7 +14,14 @@ from streamlit.testing.v1 import AppTest
 from ui import state
 from ui.attention_figures import mosaic_cell, mosaic_picture, overview_mosaic, query_image
 from ui.cell_picker import head_grid
-from ui.embedding_figures import CLASS_MAP_OPACITY, CLASS_MAP_RED, block_class_grid, class_map_picture
+from ui.embedding_figures import (
+    CLASS_MAP_OPACITY,
+    CLASS_MAP_RED,
+    STRIP_LABELS,
+    block_class_grid,
+    class_map_picture,
+    token_class_strip,
+)
 from ui.figures import heat_rgb
 from ui.relevance_figures import map_picture, signed_over, token_pictures
 
@@ -161,3 +168,15 @@ def test_the_class_probabilities_per_block_write_each_probability_of_five_percen
     assert np.abs(_pixels(grid.picture).astype(int) - expected).max() <= 1
     many = np.eye(30)[[3, 7, 7]] * 0.9 + 0.1 / 30  # 30 classes: only those in some block's top 3
     assert len(block_class_grid(many, [str(c) for c in range(30)]).col_labels) < 30
+
+
+def test_a_text_strip_marks_the_words_that_rank_the_class_first_and_labels_a_long_text_sparsely():
+    first = np.array([[False, True, False], [True, True, False]])
+    top = [["b", "a", "c"], ["a", "a", "c"]]
+    grid = token_class_strip(first, ["the", "cat", "sat"], top)
+    assert (grid.rows, grid.cols, grid.cell, grid.pickable) == (2, 3, 1, False)
+    red = (_pixels(grid.picture).reshape(6, 3) == (CLASS_MAP_RED * 255).round()).all(-1)
+    assert list(red) == list(first.ravel())
+    assert grid.tips[1] == "block 1, 2:cat: top class a" and list(grid.col_labels) == ["1:the", "2:cat", "3:sat"]
+    long = token_class_strip(np.zeros((1, 200), bool), [f"w{j}" for j in range(200)], [["x"] * 200])
+    assert 0 < len([c for c in long.col_labels if c]) <= STRIP_LABELS and long.col_labels[0] == "1:w0"
