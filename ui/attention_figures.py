@@ -87,10 +87,10 @@ def mosaic_gap(cell: int) -> int:
 
 
 def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cell: int) -> tuple[np.ndarray, int]:
-    """The L x H cells [L, H, r, c] as one RGB picture [L (cell + gap) - gap, H (cell + gap) - gap, 3] in [0, 1]:
+    """The L x H cells [L, H, r, c] as one RGBA picture [L (cell + gap) - gap, H (cell + gap) - gap, 4] in [0, 1]:
     each cell coloured on the shared scale [0, zmax], scaled to cell x cell pixels (blocks, as a heatmap
-    draws them) and, with an image [S, S, C], laid over it at OVERLAY opacity; white gaps. Returns (picture,
-    gap)."""
+    draws them) and, with an image [S, S, C], laid over it at OVERLAY opacity; clear gaps (the page's background,
+    light or dark, shows through). Returns (picture, gap)."""
     L, H, r, c = cells.shape
     gap = mosaic_gap(cell)
     rows, cols = np.minimum(np.arange(cell) * r // cell, r - 1), np.minimum(np.arange(cell) * c // cell, c - 1)
@@ -105,7 +105,8 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
             / 255.0
         )
         colours = OVERLAY * colours + (1 - OVERLAY) * under
-    picture = np.ones((L * (cell + gap) - gap, H * (cell + gap) - gap, 3))
+    colours = np.concatenate([colours, np.ones(colours.shape[:-1] + (1,))], axis=-1)  # opaque cells
+    picture = np.zeros((L * (cell + gap) - gap, H * (cell + gap) - gap, 4))
     for l in range(L):
         for h in range(H):
             picture[l * (cell + gap) : l * (cell + gap) + cell, h * (cell + gap) : h * (cell + gap) + cell] = colours[

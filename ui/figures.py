@@ -23,7 +23,7 @@ LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is 
 
 # -- pictures: images and heat maps sent to the browser as PNG (a few kB) instead of arrays of numbers ------
 def png_source(rgb: np.ndarray) -> str:
-    """An image [h, w, 3] (uint8, or floats in [0, 1]) as a PNG data URI for go.Image(source=...); the last
+    """An image [h, w, 3] or with alpha [h, w, 4] (uint8, or floats in [0, 1]) as a PNG data URI; the last
     pictures are kept (the same input image is drawn again on every click)."""
     if rgb.dtype != np.uint8:
         rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)

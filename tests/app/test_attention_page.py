@@ -197,19 +197,21 @@ def test_distance_from_a_stored_run(digits_vit):
 
 def test_overview_picture_cells_gaps_and_overlay():
     """The overview mosaic is one picture: cell (l, h) shows cells[l, h] on the shared scale, scaled up in
-    blocks, gaps are white, and over an image each pixel is OVERLAY heat + (1 - OVERLAY) image."""
+    blocks, opaque, gaps are clear, and over an image each pixel is OVERLAY heat + (1 - OVERLAY) image."""
     cells = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
-    picture, gap = mosaic_picture(cells, float(cells.max()), None, 8)
+    rgba, gap = mosaic_picture(cells, float(cells.max()), None, 8)
+    picture = rgba[..., :3]
     step = 8 + gap
-    assert picture.shape == (2 * step - gap, 3 * step - gap, 3)
+    assert rgba.shape == (2 * step - gap, 3 * step - gap, 4)
     for l in range(2):
         for h in range(3):
             block = picture[l * step : l * step + 8, h * step : h * step + 8]
             want = heat_rgb(cells[l, h], 0.0, float(cells.max()))  # [2, 2, 3]
             np.testing.assert_allclose(block[:4, :4], np.broadcast_to(want[0, 0], (4, 4, 3)))
             np.testing.assert_allclose(block[4:, 4:], np.broadcast_to(want[1, 1], (4, 4, 3)))
-    np.testing.assert_allclose(picture[8 : 8 + gap], 1.0)  # the gap between layer rows
+    np.testing.assert_allclose(rgba[8 : 8 + gap, :, 3], 0.0)  # the gap between layer rows: clear
+    np.testing.assert_allclose(rgba[:8, :8, 3], 1.0)
     np.testing.assert_allclose(heat_rgb(np.array([0.0, 1.0]), 0, 1) * 255, [[68, 1, 84], [253, 231, 37]], atol=1)
     grey = np.full((8, 8, 1), 0.5)
     over, _ = mosaic_picture(cells, float(cells.max()), grey, 8)
-    np.testing.assert_allclose(over[:8, :8], OVERLAY * picture[:8, :8] + (1 - OVERLAY) * 0.5, atol=1 / 255)
+    np.testing.assert_allclose(over[:8, :8, :3], OVERLAY * picture[:8, :8] + (1 - OVERLAY) * 0.5, atol=1 / 255)

@@ -87,7 +87,8 @@ def test_the_overview_is_the_mosaic_picture_with_a_cell_per_head():
     cell = mosaic_cell(5, 480)[0]
     picture, gap = mosaic_picture(cells, float(cells.max()), None, cell)
     assert (grid.rows, grid.cols, grid.cell, grid.gap) == (3, 5, cell, gap)
-    assert np.abs(_pixels(grid.picture).astype(int) - (picture * 255).round()).max() <= 1
+    sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(grid.picture.split(",", 1)[1]))))  # RGBA
+    assert np.abs(sent.astype(int) - (picture * 255).round()).max() <= 1
     assert grid.tips[1 * 5 + 4].startswith(f"layer 1 head 4 (largest {cells[1, 4].max():.3f})")
 
 
