@@ -117,7 +117,6 @@ def current_input() -> None:
                 numbers,
                 "token_class_map",
                 key="emb_token_map",
-                on_pick=None,
             )
     else:
         block = None
@@ -131,7 +130,6 @@ def current_input() -> None:
                 numbers,
                 "token_class_map",
                 key="emb_token_map",
-                on_pick=None,
             )
     probs = summary.float().softmax(-1).cpu().numpy()
     with right:
@@ -144,7 +142,6 @@ def current_input() -> None:
             top_classes(summary, spec.class_names, k=min(3, spec.n_classes)),
             "top_classes_per_block",
             key="emb_top_classes",
-            on_pick=None,
         )
 
 

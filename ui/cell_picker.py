@@ -31,12 +31,13 @@ _component = st.components.v2.component(
 @dataclass(frozen=True)
 class CellGrid:
     """What a cell picker draws. picture: a data URI of rows x cols cells of `cell` picture pixels with `gap` pixels
-    between them; tips: one hover text per cell, row by row; height: pixels of the cell area, whose width then
-    fills the column (None: the picture's aspect ratio, at most max_width pixels wide); ruled: thin white lines
-    between the cells; smooth: scale the picture smoothly instead of in blocks; scale: the colour bar, (colour
-    scale name, low, high, title) or None; pickable: a click picks a cell (off: a picture with a value per cell on
-    hover); texts: a word written in each cell, row by row ("" for none), in text_colours (see text_colours());
-    tilted: column labels slanted (long names)."""
+    between them; tips: one hover text per cell, row by row; row_labels, col_labels: one per row and column (none by
+    default); height: pixels of the cell area, whose width then fills the column (None: the picture's aspect ratio,
+    at most max_width pixels wide); ruled: thin lines of the page's background between the cells; smooth: scale
+    the picture smoothly instead of in blocks; scale: the colour bar, (colour scale name, low, high, title) or
+    None; pickable: a click picks a cell (off: a picture with a value per cell on hover); texts: a word written in
+    each cell, row by row ("" for none), in text_colours (see text_colours()); tilted: column labels slanted (long
+    names)."""
 
     picture: str
     rows: int
@@ -44,8 +45,8 @@ class CellGrid:
     cell: int
     gap: int
     tips: Sequence[str]
-    row_labels: Sequence[str]
-    col_labels: Sequence[str]
+    row_labels: Sequence[str] = ()
+    col_labels: Sequence[str] = ()
     row_title: str = ""
     col_title: str = ""
     title: str = ""
@@ -76,13 +77,9 @@ def head_grid(
     lo = float(np.nanmin(values)) if zmin is None else zmin
     hi = float(np.nanmax(values)) if zmax is None else zmax
     colorscale = colorscale or heat_scale()
-    return CellGrid(
-        picture=png_source(heat_rgb(values, lo, hi, colorscale)),
-        rows=L,
-        cols=H,
-        cell=1,
-        gap=0,
-        tips=[f"layer {l} head {h}: {format(values[l, h], fmt)}" for l in range(L) for h in range(H)],
+    return pixel_grid(
+        heat_rgb(values, lo, hi, colorscale),
+        [f"layer {l} head {h}: {format(values[l, h], fmt)}" for l in range(L) for h in range(H)],
         row_labels=[str(l) for l in range(L)],
         col_labels=[str(h) for h in range(H)],
         row_title="layer",
@@ -92,6 +89,12 @@ def head_grid(
         ruled=True,
         scale=(colorscale, lo, hi, ""),
     )
+
+
+def pixel_grid(rgb: np.ndarray, tips: Sequence[str], **options) -> CellGrid:
+    """A grid of one picture pixel per cell, coloured rgb [rows, cols, 3] (floats in [0, 1]), tips row by row;
+    options: the other CellGrid fields (labels, title, height, scale, texts, ...)."""
+    return CellGrid(picture=png_source(rgb), rows=rgb.shape[0], cols=rgb.shape[1], cell=1, gap=0, tips=tips, **options)
 
 
 def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options) -> CellGrid:
@@ -105,8 +108,6 @@ def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str
         cell=picture.shape[1] // gw,
         gap=0,
         tips=tips,
-        row_labels=[],
-        col_labels=[],
         **options,
     )
 

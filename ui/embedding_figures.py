@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ui.cell_picker import CellGrid, patch_grid, text_colours
-from ui.figures import as_rgb, heat_rgb, heat_scale, patch_blocks, png_source
+from ui.cell_picker import CellGrid, patch_grid, pixel_grid, text_colours
+from ui.figures import as_rgb, heat_rgb, heat_scale, patch_blocks
 
 CLASS_MAP_RED = np.array([214, 39, 40]) / 255  # #d62728
 CLASS_MAP_OPACITY = 0.4
@@ -96,13 +96,9 @@ def token_class_strip(first: np.ndarray, tokens: Sequence[str], top: Sequence[Se
     L, W = first.shape
     cols = [f"{j + 1}:{t}" for j, t in enumerate(tokens)]
     every = int(np.ceil(W / STRIP_LABELS))
-    return CellGrid(
-        picture=png_source(np.where(first[..., None], CLASS_MAP_RED, STRIP_GREY)),
-        rows=L,
-        cols=W,
-        cell=1,
-        gap=0,
-        tips=[f"block {l + 1}, {cols[j]}: top class {top[l][j]}" for l in range(L) for j in range(W)],
+    return pixel_grid(
+        np.where(first[..., None], CLASS_MAP_RED, STRIP_GREY),
+        [f"block {l + 1}, {cols[j]}: top class {top[l][j]}" for l in range(L) for j in range(W)],
         row_labels=[f"block {l + 1}" for l in range(L)],
         col_labels=[c if j % every == 0 else "" for j, c in enumerate(cols)],
         height=28 * L,
@@ -124,13 +120,9 @@ def block_class_grid(
     names = [("★ " if c == true_label else "") + str(class_names[c]) for c in keep]
     z = probs[:, keep]
     rgb = heat_rgb(z, 0.0, 1.0)
-    return CellGrid(
-        picture=png_source(rgb),
-        rows=L,
-        cols=len(keep),
-        cell=1,
-        gap=0,
-        tips=[f"block {l + 1}, class {names[j]}: {z[l, j]:.1%}" for l in range(L) for j in range(len(keep))],
+    return pixel_grid(
+        rgb,
+        [f"block {l + 1}, class {names[j]}: {z[l, j]:.1%}" for l in range(L) for j in range(len(keep))],
         row_labels=[f"block {l + 1}" for l in range(L)],
         col_labels=names,
         height=30 * L,

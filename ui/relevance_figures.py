@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.faithfulness import METRICS, RANDOM, method_label
-from ui.cell_picker import CellGrid, patch_grid, text_colours
+from ui.cell_picker import CellGrid, patch_grid, pixel_grid, text_colours
 from ui.figures import (
     DIVERGING,
     as_rgb,
@@ -172,15 +172,9 @@ def token_pictures(
         z[:n] = shares_[:n]
         rgb = heat_rgb(z.reshape(lines, per_row), -limits[name], limits[name], DIVERGING)  # the tail: NaN, white
         pictures.append(
-            CellGrid(
-                picture=png_source(rgb),
-                rows=lines,
-                cols=per_row,
-                cell=1,
-                gap=0,
-                tips=[f"{name} · {t}: {v:.3g}" for t, v in zip(tokens, z)] + [""] * (lines * per_row - n),
-                row_labels=[],
-                col_labels=[],
+            pixel_grid(
+                rgb,
+                [f"{name} · {t}: {v:.3g}" for t, v in zip(tokens, z)] + [""] * (lines * per_row - n),
                 title=name,
                 height=TOKEN_ROW_PX * lines,
                 ruled=True,

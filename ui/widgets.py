@@ -590,7 +590,7 @@ def on_head_click(chart_key: str):
     return callback
 
 
-def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick) -> None:
+def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick=None) -> None:
     """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the downloads of
     its picture and numbers (as show_figure); a click on a pickable grid calls on_pick(row, col) before the rerun."""
     st.caption(f"**How to read this:** {how_to_read}")
@@ -603,11 +603,12 @@ def show_pictures(grids: Sequence[CellGrid], how_to_read: str, data, name: str, 
     """Pictures (ui.cell_picker grids that pick nothing, a value per cell on hover) side by side, per_row to a
     row, with one reading guide and one download of their numbers (as show_figure)."""
     st.caption(f"**How to read this:** {how_to_read}")
-    for start in range(0, len(grids), per_row):
-        for column, (i, grid) in zip(st.columns(per_row), enumerate(grids[start : start + per_row], start)):
-            with column:
-                title = re.sub(r"\W+", "_", grid.title).strip("_") or str(i)  # a file name's part
-                cell_picker(grid, None, f"{key}_{i}", name=f"{name}_{title}")
+    for i, grid in enumerate(grids):
+        if i % per_row == 0:
+            columns = st.columns(per_row)
+        with columns[i % per_row]:
+            title = re.sub(r"\W+", "_", grid.title).strip("_") or str(i)  # a file name's part
+            cell_picker(grid, None, f"{key}_{i}", name=f"{name}_{title}")
     if data is not None:
         download_button(data, name, key=f"dl_{key}")
 
