@@ -70,7 +70,7 @@ def head_grid(
     fmt: str = ".3g",
     height: int | None = None,
 ) -> CellGrid:
-    """An L x H grid of heads coloured by values [L, H] (NaN white) from zmin to zmax (default: their range), one
+    """An L x H grid of heads coloured by values [L, H] (NaN clear) from zmin to zmax (default: their range), one
     picture pixel per head; hover: layer, head and the value formatted with fmt; height: pixels (default 30 per
     layer)."""
     L, H = values.shape
@@ -80,6 +80,7 @@ def head_grid(
     return pixel_grid(
         heat_rgb(values, lo, hi, colorscale),
         [f"layer {l} head {h}: {format(values[l, h], fmt)}" for l in range(L) for h in range(H)],
+        clear=np.isnan(values),
         row_labels=[str(l) for l in range(L)],
         col_labels=[str(h) for h in range(H)],
         row_title="layer",
@@ -91,9 +92,12 @@ def head_grid(
     )
 
 
-def pixel_grid(rgb: np.ndarray, tips: Sequence[str], **options) -> CellGrid:
-    """A grid of one picture pixel per cell, coloured rgb [rows, cols, 3] (floats in [0, 1]), tips row by row;
-    options: the other CellGrid fields (labels, title, height, scale, texts, ...)."""
+def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = None, **options) -> CellGrid:
+    """A grid of one picture pixel per cell, coloured rgb [rows, cols, 3] (floats in [0, 1]), tips row by row; the
+    cells where clear [rows, cols] (bool) is set are see-through (no value: the page's background, light or dark,
+    shows); options: the other CellGrid fields (labels, title, height, scale, texts, ...)."""
+    if clear is not None:
+        rgb = np.concatenate([rgb, ~clear[..., None]], axis=-1)
     return CellGrid(picture=png_source(rgb), rows=rgb.shape[0], cols=rgb.shape[1], cell=1, gap=0, tips=tips, **options)
 
 

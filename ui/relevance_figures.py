@@ -170,11 +170,12 @@ def token_pictures(
     for name, shares_ in maps.items():
         z = np.full(lines * per_row, np.nan)
         z[:n] = shares_[:n]
-        rgb = heat_rgb(z.reshape(lines, per_row), -limits[name], limits[name], DIVERGING)  # the tail: NaN, white
+        rgb = heat_rgb(z.reshape(lines, per_row), -limits[name], limits[name], DIVERGING)
         pictures.append(
             pixel_grid(
                 rgb,
                 [f"{name} · {t}: {v:.3g}" for t, v in zip(tokens, z)] + [""] * (lines * per_row - n),
+                clear=np.isnan(z).reshape(lines, per_row),  # the cells after the last word
                 title=name,
                 height=TOKEN_ROW_PX * lines,
                 ruled=True,

@@ -54,6 +54,10 @@ def _pixels(uri: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
+def _alpha(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))[..., 3]
+
+
 def test_the_outline_follows_the_head_and_the_picture_is_made_once_per_content():
     at = AppTest.from_function(_page).run()
     first = _sent(at)
@@ -79,6 +83,7 @@ def test_a_head_grid_is_one_pixel_per_head_on_its_colour_scale():
     expected = (np.clip(heat_rgb(values, 0, 5, "Viridis"), 0, 1) * 255).round()
     assert np.abs(pixels.astype(int) - expected).max() <= 1  # NaN: white
     assert grid.tips[5] == "layer 1 head 2: 5.0" and grid.scale == ("Viridis", 0, 5, "")
+    assert list(_alpha(grid.picture).ravel()) == [255] * 4 + [0, 255]  # NaN: clear, the page shows through
 
 
 def test_the_overview_is_the_mosaic_picture_with_a_cell_per_head():
@@ -153,6 +158,7 @@ def test_a_text_map_writes_each_word_piece_in_a_cell_of_its_colour():
     pixels = _pixels(grid.picture).reshape(6, 3).astype(int)
     expected = (heat_rgb(np.array([0.4, -0.4, 0.0, 0.1, -0.2]), -0.4, 0.4, "RdBu_r") * 255).round()
     assert np.abs(pixels[:5] - expected).max() <= 1 and (pixels[5] == 255).all()  # the empty cell: white
+    assert list(_alpha(grid.picture).ravel()) == [255] * 5 + [0]  # ... and clear
     assert grid.text_colours[0] == grid.text_colours[1] == "white" and grid.text_colours[2] == "black"
     assert grid.tips[1] == "AttnLRP · cat: -0.4" and grid.tips[5] == ""
     assert grid.scale == ("RdBu_r", -0.4, 0.4, "share") and grid.title == "AttnLRP"
