@@ -60,7 +60,7 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
 # every plotly chart laid out, and every cell picker's picture (ui.cell_picker, in a component's shadow root) loaded
 ALL_DRAWN = f"""() => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
                  .every(gd => gd._fullLayout)
-                 && [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => e.shadowRoot)
+                 && [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stBidiComponentIsolated"]')]
                  .every(host => [...host.shadowRoot.querySelectorAll('.cp img')].every(img => img.complete))"""
 TITLE = f"""(title) => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
                  .some(h => h.innerText.trim() === title)"""
