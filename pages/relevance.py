@@ -195,14 +195,14 @@ def maps_panel() -> None:
                 data["tokens"] = np.asarray(tokens)
                 for note in ctx.notes:  # e.g. the text was truncated to the model's limit
                     st.warning(note)
-                if len(tokens) > LONG_TEXT:
+                long_text = len(tokens) > LONG_TEXT
+                if long_text:
                     st.info(
                         f"{len(tokens)} word pieces: below, the {TOP_TOKENS} most relevant of each method; the full "
                         "maps are in the scrolling panel under it."
                     )
                     st.dataframe(top_tokens(tokens, s, TOP_TOKENS), hide_index=True, width="stretch")
-                panel = st.container(height=LONG_TEXT_PANEL) if len(tokens) > LONG_TEXT else st.container()
-                with panel:
+                with st.container(height=LONG_TEXT_PANEL) if long_text else st.container():
                     show_pictures(token_pictures(tokens, s, lims), how, data, name, key="rel_maps", per_row=1)
             with st.expander("About the methods"):
                 st.table(
