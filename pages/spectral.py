@@ -18,7 +18,7 @@ from analysis.spectral import (
 from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
-from ui.cell_picker import head_grid
+from ui.cell_picker import cell_picker, head_grid
 from ui.stored import background_panel, run_label, stored_toggle
 from ui.widgets import (
     head_picker,
@@ -181,29 +181,42 @@ def head_section(cur: dict, temps: tuple[float, ...]) -> None:
             f"G(0) = {cur['gain'][l, 0, h, 0]:.3f} (a row-stochastic matrix passes DC)."
         )
     head = {k: cur[k][l, 0, h] for k in ("gain", "singular", "eigenvalues")}
-    if is_image:
-        head["response_2d"] = cur["response_2d"][l, 0, h]
     head["freq"] = cur["freq"]
-    two_d = (
-        "middle: |fft2| of its attention over the patch grid, averaged over queries, DC in the centre (a bright "
-        "centre only = spatial averaging; energy at the edges = sharp local attention); "
-        if is_image
-        else ""
-    )
-    show_figure(
-        sf.head_response_figure(
-            cur["freq"], head["gain"], cur["gain"][l, 0], head["eigenvalues"], head.get("response_2d"), f"L{l} H{h}"
-        ),
+    gain_guide = (
         "left: how much of each token-position frequency the head lets through (red; the layer's other heads in "
-        f"grey): 1 at frequency 0 always, a quick drop = low-pass; {two_d}right: the eigenvalues of its attention "
-        "matrix with the unit circle: one sits at 1 (the DC mode), and the closer the rest are to 0, the faster "
-        "repeated application collapses tokens to their mean.",
-        head,
-        f"head_L{l}H{h}_response",
-        key="spectral_head_response",
+        "grey): 1 at frequency 0 always, a quick drop = low-pass"
     )
+    eigen_guide = (
+        "the eigenvalues of its attention matrix with the unit circle: one sits at 1 (the DC mode), and the closer "
+        "the rest are to 0, the faster repeated application collapses tokens to their mean"
+    )
+    figure = sf.head_response_figure(cur["freq"], head["gain"], cur["gain"][l, 0], head["eigenvalues"], f"L{l} H{h}")
     if not is_image:
+        show_figure(
+            figure,
+            f"{gain_guide}; right: {eigen_guide}.",
+            head,
+            f"head_L{l}H{h}_response",
+            key="spectral_head_response",
+        )
         st.info("Text has no patch grid, so there is no 2-D response image; the gain is over token positions.")
+        return
+    head["response_2d"] = cur["response_2d"][l, 0, h]
+    st.caption(
+        f"**How to read this:** {gain_guide}; middle: {eigen_guide}; right: |fft2| of its attention over the patch "
+        "grid, averaged over queries, DC in the centre (a bright centre only = spatial averaging; energy at the "
+        "edges = sharp local attention)."
+    )
+    chart, picture = st.columns([2, 1], vertical_alignment="center")
+    with chart:
+        show_figure(figure, "", head, f"head_L{l}H{h}_response", key="spectral_head_response")
+    with picture:
+        cell_picker(
+            sf.response_2d_picture(head["response_2d"], f"L{l} H{h}"),
+            None,
+            "spectral_head_2d",
+            name=f"head_L{l}H{h}_2d_response",
+        )
 
 
 def rank_section(cur: dict, temps: tuple) -> None:

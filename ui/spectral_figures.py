@@ -12,7 +12,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from ui.figures import heat_scale, hline, log_axis, subplot_axes, subplot_axis_layouts, subplot_layout, vband, vline
+from ui.cell_picker import CellGrid, pixel_grid
+from ui.figures import (
+    heat_rgb,
+    heat_scale,
+    hline,
+    log_axis,
+    subplot_axes,
+    subplot_axis_layouts,
+    subplot_layout,
+    vband,
+    vline,
+)
 
 STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"}
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
@@ -21,6 +32,7 @@ WHATIF_COLORS = {"model": "#1f77b4", "no skip": "#ff7f0e", "no MLP": "#2ca02c", 
 RANK_AXIS = {"fro": "‖X − 1x̄ᵀ‖_F / ‖X‖_F (log)", "l1inf": "minₓ ‖X − 1xᵀ‖₁,∞ / ‖X‖₁,∞ (log)"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
 LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
+RESPONSE_2D_PX = 300  # the widest a head's 2-D response picture is drawn
 
 
 def _layer_ticks(n_layers: int) -> dict:
@@ -144,26 +156,21 @@ def head_response_figure(
     gain: np.ndarray,
     layer_gains: np.ndarray,
     eigenvalues: np.ndarray,
-    response_2d: np.ndarray | None = None,
     head: str = "",
     height: int = 340,
 ) -> go.Figure:
     """A head's frequency response in one figure (one chart to draw again per head click), side by side: its 1-D
-    gain G(k) [K] over normalised frequency with the other heads of its layer [H, K] in grey; for a patch grid its
-    2-D response [h, w] (fftshifted |fft2| of its attention rows, DC in the centre); the eigenvalues [T] (complex)
-    of its attention matrix with the unit circle. head: names the head in the panel titles."""
-    panels = ["gain"] + (["2-D response"] if response_2d is not None else []) + ["eigenvalues"]
-    cols = len(panels)
-    layout = subplot_layout(1, cols, [f"{p} of {head}".strip() for p in panels], horizontal_spacing=0.14)
+    gain G(k) [K] over normalised frequency with the other heads of its layer [H, K] in grey, and the eigenvalues
+    [T] (complex) of its attention matrix with the unit circle. head: names the head in the panel titles. (The 2-D
+    response of a patch grid is a picture beside it: response_2d_picture.)"""
+    layout = subplot_layout(1, 2, [f"{p} of {head}".strip() for p in ("gain", "eigenvalues")], horizontal_spacing=0.14)
     layout.update(height=height, margin=dict(MARGIN, t=40), showlegend=False)
     # the layer's heads as one grey trace, broken by gaps (NaN) between heads: one trace draws faster than H
     gaps = np.full((len(layer_gains), 1), np.nan)
     grey_x = np.hstack([np.broadcast_to(freq, layer_gains.shape), gaps]).ravel()
     grey_y = np.hstack([layer_gains, gaps]).ravel()
     data = [
-        dict(type="scatter", x=grey_x, y=grey_y, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip")
-    ]
-    data.append(
+        dict(type="scatter", x=grey_x, y=grey_y, mode="lines", line=dict(color="lightgrey", width=1), hoverinfo="skip"),
         dict(
             type="scatter",
             x=freq,
@@ -171,29 +178,12 @@ def head_response_figure(
             mode="lines+markers",
             line=dict(color="#d62728"),
             hovertemplate="frequency %{x:.2f}π: gain %{y:.3f}<extra></extra>",
-        )
-    )
+        ),
+    ]
     layout["xaxis"].update(title=dict(text="normalised frequency over tokens (×π)"))
     layout["yaxis"].update(title=dict(text="gain G(k)"), rangemode="tozero")
     layout["shapes"] = [hline(1.0, dash="dot", color="grey")]
-    if response_2d is not None:
-        h, w = response_2d.shape
-        x_2d, y_2d = subplot_axis_layouts(layout, 1, 2, cols)
-        data.append(
-            dict(
-                type="heatmap",
-                z=response_2d,
-                x=np.arange(w) - w // 2,
-                y=np.arange(h) - h // 2,
-                colorscale=heat_scale(),
-                colorbar=dict(thickness=10, x=x_2d["domain"][1] + 0.005, xanchor="left"),
-                hovertemplate="frequency (row %{y}, col %{x}): %{z:.3f}<extra></extra>",
-                **subplot_axes(1, 2, cols),
-            )
-        )
-        x_2d.update(title=dict(text="column frequency"), dtick=1, constrain="domain")
-        y_2d.update(title=dict(text="row frequency"), dtick=1, scaleanchor="x2", autorange="reversed")
-    axes = subplot_axes(1, cols, cols)
+    axes = subplot_axes(1, 2, 2)
     theta = np.linspace(0, 2 * np.pi, 181)
     data.append(
         dict(
@@ -224,10 +214,35 @@ def head_response_figure(
             **axes,
         )
     )
-    x_eig, y_eig = subplot_axis_layouts(layout, 1, cols, cols)
+    x_eig, y_eig = subplot_axis_layouts(layout, 1, 2, 2)
     x_eig.update(title=dict(text="real"), range=[-1.1, 1.1], zeroline=True, constrain="domain")
     y_eig.update(title=dict(text="imaginary"), range=[-1.1, 1.1], scaleanchor=axes["xaxis"], zeroline=True)
     return go.Figure(data=data, layout=layout)
+
+
+def response_2d_picture(response_2d: np.ndarray, head: str = "") -> CellGrid:
+    """A head's 2-D response [h, w] (fftshifted |fft2| of its attention rows over the patch grid, DC in the centre)
+    as a picture with a cell per frequency pair, from 0 to its largest value; hover: the frequencies and the value.
+    (A picture, not a plotly heatmap: a head click swaps an image instead of drawing a chart anew.)"""
+    h, w = response_2d.shape
+    rows, cols = np.arange(h) - h // 2, np.arange(w) - w // 2
+    top = max(float(np.nanmax(response_2d)), 1e-12)
+    return pixel_grid(
+        heat_rgb(response_2d, 0.0, top),
+        [
+            f"frequency (row {r}, col {c}): {response_2d[i, j]:.3f}"
+            for i, r in enumerate(rows)
+            for j, c in enumerate(cols)
+        ],
+        row_labels=[str(r) for r in rows],
+        col_labels=[str(c) for c in cols],
+        row_title="row frequency",
+        col_title="column frequency",
+        title=f"2-D response of {head}".strip(),
+        max_width=RESPONSE_2D_PX,
+        scale=(heat_scale(), 0.0, top, ""),
+        pickable=False,
+    )
 
 
 def rank_collapse_figure(ratios: dict[str, np.ndarray], norm: str, height: int = 340) -> go.Figure:

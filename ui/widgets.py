@@ -508,10 +508,12 @@ def show_figure(
     key: str | None = None,
     **chart_kwargs,
 ):
-    """Plot `fig` with a one-line reading guide and a CSV (DataFrame) or NPZ (dict of arrays) download.
+    """Plot `fig` with a one-line reading guide (none when empty: the page wrote it above several figures) and a
+    CSV (DataFrame) or NPZ (dict of arrays) download.
 
     Returns what st.plotly_chart returns (the selection when on_select is given)."""
-    st.caption(f"**How to read this:** {how_to_read}")
+    if how_to_read:
+        st.caption(f"**How to read this:** {how_to_read}")
     if st.session_state.get(state.PRESENT):
         fig = _for_projector(fig)
     event = st.plotly_chart(

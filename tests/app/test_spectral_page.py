@@ -17,7 +17,7 @@ TABS = {  # tab -> its sections (after the temperature controls) and number of c
         ["High- vs low-frequency energy per layer", "Fourier profile of the feature maps (Park & Kim)"],
         3,
     ),  # HC/DC, profile, end point
-    "Heads": (["A head's frequency response"], 2),  # the grid; the gain, 2-D response and eigenvalues in one
+    "Heads": (["A head's frequency response"], 3),  # the grid; the gain and eigenvalues in one; the 2-D response
     "Rank collapse": (["Rank collapse and the rank of attention"], 2),
     "Temperature sweep": (["Temperature sweep"], 1),
 }
@@ -104,6 +104,11 @@ def test_digits_vit_head_picker_and_whatif():
     assert_clean(at)
     assert at.session_state[state.HEAD] == (2, 0)
     assert "Layer 2, head 0" in _captions(at)
+    assert "gain of L2 H0" in json.dumps(_figure(at, "eigenvalues of")["layout"], ensure_ascii=False)
+    response = next(json.loads(c.proto.json) for c in at.get("bidi_component") if "2-D response" in c.proto.json)
+    assert response["title"] == "2-D response of L2 H0" and not response["pickable"]
+    rows = response["rows"]  # the patch grid's frequencies, DC in the centre
+    assert response["row_labels"][rows // 2] == "0" and len(response["tips"]) == rows * response["cols"]
     _tab(at, "Rank collapse")
     at.multiselect(key="spectral_whatif").set_value([]).run()
     assert any("Pick at least one what-if" in w.value for w in at.warning)

@@ -160,30 +160,41 @@ def test_thumbnail_text_is_the_mean_of_each_block():
     assert thumbnail_text(half, 2).split("<br>") == [SHADES[0] * 2 + SHADES[-1] * 2] * 2
 
 
-@pytest.mark.parametrize("grid", [True, False])
-def test_head_response_figure_puts_each_panel_on_its_own_axes(grid):
-    """Gain, 2-D response (patch grids only) and eigenvalues side by side in one figure: each trace on its
-    panel's axes, the square panels anchored to their own x axis, the 2-D colour bar beside its panel."""
+def test_head_response_figure_puts_each_panel_on_its_own_axes():
+    """Gain and eigenvalues side by side in one figure: each trace on its panel's axes, the layer's heads one grey
+    trace broken by gaps, the eigenvalue panel square (anchored to its own x axis)."""
     from ui.spectral_figures import head_response_figure
 
     rng = np.random.default_rng(0)
     freq, layer_gains = np.linspace(0, 1, 9), rng.random((4, 9))
     eigenvalues = rng.random(16) + 1j * rng.random(16)
-    response = rng.random((4, 4)) if grid else None
-    figure = head_response_figure(freq, layer_gains[1], layer_gains, eigenvalues, response, "L0 H1")
+    figure = head_response_figure(freq, layer_gains[1], layer_gains, eigenvalues, "L0 H1")
     fig = json.loads(figure.to_json())
-    last = "3" if grid else "2"
     titles = [a["text"] for a in fig["layout"]["annotations"]]
-    assert titles == ["gain of L0 H1"] + (["2-D response of L0 H1"] if grid else []) + ["eigenvalues of L0 H1"]
+    assert titles == ["gain of L0 H1", "eigenvalues of L0 H1"]
     axes = [(t.get("xaxis", "x"), t.get("yaxis", "y"), t["type"]) for t in fig["data"]]
-    assert axes[:2] == [("x", "y", "scatter")] * 2  # the layer's heads (one trace) and the selected one
+    assert axes == [("x", "y", "scatter")] * 2 + [("x2", "y2", "scatter")] * 2
     grey = figure.data[0]
     curves = np.asarray(grey.y, dtype=float).reshape(4, 10)  # each head's gain, then a gap (NaN)
     assert np.allclose(curves[:, :9], layer_gains) and np.isnan(curves[:, 9]).all()
     assert np.allclose(np.asarray(grey.x, dtype=float).reshape(4, 10)[:, :9], freq)
-    assert axes[2:] == ([("x2", "y2", "heatmap")] if grid else []) + [(f"x{last}", f"y{last}", "scatter")] * 2
-    assert fig["layout"][f"yaxis{last}"]["scaleanchor"] == f"x{last}"
-    if grid:
-        assert fig["layout"]["yaxis2"]["scaleanchor"] == "x2"
-        bar = fig["data"][2]["colorbar"]["x"]
-        assert fig["layout"]["xaxis2"]["domain"][1] < bar < fig["layout"]["xaxis3"]["domain"][0]
+    assert np.allclose(figure.data[3].x, eigenvalues.real) and np.allclose(figure.data[3].y, eigenvalues.imag)
+    assert fig["layout"]["yaxis2"]["scaleanchor"] == "x2"
+
+
+def test_response_2d_picture_has_a_cell_per_frequency_pair():
+    """The 2-D response picture: one pixel per frequency pair coloured from 0 to the largest value, DC (0, 0)
+    labelled in the centre, and each cell's hover naming its frequencies and value."""
+    from ui.cell_picker import CellGrid
+    from ui.figures import HEAT, heat_rgb
+    from ui.spectral_figures import response_2d_picture
+
+    response = np.arange(12, dtype=float).reshape(3, 4) / 11
+    grid = response_2d_picture(response, "L1 H2")
+    assert isinstance(grid, CellGrid) and (grid.rows, grid.cols, grid.cell) == (3, 4, 1) and not grid.pickable
+    assert grid.row_labels == ["-1", "0", "1"] and grid.col_labels == ["-2", "-1", "0", "1"]
+    assert grid.title == "2-D response of L1 H2" and grid.scale == (HEAT, 0.0, 1.0, "")
+    assert grid.tips[0] == "frequency (row -1, col -2): 0.000" and grid.tips[-1] == "frequency (row 1, col 1): 1.000"
+    png = Image.open(io.BytesIO(base64.b64decode(grid.picture.split(",", 1)[1])))
+    expected = (heat_rgb(response, 0.0, 1.0, HEAT) * 255).round()
+    assert np.array_equal(np.asarray(png.convert("RGB"), dtype=float), expected)
