@@ -244,11 +244,11 @@ def maps_panel() -> None:
         )
         left, right = st.columns([4, 3])
         with left:
-            show_figure(  # the maps' options leave it as it is
+            show_figure(  # the maps' options and the target leave it as it is
                 cache.memo(
                     "rel_conservation",
-                    (ctx.model_key, ctx.input_key, read_at, classes, tgt),
-                    lambda: conservation_figure(cons, tgt),
+                    (ctx.model_key, ctx.input_key, read_at, classes, pred),
+                    lambda: conservation_figure(cons, pred),
                 ),
                 (
                     "one point per class"
@@ -256,7 +256,8 @@ def maps_panel() -> None:
                     else f"one point for each of the {len(top)} classes with the highest logits (and the target)"
                 )
                 + ": x is the class logit, y the AttnLRP relevance summed over the input; points "
-                f"on the dashed diagonal conserve relevance exactly ({where}). The target class is red.",
+                f"on the dashed diagonal conserve relevance exactly ({where}). The predicted class is red; the "
+                "target's numbers are in the line above, and hover names every point.",
                 cons,
                 "relevance_conservation",
                 key="rel_conservation",

@@ -188,19 +188,20 @@ def token_pictures(
     return pictures
 
 
-def conservation_figure(df: pd.DataFrame, target: int):
-    """AttnLRP total input relevance vs the logit, one point per class (named: the target and the highest
-    logits); the diagonal is exact conservation."""
+def conservation_figure(df: pd.DataFrame, predicted: int):
+    """AttnLRP total input relevance vs the logit, one point per class of df (class, name, logit, total_relevance),
+    the predicted class red; named: the predicted class and the highest logits; the diagonal is exact conservation.
+    (Not the target class: a new target then leaves the chart as it is, and Streamlit does not draw it again.)"""
     lo = float(min(df["logit"].min(), df["total_relevance"].min()))
     hi = float(max(df["logit"].max(), df["total_relevance"].max()))
     pad = 0.05 * (hi - lo or 1)
-    colours = ["#d62728" if c == target else "#1f77b4" for c in df["class"]]
-    # names on the target and the CONSERVATION_NAMED highest logits only (all of them overlap), and not on a
+    colours = ["#d62728" if c == predicted else "#1f77b4" for c in df["class"]]
+    # names on the predicted class and the CONSERVATION_NAMED highest logits only (all of them overlap), and not on a
     # point too close to one already named; hover shows every one
     span = np.array([df["logit"].max() - df["logit"].min(), df["total_relevance"].max() - df["total_relevance"].min()])
     xy = df[["logit", "total_relevance"]].to_numpy(dtype=float) / np.where(span > 0, span, 1.0)
     named: list = []
-    for c in [target] + [c for c in df.nlargest(CONSERVATION_NAMED, "logit")["class"] if c != target]:
+    for c in [predicted] + [c for c in df.nlargest(CONSERVATION_NAMED, "logit")["class"] if c != predicted]:
         here = xy[df["class"].to_numpy() == c][0]
         if all(np.hypot(*(here - xy[df["class"].to_numpy() == o][0])) > NAME_CLEARANCE for o in named):
             named.append(c)
@@ -228,7 +229,7 @@ def conservation_figure(df: pd.DataFrame, target: int):
         ]
     )
     fig.update_layout(
-        xaxis_title="target logit",
+        xaxis_title="class logit",
         yaxis_title="total input relevance (AttnLRP)",
         height=360,
         margin=dict(l=10, r=10, t=10, b=40),

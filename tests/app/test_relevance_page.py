@@ -37,9 +37,12 @@ def test_maps_target_and_faithfulness(model):
 
     target = widget(at.selectbox, "Target class")
     name = target.options[3].split(": ", 1)[1].rsplit(" (", 1)[0]  # option 0 is "predicted", then classes 0, 1, 2
+    scatter = at.get("plotly_chart")[0].proto.spec
     target.set_value(2).run()
     assert_clean(at)
     assert any(s.value.startswith(f"Maps for class {name}") for s in at.subheader), [s.value for s in at.subheader]
+    assert any(md.value.startswith(f"Class **{name}**: total relevance") for md in at.markdown)
+    assert at.get("plotly_chart")[0].proto.spec == scatter  # the scatter marks the predicted class: not drawn again
     widget(at.radio, "Colour scale").set_value("shared").run()
     assert_clean(at)
     # the choice stays valid when the input changes (the option labels do not depend on the input)
@@ -229,9 +232,9 @@ def test_a_long_text_gets_the_compact_view_and_keeps_its_truncation_visible():
     assert len([w for w in words if w]) == n and words[0] == "the"  # every word piece, in order
 
 
-def test_conservation_scatter_names_only_the_target_and_the_top_logits():
-    """Ten class names at similar logits overlap: the scatter names the target and the three highest logits
-    and keeps every name in the hover."""
+def test_conservation_scatter_names_only_the_predicted_class_and_the_top_logits():
+    """Ten class names at similar logits overlap: the scatter names the predicted class (red) and the three
+    highest logits and keeps every name in the hover."""
     import pandas as pd
 
     from ui.relevance_figures import conservation_figure
@@ -239,14 +242,15 @@ def test_conservation_scatter_names_only_the_target_and_the_top_logits():
     df = pd.DataFrame(
         {"class": range(10), "name": [f"c{i}" for i in range(10)], "logit": range(10), "total_relevance": range(10)}
     )
-    points = conservation_figure(df, target=2).data[1]
+    points = conservation_figure(df, predicted=2).data[1]
     assert [t for t in points.text if t] == ["c2", "c7", "c8", "c9"]
+    assert [i for i, colour in enumerate(points.marker.color) if colour != points.marker.color[0]] == [2]
     assert list(points.customdata) == list(df["name"])
-    # two classes at nearly the same point: only the target is named, the other is left to the hover
+    # two classes at nearly the same point: only the predicted one is named, the other is left to the hover
     close = pd.DataFrame(
         {"class": range(4), "name": list("abcd"), "logit": [8.2, 8.25, 3, 1], "total_relevance": [4.4, 4.41, 1, 0]}
     )
-    assert [t for t in conservation_figure(close, target=0).data[1].text if t] == ["a", "c"]
+    assert [t for t in conservation_figure(close, predicted=0).data[1].text if t] == ["a", "c"]
 
 
 def test_conservation_split_table_accounts_for_the_whole_logit():
