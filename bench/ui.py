@@ -64,7 +64,8 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
 ALL_DRAWN = f"""() => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
                  .every(gd => gd._fullLayout)
                  && [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stBidiComponentIsolated"]')]
-                 .every(host => [...host.shadowRoot.querySelectorAll('.cp img')].every(img => img.complete))"""
+                 .every(host => host.shadowRoot  // null while the component mounts: not drawn yet
+                        && [...host.shadowRoot.querySelectorAll('.cp img')].every(img => img.complete))"""
 TITLE = f"""(title) => ({IDLE})() && [...document.querySelectorAll('[data-testid="stMain"] h1')]
                  .some(h => h.innerText.trim() === title)"""
 

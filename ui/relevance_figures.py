@@ -22,17 +22,18 @@ from ui.figures import (
     update_axes,
 )
 
-# RdBu_r with a transparent middle: the input stays visible where relevance is about zero
-SIGNED = [
-    [0.0, "rgba(5,48,97,0.95)"],
-    [0.25, "rgba(67,147,195,0.7)"],
-    [0.5, "rgba(255,255,255,0)"],
-    [0.75, "rgba(214,96,77,0.7)"],
-    [1.0, "rgba(103,0,31,0.95)"],
-]
-
-_SIGNED_AT = np.array([at for at, _ in SIGNED])
-_SIGNED_RGBA = np.array([[float(x) for x in colour[5:-1].split(",")] for _, colour in SIGNED])  # [5, 4]: 0-255, 0-1
+# RdBu_r with a transparent middle: the input stays visible where relevance is about zero. Its stops: position,
+# red, green, blue (0-255), opacity (0-1); SIGNED is the same scale as plotly reads it
+_SIGNED_STOPS = np.array(
+    [
+        [0.0, 5, 48, 97, 0.95],
+        [0.25, 67, 147, 195, 0.7],
+        [0.5, 255, 255, 255, 0],
+        [0.75, 214, 96, 77, 0.7],
+        [1.0, 103, 0, 31, 0.95],
+    ]
+)
+SIGNED = [[float(at), f"rgba({r:.0f},{g:.0f},{b:.0f},{a:g})"] for at, r, g, b, a in _SIGNED_STOPS]
 MAP_PX = 300  # the widest a map picture is drawn
 
 TOKENS_PER_ROW = 8
@@ -113,7 +114,7 @@ def signed_over(values: np.ndarray, limit: float, under: np.ndarray, opacity: fl
     """Values [...] on the SIGNED scale from -limit to +limit laid over the picture under [..., 3] (floats in
     [0, 1]) as plotly lays a heatmap of that scale at `opacity` over it: colours [..., 3] in [0, 1]."""
     t = np.clip((np.asarray(values, dtype=float) / limit + 1) / 2, 0, 1)
-    rgba = np.stack([np.interp(t, _SIGNED_AT, _SIGNED_RGBA[:, i]) for i in range(4)], axis=-1)
+    rgba = np.stack([np.interp(t, _SIGNED_STOPS[:, 0], _SIGNED_STOPS[:, i]) for i in range(1, 5)], axis=-1)
     alpha = opacity * rgba[..., 3:]
     return alpha * rgba[..., :3] / 255 + (1 - alpha) * under
 

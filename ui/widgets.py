@@ -6,6 +6,7 @@ built in this run; run standalone (AppTest.from_file on one page) it draws the s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
@@ -512,21 +513,29 @@ def show_figure(
     CSV (DataFrame) or NPZ (dict of arrays) download.
 
     Returns what st.plotly_chart returns (the selection when on_select is given)."""
-    if how_to_read:
-        st.caption(f"**How to read this:** {how_to_read}")
     if st.session_state.get(state.PRESENT):
         fig = _for_projector(fig)
-    event = st.plotly_chart(
-        fig,
-        width="stretch",
-        key=key,
-        config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
-        | ({"doubleClickDelay": CLICK_DOUBLE_MS} if "on_select" in chart_kwargs else {}),
-        **chart_kwargs,
-    )
-    if data is not None:
-        download_button(data, name, key=f"dl_{key or name}")
+    with _guided(how_to_read, data, name, key or name):
+        event = st.plotly_chart(
+            fig,
+            width="stretch",
+            key=key,
+            config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+            | ({"doubleClickDelay": CLICK_DOUBLE_MS} if "on_select" in chart_kwargs else {}),
+            **chart_kwargs,
+        )
     return event
+
+
+@contextlib.contextmanager
+def _guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None, name: str, key: str):
+    """A figure's frame: its reading guide above (none when empty), the download of its numbers below (none when
+    data is None)."""
+    if how_to_read:
+        st.caption(f"**How to read this:** {how_to_read}")
+    yield
+    if data is not None:
+        download_button(data, name, key=f"dl_{key}")
 
 
 def _for_projector(fig) -> go.Figure:
@@ -595,24 +604,20 @@ def on_head_click(chart_key: str):
 def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick=None) -> None:
     """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the downloads of
     its picture and numbers (as show_figure); a click on a pickable grid calls on_pick(row, col) before the rerun."""
-    st.caption(f"**How to read this:** {how_to_read}")
-    cell_picker(grid, selected, key, on_pick, name)
-    if data is not None:
-        download_button(data, name, key=f"dl_{key}")
+    with _guided(how_to_read, data, name, key):
+        cell_picker(grid, selected, key, on_pick, name)
 
 
 def show_pictures(grids: Sequence[CellGrid], how_to_read: str, data, name: str, key: str, per_row: int = 4) -> None:
     """Pictures (ui.cell_picker grids that pick nothing, a value per cell on hover) side by side, per_row to a
     row, with one reading guide and one download of their numbers (as show_figure)."""
-    st.caption(f"**How to read this:** {how_to_read}")
-    for i, grid in enumerate(grids):
-        if i % per_row == 0:
-            columns = st.columns(per_row)
-        with columns[i % per_row]:
-            title = re.sub(r"\W+", "_", grid.title).strip("_") or str(i)  # a file name's part
-            cell_picker(grid, None, f"{key}_{i}", name=f"{name}_{title}")
-    if data is not None:
-        download_button(data, name, key=f"dl_{key}")
+    with _guided(how_to_read, data, name, key):
+        for i, grid in enumerate(grids):
+            if i % per_row == 0:
+                columns = st.columns(per_row)
+            with columns[i % per_row]:
+                title = re.sub(r"\W+", "_", grid.title).strip("_") or str(i)  # a file name's part
+                cell_picker(grid, None, f"{key}_{i}", name=f"{name}_{title}")
 
 
 def show_head_chart(build, content: tuple, head: tuple[int, int], how_to_read: str, data, name: str, key: str) -> None:
