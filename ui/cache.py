@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -42,14 +43,18 @@ def progress_bar(text: str, label: str) -> Iterator[Callable[..., None]]:
 def memo(slot: str, key: tuple, build: Callable[[], T]) -> T:
     """build(), built again only when `key` (plain values: names, numbers) differs from the key this session last
     used for `slot`, else the value built then. One entry per slot, so a figure that a click does not change is
-    not rebuilt, and nothing else is kept. The presenter layout is part of every key (it changes colour scales)."""
+    not rebuilt, and nothing else is kept. The presenter layout is part of every key (it changes colour scales). A
+    plotly figure is kept as a ui.figures.KeptFigure (its plotly dict made once, not on every run that shows it)."""
     from ui import state
+    from ui.figures import KeptFigure
 
     key = (*key, bool(st.session_state.get(state.PRESENT)))
     store = st.session_state.setdefault(state.MEMO, {})
     if slot in store and store[slot][0] == key:
         return store[slot][1]
     value = build()
+    if isinstance(value, go.Figure):
+        value = KeptFigure(value)
     store[slot] = (key, value)
     return value
 

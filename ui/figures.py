@@ -21,6 +21,18 @@ DIVERGING = "RdBu_r"
 LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
 
 
+
+class KeptFigure(go.Figure):
+    """A figure shown unchanged on many script runs (ui.cache.memo keeps figures as these): the plotly dict that
+    st.plotly_chart asks for on every run (a deep copy with every array encoded, 5 to 40 ms a chart) is made once.
+    Not to be changed once shown."""
+
+    def to_dict(self) -> dict:
+        if "_kept_dict" not in self.__dict__:
+            self._kept_dict = super().to_dict()
+        return self._kept_dict
+
+
 # -- pictures: images and heat maps sent to the browser as PNG (a few kB) instead of arrays of numbers ------
 def png_source(rgb: np.ndarray) -> str:
     """An image [h, w, 3] or with alpha [h, w, 4] (uint8, or floats in [0, 1]) as a PNG data URI; the last

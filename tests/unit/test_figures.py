@@ -142,6 +142,38 @@ def test_memo_builds_again_only_when_the_key_changes():
     assert at.session_state["builds"] == ["a", "b", "a", "a"]
 
 
+def _kept_figure_app():
+    import numpy as np
+    import plotly.graph_objects as go
+    import streamlit as st
+
+    from ui import cache
+
+    figure = cache.memo("chart", (st.session_state["n"],), lambda: go.Figure(go.Scatter(y=np.arange(5.0))))
+    st.session_state.setdefault("shown", []).append(figure)
+    st.plotly_chart(figure, key="chart")
+
+
+def test_memo_keeps_a_figure_whose_plotly_json_is_made_once():
+    """A memo'd figure is a KeptFigure: the same chart JSON as plotly makes of the plain figure, its dict made on
+    the first run that shows it and handed out again on the next runs (no deep copy and encoding per run)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from ui.figures import KeptFigure
+
+    at = AppTest.from_function(_kept_figure_app)
+    at.session_state["n"] = 1
+    at.run()
+    at.run()
+    first, second = at.session_state["shown"]
+    assert first is second and isinstance(first, KeptFigure)
+    assert first.to_dict() is second.to_dict()  # made once
+    plain = go.Figure(go.Scatter(y=np.arange(5.0)))
+    assert at.get("plotly_chart")[0].proto.spec == pio.to_json(plain.to_dict(), validate=False)
+    assert pio.to_json(go.Figure(first), validate=False) == pio.to_json(plain, validate=False)  # copies are plain
+
+
 def test_thumbnail_text_is_the_mean_of_each_block():
     """Each character is the mean of its block of pixels (a loop over the blocks here), on a non-square image."""
     from ui.embedding_figures import SHADES, thumbnail_text
