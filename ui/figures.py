@@ -21,7 +21,6 @@ DIVERGING = "RdBu_r"
 LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
 
 
-
 class KeptFigure(go.Figure):
     """A figure shown unchanged on many script runs (ui.cache.memo keeps figures as these): the plotly dict that
     st.plotly_chart asks for on every run (a deep copy with every array encoded, 5 to 40 ms a chart) is made once.

@@ -539,9 +539,15 @@ def _guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None,
 
 
 def _for_projector(fig) -> go.Figure:
-    """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts and thicker lines."""
+    """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts and thicker lines. Every
+    text's size is set where it is drawn (axes, legend, subplot titles, colour bars), not only the figure's font:
+    Streamlit's chart theme sets those sizes itself, and the figure's font alone reached none of them."""
     fig = go.Figure(fig)
-    fig.update_layout(font_size=PRESENT_FONT)
+    fig.update_layout(font_size=PRESENT_FONT, legend_font_size=PRESENT_FONT, hoverlabel_font_size=PRESENT_FONT)
+    fig.update_xaxes(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT)
+    fig.update_yaxes(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT)
+    fig.update_annotations(font_size=PRESENT_FONT)
+    fig.update_traces(colorbar_tickfont_size=PRESENT_FONT, selector=lambda t: "colorbar" in t)
     fig.update_traces(line_width=PRESENT_LINE, selector=lambda t: t.type == "scatter" and "lines" in (t.mode or ""))
     return fig
 

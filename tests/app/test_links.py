@@ -203,8 +203,12 @@ def test_presenter_layout_from_the_link():
     at = open_link({"view": "spectral", "present": "1", "tab": "Rank collapse", "n": "8"})
     assert_clean(at)
     assert at.session_state[state.PRESENT] is True and url(at)["present"] == "1"
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert spec["layout"]["font"]["size"] == 20
+    for chart in at.get("plotly_chart"):  # every text at the presenter size where it is drawn (the theme sets each)
+        layout = json.loads(chart.proto.spec)["layout"]
+        assert layout["font"]["size"] == layout["legend"]["font"]["size"] == 20
+        axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
+        assert axes and all(a["tickfont"]["size"] == a["title"]["font"]["size"] == 20 for a in axes)
+        assert all(n["font"]["size"] == 20 for n in layout.get("annotations", []))
     at.toggle(key="presenter_toggle").set_value(False).run()
     assert "present" not in url(at)
 
