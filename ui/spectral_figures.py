@@ -78,7 +78,7 @@ def depth_colors(n: int) -> list[str]:
     return sample_colorscale("Plasma", [0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
-NYQUIST_AXIS = "frequency along the diagonal, per axis (×π; 1 = the Nyquist corner (π, π))"
+NYQUIST_AXIS = "frequency along the diagonal, per axis<br>(×π; 1 = the Nyquist corner (π, π))"
 
 
 def fourier_profile_figure(
@@ -121,9 +121,10 @@ def endpoint_figure(
     layout = subplot_layout(2, 1, shared_xaxes=True, vertical_spacing=0.08)
     x = np.arange(len(labels))
     data = []
+    # each panel's title on two lines: one line of it is taller than its panel in the presenter layout's font
     for row, y, name, fmt in (
-        (1, endpoint, f"Δ log amplitude at {end}", ".3f"),
-        (2, variance, "feature-map variance", ".3g"),
+        (1, endpoint, f"Δ log amplitude<br>at {end}", ".3f"),
+        (2, variance, "feature-map<br>variance", ".3g"),
     ):
         data.append(
             dict(

@@ -37,6 +37,7 @@ SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says
 PRESENT_TOGGLE = "presenter_toggle"  # the toggle's own key: state.PRESENT outlives pages that do not draw it
 PRESENT_FONT = 20  # presenter layout: figure font size (px), and the page's CSS below
 PRESENT_LINE = 4  # presenter layout: line width of line plots (px)
+PRESENT_HEIGHT = 1.3  # presenter layout: a chart's height, times its normal height (room for the larger text)
 # two clicks on a clickable chart closer than this are a double click, which clears the chart's selection and reruns
 # (plotly's 500 ms made a quick click on a second head or patch one)
 CLICK_DOUBLE_MS = 150
@@ -539,7 +540,8 @@ def _guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None,
 
 
 def _for_projector(fig) -> go.Figure:
-    """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts and thicker lines. Every
+    """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts, thicker lines and more
+    height. Every
     text's size is set where it is drawn (axes, legend, subplot titles, colour bars), not only the figure's font:
     Streamlit's chart theme sets those sizes itself, and the figure's font alone reached none of them."""
     fig = go.Figure(fig)
@@ -548,6 +550,8 @@ def _for_projector(fig) -> go.Figure:
     fig.update_yaxes(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT)
     fig.update_annotations(font_size=PRESENT_FONT)
     fig.update_traces(colorbar_tickfont_size=PRESENT_FONT, selector=lambda t: "colorbar" in t)
+    if fig.layout.height:
+        fig.update_layout(height=round(fig.layout.height * PRESENT_HEIGHT))
     fig.update_traces(line_width=PRESENT_LINE, selector=lambda t: t.type == "scatter" and "lines" in (t.mode or ""))
     return fig
 

@@ -203,14 +203,17 @@ def test_presenter_layout_from_the_link():
     at = open_link({"view": "spectral", "present": "1", "tab": "Rank collapse", "n": "8"})
     assert_clean(at)
     assert at.session_state[state.PRESENT] is True and url(at)["present"] == "1"
-    for chart in at.get("plotly_chart"):  # every text at the presenter size where it is drawn (the theme sets each)
-        layout = json.loads(chart.proto.spec)["layout"]
+    layouts = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    for layout in layouts:  # every text at the presenter size where it is drawn (the theme sets each)
         assert layout["font"]["size"] == layout["legend"]["font"]["size"] == 20
         axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
         assert axes and all(a["tickfont"]["size"] == a["title"]["font"]["size"] == 20 for a in axes)
         assert all(n["font"]["size"] == 20 for n in layout.get("annotations", []))
     at.toggle(key="presenter_toggle").set_value(False).run()
     assert "present" not in url(at)
+    normal = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    assert [p["height"] for p in layouts] == [round(n["height"] * 1.3) for n in normal]  # room for the larger text
+    assert all((n.get("font") or {}).get("size") != 20 for n in normal)
 
 
 def test_presenter_layout_uses_the_high_contrast_heat_scale():
