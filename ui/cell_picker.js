@@ -1,8 +1,9 @@
 // The cell picker (ui/cell_picker.py): a picture of rows x cols cells (heads, or an image's patches) with row and
 // column labels, an optional colour scale, a hover tip per cell and a red outline on the selected cell. A click on
 // a pickable grid outlines the cell at once and sends its [row, col] as the trigger value "pick". The element stays
-// mounted while the data changes: a new picture swaps the image, a new selection only moves the outline. With a
-// name, a "PNG" link (shown on hover, as plotly's camera) downloads the picture.
+// mounted while the data changes: a new picture swaps the image, a new selection only moves the outline. A picture
+// the page already got comes as its id only (keep() below). With a name, a "PNG" link (shown on hover, as plotly's
+// camera) downloads the picture.
 export default function ({ parentElement, data, setTriggerValue }) {
   let root = parentElement.querySelector(".cp");
   if (!root) {
@@ -11,13 +12,35 @@ export default function ({ parentElement, data, setTriggerValue }) {
     parentElement.appendChild(root);
   }
   root.send = setTriggerValue;
-  const { selected, ...drawn } = data;
-  const layout = JSON.stringify(drawn);
+  const { selected, picture, ...drawn } = data;
+  const uri = keep(drawn.picture_id, picture);
+  if (!uri) {
+    // sent as its id, but not kept here (say, the page was loaded again): ask once for the picture itself
+    if (root.asked !== drawn.picture_id) setTriggerValue("missing", drawn.picture_id);
+    root.asked = drawn.picture_id;
+    return;
+  }
+  const layout = JSON.stringify(drawn); // the picture by its id: a long data URI is not compared on every update
   if (root.layout !== layout) {
-    build(root, drawn);
+    build(root, { ...drawn, picture: uri });
     root.layout = layout;
   }
   outline(root, selected);
+}
+
+// The pictures this page got, by id, most recently used last: ui/cell_picker.py sends a picture it sent lately as
+// its id only. KEPT is twice the pictures the server counts on (its PICTURES_SENT), in the same order.
+const KEPT = 32;
+const PICTURES = (window.__headscopePictures ??= new Map());
+
+// Keep `picture` (a data URI, or null when sent as its id) under `id`; returns it, or null when not kept.
+function keep(id, picture) {
+  const uri = picture ?? PICTURES.get(id) ?? null;
+  if (uri === null) return null;
+  PICTURES.delete(id);
+  PICTURES.set(id, uri);
+  while (PICTURES.size > KEPT) PICTURES.delete(PICTURES.keys().next().value);
+  return uri;
 }
 
 function el(tag, cls, parent, text) {

@@ -10,6 +10,9 @@ selection moves one outline, and a click outlines its cell at once, before the s
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ from ui.figures import colour_lut, heat_rgb, heat_scale, png_source
 HERE = Path(__file__).parent
 FONT, PRESENT_FONT = 13, 20  # px: the labels' size, in the normal and the presenter layout
 SCALE_STOPS = 11  # colours of the colour scale's gradient
+# pictures sent to the page, sent again as their id only (the page keeps twice as many: ui/cell_picker.js's KEPT)
+PICTURES_SENT = 16
 _component = st.components.v2.component(
     "headscope_cell_picker", js=(HERE / "cell_picker.js").read_text(), css=(HERE / "cell_picker.css").read_text()
 )
@@ -139,8 +144,11 @@ def cell_picker(
     pickable grid calls on_pick(row, col) before the script (or the fragment the picker is in) reruns. name: the
     file name (without .png) of the picture's PNG download (none without a name)."""
     lists = ("tips", "row_labels", "col_labels", "texts", "text_colours")
+    picture_id = _picture_id(grid.picture)
     data = {k: v for k, v in grid.__dict__.items() if k not in ("scale", *lists)} | {
         **{k: list(getattr(grid, k)) for k in lists},
+        "picture": _picture_to_send(picture_id, grid.picture),
+        "picture_id": picture_id,
         "scale": _scale(*grid.scale) if grid.scale else None,
         "font": PRESENT_FONT if st.session_state.get(state.PRESENT) else FONT,
         "selected": list(selected) if selected is not None else None,
@@ -152,4 +160,28 @@ def cell_picker(
         if cell is not None:
             on_pick(int(cell[0]), int(cell[1]))
 
-    _component(data=data, key=key, **({"on_pick_change": picked} if on_pick else {}))
+    def missing() -> None:  # the page lacks a picture sent as its id: the rerun sends it whole
+        st.session_state.get(state.PICTURES, {}).pop((st.session_state.get(key) or {}).get("missing"), None)
+
+    _component(data=data, key=key, on_missing_change=missing, **({"on_pick_change": picked} if on_pick else {}))
+
+
+@functools.lru_cache(maxsize=4 * PICTURES_SENT)
+def _picture_id(picture: str) -> str:
+    """A short id of a picture's data URI (hashed once per picture string: pictures are kept, ui.figures.png_source)."""
+    return hashlib.blake2b(picture.encode(), digest_size=8).hexdigest()
+
+
+def _picture_to_send(picture_id: str, picture: str) -> str | None:
+    """The picture to send to the page, or None where this session sent it lately: the page keeps the pictures it
+    got (ui/cell_picker.js) and draws it from its id, so a click that only moves an outline does not send the
+    picture again (0.1 MB for a built-in's Attention overview, 0.75 MB for ViT-B/16's, on every click: slow over a
+    remote link). The page asks for a picture it lacks (the "missing" trigger), and the rerun sends it whole."""
+    sent = st.session_state.setdefault(state.PICTURES, OrderedDict())
+    if picture_id in sent:
+        sent.move_to_end(picture_id)
+        return None
+    sent[picture_id] = None
+    while len(sent) > PICTURES_SENT:
+        sent.popitem(last=False)
+    return picture

@@ -25,6 +25,7 @@ DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled na
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
 SPLIT = "dataset_split"  # (+ "_<source>") the split of a dataset source
 MEMO = "_memo"  # dict[slot -> (key, value)]: what ui.cache.memo built last in each slot
+PICTURES = "_pictures_sent"  # OrderedDict[picture id -> None]: the cell pickers' pictures the page holds, oldest first
 BROWSE = "input_browse"  # "index" | "class" | "name": how the sidebar picks the dataset input
 RECENT_FILE = "recent_datasets.json"
 RECENT_MAX = 8

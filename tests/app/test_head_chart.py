@@ -66,13 +66,23 @@ def test_the_outline_follows_the_head_and_the_picture_is_made_once_per_content()
     at.run()
     moved = _sent(at)
     assert moved["selected"] == [2, 3]
-    assert {k: v for k, v in moved.items() if k != "selected"} == {k: v for k, v in first.items() if k != "selected"}
+    assert first["picture"].startswith("data:image/png;base64,")
+    assert moved["picture"] is None and moved["picture_id"] == first["picture_id"]  # the page has it: its id only
+    same = ("selected", "picture")
+    assert {k: v for k, v in moved.items() if k not in same} == {k: v for k, v in first.items() if k not in same}
     assert at.session_state["builds"] == 1  # the same content: the grid was not made again
 
     at.session_state["scale"] = 2.0  # new content (another input, a new temperature)
     at.run()
     assert _sent(at)["scale"]["max"] == "22" and at.session_state["builds"] == 2
     assert _sent(at)["selected"] == [2, 3] and not at.exception
+    assert _sent(at)["picture_id"] == first["picture_id"]  # the same colours (only the colour bar's numbers changed)
+    at.session_state["scale"] = -1.0  # the colours reversed: a new picture, sent whole
+    at.run()
+    assert _sent(at)["picture"].startswith("data:image/png") and _sent(at)["picture_id"] != first["picture_id"]
+    at.session_state["scale"] = 1.0  # back to the first picture: sent lately, so its id only
+    at.run()
+    assert _sent(at)["picture"] is None and _sent(at)["picture_id"] == first["picture_id"]
 
 
 def test_a_head_grid_is_one_pixel_per_head_on_its_colour_scale():

@@ -35,6 +35,8 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     page.get_by_role("heading", name="Layer 2, head 2").wait_for(timeout=60_000)
     wait_idle(page)
     assert overview.evaluate(OUTLINED_CELL) == [2, 2] and kept.evaluate("cp => cp.isConnected")
+    picture = overview.locator("img").get_attribute("src")
+    assert picture.startswith("data:image/png")
 
     # click a patch on the one-head image: it becomes the query (outlined patch, selectbox updated)
     query = cell_pickers(page).nth(1)
@@ -51,6 +53,37 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     box = query.locator(".plot").bounding_box()
     size = Image.open(download.value.path()).size
     assert abs(size[0] - 2 * box["width"]) <= 2 and abs(size[1] - 2 * box["height"]) <= 2
+
+
+def _shown(picker) -> bool:
+    """The picker's picture is drawn (loaded, with pixels)."""
+    return picker.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_a_picture_the_page_got_comes_again_as_its_id(app_url, page):
+    """The server sends a picture it sent lately as its id only, and the page draws it from the ones it kept, also
+    in a view opened again; a page that lost them (here: cleared) asks for the picture and gets it whole."""
+    open_view(page, app_url, "attention")
+    overview = cell_pickers(page).first
+    overview.wait_for(timeout=120_000)
+    wait_idle(page, timeout=300_000)
+    picture = overview.locator("img").get_attribute("src")
+    for lost in (False, True):
+        if lost:
+            page.evaluate("window.__headscopePictures.clear()")
+        page.get_by_role("link", name="Home", exact=True).click()
+        page.get_by_role("heading", name="HeadScope").first.wait_for(timeout=60_000)
+        page.get_by_test_id("stSidebarNavLink").filter(has_text="Attention").click()
+        overview = cell_pickers(page).first  # a picker that lacks its picture shows nothing until it comes
+        page.wait_for_function(
+            """picture => [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')].some(
+                host => host.shadowRoot && host.shadowRoot.querySelector(".cp img")?.src === picture)""",
+            arg=picture,
+            timeout=60_000,
+        )
+        wait_idle(page)
+        assert overview.locator("img").get_attribute("src") == picture and _shown(overview), lost
+        assert overview.evaluate(OUTLINED_CELL) == [0, 0]
 
 
 def test_switching_back_to_a_tab_keeps_its_charts(app_url, page):
