@@ -12,20 +12,28 @@ export default function ({ parentElement, data, setTriggerValue }) {
     parentElement.appendChild(root);
   }
   root.send = setTriggerValue;
+  root.latest = data;
   const { selected, picture, ...drawn } = data;
-  const uri = keep(drawn.picture_id, picture);
-  if (!uri) {
-    // sent as its id, but not kept here (say, the page was loaded again): ask once for the picture itself
-    if (root.asked !== drawn.picture_id) setTriggerValue("missing", drawn.picture_id);
+  const show = () => {
+    const uri = keep(drawn.picture_id, picture);
+    if (!uri) return false;
+    const layout = JSON.stringify(drawn); // the picture by its id: a long data URI is not compared on every update
+    if (root.layout !== layout) {
+      build(root, { ...drawn, picture: uri });
+      root.layout = layout;
+    }
+    outline(root, selected);
+    return true;
+  };
+  if (show()) return;
+  // sent as its id but not kept here: another picker of this run may be about to keep it (the server sends a
+  // picture whole to the first picker that shows it); failing that (say, the page was loaded again), ask once for
+  // the picture itself
+  requestAnimationFrame(() => {
+    if (root.latest !== data || show() || root.asked === drawn.picture_id) return;
     root.asked = drawn.picture_id;
-    return;
-  }
-  const layout = JSON.stringify(drawn); // the picture by its id: a long data URI is not compared on every update
-  if (root.layout !== layout) {
-    build(root, { ...drawn, picture: uri });
-    root.layout = layout;
-  }
-  outline(root, selected);
+    setTriggerValue("missing", drawn.picture_id);
+  });
 }
 
 // The pictures this page got, by id, most recently used last: ui/cell_picker.py sends a picture it sent lately as
