@@ -37,6 +37,7 @@ SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says
 PRESENT_TOGGLE = "presenter_toggle"  # the toggle's own key: state.PRESENT outlives pages that do not draw it
 PRESENT_FONT = 20  # presenter layout: figure font size (px), and the page's CSS below
 PRESENT_LINE = 4  # presenter layout: line width of line plots (px)
+PRESENT_TITLE = 24  # presenter layout: the longest axis title (characters) kept on one line
 PRESENT_HEIGHT = 1.3  # presenter layout: a chart's height, times its normal height (room for the larger text)
 # two clicks on a clickable chart closer than this are a double click, which clears the chart's selection and reruns
 # (plotly's 500 ms made a quick click on a second head or patch one)
@@ -541,19 +542,27 @@ def _guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None,
 
 def _for_projector(fig) -> go.Figure:
     """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts, thicker lines and more
-    height. Every
-    text's size is set where it is drawn (axes, legend, subplot titles, colour bars), not only the figure's font:
-    Streamlit's chart theme sets those sizes itself, and the figure's font alone reached none of them."""
+    height. Every text's size is set where it is drawn (axes, legend, subplot titles, colour bars), not only the
+    figure's font: Streamlit's chart theme sets those sizes itself, and the figure's font alone reached none of them.
+    A long axis title goes on two lines (one would not fit beside its axis at that size)."""
     fig = go.Figure(fig)
     fig.update_layout(font_size=PRESENT_FONT, legend_font_size=PRESENT_FONT, hoverlabel_font_size=PRESENT_FONT)
-    fig.update_xaxes(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT)
-    fig.update_yaxes(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT)
+    for axis in (*fig.select_xaxes(), *fig.select_yaxes()):
+        axis.update(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT, title_text=_two_lines(axis.title.text))
     fig.update_annotations(font_size=PRESENT_FONT)
     fig.update_traces(colorbar_tickfont_size=PRESENT_FONT, selector=lambda t: "colorbar" in t)
     if fig.layout.height:
         fig.update_layout(height=round(fig.layout.height * PRESENT_HEIGHT))
     fig.update_traces(line_width=PRESENT_LINE, selector=lambda t: t.type == "scatter" and "lines" in (t.mode or ""))
     return fig
+
+
+def _two_lines(title: str | None) -> str | None:
+    """A title longer than PRESENT_TITLE characters on one line broken at the space nearest its middle."""
+    if not title or len(title) <= PRESENT_TITLE or "<br>" in title or " " not in title:
+        return title
+    at = min((i for i, c in enumerate(title) if c == " "), key=lambda i: abs(i - len(title) / 2))
+    return f"{title[:at]}<br>{title[at + 1 :]}"
 
 
 def download_button(data: pd.DataFrame | dict[str, np.ndarray], name: str, key: str | None = None) -> None:

@@ -208,6 +208,8 @@ def test_presenter_layout_from_the_link():
         assert layout["font"]["size"] == layout["legend"]["font"]["size"] == 20
         axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
         assert axes and all(a["tickfont"]["size"] == a["title"]["font"]["size"] == 20 for a in axes)
+        titles = [a["title"].get("text") or "" for a in axes]
+        assert all(len(t) <= 24 or "<br>" in t for t in titles), titles  # a long title on two lines
         assert all(n["font"]["size"] == 20 for n in layout.get("annotations", []))
     at.toggle(key="presenter_toggle").set_value(False).run()
     assert "present" not in url(at)
