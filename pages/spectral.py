@@ -21,6 +21,7 @@ from ui import spectral_figures as sf
 from ui.cell_picker import cell_picker, head_grid
 from ui.stored import background_panel, run_label, stored_toggle
 from ui.widgets import (
+    guided,
     head_picker,
     lazy_tabs,
     no_model_message,
@@ -191,32 +192,28 @@ def head_section(cur: dict, temps: tuple[float, ...]) -> None:
         "the rest are to 0, the faster repeated application collapses tokens to their mean"
     )
     figure = sf.head_response_figure(cur["freq"], head["gain"], cur["gain"][l, 0], head["eigenvalues"], f"L{l} H{h}")
+    name = f"head_L{l}H{h}_response"
     if not is_image:
-        show_figure(
-            figure,
-            f"{gain_guide}; right: {eigen_guide}.",
-            head,
-            f"head_L{l}H{h}_response",
-            key="spectral_head_response",
-        )
+        show_figure(figure, f"{gain_guide}; right: {eigen_guide}.", head, name, key="spectral_head_response")
         st.info("Text has no patch grid, so there is no 2-D response image; the gain is over token positions.")
         return
     head["response_2d"] = cur["response_2d"][l, 0, h]
-    st.caption(
-        f"**How to read this:** {gain_guide}; middle: {eigen_guide}; right: |fft2| of its attention over the patch "
-        "grid, averaged over queries, DC in the centre (a bright centre only = spatial averaging; energy at the "
-        "edges = sharp local attention)."
+    guide = (
+        f"{gain_guide}; middle: {eigen_guide}; right: |fft2| of its attention over the patch grid, averaged over "
+        "queries, DC in the centre (a bright centre only = spatial averaging; energy at the edges = sharp local "
+        "attention)."
     )
-    chart, picture = st.columns([2, 1], vertical_alignment="center")
-    with chart:
-        show_figure(figure, "", head, f"head_L{l}H{h}_response", key="spectral_head_response")
-    with picture:
-        cell_picker(
-            sf.response_2d_picture(head["response_2d"], f"L{l} H{h}"),
-            None,
-            "spectral_head_2d",
-            name=f"head_L{l}H{h}_2d_response",
-        )
+    with guided(guide, head, name, "spectral_head_response"):  # one guide and download for the chart and picture
+        chart, picture = st.columns([2, 1], vertical_alignment="center")
+        with chart:
+            show_figure(figure, "", None, name, key="spectral_head_response")
+        with picture:
+            cell_picker(
+                sf.response_2d_picture(head["response_2d"], f"L{l} H{h}"),
+                None,
+                "spectral_head_2d",
+                name=f"head_L{l}H{h}_2d_response",
+            )
 
 
 def rank_section(cur: dict, temps: tuple) -> None:

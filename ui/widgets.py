@@ -511,13 +511,13 @@ def show_figure(
     key: str | None = None,
     **chart_kwargs,
 ):
-    """Plot `fig` with a one-line reading guide (none when empty: the page wrote it above several figures) and a
-    CSV (DataFrame) or NPZ (dict of arrays) download.
+    """Plot `fig` with a one-line reading guide and a CSV (DataFrame) or NPZ (dict of arrays) download (none when
+    empty / None: a `guided` frame around several figures gives them one of each).
 
     Returns what st.plotly_chart returns (the selection when on_select is given)."""
     if st.session_state.get(state.PRESENT):
         fig = _for_projector(fig)
-    with _guided(how_to_read, data, name, key or name):
+    with guided(how_to_read, data, name, key or name):
         event = st.plotly_chart(
             fig,
             width="stretch",
@@ -530,9 +530,9 @@ def show_figure(
 
 
 @contextlib.contextmanager
-def _guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None, name: str, key: str):
-    """A figure's frame: its reading guide above (none when empty), the download of its numbers below (none when
-    data is None)."""
+def guided(how_to_read: str, data: pd.DataFrame | dict[str, np.ndarray] | None, name: str, key: str):
+    """A figure's frame (or several figures' frame, e.g. a chart and a picture side by side): its reading guide above
+    (none when empty), the download of its numbers below (none when data is None); the download's key is dl_<key>."""
     if how_to_read:
         st.caption(f"**How to read this:** {how_to_read}")
     yield
@@ -623,14 +623,14 @@ def on_head_click(chart_key: str):
 def show_cells(grid: CellGrid, selected, how_to_read: str, data, name: str, key: str, on_pick=None) -> None:
     """A cell picker (ui.cell_picker) with the selected (row, col) outlined, its reading guide and the downloads of
     its picture and numbers (as show_figure); a click on a pickable grid calls on_pick(row, col) before the rerun."""
-    with _guided(how_to_read, data, name, key):
+    with guided(how_to_read, data, name, key):
         cell_picker(grid, selected, key, on_pick, name)
 
 
 def show_pictures(grids: Sequence[CellGrid], how_to_read: str, data, name: str, key: str, per_row: int = 4) -> None:
     """Pictures (ui.cell_picker grids that pick nothing, a value per cell on hover) side by side, per_row to a
     row, with one reading guide and one download of their numbers (as show_figure)."""
-    with _guided(how_to_read, data, name, key):
+    with guided(how_to_read, data, name, key):
         for i, grid in enumerate(grids):
             if i % per_row == 0:
                 columns = st.columns(per_row)

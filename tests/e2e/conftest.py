@@ -137,5 +137,7 @@ def click_cell(picker, row: int, col: int) -> None:
 
 
 # the (row, col) a cell picker outlines, or null
+# a cell picker's picture is drawn: loaded, with pixels (evaluate on a picker's .cp element)
+PICTURE_SHOWN = "cp => { const img = cp.querySelector('img'); return !!img && img.complete && img.naturalWidth > 0; }"
 OUTLINED_CELL = """cp => { const i = cp.cells.findIndex(c => c.classList.contains("sel"));
     return i < 0 ? null : [Math.floor(i / cp.cols), i % cp.cols]; }"""

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import FIGURES, OUTLINED_CELL, cell_pickers, click_cell, open_view, wait_idle
+from tests.e2e.conftest import FIGURES, OUTLINED_CELL, PICTURE_SHOWN, cell_pickers, click_cell, open_view, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -55,11 +55,6 @@ def test_click_a_head_in_the_overview_opens_it(app_url, page):
     assert abs(size[0] - 2 * box["width"]) <= 2 and abs(size[1] - 2 * box["height"]) <= 2
 
 
-def _shown(picker) -> bool:
-    """The picker's picture is drawn (loaded, with pixels)."""
-    return picker.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
-
-
 def test_a_picture_the_page_got_comes_again_as_its_id(app_url, page):
     """The server sends a picture it sent lately as its id only, and the page draws it from the ones it kept, also
     in a view opened again; a page that lost them (here: cleared) asks for the picture and gets it whole."""
@@ -82,7 +77,7 @@ def test_a_picture_the_page_got_comes_again_as_its_id(app_url, page):
             timeout=60_000,
         )
         wait_idle(page)
-        assert overview.locator("img").get_attribute("src") == picture and _shown(overview), lost
+        assert overview.locator("img").get_attribute("src") == picture and overview.evaluate(PICTURE_SHOWN), lost
         assert overview.evaluate(OUTLINED_CELL) == [0, 0]
 
 

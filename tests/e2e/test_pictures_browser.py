@@ -6,11 +6,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.e2e.conftest import cell_pickers, serve_app, wait_idle
+from tests.e2e.conftest import PICTURE_SHOWN, cell_pickers, serve_app, wait_idle
 
 pytestmark = pytest.mark.e2e
 APP = "tests/e2e/pictures_app.py"  # from the repository root (AppTest: from this file's folder)
-SHOWN = "cp => { const img = cp.querySelector('img'); return img && img.complete && img.naturalWidth > 0; }"
 
 
 def test_the_server_sends_a_picture_whole_once():
@@ -30,7 +29,7 @@ def test_two_pickers_of_one_picture_both_draw_it(page):
         pickers.nth(1).wait_for(timeout=60_000)
         for run in (1, 2):
             assert pickers.count() == 2
-            assert all(pickers.nth(i).evaluate(SHOWN) for i in range(2)), run
+            assert all(pickers.nth(i).evaluate(PICTURE_SHOWN) for i in range(2)), run
             sources = {pickers.nth(i).locator("img").get_attribute("src") for i in range(2)}
             assert len(sources) == 1 and sources.pop().startswith("data:image/png")
             page.locator("[data-testid='stNumberInputStepUp']").click()  # a rerun: both sent as the id
