@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,8 +24,47 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _option_flags(group) -> None:
+    """One flag per option of the units (analysis.units), generated from their Options fields: `--methods`
+    applies to every analysis that has `methods`. Flags not given are left to each unit's default."""
+    import typing
+
+    from analysis.units import UNITS
+
+    seen: dict[str, tuple] = {}  # option -> (its field, its type, the analyses that have it)
+    for name, unit in UNITS.items():
+        hints = typing.get_type_hints(unit.Options)
+        for f in unit.Options.fields():
+            seen.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
+    for name, (f, hint, analyses) in seen.items():
+        text, choices = str(hint), f.metadata.get("choices")
+        kind: dict = {"metavar": name.upper()}
+        if "tuple" in text:
+            kind = {"type": _split, "metavar": "A,B,..."}
+        elif hint is bool:
+            kind = {"action": argparse.BooleanOptionalAction}
+        elif choices is not None:
+            kind = {"choices": list(choices)}
+        else:
+            kind["type"] = int if "int" in text else float if "float" in text else str
+        default = "" if f.default is None else f" (default {_shown(f.default)})"
+        listed = f"; from {', '.join(map(str, choices))}" if choices is not None and "tuple" in text else ""
+        where = "every analysis" if len(analyses) == len(UNITS) else ", ".join(analyses)
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"option_{name}",
+            default=argparse.SUPPRESS,
+            help=f"{where}: {f.metadata['doc']}{listed}{default}",
+            **kind,
+        )
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _parser() -> argparse.ArgumentParser:
-    from runs.jobs import DEFAULT_METHODS, JOBS
+    from analysis.units import UNITS
 
     p = argparse.ArgumentParser(
         prog="headscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,14 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "--analyses",
         default="importance",
         type=_split,
-        help="comma-separated, from: " + "; ".join(f"{k} ({j.description})" for k, j in JOBS.items()),
-    )
-    pre.add_argument(
-        "--methods",
-        default=",".join(DEFAULT_METHODS),
-        type=_split,
-        help="relevance methods, comma-separated (see analysis/relevance.py METHODS); "
-        f"default {','.join(DEFAULT_METHODS)}",
+        help="comma-separated, from: " + "; ".join(f"{k} ({u.description})" for k, u in UNITS.items()),
     )
     pre.add_argument(
         "--n",
@@ -73,7 +106,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="inputs to analyse (default: all; else the dataset's seeded sample of n, as the app's views use)",
     )
-    pre.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default 32)")
     pre.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     pre.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
     pre.add_argument("--force", action="store_true", help="recompute even if a finished run has the same key")
@@ -83,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="torch CPU threads (per worker with --ray; default: torch's own choice here, 1 per Ray CPU worker)",
     )
+    _option_flags(pre.add_argument_group("the analyses' options (each goes to the analyses that have it)"))
     scale = pre.add_argument_group("scale out on Ray (see the README's Scale out section)")
     scale.add_argument(
         "--ray",
@@ -125,8 +158,8 @@ def _precompute(args) -> int:
     from runs import StoreError, precompute
     from runs.cluster import ClusterError, ShardsFailed
 
-    if min(v for v in (args.n, args.batch_size, args.threads, args.workers, 1) if v is not None) < 1:
-        return _fail("--n, --batch-size, --threads and --workers must be at least 1.")
+    if min(v for v in (args.n, args.threads, args.workers, 1) if v is not None) < 1:
+        return _fail("--n, --threads and --workers must be at least 1.")
     if args.retries < 0:
         return _fail("--retries must be 0 or more.")
     bars = []
@@ -158,9 +191,7 @@ def _precompute(args) -> int:
             args.dataset,
             args.split,
             args.analyses,
-            args.methods,
             args.n,
-            args.batch_size,
             args.device,
             args.store,
             args.force,
@@ -169,9 +200,10 @@ def _precompute(args) -> int:
             ray=args.ray,
             workers=args.workers,
             retries=args.retries,
+            **{k.removeprefix("option_"): v for k, v in vars(args).items() if k.startswith("option_")},
         )
-    except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError) as e:
-        return _fail(str(e))
+    except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError, TypeError) as e:
+        return _fail(re.sub(r"[Oo]ptions? '(\w+)'", lambda m: "--" + m.group(1).replace("_", "-"), str(e)))
     except ShardsFailed as e:
         print(
             f"headscope: {len(e.failures)} shard(s) failed after {args.retries} retries; the other shards are "

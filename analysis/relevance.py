@@ -17,6 +17,7 @@ Padding positions of text maps are 0.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,8 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from analysis.attention import rollout
+from analysis.options import Options, option
 from models import Batch, HookedModel, TextModel, VisionModel
 from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
+
+PRECISIONS = ("float64", "float32")  # chefer2021's LRP pass: exact, or float32 (see _chefer2021)
 
 
 class RelevanceError(ValueError):
@@ -59,12 +63,47 @@ def _cls_classifier(model: HookedModel) -> str | None:
 
 
 @dataclass(frozen=True)
+class NoOptions(Options):
+    """A method without options."""
+
+
+@dataclass(frozen=True)
+class CheferOptions(Options):
+    precision: str = option(
+        "float64", "float64: the exact map; float32: faster, off on ~2% of inputs", choices=PRECISIONS
+    )
+
+
+@dataclass(frozen=True)
+class AttnLRPOptions(Options):
+    read_at: str = option("words", "where a text model's relevance is read (ignored for images)", choices=TEXT_READ_AT)
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsOptions(Options):
+    n_steps: int = option(32, "points on the straight path from the zero baseline", low=1)
+
+
+@dataclass(frozen=True)
+class GradientShapOptions(Options):
+    n_samples: int = option(16, "noisy points between the baseline and the input", low=1)
+    stdevs: float = option(0.1, "noise, as a fraction of the input's range", low=0.0)
+
+
+@dataclass(frozen=True)
+class SmoothGradOptions(Options):
+    nt_samples: int = option(16, "noisy copies of the input", low=1)
+    stdevs: float = option(0.15, "noise, as a fraction of the input's range", low=0.0)
+
+
+@dataclass(frozen=True)
 class Method:
     """One relevance method: its labels and its computation. family: "attention", "attention x gradient", "LRP",
     "gradient" (captum) or "perturbation" (captum); gradient_based: uses gradients of the target score;
     compute(model, batch, target, method=name, **options) -> token relevance [B, T'] (batch on the model's
     device, target as for `explain`); requirement(model) -> None, or why the method does not apply;
-    reads_text_at: compute takes the `read_at` option (where a text model's relevance is read, READ_AT)."""
+    reads_text_at: compute takes the `read_at` option (where a text model's relevance is read, READ_AT);
+    options: its Options class (what explain() accepts as keyword options for it, validated)."""
 
     name: str
     label: str
@@ -75,6 +114,10 @@ class Method:
     compute: Callable[..., torch.Tensor]
     requirement: Callable[[HookedModel], str | None] = _always
     reads_text_at: bool = False
+    options: type[Options] = NoOptions
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", type(self.options.__name__, (self.options,), {"label": self.name}))
 
     def why_not(self, model: HookedModel) -> str | None:
         """None when the method applies to `model`, else the reason it does not."""
@@ -186,13 +229,15 @@ def _pick(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def explain(model: HookedModel, batch: Batch, method: str, target=None, **options) -> np.ndarray:
     """Relevance of each input token for the target class: [B, T'] float32 (prefix tokens excluded).
 
-    method: a key of METHODS; target: None (predicted class), an int, or B ints. options go to the
-    captum methods (e.g. n_steps for integrated_gradients, nt_samples for smoothgrad). Raises
-    RelevanceError for an unknown or inapplicable method or a target out of range."""
+    method: a key of METHODS; target: None (predicted class), an int, or B ints; options: the method's own
+    (METHODS[method].options: n_steps for integrated_gradients, precision for chefer2021, ...): an option the
+    method does not have raises TypeError naming the valid ones, a bad value ValueError. Raises RelevanceError
+    for an unknown or inapplicable method or a target out of range."""
     entry = check_method(model, method)
+    chosen = entry.options.make(**options)
     batch = batch.to(model.device)
     mask = batch.token_mask[:, model.spec.n_prefix :].float()
-    maps = entry.compute(model, batch, target, method=method, **options)
+    maps = entry.compute(model, batch, target, method=method, **dataclasses.asdict(chosen))
     return (maps.detach().float() * mask).cpu().numpy()
 
 
@@ -237,8 +282,6 @@ def _chefer2021(model: HookedModel, batch: Batch, target, precision: str = "floa
     the map divides by sums and activations that cancel, and a float32 pass lands more than 0.01 (of the
     map's maximum) off the exact map on about 2% of inputs (8 of 360 digits, 11 of 500 shapes; one digits
     map correlates 0.33 with the exact one; bench/relevance.py prints the count and the cost)."""
-    if precision not in ("float64", "float32"):
-        raise RelevanceError(f"Unknown precision {precision!r}: use 'float64' or 'float32'.")
     with model.in_float64() if precision == "float64" else contextlib.nullcontext():
         rolled = _minus_identity(_chefer_rollout(model, batch, target)).float()
     return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
@@ -376,13 +419,13 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     """captum attributions over the model's inputs: ([B, C, S, S] pixels or [B, T, D] embeddings,
     convergence delta [B] for integrated_gradients / gradient_shap else None).
 
-    Baselines are zeros (the mean colour for normalised images, the zero embedding for text).
-    options: n_steps (IG, 32), n_samples (GradientSHAP, 16), nt_samples (SmoothGrad, 16),
-    stdevs (noise, as a fraction of the input's range: 0.1 for GradientSHAP, 0.15 for SmoothGrad)."""
+    Baselines are zeros (the mean colour for normalised images, the zero embedding for text). options: the
+    method's (METHODS[method].options; e.g. n_steps for integrated_gradients), validated."""
     import captum.attr as ca
 
     if check_method(model, method).compute is not _captum_method:
         raise RelevanceError(f"{METHODS[method].label} is not a captum method; use explain().")
+    opts = METHODS[method].options.make(**options)
     batch = batch.to(model.device)
     x, forward, extra = _captum_setup(model, batch)
     with torch.no_grad():
@@ -397,7 +440,7 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
         "integrated_gradients": lambda: ca.IntegratedGradients(forward).attribute(
             x,
             base,
-            n_steps=int(options.get("n_steps", 32)),
+            n_steps=opts.n_steps,
             internal_batch_size=8 * len(x),
             return_convergence_delta=True,
             **kw,
@@ -407,8 +450,8 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
         "gradient_shap": lambda: ca.GradientShap(forward).attribute(
             x,
             base[:1],
-            n_samples=int(options.get("n_samples", 16)),
-            stdevs=float(options.get("stdevs", 0.1)) * spread,
+            n_samples=opts.n_samples,
+            stdevs=opts.stdevs * spread,
             return_convergence_delta=True,
             **kw,
         ),
@@ -422,8 +465,8 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
             ca.NoiseTunnel(ca.Saliency(forward)).attribute(
                 x,
                 nt_type="smoothgrad",
-                nt_samples=int(options.get("nt_samples", 16)),
-                stdevs=float(options.get("stdevs", 0.15)) * spread,
+                nt_samples=opts.nt_samples,
+                stdevs=opts.stdevs * spread,
                 **kw,
             ),
             None,
@@ -489,6 +532,7 @@ METHODS: dict[str, Method] = {
             True,
             _chefer2021,
             _lrp_layout,
+            options=CheferOptions,
         ),
         Method(
             "attnlrp",
@@ -501,6 +545,7 @@ METHODS: dict[str, Method] = {
             _attnlrp,
             _lrp_layout,
             reads_text_at=True,
+            options=AttnLRPOptions,
         ),
         Method(
             "gradcam",
@@ -520,6 +565,7 @@ METHODS: dict[str, Method] = {
             "gradient",
             True,
             _captum_method,
+            options=IntegratedGradientsOptions,
         ),
         Method(
             "saliency",
@@ -547,6 +593,7 @@ METHODS: dict[str, Method] = {
             "gradient",
             True,
             _captum_method,
+            options=GradientShapOptions,
         ),
         Method(
             "occlusion",
@@ -565,6 +612,7 @@ METHODS: dict[str, Method] = {
             "gradient",
             True,
             _captum_method,
+            options=SmoothGradOptions,
         ),
     ]
 }

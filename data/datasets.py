@@ -19,6 +19,7 @@ from PIL import Image
 from data.sources import DatasetError, LazySequence, load_source
 
 SPLIT_SEED = 0
+_BUNDLED_FINGERPRINTS: dict[str, str] = {}  # a bundled set's key -> its content hash (fixed per process)
 TEST_FRACTION = 0.2
 
 
@@ -57,6 +58,22 @@ class Dataset:
     def labelled(self) -> bool:
         """At least one input has a label."""
         return bool(self.class_names) and bool((np.asarray(self.labels) >= 0).any())
+
+    def fingerprint(self) -> str:
+        """What identifies the content: a user source's key (file list, sizes, mtimes), or a hash of a bundled set's
+        inputs and labels (computed once per bundled set and process: the views ask on every run)."""
+        if not self.bundled:
+            return self.key
+        if self.key in _BUNDLED_FINGERPRINTS:
+            return _BUNDLED_FINGERPRINTS[self.key]
+        h = hashlib.sha256(self.key.encode())  # in memory, so hash what is there
+        for x in self.inputs:
+            h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())
+        h.update(np.asarray(self.labels).tobytes())
+        fingerprint = f"{self.key}|{h.hexdigest()[:16]}"
+        if self.key:  # a key names the content; a set made without one is hashed every time
+            _BUNDLED_FINGERPRINTS[self.key] = fingerprint
+        return fingerprint
 
     def subset(self, idx) -> Dataset:
         """The rows `idx` (indices into this dataset) as a new Dataset (lazy inputs stay lazy)."""

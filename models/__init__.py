@@ -12,6 +12,7 @@ its LRP rules. `m.in_float64()` runs anything inside it with the network in floa
 """
 
 from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec, TextModel, VisionModel
+from models.identity import model_fingerprint
 from models.registry import BUILTINS, SUPPORTED, ModelLoadError, default_device, list_models, load_model
 from models.trace import Batch, Trace, TraceArrays
 
@@ -32,4 +33,5 @@ __all__ = [
     "default_device",
     "list_models",
     "load_model",
+    "model_fingerprint",
 ]

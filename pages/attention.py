@@ -544,7 +544,7 @@ def tabbed() -> None:
                 label=f"Inputs from {ds.name} for distance, strength and patterns",
             )
             st.caption(ctx.sample_note(n))
-            arrays = cache.attention_sample(ctx.model_key, ds.key, n, m, ds)
+            arrays = cache.sample_run("attention", ctx.model_key, ds.key, n, (("patterns", True),), m, ds).arrays()
     if TABS[1] in shown:
         with tabs[TABS[1]]:
             stored, use_stored = stored_toggle(
@@ -556,7 +556,7 @@ def tabbed() -> None:
                 "sample above.",
             )
             if use_stored:
-                whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+                whole = cache.stored_run(str(stored.root), stored.manifest.updated).arrays()
                 distance_panel(len(whole["row"]), whole, f"stored {stored.root} {stored.manifest.updated}")
             else:
                 if stored is None:

@@ -15,6 +15,7 @@ from analysis.embedding import (
     token_class_map,
     top_classes,
 )
+from analysis.units.embedding import as_sample_embedding
 from models import ModelLoadError, Trace
 from ui import cache, links, state
 from ui.embedding_figures import (
@@ -149,28 +150,19 @@ current_input()
 
 # -- dataset sample -----------------------------------------------------------------------------------
 ds = ctx.dataset
-n_usable = int((ctx.match.to_model(ds.labels) >= 0).sum())
-if not ds.labelled:
+n_known = int((ctx.match.to_model(ds.labels) >= 0).sum())
+if n_known < len(ds):
     st.info(
-        f"Identifiability, embedding maps and separability need each input's true class, and {ds.name} has no "
-        "labels. Open a folder with one sub-folder per class, or a table with a label column, in the sidebar."
+        f"{len(ds) - n_known} of the {len(ds)} inputs of {ds.name} have no label {spec.name} knows "
+        f"({ctx.match.summary()}): identifiability, the maps' colours and separability use the model's own "
+        "prediction as their class (marked 'predicted' below). For true classes, open a folder with one sub-folder "
+        "per class, or a table with a label column, of the model's classes."
     )
-    stop_view()
-if n_usable < 3:
-    st.warning(
-        f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
-        f"do not include the classes of {ds.name} ({', '.join(ds.class_names[:10])}"
-        f"{' …' if len(ds.class_names) > 10 else ''}), so the true class of its inputs is unknown. Pick a "
-        "dataset of the model's classes (or, for a prompt head, restore its label set) in the sidebar."
-    )
-    stop_view()
 
 st.divider()
 c1, c2 = st.columns([1, 2])
 with c1:
-    n = sample_size_picker(
-        n_usable, min(n_usable, 1000), key="emb_n", label=f"Labelled inputs from {ds.name} ({ds.split})"
-    )
+    n = sample_size_picker(len(ds), min(len(ds), 1000), key="emb_n", label=f"Inputs from {ds.name} ({ds.split})")
 with c2:
     links.switch("baseline", "emb_baseline")
     baseline_on = st.toggle(
@@ -186,31 +178,38 @@ stored, use_stored = (
         "embedding",
         "Use the {run}",
         "emb_use_stored",
-        help="A precomputed embedding run (residual stream) of this model on this dataset: every labelled input. "
+        help="A precomputed embedding run (residual stream) of this model on this dataset: every input. "
         "Switch off to use the sample size above.",
     )
     if where == "resid"
     else (None, False)
 )
 if use_stored:
-    sample, rows = cache.stored_embedding(str(stored.root), stored.manifest.updated, summary_names(m))
-    n, sample_key = len(rows), f"{ds.key}|stored"
+    run = cache.stored_run(str(stored.root), stored.manifest.updated)
+    sample_key = f"{ds.key}|stored"
 else:
     if stored is None and where == "resid":
         background_panel(ctx, "embedding", "the class embeddings")
-    sample, rows = cache.embedding_sample(ctx.model_key, ds.key, n, where, m, ds)
+    run = cache.sample_run("embedding", ctx.model_key, ds.key, n, (("where", where),), m, ds)
     sample_key = ds.key
-    warn_small_sample(len(rows), sample.labels, spec.n_classes, "identifiability and separability")
+sample, rows, known = as_sample_embedding(m, run.arrays()), run.arrays()["row"], run.arrays()["label"] >= 0
+n = len(rows)
+warn_small_sample(n, sample.labels, spec.n_classes, "identifiability and separability")
 st.caption(
-    f"{n} of the {n_usable} inputs of {ds.name} ({ds.split}) whose class is one of {spec.name}'s "
-    f"({ctx.match.summary()})."
+    f"{n} inputs of {ds.name} ({ds.split}); "
+    + (
+        "each scored against its true class."
+        if known.all()
+        else f"{int((~known).sum())} of them have no label {spec.name} knows and are scored against its prediction."
+    )
 )
 baseline = None
 if baseline_on:
     try:
         labels = st.session_state.get(state.LABELS, {}).get(ctx.model_name)
         rand = cache.get_random_init_model(ctx.model_name, labels)
-        baseline, _ = cache.embedding_sample(ctx.model_key + "|random-init", ds.key, n, where, rand, ds)
+        runs = cache.sample_run("embedding", ctx.model_key + "|random-init", ds.key, n, (("where", where),), rand, ds)
+        baseline = as_sample_embedding(rand, runs.arrays())
     except ModelLoadError as e:
         st.warning(f"No random-init baseline for this model: {e}")
 
@@ -296,7 +295,7 @@ def embedding_map() -> None:
             "name": [ds.names[i] for i in rows],
             "x": coords[:, 0],
             "y": coords[:, 1],
-            "label": [spec.class_names[c] for c in sample.labels],
+            "label": [spec.class_names[c] + ("" if k else " (predicted)") for c, k in zip(sample.labels, known)],
             "predicted": [spec.class_names[c] for c in predicted],
         }
     )

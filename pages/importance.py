@@ -16,6 +16,7 @@ from analysis.importance import (
     scores_frame,
     summarise,
 )
+from analysis.units.importance import as_scores
 from ui import cache, links, state
 from ui.importance_figures import (
     agreement_figure,
@@ -101,14 +102,16 @@ stored, use_stored = stored_toggle(
     "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
 )
 if use_stored:
-    res = cache.stored_importance(str(stored.root), stored.manifest.updated)
+    run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
     background_panel(ctx, "importance", "head importance")
     if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
         st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
         stop_view()
-    res = cache.importance_scores(ctx.model_key, ds.key, n, model, ds)
-    res = res | {"rows": ds.sample_rows(n)}
+    run = cache.sample_run("importance", ctx.model_key, ds.key, n, (), model, ds)
+res = as_scores(run.arrays(), tuple(run.manifest.params["metrics"]))
+if res["labels"] is None and "cosine" in res["metrics"]:  # no label known: the pooled embedding's change first
+    res["metrics"] = ("cosine", *(m for m in res["metrics"] if m != "cosine"))
 metrics, labels = list(res["metrics"]), res["labels"]
 n_scored = len(res["rows"])
 scores = summarise(res["scores"])

@@ -28,12 +28,11 @@ def accuracy_panel() -> None:
     """Accuracy on the sidebar's dataset over the inputs whose class the model knows: from a stored predictions
     run when there is one, else the whole split of a bundled set, or a sample of the user's own data (on
     request); and the worst-classified inputs."""
-    ds, match = ctx.dataset, ctx.match
+    ds = ctx.dataset
     st.subheader(f"Accuracy on {ds.name} ({ds.split})")
     stored, use_stored = stored_toggle(ctx, "predictions", "Use the {run}", "model_use_stored")
     if use_stored:
-        a = cache.stored_arrays(str(stored.root), stored.manifest.updated)
-        rows, true, pred, true_prob = a["row"], a["label"], a["top_classes"][:, 0], a["true_prob"]
+        run = cache.stored_run(str(stored.root), stored.manifest.updated)
         note = f"Evaluated: the {run_label(stored)}."
     else:
         n = len(ds)
@@ -50,12 +49,11 @@ def accuracy_panel() -> None:
             if asked not in st.session_state.get("model_evaluated", set()):
                 st.info(f"Press **Evaluate** to run {spec.name} on {n} inputs of {ds.name}.")
                 return
-        probs = cache.dataset_probs(ctx.model_key, ds.key, n, ds, ctx.model)
-        rows = ds.sample_rows(n)
-        true, pred = match.to_model(ds.labels[rows]), probs.argmax(-1)
-        true_prob = np.where(true >= 0, probs[np.arange(len(rows)), np.clip(true, 0, None)], np.nan)
+        run = cache.sample_run("predictions", ctx.model_key, ds.key, n, (), ctx.model, ds)
         note = ctx.sample_note(n, "Evaluated")
         ctx.warn_if_small(n, "this accuracy")
+    a = run.arrays()
+    rows, true, pred, true_prob = a["row"], a["label"], a["top_classes"][:, 0], a["true_prob"]
     known = true >= 0
     if not known.any():
         st.info(
@@ -73,14 +71,7 @@ def accuracy_panel() -> None:
         + "Text models with a prompt head: zero-shot.",
     )
     st.caption(note)
-    classes = np.unique(true[known])
-    per_class = pd.DataFrame(
-        {
-            "class": [spec.class_names[c] for c in classes],
-            "n": [int((true == c).sum()) for c in classes],
-            "accuracy": [float((pred[true == c] == c).mean()) for c in classes],
-        }
-    )
+    per_class = run.tables()["per_class"]
     st.dataframe(
         per_class,
         hide_index=True,

@@ -7,6 +7,8 @@ import streamlit as st
 
 from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
 from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, available_methods, to_grid
+from analysis.units.faithfulness import as_report
+from analysis.units.relevance import as_maps
 from ui import cache, links
 from ui.relevance_figures import (
     CONSERVATION_CLASSES,
@@ -310,7 +312,7 @@ def stored_panel() -> None:
         )
         background_panel(ctx, "relevance", "rollout, gradient rollout and AttnLRP")
         return
-    rel = cache.stored_relevance(str(stored.root), stored.manifest.updated)
+    rel = as_maps(cache.stored_run(str(stored.root), stored.manifest.updated).arrays())
     order = np.argsort(-rel["disagreement"], kind="stable")[:STORED_TOP]
     rows = rel["rows"][order]
     names = list(rel["maps"])
@@ -426,7 +428,7 @@ stored_faith, use_stored_faith = stored_toggle(
     "model on this dataset. Switch off to score a sample here.",
 )
 if use_stored_faith:
-    tables = cache.stored_tables(str(stored_faith.root), stored_faith.manifest.updated)
+    tables = cache.stored_run(str(stored_faith.root), stored_faith.manifest.updated).tables()
     show_scores(
         tables["scores"],
         tables["curves"],
@@ -494,8 +496,9 @@ if request is None or request[:2] != (ctx.model_key, ds.key):
     st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
     stop_view()
 _, _, n, scored, start = request
-report = cache.relevance_faithfulness(ctx.model_key, ds.key, n, scored, start, m, ds)
-sample = ds.sample(n)
+options = (("methods", scored), ("insertion_start", start), ("maps", True))
+run = cache.sample_run("faithfulness", ctx.model_key, ds.key, n, options, m, ds)
+report = as_report(run.arrays(), run.tables(), scored)
 
 ctx.warn_if_small(n, "these scores")
 show_scores(report.table, report.curves, f"{n} inputs of {ds.name}", ctx.sample_note(n), start)
@@ -507,26 +510,26 @@ if len(methods) < 2:
     stop_view()
 dis = report.disagreement()
 top = np.argsort(-dis)[:4]
-rows = report.indices[top]
+rows, labels = report.indices[top], run.arrays()["label"][top]
 captions = [
-    f"{sample.names[i]} · {sample.class_names[sample.labels[i]] if sample.labels[i] >= 0 else 'no label'} · {d:.2f}"
-    for i, d in zip(rows, dis[top])
+    f"{ds.names[r]} · {spec.class_names[c] if c >= 0 else 'no label'} · {d:.2f}"
+    for r, c, d in zip(rows, labels, dis[top])
 ]
 if image:
-    images = m.prepare([sample.inputs[i] for i in rows]).images
+    images = m.prepare([ds.inputs[i] for i in rows]).images
     grids = {method_label(k): to_grid(m, report.maps[k][top]) for k in methods}
     show_figure(
         gallery_figure(images, grids, captions),
         "rows: the inputs where the methods' rankings of patches agree least (label and "
         "disagreement = mean 1 − Spearman correlation between methods); each map on its own scale.",
-        {k: report.maps[k][top] for k in methods} | {"input": np.asarray(sample.names)[rows], "disagreement": dis[top]},
+        {k: report.maps[k][top] for k in methods} | {"input": np.asarray(ds.names)[rows], "disagreement": dis[top]},
         "relevance_disagreement",
         key="rel_gallery",
     )
 else:
-    tokens = m.prepare([sample.inputs[i] for i in rows]).tokens
+    tokens = m.prepare([ds.inputs[i] for i in rows]).tokens
     table = pd.DataFrame(
-        {"input": captions, "text": [sample.inputs[i] for i in rows]}
+        {"input": captions, "text": [ds.inputs[i] for i in rows]}
         | {
             method_label(k): [
                 toks[spec.n_prefix + int(np.argmax(report.maps[k][j][: len(toks) - spec.n_prefix]))]

@@ -15,7 +15,7 @@ from analysis.spectral import (
     park_kim_points,
     temperatures,
 )
-from runs.jobs import SPECTRAL_PER_INPUT
+from analysis.units.spectral import PER_INPUT as SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
 from ui.cell_picker import cell_picker, head_grid
@@ -365,7 +365,7 @@ def temperature_panel(tab: str, tau: float, layers: tuple | None) -> None:
         rank_section(cur, temps)
     else:
         if stored is not None and all(t == 1.0 for t in temps):  # the stored run is of the model as trained
-            whole = cache.stored_arrays(str(stored.root), stored.manifest.updated)
+            whole = cache.stored_run(str(stored.root), stored.manifest.updated).arrays()
             smp = {k: np.moveaxis(v, 0, 1) for k, v in whole.items() if k in SPECTRAL_PER_INPUT}
             smp |= {k: cur[k] for k in ("profile_freq", "state_labels", "state_kinds") if k in cur}
             st.caption(f"Dashed lines: the {run_label(stored)}.")

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from data import Dataset
-from runs.jobs import Shard
+from runs.faults import Faults
+from runs.plan import Shard
 from runs.store import Manifest
 
 PACKAGES = ("analysis", "data", "models", "runs")  # the code every worker needs (shipped as Ray py_modules)
@@ -55,17 +56,6 @@ class ShardsFailed(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class Faults:
-    """Fault injection, for tests only: the worker process exits (as if killed) the first time it reaches a
-    chunk start in `die_once` (a marker file in `marker_dir` remembers it across the restart), and raises on
-    every attempt at a chunk start in `always_fail`."""
-
-    die_once: tuple[int, ...] = ()
-    always_fail: tuple[int, ...] = ()
-    marker_dir: str = ""
-
-
 class ShardWorker:
     """A Ray actor: loads the model and the dataset once, checks both against the run's fingerprints, then
     computes shards of any run of them (runs.jobs.compute_shard)."""
@@ -77,26 +67,25 @@ class ShardWorker:
         threads: int,
         source: str,
         split: str,
-        model_fingerprint: str,
+        fingerprint: str,
         dataset_key: str,
-        faults: Faults | None = None,
+        faults: Faults,
     ):
         import torch
 
         from data import load_dataset
-        from models import load_model
-        from runs import jobs
+        from models import load_model, model_fingerprint
 
         torch.set_num_threads(threads)
-        self.faults = faults or Faults()
+        self.faults = faults
         self.model = load_model(model_name, device=device)
-        if jobs.model_fingerprint(self.model) != model_fingerprint:
+        if model_fingerprint(self.model) != fingerprint:
             raise ClusterError(
                 f"the worker on {os.uname().nodename} loaded different weights for {model_name}; "
                 "every node must see the same model files."
             )
         self.ds = load_dataset(source, split)
-        if jobs.dataset_fingerprint(self.ds) != dataset_key:
+        if self.ds.fingerprint() != dataset_key:
             raise ClusterError(
                 f"the worker on {os.uname().nodename} sees different files at {source}; every node "
                 "must read the same dataset (a shared filesystem or the same copy)."
@@ -107,7 +96,7 @@ class ShardWorker:
         return f"{os.uname().nodename} pid {os.getpid()}"
 
     def compute(self, manifest: dict, shard: Shard) -> dict[str, np.ndarray]:
-        from runs.jobs import compute_shard
+        from runs.plan import compute_shard
 
         if shard.start in self.faults.die_once:
             marker = Path(self.faults.marker_dir) / f"died-{shard.start}"
@@ -136,7 +125,7 @@ class RayExecutor:
     threads: int = 1
     gpu: bool = True
     retries: int = 2
-    faults: Faults | None = None
+    faults: Faults = field(default_factory=Faults.from_env)  # tests only: $HEADSCOPE_FAULTS (runs.faults)
     description: str = field(init=False, default="")
 
     def __post_init__(self):
@@ -177,8 +166,6 @@ class RayExecutor:
     def _launch(self) -> list:
         import ray
 
-        from runs.jobs import dataset_fingerprint
-
         path = Path(self.ds.source).expanduser()  # workers open a local file or folder by its absolute path
         source = str(path.resolve()) if path.exists() else self.ds.source
         actor = ray.remote(ShardWorker).options(
@@ -194,7 +181,7 @@ class RayExecutor:
                 source,
                 self.ds.split,
                 self.model_fingerprint,
-                dataset_fingerprint(self.ds),
+                self.ds.fingerprint(),
                 self.faults,
             )
             for _ in range(self.workers)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FORMAT_VERSION = 2  # bump when what a job stores changes: runs of another version are not reused or shown
+FORMAT_VERSION = 3  # bump when what a job stores changes: runs of another version are not reused or shown
 DEFAULT_STORE = "headscope-runs"
 
 
@@ -53,7 +53,7 @@ def run_key(model_fingerprint: str, dataset_key: str, analysis: str, params: dic
 
 @dataclass
 class Manifest:
-    """What a run is and where it stands. dataset_key: the dataset's fingerprint (runs.jobs.dataset_fingerprint);
+    """What a run is and where it stands. dataset_key: the dataset's fingerprint (data.Dataset.fingerprint);
     state: "running", "done", "failed" or "cancelled"."""
 
     key: str
@@ -178,10 +178,9 @@ class Run:
         """Concatenate the chunks into arrays/<name>.npy, write tables(arrays) as Parquet, drop the chunks, mark
         the run done (a kill in between leaves the chunks, and the rerun finishes again)."""
         m = self.manifest
-        parts = [self.read_chunk(s) for s in m.chunk_starts()]
+        arrays = concat_chunks([self.read_chunk(s) for s in m.chunk_starts()])
         (self.root / "arrays").mkdir(exist_ok=True)
-        for name in parts[0]:
-            values = _concat([p[name] for p in parts])
+        for name, values in arrays.items():
             _write_atomic(self.root / "arrays" / f"{name}.npy", lambda p, v=values: np.save(open(p, "wb"), v))
         (self.root / "tables").mkdir(exist_ok=True)
         for name, df in (tables(self.arrays()) if tables else {}).items():
@@ -242,6 +241,11 @@ class Run:
             return int((self.root / "lock").read_text().split()[1])
         except (OSError, IndexError, ValueError):
             return None
+
+
+def concat_chunks(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The per-input arrays of consecutive chunks as one array per name [N, ...] (see _concat)."""
+    return {name: _concat([c[name] for c in chunks]) for name in chunks[0]}
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

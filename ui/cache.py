@@ -16,11 +16,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from analysis.attention import TEXT_RINGS, head_statistics, map_attention
-from analysis.evaluation import predict
-from analysis.patterns import PatternSummary, pattern_vectors, summarise_patterns
+from analysis.attention import head_statistics
+from analysis.patterns import PatternSummary, summarise_patterns
+from analysis.units import UNITS
 from data import Dataset, load_dataset
 from models import HookedModel, TraceArrays, load_model
+from runs.jobs import MemoryRun
 
 T = TypeVar("T")
 
@@ -80,13 +81,6 @@ def get_dataset(source: str, split: str | None = None) -> Dataset:
     return load_dataset(source, split)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def dataset_probs(key: str, data_key: str, n: int, _dataset: Dataset, _model: HookedModel) -> np.ndarray:
-    """[n, C] class probabilities of the model `key` on the dataset's sample of n inputs (Dataset.sample)."""
-    with progress_bar(f"Evaluating on {n} inputs of {_dataset.name}…", "Evaluating") as progress:
-        return predict(_model, _dataset.sample(n).inputs, progress=progress)
-
-
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
 def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> TraceArrays:
     """Captured activations of one prepared input (models.trace.TraceArrays)."""
@@ -101,6 +95,37 @@ def input_head_statistics(
     return head_statistics(torch.from_numpy(_attn[:, None]), grid, n_prefix, patch_size)
 
 
+# -- dataset-level analyses: a stored run or a sample run, read through the same code ----------------------
+@st.cache_data(max_entries=16, show_spinner=False)
+def sample_run(
+    analysis: str, key: str, data_key: str, n: int, options: tuple, _model: HookedModel, _dataset: Dataset
+) -> MemoryRun:
+    """runs.sample: the in-memory run of `analysis` (an analysis.units name) over the dataset's sample of n with
+    `options` ((name, value) pairs), identified by the model key, the dataset key, n and the options; the same
+    arrays and tables as the stored run of the same parameters."""
+    from runs.jobs import run_in_memory
+    from runs.plan import manifest_for
+
+    unit = UNITS[analysis]
+    manifest = manifest_for(_model, key, _dataset, analysis, n, **dict(options))
+    text = f"{unit.name.capitalize()} of {manifest.n_inputs} inputs of {_dataset.name}…"
+    with progress_bar(text, unit.name.capitalize()) as bar:
+        return run_in_memory(
+            _model, _dataset, manifest, lambda done, total: bar(done / max(total, 1), f"{done}/{total} inputs")
+        )
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the stored run…")
+def stored_run(run_root: str, updated: float) -> MemoryRun:
+    """A finished stored run read into memory (its manifest, arrays and tables), keyed by its folder and last
+    update: a view reads it as it reads a sample_run."""
+    from runs import Run
+
+    run = Run(Path(run_root))
+    arrays = {k: np.asarray(v) for k, v in run.arrays().items()}
+    return MemoryRun(run.manifest, arrays, run.tables())
+
+
 # -- class-embedding view ----------------------------------------------------------------------------
 HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names instead of thumbnails
 
@@ -112,22 +137,6 @@ def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> H
     if labels:
         m.set_labels(labels)
     return m
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def embedding_sample(key: str, data_key: str, n: int, where: str, _model: HookedModel, _dataset: Dataset):
-    """analysis.embedding.embed_sample over a sample of n inputs of the dataset whose label matches one of the
-    model's classes (labels mapped to the model's class indices); returns (SampleEmbedding, dataset rows)."""
-    from analysis.embedding import align_labels, embed_sample
-
-    ds = _dataset
-    rows, labels = align_labels(ds.class_names, ds.labels, _model.spec.class_names)
-    pick = ds.subset(rows).sample_rows(n)
-    rows, labels = rows[pick], labels[pick]
-    text = f"Projecting {len(rows)} inputs of {ds.name} through the classifier…"
-    with progress_bar(text, "Projecting") as progress:
-        sample = embed_sample(_model, [ds.inputs[i] for i in rows], labels, where=where, progress=progress)
-    return sample, rows
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring separability per layer…")
@@ -246,24 +255,6 @@ def importance_sample(key: str, data_key: str, n: int, _model: HookedModel, _dat
     return make_sample(_model, sub.inputs, sub.labels, sub.class_names)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def importance_scores(key: str, data_key: str, n: int, _model: HookedModel, _dataset: Dataset) -> dict:
-    """analysis.importance.head_scores over the dataset's sample of n inputs: {"scores": {metric: [L, H, N]}
-    (ablation metrics and the gradient), "metrics": the ablation metrics, "labels": [N] model class indices
-    (-1 = unknown, scored against the prediction) or None}."""
-    from analysis.importance import default_metrics, head_scores
-
-    sample = importance_sample(key, data_key, n, _model, _dataset)
-    metrics = default_metrics(_model, sample)
-    with progress_bar(f"Removing each head in turn over {n} inputs of {_dataset.name}…", "Scoring heads") as progress:
-        scores = head_scores(_model, sample, metrics, progress=progress)
-    return {
-        "scores": scores,
-        "metrics": metrics,
-        "labels": None if sample.labels is None else sample.labels.cpu().numpy(),
-    }
-
-
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
 def importance_partial(
     key: str,
@@ -311,49 +302,6 @@ def importance_curves(
         )
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
-def stored_importance(run_root: str, updated: float) -> dict:
-    """runs.jobs.read_importance of a finished run, keyed by its folder and last update."""
-    from runs import Run
-    from runs.jobs import read_importance
-
-    return read_importance(Run(Path(run_root)))
-
-
-@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
-def stored_arrays(run_root: str, updated: float) -> dict[str, np.ndarray]:
-    """Every per-input array of a finished run, in memory ({name: [N, ...]})."""
-    from runs import Run
-
-    return {k: np.asarray(v) for k, v in Run(Path(run_root)).arrays().items()}
-
-
-@st.cache_data(max_entries=2, show_spinner="Reading the stored run…")
-def stored_embedding(run_root: str, updated: float, names: tuple[str, str]):
-    """runs.jobs.read_embedding of a finished run: (SampleEmbedding of the labelled inputs, dataset rows)."""
-    from runs import Run
-    from runs.jobs import read_embedding
-
-    return read_embedding(Run(Path(run_root)), names)
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the stored run…")
-def stored_tables(run_root: str, updated: float) -> dict:
-    """The tables of a finished run ({name: DataFrame})."""
-    from runs import Run
-
-    return Run(Path(run_root)).tables()
-
-
-@st.cache_data(max_entries=4, show_spinner="Reading the stored run…")
-def stored_relevance(run_root: str, updated: float) -> dict:
-    """runs.jobs.read_relevance of a finished run (maps, real tokens, predictions, disagreement per input)."""
-    from runs import Run
-    from runs.jobs import read_relevance
-
-    return read_relevance(Run(Path(run_root)))
-
-
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
 def relevance_maps(
@@ -363,10 +311,12 @@ def relevance_maps(
     of `classes` in one batched pass, or [1, T'] for the predicted class (classes None). read_at: where a text
     model's LRP relevance is read (analysis.relevance.READ_AT)."""
     from analysis.relevance import explain
+    from analysis.units.relevance import method_options
 
+    options = method_options(method, read_at)
     if classes is None:
-        return explain(_model, _batch, method, read_at=read_at)
-    return explain(_model, _batch.repeat(len(classes)), method, target=list(classes), read_at=read_at)
+        return explain(_model, _batch, method, **options)
+    return explain(_model, _batch.repeat(len(classes)), method, target=list(classes), **options)
 
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
@@ -388,39 +338,6 @@ def relevance_conservation(
         | {"total_relevance": split["maps"]}
         | parts
     )
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def relevance_faithfulness(
-    key: str, data_key: str, n: int, methods: tuple[str, ...], start: str, _model: HookedModel, _dataset: Dataset
-):
-    """analysis.faithfulness.evaluate over the dataset's sample of n inputs, insertion from `start` (an
-    INSERTION_STARTS name); report.indices are rows of the sample."""
-    from analysis.faithfulness import evaluate
-
-    with progress_bar("Scoring faithfulness…", "Scoring faithfulness") as progress:
-        return evaluate(_model, _dataset.sample(n), methods, n=n, progress=progress, start=start)
-
-
-# -- attention view -------------------------------------------------------------------------------------
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def attention_sample(key: str, data_key: str, n: int, _model, _dataset: Dataset) -> dict[str, np.ndarray]:
-    """Per-input head statistics (analysis.attention.head_statistics) and pattern vectors
-    (analysis.patterns.pattern_vectors, key "vectors" [n, L, H, F]) of the dataset's sample of n inputs,
-    in one batched pass with a progress bar."""
-    spec = _model.spec
-    n_rings = None if spec.grid is not None else TEXT_RINGS
-    inputs, dataset = _dataset.sample(n).inputs, _dataset.name
-
-    def per_batch(attn, mask):
-        out = head_statistics(attn, spec.grid, spec.n_prefix, spec.patch_size, mask, n_rings)
-        out["vectors"] = pattern_vectors(attn, spec.grid, spec.n_prefix, mask)
-        return out
-
-    with progress_bar(f"Attention of {len(inputs)} inputs of {dataset}…", f"Attention of {dataset}") as progress:
-        return map_attention(_model, inputs, per_batch, progress=progress)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -14,13 +14,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from analysis import UNITS
+from models import model_fingerprint
 from runs import Run, Store
-from runs.jobs import BACKGROUND_BATCH, JOBS, dataset_fingerprint, model_fingerprint
+from runs.jobs import BACKGROUND_BATCH
+from runs.plan import resolve_options
 from runs.store import FORMAT_VERSION
 from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
-FREE_PARAMS = ("n", "batch_size", "methods")  # a stored run of any of these fits a view
+FREE_PARAMS = ("n", "batch_size", "methods", "maps")  # a stored run of any of these fits a view
 RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local, auto or an address) when set
 JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis): (pid, store folder)}
 
@@ -32,10 +35,9 @@ def store() -> Store:
 def find_run(ctx, analysis: str) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
     sample size and batch size; the largest wins), or None."""
-    want = json.dumps(
-        {k: v for k, v in JOBS[analysis].defaults(ctx.model, ()).items() if k not in FREE_PARAMS}, sort_keys=True
-    )
-    fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
+    defaults = resolve_options(UNITS[analysis], ctx.model).params()
+    want = json.dumps({k: v for k, v in defaults.items() if k not in FREE_PARAMS}, sort_keys=True)
+    fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     best = None
     for run in store().runs():
         try:
@@ -116,7 +118,7 @@ def start_background(ctx, analysis: str) -> None:
 
 def _matching(ctx, analysis: str) -> list[Run]:
     """Every run in the store of this model, dataset and analysis, newest first."""
-    fingerprint, data = model_fingerprint(ctx.model), dataset_fingerprint(ctx.dataset)
+    fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     found = []
     for run in store().runs():
         try:

@@ -42,17 +42,18 @@ def widget(widgets, label: str):
 
 
 @contextlib.contextmanager
-def stored_run(
-    model, analysis: str, n: int | None, batch_size: int = 32, methods=("rollout", "grad_rollout", "attnlrp")
-):
+def stored_run(model, analysis: str, n: int | None, batch_size: int = 32, **options):
     """A finished run of `analysis` of the built-in digits-vit `model` on the digits test split in the app's
-    store (HEADSCOPE_STORE), deleted afterwards."""
+    store (HEADSCOPE_STORE) with these unit options, deleted afterwards."""
     from data import load_dataset
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
-    run = run_job(model, ds, manifest_for(model, "digits-vit", ds, analysis, n, batch_size, methods), Store())
+    run = run_job(
+        model, ds, manifest_for(model, "digits-vit", ds, analysis, n, batch_size=batch_size, **options), Store()
+    )
     try:
         yield run
     finally:

@@ -115,10 +115,11 @@ def test_label_editor_changes_classes_and_refuses_bad_sets():
 
 def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 40, 16), Store())
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "attention", 40, batch_size=16), Store())
     at = _app()
     at.switch_page("pages/stored_runs.py").run()
     assert not at.exception and not at.error
@@ -136,10 +137,13 @@ def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
 
 def test_model_view_uses_a_stored_predictions_run_and_lists_the_worst_inputs(digits_vit):
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "predictions", None, 32), Store())
+    run = run_job(
+        digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "predictions", None, batch_size=32), Store()
+    )
     at = _app()
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error

@@ -107,10 +107,11 @@ def test_model_whose_classes_the_dataset_lacks_explains_it(tiny_vit_dir):
 def test_a_stored_embedding_run_replaces_the_sample(digits_vit):
     from analysis.embedding import embed_sample
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "embedding", 100, 32), Store())
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "embedding", 100, batch_size=32), Store())
     at = open_view(PAGE)
     assert_clean(at)
     assert "stored run: 100 inputs of digits (test)" in at.toggle(key="emb_use_stored").label

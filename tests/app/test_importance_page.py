@@ -105,7 +105,8 @@ def test_no_scores_picked_and_oversized_sample_are_explained():
 def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     """A precomputed run of digits-vit on the whole digits test split replaces the sample computation."""
     from runs import Store
-    from runs.jobs import BACKGROUND_BATCH, manifest_for, run_job
+    from runs.jobs import BACKGROUND_BATCH, run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
     run = run_job(

@@ -145,12 +145,13 @@ def test_a_stored_run_lists_the_inputs_where_methods_disagree(digits_vit):
     from analysis.relevance import explain
     from data import load_dataset
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
     at = _relevance_page("digits-vit")
     assert any(b.label.startswith("Run rollout, gradient rollout and AttnLRP on all 360") for b in at.button)
-    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "relevance", 48, 16), Store())
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "relevance", 48, batch_size=16), Store())
     at.run()
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "disagreement" in d.value.columns)
@@ -167,10 +168,11 @@ def test_a_stored_run_lists_the_inputs_where_methods_disagree(digits_vit):
 def test_a_stored_faithfulness_run_is_shown_instead_of_the_form(digits_vit):
     from data import load_dataset
     from runs import Store
-    from runs.jobs import manifest_for, run_job
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
 
     ds = load_dataset("digits", "test")
-    m = manifest_for(digits_vit, "digits-vit", ds, "faithfulness", 16, 8, methods=("rollout", "attnlrp"))
+    m = manifest_for(digits_vit, "digits-vit", ds, "faithfulness", 16, batch_size=8, methods=("rollout", "attnlrp"))
     run = run_job(digits_vit, ds, m, Store())
     at = _relevance_page("digits-vit")
     assert_clean(at)

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 from data import load_dataset
 from runs import Store
-from runs.jobs import BACKGROUND_BATCH, manifest_for
+from runs.jobs import BACKGROUND_BATCH
+from runs.plan import manifest_for
 from tests.app.helpers import open_view
 from ui import stored
 

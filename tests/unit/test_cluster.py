@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from runs import Store, precompute
-from runs.cluster import Faults, ShardsFailed, runtime_env
+from runs.cluster import ShardsFailed, runtime_env
+from runs.faults import Faults
 from tests.conftest import write_digit_folder
 
 ray = pytest.importorskip("ray")
@@ -61,9 +62,10 @@ def _same(run, single) -> None:
         assert np.array_equal(got[name], want[name], equal_nan=True), name
 
 
-def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, folder, single, tmp_path):
+def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, folder, single, tmp_path, monkeypatch):
     """The worker process computing shard 1 exits mid-job (as if killed); Ray restarts it, the shard is retried,
     and every array is bit-for-bit the single-process one."""
+    monkeypatch.setenv(*Faults.env(die_once=[64], marker_dir=str(tmp_path)).popitem())
     runs = precompute(
         "digits-vit",
         str(folder),
@@ -73,7 +75,6 @@ def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, f
         store=str(tmp_path),
         ray="local",
         workers=2,
-        faults=Faults(die_once=(64,), marker_dir=str(tmp_path)),
     )
     assert (tmp_path / "died-64").exists()  # the fault did fire
     for run in runs:
@@ -84,7 +85,10 @@ def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, f
     assert Store(tmp_path).index()["workers"].str.startswith("ray: 2").all()
 
 
-def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_ray, folder, single, tmp_path):
+def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(
+    local_ray, folder, single, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(*Faults.env(always_fail=[64]).popitem())
     with pytest.raises(ShardsFailed) as failed:
         precompute(
             "digits-vit",
@@ -96,7 +100,6 @@ def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(local_r
             ray="local",
             workers=2,
             retries=1,
-            faults=Faults(always_fail=(64,)),
         )
     [(name, error)] = failed.value.failures
     assert name.startswith("shard 1 (inputs 64-127 (first: ") and "injected failure at chunk 64" in error

@@ -16,7 +16,9 @@ import pytest
 import headscope
 from data import load_dataset
 from runs import Store, StoreError
-from runs.jobs import manifest_for, run_job, run_rows
+from runs.faults import FAULTS_ENV, Faults
+from runs.jobs import run_job
+from runs.plan import manifest_for, run_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +29,7 @@ def digits():
 
 
 def _run(model, ds, store, analysis, n=100, batch_size=16, **kwargs):
-    m = manifest_for(model, "digits-vit", ds, analysis, n, batch_size, chunk_size=kwargs.pop("chunk_size", 32))
+    m = manifest_for(model, "digits-vit", ds, analysis, n, kwargs.pop("chunk_size", 32), batch_size=batch_size)
     return run_job(model, ds, m, Store(store), **kwargs)
 
 
@@ -70,13 +72,13 @@ def test_spectral_and_embedding_runs_equal_the_analysis(shapes_vit, tmp_path):
     from analysis.spectral import spectral_metrics
 
     shapes = load_dataset("shapes", "test")
-    m = manifest_for(shapes_vit, "shapes-vit", shapes, "spectral", 24, 8, chunk_size=16)
+    m = manifest_for(shapes_vit, "shapes-vit", shapes, "spectral", 24, 16, batch_size=8)
     got = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
     sample = shapes.sample(24)
     ref = spectral_metrics(shapes_vit, shapes_vit.prepare(sample.inputs[:8]), attention=False)
     for k in ("resid_ratio", "rank", "entropy", "profile", "variance"):
         assert np.allclose(got[k][:8], np.moveaxis(np.asarray(ref[k]), 1, 0), atol=1e-6), k
-    m = manifest_for(shapes_vit, "shapes-vit", shapes, "embedding", 24, 8, chunk_size=16)
+    m = manifest_for(shapes_vit, "shapes-vit", shapes, "embedding", 24, 16, batch_size=8)
     emb = run_job(shapes_vit, shapes, m, Store(tmp_path)).arrays()
     s = embed_sample(shapes_vit, sample.inputs[:16], sample.labels[:16], batch_size=8)
     assert np.allclose(emb["identifiability"][:16], s.ident.summary.T, atol=1e-6)
@@ -88,7 +90,7 @@ def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
 
     shapes = load_dataset("shapes", "test")
     m = manifest_for(
-        shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 8, methods=("rollout", "attnlrp"), chunk_size=16
+        shapes_vit, "shapes-vit", shapes, "faithfulness", 24, 16, batch_size=8, methods=("rollout", "attnlrp")
     )
     run = run_job(shapes_vit, shapes, m, Store(tmp_path))
     ref = evaluate(shapes_vit, shapes.sample(24), ["rollout", "attnlrp"], n=24, batch_size=8)
@@ -102,7 +104,7 @@ def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
 
 def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     prose = load_dataset("prose", "test")
-    m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, methods=("rollout",), chunk_size=8)
+    m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, batch_size=8, methods=("rollout",))
     maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_rollout"]
     lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.sample(20).inputs]
     assert maps.shape == (20, max(lengths))
@@ -195,9 +197,11 @@ def test_sigterm_cancels_and_a_rerun_resumes(tmp_path):
     assert run.manifest.state == "done" and run.arrays()["accuracy"].shape == (360, 4, 4)
 
 
-def test_damaged_chunk_is_recomputed(digits_vit, digits, tmp_path):
+def test_damaged_chunk_is_recomputed(digits_vit, digits, tmp_path, monkeypatch):
+    monkeypatch.setenv(*Faults.env(fail_after_chunks=2).popitem())
     with pytest.raises(RuntimeError, match="fault injection"):
-        _run(digits_vit, digits, tmp_path / "a", "importance", n=96, fail_after_chunks=2)
+        _run(digits_vit, digits, tmp_path / "a", "importance", n=96)
+    monkeypatch.delenv(FAULTS_ENV)
     store = Store(tmp_path / "a")
     run = store.runs()[0]
     assert run.manifest.state == "failed" and run.done_chunks() == [0, 32]
@@ -251,8 +255,11 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
         (["--model", "digits-vit", "--dataset", "digits", "--analyses", "bogus"], "Unknown analysis 'bogus'"),
         (
             ["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--methods", "nope"],
-            "Unknown relevance method 'nope'",
+            "--methods got 'nope': choose from attention, rollout",
         ),
+        (["--model", "digits-vit", "--dataset", "digits", "--batch-size", "0"], "--batch-size got 0: allowed >= 1"),
+        (["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--read-at", "words"], "text"),
+        (["--model", "digits-vit", "--dataset", "digits", "--methods", "rollout"], "Unknown --methods for importance"),
         (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
         (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1"),
         (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--workers", "0"], "at least 1"),
@@ -297,13 +304,13 @@ def test_cli_app_starts_streamlit_on_app_py(capfd):
 
 def test_text_relevance_runs_read_at_the_word_embeddings(minilm, digits_vit, digits, tmp_path):
     """A text relevance run records where AttnLRP is read (the view's default, the word embeddings) and stores
-    those maps; image runs have no such parameter."""
+    those maps; image runs record none."""
     from analysis.relevance import explain
 
     prose = load_dataset("prose", "test")
-    m = manifest_for(minilm, "minilm", prose, "relevance", 4, 4, methods=("attnlrp",))
+    m = manifest_for(minilm, "minilm", prose, "relevance", 4, batch_size=4, methods=("attnlrp",))
     assert m.params["read_at"] == "words"
-    assert "read_at" not in manifest_for(digits_vit, "digits-vit", digits, "relevance", 4, 4).params
+    assert manifest_for(digits_vit, "digits-vit", digits, "relevance", 4, batch_size=4).params["read_at"] is None
     maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_attnlrp"]
     batch = minilm.prepare(prose.sample(4).inputs)
     want = explain(minilm, batch, "attnlrp", target=minilm.logits(batch).argmax(-1))
@@ -316,7 +323,6 @@ def test_a_bundled_sets_fingerprint_is_its_content_hashed_once():
     from dataclasses import replace
 
     from data import Dataset
-    from runs.jobs import dataset_fingerprint
 
     class Counted(list):
         reads = 0
@@ -327,8 +333,8 @@ def test_a_bundled_sets_fingerprint_is_its_content_hashed_once():
 
     labels = np.array([0, 1])
     ds = Dataset("toy", "all", "text", Counted(["a cat", "a dog"]), labels, ["cat", "dog"], key="toy/all/v1")
-    first = dataset_fingerprint(ds)
-    assert dataset_fingerprint(ds) == first and Counted.reads == 1
-    assert first != dataset_fingerprint(replace(ds, key="toy/all/v2"))  # the key is part of it
+    first = ds.fingerprint()
+    assert ds.fingerprint() == first and Counted.reads == 1
+    assert first != replace(ds, key="toy/all/v2").fingerprint()  # the key is part of it
     unnamed = replace(ds, inputs=["a cat", "a dog"], key="")
-    assert dataset_fingerprint(unnamed) != dataset_fingerprint(replace(unnamed, inputs=["a cat", "a cow"]))
+    assert unnamed.fingerprint() != replace(unnamed, inputs=["a cat", "a cow"]).fingerprint()
