@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -25,7 +25,7 @@ def option(
     default: Any,
     doc: str,
     *,
-    choices: Sequence | None = None,
+    choices: Collection | None = None,
     low: float | None = None,
     high: float | None = None,
 ) -> Any:
@@ -86,11 +86,11 @@ def _checked(name: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
         items = (value,)
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
     bad = [v for v in items if choices is not None and v not in choices]
-    if bad:
+    if bad and choices is not None:
         raise ValueError(f"Option {name!r} got {bad[0]!r}: choose from {', '.join(map(str, choices))}.")
     for v in items:
         if (low is not None and v < low) or (high is not None and v > high):
-            span = f"{low} to {high}" if low is not None and high is not None else f">= {low}" if low else f"<= {high}"
+            span = f"{low} to {high}" if None not in (low, high) else f">= {low}" if low is not None else f"<= {high}"
             raise ValueError(f"Option {name!r} got {v!r}: allowed {span}.")
     return value
 

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -425,7 +426,7 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
 
     if check_method(model, method).compute is not _captum_method:
         raise RelevanceError(f"{METHODS[method].label} is not a captum method; use explain().")
-    opts = METHODS[method].options.make(**options)
+    opts: Any = METHODS[method].options.make(**options)  # the method's own options class
     batch = batch.to(model.device)
     x, forward, extra = _captum_setup(model, batch)
     with torch.no_grad():

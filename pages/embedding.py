@@ -151,12 +151,21 @@ current_input()
 # -- dataset sample -----------------------------------------------------------------------------------
 ds = ctx.dataset
 n_known = int((ctx.match.to_model(ds.labels) >= 0).sum())
-if n_known < len(ds):
+RULE = (
+    "identifiability, the maps' colours and separability use the model's own prediction as their class (marked "
+    "'predicted' in the tables), which measures how early the model settles on its answer, not on the truth"
+)
+if ds.labelled and n_known == 0:
+    st.warning(
+        f"The model's classes ({', '.join(spec.class_names[:10])}{' …' if spec.n_classes > 10 else ''}) "
+        f"do not include the classes of {ds.name} ({', '.join(ds.class_names[:10])}"
+        f"{' …' if len(ds.class_names) > 10 else ''}), so no input's true class is known: {RULE}. Pick a dataset "
+        "of the model's classes (or, for a prompt head, restore its label set) in the sidebar for true classes."
+    )
+elif n_known < len(ds):
     st.info(
         f"{len(ds) - n_known} of the {len(ds)} inputs of {ds.name} have no label {spec.name} knows "
-        f"({ctx.match.summary()}): identifiability, the maps' colours and separability use the model's own "
-        "prediction as their class (marked 'predicted' below). For true classes, open a folder with one sub-folder "
-        "per class, or a table with a label column, of the model's classes."
+        f"({ctx.match.summary()}): for those, {RULE}."
     )
 
 st.divider()

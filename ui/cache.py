@@ -122,7 +122,7 @@ def stored_run(run_root: str, updated: float) -> MemoryRun:
     from runs import Run
 
     run = Run(Path(run_root))
-    arrays = {k: np.asarray(v) for k, v in run.arrays().items()}
+    arrays = {k: np.array(v) for k, v in run.arrays().items()}  # in memory, writable
     return MemoryRun(run.manifest, arrays, run.tables())
 
 

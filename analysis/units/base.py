@@ -60,20 +60,20 @@ class Unit:
     description: ClassVar[str]
     Options: ClassVar[type[RunOptions]] = RunOptions
 
-    def resolve(self, model: HookedModel, options: Options) -> Options:
+    def resolve(self, model: HookedModel, options: RunOptions) -> RunOptions:
         """The options with every model-dependent default filled in and checked against `model` (what a run's
         key records). Raises ValueError naming the option when a value does not apply to the model."""
         return options
 
     def per_input(
-        self, model: HookedModel, batch: Inputs, labels: np.ndarray, options: Options
+        self, model: HookedModel, batch: Inputs, labels: np.ndarray, options: RunOptions
     ) -> dict[str, np.ndarray]:
         """Per-input arrays {name: [n, ...]} of the n inputs of `batch`; labels [n]: model class indices, -1 where
         the model knows no label for the input."""
         raise NotImplementedError
 
     def summarise(
-        self, arrays: dict[str, np.ndarray], options: Options, spec: ModelSpec | None = None
+        self, arrays: dict[str, np.ndarray], options: RunOptions, spec: ModelSpec | None = None
     ) -> dict[str, pd.DataFrame]:
         """Summary tables {name: DataFrame} of a finished run's arrays [N, ...] (spec: the model's, for names)."""
         return {}

@@ -84,8 +84,9 @@ def test_page_runs_standalone():
 def test_label_set_without_the_dataset_classes_warns():
     at = _open("minilm", labels={"minilm": ("cats", "dogs")})
     assert_clean(at)
-    assert any("do not include the classes" in w.value for w in at.warning)
-    assert _charts(at) == 2  # the current input still works
+    assert any("do not include the classes" in w.value and "own prediction" in w.value for w in at.warning)
+    assert _charts(at) >= 2  # the current input still works, and the sample is scored against the predictions
+    assert any("scored against its prediction" in c.value for c in at.caption)
 
 
 def test_tiny_sample_explains_instead_of_failing():
@@ -115,7 +116,9 @@ def test_a_stored_embedding_run_replaces_the_sample(digits_vit):
     at = open_view(PAGE)
     assert_clean(at)
     assert "stored run: 100 inputs of digits (test)" in at.toggle(key="emb_use_stored").label
-    assert any(c.value.startswith("100 of the 360 inputs of digits") for c in at.caption)
+    assert any(
+        c.value.startswith("100 inputs of digits (test); each scored against its true class") for c in at.caption
+    )
     rows = ds.sample_rows(100)  # a stored run of n inputs covers the dataset's sample of n
     ref = embed_sample(digits_vit, [ds.inputs[i] for i in rows], ds.labels[rows])
     rates = next(d.value for d in at.dataframe if "rate" in d.value.columns)

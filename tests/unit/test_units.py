@@ -1,0 +1,129 @@
+"""The analysis units: one registry, validated options, and one compute path (a view's sample run = the stored
+run of the same model, dataset, n and options)."""
+
+from dataclasses import FrozenInstanceError, replace
+
+import numpy as np
+import pytest
+
+from analysis import UNITS
+from analysis.units import RunOptions
+from data import load_dataset
+from runs import Store, sample
+from runs.jobs import run_job
+from runs.plan import manifest_for
+
+FAST = {"faithfulness": {"methods": ["rollout"], "steps": 4}, "relevance": {"methods": ["rollout", "attnlrp"]}}
+
+
+@pytest.fixture(scope="module")
+def partly_unlabelled():
+    """digits' test split with every third input's label removed (a dataset the model only partly knows)."""
+    ds = load_dataset("digits", "test")
+    labels = np.asarray(ds.labels).copy()
+    labels[::3] = -1
+    return replace(ds, labels=labels, key=ds.key + "|every-third-unlabelled")
+
+
+def test_the_registry_lists_every_analysis_with_its_options():
+    assert list(UNITS) == [
+        "predictions",
+        "importance",
+        "relevance",
+        "attention",
+        "faithfulness",
+        "spectral",
+        "embedding",
+    ]
+    for name, unit in UNITS.items():
+        assert unit.name == name and unit.description
+        assert issubclass(unit.Options, RunOptions)
+        defaults = unit.Options.make()
+        assert defaults.batch_size == 32
+        assert all(f.metadata["doc"] for f in unit.Options.fields()), name
+        with pytest.raises(FrozenInstanceError):
+            defaults.batch_size = 8  # type: ignore[misc]
+
+
+def test_options_say_which_option_is_wrong_and_what_it_allows():
+    options = UNITS["importance"].Options
+    with pytest.raises(TypeError, match=r"Unknown option 'metricz' for importance: valid options are batch_size"):
+        options.make(metricz=["loss"])
+    with pytest.raises(ValueError, match=r"'metrics' got 'los': choose from accuracy, loss, true_prob, cosine"):
+        options.make(metrics=["loss", "los"])
+    with pytest.raises(TypeError, match="'metrics' takes a list"):
+        options.make(metrics="loss")
+    with pytest.raises(ValueError, match="'batch_size' got 0: allowed >= 1"):
+        options.make(batch_size=0)
+    with pytest.raises(TypeError, match="'batch_size' takes int"):
+        options.make(batch_size=True)
+    with pytest.raises(ValueError, match="'steps' got 999: allowed 1 to 256"):
+        UNITS["faithfulness"].Options(steps=999)  # made directly: validated too
+    assert options.make(metrics=["loss"]).metrics == ("loss",)  # a list becomes a tuple (hashable, frozen)
+
+
+def test_options_are_checked_against_the_model(digits_vit, minilm):
+    with pytest.raises(ValueError, match="'metrics' got \\['cosine'\\]: digits-vit allows accuracy, loss, true_prob"):
+        UNITS["importance"].resolve(digits_vit, UNITS["importance"].Options.make(metrics=["cosine"]))
+    with pytest.raises(ValueError, match="'read_at' applies to text models only"):
+        UNITS["relevance"].resolve(digits_vit, UNITS["relevance"].Options.make(read_at="words"))
+    with pytest.raises(ValueError, match="'insertion_start' got 'blur': text models allow zero, mean"):
+        UNITS["faithfulness"].resolve(minilm, UNITS["faithfulness"].Options.make(insertion_start="blur"))
+    resolved = UNITS["relevance"].resolve(minilm, UNITS["relevance"].Options.make())
+    assert resolved.read_at == "words"
+    assert UNITS["importance"].resolve(minilm, UNITS["importance"].Options.make()).metrics[-1] == "cosine"
+
+
+def test_explain_refuses_an_option_the_method_does_not_have(digits_vit):
+    from analysis.relevance import explain
+
+    batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:2])
+    with pytest.raises(TypeError, match="Unknown option 'n_stpes' for integrated_gradients: valid options are n_steps"):
+        explain(digits_vit, batch, "integrated_gradients", n_stpes=3)
+    with pytest.raises(TypeError, match="for rollout: valid options are none"):
+        explain(digits_vit, batch, "rollout", read_at="words")
+    a = explain(digits_vit, batch, "integrated_gradients", n_steps=2)
+    b = explain(digits_vit, batch, "integrated_gradients", n_steps=16)
+    assert not np.allclose(a, b)  # the option reaches captum
+
+
+@pytest.mark.parametrize("analysis", list(UNITS))
+def test_a_sample_run_is_the_stored_run(analysis, digits_vit, partly_unlabelled, tmp_path):
+    """runs.sample (what a view shows) and a stored run of the same model, dataset, n and options: the same
+    arrays, names and shapes, equal values; on a dataset whose model labels are partly unknown."""
+    options = {"batch_size": 8} | FAST.get(analysis, {})
+    ds = partly_unlabelled
+    memory = sample(analysis, digits_vit, ds, 24, **options)
+    m = manifest_for(digits_vit, "digits-vit", ds, analysis, 24, 16, **options)
+    stored = run_job(digits_vit, ds, m, Store(tmp_path))
+    assert memory.manifest.key == stored.manifest.key
+    got, want = memory.arrays(), stored.arrays()
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k].shape == want[k].shape, k
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=k)
+    unknown = np.asarray(ds.labels)[np.asarray(want["row"])] < 0
+    assert unknown.any() and np.array_equal(np.asarray(want["label"]) < 0, unknown)  # unlabelled rows are in it
+    for name, table in stored.tables().items():
+        assert table.equals(memory.tables()[name]) or np.allclose(
+            table.select_dtypes("number"), memory.tables()[name].select_dtypes("number"), equal_nan=True
+        ), name
+
+
+def test_class_embedding_scores_unlabelled_inputs_against_the_prediction(digits_vit, partly_unlabelled):
+    """The one rule: an input without a label the model knows is scored against the model's own prediction."""
+    run = sample("embedding", digits_vit, partly_unlabelled, 24, batch_size=8)
+    a = run.arrays()
+    unknown = a["label"] < 0
+    assert unknown.any() and (~unknown).any()
+    inputs = [partly_unlabelled.inputs[int(r)] for r in a["row"]]
+    predicted = digits_vit.logits(digits_vit.prepare(inputs)).argmax(-1).numpy()
+    assert np.array_equal(a["target"][unknown], predicted[unknown])
+    assert np.array_equal(a["target"][~unknown], a["label"][~unknown])
+
+
+def test_sample_refuses_bad_options_before_computing(digits_vit):
+    with pytest.raises(TypeError, match="Unknown option 'method' for relevance"):
+        sample("relevance", digits_vit, "digits", 8, method=["rollout"])
+    with pytest.raises(ValueError, match="Unknown analysis 'relevanse'"):
+        sample("relevanse", digits_vit, "digits", 8)
