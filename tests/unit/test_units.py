@@ -127,3 +127,21 @@ def test_sample_refuses_bad_options_before_computing(digits_vit):
         sample("relevance", digits_vit, "digits", 8, method=["rollout"])
     with pytest.raises(ValueError, match="Unknown analysis 'relevanse'"):
         sample("relevanse", digits_vit, "digits", 8)
+
+
+def test_the_toy_analysis_of_the_architecture_page_runs():
+    """docs/architecture.md shows how to add an analysis; its code is run here (and the toy unit removed after)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    code = text.split("```python\nfrom dataclasses import dataclass", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    try:
+        exec("from dataclasses import dataclass" + code, scope)
+        norm = scope["run"].arrays()["norm"]
+        assert norm.shape == (16, 5) and np.isfinite(norm).all() and (norm > 0).all()
+        assert list(scope["run"].tables()["per_layer"]["layer"]) == [0, 1, 2, 3, 4]
+        with pytest.raises(ValueError, match="'order' got 3: choose from 1, 2"):
+            scope["sample"]("token_norms", "digits-vit", "digits", 4, order=3)
+    finally:
+        UNITS.pop("token_norms", None)
