@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 
@@ -265,7 +266,8 @@ def _runs(args) -> int:
             out.mkdir(parents=True, exist_ok=True)
             for name, t in run.tables().items():
                 t.to_csv(out / f"{name}.csv", index=False)
-            np.savez_compressed(out / "arrays.npz", **{k: np.asarray(v) for k, v in run.arrays().items()})
+            named: dict[str, Any] = {k: np.asarray(v) for k, v in run.arrays().items()}
+            np.savez_compressed(out / "arrays.npz", **named)
             print(f"Exported {args.key} to {out}/ (CSV tables, arrays.npz).")
     except StoreError as e:
         return _fail(str(e))

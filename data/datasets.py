@@ -125,9 +125,11 @@ class Dataset:
         same resize the image gets in `model.prepare`."""
         out = []
         for i in idx:
-            m = np.asarray(self.masks[int(i)], dtype=bool)
+            assert self.masks is not None, "mask_batch needs a dataset with masks"
+            m = np.asarray(self.masks[int(i)]).astype(bool)
             if m.shape != (size, size):
-                m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 127
+                small = Image.fromarray(m.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
+                m = np.asarray(small) > 127
             out.append(m)
         return np.stack(out)
 
@@ -226,7 +228,7 @@ def _prose(split: str) -> Dataset:
             for s in _sentences((descr / f"{stem}.rst").read_text(encoding="utf-8")):
                 texts.append(s)
                 labels.append(label)
-    labels = np.asarray(labels, dtype=np.int64)
+    label_ids = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(SPLIT_SEED)
     order = rng.permutation(len(texts))
     n_test = int(round(len(texts) * 0.5))
@@ -243,7 +245,7 @@ def _prose(split: str) -> Dataset:
         split,
         "text",
         [texts[i] for i in chosen],
-        labels[chosen],
+        label_ids[chosen],
         topics,
         captions=[texts[i][:60] for i in chosen],
         **_bundled("prose", split, len(chosen)),

@@ -184,7 +184,8 @@ def arrays(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     masks [N, 48, 48])."""
     if split == "all":
         parts = [arrays(s) for s in ("train", "test")]
-        return tuple(np.concatenate(p) for p in zip(*parts))
+        images, labels, masks = (np.concatenate(p) for p in zip(*parts))
+        return images, labels, masks
     if split not in SEEDS:
         raise ValueError(f"Unknown split {split!r}: use 'train', 'test' or 'all'.")
     return generate(COUNTS[split], SEEDS[split])

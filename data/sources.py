@@ -215,7 +215,8 @@ def _folder_masks(base: Path, names: list[str], masks: str | Path | None):
         if masks:
             raise DatasetError(f"The masks folder {folder} does not exist.")
         return None, []
-    by_rel, by_stem = {}, {}
+    by_rel: dict[str, str] = {}
+    by_stem: dict[str, str] = {}
     for e in _walk(folder):
         if _is_image(e.name):
             rel = os.path.splitext(os.path.relpath(e.path, folder))[0]
@@ -298,6 +299,7 @@ def _table(path: Path, text_column, image_column, label_column):
         _labels_from_values(df[label].to_numpy()) if label is not None else (np.full(len(df), -1, dtype=np.int64), [])
     )
     problems, keep = [], []
+    inputs: Sequence
     if text is not None:
         values = df[text]
         for i, v in enumerate(values):
@@ -429,6 +431,7 @@ def _hf(ds, source: str, text_column, image_column, label_column):
         labels, classes = np.asarray(ds[label], dtype=np.int64), list(feats[label].names)
     else:
         labels, classes = _labels_from_values(list(ds[label]))
+    inputs: Sequence
     if image:
         inputs = LazySequence(partial(_hf_item, ds, image, _hf_image), range(len(ds)))
         modality = "image"

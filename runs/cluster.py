@@ -21,6 +21,7 @@ store, so a rerun computes only the missing shards.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections import deque
@@ -184,7 +185,7 @@ class RayExecutor:
                 self.ds.fingerprint(),
                 self.faults,
             )
-            for _ in range(self.workers)
+            for _ in range(self.workers or 1)
         ]
 
     def close(self) -> None:
@@ -207,6 +208,7 @@ class RayExecutor:
             return
         self.start()
         pool, spec = self._pool, asdict(manifest)
+        assert pool is not None  # start() raises when no worker could start
         pending = deque(shards)
         errors: dict[int, list[str]] = {s.start: [] for s in shards}
         failed_on: dict[int, set[int]] = {s.start: set() for s in shards}  # shard start -> workers it failed on
@@ -308,12 +310,12 @@ def connect(address: str, cpus: int | None = None):
             ray.init(
                 num_cpus=cpus,
                 include_dashboard=False,
-                logging_level="warning",
+                logging_level=logging.WARNING,
                 log_to_driver=False,
                 runtime_env=runtime_env(),
             )
         else:
-            ray.init(address=address, logging_level="warning", log_to_driver=False, runtime_env=runtime_env())
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, runtime_env=runtime_env())
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(
             f"Could not reach a Ray cluster at {address!r} ({e}). Start one with `ray start --head` "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 FAULTS_ENV = "HEADSCOPE_FAULTS"
 
@@ -26,8 +27,8 @@ class Faults:
         raw = os.environ.get(FAULTS_ENV)
         if not raw:
             return cls()
-        given = json.loads(raw)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(raw).items()}
+        return cls(**given)
 
     @staticmethod
     def env(**fields) -> dict[str, str]:

@@ -4,13 +4,14 @@ them on Ray workers. The same shard gives the same arrays wherever it is compute
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.units import Inputs, Options, Unit, get_unit
+from analysis.units import Inputs, RunOptions, Unit, get_unit
 from data import Dataset, match_labels
 from models import HookedModel, model_fingerprint
 from runs.store import Manifest, run_key
@@ -24,10 +25,10 @@ def run_rows(ds: Dataset, n: int | None) -> np.ndarray:
     return np.arange(len(ds)) if n is None or n >= len(ds) else ds.sample_rows(n)
 
 
-def resolve_options(unit: Unit, model: HookedModel, options: Options | dict[str, Any] | None = None) -> Options:
+def resolve_options(unit: Unit, model: HookedModel, options: RunOptions | dict[str, Any] | None = None) -> RunOptions:
     """The unit's options (an Options, or a dict of given values checked by Options.make) with the model-dependent
     defaults filled in (Unit.resolve)."""
-    if not isinstance(options, Options):
+    if not isinstance(options, RunOptions):
         options = unit.Options.make(**(options or {}))
     return unit.resolve(model, options)
 
@@ -63,7 +64,7 @@ def manifest_for(
     )
 
 
-def options_of(manifest: Manifest) -> Options:
+def options_of(manifest: Manifest) -> RunOptions:
     """The unit options a manifest records (already resolved for its model)."""
     unit = get_unit(manifest.analysis)
     return unit.Options.make(**{k: v for k, v in manifest.params.items() if k not in FREE_PARAMS})
@@ -84,7 +85,7 @@ class Shard:
         return f"inputs {self.start}-{self.start + len(self.rows) - 1} (first: {first})"
 
 
-def shards(ds: Dataset, manifest: Manifest, class_names, done: set[int] = frozenset()) -> list[Shard]:
+def shards(ds: Dataset, manifest: Manifest, class_names, done: Collection[int] = ()) -> list[Shard]:
     """The run's chunks not in `done`, as shards (the run's rows and their labels in the model's classes)."""
     rows = run_rows(ds, manifest.params["n"])
     labels = match_labels(class_names, ds.class_names).to_model(np.asarray(ds.labels)[rows])

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,7 +166,8 @@ class Run:
         """Store one chunk's per-input arrays (each [n, ...]); atomic: data first, then its checksum marker."""
         data, meta = self._chunk(start)
         data.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(data, lambda p: np.savez(open(p, "wb"), **{k: np.asarray(v) for k, v in arrays.items()}))
+        named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        _write_atomic(data, lambda p: np.savez(open(p, "wb"), **named))
         n = len(next(iter(arrays.values())))
         _write_json(meta, {"start": start, "stop": start + n, "sha256": _sha256(data)})
 
