@@ -7,7 +7,7 @@
    same inputs and batches; inputs/s of both and the ratio. With --vit-b the same for a ViT-B/16-sized model
    with random weights (real cost) on --vit-b-n synthetic 224x224 images.
 2. A synthetic finished importance run of 10,000 inputs of a 12 x 12-head model: the time
-   `runs.jobs.read_importance` (what the Head importance view calls) takes to read it.
+   the Head importance view takes to read it (the arrays into memory, then analysis.units.importance.as_scores).
 Last line: `store overhead: X.XXx` (the larger of the ratios; target < 1.10x). Target for 2.: < 1 s.
 """
 
@@ -28,11 +28,15 @@ import torch  # noqa: E402
 
 from analysis.importance import available_metrics, head_scores, make_sample  # noqa: E402
 from analysis.relevance import explain  # noqa: E402
+from analysis.units.importance import as_scores  # noqa: E402
 from bench.timing import vit_b  # noqa: E402
 from data import Dataset, load_dataset  # noqa: E402
 from models import load_model  # noqa: E402
 from runs import Manifest, Store  # noqa: E402
-from runs.jobs import manifest_for, read_importance, run_job  # noqa: E402
+from runs.jobs import run_job  # noqa: E402
+from runs.plan import manifest_for  # noqa: E402
+
+OPTIONS = {"importance": {}, "relevance": {"methods": ("attnlrp",)}}  # each analysis's unit options
 
 
 def direct(model, ds: Dataset, analysis: str, batch_size: int) -> None:
@@ -52,7 +56,7 @@ def compare(name: str, model, ds: Dataset, batch_size: int) -> float:
     worst = 0.0
     for analysis in ("importance", "relevance"):
         with tempfile.TemporaryDirectory() as tmp:
-            m = manifest_for(model, name, ds, analysis, None, batch_size, methods=("attnlrp",))
+            m = manifest_for(model, name, ds, analysis, None, **OPTIONS[analysis], batch_size=batch_size)
             direct(model, ds.subset(range(min(len(ds), batch_size))), analysis, batch_size)  # warm up
             t0 = time.perf_counter()
             direct(model, ds, analysis, batch_size)
@@ -101,7 +105,8 @@ def read_big_run(n: int = 10_000, L: int = 12, H: int = 12) -> float:
             )
         run.finish()
         t0 = time.perf_counter()
-        res = read_importance(store.run(m.key))
+        arrays = {k: np.array(v) for k, v in store.run(m.key).arrays().items()}  # as ui.cache.stored_run reads it
+        res = as_scores(arrays, tuple(metrics))
         t = time.perf_counter() - t0
         assert res["scores"]["loss"].shape == (L, H, n)
     return t

@@ -35,12 +35,14 @@ from PIL import Image  # noqa: E402
 
 from data import load_dataset  # noqa: E402
 from data.shapes import CLASS_NAMES, generate  # noqa: E402
-from models import load_model  # noqa: E402
+from models import load_model, model_fingerprint  # noqa: E402
 from runs import Store  # noqa: E402
-from runs.jobs import manifest_for, model_fingerprint, run_job  # noqa: E402
+from runs.jobs import run_job  # noqa: E402
+from runs.plan import manifest_for  # noqa: E402
 
 ANALYSES = ("importance", "relevance")
 METHODS = ("attnlrp",)
+OPTIONS = {"importance": {}, "relevance": {"methods": METHODS}}  # each analysis's unit options
 
 
 def write_folder(root: Path, n: int) -> None:
@@ -59,7 +61,7 @@ def run_all(model, ds, batch_size: int, store: Path, executor=None) -> tuple[flo
     t = time.perf_counter()
     out = {}
     for analysis in ANALYSES:
-        m = manifest_for(model, "shapes-vit", ds, analysis, None, batch_size, METHODS)
+        m = manifest_for(model, "shapes-vit", ds, analysis, None, batch_size=batch_size, **OPTIONS[analysis])
         if executor is not None:
             m.workers = executor.description
         out[analysis] = run_job(model, ds, m, Store(store), executor=executor.on(m) if executor else None).arrays()
@@ -79,7 +81,9 @@ def main() -> None:
     model = load_model("shapes-vit", device="cpu")
     ds = load_dataset(args.dir)
     list(ds.inputs)  # warm the page cache
-    shards = len(ANALYSES) * manifest_for(model, "shapes-vit", ds, "importance", None, args.batch_size).n_chunks
+    shards = (
+        len(ANALYSES) * manifest_for(model, "shapes-vit", ds, "importance", None, batch_size=args.batch_size).n_chunks
+    )
     print(
         f"{len(ds)} shapes images, {', '.join(ANALYSES)} ({', '.join(METHODS)}), batch {args.batch_size}, "
         f"{shards} shards in all"
