@@ -162,6 +162,11 @@ if ds.labelled and n_known == 0:
         f"{' …' if len(ds.class_names) > 10 else ''}), so no input's true class is known: {RULE}. Pick a dataset "
         "of the model's classes (or, for a prompt head, restore its label set) in the sidebar for true classes."
     )
+elif not ds.labelled:
+    st.info(
+        f"{ds.name} has no labels: {RULE}. For true classes, open a folder with one sub-folder per class, or a "
+        "table with a label column, in the sidebar."
+    )
 elif n_known < len(ds):
     st.info(
         f"{len(ds) - n_known} of the {len(ds)} inputs of {ds.name} have no label {spec.name} knows "

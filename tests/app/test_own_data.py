@@ -90,7 +90,8 @@ def test_unlabelled_folder_explains_what_is_missing(flat_folder):
     assert "has no labels" in infos and "one sub-folder per class" in infos
     at.switch_page("pages/embedding.py").run()
     assert_clean(at)
-    assert any("has no labels" in i.value for i in at.info)
+    assert any("has no labels" in i.value and "own prediction" in i.value for i in at.info)
+    assert any("12 of them have no label" in c.value and "scored against its prediction" in c.value for c in at.caption)
 
 
 def test_bad_source_keeps_the_bundled_set_with_a_clear_error(tmp_path):

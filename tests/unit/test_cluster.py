@@ -11,7 +11,7 @@ import pytest
 
 from runs import Store, precompute
 from runs.cluster import ShardsFailed, runtime_env
-from runs.faults import Faults
+from runs.faults import FAULTS_ENV, Faults
 from tests.conftest import write_digit_folder
 
 ray = pytest.importorskip("ray")
@@ -108,6 +108,7 @@ def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(
     assert run.done_chunks() == [0, 128]  # the other shards are stored
 
     seen = []
+    monkeypatch.delenv(FAULTS_ENV)  # the shard computes now
     [rerun] = precompute(
         "digits-vit",
         str(folder),
