@@ -25,23 +25,14 @@ from ui.attention_figures import (
     row_outline,
 )
 from ui.cell_picker import head_grid
+from ui.clicks import on_click, on_head_click
 from ui.figures import token_heatmap
+from ui.framing import download_button, show_cells, show_figure, show_head_chart
+from ui.links import stop_view
+from ui.pickers import head_picker, sample_size_picker, synced
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
-from ui.widgets import (
-    download_button,
-    head_picker,
-    lazy_tabs,
-    no_model_message,
-    on_click,
-    on_head_click,
-    page_context,
-    sample_size_picker,
-    show_cells,
-    show_figure,
-    show_head_chart,
-    stop_view,
-    synced,
-)
+from ui.tabs import lazy_tabs
 
 ctx = page_context()
 st.title("Attention")
@@ -517,7 +508,7 @@ def cluster_members(s, cluster: int, sample) -> None:
     )
 
 
-# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened (the dataset sample is computed only when a tab
+# lazy tabs (ui.tabs.lazy_tabs): a tab runs only once opened (the dataset sample is computed only when a tab
 # that shows it is opened); Heads and Distance stay drawn while the user switches between them, Patterns (a point
 # per head and input) only while open. The sample size lives in session state while no tab shows its picker. The
 # panels are fragments inside the tabs' fragment: a click in one reruns that panel only.

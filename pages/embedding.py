@@ -17,6 +17,7 @@ from analysis.embedding import (
 )
 from models import ModelLoadError, Trace
 from ui import cache, links, state
+from ui.context import warn_small_sample
 from ui.embedding_figures import (
     block_class_grid,
     class_map_picture,
@@ -26,17 +27,11 @@ from ui.embedding_figures import (
     separability_curves,
     token_class_strip,
 )
+from ui.framing import download_button, show_cells, show_figure
+from ui.links import stop_view
+from ui.pickers import sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
-from ui.widgets import (
-    download_button,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_cells,
-    show_figure,
-    stop_view,
-    warn_small_sample,
-)
 
 WHERE_NAMES = {
     "resid": "residual stream after the block",

@@ -17,6 +17,8 @@ from analysis.importance import (
     summarise,
 )
 from ui import cache, links, state
+from ui.context import warn_small_sample
+from ui.framing import download_button, show_figure, show_head_chart
 from ui.importance_figures import (
     agreement_figure,
     metric_label,
@@ -27,18 +29,10 @@ from ui.importance_figures import (
     score_meaning,
     signed_note,
 )
+from ui.links import stop_view
+from ui.pickers import head_picker, sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, stored_toggle
-from ui.widgets import (
-    download_button,
-    head_picker,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_head_chart,
-    stop_view,
-    warn_small_sample,
-)
 
 TOP_INPUTS = 20
 

@@ -8,6 +8,9 @@ import streamlit as st
 from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
 from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, available_methods, to_grid
 from ui import cache, links
+from ui.framing import download_button, show_figure, show_pictures
+from ui.links import stop_view
+from ui.pickers import sample_size_picker
 from ui.relevance_figures import (
     CONSERVATION_CLASSES,
     colour_limits,
@@ -21,16 +24,8 @@ from ui.relevance_figures import (
     token_pictures,
     top_tokens,
 )
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, find_run, input_table, run_label, stored_toggle
-from ui.widgets import (
-    download_button,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_pictures,
-    stop_view,
-)
 
 METHODS_KEY = "relevance_methods"
 DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]

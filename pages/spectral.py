@@ -19,18 +19,12 @@ from runs.jobs import SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
 from ui.cell_picker import cell_picker, head_grid
+from ui.framing import guided, show_figure, show_head_chart
+from ui.links import stop_view
+from ui.pickers import head_picker, sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, run_label, stored_toggle
-from ui.widgets import (
-    guided,
-    head_picker,
-    lazy_tabs,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_head_chart,
-    stop_view,
-)
+from ui.tabs import lazy_tabs
 
 TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
@@ -465,7 +459,7 @@ def activation_lab() -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
+# lazy tabs (ui.tabs.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
 # switches between them; the temperature widgets sit above the tabs, so a step redraws the open tab's figures only
 TABS = ["Low-pass filter", "Heads", "Rank collapse", "Temperature sweep", "Activation lab"]
 for name, key, options, parse in (

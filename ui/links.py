@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -130,6 +130,12 @@ def end_run() -> None:
     link = finish_run()
     if SHOW in st.session_state:
         st.session_state[SHOW](link)
+
+
+def stop_view() -> NoReturn:
+    """st.stop() for a view: the link to its state is written first (nothing can be drawn after st.stop)."""
+    end_run()
+    st.stop()
 
 
 def note(text: str) -> None:
