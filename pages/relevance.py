@@ -10,6 +10,7 @@ from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, av
 from ui import cache, links
 from ui.framing import download_button, show_figure, show_pictures
 from ui.links import stop_view
+from ui.params import OPACITY, PREDICTED, RELEVANCE_METHODS, RELEVANCE_READ_AT, SCALE, START, TARGET, UNDER
 from ui.pickers import sample_size_picker
 from ui.relevance_figures import (
     CONSERVATION_CLASSES,
@@ -56,9 +57,7 @@ LONG_TEXT_PANEL = 600  # pixels
 DEFAULT_READ_AT = next(iter(READ_AT))
 TEXT_POSITION = "position + token-type embeddings"  # the split's "position" part of a text model
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
-SCALES = ["per map", "shared"]  # the maps' colour scale
 ALL_CLASSES = 16  # up to this many classes, the first class chosen computes every class's map (class_map)
-PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
 for name in wanted:
@@ -89,64 +88,32 @@ def maps_panel() -> None:
     """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
     or colour scale reruns only this panel)."""
     c1, c2, c3 = st.columns([3, 2, 1])
-    links.param("methods", f"rel_methods_{ctx.model_key}", options=usable, many=True)
-    picked = c1.multiselect(
-        "Methods",
-        usable,
+    picked = RELEVANCE_METHODS.draw(
+        c1,
+        scope=ctx.model_key,
+        options=usable,
         default=[n for n in wanted if n in usable],
-        format_func=method_label,
-        key=f"rel_methods_{ctx.model_key}",
         help="Only the methods that apply to this model are listed. "
         + " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable),
     )
     st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
-    links.param(
-        "target",
-        f"rel_target_{ctx.model_key}",
+    choice = TARGET.draw(
+        c2,
+        scope=ctx.model_key,
         options=[PREDICTED] + list(range(spec.n_classes)),
-        parse=lambda t: PREDICTED if t == "predicted" else int(t),
-        fmt=lambda c: "predicted" if c == PREDICTED else str(c),
-    )
-    choice = c2.selectbox(
-        "Target class",
-        [PREDICTED] + list(range(spec.n_classes)),
-        key=f"rel_target_{ctx.model_key}",
         format_func=lambda c: (
             "the predicted class" if c == PREDICTED else f"{c}: {names[c]}"
         ),  # labels that do not change with the input, so the choice stays valid when the input changes
-        help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
     )
-    links.param("scale", "rel_scale", options=SCALES)
-    shared = (
-        c3.radio(
-            "Colour scale",
-            SCALES,
-            key="rel_scale",
-            help="Per map: each map on its own scale, to see its pattern (a diffuse map such as rollout stays "
-            "visible). Shared: one scale for all, to compare how concentrated the maps are.",
-        )
-        == "shared"
-    )
+    shared = SCALE.draw(c3) == "shared"
     read_at = DEFAULT_READ_AT
     if image:
         o1, o2 = st.columns([3, 1])
-        links.param("opacity", "rel_opacity", lo=0.1, hi=1.0, parse=lambda t: round(float(t), 1))
-        links.switch("under", "rel_under")
-        opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
-        under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
+        opacity = OPACITY.draw(o1)
+        under = UNDER.draw(o2)
     else:
-        links.param("read_at", "rel_read_at", options=list(READ_AT))
-        read_at = st.radio(
-            "AttnLRP relevance read at",
-            list(READ_AT),
-            format_func=READ_AT.get,
-            horizontal=True,
-            key="rel_read_at",
-            help="The word embeddings: each word piece's own relevance; the position and token-type embeddings "
-            "and the embedding LayerNorm keep their shares (the table under the conservation figure). The "
-            "embedding output: the relevance of the whole input vector of each token, those shares included.",
-        )
+        read_at = RELEVANCE_READ_AT.draw()
     target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
     tgt = pred if target is None else target
 
@@ -447,15 +414,11 @@ with st.form("rel_faithfulness"):
     f1, f2, f3 = st.columns([1, 2.6, 1.8])
     with f1:
         sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
-    links.param("start", f"rel_start_{spec.modality}", options=insertion_starts(spec.modality))
-    f3.selectbox(
-        "Insertion starts from",
-        insertion_starts(spec.modality),
+    START.draw(
+        f3,
+        scope=spec.modality,
+        options=insertion_starts(spec.modality),
         format_func=lambda k: INSERTION_STARTS[k][spec.modality],
-        key=f"rel_start_{spec.modality}",
-        help="The input the most relevant tokens are revealed into. The model's probability on this start is "
-        "the insertion AUC's floor, shown under the table: a start the model already classifies well makes "
-        "every map look good.",
     )
     f2.multiselect(
         "Methods to score (a seeded random map is added as chance)",
@@ -473,7 +436,7 @@ with st.form("rel_faithfulness"):
             ds.key,
             f"rel_n_{spec.modality}",
             f"rel_scored_{ctx.model_key}",
-            f"rel_start_{spec.modality}",
+            START.key_of(spec.modality),
             len(ds),
         ),
     )

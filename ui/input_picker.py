@@ -16,6 +16,7 @@ from models import HookedModel
 from models.trace import Batch
 from ui import cache, links, state
 from ui.context import PageContext
+from ui.params import DATASET, INPUT, SPLIT
 
 OPEN_DATASET = "Open a folder or file…"
 BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
@@ -31,22 +32,15 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
     default = spec.dataset if spec.dataset in bundled else bundled[0]
     recent = [r["source"] for r in state.recent_datasets() if r["modality"] == spec.modality]
     options = [default] + [d for d in bundled if d != default] + [r for r in recent if r not in bundled]
-    opened = st.session_state.get(f"{state.DATASET}_{name}")
+    opened = st.session_state.get(DATASET.key_of(name))
     if opened and opened not in options and opened != OPEN_DATASET:  # opened, but the recent file is not writable
         options.append(opened)
     wanted = links.peek("dataset")
     if wanted and wanted not in options and Path(wanted).expanduser().exists():  # a link to the user's own data
         options.append(wanted)
-    links.param("dataset", f"{state.DATASET}_{name}", options=options)
-    choice = st.selectbox(
-        "Dataset",
-        options + [OPEN_DATASET],
-        key=f"{state.DATASET}_{name}",
-        format_func=lambda o: f"{o} (bundled)" if o in bundled else o,
-        help="Every dataset-level view (statistics, importance, faithfulness, embeddings) runs on "
-        "this dataset. Your own data: an image folder (class sub-folders give labels), a "
-        ".csv/.tsv/.jsonl/.parquet table, a folder saved with `datasets`' save_to_disk, or "
-        "a Hugging Face dataset id in your local cache.",
+    DATASET.bind(name, options)  # a link opens one of these, not "Open a folder or file…"
+    choice = DATASET.draw(
+        scope=name, options=options + [OPEN_DATASET], format_func=lambda o: f"{o} (bundled)" if o in bundled else o
     )
     source = choice
     if choice == OPEN_DATASET:
@@ -66,8 +60,7 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
     try:
         ds = cache.get_dataset(source, None)
         if len(ds.splits) > 1:
-            links.param("split", f"{state.SPLIT}_{source}", options=ds.splits)
-            split = st.selectbox("Split", ds.splits, index=ds.splits.index(ds.split), key=f"{state.SPLIT}_{source}")
+            split = SPLIT.draw(scope=source, options=ds.splits, index=ds.splits.index(ds.split))
             ds = cache.get_dataset(source, split)
         if ds.modality != spec.modality:
             raise DatasetError(f"{source} holds {ds.modality}s, but {spec.name} reads {spec.modality}s.")
@@ -100,7 +93,7 @@ def _open_typed(name: str, modality: str) -> None:
         ok = False
     if ok:
         state.remember_dataset(typed, modality)
-        st.session_state[f"{state.DATASET}_{name}"] = typed
+        st.session_state[DATASET.key_of(name)] = typed
 
 
 def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
@@ -158,11 +151,8 @@ def _dataset_row(ds: Dataset) -> int:
                 f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i], key=f"input_name_{ds.key}"
             )
         )
-    links.param("input", f"{state.INDEX}_{ds.key}", lo=0, hi=len(ds) - 1, parse=int)
     return int(
-        st.number_input(
-            f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", 0, len(ds) - 1, 0, key=f"{state.INDEX}_{ds.key}"
-        )
+        INPUT.draw(scope=ds.key, hi=len(ds) - 1, label=f"Input of {ds.name} ({ds.split}, {len(ds)} inputs)", value=0)
     )
 
 

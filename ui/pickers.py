@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import links, state
+from ui import state
+from ui.params import SAMPLE_SIZE
 
 
 def synced(key: str, value) -> str:
@@ -35,14 +36,12 @@ def _pick_head(layer_key: str, head_key: str) -> None:
 def sample_size_picker(dataset_len: int, default: int, key: str, label: str = "Dataset sample size") -> int:
     """How many inputs of the sidebar's dataset to analyse; larger than the dataset is clamped to it with a note.
     A link sets it with n=."""
-    links.param("n", key, lo=1, hi=dataset_len, parse=int)
+    SAMPLE_SIZE.bind(key, hi=dataset_len)  # the box itself takes more, and says so below
     n = int(
-        st.number_input(
-            label,
-            min_value=1,
+        SAMPLE_SIZE.draw(
+            scope=key,
+            label=label,
             value=min(default, dataset_len),
-            step=16,
-            key=key,
             help=f"Inputs of the dataset chosen in the sidebar ({dataset_len} available): a seeded sample that "
             "takes each class in turn, so even a small sample covers the classes; a larger sample keeps the rows "
             "of a smaller one.",

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import APP, TIMEOUT, assert_clean
 from ui import state
-from ui.links import PARAMS
 from ui.navigation import VIEWS
+from ui.params import PARAMS
 from ui.tour import TOURS_DIR, load_tour
 
 TITLES = {v.name: v.title for v in VIEWS}
