@@ -37,8 +37,8 @@ if router.title == VIEWS[0].title and not startup.ready() and links.VIEW not in 
 else:
     startup.wait()
     from data import DatasetError
+    from ui.sidebar import link_and_layout, sidebar
     from ui.tour import tour_panel
-    from ui.widgets import link_and_layout, sidebar
 
     links.go_to_view()
     links.begin_run()
@@ -49,4 +49,4 @@ else:
         router.run()
     except DatasetError as e:  # e.g. a file of the user's dataset that became unreadable after it was listed
         st.error(f"{e}")
-    links.end_run()  # a view that stops early ends the run itself (ui.widgets.stop_view)
+    links.end_run()  # a view that stops early ends the run itself (ui.links.stop_view)

@@ -25,23 +25,15 @@ from ui.attention_figures import (
     row_outline,
 )
 from ui.cell_picker import head_grid
+from ui.clicks import on_click, on_head_click
 from ui.figures import token_heatmap
+from ui.framing import download_button, show_cells, show_figure, show_head_chart
+from ui.links import stop_view
+from ui.params import ATTENTION_TAB, CLUSTERING, CLUSTERS, MATRIX, PATTERN_EMBEDDING, PATTERN_MAP, QUERY
+from ui.pickers import head_picker, sample_size_picker, synced
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
-from ui.widgets import (
-    download_button,
-    head_picker,
-    lazy_tabs,
-    no_model_message,
-    on_click,
-    on_head_click,
-    page_context,
-    sample_size_picker,
-    show_cells,
-    show_figure,
-    show_head_chart,
-    stop_view,
-    synced,
-)
+from ui.tabs import lazy_tabs
 
 ctx = page_context()
 st.title("Attention")
@@ -90,7 +82,7 @@ def set_query(q: int) -> None:
     st.session_state[state.QUERY] = int(q)
 
 
-links.param("query", state.QUERY, options=list(query_options(P, spec.grid, tokens)), parse=int)
+QUERY.bind(options=list(query_options(P, spec.grid, tokens)))
 
 
 def query_from_widget() -> None:
@@ -215,13 +207,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     else:
         st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all.")
     if image or T <= LINE_VIEW_MAX:
-        links.switch("matrix", "attn_show_matrix")
-        if not st.toggle(
-            f"Full {T} × {T} attention matrix",
-            key="attn_show_matrix",
-            help="Every query's row of this head's attention as a heatmap with each weight on hover (drawn only "
-            "when shown, so a head click stays quick).",
-        ):
+        if not MATRIX.draw(label=f"Full {T} × {T} attention matrix"):
             return
     order = " (CLS first, then patches row by row)" if image else ""
     show_figure(
@@ -387,9 +373,6 @@ def sinks(a: dict[str, np.ndarray]) -> None:
 
 
 # -- patterns -------------------------------------------------------------------------------------------
-EMBEDDINGS = {"pca": "PCA", "autoencoder": "autoencoder (torch)"}
-PROJECTIONS = {"pca": "PCA", "umap": "UMAP"}
-CLUSTERINGS = {"kmeans": "k-means", "agglomerative": "agglomerative (Ward)"}
 AGGLOMERATIVE_MAX = 6000
 
 
@@ -398,20 +381,10 @@ def patterns_panel(n: int, a: dict[str, np.ndarray]) -> None:
     vectors = a["vectors"]
     n_rows = int(np.prod(vectors.shape[:3]))
     c = st.columns(4)
-    links.param("clusters", "attn_k", lo=2, hi=12, parse=int)
-    links.param("pattern_embedding", "attn_embedding", options=list(EMBEDDINGS))
-    links.param("clustering", "attn_clustering", options=list(CLUSTERINGS))
-    links.param("pattern_map", "attn_projection", options=list(PROJECTIONS))
-    k = c[0].slider("Clusters", 2, 12, 6, key="attn_k")
-    embedding = c[1].radio(
-        "Embedding",
-        list(EMBEDDINGS),
-        format_func=EMBEDDINGS.get,
-        key="attn_embedding",
-        help="PCA is quick; the autoencoder (the VA paper's method) trains for a few seconds.",
-    )
-    clustering = c[2].radio("Clustering", list(CLUSTERINGS), format_func=CLUSTERINGS.get, key="attn_clustering")
-    projection = c[3].radio("2-D map", list(PROJECTIONS), format_func=PROJECTIONS.get, key="attn_projection")
+    k = CLUSTERS.draw(c[0])
+    embedding = PATTERN_EMBEDDING.draw(c[1])
+    clustering = CLUSTERING.draw(c[2])
+    projection = PATTERN_MAP.draw(c[3])
     if clustering == "agglomerative" and n_rows > AGGLOMERATIVE_MAX:
         st.warning(
             f"Agglomerative clustering of {n_rows} patterns needs too much memory; using k-means. Lower the "
@@ -517,20 +490,20 @@ def cluster_members(s, cluster: int, sample) -> None:
     )
 
 
-# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened (the dataset sample is computed only when a tab
+# lazy tabs (ui.tabs.lazy_tabs): a tab runs only once opened (the dataset sample is computed only when a tab
 # that shows it is opened); Heads and Distance stay drawn while the user switches between them, Patterns (a point
 # per head and input) only while open. The sample size lives in session state while no tab shows its picker. The
 # panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
-TABS = ["Heads of this input", "Distance and strength", "Patterns"]
+TABS = ATTENTION_TAB.options
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
-links.param("tab", "attn_tab", options=TABS)
+ATTENTION_TAB.bind()
 
 
 @links.fragment
 def tabbed() -> None:
     """The tabs in a fragment: opening one reruns only the tabs, not the sidebar and the page above them."""
-    tabs, open_tab, shown = lazy_tabs(TABS, "attn_tab", (ctx.model_key, ds.key), kept=TABS[:2])
+    tabs, open_tab, shown = lazy_tabs(ATTENTION_TAB, (ctx.model_key, ds.key), kept=TABS[:2])
     if TABS[0] in shown:
         with tabs[TABS[0]]:
             heads_panel()

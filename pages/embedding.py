@@ -7,8 +7,6 @@ import streamlit as st
 
 from analysis.embedding import (
     CHANCE,
-    METHODS,
-    WHERE,
     class_projection,
     summary_names,
     summary_projection,
@@ -18,6 +16,7 @@ from analysis.embedding import (
 from analysis.units.embedding import as_sample_embedding
 from models import ModelLoadError, Trace
 from ui import cache, links, state
+from ui.context import warn_small_sample
 from ui.embedding_figures import (
     block_class_grid,
     class_map_picture,
@@ -27,24 +26,12 @@ from ui.embedding_figures import (
     separability_curves,
     token_class_strip,
 )
+from ui.framing import download_button, show_cells, show_figure
+from ui.links import stop_view
+from ui.params import BASELINE, BLOCK, EMBEDDING_WHERE, PROJ_LAYER, PROJECTION
+from ui.pickers import sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
-from ui.widgets import (
-    download_button,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_cells,
-    show_figure,
-    stop_view,
-    warn_small_sample,
-)
-
-WHERE_NAMES = {
-    "resid": "residual stream after the block",
-    "attn_out": "attention sublayer output",
-    "mlp_out": "MLP sublayer output",
-}
-METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 
 ctx = page_context()
 st.title("Class embedding")
@@ -64,19 +51,7 @@ st.caption(
     f"{summary_name} embeddings of a dataset sample sort themselves by class, layer by layer."
 )
 
-links.param("where", "emb_where", options=list(WHERE))
-where = (
-    st.segmented_control(
-        "Read the classifier on",
-        WHERE,
-        default="resid",
-        key="emb_where",
-        format_func=WHERE_NAMES.get,
-        help="Vilas et al. read the residual stream and the "
-        "attention / MLP sublayer outputs of every block through the classifier.",
-    )
-    or "resid"
-)
+where = EMBEDDING_WHERE.draw() or "resid"
 
 
 def _tags(true: bool, predicted: bool) -> str:
@@ -106,8 +81,7 @@ def current_input() -> None:
     numbers = {"token_scores": scores.cpu().numpy(), "summary_scores": summary.cpu().numpy(), "ranks_first": first}
     left, right = st.columns([1, 1])
     if spec.grid is not None:
-        links.param("block", "emb_block", lo=1, hi=L, parse=int)
-        block = c2.slider("Block", 1, L, L, key="emb_block", help="The token class map after this block.")
+        block = BLOCK.draw(c2, hi=L, value=L)
         with left:
             n_first = int(first[block - 1].sum())
             show_cells(
@@ -178,13 +152,7 @@ c1, c2 = st.columns([1, 2])
 with c1:
     n = sample_size_picker(len(ds), min(len(ds), 1000), key="emb_n", label=f"Inputs from {ds.name} ({ds.split})")
 with c2:
-    links.switch("baseline", "emb_baseline")
-    baseline_on = st.toggle(
-        "Random-init baseline",
-        key="emb_baseline",
-        help="The same architecture with freshly initialised weights (seeded): what a network "
-        "that learned nothing scores. Its prompt head, if any, uses the random encoder too.",
-    )
+    baseline_on = BASELINE.draw()
 
 stored, use_stored = (
     stored_toggle(
@@ -268,18 +236,8 @@ with st.expander("Identifiability rate per block and group"):
 def embedding_map() -> None:
     st.subheader(f"Embedding map of the {summary_name} token")
     c1, c2 = st.columns([1, 2])
-    links.param("projection", "emb_method", options=list(METHODS), parse=str)
-    links.param("proj_layer", "emb_layer", lo=0, hi=L, parse=int)
-    method = c1.radio(
-        "Projection",
-        METHODS,
-        format_func=METHOD_NAMES.get,
-        horizontal=True,
-        key="emb_method",
-        help="PCA is fitted once on all layers together, so positions compare across layers. UMAP "
-        "and t-SNE are fitted per layer: axes and distances do not compare across layers.",
-    )
-    layer = c2.slider("Layer (0 = embeddings)", 0, L, L, key="emb_layer")
+    method = PROJECTION.draw(c1)
+    layer = PROJ_LAYER.draw(c2, hi=L, value=L)
     if method == "pca":
         mp = cache.embedding_map(ctx.model_key, sample_key, n, "pca", -1, 0, sample.embeddings)
         coords, axis = mp.coords[layer], "PC"
@@ -289,8 +247,8 @@ def embedding_map() -> None:
         )
     else:
         mp = cache.embedding_map(ctx.model_key, sample_key, n, method, layer, 0, sample.embeddings)
-        coords, axis = mp.coords[0], METHOD_NAMES[method]
-        note = f"{METHOD_NAMES[method]} is fitted per layer: axes and distances are not comparable across layers"
+        coords, axis = mp.coords[0], PROJECTION.options[method]
+        note = f"{PROJECTION.options[method]} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
     hover = cache.sample_hover_texts(sample_key, n, rows, ds)
     fig = embedding_scatter(

@@ -18,6 +18,8 @@ from analysis.importance import (
 )
 from analysis.units.importance import as_scores
 from ui import cache, links, state
+from ui.context import warn_small_sample
+from ui.framing import download_button, show_figure, show_head_chart
 from ui.importance_figures import (
     agreement_figure,
     metric_label,
@@ -28,18 +30,11 @@ from ui.importance_figures import (
     score_meaning,
     signed_note,
 )
+from ui.links import stop_view
+from ui.params import CLASS_SCORE, ITERATIVE, QUALITY, SCORES, SEED
+from ui.pickers import head_picker, sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, stored_toggle
-from ui.widgets import (
-    download_button,
-    head_picker,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_head_chart,
-    stop_view,
-    warn_small_sample,
-)
 
 TOP_INPUTS = 20
 
@@ -66,11 +61,11 @@ with c1:
 # the options drawn once the scores exist: a link sets them now, so they hold when the scores are computed
 metric_names = list(available_metrics(model))
 score_names = metric_names + list(GRADIENT)
-links.param("scores", "imp_shown", options=score_names, many=True)
-links.param("quality", "imp_quality", options=metric_names)
-links.switch("iterative", "imp_iterative")
-links.param("seed", "imp_seed", lo=0, hi=10_000, parse=int)
-links.param("class_score", "imp_class_metric", options=score_names)
+SCORES.bind(options=score_names)
+QUALITY.bind(options=metric_names)
+ITERATIVE.bind()
+SEED.bind()
+CLASS_SCORE.bind(options=score_names)
 
 
 def _request(what: tuple[str, int]) -> None:
@@ -119,21 +114,9 @@ warn_small_sample(n_scored, labels, spec.n_classes, "these scores")
 choices = metrics + list(GRADIENT)
 c1, c2 = st.columns([3, 1])
 with c1:
-    shown = st.multiselect(
-        "Scores side by side",
-        choices,
-        default=metrics[:2] + ["gradient_norm"],
-        format_func=metric_label,
-        key="imp_shown",
-    )
+    shown = SCORES.draw(options=choices, default=metrics[:2] + ["gradient_norm"])
 with c2:
-    quality = st.selectbox(
-        "Quality measured by",
-        metrics,
-        format_func=metric_label,
-        key="imp_quality",
-        help="The metric the partial-pruning and cumulative-pruning curves plot.",
-    )
+    quality = QUALITY.draw(options=metrics)
 if labels is None:
     why = f"{ds.name} has no labels" if not ds.labelled else f"none of {ds.name}'s classes match {spec.name}'s"
     st.info(
@@ -241,13 +224,8 @@ with left:
     )
 with right:
     o1, o2 = st.columns(2)
-    iterative = o1.toggle(
-        "Iterative (re-score between steps)",
-        key="imp_iterative",
-        help="Re-estimate every remaining head's importance after each 10% is removed "
-        "(Michel et al.'s iterative pruning). About ten times slower.",
-    )
-    seed = int(o2.number_input("Random-order seed", 0, 10_000, 0, key="imp_seed"))
+    iterative = ITERATIVE.draw(o1)
+    seed = int(SEED.draw(o2))
     curves = cache.importance_curves(ctx.model_key, ds.key, n, tuple(metrics), iterative, seed, scores, model, ds)
     show_figure(
         pruning_curves_figure(curves, quality),
@@ -271,7 +249,7 @@ if labels is None:
     )
 else:
     classes = per_class_frame(res["scores"], labels, spec.class_names)
-    metric = st.selectbox("Score", choices, format_func=metric_label, key="imp_class_metric")
+    metric = CLASS_SCORE.draw(options=choices)
     show_figure(
         per_class_figure(classes, metric, state.selected_head()),
         "each row is the score computed on the inputs of one class only; a head that is red in one row "

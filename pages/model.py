@@ -7,8 +7,11 @@ import streamlit as st
 from data import list_datasets
 from ui import cache
 from ui.figures import probability_bars
+from ui.framing import show_figure
+from ui.links import stop_view
+from ui.pickers import sample_size_picker
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, run_label, stored_toggle
-from ui.widgets import no_model_message, page_context, sample_size_picker, show_figure, stop_view
 
 WORST = 20
 ctx = page_context()

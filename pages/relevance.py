@@ -1,6 +1,8 @@
 """Relevance view: which patches or words drove the prediction, by several methods side by side, with
 AttnLRP's conservation check and faithfulness scores over a dataset sample."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -10,6 +12,10 @@ from analysis.relevance import METHODS, READ_AT, SPLIT_PARTS, RelevanceError, av
 from analysis.units.faithfulness import as_report
 from analysis.units.relevance import as_maps
 from ui import cache, links
+from ui.framing import download_button, show_figure, show_pictures
+from ui.links import stop_view
+from ui.params import OPACITY, PREDICTED, RELEVANCE_METHODS, RELEVANCE_READ_AT, SCALE, START, TARGET, UNDER
+from ui.pickers import sample_size_picker
 from ui.relevance_figures import (
     CONSERVATION_CLASSES,
     colour_limits,
@@ -23,16 +29,8 @@ from ui.relevance_figures import (
     token_pictures,
     top_tokens,
 )
+from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, find_run, input_table, run_label, stored_toggle
-from ui.widgets import (
-    download_button,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_pictures,
-    stop_view,
-)
 
 METHODS_KEY = "relevance_methods"
 DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
@@ -63,9 +61,7 @@ LONG_TEXT_PANEL = 600  # pixels
 DEFAULT_READ_AT = next(iter(READ_AT))
 TEXT_POSITION = "position + token-type embeddings"  # the split's "position" part of a text model
 SATURATED_START = 0.6  # mean probability on the insertion start above which the view calls insertion saturated
-SCALES = ["per map", "shared"]  # the maps' colour scale
 ALL_CLASSES = 16  # up to this many classes, the first class chosen computes every class's map (class_map)
-PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 usable = available_methods(m)
 wanted = st.session_state.get(METHODS_KEY, DEFAULT_METHODS)
 for name in wanted:
@@ -91,205 +87,216 @@ def class_map(method: str, target: int | None, read_at: str) -> np.ndarray:
     ]
 
 
-@links.fragment
-def maps_panel() -> None:
-    """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
-    or colour scale reruns only this panel)."""
+@dataclass(frozen=True)
+class MapOptions:
+    """What the maps panel's widgets chose: the methods, the target class (None: the predicted one), one colour scale
+    for all maps or not, where AttnLRP reads text relevance, and (images) the maps' opacity and the image under them."""
+
+    methods: list[str]
+    target: int | None
+    shared: bool
+    read_at: str = DEFAULT_READ_AT
+    opacity: float | None = None
+    under: bool | None = None
+
+
+def map_options() -> MapOptions:
+    """The maps panel's widgets: methods, target class and colour scale; opacity and image (images) or where AttnLRP
+    reads relevance (text)."""
     c1, c2, c3 = st.columns([3, 2, 1])
-    links.param("methods", f"rel_methods_{ctx.model_key}", options=usable, many=True)
-    picked = c1.multiselect(
-        "Methods",
-        usable,
+    picked = RELEVANCE_METHODS.draw(
+        c1,
+        scope=ctx.model_key,
+        options=usable,
         default=[n for n in wanted if n in usable],
-        format_func=method_label,
-        key=f"rel_methods_{ctx.model_key}",
         help="Only the methods that apply to this model are listed. "
         + " · ".join(f"{METHODS[n].label}: {METHODS[n].description}" for n in usable),
     )
     st.session_state[METHODS_KEY] = picked + [n for n in wanted if n in METHODS and n not in usable]
 
-    links.param(
-        "target",
-        f"rel_target_{ctx.model_key}",
+    choice = TARGET.draw(
+        c2,
+        scope=ctx.model_key,
         options=[PREDICTED] + list(range(spec.n_classes)),
-        parse=lambda t: PREDICTED if t == "predicted" else int(t),
-        fmt=lambda c: "predicted" if c == PREDICTED else str(c),
-    )
-    choice = c2.selectbox(
-        "Target class",
-        [PREDICTED] + list(range(spec.n_classes)),
-        key=f"rel_target_{ctx.model_key}",
         format_func=lambda c: (
             "the predicted class" if c == PREDICTED else f"{c}: {names[c]}"
         ),  # labels that do not change with the input, so the choice stays valid when the input changes
-        help="Explain any class, not only the predicted one (attention and rollout are the same for every class).",
     )
-    links.param("scale", "rel_scale", options=SCALES)
-    shared = (
-        c3.radio(
-            "Colour scale",
-            SCALES,
-            key="rel_scale",
-            help="Per map: each map on its own scale, to see its pattern (a diffuse map such as rollout stays "
-            "visible). Shared: one scale for all, to compare how concentrated the maps are.",
-        )
-        == "shared"
-    )
-    read_at = DEFAULT_READ_AT
+    shared = SCALE.draw(c3) == "shared"
+    target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
     if image:
         o1, o2 = st.columns([3, 1])
-        links.param("opacity", "rel_opacity", lo=0.1, hi=1.0, parse=lambda t: round(float(t), 1))
-        links.switch("under", "rel_under")
-        opacity = o1.slider("Map opacity", 0.1, 1.0, 0.8, 0.1, key="rel_opacity", help="Lower it to see the image.")
-        under = o2.toggle("Image under the maps", value=True, key="rel_under", help="Off: the maps alone.")
-    else:
-        links.param("read_at", "rel_read_at", options=list(READ_AT))
-        read_at = st.radio(
-            "AttnLRP relevance read at",
-            list(READ_AT),
-            format_func=READ_AT.get,
-            horizontal=True,
-            key="rel_read_at",
-            help="The word embeddings: each word piece's own relevance; the position and token-type embeddings "
-            "and the embedding LayerNorm keep their shares (the table under the conservation figure). The "
-            "embedding output: the relevance of the whole input vector of each token, those shares included.",
+        return MapOptions(picked, target, shared, opacity=OPACITY.draw(o1), under=UNDER.draw(o2))
+    return MapOptions(picked, target, shared, read_at=RELEVANCE_READ_AT.draw())
+
+
+def show_maps(o: MapOptions, tgt: int) -> None:
+    """The chosen methods' maps for class tgt side by side (a method that fails says why), and what each does."""
+    maps = {}
+    for name in o.methods:
+        with st.spinner(f"Computing {method_label(name)}…"):
+            try:
+                at = o.read_at if METHODS[name].reads_text_at else DEFAULT_READ_AT  # the others: one cache entry
+                maps[name] = class_map(name, o.target, at)
+            except RelevanceError as e:
+                st.error(str(e))
+    if not maps:
+        return
+    s = {method_label(k): v for k, v in shares(maps).items()}
+    lims = colour_limits(s, o.shared)
+    st.subheader(f"Maps for class {names[tgt]} ({'predicted, ' if tgt == pred else ''}probability {probs[tgt]:.0%})")
+    how = (
+        f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
+        "against); "
+        + (
+            "one colour scale for all maps, so strong and diffuse maps can be compared."
+            if o.shared
+            else "each map on its own scale, to see its pattern."
         )
-    target = None if choice == PREDICTED else int(choice)  # None: whichever class the model predicts
-    tgt = pred if target is None else target
-
-    if not picked:
-        st.info("Pick at least one method to see its map.")
+    )
+    data = {k: v for k, v in maps.items()}
+    name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
+    if image:
+        pictures = [
+            map_picture(ctx.batch.images[0], to_grid(m, v[None])[0], lims[k], k, o.opacity, o.under)
+            for k, v in s.items()
+        ]
+        data["grid"] = np.asarray(spec.grid)
+        show_pictures(pictures, how, data, name, key="rel_maps")
     else:
-        maps = {}
-        for name in picked:
-            with st.spinner(f"Computing {method_label(name)}…"):
-                try:
-                    at = read_at if METHODS[name].reads_text_at else DEFAULT_READ_AT  # the others: one cache entry
-                    maps[name] = class_map(name, target, at)
-                except RelevanceError as e:
-                    st.error(str(e))
-        if maps:
-            s = {method_label(k): v for k, v in shares(maps).items()}
-            lims = colour_limits(s, shared)
-            st.subheader(
-                f"Maps for class {names[tgt]} ({'predicted, ' if tgt == pred else ''}probability {probs[tgt]:.0%})"
-            )
-            how = (
-                f"each map shows every {unit}'s share of the method's total |relevance| (red: for the class, blue: "
-                "against); "
-                + (
-                    "one colour scale for all maps, so strong and diffuse maps can be compared."
-                    if shared
-                    else "each map on its own scale, to see its pattern."
-                )
-            )
-            data = {k: v for k, v in maps.items()}
-            name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
-            if image:
-                pictures = [
-                    map_picture(ctx.batch.images[0], to_grid(m, v[None])[0], lims[k], k, opacity, under)
-                    for k, v in s.items()
-                ]
-                data["grid"] = np.asarray(spec.grid)
-                show_pictures(pictures, how, data, name, key="rel_maps")
-            else:
-                tokens = ctx.batch.tokens[0][spec.n_prefix :]
-                data["tokens"] = np.asarray(tokens)
-                for note in ctx.notes:  # e.g. the text was truncated to the model's limit
-                    st.warning(note)
-                long_text = len(tokens) > LONG_TEXT
-                if long_text:
-                    st.info(
-                        f"{len(tokens)} word pieces: below, the {TOP_TOKENS} most relevant of each method; the full "
-                        "maps are in the scrolling panel under it."
-                    )
-                    st.dataframe(top_tokens(tokens, s, TOP_TOKENS), hide_index=True, width="stretch")
-                with st.container(height=LONG_TEXT_PANEL) if long_text else st.container():
-                    show_pictures(token_pictures(tokens, s, lims), how, data, name, key="rel_maps", per_row=1)
-            with st.expander("About the methods"):
-                st.table(
-                    pd.DataFrame(
-                        [
-                            {
-                                "method": n,
-                                "name": METHODS[n].label,
-                                "what it does": METHODS[n].description,
-                                "reference": METHODS[n].citation,
-                            }
-                            for n in picked
-                        ]
-                    ).set_index("method")
-                )
+        show_text_maps(s, lims, how, data, name)
+    about_methods(o.methods)
 
-    # -- conservation ------------------------------------------------------------------------------------
+
+def show_text_maps(s: dict[str, np.ndarray], lims, how: str, data: dict[str, np.ndarray], name: str) -> None:
+    """Text maps s ({method label: shares [T']}) one per row; a long text gets each method's most relevant tokens
+    first and the maps in a scrolling panel."""
+    tokens = ctx.batch.tokens[0][spec.n_prefix :]
+    data["tokens"] = np.asarray(tokens)
+    for note in ctx.notes:  # e.g. the text was truncated to the model's limit
+        st.warning(note)
+    long_text = len(tokens) > LONG_TEXT
+    if long_text:
+        st.info(
+            f"{len(tokens)} word pieces: below, the {TOP_TOKENS} most relevant of each method; the full "
+            "maps are in the scrolling panel under it."
+        )
+        st.dataframe(top_tokens(tokens, s, TOP_TOKENS), hide_index=True, width="stretch")
+    with st.container(height=LONG_TEXT_PANEL) if long_text else st.container():
+        show_pictures(token_pictures(tokens, s, lims), how, data, name, key="rel_maps", per_row=1)
+
+
+def about_methods(picked: list[str]) -> None:
+    """An expander with a table of the picked methods: name, what each does, its reference."""
+    with st.expander("About the methods"):
+        st.table(
+            pd.DataFrame(
+                [
+                    {
+                        "method": n,
+                        "name": METHODS[n].label,
+                        "what it does": METHODS[n].description,
+                        "reference": METHODS[n].citation,
+                    }
+                    for n in picked
+                ]
+            ).set_index("method")
+        )
+
+
+def conservation(read_at: str, tgt: int) -> None:
+    """AttnLRP's relevance summed over the input against each class's logit, and where class tgt's logit goes."""
     st.subheader("Conservation: AttnLRP relevance vs the logit")
     if "attnlrp" not in usable:
         st.info(f"AttnLRP does not apply to {spec.name}: {METHODS['attnlrp'].why_not(m)}")
-    else:
-        # one LRP pass per class: a model of many classes (ImageNet's 1000) shows its highest logits and the target,
-        # a target beyond them in a pass of its own (the highest logits' pass is kept)
-        top = tuple(sorted(np.argsort(-probs)[:CONSERVATION_CLASSES].tolist()))
-        cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, top, m, ctx.batch)
-        if tgt not in top:
-            extra = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, (tgt,), m, ctx.batch)
-            cons = pd.concat([cons, extra], ignore_index=True)
-        classes = tuple(int(c) for c in cons["class"])
-        row = cons[cons["class"] == tgt].iloc[0]
-        gap = abs(row.total_relevance - row.logit)
-        st.markdown(
-            f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
-            f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit)."
+        return
+    # one LRP pass per class: a model of many classes (ImageNet's 1000) shows its highest logits and the target,
+    # a target beyond them in a pass of its own (the highest logits' pass is kept)
+    top = tuple(sorted(np.argsort(-probs)[:CONSERVATION_CLASSES].tolist()))
+    cons = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, top, m, ctx.batch)
+    if tgt not in top:
+        extra = cache.relevance_conservation(ctx.model_key, ctx.input_key, read_at, (tgt,), m, ctx.batch)
+        cons = pd.concat([cons, extra], ignore_index=True)
+    row = cons[cons["class"] == tgt].iloc[0]
+    gap = abs(row.total_relevance - row.logit)
+    st.markdown(
+        f"Class **{names[tgt]}**: total relevance **{row.total_relevance:.3g}** for a logit of "
+        f"**{row.logit:.3g}** (gap {gap:.3g}, {gap / max(abs(row.logit), 1e-9):.0%} of the logit)."
+    )
+    left, right = st.columns([4, 3])
+    with left:
+        conservation_chart(cons, read_at, len(top))
+    with right:
+        logit_parts(cons, row, tgt)
+
+
+def conservation_chart(cons: pd.DataFrame, read_at: str, n_top: int) -> None:
+    """One point per class of cons (its logit, its summed AttnLRP relevance) around the diagonal of conservation."""
+    classes = tuple(int(c) for c in cons["class"])
+    where = (
+        "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
+        "is not exactly conservative: the table beside says how much each takes"
+    )
+    show_figure(  # the maps' options and the target leave it as it is
+        cache.memo(
+            "rel_conservation",
+            (ctx.model_key, ctx.input_key, read_at, classes, pred),
+            lambda: conservation_figure(cons, pred),
+        ),
+        (
+            "one point per class"
+            if len(classes) == spec.n_classes
+            else f"one point for each of the {n_top} classes with the highest logits (and the target)"
         )
-        where = (
-            "the bias terms, the position embeddings and the CLS token absorb part of it, and the softmax rule "
-            "is not exactly conservative: the table beside says how much each takes"
+        + ": x is the class logit, y the AttnLRP relevance summed over the input; points "
+        f"on the dashed diagonal conserve relevance exactly ({where}). The predicted class is red; the "
+        "target's numbers are in the line above, and hover names every point.",
+        cons,
+        "relevance_conservation",
+        key="rel_conservation",
+    )
+
+
+def logit_parts(cons: pd.DataFrame, row: pd.Series, tgt: int) -> None:
+    """A table of where class tgt's logit goes (row: its line of cons): the maps, the biases, the embeddings..."""
+    parts = {
+        (TEXT_POSITION if k == "position" and not image else label): float(
+            row[k] if k != "maps" else row.total_relevance
         )
-        left, right = st.columns([4, 3])
-        with left:
-            show_figure(  # the maps' options and the target leave it as it is
-                cache.memo(
-                    "rel_conservation",
-                    (ctx.model_key, ctx.input_key, read_at, classes, pred),
-                    lambda: conservation_figure(cons, pred),
-                ),
-                (
-                    "one point per class"
-                    if len(classes) == spec.n_classes
-                    else f"one point for each of the {len(top)} classes with the highest logits (and the target)"
-                )
-                + ": x is the class logit, y the AttnLRP relevance summed over the input; points "
-                f"on the dashed diagonal conserve relevance exactly ({where}). The predicted class is red; the "
-                "target's numbers are in the line above, and hover names every point.",
-                cons,
-                "relevance_conservation",
-                key="rel_conservation",
-            )
-        with right:
-            parts = {
-                (TEXT_POSITION if k == "position" and not image else label): float(
-                    row[k] if k != "maps" else row.total_relevance
-                )
-                for k, label in SPLIT_PARTS.items()
-                if k in cons.columns or k == "maps"
+        for k, label in SPLIT_PARTS.items()
+        if k in cons.columns or k == "maps"
+    }
+    st.markdown(f"**Where the logit of class {names[tgt]} ({row.logit:.3g}) goes**")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "part": list(parts),
+                "relevance": list(parts.values()),
+                "share": [v / row.logit if row.logit else np.nan for v in parts.values()],
             }
-            st.markdown(f"**Where the logit of class {names[tgt]} ({row.logit:.3g}) goes**")
-            st.dataframe(
-                pd.DataFrame(
-                    {
-                        "part": list(parts),
-                        "relevance": list(parts.values()),
-                        "share": [v / row.logit if row.logit else np.nan for v in parts.values()],
-                    }
-                ),
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    "part": st.column_config.TextColumn(width="medium"),
-                    "relevance": st.column_config.NumberColumn(format="%.3g", width="small"),
-                    "share": st.column_config.NumberColumn(format="percent", width="small"),
-                },
-            )
-            st.caption(f"The parts add up to the logit exactly; only '{SPLIT_PARTS['maps']}' reaches the maps above.")
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "part": st.column_config.TextColumn(width="medium"),
+            "relevance": st.column_config.NumberColumn(format="%.3g", width="small"),
+            "share": st.column_config.NumberColumn(format="percent", width="small"),
+        },
+    )
+    st.caption(f"The parts add up to the logit exactly; only '{SPLIT_PARTS['maps']}' reaches the maps above.")
+
+
+@links.fragment
+def maps_panel() -> None:
+    """The chosen methods' maps for the target class and AttnLRP's conservation (a change of method, target
+    or colour scale reruns only this panel)."""
+    o = map_options()
+    tgt = pred if o.target is None else o.target
+    if not o.methods:
+        st.info("Pick at least one method to see its map.")
+    else:
+        show_maps(o, tgt)
+    conservation(o.read_at, tgt)
 
 
 maps_panel()
@@ -454,15 +461,11 @@ with st.form("rel_faithfulness"):
     f1, f2, f3 = st.columns([1, 2.6, 1.8])
     with f1:
         sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
-    links.param("start", f"rel_start_{spec.modality}", options=insertion_starts(spec.modality))
-    f3.selectbox(
-        "Insertion starts from",
-        insertion_starts(spec.modality),
+    START.draw(
+        f3,
+        scope=spec.modality,
+        options=insertion_starts(spec.modality),
         format_func=lambda k: INSERTION_STARTS[k][spec.modality],
-        key=f"rel_start_{spec.modality}",
-        help="The input the most relevant tokens are revealed into. The model's probability on this start is "
-        "the insertion AUC's floor, shown under the table: a start the model already classifies well makes "
-        "every map look good.",
     )
     f2.multiselect(
         "Methods to score (a seeded random map is added as chance)",
@@ -480,7 +483,7 @@ with st.form("rel_faithfulness"):
             ds.key,
             f"rel_n_{spec.modality}",
             f"rel_scored_{ctx.model_key}",
-            f"rel_start_{spec.modality}",
+            START.key_of(spec.modality),
             len(ds),
         ),
     )

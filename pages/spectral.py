@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from analysis.spectral import (
-    RANK_NORMS,
     STREAMS,
     WHATIF,
     activation_response,
@@ -19,27 +18,30 @@ from analysis.units.spectral import PER_INPUT as SPECTRAL_PER_INPUT
 from ui import cache, links, state
 from ui import spectral_figures as sf
 from ui.cell_picker import cell_picker, head_grid
-from ui.stored import background_panel, run_label, stored_toggle
-from ui.widgets import (
-    guided,
-    head_picker,
-    lazy_tabs,
-    no_model_message,
-    page_context,
-    sample_size_picker,
-    show_figure,
-    show_head_chart,
-    stop_view,
+from ui.framing import guided, show_figure, show_head_chart
+from ui.links import stop_view
+from ui.params import (
+    ACT_LAYER,
+    ACTIVATION,
+    AMPLITUDE,
+    LAYERS,
+    MLP_BLOCK,
+    NORM,
+    OWN_ACTIVATION,
+    POINTS,
+    SCOPE,
+    SPECTRAL_TAB,
+    TAU,
+    TONES,
 )
+from ui.pickers import head_picker, sample_size_picker
+from ui.sidebar import no_model_message, page_context
+from ui.stored import background_panel, run_label, stored_toggle
+from ui.tabs import lazy_tabs
 
-TAUS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0]
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
 FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
-OWN = "the model's own MLP activation"
-ACTIVATIONS = ["ReLU", "GELU", "SiLU", OWN]
-SCOPES = ["all layers", "chosen layers"]  # where the temperature applies
-POINTS = {"nyquist": "to the Nyquist corner (π, π)", "park_kim": "Park & Kim's (to compare with their figures)"}
 
 ctx = page_context()
 st.title("Spectral")
@@ -104,18 +106,7 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     src = smp or cur
     prof, freq = src["profile"].mean(1), src["profile_freq"]
     labels, kinds = list(src["state_labels"]), list(src["state_kinds"])
-    theirs = (
-        st.radio(
-            "Frequency points",
-            list(POINTS),
-            format_func=POINTS.get,
-            horizontal=True,
-            key="spectral_points",
-            help="Park & Kim's code reads the diagonal one step short of the Nyquist corner, at (1 − 2/n)·π per "
-            "axis on an n × n grid, and draws it on an axis whose end it calls 1.0π.",
-        )
-        == "park_kim"
-    )
+    theirs = POINTS.draw() == "park_kim"
     if theirs:
         end_freq = float(freq[-2])
         freq, prof = park_kim_points(freq, prof)
@@ -227,18 +218,7 @@ def rank_section(cur: dict, temps: tuple) -> None:
         "block). Dong et al.: a pure attention stack loses rank doubly exponentially; "
         "skips keep it up.",
     )
-    norm = st.radio(
-        "Rank-collapse norm",
-        list(RANK_NORMS),
-        format_func=RANK_NORMS.get,
-        horizontal=True,
-        key="spectral_rank_norm",
-        help="Dong et al. define the residual with x = argmin ‖X − 1xᵀ‖₁,∞ (√(max column abs-sum × max row "
-        "abs-sum)); the token mean is the minimiser of the Frobenius norm only, so under theirs it would "
-        "overstate the residual (by 6 to 27% on digits-vit states). HeadScope finds their minimiser exactly with "
-        "a few linear programs per matrix: about 1.5 s per state on digits-vit, tens of seconds on minilm, so "
-        "it is computed for this input only.",
-    )
+    norm = NORM.draw()
     left, right = st.columns(2)
     with left:
         if not variants:
@@ -331,18 +311,11 @@ def temperature_controls() -> tuple[float, tuple | None]:
     """The temperature widgets; returns (τ, the layers it applies to: None = all)."""
     st.subheader("Attention temperature")
     c1, c2, c3 = st.columns([3, 2, 3])
-    tau = c1.select_slider(
-        "Attention temperature τ",
-        TAUS,
-        value=1.0,
-        key="spectral_tau",
-        help="softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards "
-        "uniform; τ = 1 is the model as trained. It applies on every tab but the lab.",
-    )
-    scope = c2.radio("Apply τ to", SCOPES, key="spectral_scope", horizontal=True)
+    tau = TAU.draw(c1)
+    scope = SCOPE.draw(c2)
     layers = None
     if scope == "chosen layers":
-        layers = tuple(sorted(c3.multiselect("Layers", list(range(L)), default=[L - 1], key="spectral_layers")))
+        layers = tuple(sorted(LAYERS.draw(c3, options=list(range(L)), default=[L - 1])))
         if not layers:
             st.warning("No layer chosen, so τ applies nowhere: pick at least one layer.")
     return tau, layers
@@ -384,25 +357,23 @@ def activation_lab() -> None:
         "add DC and even harmonics only; the diamonds mark the exact values."
     )
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    links.param("activation", "spectral_act", options=ACTIVATIONS)
-    links.param("amplitude", "spectral_amp", lo=0.1, hi=5.0, parse=lambda t: round(float(t), 1))
-    links.param("tones", "spectral_tones")  # checked below, with the message a typed value gets
-    links.param("act_layer", "spectral_act_layer", lo=0, hi=L - 1, parse=int)
-    choice = c1.selectbox("Activation", ACTIVATIONS, key="spectral_act")
-    amp = c2.slider("Amplitude A", 0.1, 5.0, 2.0, 0.1, key="spectral_amp")
-    text = c3.text_input(f"Tones in Hz (whole numbers, 1–{FS // 2 - 1}, comma-separated)", "8", key="spectral_tones")
-    layer = int(c4.number_input("Layer", 0, L - 1, 0, key="spectral_act_layer", disabled=choice != OWN))
+    choice = ACTIVATION.draw(c1)
+    amp = AMPLITUDE.draw(c2)
+    text = TONES.draw(c3, label=f"Tones in Hz (whole numbers, 1–{FS // 2 - 1}, comma-separated)")
+    layer = int(ACT_LAYER.draw(c4, hi=L - 1, disabled=choice != OWN_ACTIVATION))
     try:
         tones = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
     except ValueError:
         st.error(f"Could not read the tones {text!r}: type numbers separated by commas, e.g. 8 or 5, 12.")
         return
     try:
-        r = activation_response(model_activation(model, layer) if choice == OWN else choice, amp, tones, fs=FS, n=FS)
+        r = activation_response(
+            model_activation(model, layer) if choice == OWN_ACTIVATION else choice, amp, tones, fs=FS, n=FS
+        )
     except ValueError as e:
         st.error(f"{e} Type tones as whole numbers of Hz between 1 and {FS // 2 - 1}, e.g. 8 or 5, 12.")
         return
-    name = f"L{layer} act" if choice == OWN else choice
+    name = f"L{layer} act" if choice == OWN_ACTIVATION else choice
     f0 = min(tones)
     left, right = st.columns(2)
     with left:
@@ -423,7 +394,7 @@ def activation_lab() -> None:
             "activation_harmonics",
             key="spectral_spec",
         )
-    if choice == OWN or len(tones) > 1:
+    if choice == OWN_ACTIVATION or len(tones) > 1:
         st.caption("Analytic values are marked for ReLU, GELU and SiLU with a single tone only.")
     with st.expander("DC and harmonics: measured vs analytic"):
         st.dataframe(
@@ -436,8 +407,7 @@ def activation_lab() -> None:
     acts = cache.spectral_mlp_activation(ctx.model_key, ctx.input_key, model, ctx.batch)
     left, right = st.columns(2)
     with left:
-        links.param("mlp_block", "spectral_mlp_layer", lo=0, hi=L - 1, parse=int)
-        l = int(st.number_input("Block", 0, L - 1, L - 1, key="spectral_mlp_layer"))
+        l = int(MLP_BLOCK.draw(hi=L - 1, value=L - 1))
         rel = {f"activation {k}": acts[k][l] / acts[k][l][0] for k in ("input", "output")}
         show_figure(
             sf.token_spectrum_figure(acts["freq"], rel),
@@ -465,18 +435,11 @@ def activation_lab() -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-# lazy tabs (ui.widgets.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
+# lazy tabs (ui.tabs.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
 # switches between them; the temperature widgets sit above the tabs, so a step redraws the open tab's figures only
-TABS = ["Low-pass filter", "Heads", "Rank collapse", "Temperature sweep", "Activation lab"]
-for name, key, options, parse in (
-    ("tab", "spectral_tab", TABS, str),
-    ("tau", "spectral_tau", TAUS, float),
-    ("scope", "spectral_scope", SCOPES, str),
-    ("norm", "spectral_rank_norm", list(RANK_NORMS), str),
-    ("points", "spectral_points", list(POINTS), str),
-):
-    links.param(name, key, options=options, parse=parse)
-links.param("layers", "spectral_layers", options=list(range(L)), parse=int, many=True)
+for param in (SPECTRAL_TAB, TAU, SCOPE, NORM, POINTS):
+    param.bind()
+LAYERS.bind(options=list(range(L)))
 if "spectral_layers" in st.session_state:  # kept while "all layers" hides its widget
     st.session_state["spectral_layers"] = st.session_state["spectral_layers"]
 
@@ -488,7 +451,7 @@ def tabbed() -> None:
     tau, layers = temperature_controls()
     where = "every layer" if layers is None else "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers))
     st.caption(f"Every tab but the lab is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
-    tabs, open_tab, shown = lazy_tabs(TABS, "spectral_tab", (ctx.model_key, ds.key), kept=TABS)
+    tabs, open_tab, shown = lazy_tabs(SPECTRAL_TAB, (ctx.model_key, ds.key), kept=SPECTRAL_TAB.options)
     for name in shown:
         with tabs[name]:
             if name == "Activation lab":

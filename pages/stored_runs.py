@@ -4,9 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from runs import StoreError
+from ui.framing import download_button
+from ui.links import stop_view
 from ui.navigation import VIEWS
+from ui.sidebar import page_context
 from ui.stored import store
-from ui.widgets import download_button, page_context, stop_view
 
 ANALYSIS_VIEWS = {
     "importance": "importance.py",

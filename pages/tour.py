@@ -3,9 +3,10 @@
 import streamlit as st
 
 from ui import state
+from ui.links import stop_view
 from ui.navigation import VIEWS
+from ui.sidebar import page_context
 from ui.tour import read_tour, request_step, tour_files
-from ui.widgets import page_context, stop_view
 
 page_context()  # the sidebar (a tour step sets its model and input)
 st.title("Tour")

@@ -1,1 +1,1 @@
-"""Streamlit-facing helpers: caching, session state, figures and shared widgets."""
+"""Streamlit-facing helpers: caching, session state, the sidebar, pickers, figures and their framing."""

@@ -2,7 +2,7 @@
 
 The view is the URL's path (/attention, /spectral, ...; `?view=attention` works too). The sidebar's parameters
 are model, dataset, split, input (a dataset input's index), text (a typed text), layer and head (the selected
-head) and query (the query token); each view adds its own options (PARAMS in the README). A link is read on a
+head) and query (the query token); each view adds its own options (ui.params, PARAMS in the README). A link is read on a
 session's first run (and when the tour opens a step): each parameter is applied where its widget is drawn,
 checked against that widget's options, and a value that does not exist is replaced by the nearest valid one;
 one message then says what was changed. After every run the URL is rewritten from the widgets' values.
@@ -11,61 +11,13 @@ one message then says what was changed. After every run the URL is rewritten fro
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import streamlit as st
 
-from ui.navigation import VIEWS
-
-# every link parameter and what it sets (the README's table is this one); a view reads the ones it draws
-PARAMS = {
-    "view": "the view (also the URL's path): " + ", ".join(v.name for v in VIEWS),
-    "model": "a built-in model's name, a model folder or a hub id",
-    "dataset": "the dataset: a bundled set's name, or a folder / table file",
-    "split": "the dataset's split",
-    "input": "the dataset input's index (0-based)",
-    "text": "a typed text (text models; instead of a dataset input)",
-    "layer": "the selected head's layer (0-based)",
-    "head": "the selected head (0-based)",
-    "query": "Attention: the query token (0 = CLS)",
-    "matrix": "Attention (images): 1 shows the selected head's full attention matrix",
-    "clusters": "Attention, Patterns tab: the number of clusters",
-    "pattern_embedding": "Attention, Patterns tab: the patterns' embedding, pca or autoencoder",
-    "clustering": "Attention, Patterns tab: kmeans or agglomerative",
-    "pattern_map": "Attention, Patterns tab: the 2-D map, pca or umap",
-    "tab": "Attention and Spectral: the open tab, by its title",
-    "n": "the view's dataset sample size",
-    "scores": "Head importance: the scores side by side, comma-separated (e.g. accuracy,loss,gradient_norm)",
-    "quality": "Head importance: the metric the pruning curves plot",
-    "iterative": "Head importance: 1 re-scores the heads between pruning steps",
-    "seed": "Head importance: the random pruning order's seed",
-    "class_score": "Head importance: the score shown per class",
-    "methods": "Relevance: the methods shown, comma-separated (e.g. rollout,attnlrp)",
-    "target": "Relevance: the target class's index (leave out for the predicted class)",
-    "scale": "Relevance: the colour scale, 'per map' or 'shared'",
-    "opacity": "Relevance (images): the maps' opacity, 0.1 to 1",
-    "under": "Relevance (images): 1 draws the image under the maps, 0 the maps alone",
-    "read_at": "Relevance (text): where AttnLRP reads token relevance, words or embedding",
-    "start": "Relevance: what the insertion test starts from: blur (images), zero or mean",
-    "tau": "Spectral: the attention temperature",
-    "scope": "Spectral: apply the temperature to 'all layers' or 'chosen layers'",
-    "layers": "Spectral: the chosen layers, comma-separated",
-    "norm": "Spectral: the rank-collapse norm, fro or l1inf",
-    "points": "Spectral: the Fourier profile's points, nyquist or park_kim",
-    "activation": "Spectral, Activation lab: ReLU, GELU, SiLU or the model's own MLP activation",
-    "amplitude": "Spectral, Activation lab: the tones' amplitude, 0.1 to 5",
-    "tones": "Spectral, Activation lab: the tones in Hz, comma-separated",
-    "act_layer": "Spectral, Activation lab: the layer whose MLP activation is used",
-    "mlp_block": "Spectral, Activation lab: the block whose MLP activation is read on the current input",
-    "baseline": "Class embedding: 1 adds the random-init baseline",
-    "where": "Class embedding: what the classifier reads (resid, attn_out, mlp_out)",
-    "block": "Class embedding: the block of the token class map (1-based)",
-    "projection": "Class embedding: the projection, pca, umap or tsne",
-    "proj_layer": "Class embedding: the projected layer (0 = embeddings)",
-    "present": "1 opens the presenter layout",
-}
 PENDING = "_link_pending"  # dict[param -> str]: the parameters of the link being opened, not applied yet
 NOTES = "_link_notes"  # list[str]: what was changed to open that link
 SWITCHING = "_link_switching"  # True from opening a link by switching page until the next run begins
@@ -77,7 +29,7 @@ PRESENT = "present"  # ?present=1: the presenter layout
 
 
 def open_link(params: dict[str, str], switching: bool = False) -> None:
-    """Start opening a link: its parameters are applied by `param` as the widgets are drawn (`switching`: the
+    """Start opening a link: its parameters are applied by Param.bind as the widgets are drawn (`switching`: the
     caller goes on with st.switch_page, so this run must not end the link)."""
     st.session_state[PENDING] = {k: str(v) for k, v in params.items() if k not in (VIEW, PRESENT)}
     st.session_state[NOTES] = []
@@ -132,57 +84,129 @@ def end_run() -> None:
         st.session_state[SHOW](link)
 
 
+def stop_view() -> NoReturn:
+    """st.stop() for a view: the link to its state is written first (nothing can be drawn after st.stop)."""
+    end_run()
+    st.stop()
+
+
 def note(text: str) -> None:
     """Add to the one message shown after a link is opened."""
     st.session_state.setdefault(NOTES, []).append(text)
 
 
-def param(
-    name: str,
-    key: str,
-    options: Sequence | None = None,
-    lo: float | None = None,
-    hi: float | None = None,
-    parse: Callable[[str], Any] = str,
-    many: bool = False,
-    fmt: Callable[[Any], str] = str,
-) -> None:
-    """Link parameter `name` <-> the widget whose session key is `key`; call it just before drawing the widget.
+OPTION_WIDGETS = ("selectbox", "radio", "multiselect", "segmented_control", "select_slider")
+RANGE_WIDGETS = ("slider", "number_input")
 
-    A pending value is parsed (`parse`; `many`: a comma-separated list), checked (in `options`, or clamped to
-    [lo, hi]) and put into the widget's state; a value that is not valid is dropped or clamped with a note. The
-    widget's value is written back to the URL after the run (`fmt` to text)."""
-    st.session_state.setdefault(LIVE, {})[name] = (key, fmt, many)
-    pending = st.session_state.get(PENDING, {})
-    if name not in pending:
-        return
-    raw = pending.pop(name)
+
+@dataclass(frozen=True)
+class Param:
+    """A link parameter, declared once (ui.params): its name in the URL, what it sets (the README's table) and, for a
+    widget's parameter, the widget: its session key, kind (the Streamlit function: "selectbox", "slider", "toggle",
+    "tabs", ...), label, help, options (a dict: value -> the label shown) or range [lo, hi], how a URL value is read
+    (`parse`; `many`: a comma-separated list) and written (`fmt`), and its other fixed arguments (`args`).
+
+    A widget drawn under a scope has the key f"{key}_{scope}" (the scope alone when key is empty). What a run
+    decides (options, range, a label that names the dataset) is given to `bind` and `draw`."""
+
+    name: str
+    sets: str
+    key: str = ""
+    kind: str = ""
+    label: str = ""
+    help: str | None = None
+    options: Sequence | Mapping | None = None
+    lo: float | None = None
+    hi: float | None = None
+    parse: Callable[[str], Any] = str
+    fmt: Callable[[Any], str] = str
+    many: bool = False
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def key_of(self, scope: object = None) -> str:
+        """The widget's session key under `scope`."""
+        return self.key if scope is None else f"{self.key}_{scope}" if self.key else str(scope)
+
+    def bind(
+        self,
+        scope: object = None,
+        options: Sequence | Mapping | None = None,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> str:
+        """The link <-> the widget's state: call it before the widget is drawn (`draw` does), or earlier to hold a
+        link's value for a widget drawn later. Returns the widget's key.
+
+        A pending value is parsed, checked (in the options, or clamped to [lo, hi]) and put into the widget's state;
+        a value that is not valid is dropped or clamped with a note. The widget's value goes to the URL after the
+        run."""
+        key = self.key_of(scope)
+        options = self.options if options is None else options
+        lo = self.lo if lo is None else lo
+        hi = self.hi if hi is None else hi
+        st.session_state.setdefault(LIVE, {})[self.name] = (key, self.fmt, self.many)
+        pending = st.session_state.get(PENDING, {})
+        if self.name in pending:
+            _apply(self, key, pending.pop(self.name), None if options is None else list(options), lo, hi)
+        return key
+
+    def draw(
+        self,
+        where: Any = st,
+        *,
+        scope: object = None,
+        options: Sequence | Mapping | None = None,
+        lo: float | None = None,
+        hi: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`bind`, then draw the widget in `where` (st, st.sidebar, a column); kwargs are the widget's arguments
+        that a run decides (value, format_func, on_change, or a label or help of its own). Returns its value."""
+        key = self.bind(scope, options, lo, hi)
+        options = self.options if options is None else options
+        kwargs = {**self.args, **kwargs, "key": key}
+        if isinstance(options, Mapping):
+            kwargs.setdefault("format_func", options.get)
+        widget = getattr(where, self.kind)
+        if self.kind == "tabs":
+            return widget(list(options or ()), **kwargs)
+        kwargs.setdefault("help", self.help)
+        label = kwargs.pop("label", self.label)
+        if self.kind in OPTION_WIDGETS:
+            return widget(label, list(options or ()), **kwargs)
+        if self.kind in RANGE_WIDGETS:
+            return widget(label, self.lo if lo is None else lo, self.hi if hi is None else hi, **kwargs)
+        return widget(label, **kwargs)
+
+
+def _apply(p: Param, key: str, raw: str, options: list | None, lo: float | None, hi: float | None) -> None:
+    """Put the link's value `raw` of parameter p into the widget's state `key` (see Param.bind)."""
     try:
-        values = [parse(v) for v in raw.split(",") if v != ""] if many else [parse(raw)]
+        values = [p.parse(v) for v in raw.split(",") if v != ""] if p.many else [p.parse(raw)]
     except ValueError:
-        note(f"{name}={raw!r} is not a valid value; kept the default.")
+        note(f"{p.name}={raw!r} is not a valid value; kept the default.")
         return
     if options is not None:
         kept = [v for v in values if v in options]
         if len(kept) < len(values) or not kept:
             dropped = ", ".join(str(v) for v in values if v not in options)
-            shown = [fmt(o) for o in options]
+            shown = [p.fmt(o) for o in options]
             listed = ", ".join(shown if len(shown) <= 12 else shown[:3] + ["…"] + shown[-2:])
-            note(f"{name}: {dropped} does not exist here (choose from {listed}).")
+            note(f"{p.name}: {dropped} does not exist here (choose from {listed}).")
         if not kept:
             return
         values = kept
     if lo is not None or hi is not None:
         clamped = [min(max(v, lo if lo is not None else v), hi if hi is not None else v) for v in values]
         if clamped != values:
-            note(f"{name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
+            note(f"{p.name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
         values = clamped
-    st.session_state[key] = values if many else values[0]
+    st.session_state[key] = values if p.many else values[0]
 
 
-def switch(name: str, key: str) -> None:
-    """`param` for a yes/no widget (a toggle): 1 / 0 in the URL (also true / false, yes / no, on / off)."""
-    param(name, key, options=[True, False], parse=flag, fmt=flag_text)
+def switch(name: str, sets: str, key: str, label: str, help: str | None = None, **args: Any) -> Param:
+    """A yes/no parameter drawn as a toggle: 1 / 0 in the URL (also true / false, yes / no, on / off)."""
+    return Param(name, sets, key, "toggle", label, help, [True, False], parse=flag, fmt=flag_text, args=args)
 
 
 def flag(text: str) -> bool:

@@ -17,7 +17,8 @@ import threading
 # which transformers imports lazily on the first load, and the scikit-learn parts of analysis.embedding and
 # analysis.patterns (imported in their functions)
 MODULES = (
-    "ui.widgets",
+    "ui.sidebar",
+    "ui.framing",
     "ui.cache",
     "transformers.models.vit.modeling_vit",
     "transformers.models.bert.modeling_bert",

@@ -232,7 +232,7 @@ def open_input(ds_key: str, row: int, modality: str) -> None:
 def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, height: int = 260) -> None:
     """A table of dataset inputs (column "dataset row"): selecting a row offers to open that input in the
     sidebar; the table downloads as name.csv."""
-    from ui.widgets import download_button
+    from ui.framing import download_button
 
     event = st.dataframe(
         table, hide_index=True, width="stretch", height=height, on_select="rerun", selection_mode="single-row", key=key

@@ -1,7 +1,7 @@
 """Guided tours: steps through the real views, written as data (one TOML file per tour, see tours/README.md).
 
 A step names a view, says what to look at (and the paper it comes from), and sets the state the view opens in
-through the same link parameters a copied address carries (ui.links.PARAMS). A step with a mistake is reported
+through the same link parameters a copied address carries (ui.params.PARAMS). A step with a mistake is reported
 with its number and field and left out; the rest of the tour runs. Never imports torch.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ui import state
-from ui.links import PARAMS
 from ui.navigation import VIEWS
+from ui.params import PARAMS
 
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
 VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
@@ -28,7 +28,7 @@ class Step:
     text: str  # what to look at and why (markdown)
     source: str = ""  # the paper (or other source) the step comes from
     prompt: str = ""  # "try this": something for the audience to do
-    state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.links.PARAMS) -> value
+    state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.params.PARAMS) -> value
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""ui.widgets.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
+"""ui.framing.show_head_chart and ui.cell_picker: a head grid is a cell picker whose picture is made once per
 content and whose outline follows the selected head; the grid's picture, tips and colour scale say what the values
 are (head grids, the Attention overview and query image, the Relevance maps of an image or a text, the class
 map and the class probabilities per block)."""
@@ -32,7 +32,7 @@ def _page():
 
     from ui import state
     from ui.cell_picker import head_grid
-    from ui.widgets import show_head_chart
+    from ui.framing import show_head_chart
 
     scale = st.session_state.get("scale", 1.0)
     values = np.arange(12.0).reshape(3, 4) * scale

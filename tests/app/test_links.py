@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import APP, TIMEOUT, assert_clean
 from ui import state
-from ui.links import PARAMS
 from ui.navigation import VIEWS
+from ui.params import PARAMS
 from ui.tour import TOURS_DIR, load_tour
 
 TITLES = {v.name: v.title for v in VIEWS}
@@ -278,7 +278,7 @@ def test_values_a_widget_cannot_take_and_a_text_for_an_image_model_are_named():
 
 
 def test_a_model_folder_or_hub_id_in_a_link_goes_to_load_a_model():
-    from ui.widgets import LOAD_OTHER
+    from ui.sidebar import LOAD_OTHER
 
     at = open_link({"view": "model", "model": "someone/not-cached-here"})
     assert not at.exception

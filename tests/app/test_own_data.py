@@ -7,7 +7,7 @@ from data import load_dataset
 from tests.app.helpers import assert_clean, open_view, widget
 from tests.conftest import write_digit_folder
 from ui import state
-from ui.widgets import OPEN_DATASET
+from ui.input_picker import OPEN_DATASET
 
 
 @pytest.fixture(scope="module")

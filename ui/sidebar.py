@@ -1,0 +1,168 @@
+"""The sidebar: the model picker (with the label editor of a prompt head), the dataset and input pickers below it,
+the presenter toggle and "Copy link" at its foot; and the page context it gives every view.
+
+Every page starts with `ctx = page_context()`: through app.py it returns what the router's sidebar
+built in this run; run standalone (AppTest.from_file on one page) it draws the sidebar itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from data import InputError
+from models import BUILTINS, HookedModel, ModelLoadError, list_models
+from models.adapter import check_labels
+from ui import cache, links, state
+from ui.context import PageContext
+from ui.input_picker import dataset_picker, input_picker
+from ui.navigation import use_router
+from ui.present import presenter_css, presenter_toggle
+
+LOAD_OTHER = "Load a model from a folder or hub id…"
+
+
+def page_context() -> PageContext | None:
+    """The sidebar's model and input for this run (drawing the sidebar if app.py did not)."""
+    drawn = st.session_state.pop(state.SIDEBAR_CONTEXT, None)  # (context,) when app.py drew the sidebar
+    if drawn is not None:
+        return drawn[0]
+    use_router()
+    return sidebar()
+
+
+def sidebar() -> PageContext | None:
+    """Draw the model, dataset and input pickers; returns None (after an st.error) if nothing usable is chosen."""
+    with st.sidebar:
+        st.markdown("### HeadScope")
+        model, name = _model_picker()
+        if model is None:
+            return None
+        _link_head(model.spec.n_layers, model.spec.n_heads)
+        dataset, match = dataset_picker(model, name)
+        st.divider()
+        return input_picker(model, name, dataset, match)
+
+
+def _link_head(n_layers: int, n_heads: int) -> None:
+    """A link's layer and head (clamped to the model) select the head; the URL gets the selected head back."""
+    layer, head = links.value("layer"), links.value("head")
+    if layer is not None or head is not None:
+        cur = state.selected_head()
+        new_layer = links.clamp("layer", layer, 0, n_layers - 1) if layer is not None else None
+        new_head = links.clamp("head", head, 0, n_heads - 1) if head is not None else None
+        state.select_head(cur[0] if new_layer is None else new_layer, cur[1] if new_head is None else new_head)
+    links.live("layer", lambda: str(state.selected_head()[0]))
+    links.live("head", lambda: str(state.selected_head()[1]))
+
+
+def _link_model(builtins: list[str]) -> None:
+    """A link's model: a built-in name, or a folder / hub id typed into "load a model"; anything else is noted."""
+    wanted = links.value("model")
+    if not wanted:
+        return
+    if wanted in builtins:
+        st.session_state[state.MODEL] = wanted
+    elif "/" in wanted or Path(wanted).expanduser().exists():  # a folder or a hub id (owner/name)
+        st.session_state[state.MODEL] = LOAD_OTHER
+        st.session_state[state.CUSTOM_MODEL] = wanted
+    else:
+        links.note(
+            f"model {wanted!r} is not a built-in model ({', '.join(builtins)}), a folder or a hub id; opened "
+            f"{st.session_state.get(state.MODEL, builtins[0])}."
+        )
+
+
+def _model_picker() -> tuple[HookedModel | None, str]:
+    builtins = list(list_models())
+    _link_model(builtins)
+    choice = st.selectbox(
+        "Model",
+        builtins + [LOAD_OTHER],
+        key=state.MODEL,
+        help="Built-in: " + "; ".join(f"{n}: {BUILTINS[n].description}" for n in builtins) + ". "
+        "Built-in models work offline. Any Hugging Face ViT/DeiT image classifier or "
+        "BERT-family encoder can be loaded from a local folder or a hub id.",
+    )
+    name = choice
+    if choice == LOAD_OTHER:
+        typed = st.text_input(
+            "Folder or hub id",
+            key=state.CUSTOM_MODEL,
+            placeholder="/path/to/saved_model or google/vit-base-patch16-224",
+        )
+        if not typed.strip():
+            st.info("Type a local folder (saved with save_pretrained) or a Hugging Face hub id, then press Enter.")
+            return None, ""
+        name = typed.strip()
+    labels = st.session_state.get(state.LABELS, {}).get(name)
+    try:
+        model = cache.get_model(name, labels)
+    except ModelLoadError as e:
+        st.error(str(e))
+        return None, name
+    except InputError as e:
+        st.error(f"The label set was refused: {e}")
+        return None, name
+    spec = model.spec
+    st.caption(
+        f"{spec.architecture} · {spec.n_layers} layers × {spec.n_heads} heads · width {spec.d_model} · "
+        f"{len(spec.class_names)} classes · {model.device.type}"
+    )
+    if spec.head == "prompts":
+        _label_editor(model, name)
+    links.live("model", name)
+    return model, name
+
+
+def _label_editor(model: HookedModel, name: str) -> None:
+    """Edit the label set of a prompt-head text model (one label per line)."""
+    with st.expander("Class labels (prompt head)"):
+        st.caption(
+            f'Each label becomes the prompt "{model.prompt_template.format("<label>")}"; a text\'s class '
+            "scores are its cosine similarities to those prompts."
+        )
+        st.text_area("One label per line", "\n".join(model.spec.class_names), key=f"labels_{name}")
+        st.button("Apply labels", key=f"apply_labels_{name}", on_click=_apply_labels, args=(name,))
+        error = st.session_state.pop(state.LABEL_ERROR, None)
+        if error:
+            st.error(error)
+
+
+def _apply_labels(name: str) -> None:
+    """Button callback: validate the typed labels and make them the model's label set."""
+    text = st.session_state.get(f"labels_{name}", "")
+    try:
+        labels = tuple(check_labels(text.splitlines()))
+    except InputError as e:
+        st.session_state[state.LABEL_ERROR] = f"Labels not applied: {e}"
+        return
+    st.session_state[state.LABELS] = {**st.session_state.get(state.LABELS, {}), name: labels}
+
+
+def link_and_layout() -> None:
+    """The sidebar's presenter toggle and "Copy link" (filled when the view has run and its state is known);
+    applies the presenter layout's CSS."""
+    with st.sidebar:
+        st.divider()
+        presenter_toggle()
+        slot = st.empty()
+    presenter_css()
+
+    def show(link: str) -> None:  # opening the popover reruns the app, so a fragment's changes are in the link
+        if not link:
+            return
+        with slot.container(), st.popover("Copy link", icon=":material/link:", width="stretch", on_change="rerun"):
+            st.caption(
+                "This address reopens the view as it is now: model, dataset, input, selected head and the view's "
+                "options. Copy it with the button at the right of the box."
+            )
+            st.code(link, language=None, wrap_lines=True)
+
+    links.show_link_with(show)
+
+
+def no_model_message() -> None:
+    """What a page shows when the sidebar has no usable model or input."""
+    st.info("Pick a model and an input in the sidebar to start.")
