@@ -76,3 +76,36 @@ def test_iterative_pruning_rescores_the_remaining_heads(criterion, tiny_vit, tin
     df = imp.pruning_curve(tiny_vit, tiny_sample, criterion, iterative=True, steps=steps, metrics=("loss",))
     assert df.n_removed.tolist() == counts
     np.testing.assert_allclose(df.value.to_numpy(), [_loss(tiny_vit, tiny_sample, g) for g in ref], rtol=1e-5)
+
+
+def test_ablation_from_base_gates_is_the_loss_change_from_those_gates(tiny_vit, tiny_sample):
+    """ablation_per_sample(base_gates=g) removes each head from g, not from the full model (what iterative
+    pruning builds on): the mean loss score equals the slow score at g for each head g keeps."""
+    gates = torch.ones(tiny_vit.spec.n_layers, tiny_vit.spec.n_heads)
+    gates[0, 1] = gates[1, 2] = 0
+    fast = imp.ablation_per_sample(tiny_vit, tiny_sample, ("loss",), base_gates=gates)["loss"].mean(-1)
+    for (l, h), v in _loss_scores(tiny_vit, tiny_sample, gates).items():
+        assert fast[l, h] == pytest.approx(v, rel=1e-4, abs=1e-6)
+    assert np.abs(fast[gates == 0]).max() < 1e-6  # a head already gone changes nothing when zeroed again
+
+
+def test_gradient_at_given_gates_is_the_slow_gradient_there(tiny_vit, tiny_sample):
+    gates = torch.ones(tiny_vit.spec.n_layers, tiny_vit.spec.n_heads)
+    gates[0, 0] = gates[1, 3] = 0
+    fast = imp.gradient_importance(tiny_vit, tiny_sample, gates)["gradient"]
+    slow = _gradient_scores(tiny_vit, tiny_sample, gates)
+    for (l, h), v in slow.items():
+        assert fast[l, h] == pytest.approx(v, rel=1e-4, abs=1e-7)
+    at_one = imp.gradient_importance(tiny_vit, tiny_sample)["gradient"]
+    assert not np.allclose(fast, at_one, rtol=1e-3)  # the gates matter: the test would see them ignored
+
+
+@pytest.mark.parametrize(("layer", "head"), [(1, 0), (0, 3)])
+def test_partial_pruning_scales_the_named_head(layer, head, tiny_vit, tiny_sample):
+    """Each point of the partial-pruning curve is the loss with only gate (layer, head) set to that value."""
+    df = imp.partial_pruning(tiny_vit, tiny_sample, layer, head, steps=3, metrics=("loss",))
+    for gate, value in zip(df.gate, df.value):
+        g = torch.ones(tiny_vit.spec.n_layers, tiny_vit.spec.n_heads)
+        g[layer, head] = gate
+        assert value == pytest.approx(_loss(tiny_vit, tiny_sample, g), rel=1e-5)
+    assert df.value.iloc[-1] != pytest.approx(df.value.iloc[0], rel=1e-4)  # the head matters
