@@ -105,8 +105,10 @@ def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
 def test_text_runs_pad_maps_to_the_longest_input(minilm, tmp_path):
     prose = load_dataset("prose", "test")
     m = manifest_for(minilm, "minilm", prose, "relevance", 20, 8, batch_size=8, methods=("rollout",))
-    maps = run_job(minilm, prose, m, Store(tmp_path)).arrays()["map_rollout"]
+    arrays = run_job(minilm, prose, m, Store(tmp_path)).arrays()
+    maps = arrays["map_rollout"]
     lengths = [len(minilm.prepare([t]).tokens[0]) - 1 for t in prose.sample(20).inputs]
+    assert list(arrays["n_tokens"]) == lengths  # word pieces after the prefix (as_maps reads the real tokens so)
     assert maps.shape == (20, max(lengths))
     assert all(
         np.isfinite(maps[i, :n]).all() and (np.isnan(maps[i, n:]) | (maps[i, n:] == 0)).all()

@@ -145,3 +145,44 @@ def test_the_toy_analysis_of_the_architecture_page_runs():
             scope["sample"]("token_norms", "digits-vit", "digits", 4, order=3)
     finally:
         UNITS.pop("token_norms", None)
+
+
+def test_each_units_arrays_against_a_direct_computation(digits_vit, partly_unlabelled):
+    """Known answers for the units the run-equals-analysis tests of test_runs.py do not cover: predictions
+    (softmax of one forward), attention's pattern vectors and faithfulness's kept maps (explain's)."""
+    import torch
+
+    from analysis.attention import head_statistics
+    from analysis.patterns import pattern_vectors
+    from analysis.relevance import explain
+
+    ds = partly_unlabelled
+    rows = ds.sample_rows(12)
+    batch = digits_vit.prepare([ds.inputs[int(r)] for r in rows])
+    with torch.no_grad():
+        trace = digits_vit.run(batch, capture=True)
+    probs = torch.softmax(trace.logits, -1).numpy()
+    labels = np.asarray(ds.labels)[rows]
+
+    wrong = replace(ds, labels=np.where(ds.labels >= 0, (ds.labels + 1) % 10, -1), key=ds.key + "|shifted")
+    p = sample("predictions", digits_vit, wrong, 12, top_k=3).arrays()  # labels the model mostly gets wrong
+    with torch.no_grad():
+        probs = torch.softmax(digits_vit.logits(digits_vit.prepare([ds.inputs[int(r)] for r in p["row"]])), -1).numpy()
+    assert np.array_equal(p["top_classes"], np.argsort(-probs, 1)[:, :3])
+    labels = np.asarray(wrong.labels)[p["row"]]
+    known = labels >= 0
+    np.testing.assert_allclose(p["true_prob"][known], probs[known, labels[known]], rtol=1e-5)
+    assert np.isnan(p["true_prob"][~known]).all() and np.isnan(p["loss"][~known]).all()
+    np.testing.assert_allclose(p["loss"][known], -np.log(probs[known, labels[known]]), rtol=1e-5)
+
+    a = sample("attention", digits_vit, ds, 12, patterns=True).arrays()
+    spec = digits_vit.spec
+    want = pattern_vectors(trace.attentions, spec.grid, spec.n_prefix, trace.token_mask)
+    np.testing.assert_allclose(a["vectors"], want, atol=1e-6)
+    stats = head_statistics(trace.attentions, spec.grid, spec.n_prefix, spec.patch_size, trace.token_mask)
+    np.testing.assert_allclose(a["entropy"], stats["entropy"], atol=1e-5)
+    assert "vectors" not in sample("attention", digits_vit, ds, 12).arrays()
+
+    f = sample("faithfulness", digits_vit, ds, 12, methods=["rollout"], steps=2, maps=True).arrays()
+    np.testing.assert_allclose(f["map__rollout"], explain(digits_vit, batch, "rollout"), atol=1e-6)
+    assert f["positive__rollout"].shape == (12, 10) and f["deletion__random"].shape == (12, 3)
