@@ -266,8 +266,8 @@ def importance_partial(
     _model: HookedModel,
     _dataset: Dataset,
 ):
-    """analysis.importance.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0)."""
-    from analysis.importance import partial_pruning
+    """analysis.pruning.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0)."""
+    from analysis.pruning import partial_pruning
 
     return partial_pruning(_model, importance_sample(key, data_key, n, _model, _dataset), layer, head, metrics=metrics)
 
@@ -284,9 +284,9 @@ def importance_curves(
     _model: HookedModel,
     _dataset: Dataset,
 ):
-    """analysis.importance.pruning_curves over the dataset's sample of n inputs, one curve per score in `_scores`
+    """analysis.pruning.pruning_curves over the dataset's sample of n inputs, one curve per score in `_scores`
     ({name: [L, H]}, the cached scores of the same sample) and a seeded random order."""
-    from analysis.importance import pruning_curves
+    from analysis.pruning import pruning_curves
 
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}
     how = "iteratively, re-scoring between steps" if iterative else "cumulatively"

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis import importance as imp
+from analysis import pruning
 from data import load_dataset
 from models import load_model
 
@@ -148,7 +149,7 @@ def test_gradient_importance_raw_and_layer_normalised(digits_vit, digits_sample)
 
 # -- partial and cumulative pruning ------------------------------------------------------------------------------
 def test_partial_pruning_runs_from_unablated_to_ablated(digits_vit, digits_sample):
-    df = imp.partial_pruning(digits_vit, digits_sample, 0, 0, steps=5)
+    df = pruning.partial_pruning(digits_vit, digits_sample, 0, 0, steps=5)
     acc = df[df.metric == "accuracy"].set_index("gate").value
     assert list(acc.index) == [1.0, 0.75, 0.5, 0.25, 0.0]
     base = _metric_values(digits_vit, digits_sample)
@@ -165,8 +166,8 @@ def test_pruning_curve_endpoints(digits_vit, digits_sample):
     scores = imp.summarise({"gradient": imp.gradient_per_sample(digits_vit, digits_sample)})["gradient"]
     base = _metric_values(digits_vit, digits_sample)
     none_left = _metric_values(digits_vit, digits_sample, torch.zeros(4, 4))
-    for order in (scores, "random", imp.pruning_order(-scores)):
-        df = imp.pruning_curve(digits_vit, digits_sample, order)
+    for order in (scores, "random", pruning.pruning_order(-scores)):
+        df = pruning.pruning_curve(digits_vit, digits_sample, order)
         acc = df[df.metric == "accuracy"]
         assert acc.fraction.iloc[0] == 0 and acc.fraction.iloc[-1] == 1
         assert acc.n_removed.is_monotonic_increasing and acc.n_removed.iloc[-1] == 16
@@ -177,8 +178,8 @@ def test_pruning_curve_endpoints(digits_vit, digits_sample):
 
 
 def test_pruning_curve_point_equals_direct_gates(digits_vit, digits_sample):
-    order = imp.random_order(4, 4, seed=3)
-    df = imp.pruning_curve(digits_vit, digits_sample, order, steps=4)
+    order = pruning.random_order(4, 4, seed=3)
+    df = pruning.pruning_curve(digits_vit, digits_sample, order, steps=4)
     g = torch.ones(4, 4)
     for l, h in order[:8]:
         g[l, h] = 0
@@ -188,8 +189,8 @@ def test_pruning_curve_point_equals_direct_gates(digits_vit, digits_sample):
 
 @pytest.mark.parametrize("criterion", ["accuracy", "gradient"])
 def test_iterative_pruning_curve(criterion, tiny_vit, tiny_sample):
-    df = imp.pruning_curve(tiny_vit, tiny_sample, criterion, iterative=True, steps=4)
-    fixed = imp.pruning_curve(tiny_vit, tiny_sample, "random", steps=4)
+    df = pruning.pruning_curve(tiny_vit, tiny_sample, criterion, iterative=True, steps=4)
+    fixed = pruning.pruning_curve(tiny_vit, tiny_sample, "random", steps=4)
     for m in imp.LABEL_METRICS:
         a, b = df[df.metric == m].value.to_numpy(), fixed[df.metric == m].value.to_numpy()
         assert a[0] == pytest.approx(b[0], rel=1e-5) and a[-1] == pytest.approx(b[-1], rel=1e-5)
@@ -198,9 +199,9 @@ def test_iterative_pruning_curve(criterion, tiny_vit, tiny_sample):
 
 def test_orders():
     scores = np.array([[0.3, 0.1], [0.2, 0.1]])
-    assert imp.pruning_order(scores) == [(0, 1), (1, 1), (1, 0), (0, 0)]
-    r = imp.random_order(3, 4, seed=1)
-    assert r == imp.random_order(3, 4, seed=1) != imp.random_order(3, 4, seed=2)
+    assert pruning.pruning_order(scores) == [(0, 1), (1, 1), (1, 0), (0, 0)]
+    r = pruning.random_order(3, 4, seed=1)
+    assert r == pruning.random_order(3, 4, seed=1) != pruning.random_order(3, 4, seed=2)
     assert sorted(r) == [(l, h) for l in range(3) for h in range(4)]
 
 
@@ -241,19 +242,19 @@ def test_bad_inputs(digits_vit, digits_sample, tiny_bert, prose_texts):
     with pytest.raises(ValueError, match="cosine"):
         imp.ablation_importance(digits_vit, digits_sample, ("cosine",))
     with pytest.raises(ValueError, match="No head"):
-        imp.partial_pruning(digits_vit, digits_sample, 4, 0)
+        pruning.partial_pruning(digits_vit, digits_sample, 4, 0)
     with pytest.raises(ValueError, match="steps"):
-        imp.partial_pruning(digits_vit, digits_sample, 0, 0, steps=1)
+        pruning.partial_pruning(digits_vit, digits_sample, 0, 0, steps=1)
     with pytest.raises(ValueError, match="exactly once"):
-        imp.pruning_curve(digits_vit, digits_sample, [(0, 0)] * 16)
+        pruning.pruning_curve(digits_vit, digits_sample, [(0, 0)] * 16)
     with pytest.raises(ValueError, match=r"\[L, H\]"):
-        imp.pruning_curve(digits_vit, digits_sample, np.zeros((3, 4)))
+        pruning.pruning_curve(digits_vit, digits_sample, np.zeros((3, 4)))
     with pytest.raises(ValueError, match="iterative"):
-        imp.pruning_curve(digits_vit, digits_sample, "accuracy")
+        pruning.pruning_curve(digits_vit, digits_sample, "accuracy")
     with pytest.raises(ValueError, match="name"):
-        imp.pruning_curve(digits_vit, digits_sample, [(0, 0)], iterative=True)
+        pruning.pruning_curve(digits_vit, digits_sample, [(0, 0)], iterative=True)
     with pytest.raises(ValueError, match="Unknown importance"):
-        imp.pruning_curve(digits_vit, digits_sample, "cosine", iterative=True)
+        pruning.pruning_curve(digits_vit, digits_sample, "cosine", iterative=True)
     with pytest.raises(ValueError, match="gates"):
         imp.ablation_per_sample(digits_vit, digits_sample, base_gates=np.ones((2, 2)))
     with pytest.raises(ValueError, match="labels"):
@@ -266,8 +267,8 @@ def test_bad_inputs(digits_vit, digits_sample, tiny_bert, prose_texts):
 def test_pruning_curves_batched_over_orders_equal_single_curves(digits_vit, digits_sample):
     scores = np.arange(16.0).reshape(4, 4)
     orders = {"scores": scores, "reversed": -scores, "random": "random"}
-    both = imp.pruning_curves(digits_vit, digits_sample, orders, steps=5, seed=1)
+    both = pruning.pruning_curves(digits_vit, digits_sample, orders, steps=5, seed=1)
     assert list(both.columns) == ["order", "fraction", "n_removed", "metric", "value"]
     for name, order in orders.items():
-        single = imp.pruning_curve(digits_vit, digits_sample, order, steps=5, seed=1)
+        single = pruning.pruning_curve(digits_vit, digits_sample, order, steps=5, seed=1)
         np.testing.assert_allclose(both[both.order == name].value.to_numpy(), single.value.to_numpy(), atol=1e-6)

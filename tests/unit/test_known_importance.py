@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis import importance as imp
+from analysis import pruning
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_iterative_pruning_rescores_the_remaining_heads(criterion, tiny_vit, tin
     removed = [{tuple(x) for x in np.argwhere(g.numpy() == 0)} for g in ref]
     assert any(removed[k] != set(one_shot[: counts[k]]) for k in range(len(counts))), "re-scoring changes nothing"
 
-    df = imp.pruning_curve(tiny_vit, tiny_sample, criterion, iterative=True, steps=steps, metrics=("loss",))
+    df = pruning.pruning_curve(tiny_vit, tiny_sample, criterion, iterative=True, steps=steps, metrics=("loss",))
     assert df.n_removed.tolist() == counts
     np.testing.assert_allclose(df.value.to_numpy(), [_loss(tiny_vit, tiny_sample, g) for g in ref], rtol=1e-5)
 
@@ -103,7 +104,7 @@ def test_gradient_at_given_gates_is_the_slow_gradient_there(tiny_vit, tiny_sampl
 @pytest.mark.parametrize(("layer", "head"), [(1, 0), (0, 3)])
 def test_partial_pruning_scales_the_named_head(layer, head, tiny_vit, tiny_sample):
     """Each point of the partial-pruning curve is the loss with only gate (layer, head) set to that value."""
-    df = imp.partial_pruning(tiny_vit, tiny_sample, layer, head, steps=3, metrics=("loss",))
+    df = pruning.partial_pruning(tiny_vit, tiny_sample, layer, head, steps=3, metrics=("loss",))
     for gate, value in zip(df.gate, df.value):
         g = torch.ones(tiny_vit.spec.n_layers, tiny_vit.spec.n_heads)
         g[layer, head] = gate
