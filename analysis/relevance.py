@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 
 from analysis.attention import rollout
 from analysis.options import Options, option
-from models import Batch, HookedModel, TextModel, VisionModel
+from models import Batch, HookedModel, TextModel
 from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
 
 PRECISIONS = ("float64", "float32")  # chefer2021's LRP pass: exact, or float32 (see _chefer2021)
@@ -222,7 +221,8 @@ def resolve_target(model: HookedModel, logits: torch.Tensor, target=None) -> tor
     return t
 
 
-def _pick(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def target_scores(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[B] the logit of each input's target class: logits [B, C], target [B]."""
     return logits.gather(1, target[:, None])[:, 0]
 
 
@@ -249,7 +249,7 @@ def _plain_run(model: HookedModel, batch: Batch, target, grad: bool):
     tgt = resolve_target(model, tr.logits, target)
     if not grad:
         return tr.attentions, None, tr.logits.detach(), tgt
-    grads = torch.autograd.grad(_pick(tr.logits, tgt).sum(), tr.attn_list)  # no weight gradients
+    grads = torch.autograd.grad(target_scores(tr.logits, tgt).sum(), tr.attn_list)  # no weight gradients
     return tr.attentions, torch.stack(grads), tr.logits.detach(), tgt
 
 
@@ -297,7 +297,7 @@ def _chefer_rollout(model: HookedModel, batch: Batch, target) -> torch.Tensor:
     rules: its plain backward gives the gradients at the maps, its rule backward the LRP relevance R_A
     at the maps (starting from R = 1 at the target logit)."""
     fwd = lrp_forward(model, batch, CHEFER)
-    y = _pick(fwd.logits, resolve_target(model, fwd.logits.detach(), target))
+    y = target_scores(fwd.logits, resolve_target(model, fwd.logits.detach(), target))
     grads = torch.stack(fwd.plain_grad(y.sum(), fwd.attn))
     seed = y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))
     cams = torch.stack([a.detach() * g for a, g in zip(fwd.attn, torch.autograd.grad(seed.sum(), fwd.attn))])
@@ -320,21 +320,13 @@ def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, targ
     check_method(model, rules.name)
     fwd = lrp_forward(model, batch, rules, read_at)
     tgt = resolve_target(model, fwd.logits, target)
-    y = _pick(fwd.logits, tgt)
+    y = target_scores(fwd.logits, tgt)
     rel = fwd.inputs.detach() * torch.autograd.grad(y.sum(), fwd.inputs)[0]
     if model.spec.modality == "text":
         rel = rel * batch.token_mask[..., None].float()
     return token_attributions(model, rel), rel.flatten(1).sum(1), y.detach(), tgt
 
 
-SPLIT_PARTS = {  # conservation_split's parts and their labels (each model has the parts that apply to it)
-    "maps": "the input (the maps)",
-    "patch_bias": "patch-embedding bias",
-    "position": "position embeddings",  # text: with the token-type embeddings
-    "norm": "embedding LayerNorm bias",
-    "prefix": "CLS token",
-    "blocks": "blocks (biases, softmax rule)",
-}
 READ_AT = dict(  # where text relevance is read (models.lrp.TEXT_READ_AT, the default first) and its label
     zip(
         TEXT_READ_AT,
@@ -347,138 +339,11 @@ READ_AT = dict(  # where text relevance is read (models.lrp.TEXT_READ_AT, the de
 )
 
 
-def conservation_split(
-    model: HookedModel, batch: Batch, target=None, read_at: str = "words"
-) -> dict[str, torch.Tensor]:
-    """Where AttnLRP's relevance of the target logit goes, per input ([B] each; they add up to the logit
-    exactly): "maps" (what the maps show: the pixels, or the text's tokens after the CLS token at `read_at`),
-    "prefix" (the CLS and distillation tokens), "blocks" (what the blocks' biases and the softmax rule absorb:
-    the logit minus the relevance entering block 0), and for images "patch_bias" (the patch embedding's bias
-    and its epsilon rule) and "position" (the position embeddings, prefix rows included); for text read at
-    the word embeddings "position" (position and token-type embeddings) and "norm" (the embedding LayerNorm's
-    bias); plus "logit" and "target".
-
-    The relevance entering block 0 is R_E = E * dy/dE. Images: E = [prefix; conv(pixels) + bias] + position
-    embeddings, so it splits exactly into the position and prefix parts and the conv output, whose relevance
-    the epsilon rule passes to the pixels except the bias share. Text at the words: E = LayerNorm(S) with
-    S = words + position + token type; with the normaliser held constant the LayerNorm passes R_S = S * dy/dS
-    and keeps the bias's share (R_E - R_S), and R_S splits into the words and the rest by the plain add."""
-    check_method(model, "attnlrp")
-    batch = batch.to(model.device)
-    fwd = lrp_forward(model, batch, ATTNLRP, read_at)
-    tgt = resolve_target(model, fwd.logits.detach(), target)
-    y = _pick(fwd.logits, tgt)
-    g_inputs, g_emb = torch.autograd.grad(y.sum(), [fwd.inputs, fwd.emb], allow_unused=True)
-    if g_emb is None:  # text read at the embedding output: the leaf is the embedding output itself
-        g_emb = g_inputs
-    emb, p, y = fwd.emb.detach(), model.spec.n_prefix, y.detach()
-    real = batch.token_mask[..., None].to(emb.dtype)  # padding takes no relevance
-    entering = (emb * g_emb * real).sum((1, 2))
-    out = {"target": tgt, "logit": y, "blocks": y - entering}
-    if isinstance(model, VisionModel):
-        pos = model.base.embeddings.position_embeddings.detach()  # [1, T, D]
-        pixels = (fwd.inputs.detach() * g_inputs).flatten(1).sum(1)
-        conv = ((emb - pos)[:, p:] * g_emb[:, p:]).sum((1, 2))
-        return out | {
-            "maps": pixels,
-            "patch_bias": conv - pixels,
-            "position": (pos * g_emb).sum((1, 2)),
-            "prefix": ((emb - pos)[:, :p] * g_emb[:, :p]).sum((1, 2)),
-        }
-    tokens = (fwd.inputs.detach() * g_inputs * real).sum(-1)  # [B, T]
-    out |= {"maps": tokens[:, p:].sum(1), "prefix": tokens[:, :p].sum(1)}
-    if fwd.embedding_sum is None:
-        return out
-    summed = (fwd.embedding_sum.detach() * g_inputs * real).sum((1, 2))
-    return out | {"position": summed - tokens.sum(1), "norm": entering - summed}
-
-
 # -- captum methods ------------------------------------------------------------------------------------
-def _captum_setup(model: HookedModel, batch: Batch):
-    """(inputs, forward function, additional forward args) for captum: pixel values [B, C, S, S] for
-    images, the embedding output [B, T, D] for text (its attention mask travels as an extra argument so
-    that captum expands it with the inputs)."""
-    if model.spec.modality == "image":
-        x = batch.tensors["pixel_values"].to(model.device).detach().requires_grad_(True)
-        t = batch.token_mask.shape[1]
-
-        def forward_pixels(pixels):
-            b = Batch({"pixel_values": pixels}, torch.ones(len(pixels), t, dtype=torch.bool, device=pixels.device))
-            return model.run(b, capture=False, grad=True).logits
-
-        return x, forward_pixels, None
-    x = model.embed(batch).detach().requires_grad_(True)
-
-    def forward(emb, attention_mask):
-        b = Batch({"attention_mask": attention_mask}, attention_mask.bool())
-        return model.run(b, capture=False, grad=True, start_resid=emb).logits
-
-    return x, forward, (batch.tensors["attention_mask"].to(model.device),)
-
-
-def input_attributions(model: HookedModel, batch: Batch, method: str, target=None, **options):
-    """captum attributions over the model's inputs: ([B, C, S, S] pixels or [B, T, D] embeddings,
-    convergence delta [B] for integrated_gradients / gradient_shap else None).
-
-    Baselines are zeros (the mean colour for normalised images, the zero embedding for text). options: the
-    method's (METHODS[method].options; e.g. n_steps for integrated_gradients), validated."""
-    import captum.attr as ca
-
-    if check_method(model, method).compute is not _captum_method:
-        raise RelevanceError(f"{METHODS[method].label} is not a captum method; use explain().")
-    opts: Any = METHODS[method].options.make(**options)  # the method's own options class
-    batch = batch.to(model.device)
-    x, forward, extra = _captum_setup(model, batch)
-    with torch.no_grad():
-        tgt = resolve_target(model, forward(x, *(extra or ())), target)
-    base = torch.zeros_like(x)
-    spread = float((x.max() - x.min()).detach()) or 1.0
-    kw = dict(target=tgt, additional_forward_args=extra)
-    if method == "occlusion":
-        patch = model.spec.image_layout()[2] if model.spec.modality == "image" else 0
-        window = (x.shape[1], patch, patch) if patch else (1, x.shape[-1])
-    attribute = {
-        "integrated_gradients": lambda: ca.IntegratedGradients(forward).attribute(
-            x,
-            base,
-            n_steps=opts.n_steps,
-            internal_batch_size=8 * len(x),
-            return_convergence_delta=True,
-            **kw,
-        ),
-        "saliency": lambda: (ca.Saliency(forward).attribute(x, **kw), None),
-        "input_x_gradient": lambda: (ca.InputXGradient(forward).attribute(x, **kw), None),
-        "gradient_shap": lambda: ca.GradientShap(forward).attribute(
-            x,
-            base[:1],
-            n_samples=opts.n_samples,
-            stdevs=opts.stdevs * spread,
-            return_convergence_delta=True,
-            **kw,
-        ),
-        # captum gives every element of an occluded window the window's drop: divide by its size
-        "occlusion": lambda: (
-            ca.Occlusion(forward).attribute(x, window, strides=window, baselines=0.0, perturbations_per_eval=16, **kw)
-            / float(np.prod(window)),
-            None,
-        ),
-        "smoothgrad": lambda: (
-            ca.NoiseTunnel(ca.Saliency(forward)).attribute(
-                x,
-                nt_type="smoothgrad",
-                nt_samples=opts.nt_samples,
-                stdevs=opts.stdevs * spread,
-                **kw,
-            ),
-            None,
-        ),
-    }[method]
-    with model.lock:
-        return attribute()
-
-
 def _captum_method(model: HookedModel, batch: Batch, target, method: str, **options) -> torch.Tensor:
-    """Any captum method of the registry (its name in `method`) as token relevance [B, T']."""
+    """Any captum method of the registry (its name in `method`) as token relevance [B, T'] (analysis.captum_methods)."""
+    from analysis.captum_methods import input_attributions
+
     attr, _ = input_attributions(model, batch, method, target, **options)
     return token_attributions(model, attr)
 

@@ -325,10 +325,10 @@ def relevance_conservation(
 ):
     """AttnLRP total input relevance vs the logit, for each of `classes` of one input (one batched pass):
     DataFrame (class, name, logit, total_relevance = what the maps show) and where the rest goes
-    (analysis.relevance.conservation_split's other parts: one column each)."""
+    (analysis.conservation.conservation_split's other parts: one column each)."""
     import pandas as pd
 
-    from analysis.relevance import SPLIT_PARTS, conservation_split
+    from analysis.conservation import SPLIT_PARTS, conservation_split
 
     split = conservation_split(_model, _batch.repeat(len(classes)), list(classes), read_at)
     split = {k: v.detach().cpu().numpy() for k, v in split.items()}

@@ -283,19 +283,19 @@ def test_text_relevance_read_at_the_words_or_the_embedding_output():
 def test_conservation_of_a_many_class_model_covers_the_top_logits(tmp_path, monkeypatch):
     """A model of many classes (here 40) gets the conservation scatter of its 32 highest logits and the target,
     not one LRP pass per class; a target beyond them gets a pass of its own (the top logits' pass is kept)."""
-    import analysis.relevance
+    import analysis.conservation
     from tests.conftest import save_tiny_vit
     from ui import state
     from ui.relevance_figures import CONSERVATION_CLASSES
 
     passes = []  # the classes of each conservation pass
-    split = analysis.relevance.conservation_split
+    split = analysis.conservation.conservation_split
 
     def counted(model, batch, classes, *args):
         passes.append(list(classes))
         return split(model, batch, classes, *args)
 
-    monkeypatch.setattr(analysis.relevance, "conservation_split", counted)
+    monkeypatch.setattr(analysis.conservation, "conservation_split", counted)
 
     save_tiny_vit(tmp_path, [f"class{i}" for i in range(40)], layers=1)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run().run()

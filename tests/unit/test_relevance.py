@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from analysis.attention import rollout
+from analysis.captum_methods import input_attributions
 from analysis.faithfulness import pointing_game, random_maps
 from analysis.relevance import (
     CAPTUM,
@@ -17,7 +18,6 @@ from analysis.relevance import (
     RelevanceError,
     available_methods,
     explain,
-    input_attributions,
     lrp_relevance,
     normalize_maps,
     read_rows,
@@ -353,7 +353,8 @@ def test_plain_grad_of_the_chefer_forward_equals_the_models_own_gradient(fixture
 def test_conservation_split_adds_up_to_the_logit_and_finds_each_part(digits_vit, tiny_vit_dir):
     """AttnLRP's relevance split: the parts add up to the target logit exactly, "maps" is the maps' total,
     and a part whose parameters are zero (position embeddings, CLS token, patch-embedding bias) gets none."""
-    from analysis.relevance import conservation_split, lrp_relevance
+    from analysis.conservation import conservation_split
+    from analysis.relevance import lrp_relevance
 
     batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:3])
     split = conservation_split(digits_vit, batch, target=[1, 2, 3])
@@ -384,7 +385,8 @@ def test_text_relevance_split_at_each_reading_point(minilm, read_at):
     """Text: the parts add up to the logit at both reading points; "maps" is the total of the maps read there
     (the CLS token is its own part); read at the embedding output, the position, token-type and LayerNorm
     shares are inside the maps, so the split has no such parts."""
-    from analysis.relevance import conservation_split, explain, lrp_relevance
+    from analysis.conservation import conservation_split
+    from analysis.relevance import explain, lrp_relevance
 
     batch = minilm.prepare(SPLIT_TEXTS)
     split = conservation_split(minilm, batch, target=[0, 1, 2], read_at=read_at)
@@ -400,7 +402,7 @@ def test_text_relevance_split_at_each_reading_point(minilm, read_at):
 def test_text_split_parts_vanish_with_their_parameters(tiny_bert):
     """Read at the word embeddings: zero position and token-type tables give no "position" share, a zero
     LayerNorm bias no "norm" share, and the word pieces then carry what enters block 0."""
-    from analysis.relevance import conservation_split
+    from analysis.conservation import conservation_split
 
     emb = tiny_bert.base.embeddings
     saved = {k: v.clone() for k, v in emb.state_dict().items()}
