@@ -1,19 +1,56 @@
 """captum's attribution methods on the model interface (the registry in analysis/relevance.py lists them):
 attributions over the pixels or the embedding output, summed per token.
 
-    attr, delta = input_attributions(model, batch, "integrated_gradients", n_steps=64)   # [B, C, S, S] or [B, T, D]
+    attr, delta = input_attributions(model, batch, "integrated_gradients", n_steps=64)  # [B, C, S, S] / [B, T, D]
     maps = token_attributions(model, attr)                                                # [B, T']
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from analysis.relevance import CAPTUM, METHODS, RelevanceError, check_method, resolve_target
+from analysis.options import Options, option
+from analysis.targets import RelevanceError, resolve_target, token_attributions
 from models import Batch, HookedModel
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsOptions(Options):
+    label: ClassVar[str] = "integrated_gradients"
+    n_steps: int = option(32, "points on the straight path from the zero baseline", low=1)
+
+
+@dataclass(frozen=True)
+class GradientShapOptions(Options):
+    label: ClassVar[str] = "gradient_shap"
+    n_samples: int = option(16, "noisy points between the baseline and the input", low=1)
+    stdevs: float = option(0.1, "noise, as a fraction of the input's range", low=0.0)
+
+
+@dataclass(frozen=True)
+class SmoothGradOptions(Options):
+    label: ClassVar[str] = "smoothgrad"
+    nt_samples: int = option(16, "noisy copies of the input", low=1)
+    stdevs: float = option(0.15, "noise, as a fraction of the input's range", low=0.0)
+
+
+@dataclass(frozen=True)
+class NoCaptumOptions(Options):
+    """saliency, input_x_gradient and occlusion take no options."""
+
+
+CAPTUM_OPTIONS: dict[str, type[Options]] = {  # every captum method of the registry and its options, in order
+    "integrated_gradients": IntegratedGradientsOptions,
+    "saliency": NoCaptumOptions,
+    "input_x_gradient": NoCaptumOptions,
+    "gradient_shap": GradientShapOptions,
+    "occlusion": NoCaptumOptions,
+    "smoothgrad": SmoothGradOptions,
+}
 
 
 def _captum_setup(model: HookedModel, batch: Batch):
@@ -46,9 +83,9 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     method's (METHODS[method].options; e.g. n_steps for integrated_gradients), validated."""
     import captum.attr as ca
 
-    if check_method(model, method).name not in CAPTUM:
-        raise RelevanceError(f"{METHODS[method].label} is not a captum method; use explain().")
-    opts: Any = METHODS[method].options.make(**options)  # the method's own options class
+    if method not in CAPTUM_OPTIONS:
+        raise RelevanceError(f"{method!r} is not a captum method ({', '.join(CAPTUM_OPTIONS)}); use explain().")
+    opts: Any = CAPTUM_OPTIONS[method].make(**options)  # the method's own options class
     batch = batch.to(model.device)
     x, forward, extra = _captum_setup(model, batch)
     with torch.no_grad():
@@ -97,3 +134,9 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     }[method]
     with model.lock:
         return attribute()
+
+
+def captum_map(model: HookedModel, batch: Batch, target, method: str, **options) -> torch.Tensor:
+    """Any captum method (its name in `method`) as token relevance [B, T'] (the registry's compute)."""
+    attr, _ = input_attributions(model, batch, method, target, **options)
+    return token_attributions(model, attr)

@@ -26,15 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from analysis.attention import rollout
+from analysis.captum_methods import CAPTUM_OPTIONS, captum_map
 from analysis.options import Options, option
+from analysis.targets import RelevanceError, resolve_target, target_scores, token_attributions
 from models import Batch, HookedModel, TextModel
 from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
 
 PRECISIONS = ("float64", "float32")  # chefer2021's LRP pass: exact, or float32 (see _chefer2021)
-
-
-class RelevanceError(ValueError):
-    """A request that cannot be explained (unknown method, method not applicable, target out of range)."""
 
 
 # -- requirements ----------------------------------------------------------------------------------------
@@ -77,23 +75,6 @@ class CheferOptions(Options):
 @dataclass(frozen=True)
 class AttnLRPOptions(Options):
     read_at: str = option("words", "where a text model's relevance is read (ignored for images)", choices=TEXT_READ_AT)
-
-
-@dataclass(frozen=True)
-class IntegratedGradientsOptions(Options):
-    n_steps: int = option(32, "points on the straight path from the zero baseline", low=1)
-
-
-@dataclass(frozen=True)
-class GradientShapOptions(Options):
-    n_samples: int = option(16, "noisy points between the baseline and the input", low=1)
-    stdevs: float = option(0.1, "noise, as a fraction of the input's range", low=0.0)
-
-
-@dataclass(frozen=True)
-class SmoothGradOptions(Options):
-    nt_samples: int = option(16, "noisy copies of the input", low=1)
-    stdevs: float = option(0.15, "noise, as a fraction of the input's range", low=0.0)
 
 
 @dataclass(frozen=True)
@@ -200,30 +181,6 @@ def to_pixels(model: HookedModel, maps, size: int | None = None) -> np.ndarray:
     grid = torch.from_numpy(to_grid(model, maps))[:, None]
     size = size or model.spec.image_layout()[3]
     return F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
-
-
-def resolve_target(model: HookedModel, logits: torch.Tensor, target=None) -> torch.Tensor:
-    """[B] long target classes on the logits' device: the predicted class when target is None, else an
-    int or a sequence of B ints; raises RelevanceError for a class out of range."""
-    b, c = logits.shape
-    if target is None:
-        return logits.detach().argmax(-1)
-    t = torch.as_tensor(target, dtype=torch.long, device=logits.device).flatten()
-    if t.numel() == 1:
-        t = t.expand(b)
-    if t.numel() != b:
-        raise RelevanceError(f"Give one target class or one per input ({b}), got {t.numel()}.")
-    bad = [int(x) for x in t.tolist() if not 0 <= x < c]
-    if bad:
-        raise RelevanceError(
-            f"Target class {bad[0]} is out of range: {model.spec.name} has {c} classes (0 to {c - 1})."
-        )
-    return t
-
-
-def target_scores(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """[B] the logit of each input's target class: logits [B, C], target [B]."""
-    return logits.gather(1, target[:, None])[:, 0]
 
 
 # -- the methods -------------------------------------------------------------------------------------------
@@ -340,24 +297,6 @@ READ_AT = dict(  # where text relevance is read (models.lrp.TEXT_READ_AT, the de
 
 
 # -- captum methods ------------------------------------------------------------------------------------
-def _captum_method(model: HookedModel, batch: Batch, target, method: str, **options) -> torch.Tensor:
-    """Any captum method of the registry (its name in `method`) as token relevance [B, T'] (analysis.captum_methods)."""
-    from analysis.captum_methods import input_attributions
-
-    attr, _ = input_attributions(model, batch, method, target, **options)
-    return token_attributions(model, attr)
-
-
-def token_attributions(model: HookedModel, attr: torch.Tensor) -> torch.Tensor:
-    """Input attributions -> [B, T'] per token: pixels summed over channels and over each patch (images),
-    embedding dimensions summed (text; prefix token dropped)."""
-    if model.spec.modality == "image":
-        h, w, p, _, _ = model.spec.image_layout()
-        a = attr.sum(1)  # [B, S, S]
-        return a.reshape(a.shape[0], h, p, w, p).sum((2, 4)).flatten(1)
-    return attr.sum(-1)[:, model.spec.n_prefix :]
-
-
 # -- the registry: every method, its labels and its computation ------------------------------------------
 METHODS: dict[str, Method] = {
     m.name: m
@@ -430,8 +369,8 @@ METHODS: dict[str, Method] = {
             "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
             "gradient",
             True,
-            _captum_method,
-            options=IntegratedGradientsOptions,
+            captum_map,
+            options=CAPTUM_OPTIONS["integrated_gradients"],
         ),
         Method(
             "saliency",
@@ -440,7 +379,7 @@ METHODS: dict[str, Method] = {
             "Absolute gradient of the target score with respect to the input.",
             "gradient",
             True,
-            _captum_method,
+            captum_map,
         ),
         Method(
             "input_x_gradient",
@@ -449,7 +388,7 @@ METHODS: dict[str, Method] = {
             "Input times the gradient of the target score.",
             "gradient",
             True,
-            _captum_method,
+            captum_map,
         ),
         Method(
             "gradient_shap",
@@ -458,8 +397,8 @@ METHODS: dict[str, Method] = {
             "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
             "gradient",
             True,
-            _captum_method,
-            options=GradientShapOptions,
+            captum_map,
+            options=CAPTUM_OPTIONS["gradient_shap"],
         ),
         Method(
             "occlusion",
@@ -468,7 +407,7 @@ METHODS: dict[str, Method] = {
             "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
             "perturbation",
             False,
-            _captum_method,
+            captum_map,
         ),
         Method(
             "smoothgrad",
@@ -477,9 +416,9 @@ METHODS: dict[str, Method] = {
             "Saliency averaged over noisy copies of the input.",
             "gradient",
             True,
-            _captum_method,
-            options=SmoothGradOptions,
+            captum_map,
+            options=CAPTUM_OPTIONS["smoothgrad"],
         ),
     ]
 }
-CAPTUM = tuple(n for n, m in METHODS.items() if m.compute is _captum_method)  # the captum methods, in order
+CAPTUM = tuple(n for n, m in METHODS.items() if m.compute is captum_map)  # the captum methods, in order

@@ -1,6 +1,7 @@
 """Datasets and inputs: bundled datasets, the user's own data, label matching, image and text validation."""
 
-from data.datasets import Dataset, list_datasets, load_dataset
+from data.dataset import Dataset
+from data.datasets import list_datasets, load_dataset
 from data.inputs import InputError, check_text, load_image
 from data.labels import LabelMatch, match_labels
 from data.sources import DatasetError

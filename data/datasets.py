@@ -1,4 +1,5 @@
-"""Datasets: the bundled ones (real or seeded-synthetic, no download) and the user's own (data/sources.py).
+"""Datasets: the bundled ones (real or seeded-synthetic, no download) and the user's own (data/sources.py), as
+a data.dataset.Dataset.
 
 `load_dataset(source, split)` returns a `Dataset` whose `.inputs` are what `model.prepare` takes:
 PIL images for image datasets, strings for text datasets.
@@ -6,132 +7,17 @@ PIL images for image datasets, strings for text datasets.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from data.sources import DatasetError, LazySequence, load_source
+from data.dataset import SPLIT_SEED, Dataset
+from data.sources import DatasetError, load_source
 
-SPLIT_SEED = 0
-_BUNDLED_FINGERPRINTS: dict[str, str] = {}  # a bundled set's key -> its content hash (fixed per process)
 TEST_FRACTION = 0.2
-
-
-@dataclass
-class Dataset:
-    """A collection of inputs, with labels when known.
-
-    inputs: a sequence of PIL images or strings (a list, or a lazy `data.sources.LazySequence` that decodes
-    an image when it is indexed); labels: int array [N] of indices into class_names, -1 = no label;
-    class_names: C names ([] for an unlabelled dataset); masks: optional object masks, a bool array
-    [N, H, W] or a lazy sequence of bool [H_i, W_i] (each in its image's own size); captions / names: [N]
-    a short description / the file name or row of each input; problems: (path, reason) of every file or
-    row that was skipped; source: the bundled name, path or hub id; splits: the source's splits; key:
-    identifies source, split and content (file list, sizes, mtimes) for caching; bundled: one of the
-    bundled sets, held in memory (a user source is read lazily and keyed by its files)."""
-
-    name: str
-    split: str
-    modality: str
-    inputs: Sequence
-    labels: np.ndarray
-    class_names: list[str]
-    masks: Sequence | np.ndarray | None = None
-    captions: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    source: str = ""
-    splits: tuple[str, ...] = ("train", "test", "all")
-    key: str = ""
-    bundled: bool = True
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    @property
-    def labelled(self) -> bool:
-        """At least one input has a label."""
-        return bool(self.class_names) and bool((np.asarray(self.labels) >= 0).any())
-
-    def fingerprint(self) -> str:
-        """What identifies the content: a user source's key (file list, sizes, mtimes), or a hash of a bundled set's
-        inputs and labels (computed once per bundled set and process: the views ask on every run)."""
-        if not self.bundled:
-            return self.key
-        if self.key in _BUNDLED_FINGERPRINTS:
-            return _BUNDLED_FINGERPRINTS[self.key]
-        h = hashlib.sha256(self.key.encode())  # in memory, so hash what is there
-        for x in self.inputs:
-            h.update(x.encode() if isinstance(x, str) else np.asarray(x).tobytes())
-        h.update(np.asarray(self.labels).tobytes())
-        fingerprint = f"{self.key}|{h.hexdigest()[:16]}"
-        if self.key:  # a key names the content; a set made without one is hashed every time
-            _BUNDLED_FINGERPRINTS[self.key] = fingerprint
-        return fingerprint
-
-    def subset(self, idx) -> Dataset:
-        """The rows `idx` (indices into this dataset) as a new Dataset (lazy inputs stay lazy)."""
-        idx = [int(i) for i in idx]
-        inputs = self.inputs[idx] if isinstance(self.inputs, LazySequence) else [self.inputs[i] for i in idx]
-        masks = (
-            None
-            if self.masks is None
-            else (
-                self.masks[idx] if isinstance(self.masks, (np.ndarray, LazySequence)) else [self.masks[i] for i in idx]
-            )
-        )
-        return replace(
-            self,
-            inputs=inputs,
-            labels=np.asarray(self.labels)[idx],
-            masks=masks,
-            captions=[self.captions[i] for i in idx] if self.captions else [],
-            names=[self.names[i] for i in idx] if self.names else [],
-            key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}",
-        )
-
-    def sample_order(self, seed: int = SPLIT_SEED) -> np.ndarray:
-        """[N] every row once, in the order samples take them: seeded, and stratified by label (one row of each
-        class in turn, the classes and each class's rows in a seeded random order; unlabelled rows form one
-        more group), so the first n rows cover as many classes as n allows, in proportion."""
-        rng = np.random.default_rng(seed)
-        shuffled = rng.permutation(len(self))
-        labels = np.asarray(self.labels)[shuffled]
-        groups, group_of = np.unique(labels, return_inverse=True)
-        group_rank = rng.permutation(len(groups))[group_of]  # each class's turn within a round
-        by_group = np.argsort(group_of, kind="stable")
-        sizes = np.bincount(group_of)
-        within = np.empty(len(self), dtype=np.int64)  # the row's round: its rank among its class's rows
-        within[by_group] = np.arange(len(self)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        return shuffled[np.lexsort((group_rank, within))]
-
-    def sample_rows(self, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
-        """[min(n, N)] the rows the dataset-level views analyse, in file order: the first n of `sample_order`
-        (stratified across classes and seeded; the rows of a smaller sample are among those of a larger one)."""
-        return np.sort(self.sample_order(seed)[: min(int(n), len(self))])
-
-    def sample(self, n: int) -> Dataset:
-        """The subset at `sample_rows(n)`."""
-        return self.subset(self.sample_rows(n))
-
-    def mask_batch(self, idx, size: int) -> np.ndarray:
-        """bool [b, size, size]: the masks of rows idx resized (nearest) to the model's square input, the
-        same resize the image gets in `model.prepare`."""
-        out = []
-        for i in idx:
-            assert self.masks is not None, "mask_batch needs a dataset with masks"
-            m = np.asarray(self.masks[int(i)]).astype(bool)
-            if m.shape != (size, size):
-                small = Image.fromarray(m.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
-                m = np.asarray(small) > 127
-            out.append(m)
-        return np.stack(out)
 
 
 def _bundled(name: str, split: str, n: int) -> dict:

@@ -22,13 +22,13 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from data.dataset import Dataset, LazySequence
 from data.inputs import MAX_IMAGE_PIXELS, InputError, as_displayed, load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -41,40 +41,10 @@ IMAGE_COLUMNS = ("image", "img", "path", "image_path", "file", "filename")
 LABEL_COLUMNS = ("label", "labels", "class", "category")
 MASK_COLUMNS = ("mask", "masks", "segmentation")
 ONE_SPLIT = "all"
-DECODE_THREADS = max(2, min(8, os.cpu_count() or 1))
 
 
 class DatasetError(ValueError):
     """A dataset source that cannot be used; the message says what was tried and what to do."""
-
-
-class LazySequence(Sequence):
-    """Items made on access: item i is `load(keys[i])`. A slice or a list/array of indices gives another view
-    (nothing is loaded); an int index loads that one item; iterating (`list(view)`, as a batch does) loads the
-    items on DECODE_THREADS threads (Pillow decodes and resizes without holding the GIL), in order."""
-
-    def __init__(self, load: Callable, keys: Sequence):
-        self.load, self.keys = load, keys
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __iter__(self):
-        if len(self.keys) < 2:
-            return (self.load(k) for k in self.keys)
-        return _decode_pool().map(self.load, self.keys)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return LazySequence(self.load, self.keys[i])
-        if isinstance(i, (list, tuple, np.ndarray)):
-            return LazySequence(self.load, [self.keys[int(j)] for j in i])
-        return self.load(self.keys[int(i)])
-
-
-@lru_cache(maxsize=1)
-def _decode_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="headscope-decode")
 
 
 # -- files ------------------------------------------------------------------------------------------------
@@ -477,8 +447,6 @@ def load_source(
     """A user source (folder, table file, saved `datasets` folder or cached hub id) as a lazy data.Dataset.
 
     split: None picks test, validation or val when present, else the only split. Raises DatasetError."""
-    from data.datasets import Dataset
-
     path = Path(source).expanduser()
     problems: list = []
     mask_seq = None

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from analysis.attention import rollout
-from analysis.captum_methods import input_attributions
+from analysis.captum_methods import CAPTUM_OPTIONS, input_attributions
 from analysis.faithfulness import pointing_game, random_maps
 from analysis.relevance import (
     CAPTUM,
@@ -277,8 +277,9 @@ def test_registry_entries_are_complete(minilm, digits_vit):
     batch = digits_vit.prepare(load_dataset("digits", "test").inputs[:1])
     with pytest.raises(RelevanceError, match="not a captum method"):  # never a silent fall-through to SmoothGrad
         input_attributions(digits_vit, batch, "rollout")
-    with pytest.raises(RelevanceError, match="Unknown relevance method"):
+    with pytest.raises(RelevanceError, match="'smooth_grad' is not a captum method .*smoothgrad"):  # names them
         input_attributions(digits_vit, batch, "smooth_grad")
+    assert list(CAPTUM_OPTIONS) == list(CAPTUM)  # the captum module and the registry list the same methods
     assert set(available_methods(digits_vit)) == set(METHODS)
     assert "gradcam" not in available_methods(minilm)
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from analysis.evaluation import accuracy, predict
 from data import DatasetError, load_dataset, match_labels
-from data.sources import LazySequence
+from data.dataset import LazySequence
 from tests.conftest import save_tiny_vit
 
 
@@ -91,7 +91,7 @@ def test_samples_are_stratified_by_class(name):
 
 
 def test_unlabelled_rows_are_one_more_group():
-    from data.datasets import Dataset
+    from data.dataset import Dataset
 
     labels = np.array([0] * 10 + [-1] * 10 + [1] * 2)
     ds = Dataset("toy", "all", "text", [str(i) for i in range(len(labels))], labels, ["a", "b"])
