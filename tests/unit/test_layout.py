@@ -1,0 +1,64 @@
+"""The house rules of docs/architecture.md, checked on the source: data flows one way and no module imports
+itself back through others (imports inside functions count too)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("data", "models", "analysis", "runs", "ui")
+LOWER = {"data": set(), "models": {"data"}, "analysis": {"data", "models"}, "runs": {"data", "models", "analysis"}}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            out[name] = path
+    return out
+
+
+def _imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """Every first-party module (or package) `path` imports, anywhere in the file; plus 'streamlit'."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n in known or n.split(".")[0] == "streamlit"}
+    return {"streamlit" if n.startswith("streamlit") else n for n in found}
+
+
+def test_no_import_cycles():
+    known = _modules()
+    graph = {m: _imports(p, known) - {"streamlit"} for m, p in known.items()}
+    cycles = []
+
+    def visit(start: str, node: str, path: list[str]) -> None:
+        for dep in graph.get(node, ()):
+            if dep == start:
+                cycles.append(path)
+            elif dep not in path and len(path) < 8:
+                visit(start, dep, [*path, dep])
+
+    for module in graph:
+        visit(module, module, [module])
+    assert not cycles, f"import cycles: {sorted({' -> '.join(sorted(set(c))) for c in cycles})}"
+
+
+def test_data_flows_one_way():
+    """data -> models -> analysis -> runs -> ui: a lower package never imports a higher one, or streamlit."""
+    known = _modules()
+    wrong = []
+    for module, path in known.items():
+        package = module.split(".")[0]
+        if package not in LOWER:
+            continue
+        for dep in _imports(path, known):
+            top = dep.split(".")[0]
+            if top != package and (top == "streamlit" or top not in LOWER[package]):
+                wrong.append(f"{module} imports {dep}")
+    assert not wrong, wrong
