@@ -19,8 +19,8 @@ import torch
 from analysis.attention import head_statistics
 from analysis.patterns import PatternSummary, summarise_patterns
 from analysis.units import UNITS
-from data import Dataset, load_dataset
-from models import HookedModel, TraceArrays, load_model
+from data import Dataset, InputError, load_dataset
+from models import HookedModel, TextModel, TraceArrays, load_model
 from runs.jobs import MemoryRun
 
 T = TypeVar("T")
@@ -68,9 +68,16 @@ def model_key(name: str, labels: tuple[str, ...] | None) -> str:
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
 def get_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     """A loaded model; prompt-head text models get their own copy per label set."""
-    m = load_model(name)
-    if labels:
-        m.set_labels(labels)
+    return _with_labels(load_model(name), labels)
+
+
+def _with_labels(m: HookedModel, labels: tuple[str, ...] | None) -> HookedModel:
+    """m with its label set replaced by `labels` (prompt-head text models only; raises data.InputError)."""
+    if not labels:
+        return m
+    if not isinstance(m, TextModel):
+        raise InputError(f"{m.spec.name} has its own classifier; its labels cannot be edited.")
+    m.set_labels(labels)
     return m
 
 
@@ -133,10 +140,7 @@ HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names ins
 @st.cache_resource(max_entries=2, show_spinner="Building the random-init baseline (same config, fresh weights)…")
 def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     """The model `name` with freshly initialised weights (seeded), with the same label set."""
-    m = load_model(name, random_init=True)
-    if labels:
-        m.set_labels(labels)
-    return m
+    return _with_labels(load_model(name, random_init=True), labels)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring separability per layer…")
@@ -252,7 +256,7 @@ def importance_sample(key: str, data_key: str, n: int, _model: HookedModel, _dat
     from analysis.importance import make_sample
 
     sub = _dataset.sample(n)
-    return make_sample(_model, sub.inputs, sub.labels, sub.class_names)
+    return make_sample(_model, sub.inputs, sub.labels.tolist(), sub.class_names)
 
 
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
@@ -331,11 +335,11 @@ def relevance_conservation(
     from analysis.relevance import SPLIT_PARTS, conservation_split
 
     split = conservation_split(_model, _batch.repeat(len(classes)), list(classes), read_at)
-    split = {k: v.detach().cpu().numpy() for k, v in split.items()}
-    parts = {k: split[k] for k in SPLIT_PARTS if k in split and k != "maps"}
+    arrays = {k: v.detach().cpu().numpy() for k, v in split.items()}
+    parts = {k: arrays[k] for k in SPLIT_PARTS if k in arrays and k != "maps"}
     return pd.DataFrame(
-        {"class": split["target"], "name": [_model.spec.class_names[c] for c in classes], "logit": split["logit"]}
-        | {"total_relevance": split["maps"]}
+        {"class": arrays["target"], "name": [_model.spec.class_names[c] for c in classes], "logit": arrays["logit"]}
+        | {"total_relevance": arrays["maps"]}
         | parts
     )
 

@@ -155,15 +155,19 @@ def cell_picker(
         "name": name,
     }
 
+    def missing() -> None:  # the page lacks a picture sent as its id: the rerun sends it whole
+        st.session_state.get(state.PICTURES, {}).pop((st.session_state.get(key) or {}).get("missing"), None)
+
+    if on_pick is None:
+        _component(data=data, key=key, on_missing_change=missing)
+        return
+
     def picked() -> None:
         cell = (st.session_state.get(key) or {}).get("pick")
         if cell is not None:
             on_pick(int(cell[0]), int(cell[1]))
 
-    def missing() -> None:  # the page lacks a picture sent as its id: the rerun sends it whole
-        st.session_state.get(state.PICTURES, {}).pop((st.session_state.get(key) or {}).get("missing"), None)
-
-    _component(data=data, key=key, on_missing_change=missing, **({"on_pick_change": picked} if on_pick else {}))
+    _component(data=data, key=key, on_missing_change=missing, on_pick_change=picked)
 
 
 @functools.lru_cache(maxsize=4 * PICTURES_SENT)

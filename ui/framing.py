@@ -74,7 +74,8 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    # numpy's stub lets ** arguments also fill the keyword allow_pickle: bool, so a dict of arrays is refused
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buf.getvalue()
 
 

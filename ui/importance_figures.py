@@ -143,12 +143,12 @@ def pruning_curves_figure(curves: pd.DataFrame, metric: str):
     return fig
 
 
-def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int] | None = None):
+def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int] | None = None) -> go.Figure:
     """Importance of every head (columns) for each class (rows) under one metric (frame: class, n, layer,
     head, metric, value); the selected head's column is marked."""
     d = frame[frame.metric == metric]
     classes = list(dict.fromkeys(d["class"]))
-    heads = list(dict.fromkeys(zip(d["layer"], d["head"])))
+    heads: list[tuple[int, ...]] = list(dict.fromkeys(zip(d["layer"], d["head"])))
     z = d.pivot_table(index="class", columns=["layer", "head"], values="value", sort=False).loc[classes, heads]
     cols = [f"L{l}H{h}" for l, h in heads]
     rows = [f"{c} (n={n})" for c, n in d.groupby("class", sort=False)["n"].first().loc[classes].items()]

@@ -151,7 +151,7 @@ def _square_axes(layout: dict, s: int) -> None:
 def top_tokens(tokens: Sequence[str], maps: dict[str, np.ndarray], k: int) -> pd.DataFrame:
     """The k most relevant word pieces of each method (maps: {method: [T'] shares}) as one table: per method a
     column "token (share)", rank 1 first."""
-    out = {"rank": np.arange(1, min(k, len(tokens)) + 1)}
+    out: dict[str, np.ndarray | list[str]] = {"rank": np.arange(1, min(k, len(tokens)) + 1)}
     for name, v in maps.items():
         order = np.argsort(-np.asarray(v))[:k]
         out[name] = [f"{tokens[i]} ({v[i]:+.1%})" for i in order]

@@ -179,16 +179,15 @@ def follow(ctx, analysis: str) -> None:
         return
     st.session_state.get(JOBS_KEY, {}).pop(key, None)
     newest = next(iter(_matching(ctx, analysis)), None)
-    state = newest.manifest.state if newest is not None else None
-    if started is not None and state is None:
+    if started is not None and newest is None:
         st.error(
             f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
             + Path(started[1]).read_text()[-800:]
         )
-    elif started is not None and state != "done":
+    elif started is not None and newest is not None and newest.manifest.state != "done":
         m = newest.manifest
         st.warning(
-            f"The background run ended as {state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
+            f"The background run ended as {m.state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
             f"to resume from there. Log: {started[1]}"
         )
     else:
