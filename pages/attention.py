@@ -26,6 +26,7 @@ from ui.attention_figures import (
 )
 from ui.cell_picker import head_grid
 from ui.clicks import on_click, on_head_click
+from ui.context import images_of, tokens_of
 from ui.figures import token_heatmap
 from ui.framing import download_button, show_cells, show_figure, show_head_chart
 from ui.links import stop_view
@@ -35,11 +36,12 @@ from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
 from ui.tabs import lazy_tabs
 
-ctx = page_context()
+chosen = page_context()
 st.title("Attention")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 m = ctx.model
 spec = m.spec
@@ -54,7 +56,7 @@ st.caption(
 
 attn = ctx.trace().attentions[:, 0]  # [L, H, T, T]
 T = attn.shape[-1]
-tokens = ctx.batch.tokens[0] if not image else None
+tokens = tokens_of(ctx.batch)[0] if not image else None
 if not image and T - P <= 2:
     st.info(
         f"This text has {T - P - 1} word piece(s) between [CLS] and [SEP], so every head can only look at a "
@@ -120,7 +122,7 @@ def heads_panel() -> None:
             what = "the token × token attention matrix (rows = queries" + (
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")"
             )
-        under, width = (ctx.batch.images[0] if image else None), (1000 if wide else 500)
+        under, width = (images_of(ctx.batch)[0] if image else None), (1000 if wide else 500)
         show_head_chart(
             lambda: overview_mosaic(cells, under, width),
             (ctx.model_key, ctx.input_key, query if image else None, width),  # a text's cells: every query
@@ -176,7 +178,7 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
         heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
         show_cells(
-            query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
+            query_image(images_of(ctx.batch)[0], heat, spec.grid, query - P if query >= P else None),
             (divmod(query - P, spec.grid[1]) if query >= P else None),
             "brighter patches get more of the query's attention (the query is outlined in red); click a "
             f"patch to make it the query.{prefix_share}",
@@ -494,7 +496,7 @@ def cluster_members(s, cluster: int, sample) -> None:
 # that shows it is opened); Heads and Distance stay drawn while the user switches between them, Patterns (a point
 # per head and input) only while open. The sample size lives in session state while no tab shows its picker. The
 # panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
-TABS = ATTENTION_TAB.options
+TABS = ATTENTION_TAB.values()
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
 ATTENTION_TAB.bind()
@@ -520,7 +522,7 @@ def tabbed() -> None:
             arrays = cache.sample_run("attention", ctx.model_key, ds.key, n, (("patterns", True),), m, ds).arrays()
     if TABS[1] in shown:
         with tabs[TABS[1]]:
-            stored, use_stored = stored_toggle(
+            stored, used = stored_toggle(
                 ctx,
                 "attention",
                 "Distance and strength from the {run}",
@@ -528,9 +530,9 @@ def tabbed() -> None:
                 help="A precomputed attention run of this model on this dataset; the patterns tab still uses the "
                 "sample above.",
             )
-            if use_stored:
-                whole = cache.stored_run(str(stored.root), stored.manifest.updated).arrays()
-                distance_panel(len(whole["row"]), whole, f"stored {stored.root} {stored.manifest.updated}")
+            if used is not None:
+                whole = cache.stored_run(str(used.root), used.manifest.updated).arrays()
+                distance_panel(len(whole["row"]), whole, f"stored {used.root} {used.manifest.updated}")
             else:
                 if stored is None:
                     background_panel(ctx, "attention", "the attention statistics")

@@ -58,12 +58,15 @@ def find_run(ctx, analysis: str) -> Run | None:
     return best
 
 
-def stored_toggle(ctx, analysis: str, label: str, key: str, help: str | None = None) -> tuple[Run | None, bool]:
-    """The finished run of `analysis` for the sidebar's model and dataset (find_run) and whether the view uses it:
-    a toggle, on by default, shown only when there is such a run. label: the toggle's text, "{run}" standing for
-    the run's label (run_label)."""
+def stored_toggle(ctx, analysis: str, label: str, key: str, help: str | None = None) -> tuple[Run | None, Run | None]:
+    """The finished run of `analysis` for the sidebar's model and dataset (find_run), and that run again when the
+    view uses it (else None): a toggle, on by default, shown only when there is such a run. label: the toggle's
+    text, "{run}" standing for the run's label (run_label)."""
     run = find_run(ctx, analysis)
-    return run, run is not None and st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
+    if run is None:
+        return None, None
+    used = st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
+    return run, run if used else None
 
 
 def run_label(run: Run) -> str:
