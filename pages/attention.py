@@ -46,7 +46,8 @@ ctx = chosen  # a PageContext from here on, in the functions below too
 m = ctx.model
 spec = m.spec
 L, H = spec.n_layers, spec.n_heads
-image = spec.grid is not None
+grid = spec.grid  # (rows, columns) of patches; None for a text model
+image = grid is not None
 P = spec.n_prefix
 st.caption(
     "Each attention head decides, for every token, how much to read from every other token. Below: all "
@@ -104,7 +105,7 @@ def heads_panel() -> None:
     st.selectbox(
         "Query token" + (" (or click a patch on the image at the right)" if image else ""),
         list(options),
-        format_func=options.get,
+        format_func=options.__getitem__,
         key=synced("attn_query", query),
         on_change=query_from_widget,
         help="Whose attention to show: the row of the attention matrix for this token.",
@@ -114,8 +115,8 @@ def heads_panel() -> None:
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
     with left:
         st.subheader("All heads")
-        if image:
-            cells = query_maps(attn, query, P, spec.grid)
+        if grid is not None:
+            cells = query_maps(attn, query, P, grid)
             what = f"{options[query]}'s attention over the patch grid, laid over the image"
         else:
             cells = pooled(attn)
@@ -171,43 +172,46 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     """The selected head's pattern: the query map over the image or the line view of a text, and the full matrix
     behind a toggle (a text too long for the line view shows the matrix at once)."""
     name = f"attention_L{layer}H{head}"
-    labels = (
-        (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image else tokens
-    )
-    if image:
-        heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
+    if grid is not None:
+        labels = ["CLS", "DIST"][:P] + [f"r{i // grid[1]}c{i % grid[1]}" for i in range(T - P)]
+        heat = query_maps(matrix[None, None], query, P, grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
         show_cells(
-            query_image(images_of(ctx.batch)[0], heat, spec.grid, query - P if query >= P else None),
-            (divmod(query - P, spec.grid[1]) if query >= P else None),
+            query_image(images_of(ctx.batch)[0], heat, grid, query - P if query >= P else None),
+            (divmod(query - P, grid[1]) if query >= P else None),
             "brighter patches get more of the query's attention (the query is outlined in red); click a "
             f"patch to make it the query.{prefix_share}",
             {"matrix": matrix, "query": np.array(query), "map": heat},
             name,
             key="attn_query_image",
-            on_pick=lambda row, col: set_query(P + row * spec.grid[1] + col),
-        )
-    elif T <= LINE_VIEW_MAX:
-        k = st.slider(
-            "Lines per query (top-k keys)",
-            1,
-            min(10, T),
-            min(3, T),
-            key="attn_topk",
-            help="Only each query's k strongest keys get a line, so the view stays readable.",
-        )
-        show_figure(
-            line_view(matrix, tokens, query, k),
-            f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
-            "more attention. The query's lines are red; click a word on the left to follow it.",
-            {"matrix": matrix, "tokens": np.array(tokens)},
-            name + "_lines",
-            key="attn_lines",
-            on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
-            selection_mode="points",
+            on_pick=lambda row, col: set_query(P + row * grid[1] + col),
         )
     else:
-        st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all.")
+        assert tokens is not None  # set above for a text model
+        labels = tokens
+        if T <= LINE_VIEW_MAX:
+            k = st.slider(
+                "Lines per query (top-k keys)",
+                1,
+                min(10, T),
+                min(3, T),
+                key="attn_topk",
+                help="Only each query's k strongest keys get a line, so the view stays readable.",
+            )
+            show_figure(
+                line_view(matrix, labels, query, k),
+                f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
+                "more attention. The query's lines are red; click a word on the left to follow it.",
+                {"matrix": matrix, "tokens": np.array(labels)},
+                name + "_lines",
+                key="attn_lines",
+                on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
+                selection_mode="points",
+            )
+        else:
+            st.info(
+                f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all."
+            )
     if image or T <= LINE_VIEW_MAX:
         if not MATRIX.draw(label=f"Full {T} × {T} attention matrix"):
             return
@@ -243,7 +247,8 @@ def distance_panel(n: int, a: dict[str, np.ndarray], source: str) -> None:
     dist = a["distance_px" if image else "distance"]
     unit = "px" if image else "tokens"
     if image:
-        reference = uniform_distance(spec.grid, T - P) * spec.patch_size
+        rows, cols, patch_size, _, _ = spec.image_layout()
+        reference = uniform_distance((rows, cols), T - P) * patch_size
     else:
         reference = float(np.mean([uniform_distance(None, int(t) - P) for t in a["n_tokens"]]))
     colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
