@@ -132,7 +132,7 @@ if labels is None:
 
 
 @links.fragment
-def head_panel():
+def head_panel() -> None:
     """The score grids (click a head) and the selected head's partial-pruning curve."""
     if not shown:
         st.warning("Pick at least one score to show.")

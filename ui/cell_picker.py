@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -97,7 +98,7 @@ def head_grid(
     )
 
 
-def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = None, **options) -> CellGrid:
+def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = None, **options: Any) -> CellGrid:
     """A grid of one picture pixel per cell, coloured rgb [rows, cols, 3] (floats in [0, 1]), tips row by row; the
     cells where clear [rows, cols] (bool) is set are see-through (no value: the page's background, light or dark,
     shows); options: the other CellGrid fields (labels, title, height, scale, texts, ...)."""
@@ -106,7 +107,7 @@ def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = 
     return CellGrid(picture=png_source(rgb), rows=rgb.shape[0], cols=rgb.shape[1], cell=1, gap=0, tips=tips, **options)
 
 
-def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options) -> CellGrid:
+def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options: Any) -> CellGrid:
     """An image's picture [S, S, 3] (floats in [0, 1]; S a multiple of the grid) with a cell per patch of the h x w
     grid `patches`, tips row by row, no labels; options: the other CellGrid fields (title, max_width, scale, ...)."""
     gh, gw = patches

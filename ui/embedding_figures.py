@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -197,7 +198,7 @@ def embedding_scatter(
     return fig
 
 
-def selected_rows(event) -> list[int]:
+def selected_rows(event: Any) -> list[int]:
     """Sample rows (customdata) of the points selected with box / lasso / click in an embedding_scatter."""
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     rows = []
