@@ -20,7 +20,7 @@ from analysis.attention import head_statistics
 from analysis.patterns import PatternSummary, summarise_patterns
 from analysis.units import UNITS
 from data import Dataset, InputError, load_dataset
-from models import HookedModel, TextModel, TraceArrays, load_model
+from models import Batch, HookedModel, TextModel, TraceArrays, load_model
 from runs.jobs import MemoryRun
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ def get_dataset(source: str, split: str | None = None) -> Dataset:
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
-def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> TraceArrays:
+def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch: Batch) -> TraceArrays:
     """Captured activations of one prepared input (models.trace.TraceArrays)."""
     return _model.run(_batch, capture=True).to_numpy()
 
@@ -187,7 +187,7 @@ LENGTH_TEXTS = 1000  # texts joined into the stream that length collapse cuts in
 
 @st.cache_data(max_entries=32, show_spinner="Computing the spectral metrics…")
 def spectral_metrics(
-    key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel, _batch
+    key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel, _batch: Batch
 ):
     """analysis.spectral.spectral_metrics of a prepared batch under per-layer temperatures `temps`; with
     head_spectra the attention responses with eigenvalues, else the layer metrics and Fourier profiles only."""
@@ -204,7 +204,7 @@ def spectral_whatif(
     variants: tuple[str, ...],
     norm: str,
     _model: HookedModel,
-    _batch,
+    _batch: Batch,
 ) -> dict[str, np.ndarray]:
     """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward under `norm`."""
     from analysis.spectral import rank_collapse_whatif
@@ -215,7 +215,12 @@ def spectral_whatif(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def spectral_sweep(
-    key: str, input_key: str, taus: tuple[float, ...], layers: tuple[int, ...] | None, _model: HookedModel, _batch
+    key: str,
+    input_key: str,
+    taus: tuple[float, ...],
+    layers: tuple[int, ...] | None,
+    _model: HookedModel,
+    _batch: Batch,
 ) -> dict[str, np.ndarray]:
     """analysis.spectral.temperature_sweep over `taus` at `layers` (all when None)."""
     from analysis.spectral import temperature_sweep
@@ -241,7 +246,7 @@ def spectral_length_collapse(
 
 
 @st.cache_data(max_entries=16, show_spinner="Recording the MLP activations…")
-def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batch: Batch) -> dict[str, np.ndarray]:
     """analysis.spectral.mlp_activation_spectrum of one prepared input."""
     from analysis.spectral import mlp_activation_spectrum
 
@@ -309,7 +314,13 @@ def importance_curves(
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
 def relevance_maps(
-    key: str, input_key: str, method: str, classes: tuple[int, ...] | None, read_at: str, _model: HookedModel, _batch
+    key: str,
+    input_key: str,
+    method: str,
+    classes: tuple[int, ...] | None,
+    read_at: str,
+    _model: HookedModel,
+    _batch: Batch,
 ) -> np.ndarray:
     """analysis.relevance.explain of one prepared input for one method: [len(classes), T'] raw relevance for each
     of `classes` in one batched pass, or [1, T'] for the predicted class (classes None). read_at: where a text
@@ -325,7 +336,7 @@ def relevance_maps(
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
 def relevance_conservation(
-    key: str, input_key: str, read_at: str, classes: tuple[int, ...], _model: HookedModel, _batch
+    key: str, input_key: str, read_at: str, classes: tuple[int, ...], _model: HookedModel, _batch: Batch
 ):
     """AttnLRP total input relevance vs the logit, for each of `classes` of one input (one batched pass):
     DataFrame (class, name, logit, total_relevance = what the maps show) and where the rest goes
