@@ -26,6 +26,7 @@ from ui.attention_figures import (
 )
 from ui.cell_picker import head_grid
 from ui.clicks import on_click, on_head_click
+from ui.context import images_of, tokens_of
 from ui.figures import token_heatmap
 from ui.framing import download_button, show_cells, show_figure, show_head_chart
 from ui.links import stop_view
@@ -35,16 +36,18 @@ from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
 from ui.tabs import lazy_tabs
 
-ctx = page_context()
+chosen = page_context()
 st.title("Attention")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 m = ctx.model
 spec = m.spec
 L, H = spec.n_layers, spec.n_heads
-image = spec.grid is not None
+grid = spec.grid  # (rows, columns) of patches; None for a text model
+image = grid is not None
 P = spec.n_prefix
 st.caption(
     "Each attention head decides, for every token, how much to read from every other token. Below: all "
@@ -54,7 +57,7 @@ st.caption(
 
 attn = ctx.trace().attentions[:, 0]  # [L, H, T, T]
 T = attn.shape[-1]
-tokens = ctx.batch.tokens[0] if not image else None
+tokens = tokens_of(ctx.batch)[0] if not image else None
 if not image and T - P <= 2:
     st.info(
         f"This text has {T - P - 1} word piece(s) between [CLS] and [SEP], so every head can only look at a "
@@ -102,7 +105,7 @@ def heads_panel() -> None:
     st.selectbox(
         "Query token" + (" (or click a patch on the image at the right)" if image else ""),
         list(options),
-        format_func=options.get,
+        format_func=options.__getitem__,
         key=synced("attn_query", query),
         on_change=query_from_widget,
         help="Whose attention to show: the row of the attention matrix for this token.",
@@ -112,15 +115,15 @@ def heads_panel() -> None:
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1])
     with left:
         st.subheader("All heads")
-        if image:
-            cells = query_maps(attn, query, P, spec.grid)
+        if grid is not None:
+            cells = query_maps(attn, query, P, grid)
             what = f"{options[query]}'s attention over the patch grid, laid over the image"
         else:
             cells = pooled(attn)
             what = "the token × token attention matrix (rows = queries" + (
                 f"; {T} tokens averaged into {cells.shape[-1]} blocks)" if cells.shape[-1] < T else ")"
             )
-        under, width = (ctx.batch.images[0] if image else None), (1000 if wide else 500)
+        under, width = (images_of(ctx.batch)[0] if image else None), (1000 if wide else 500)
         show_head_chart(
             lambda: overview_mosaic(cells, under, width),
             (ctx.model_key, ctx.input_key, query if image else None, width),  # a text's cells: every query
@@ -169,43 +172,46 @@ def one_head(matrix: np.ndarray, query: int, layer: int, head: int) -> None:
     """The selected head's pattern: the query map over the image or the line view of a text, and the full matrix
     behind a toggle (a text too long for the line view shows the matrix at once)."""
     name = f"attention_L{layer}H{head}"
-    labels = (
-        (["CLS", "DIST"][:P] + [f"r{i // spec.grid[1]}c{i % spec.grid[1]}" for i in range(T - P)]) if image else tokens
-    )
-    if image:
-        heat = query_maps(matrix[None, None], query, P, spec.grid)[0, 0]
+    if grid is not None:
+        labels = ["CLS", "DIST"][:P] + [f"r{i // grid[1]}c{i % grid[1]}" for i in range(T - P)]
+        heat = query_maps(matrix[None, None], query, P, grid)[0, 0]
         prefix_share = "" if query < 0 or P == 0 else f" This query gives {matrix[query, :P].sum():.0%} to the prefix."
         show_cells(
-            query_image(ctx.batch.images[0], heat, spec.grid, query - P if query >= P else None),
-            (divmod(query - P, spec.grid[1]) if query >= P else None),
+            query_image(images_of(ctx.batch)[0], heat, grid, query - P if query >= P else None),
+            (divmod(query - P, grid[1]) if query >= P else None),
             "brighter patches get more of the query's attention (the query is outlined in red); click a "
             f"patch to make it the query.{prefix_share}",
             {"matrix": matrix, "query": np.array(query), "map": heat},
             name,
             key="attn_query_image",
-            on_pick=lambda row, col: set_query(P + row * spec.grid[1] + col),
-        )
-    elif T <= LINE_VIEW_MAX:
-        k = st.slider(
-            "Lines per query (top-k keys)",
-            1,
-            min(10, T),
-            min(3, T),
-            key="attn_topk",
-            help="Only each query's k strongest keys get a line, so the view stays readable.",
-        )
-        show_figure(
-            line_view(matrix, tokens, query, k),
-            f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
-            "more attention. The query's lines are red; click a word on the left to follow it.",
-            {"matrix": matrix, "tokens": np.array(tokens)},
-            name + "_lines",
-            key="attn_lines",
-            on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
-            selection_mode="points",
+            on_pick=lambda row, col: set_query(P + row * grid[1] + col),
         )
     else:
-        st.info(f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all.")
+        assert tokens is not None  # set above for a text model
+        labels = tokens
+        if T <= LINE_VIEW_MAX:
+            k = st.slider(
+                "Lines per query (top-k keys)",
+                1,
+                min(10, T),
+                min(3, T),
+                key="attn_topk",
+                help="Only each query's k strongest keys get a line, so the view stays readable.",
+            )
+            show_figure(
+                line_view(matrix, labels, query, k),
+                f"each query (left) is joined to its {k} strongest keys (right); darker, thicker lines = "
+                "more attention. The query's lines are red; click a word on the left to follow it.",
+                {"matrix": matrix, "tokens": np.array(labels)},
+                name + "_lines",
+                key="attn_lines",
+                on_select=on_click("attn_lines", lambda data: set_query(int(data[0]))),
+                selection_mode="points",
+            )
+        else:
+            st.info(
+                f"This text has {T} tokens: the line view is drawn up to {LINE_VIEW_MAX}; the matrix shows them all."
+            )
     if image or T <= LINE_VIEW_MAX:
         if not MATRIX.draw(label=f"Full {T} × {T} attention matrix"):
             return
@@ -241,7 +247,8 @@ def distance_panel(n: int, a: dict[str, np.ndarray], source: str) -> None:
     dist = a["distance_px" if image else "distance"]
     unit = "px" if image else "tokens"
     if image:
-        reference = uniform_distance(spec.grid, T - P) * spec.patch_size
+        rows, cols, patch_size, _, _ = spec.image_layout()
+        reference = uniform_distance((rows, cols), T - P) * patch_size
     else:
         reference = float(np.mean([uniform_distance(None, int(t) - P) for t in a["n_tokens"]]))
     colour, colour_name = (a["prefix_mass"], "CLS mass") if P else (a["entropy"], "entropy")
@@ -494,7 +501,7 @@ def cluster_members(s, cluster: int, sample) -> None:
 # that shows it is opened); Heads and Distance stay drawn while the user switches between them, Patterns (a point
 # per head and input) only while open. The sample size lives in session state while no tab shows its picker. The
 # panels are fragments inside the tabs' fragment: a click in one reruns that panel only.
-TABS = ATTENTION_TAB.options
+TABS = ATTENTION_TAB.values()
 if "attn_n" in st.session_state:
     st.session_state["attn_n"] = st.session_state["attn_n"]
 ATTENTION_TAB.bind()
@@ -520,7 +527,7 @@ def tabbed() -> None:
             arrays = cache.sample_run("attention", ctx.model_key, ds.key, n, (("patterns", True),), m, ds).arrays()
     if TABS[1] in shown:
         with tabs[TABS[1]]:
-            stored, use_stored = stored_toggle(
+            stored, used = stored_toggle(
                 ctx,
                 "attention",
                 "Distance and strength from the {run}",
@@ -528,9 +535,9 @@ def tabbed() -> None:
                 help="A precomputed attention run of this model on this dataset; the patterns tab still uses the "
                 "sample above.",
             )
-            if use_stored:
-                whole = cache.stored_run(str(stored.root), stored.manifest.updated).arrays()
-                distance_panel(len(whole["row"]), whole, f"stored {stored.root} {stored.manifest.updated}")
+            if used is not None:
+                whole = cache.stored_run(str(used.root), used.manifest.updated).arrays()
+                distance_panel(len(whole["row"]), whole, f"stored {used.root} {used.manifest.updated}")
             else:
                 if stored is None:
                     background_panel(ctx, "attention", "the attention statistics")

@@ -16,7 +16,7 @@ from analysis.embedding import (
 from analysis.units.embedding import as_sample_embedding
 from models import ModelLoadError, Trace
 from ui import cache, links, state
-from ui.context import warn_small_sample
+from ui.context import images_of, tokens_of, warn_small_sample
 from ui.embedding_figures import (
     block_class_grid,
     class_map_picture,
@@ -33,11 +33,12 @@ from ui.pickers import sample_size_picker
 from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, stored_toggle
 
-ctx = page_context()
+chosen = page_context()
 st.title("Class embedding")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 m = ctx.model
 spec = m.spec
@@ -85,7 +86,7 @@ def current_input() -> None:
         with left:
             n_first = int(first[block - 1].sum())
             show_cells(
-                class_map_picture(ctx.batch.images[0], first[block - 1], spec.class_names[cls]),
+                class_map_picture(images_of(ctx.batch)[0], first[block - 1], spec.class_names[cls]),
                 None,
                 f"red patches already rank '{spec.class_names[cls]}' first after block {block} "
                 f"({n_first} of {first[block - 1].size}); move the slider to watch the class spread.",
@@ -98,7 +99,7 @@ def current_input() -> None:
         tops = np.asarray(spec.class_names, dtype=object)[scores[:, spec.n_prefix :].argmax(-1).cpu().numpy()]
         with left:
             show_cells(
-                token_class_strip(first, ctx.batch.tokens[0][spec.n_prefix :], tops),
+                token_class_strip(first, tokens_of(ctx.batch)[0][spec.n_prefix :], tops),
                 None,
                 f"red cells: the word token already ranks '{spec.class_names[cls]}' first after that block; "
                 "hover for each token's top class.",
@@ -154,7 +155,7 @@ with c1:
 with c2:
     baseline_on = BASELINE.draw()
 
-stored, use_stored = (
+stored, used = (
     stored_toggle(
         ctx,
         "embedding",
@@ -164,10 +165,10 @@ stored, use_stored = (
         "Switch off to use the sample size above.",
     )
     if where == "resid"
-    else (None, False)
+    else (None, None)
 )
-if use_stored:
-    run = cache.stored_run(str(stored.root), stored.manifest.updated)
+if used is not None:
+    run = cache.stored_run(str(used.root), used.manifest.updated)
     sample_key = f"{ds.key}|stored"
 else:
     if stored is None and where == "resid":
@@ -247,8 +248,8 @@ def embedding_map() -> None:
         )
     else:
         mp = cache.embedding_map(ctx.model_key, sample_key, n, method, layer, 0, sample.embeddings)
-        coords, axis = mp.coords[0], PROJECTION.options[method]
-        note = f"{PROJECTION.options[method]} is fitted per layer: axes and distances are not comparable across layers"
+        coords, axis = mp.coords[0], PROJECTION.label_of(method)
+        note = f"{PROJECTION.label_of(method)} is fitted per layer: axes and distances are not comparable across layers"
     predicted = sample.summary_scores[-1].argmax(-1)
     hover = cache.sample_hover_texts(sample_key, n, rows, ds)
     fig = embedding_scatter(

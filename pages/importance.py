@@ -38,11 +38,12 @@ from ui.stored import background_panel, input_table, stored_toggle
 
 TOP_INPUTS = 20
 
-ctx = page_context()
+chosen = page_context()
 st.title("Head importance")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 st.caption(
     "Which heads the model needs: each head is removed in turn (its gate set to 0) over a sample of the "
@@ -88,7 +89,7 @@ with c2:
         args=((ctx.model_key, ds.key, n),),
     )
 st.caption(ctx.sample_note(n))
-stored, use_stored = stored_toggle(
+_, stored = stored_toggle(
     ctx,
     "importance",
     "Show the {run}",
@@ -96,7 +97,7 @@ stored, use_stored = stored_toggle(
     help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
     "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
 )
-if use_stored:
+if stored is not None:
     run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
     background_panel(ctx, "importance", "head importance")
@@ -131,7 +132,7 @@ if labels is None:
 
 
 @links.fragment
-def head_panel():
+def head_panel() -> None:
     """The score grids (click a head) and the selected head's partial-pruning curve."""
     if not shown:
         st.warning("Pick at least one score to show.")

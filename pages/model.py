@@ -6,6 +6,7 @@ import streamlit as st
 
 from data import list_datasets
 from ui import cache
+from ui.context import images_of, tokens_of
 from ui.figures import probability_bars
 from ui.framing import show_figure
 from ui.links import stop_view
@@ -14,11 +15,12 @@ from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, run_label, stored_toggle
 
 WORST = 20
-ctx = page_context()
+chosen = page_context()
 st.title("Model")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 spec = ctx.model.spec
 st.caption(
@@ -33,10 +35,10 @@ def accuracy_panel() -> None:
     request); and the worst-classified inputs."""
     ds = ctx.dataset
     st.subheader(f"Accuracy on {ds.name} ({ds.split})")
-    stored, use_stored = stored_toggle(ctx, "predictions", "Use the {run}", "model_use_stored")
-    if use_stored:
-        run = cache.stored_run(str(stored.root), stored.manifest.updated)
-        note = f"Evaluated: the {run_label(stored)}."
+    stored, used = stored_toggle(ctx, "predictions", "Use the {run}", "model_use_stored")
+    if used is not None:
+        run = cache.stored_run(str(used.root), used.manifest.updated)
+        note = f"Evaluated: the {run_label(used)}."
     else:
         n = len(ds)
         if ds.source not in list_datasets():
@@ -138,10 +140,10 @@ probs = tr.probs[0]
 cols = st.columns([1, 2])
 with cols[0]:
     if spec.modality == "image":
-        st.image(ctx.batch.images[0], caption=ctx.caption, width=220, clamp=True)
+        st.image(images_of(ctx.batch)[0], caption=ctx.caption, width=220, clamp=True)
     else:
         st.write(ctx.raw)
-        st.caption(" ".join(ctx.batch.tokens[0]))
+        st.caption(" ".join(tokens_of(ctx.batch)[0]))
     pred = int(probs.argmax())
     verdict = (
         ""

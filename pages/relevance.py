@@ -14,6 +14,7 @@ from analysis.targets import RelevanceError
 from analysis.units.faithfulness import as_report
 from analysis.units.relevance import as_maps
 from ui import cache, links
+from ui.context import images_of, tokens_of
 from ui.framing import download_button, show_figure, show_pictures
 from ui.links import stop_view
 from ui.params import OPACITY, PREDICTED, RELEVANCE_METHODS, RELEVANCE_READ_AT, SCALE, START, TARGET, UNDER
@@ -39,11 +40,12 @@ DEFAULT_METHODS = ["rollout", "grad_rollout", "chefer2021", "attnlrp"]
 SCORED_KEY = "relevance_scored"
 FAST_TO_SCORE = ["rollout", "grad_rollout", "attnlrp"]  # one forward (+ one backward) each
 
-ctx = page_context()
+chosen = page_context()
 st.title("Relevance")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 m = ctx.model
 spec = m.spec
@@ -159,8 +161,9 @@ def show_maps(o: MapOptions, tgt: int) -> None:
     data = {k: v for k, v in maps.items()}
     name = f"relevance_{ctx.input_key.replace('/', '_')}_class{tgt}"
     if image:
+        assert o.opacity is not None and o.under is not None  # map_options draws both for an image model
         pictures = [
-            map_picture(ctx.batch.images[0], to_grid(m, v[None])[0], lims[k], k, o.opacity, o.under)
+            map_picture(images_of(ctx.batch)[0], to_grid(m, v[None])[0], lims[k], k, o.opacity, o.under)
             for k, v in s.items()
         ]
         data["grid"] = np.asarray(spec.grid)
@@ -173,7 +176,7 @@ def show_maps(o: MapOptions, tgt: int) -> None:
 def show_text_maps(s: dict[str, np.ndarray], lims, how: str, data: dict[str, np.ndarray], name: str) -> None:
     """Text maps s ({method label: shares [T']}) one per row; a long text gets each method's most relevant tokens
     first and the maps in a scrolling panel."""
-    tokens = ctx.batch.tokens[0][spec.n_prefix :]
+    tokens = tokens_of(ctx.batch)[0][spec.n_prefix :]
     data["tokens"] = np.asarray(tokens)
     for note in ctx.notes:  # e.g. the text was truncated to the model's limit
         st.warning(note)
@@ -342,7 +345,7 @@ def stored_panel() -> None:
         top = order[:4]
         show_figure(
             gallery_figure(
-                m.prepare([ds.inputs[r] for r in rel["rows"][top]]).images,
+                images_of(m.prepare([ds.inputs[r] for r in rel["rows"][top]])),
                 {method_label(k): to_grid(m, rel["maps"][k][top]) for k in names},
                 [f"{ds.names[r]} · {d:.2f}" for r, d in zip(rel["rows"][top], rel["disagreement"][top])],
             ),
@@ -428,7 +431,7 @@ def show_scores(table: pd.DataFrame, curves: pd.DataFrame, what: str, note: str,
             show_figure(curves_figure(part, list(tests), y_title, x_title), how, part, name, key=key)
 
 
-stored_faith, use_stored_faith = stored_toggle(
+_, stored_faith = stored_toggle(
     ctx,
     "faithfulness",
     "Show the {run}",
@@ -436,7 +439,7 @@ stored_faith, use_stored_faith = stored_toggle(
     help="A precomputed faithfulness run (python -m headscope precompute --analyses faithfulness) of this "
     "model on this dataset. Switch off to score a sample here.",
 )
-if use_stored_faith:
+if stored_faith is not None:
     tables = cache.stored_run(str(stored_faith.root), stored_faith.manifest.updated).tables()
     show_scores(
         tables["scores"],
@@ -521,7 +524,7 @@ captions = [
     for r, c, d in zip(rows, labels, dis[top])
 ]
 if image:
-    images = m.prepare([ds.inputs[i] for i in rows]).images
+    images = images_of(m.prepare([ds.inputs[i] for i in rows]))
     grids = {method_label(k): to_grid(m, report.maps[k][top]) for k in methods}
     show_figure(
         gallery_figure(images, grids, captions),
@@ -532,7 +535,7 @@ if image:
         key="rel_gallery",
     )
 else:
-    tokens = m.prepare([ds.inputs[i] for i in rows]).tokens
+    tokens = tokens_of(m.prepare([ds.inputs[i] for i in rows]))
     table = pd.DataFrame(
         {"input": captions, "text": [ds.inputs[i] for i in rows]}
         | {

@@ -43,11 +43,12 @@ SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
 FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
 
-ctx = page_context()
+chosen = page_context()
 st.title("Spectral")
-if ctx is None:
+if chosen is None:
     no_model_message()
     stop_view()
+ctx = chosen  # a PageContext from here on, in the functions below too
 
 model, spec = ctx.model, ctx.model.spec
 L, H = spec.n_layers, spec.n_heads
@@ -64,10 +65,10 @@ with st.columns(3)[0]:
     n = sample_size_picker(len(ds), 32 if is_image else 24, key="spectral_n")
 st.caption(ctx.sample_note(n, "Sample (dashed lines)"))
 sample, sample_key = model.prepare(ds.sample(n).inputs), f"{ds.key}/sample{n}"
-found, use_stored = stored_toggle(ctx, "spectral", "Dashed lines at τ = 1 from the {run}", "spectral_use_stored")
+found, stored = stored_toggle(ctx, "spectral", "Dashed lines at τ = 1 from the {run}", "spectral_use_stored")
 if found is None:
     background_panel(ctx, "spectral", "the spectral metrics")
-stored = found if use_stored else None  # the run the dashed lines come from
+# stored: the run the dashed lines come from (None: the sample's)
 
 
 def hc_dc_section(cur: dict, smp: dict | None) -> None:
@@ -451,7 +452,7 @@ def tabbed() -> None:
     tau, layers = temperature_controls()
     where = "every layer" if layers is None else "no layer" if not layers else "layer(s) " + ", ".join(map(str, layers))
     st.caption(f"Every tab but the lab is drawn at **τ = {tau:g}** on {where} (the other layers keep τ = 1).")
-    tabs, open_tab, shown = lazy_tabs(SPECTRAL_TAB, (ctx.model_key, ds.key), kept=SPECTRAL_TAB.options)
+    tabs, open_tab, shown = lazy_tabs(SPECTRAL_TAB, (ctx.model_key, ds.key), kept=SPECTRAL_TAB.values())
     for name in shown:
         with tabs[name]:
             if name == "Activation lab":

@@ -53,7 +53,7 @@ picked = event.selection.rows if event else []
 if picked:
     st.session_state["runs_selected"] = shown["key"].iloc[picked[0]]
 key = st.session_state.get("runs_selected")
-if key not in set(shown["key"]):
+if not isinstance(key, str) or key not in set(shown["key"]):
     st.caption("Select a row to see the run.")
     stop_view()
 row = list(shown["key"]).index(key)

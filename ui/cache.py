@@ -19,8 +19,8 @@ import torch
 from analysis.attention import head_statistics
 from analysis.patterns import PatternSummary, summarise_patterns
 from analysis.units import UNITS
-from data import Dataset, load_dataset
-from models import HookedModel, TraceArrays, load_model
+from data import Dataset, InputError, load_dataset
+from models import Batch, HookedModel, TextModel, TraceArrays, load_model
 from runs.jobs import MemoryRun
 
 T = TypeVar("T")
@@ -68,9 +68,16 @@ def model_key(name: str, labels: tuple[str, ...] | None) -> str:
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
 def get_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     """A loaded model; prompt-head text models get their own copy per label set."""
-    m = load_model(name)
-    if labels:
-        m.set_labels(labels)
+    return _with_labels(load_model(name), labels)
+
+
+def _with_labels(m: HookedModel, labels: tuple[str, ...] | None) -> HookedModel:
+    """m with its label set replaced by `labels` (prompt-head text models only; raises data.InputError)."""
+    if not labels:
+        return m
+    if not isinstance(m, TextModel):
+        raise InputError(f"{m.spec.name} has its own classifier; its labels cannot be edited.")
+    m.set_labels(labels)
     return m
 
 
@@ -82,7 +89,7 @@ def get_dataset(source: str, split: str | None = None) -> Dataset:
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")
-def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch) -> TraceArrays:
+def trace_arrays(key: str, input_key: str, _model: HookedModel, _batch: Batch) -> TraceArrays:
     """Captured activations of one prepared input (models.trace.TraceArrays)."""
     return _model.run(_batch, capture=True).to_numpy()
 
@@ -133,10 +140,7 @@ HOVER_THUMBNAILS = 3000  # above this many points the hover shows file names ins
 @st.cache_resource(max_entries=2, show_spinner="Building the random-init baseline (same config, fresh weights)…")
 def get_random_init_model(name: str, labels: tuple[str, ...] | None = None) -> HookedModel:
     """The model `name` with freshly initialised weights (seeded), with the same label set."""
-    m = load_model(name, random_init=True)
-    if labels:
-        m.set_labels(labels)
-    return m
+    return _with_labels(load_model(name, random_init=True), labels)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring separability per layer…")
@@ -183,7 +187,7 @@ LENGTH_TEXTS = 1000  # texts joined into the stream that length collapse cuts in
 
 @st.cache_data(max_entries=32, show_spinner="Computing the spectral metrics…")
 def spectral_metrics(
-    key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel, _batch
+    key: str, input_key: str, temps: tuple[float, ...], head_spectra: bool, _model: HookedModel, _batch: Batch
 ):
     """analysis.spectral.spectral_metrics of a prepared batch under per-layer temperatures `temps`; with
     head_spectra the attention responses with eigenvalues, else the layer metrics and Fourier profiles only."""
@@ -200,7 +204,7 @@ def spectral_whatif(
     variants: tuple[str, ...],
     norm: str,
     _model: HookedModel,
-    _batch,
+    _batch: Batch,
 ) -> dict[str, np.ndarray]:
     """analysis.spectral.rank_collapse_whatif: rank-collapse ratio [L+1, B] per what-if forward under `norm`."""
     from analysis.spectral import rank_collapse_whatif
@@ -211,7 +215,12 @@ def spectral_whatif(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def spectral_sweep(
-    key: str, input_key: str, taus: tuple[float, ...], layers: tuple[int, ...] | None, _model: HookedModel, _batch
+    key: str,
+    input_key: str,
+    taus: tuple[float, ...],
+    layers: tuple[int, ...] | None,
+    _model: HookedModel,
+    _batch: Batch,
 ) -> dict[str, np.ndarray]:
     """analysis.spectral.temperature_sweep over `taus` at `layers` (all when None)."""
     from analysis.spectral import temperature_sweep
@@ -237,7 +246,7 @@ def spectral_length_collapse(
 
 
 @st.cache_data(max_entries=16, show_spinner="Recording the MLP activations…")
-def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batch) -> dict[str, np.ndarray]:
+def spectral_mlp_activation(key: str, input_key: str, _model: HookedModel, _batch: Batch) -> dict[str, np.ndarray]:
     """analysis.spectral.mlp_activation_spectrum of one prepared input."""
     from analysis.spectral import mlp_activation_spectrum
 
@@ -252,7 +261,7 @@ def importance_sample(key: str, data_key: str, n: int, _model: HookedModel, _dat
     from analysis.importance import make_sample
 
     sub = _dataset.sample(n)
-    return make_sample(_model, sub.inputs, sub.labels, sub.class_names)
+    return make_sample(_model, sub.inputs, sub.labels.tolist(), sub.class_names)
 
 
 @st.cache_data(max_entries=64, show_spinner="Turning the head's gate down from 1 to 0…")
@@ -305,7 +314,13 @@ def importance_curves(
 # -- relevance view ------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
 def relevance_maps(
-    key: str, input_key: str, method: str, classes: tuple[int, ...] | None, read_at: str, _model: HookedModel, _batch
+    key: str,
+    input_key: str,
+    method: str,
+    classes: tuple[int, ...] | None,
+    read_at: str,
+    _model: HookedModel,
+    _batch: Batch,
 ) -> np.ndarray:
     """analysis.relevance.explain of one prepared input for one method: [len(classes), T'] raw relevance for each
     of `classes` in one batched pass, or [1, T'] for the predicted class (classes None). read_at: where a text
@@ -321,7 +336,7 @@ def relevance_maps(
 
 @st.cache_data(max_entries=32, show_spinner="Propagating AttnLRP relevance for every class…")
 def relevance_conservation(
-    key: str, input_key: str, read_at: str, classes: tuple[int, ...], _model: HookedModel, _batch
+    key: str, input_key: str, read_at: str, classes: tuple[int, ...], _model: HookedModel, _batch: Batch
 ):
     """AttnLRP total input relevance vs the logit, for each of `classes` of one input (one batched pass):
     DataFrame (class, name, logit, total_relevance = what the maps show) and where the rest goes
@@ -331,11 +346,11 @@ def relevance_conservation(
     from analysis.conservation import SPLIT_PARTS, conservation_split
 
     split = conservation_split(_model, _batch.repeat(len(classes)), list(classes), read_at)
-    split = {k: v.detach().cpu().numpy() for k, v in split.items()}
-    parts = {k: split[k] for k in SPLIT_PARTS if k in split and k != "maps"}
+    arrays = {k: v.detach().cpu().numpy() for k, v in split.items()}
+    parts = {k: arrays[k] for k in SPLIT_PARTS if k in arrays and k != "maps"}
     return pd.DataFrame(
-        {"class": split["target"], "name": [_model.spec.class_names[c] for c in classes], "logit": split["logit"]}
-        | {"total_relevance": split["maps"]}
+        {"class": arrays["target"], "name": [_model.spec.class_names[c] for c in classes], "logit": arrays["logit"]}
+        | {"total_relevance": arrays["maps"]}
         | parts
     )
 

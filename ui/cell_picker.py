@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -97,7 +98,7 @@ def head_grid(
     )
 
 
-def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = None, **options) -> CellGrid:
+def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = None, **options: Any) -> CellGrid:
     """A grid of one picture pixel per cell, coloured rgb [rows, cols, 3] (floats in [0, 1]), tips row by row; the
     cells where clear [rows, cols] (bool) is set are see-through (no value: the page's background, light or dark,
     shows); options: the other CellGrid fields (labels, title, height, scale, texts, ...)."""
@@ -106,7 +107,7 @@ def pixel_grid(rgb: np.ndarray, tips: Sequence[str], clear: np.ndarray | None = 
     return CellGrid(picture=png_source(rgb), rows=rgb.shape[0], cols=rgb.shape[1], cell=1, gap=0, tips=tips, **options)
 
 
-def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options) -> CellGrid:
+def patch_grid(picture: np.ndarray, patches: tuple[int, int], tips: Sequence[str], **options: Any) -> CellGrid:
     """An image's picture [S, S, 3] (floats in [0, 1]; S a multiple of the grid) with a cell per patch of the h x w
     grid `patches`, tips row by row, no labels; options: the other CellGrid fields (title, max_width, scale, ...)."""
     gh, gw = patches
@@ -155,15 +156,19 @@ def cell_picker(
         "name": name,
     }
 
+    def missing() -> None:  # the page lacks a picture sent as its id: the rerun sends it whole
+        st.session_state.get(state.PICTURES, {}).pop((st.session_state.get(key) or {}).get("missing"), None)
+
+    if on_pick is None:
+        _component(data=data, key=key, on_missing_change=missing)
+        return
+
     def picked() -> None:
         cell = (st.session_state.get(key) or {}).get("pick")
         if cell is not None:
             on_pick(int(cell[0]), int(cell[1]))
 
-    def missing() -> None:  # the page lacks a picture sent as its id: the rerun sends it whole
-        st.session_state.get(state.PICTURES, {}).pop((st.session_state.get(key) or {}).get("missing"), None)
-
-    _component(data=data, key=key, on_missing_change=missing, **({"on_pick_change": picked} if on_pick else {}))
+    _component(data=data, key=key, on_missing_change=missing, on_pick_change=picked)
 
 
 @functools.lru_cache(maxsize=4 * PICTURES_SENT)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import streamlit as st
 
 from ui import state
 
 
-def clicked_data(event) -> list | None:
+def clicked_data(event: Any) -> list | None:
     """The customdata of the first clicked point that has one in a chart's selection event, or None."""
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     return next((p["customdata"] for p in points if p.get("customdata") is not None), None)
 
 
-def on_click(chart_key: str, apply):
+def on_click(chart_key: str, apply: Callable[[list], object]) -> Callable[[], None]:
     """An on_select callback for the chart with this key: apply(customdata) of the clicked point runs before the
     script reruns, so that one rerun draws what the click chose (a click that deselects does nothing)."""
 
@@ -25,7 +28,7 @@ def on_click(chart_key: str, apply):
     return callback
 
 
-def on_head_click(chart_key: str):
+def on_head_click(chart_key: str) -> Callable[[], None]:
     """An on_select callback: a click on a head's point (customdata layer, head, ...) selects that head."""
 
     def callback() -> None:

@@ -64,6 +64,20 @@ class PageContext:
         return cache.trace_arrays(self.model_key, self.input_key, self.model, self.batch)
 
 
+def images_of(batch: Batch) -> np.ndarray:
+    """batch.images [B, S, S, C], which every batch an image model prepared has."""
+    if batch.images is None:
+        raise ValueError("The batch holds texts, not images.")
+    return batch.images
+
+
+def tokens_of(batch: Batch) -> list[list[str]]:
+    """batch.tokens (per input, its token strings), which every batch a text model prepared has."""
+    if batch.tokens is None:
+        raise ValueError("The batch holds images, not texts.")
+    return batch.tokens
+
+
 def warn_small_sample(n: int, labels: np.ndarray | None, n_classes: int, what: str) -> None:
     """An st.warning when n inputs are too few for `what` (e.g. "these scores") to mean much: fewer than
     SMALL_SAMPLE, or labels [n] (model class indices, -1 = unknown; None = unlabelled) covering one class."""

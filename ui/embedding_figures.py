@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ CLASS_COLORS = qualitative.Plotly + qualitative.D3[1::2]
 def box_stats(values: np.ndarray) -> dict[str, np.ndarray]:
     """Per-row box statistics of values [L, n] (NaN ignored): q1, median, q3, mean, and Tukey whiskers
     (the furthest data within 1.5 IQR of the box)."""
-    out = {k: [] for k in ("q1", "median", "q3", "mean", "lowerfence", "upperfence")}
+    out: dict[str, list[float]] = {k: [] for k in ("q1", "median", "q3", "mean", "lowerfence", "upperfence")}
     for row in values:
         v = row[~np.isnan(row)]
         if v.size == 0:
@@ -180,7 +181,7 @@ def embedding_scatter(
                 ),
                 customdata=idx,
                 text=[f"#{i} · {class_names[c]}{p}" for i, p in zip(idx, pred)],
-                hovertext=[hover[i] for i in idx],
+                hovertext=[hover[int(i)] for i in idx],
                 hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
             )
         )
@@ -197,7 +198,7 @@ def embedding_scatter(
     return fig
 
 
-def selected_rows(event) -> list[int]:
+def selected_rows(event: Any) -> list[int]:
     """Sample rows (customdata) of the points selected with box / lasso / click in an embedding_scatter."""
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     rows = []

@@ -7,9 +7,11 @@ import copy
 import functools
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from numpy.typing import ArrayLike
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
@@ -88,7 +90,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 # -- building a figure once: plotly checks every property on each update of a figure, and make_subplots and the
 # add_hline / add_vrect helpers cost more than the data; views hot on clicks build plain dicts and one go.Figure
-def subplot_layout(rows: int, cols: int, titles: Sequence[str] = (), **options) -> dict:
+def subplot_layout(rows: int, cols: int, titles: Sequence[str] = (), **options: Any) -> dict:
     """make_subplots' arrangement (axis domains and anchors, subplot titles; options as make_subplots takes them)
     as a plain layout dict, worked out once per arrangement. Give each trace subplot_axes(row, col, cols)."""
     return copy.deepcopy(_subplots(rows, cols, tuple(titles), tuple(sorted(options.items()))))
@@ -119,29 +121,29 @@ def _subplot_suffix(row: int, col: int, cols: int) -> str:
     return str(k) if k > 1 else ""
 
 
-def update_axes(layout: dict, which: str, **props) -> None:
+def update_axes(layout: dict, which: str, **props: Any) -> None:
     """Set props on every x (`which`="x") or y axis of a layout dict (as fig.update_xaxes does)."""
     for name in [k for k in layout if k.startswith(which + "axis")] or [which + "axis"]:
         layout.setdefault(name, {}).update(props)
 
 
-def hline(y: float, xaxis: str = "x", yaxis: str = "y", **line) -> dict:
+def hline(y: float, xaxis: str = "x", yaxis: str = "y", **line: Any) -> dict:
     """A horizontal line across a plot at y (a layout shape, as add_hline draws; line: dash, color, width)."""
     return dict(type="line", xref=f"{xaxis} domain", x0=0, x1=1, yref=yaxis, y0=y, y1=y, line=line)
 
 
-def vline(x: float, xaxis: str = "x", yaxis: str = "y", **line) -> dict:
+def vline(x: float, xaxis: str = "x", yaxis: str = "y", **line: Any) -> dict:
     """A vertical line across a plot at x (a layout shape, as add_vline draws)."""
     return dict(type="line", xref=xaxis, x0=x, x1=x, yref=f"{yaxis} domain", y0=0, y1=1, line=line)
 
 
-def vband(x0: float, x1: float, xaxis: str = "x", yaxis: str = "y", **props) -> dict:
+def vband(x0: float, x1: float, xaxis: str = "x", yaxis: str = "y", **props: Any) -> dict:
     """A band from x0 to x1 over a plot's height (a layout shape, as add_vrect draws; props: fillcolor, opacity,
     line)."""
     return dict(type="rect", xref=xaxis, x0=x0, x1=x1, yref=f"{yaxis} domain", y0=0, y1=1, **props)
 
 
-def log_axis(values, title: str, max_ticks: int = 8) -> dict:
+def log_axis(values: ArrayLike, title: str, max_ticks: int = 8) -> dict:
     """A log axis (plotly layout dict) whose ticks are 1-2-5 steps labelled in full, e.g. 0.2, 0.5, 1: plotly
     labels the minor ticks of a short log range with bare digits, which crowd the axis. values: the data shown
     (any shape; non-positive and NaN ignored). Many decades keep only the powers of ten."""
@@ -161,7 +163,9 @@ def log_axis(values, title: str, max_ticks: int = 8) -> dict:
     return dict(title=title, type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
 
 
-def probability_bars(probs: np.ndarray, class_names: Sequence[str], k: int = 5, true_label: int | None = None):
+def probability_bars(
+    probs: np.ndarray, class_names: Sequence[str], k: int = 5, true_label: int | None = None
+) -> go.Figure:
     """Horizontal bars of the top-k class probabilities of one input (probs [C])."""
     order = np.argsort(-probs)[:k][::-1]
     colors = ["#d62728" if true_label is not None and i == true_label else "#1f77b4" for i in order]
@@ -189,12 +193,12 @@ def token_heatmap(
     matrix: np.ndarray,
     row_tokens: Sequence[str],
     col_tokens: Sequence[str],
-    zmin=0.0,
-    zmax=None,
+    zmin: float = 0.0,
+    zmax: float | None = None,
     colorscale: str | None = None,
     height: int | None = None,
     shapes: Sequence[dict] = (),
-):
+) -> go.Figure:
     """A token x token heatmap (rows = queries) with token labels; indices disambiguate repeated tokens. shapes:
     layout shapes drawn over it (e.g. ui.attention_figures.row_outline)."""
     rows = [f"{i}:{t}" for i, t in enumerate(row_tokens)]

@@ -61,7 +61,7 @@ def score_grid(values: np.ndarray, metric: str, width: int = 380) -> CellGrid:
     return head_grid(values, metric_label(metric), DIVERGING, zmin=-top, zmax=top, height=height)
 
 
-def agreement_figure(corr: pd.DataFrame):
+def agreement_figure(corr: pd.DataFrame) -> go.Figure:
     """Spearman rank correlations between scores (a metric x metric frame), -1..1 with the values written in."""
     names = [short_label(m) for m in corr.columns]
     z = corr.to_numpy(dtype=float)
@@ -92,7 +92,7 @@ def agreement_figure(corr: pd.DataFrame):
     return fig
 
 
-def _quality_axis(fig, metric: str) -> None:
+def _quality_axis(fig: go.Figure, metric: str) -> None:
     """The y axis of a quality curve: accuracy as 0-100%, other metrics on their own scale."""
     if metric == "accuracy":
         fig.update_yaxes(title="accuracy", tickformat=".0%", range=[-0.02, 1.04])
@@ -100,7 +100,7 @@ def _quality_axis(fig, metric: str) -> None:
         fig.update_yaxes(title=metric_label(metric))
 
 
-def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int):
+def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int) -> go.Figure:
     """The metric of the whole sample as the gate of one head goes 1 -> 0 (df: gate, metric, value)."""
     d = df[df.metric == metric]
     fig = go.Figure(
@@ -118,7 +118,7 @@ def partial_pruning_figure(df: pd.DataFrame, metric: str, layer: int, head: int)
     return fig
 
 
-def pruning_curves_figure(curves: pd.DataFrame, metric: str):
+def pruning_curves_figure(curves: pd.DataFrame, metric: str) -> go.Figure:
     """Cumulative pruning: the metric vs the fraction of heads removed, one line per pruning order
     (curves: order, fraction, n_removed, metric, value). The random order is dashed grey."""
     fig = go.Figure()
@@ -143,12 +143,12 @@ def pruning_curves_figure(curves: pd.DataFrame, metric: str):
     return fig
 
 
-def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int] | None = None):
+def per_class_figure(frame: pd.DataFrame, metric: str, selected: tuple[int, int] | None = None) -> go.Figure:
     """Importance of every head (columns) for each class (rows) under one metric (frame: class, n, layer,
     head, metric, value); the selected head's column is marked."""
     d = frame[frame.metric == metric]
     classes = list(dict.fromkeys(d["class"]))
-    heads = list(dict.fromkeys(zip(d["layer"], d["head"])))
+    heads: list[tuple[int, ...]] = list(dict.fromkeys(zip(d["layer"], d["head"])))
     z = d.pivot_table(index="class", columns=["layer", "head"], values="value", sort=False).loc[classes, heads]
     cols = [f"L{l}H{h}" for l, h in heads]
     rows = [f"{c} (n={n})" for c, n in d.groupby("class", sort=False)["n"].first().loc[classes].items()]

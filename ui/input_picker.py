@@ -15,7 +15,7 @@ from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, l
 from models import HookedModel
 from models.trace import Batch
 from ui import cache, links, state
-from ui.context import PageContext
+from ui.context import PageContext, images_of, tokens_of
 from ui.params import DATASET, INPUT, SPLIT
 
 OPEN_DATASET = "Open a folder or file…"
@@ -142,13 +142,13 @@ def _dataset_row(ds: Dataset) -> int:
         return int(rows[k])
     if how == "name":
         typed = st.text_input("File name contains", key=f"input_name_filter_{ds.key}").strip().lower()
-        rows = [i for i, n in enumerate(ds.names) if typed in n.lower()][:MAX_NAME_MATCHES]
-        if not rows:
+        matches = [i for i, n in enumerate(ds.names) if typed in n.lower()][:MAX_NAME_MATCHES]
+        if not matches:
             st.warning(f"No file name contains {typed!r}; showing the first input.")
             return 0
         return int(
             st.selectbox(
-                f"File ({len(rows)} shown)", rows, format_func=lambda i: ds.names[i], key=f"input_name_{ds.key}"
+                f"File ({len(matches)} shown)", matches, format_func=lambda i: ds.names[i], key=f"input_name_{ds.key}"
             )
         )
     return int(
@@ -241,6 +241,6 @@ def _link_source(modality: str) -> None:
 
 def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
     if modality == "image":
-        st.image(batch.images[0], caption=f"{caption} (as the model sees it)", width=160, clamp=True)
+        st.image(images_of(batch)[0], caption=f"{caption} (as the model sees it)", width=160, clamp=True)
     else:
-        st.caption(f"{caption} · {len(batch.tokens[0])} tokens")
+        st.caption(f"{caption} · {len(tokens_of(batch)[0])} tokens")

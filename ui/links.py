@@ -123,6 +123,16 @@ class Param:
     many: bool = False
     args: Mapping[str, Any] = field(default_factory=dict)
 
+    def values(self) -> list:
+        """The option values (a dict's keys); [] for a parameter without options."""
+        return list(self.options or ())
+
+    def label_of(self, value: Any) -> str:
+        """The label shown for option `value` of a parameter whose options are a dict (value -> label)."""
+        if not isinstance(self.options, Mapping):
+            raise TypeError(f"The options of {self.name} are not labelled.")
+        return self.options[value]
+
     def key_of(self, scope: object = None) -> str:
         """The widget's session key under `scope`."""
         return self.key if scope is None else f"{self.key}_{scope}" if self.key else str(scope)

@@ -9,7 +9,7 @@ from ui import state
 from ui.params import SAMPLE_SIZE
 
 
-def synced(key: str, value) -> str:
+def synced(key: str, value: object) -> str:
     """Give the widget with this key `value` before it is drawn (when the value was chosen elsewhere: a click,
     another view); returns the key."""
     if st.session_state.get(key) != value:

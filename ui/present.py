@@ -39,7 +39,7 @@ def presenter_css() -> None:
         st.html(PRESENTER_CSS)
 
 
-def for_projector(fig) -> go.Figure:
+def for_projector(fig: go.Figure) -> go.Figure:
     """A copy of `fig` (figures may be cached) with the presenter layout's larger fonts, thicker lines and more
     height. Every text's size is set where it is drawn (axes, legend, subplot titles, colour bars), not only the
     figure's font: Streamlit's chart theme sets those sizes itself, and the figure's font alone reached none of them.

@@ -151,7 +151,7 @@ def _square_axes(layout: dict, s: int) -> None:
 def top_tokens(tokens: Sequence[str], maps: dict[str, np.ndarray], k: int) -> pd.DataFrame:
     """The k most relevant word pieces of each method (maps: {method: [T'] shares}) as one table: per method a
     column "token (share)", rank 1 first."""
-    out = {"rank": np.arange(1, min(k, len(tokens)) + 1)}
+    out: dict[str, np.ndarray | list[str]] = {"rank": np.arange(1, min(k, len(tokens)) + 1)}
     for name, v in maps.items():
         order = np.argsort(-np.asarray(v))[:k]
         out[name] = [f"{tokens[i]} ({v[i]:+.1%})" for i in order]
@@ -189,7 +189,7 @@ def token_pictures(
     return pictures
 
 
-def conservation_figure(df: pd.DataFrame, predicted: int):
+def conservation_figure(df: pd.DataFrame, predicted: int) -> go.Figure:
     """AttnLRP total input relevance vs the logit, one point per class of df (class, name, logit, total_relevance),
     the predicted class red; named: the predicted class and the highest logits; the diagonal is exact conservation.
     (Not the target class: a new target then leaves the chart as it is, and Streamlit does not draw it again.)"""
@@ -239,7 +239,7 @@ def conservation_figure(df: pd.DataFrame, predicted: int):
     return fig
 
 
-def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_title: str):
+def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_title: str) -> go.Figure:
     """Faithfulness curves: one colour per method, solid for the first test, dashed for the second."""
     fig = go.Figure()
     methods = list(dict.fromkeys(curves["method"]))
@@ -269,7 +269,7 @@ def curves_figure(curves: pd.DataFrame, tests: Sequence[str], y_title: str, x_ti
     return fig
 
 
-def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], captions: Sequence[str]):
+def gallery_figure(images: np.ndarray, grid_maps: dict[str, np.ndarray], captions: Sequence[str]) -> go.Figure:
     """Rows: inputs (images [N, S, S, C]); columns: methods (grid maps [N, h, w], each scaled to its own
     max |value|): the inputs where methods disagree most."""
     methods = list(grid_maps)

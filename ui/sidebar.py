@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from data import InputError
-from models import BUILTINS, HookedModel, ModelLoadError, list_models
+from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
 from models.adapter import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
@@ -110,13 +110,13 @@ def _model_picker() -> tuple[HookedModel | None, str]:
         f"{spec.architecture} · {spec.n_layers} layers × {spec.n_heads} heads · width {spec.d_model} · "
         f"{len(spec.class_names)} classes · {model.device.type}"
     )
-    if spec.head == "prompts":
+    if spec.head == "prompts" and isinstance(model, TextModel):  # a prompt head is a text model's
         _label_editor(model, name)
     links.live("model", name)
     return model, name
 
 
-def _label_editor(model: HookedModel, name: str) -> None:
+def _label_editor(model: TextModel, name: str) -> None:
     """Edit the label set of a prompt-head text model (one label per line)."""
     with st.expander("Class labels (prompt head)"):
         st.caption(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -22,6 +23,10 @@ from runs.plan import resolve_options
 from runs.store import FORMAT_VERSION
 from ui import state
 
+if TYPE_CHECKING:
+    from data import Dataset
+    from ui.context import PageContext
+
 ROOT = Path(__file__).resolve().parent.parent
 FREE_PARAMS = ("n", "batch_size", "methods", "maps")  # a stored run of any of these fits a view
 RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local, auto or an address) when set
@@ -32,7 +37,7 @@ def store() -> Store:
     return Store()
 
 
-def find_run(ctx, analysis: str) -> Run | None:
+def find_run(ctx: PageContext, analysis: str) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
     sample size and batch size; the largest wins), or None."""
     defaults = resolve_options(UNITS[analysis], ctx.model).params()
@@ -58,12 +63,17 @@ def find_run(ctx, analysis: str) -> Run | None:
     return best
 
 
-def stored_toggle(ctx, analysis: str, label: str, key: str, help: str | None = None) -> tuple[Run | None, bool]:
-    """The finished run of `analysis` for the sidebar's model and dataset (find_run) and whether the view uses it:
-    a toggle, on by default, shown only when there is such a run. label: the toggle's text, "{run}" standing for
-    the run's label (run_label)."""
+def stored_toggle(
+    ctx: PageContext, analysis: str, label: str, key: str, help: str | None = None
+) -> tuple[Run | None, Run | None]:
+    """The finished run of `analysis` for the sidebar's model and dataset (find_run), and that run again when the
+    view uses it (else None): a toggle, on by default, shown only when there is such a run. label: the toggle's
+    text, "{run}" standing for the run's label (run_label)."""
     run = find_run(ctx, analysis)
-    return run, run is not None and st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
+    if run is None:
+        return None, None
+    used = st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
+    return run, run if used else None
 
 
 def run_label(run: Run) -> str:
@@ -74,7 +84,7 @@ def run_label(run: Run) -> str:
     )
 
 
-def _command(ctx, analysis: str) -> list[str]:
+def _command(ctx: PageContext, analysis: str) -> list[str]:
     """`headscope precompute` of the view's analysis on the whole dataset; on Ray when $HEADSCOPE_RAY is set
     (local, auto or a cluster address)."""
     ds = ctx.dataset
@@ -100,7 +110,7 @@ def _command(ctx, analysis: str) -> list[str]:
     ]
 
 
-def start_background(ctx, analysis: str) -> None:
+def start_background(ctx: PageContext, analysis: str) -> None:
     """Button callback: start `headscope precompute` for the whole dataset as a subprocess of the server."""
     log = store().root / "logs"
     log.mkdir(parents=True, exist_ok=True)
@@ -116,7 +126,7 @@ def start_background(ctx, analysis: str) -> None:
     st.session_state.setdefault(JOBS_KEY, {})[(ctx.model_key, ctx.dataset.key, analysis)] = (proc.pid, out.name)
 
 
-def _matching(ctx, analysis: str) -> list[Run]:
+def _matching(ctx: PageContext, analysis: str) -> list[Run]:
     """Every run in the store of this model, dataset and analysis, newest first."""
     fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     found = []
@@ -130,12 +140,12 @@ def _matching(ctx, analysis: str) -> list[Run]:
     return [run for _, run in sorted(found, key=lambda x: -x[0])]
 
 
-def _active(ctx, analysis: str) -> Run | None:
+def _active(ctx: PageContext, analysis: str) -> Run | None:
     """The run of this model, dataset and analysis that a process is writing now (it holds the run's lock)."""
     return next((r for r in _matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
 
 
-def background_panel(ctx, analysis: str, what: str) -> None:
+def background_panel(ctx: PageContext, analysis: str, what: str) -> None:
     """'Run on the whole dataset in the background', and while a run of this model, dataset and analysis is
     being written (started here, in another session or on the command line) a progress bar re-read every
     second from the store, so it survives page switches and reloads, with Cancel."""
@@ -159,7 +169,7 @@ def background_panel(ctx, analysis: str, what: str) -> None:
 
 
 @st.fragment(run_every=1.0)
-def follow(ctx, analysis: str) -> None:
+def follow(ctx: PageContext, analysis: str) -> None:
     key = (ctx.model_key, ctx.dataset.key, analysis)
     started = st.session_state.get(JOBS_KEY, {}).get(key)  # (pid, log) when this session started it
     active = _active(ctx, analysis)
@@ -179,16 +189,15 @@ def follow(ctx, analysis: str) -> None:
         return
     st.session_state.get(JOBS_KEY, {}).pop(key, None)
     newest = next(iter(_matching(ctx, analysis)), None)
-    state = newest.manifest.state if newest is not None else None
-    if started is not None and state is None:
+    if started is not None and newest is None:
         st.error(
             f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
             + Path(started[1]).read_text()[-800:]
         )
-    elif started is not None and state != "done":
+    elif started is not None and newest is not None and newest.manifest.state != "done":
         m = newest.manifest
         st.warning(
-            f"The background run ended as {state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
+            f"The background run ended as {m.state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
             f"to resume from there. Log: {started[1]}"
         )
     else:
@@ -229,7 +238,7 @@ def open_input(ds_key: str, row: int, modality: str) -> None:
     st.session_state[OPENED] = True
 
 
-def input_table(table: pd.DataFrame, ds, modality: str, key: str, name: str, height: int = 260) -> None:
+def input_table(table: pd.DataFrame, ds: Dataset, modality: str, key: str, name: str, height: int = 260) -> None:
     """A table of dataset inputs (column "dataset row"): selecting a row offers to open that input in the
     sidebar; the table downloads as name.csv."""
     from ui.framing import download_button

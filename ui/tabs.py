@@ -14,7 +14,7 @@ def lazy_tabs(param: Param, scope, kept) -> tuple[dict, str, list[str]]:
     model and dataset). Those stay drawn, hidden, while the user switches tabs, so going back to one is a switch in
     the browser instead of a redraw of its charts; any other run (a new input, say) draws the open tab only. The open
     tab is kept in session state under the tab's key."""
-    names = list(param.options or ())
+    names = param.values()
     switched, opened_key = f"{param.key}_switched", f"{param.key}_opened"
     containers = param.draw(on_change=lambda: st.session_state.update({switched: True}))
     tabs = dict(zip(names, containers))

@@ -100,7 +100,8 @@ def load_tour(path: Path) -> Tour:
         problems.append("no [[step]] tables: the tour has no steps.")
         raw_steps = []
     steps = [s for n, raw in enumerate(raw_steps, 1) if (s := _step(n, raw, problems)) is not None]
-    title = data.get("title") if isinstance(data.get("title"), str) else Path(path).stem
+    raw_title = data.get("title")
+    title = raw_title if isinstance(raw_title, str) else Path(path).stem
     return Tour(Path(path), title, str(data.get("summary", "")), steps, problems)
 
 
