@@ -153,7 +153,7 @@ def _fail(message: str) -> int:
 def _precompute(args) -> int:
     from tqdm import tqdm
 
-    from analysis.targets import RelevanceError
+    from analysis.attribution import RelevanceError
     from data import DatasetError
     from models import ModelLoadError
     from runs import StoreError, precompute

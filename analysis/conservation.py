@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from analysis.attribution import resolve_target, target_scores
 from analysis.relevance import check_method
-from analysis.targets import resolve_target, target_scores
 from models import Batch, HookedModel, VisionModel
 from models.lrp import ATTNLRP, lrp_forward
 

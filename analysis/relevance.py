@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from analysis.attention import rollout
-from analysis.captum_methods import CAPTUM_OPTIONS, captum_map
+from analysis.attribution import Method, RelevanceError, resolve_target, target_scores, token_attributions
+from analysis.captum_methods import CAPTUM_METHODS
 from analysis.options import Options, option
-from analysis.targets import RelevanceError, resolve_target, target_scores, token_attributions
 from models import Batch, HookedModel, TextModel
 from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
 
@@ -36,10 +35,6 @@ PRECISIONS = ("float64", "float32")  # chefer2021's LRP pass: exact, or float32 
 
 
 # -- requirements ----------------------------------------------------------------------------------------
-def _always(model: HookedModel) -> str | None:
-    return None
-
-
 def _lrp_layout(model: HookedModel) -> str | None:
     return (
         None
@@ -61,11 +56,6 @@ def _cls_classifier(model: HookedModel) -> str | None:
 
 
 @dataclass(frozen=True)
-class NoOptions(Options):
-    """A method without options."""
-
-
-@dataclass(frozen=True)
 class CheferOptions(Options):
     precision: str = option(
         "float64", "float64: the exact map; float32: faster, off on ~2% of inputs", choices=PRECISIONS
@@ -75,42 +65,6 @@ class CheferOptions(Options):
 @dataclass(frozen=True)
 class AttnLRPOptions(Options):
     read_at: str = option("words", "where a text model's relevance is read (ignored for images)", choices=TEXT_READ_AT)
-
-
-@dataclass(frozen=True)
-class Method:
-    """One relevance method: its labels and its computation. family: "attention", "attention x gradient", "LRP",
-    "gradient" (captum) or "perturbation" (captum); gradient_based: uses gradients of the target score;
-    compute(model, batch, target, method=name, **options) -> token relevance [B, T'] (batch on the model's
-    device, target as for `explain`); requirement(model) -> None, or why the method does not apply;
-    reads_text_at: compute takes the `read_at` option (where a text model's relevance is read, READ_AT);
-    options: its Options class (what explain() accepts as keyword options for it, validated)."""
-
-    name: str
-    label: str
-    citation: str
-    description: str
-    family: str
-    gradient_based: bool
-    compute: Callable[..., torch.Tensor]
-    requirement: Callable[[HookedModel], str | None] = _always
-    reads_text_at: bool = False
-    options: type[Options] = NoOptions
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "options", type(self.options.__name__, (self.options,), {"label": self.name}))
-
-    def why_not(self, model: HookedModel) -> str | None:
-        """None when the method applies to `model`, else the reason it does not."""
-        return self.requirement(model)
-
-    def applies_to(self, model: HookedModel) -> bool:
-        return self.why_not(model) is None
-
-    @property
-    def class_specific(self) -> bool:
-        """False for the attention family (raw attention, rollout): the same map for every target class."""
-        return self.family != "attention"
 
 
 def available_methods(model: HookedModel) -> list[str]:
@@ -362,63 +316,6 @@ METHODS: dict[str, Method] = {
             _gradcam,
             _cls_classifier,
         ),
-        Method(
-            "integrated_gradients",
-            "Integrated Gradients",
-            "Sundararajan et al., ICML 2017 (captum)",
-            "Gradient x (input - baseline) averaged along the straight path from a zero baseline.",
-            "gradient",
-            True,
-            captum_map,
-            options=CAPTUM_OPTIONS["integrated_gradients"],
-        ),
-        Method(
-            "saliency",
-            "Saliency",
-            "Simonyan et al. 2014 (captum)",
-            "Absolute gradient of the target score with respect to the input.",
-            "gradient",
-            True,
-            captum_map,
-        ),
-        Method(
-            "input_x_gradient",
-            "Input x Gradient",
-            "Shrikumar et al. 2016 (captum)",
-            "Input times the gradient of the target score.",
-            "gradient",
-            True,
-            captum_map,
-        ),
-        Method(
-            "gradient_shap",
-            "GradientSHAP",
-            "Lundberg & Lee, NeurIPS 2017 (captum)",
-            "Expected gradient x (input - baseline) over noisy points between a zero baseline and the input.",
-            "gradient",
-            True,
-            captum_map,
-            options=CAPTUM_OPTIONS["gradient_shap"],
-        ),
-        Method(
-            "occlusion",
-            "Occlusion",
-            "Zeiler & Fergus, ECCV 2014 (captum)",
-            "Drop in the target score when one patch (or word piece) is replaced by the baseline.",
-            "perturbation",
-            False,
-            captum_map,
-        ),
-        Method(
-            "smoothgrad",
-            "SmoothGrad",
-            "Smilkov et al. 2017 (captum NoiseTunnel)",
-            "Saliency averaged over noisy copies of the input.",
-            "gradient",
-            True,
-            captum_map,
-            options=CAPTUM_OPTIONS["smoothgrad"],
-        ),
     ]
-}
-CAPTUM = tuple(n for n, m in METHODS.items() if m.compute is captum_map)  # the captum methods, in order
+} | CAPTUM_METHODS
+CAPTUM = tuple(CAPTUM_METHODS)  # the captum methods, in order

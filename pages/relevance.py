@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis.attribution import RelevanceError
 from analysis.conservation import SPLIT_PARTS
 from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
 from analysis.relevance import METHODS, READ_AT, available_methods, to_grid
-from analysis.targets import RelevanceError
 from analysis.units.faithfulness import as_report
 from analysis.units.relevance import as_maps
 from ui import cache, links

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from analysis.attention import rollout
+from analysis.attribution import token_attributions
 from analysis.relevance import explain
-from analysis.targets import token_attributions
 from models import Batch
 from models.lrp import CHEFER, lrp_forward
 
