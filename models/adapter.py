@@ -285,7 +285,7 @@ class HookedModel(ABC):
         scores = hooks(p + "hook_attn_scores", scores)
         probs = scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
         probs = hooks(p + "hook_pattern", probs)
-        return ((probs if rows is None else probs[:, :, :rows]) @ v).transpose(1, 2), probs
+        return ((probs if rows is None else probs[:, :, :rows]) @ v).transpose(1, 2).contiguous(), probs
 
     def head_outputs(self, layer: int, resid: torch.Tensor, batch: Batch, rows: int | None = None) -> torch.Tensor:
         """[B, T', H*dh] the concatenated head outputs of block `layer` (before gating) given the residual
