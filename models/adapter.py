@@ -62,11 +62,10 @@ class ModelSpec:
 class Block:
     """Stable handles to one transformer block's modules (names as in TransformerLens' blocks.N.*).
 
-    attn returns (output, probabilities); q, k, v, o are the projections (o takes the concatenated
+    attn holds the attention's scaling; q, k, v, o are the projections (o takes the concatenated
     heads [B, T, H*dh]); ln1/ln2 the norms around the sublayers (before them in pre-LN ViTs, after
     the residual add in post-LN BERTs); fc1, act, fc2 the MLP."""
 
-    layer: nn.Module
     attn: nn.Module
     q: nn.Linear
     k: nn.Linear
@@ -147,13 +146,9 @@ class HookedModel(ABC):
     def embed(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] the embedding output (residual stream before block 0)."""
 
-    def _block_args(self, batch: Batch) -> tuple:
-        """Extra positional arguments every block takes (e.g. the additive attention mask)."""
-        return (None,)
-
     def attention_mask(self, batch: Batch) -> torch.Tensor | None:
         """The additive attention mask [B, 1, 1, T] the blocks apply to the scores (None: every token is real)."""
-        return self._block_args(batch.to(self.device))[0]
+        return None
 
     @abstractmethod
     def head_logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -443,11 +438,9 @@ class TextModel(HookedModel):
             prompts = [self.prompt_template.format(c) for c in self.spec.class_names]
             batch = self.prepare(prompts).to(self.device)
             with self.lock, torch.no_grad():
-                h = self.embed(batch)
-                extra = self._block_args(batch)
-                for b in self.blocks:
-                    h = b.layer(h, *extra)
-                    h = h[0] if isinstance(h, tuple) else h
+                h, mask = self.embed(batch), self.attention_mask(batch)
+                for l in range(self.spec.n_layers):
+                    h = self.block(l, h, mask)
                 self._prompt_emb = F.normalize(self.pool(h, batch.token_mask), dim=-1)
         return self._prompt_emb
 
@@ -512,10 +505,10 @@ class TextModel(HookedModel):
                 h.remove()
         return words, entering[0], out
 
-    def _block_args(self, batch: Batch) -> tuple:
+    def attention_mask(self, batch: Batch) -> torch.Tensor | None:
         m = batch.tensors["attention_mask"].to(self.device)
         dtype = next(self.net.parameters()).dtype
-        return ((1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min,)
+        return (1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
     @property
     def readout_rows(self) -> int | None:
@@ -579,7 +572,6 @@ def vit_blocks(layers) -> list[Block]:
     """Block handles for transformers-5 ViT/DeiT layers (attention.{q,k,v,o}_proj, mlp.fc1/fc2)."""
     return [
         Block(
-            layer=m,
             attn=m.attention,
             q=m.attention.q_proj,
             k=m.attention.k_proj,
@@ -599,7 +591,6 @@ def bert_blocks(layers) -> list[Block]:
     """Block handles for BERT-like layers (attention.self.{query,key,value}, attention.output.dense, ...)."""
     return [
         Block(
-            layer=m,
             attn=m.attention.self,
             q=m.attention.self.query,
             k=m.attention.self.key,
