@@ -188,23 +188,21 @@ class Rules(BlockRules):
         the relevance, q and k directly (attn.hook_q, attn.hook_k); for probs @ v the [B, H, T, T] side is the
         large one, so the output's gradient is scaled (attn.hook_z), which scales both factors'. Chefer's
         softmax rule reads the logits (attn.hook_attn_scores) at attn.hook_pattern."""
-        scores: dict[int, torch.Tensor] = {}
+        scores: dict[str, torch.Tensor] = {}  # "blocks.{l}.attn": its logits [B, H, T, T] until its softmax
 
         def share(x: torch.Tensor, name: str) -> torch.Tensor:
             return scale_grad(x, self.matmul_share, self.switch)
 
-        def logits(l: int) -> HookFn:
-            return lambda x, name: scores.__setitem__(l, x)
+        def logits(x: torch.Tensor, name: str) -> None:
+            scores[name.rsplit(".", 1)[0]] = x
 
-        def softmax(l: int) -> HookFn:
-            return lambda probs, name: _Passthrough.apply(scores.pop(l), probs, self.switch)
+        def softmax(probs: torch.Tensor, name: str) -> torch.Tensor:
+            return _Passthrough.apply(scores.pop(name.rsplit(".", 1)[0]), probs, self.switch)
 
-        out: list[Hook] = []
-        for l in range(n_layers):
-            out += [(f"blocks.{l}.attn.{p}", share) for p in ("hook_q", "hook_k", "hook_z")]
-            if self.softmax_identity:
-                out += [(f"blocks.{l}.attn.hook_attn_scores", logits(l)), (f"blocks.{l}.attn.hook_pattern", softmax(l))]
-        return out
+        points: list[tuple[str, HookFn]] = [("hook_q", share), ("hook_k", share), ("hook_z", share)]
+        if self.softmax_identity:
+            points += [("hook_attn_scores", logits), ("hook_pattern", softmax)]
+        return [(f"blocks.{l}.attn.{p}", fn) for l in range(n_layers) for p, fn in points]
 
 
 ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False, renormalise_adds=False)
