@@ -68,14 +68,15 @@ class Hooks:
     def __init__(self, hooks: Iterable[Hook], n_layers: int):
         self.fns: dict[str, list[HookFn]] = {}
         valid = point_names(n_layers)
-        for name, fn in hooks:
+        for hook in hooks:
+            if not (isinstance(hook, tuple) and len(hook) == 2 and callable(hook[1])):
+                raise TypeError(f"Hooks are (name, fn) pairs with a callable fn(tensor, name), got {hook!r}.")
+            name, fn = hook
             if name not in valid:
                 points = ", ".join(f"blocks.{{l}}.{p}" for p in BLOCK_POINTS)
                 raise ValueError(
                     f"Unknown hook point {name!r}. Valid names: {EMBED}, {points} with l in 0..{n_layers - 1}."
                 )
-            if not callable(fn):
-                raise TypeError(f"The hook on {name!r} is not callable: pass (name, fn) pairs.")
             self.fns.setdefault(name, []).append(fn)
 
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:

@@ -125,8 +125,9 @@ def test_unknown_names_and_bad_replacements_are_errors(digits_vit):
         assert valid in str(e.value)
     with pytest.raises(ValueError, match="must return None or a tensor"):
         digits_vit.run(batch, hooks=[("blocks.1.hook_attn_out", lambda x, n: x[:, :1])])
-    with pytest.raises(TypeError, match="not callable"):
-        digits_vit.run(batch, hooks=[("blocks.1.hook_attn_out", None)])
+    for bad in ([("blocks.1.hook_attn_out", None)], ("blocks.1.hook_attn_out", lambda x, n: None)):
+        with pytest.raises(TypeError, match=r"\(name, fn\) pairs"):
+            digits_vit.run(batch, hooks=bad)
 
 
 def test_a_raising_hook_leaves_nothing_behind(digits_vit):
