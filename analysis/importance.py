@@ -2,7 +2,7 @@
 scores, agreement between scores, per-class scores (partial and cumulative pruning: analysis/pruning.py).
 
 Every head's output (before the output projection) is multiplied by a gate g[l, h] (1 = unchanged); the
-model interface applies the gates (`model.run(..., head_gates=g)`).
+model interface applies the gates (`model.run(..., head_gates=g)`, a hook at each block's attn.hook_z).
 
 Shapes: L layers, H heads, N inputs in the sample, C classes. Head-level results are [L, H]; per-sample
 scores [L, H, N]. Tables are long DataFrames with columns (layer, head, metric, value) (+ class).

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from models.adapter import HookedModel, TextModel
+from models.hooks import keep
 from models.trace import Batch, Trace
-from models.whatif import ablate_paths, record_activation
+from models.whatif import path_hooks
 
 Progress = Callable[[float, str], None] | None
 
@@ -226,8 +227,8 @@ def rank_collapse(trace_or_resid, token_mask=None, norm: str = "fro", progress: 
     real = torch.broadcast_to(_mask(x, token_mask)[..., 0], x.shape[:-1]).bool().reshape(-1, x.shape[-2])
     mats = x.reshape(-1, *x.shape[-2:]).double()
     out = torch.empty(len(mats), dtype=torch.float64)
-    for k, (m, keep) in enumerate(zip(mats, real)):
-        m = m[keep]
+    for k, (m, real_rows) in enumerate(zip(mats, real)):
+        m = m[real_rows]
         out[k] = l1inf_minimum(m.cpu().numpy())[0] / l1inf_norm(m).clamp_min(torch.finfo(m.dtype).tiny)
         if progress:
             progress((k + 1) / len(mats), f"matrix {k + 1} of {len(mats)}")
@@ -249,8 +250,7 @@ def rank_collapse_whatif(
         if name not in WHATIF:
             raise ValueError(f"unknown what-if {name!r}; choose from {list(WHATIF)}.")
         skip, mlp = WHATIF[name]
-        with ablate_paths(model, skip=skip, mlp=mlp):
-            tr = model.run(batch, capture=True, temperature=temperature)
+        tr = model.run(batch, capture=True, temperature=temperature, hooks=path_hooks(model, skip=skip, mlp=mlp))
 
         def step(f: float, label: str, i=i, name=name) -> None:
             if progress:
@@ -479,6 +479,9 @@ def model_activation(model: HookedModel, layer: int = 0) -> Callable[[torch.Tens
     return run
 
 
+MLP_POINTS = ("hook_pre", "hook_post")  # the MLP activation's input and output
+
+
 def mlp_activation_spectrum(model: HookedModel, batch: Batch) -> dict[str, np.ndarray]:
     """Spectrum along the token axis of each block's MLP activation input vs output.
 
@@ -486,15 +489,15 @@ def mlp_activation_spectrum(model: HookedModel, batch: Batch) -> dict[str, np.nd
     "freq" [K] (normalised, 1 = pi), "input" and "output" [L, K]: one-sided amplitude 2/T |FFT| over tokens
     averaged over inputs and channels, and "input_ratio" / "output_ratio" [L]: HC/DC of the activation's
     input and output (the nonlinearity moves energy into DC)."""
-    with record_activation(model) as acts:
-        model.run(batch, capture=False)
+    L = model.spec.n_layers
+    acts: dict[str, torch.Tensor] = {}  # mlp.hook_pre / hook_post: the activation's input / output [B, T', F]
+    model.run(batch, capture=False, hooks=[(f"blocks.{l}.mlp.{p}", keep(acts)) for l in range(L) for p in MLP_POINTS])
     mask = batch.token_mask.to(model.device)
     if model.spec.grid is not None:
         mask = mask[:, model.spec.n_prefix :]
-    L = model.spec.n_layers
     out: dict[str, torch.Tensor] = {}
-    for side, i in (("input", 0), ("output", 1)):
-        x = torch.stack([acts[l][i][:, -mask.shape[1] :] for l in range(L)]).float()  # [L, B, T, F]
+    for side, point in zip(("input", "output"), MLP_POINTS):
+        x = torch.stack([acts[f"blocks.{l}.mlp.{point}"][:, -mask.shape[1] :] for l in range(L)]).float()
         x = x * mask[..., None]
         T = x.shape[-2]
         spec = torch.fft.rfft(x, dim=-2).abs() * (2.0 / T)

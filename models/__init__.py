@@ -3,12 +3,13 @@
 from models import load_model, list_models
 m = load_model("digits-vit")          # or "minilm", a local folder, a hub id; device="cuda"
 batch = m.prepare(images_or_texts)
-trace = m.run(batch, capture=True, head_gates=None, temperature=None)
+trace = m.run(batch, capture=True, head_gates=None, temperature=None, hooks=[(name, fn), ...])
 m.unembed(trace.resid[-1][:, 0])     # == trace.logits for ViTs
 
-The block forward by hand (`m.attend`, `m.block_tail`, `m.head_logits`) takes `BlockRules` extension points
-(identity by default: the attention matmuls, the softmax, the residual adds); models/lrp.py fills them with
-its LRP rules. `m.in_float64()` runs anything inside it with the network in float64.
+Every forward is the block forward by hand (`m.block`: `m.attend`, `m.block_tail`), calling the named hook
+points of models/hooks.py (docs/hooks.md); hooks belong to one call. `block_tail` takes a `BlockRules`
+extension point (the residual adds, plain by default) that models/lrp.py fills with Chefer's rule.
+`m.in_float64()` runs anything inside it with the network in float64.
 """
 
 from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec, TextModel, VisionModel

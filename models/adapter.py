@@ -1,8 +1,9 @@
 """One hooked interface over every supported network (ViT, DeiT, BERT-family encoders).
 
-The adapter runs the network block by block with the network's own modules, so that it can capture
-every activation, gate heads, scale attention temperature, resume from a residual state and keep
-gradients for attention maps. Hooks only live inside `_hooks()` and are removed in `finally`.
+The adapter runs the network block by block by hand with the network's own modules, calling the named hook
+points of models/hooks.py on the way: one mechanism captures every activation, gates heads, scales attention
+temperature and replaces any activation. Hooks are arguments of one `run`, never attached to a module; the
+run can also resume from a residual state or inside a block, and keep gradients for attention maps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.hooks import EMBED, NO_HOOKS, Hook, Hooks, head_gate_hooks, temperature_hooks
 from models.trace import Batch, Trace
 
 
@@ -60,11 +62,10 @@ class ModelSpec:
 class Block:
     """Stable handles to one transformer block's modules (names as in TransformerLens' blocks.N.*).
 
-    attn returns (output, probabilities); q, k, v, o are the projections (o takes the concatenated
+    attn holds the attention's scaling; q, k, v, o are the projections (o takes the concatenated
     heads [B, T, H*dh]); ln1/ln2 the norms around the sublayers (before them in pre-LN ViTs, after
     the residual add in post-LN BERTs); fc1, act, fc2 the MLP."""
 
-    layer: nn.Module
     attn: nn.Module
     q: nn.Linear
     k: nn.Linear
@@ -78,20 +79,8 @@ class Block:
 
 
 class BlockRules:
-    """The extension points of the block forward by hand (`HookedModel.attend`, `block_tail`): each is the
-    identity here (PLAIN); models/lrp.py's rule sets fill them to change the backward pass."""
-
-    def scores_operands(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q [B, H, T', dh] and k [B, H, T, dh] as they enter the product q k^T."""
-        return q, k
-
-    def softmax(self, scores: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """probs = softmax(scores) [B, H, T', T]."""
-        return probs
-
-    def mixed(self, out: torch.Tensor) -> torch.Tensor:
-        """The product probs @ v [B, H, T', dh]."""
-        return out
+    """The extension point of the block forward by hand (`HookedModel.block_tail`): the residual adds, plain
+    here (PLAIN); models/lrp.py's Chefer rules fill it to change the backward pass."""
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """A residual add: a sublayer's output plus the residual stream."""
@@ -157,13 +146,9 @@ class HookedModel(ABC):
     def embed(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] the embedding output (residual stream before block 0)."""
 
-    def _block_args(self, batch: Batch) -> tuple:
-        """Extra positional arguments every block takes (e.g. the additive attention mask)."""
-        return (None,)
-
     def attention_mask(self, batch: Batch) -> torch.Tensor | None:
         """The additive attention mask [B, 1, 1, T] the blocks apply to the scores (None: every token is real)."""
-        return self._block_args(batch.to(self.device))[0]
+        return None
 
     @abstractmethod
     def head_logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -174,50 +159,21 @@ class HookedModel(ABC):
         """[..., D] -> [..., C]: the model's own final norm + classifier (or prompt head), per token."""
 
     # -- the hooked forward --------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _hooks(self, trace: Trace | None, head_gates, temperature, grad: bool, start: int):
-        """Install capture / gate / temperature hooks on blocks start..L-1; always removed on exit."""
+    def _convenience_hooks(self, head_gates, temperature, layers: range) -> list[Hook]:
+        """`run`'s temperature and head_gates keywords as hooks on blocks `layers` (models/hooks.py)."""
         L, H = self.spec.n_layers, self.spec.n_heads
-        handles = []
         tau = _per_layer(temperature, L, "temperature")
-        gates = None
+        hooks = [] if tau is None else temperature_hooks(tau.tolist(), layers)
         if head_gates is not None:
             gates = (
-                torch.as_tensor(head_gates, dtype=torch.float32, device=self.device)
-                if not torch.is_tensor(head_gates)
-                else head_gates.to(self.device)
+                head_gates.to(self.device)
+                if torch.is_tensor(head_gates)
+                else torch.as_tensor(head_gates, dtype=torch.float32, device=self.device)
             )
             if gates.shape[-2:] != (L, H) or gates.dim() not in (2, 3):
                 raise ValueError(f"head_gates must be [L, H] = [{L}, {H}] or [B, L, H], got {tuple(gates.shape)}.")
-        try:
-            for l in range(start, L):
-                b = self.blocks[l]
-                if tau is not None and float(tau[l]) != 1.0:
-                    handles.append(b.k.register_forward_hook(lambda mod, inp, out, t=float(tau[l]): out / t))
-                if gates is not None:
-
-                    def gate(mod, args, l=l):
-                        x = args[0]
-                        g = gates[l] if gates.dim() == 2 else gates[:, l]
-                        g = g.to(x.dtype).reshape(*((1,) if gates.dim() == 2 else (x.shape[0],)), 1, H, 1)
-                        return (x.unflatten(-1, (H, -1)).mul(g).flatten(-2),) + tuple(args[1:])
-
-                    handles.append(b.o.register_forward_pre_hook(gate))
-                if trace is not None:
-
-                    def keep_attn(mod, inp, out):
-                        probs = out[1]
-                        if grad and probs.requires_grad:
-                            probs.retain_grad()
-                        trace.attn_list.append(probs)
-
-                    handles.append(b.attn.register_forward_hook(keep_attn))
-                    handles.append(b.o.register_forward_hook(lambda m, i, out: trace.attn_out_list.append(out)))
-                    handles.append(b.fc2.register_forward_hook(lambda m, i, out: trace.mlp_out_list.append(out)))
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+            hooks += head_gate_hooks(gates, layers)
+        return hooks
 
     def run(
         self,
@@ -230,16 +186,20 @@ class HookedModel(ABC):
         start_resid: torch.Tensor | None = None,
         start_heads: torch.Tensor | None = None,
         readout_only: bool = False,
+        hooks: Sequence[Hook] = (),
     ) -> Trace:
         """Forward `batch`; returns a Trace (see models/trace.py for shapes).
 
-        head_gates: [L, H] or [B, L, H] multipliers of each head's output before the output projection
-        (a tensor with requires_grad gives d/dg). temperature: scalar or [L]; divides attention logits.
+        hooks: (name, fn) pairs on the named hook points (models/hooks.py); fn(tensor, name) returns None
+        (read) or a replacement of the same shape. They belong to this call only.
+        head_gates: [L, H] or [B, L, H] multipliers of each head's output (a hook on attn.hook_z; a tensor with
+        requires_grad gives d/dg). temperature: scalar or [L]; divides the attention logits (a hook on
+        attn.hook_attn_scores). These run before `hooks`; the capture reads after them.
         grad: build the autograd graph and retain d/dA on the captured attention probabilities.
         start_layer, start_resid [B, T, D]: resume from the residual stream entering block start_layer
         (blocks below it are not run; the captured lists start there).
         start_heads [B, T, H*dh]: block start_layer's concatenated head outputs before gating
-        (`head_outputs`): that block resumes after its attention (gates still apply); not captured.
+        (`head_outputs`): that block resumes at its attn.hook_z (gates still apply); not captured.
         readout_only: the last block computes only the tokens the head reads (`readout_rows`); logits
         are unchanged, nothing is captured."""
         batch = batch.to(self.device)
@@ -259,62 +219,68 @@ class HookedModel(ABC):
             or (start_resid is not None and start_resid.requires_grad)
         )
         trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
-        with (
-            self.lock,
-            torch.set_grad_enabled(bool(needs_grad)),
-            self._hooks(trace if capture else None, head_gates, temperature, grad, start_layer),
-        ):
-            h = self.embed(batch) if start_resid is None else start_resid.to(self.device)
+        layers = range(start_layer, L)
+        capture_hooks = trace.capture_hooks(layers, grad) if capture else []
+        call = Hooks([*self._convenience_hooks(head_gates, temperature, layers), *hooks, *capture_hooks], L)
+        with self.lock, torch.set_grad_enabled(bool(needs_grad)):
+            h = call(EMBED, self.embed(batch)) if start_resid is None else start_resid.to(self.device)
             if capture:
                 trace.resid_list.append(h)
-            extra = self._block_args(batch)
-            n = h.shape[0]
-            if n != len(batch):  # batched gate configurations: the batch is tiled to match the states
-                extra = tuple(
-                    a.repeat(n // len(batch), *[1] * (a.dim() - 1)) if torch.is_tensor(a) else a for a in extra
-                )
-            for l in range(start_layer, L):
-                last_rows = rows if l == L - 1 else None
-                if l == start_layer and start_heads is not None:
-                    heads = start_heads.to(self.device)
-                    h = self.block_tail(self.blocks[l], h, heads if last_rows is None else heads[:, :last_rows])
-                elif last_rows is not None:
-                    h = self._block_rows(self.blocks[l], h, extra[0], last_rows)
-                else:
-                    h = self.blocks[l].layer(h, *extra)
-                    if isinstance(h, tuple):
-                        h = h[0]
-                if capture:
-                    trace.resid_list.append(h)
+            mask, n = self.attention_mask(batch), h.shape[0]
+            if n != len(batch) and mask is not None:  # batched gate configurations: the mask is tiled to match
+                mask = mask.repeat(n // len(batch), 1, 1, 1)
+            for l in layers:
+                resume = start_heads if l == start_layer else None
+                h = self.block(l, h, mask, call, rows if l == L - 1 else None, resume)
             trace.hidden = h
             trace.logits = self.head_logits(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
         return trace
 
-    # -- the blocks by hand, for resuming mid-block and readout-only last blocks ----------------------
+    # -- the block forward by hand: every forward, with its hook points ------------------------------
+    def block(
+        self,
+        l: int,
+        h: torch.Tensor,
+        mask: torch.Tensor | None,
+        hooks: Hooks = NO_HOOKS,
+        rows: int | None = None,
+        heads: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Block l on the residual stream entering it h [B, T, D] -> its output [B, T', D] for the first
+        T' = rows queries (all when None). heads [B, T, H*dh] (`head_outputs`): resume after its attention."""
+        if heads is None:
+            h = hooks(f"blocks.{l}.hook_resid_pre", h)
+            z = self.attend(l, h if self.post_ln else self.blocks[l].ln1(h), mask, rows, hooks)[0]
+        else:
+            z = heads.to(self.device).unflatten(-1, (self.spec.n_heads, -1))[:, :rows]
+        return self.block_tail(l, h, z, hooks)
+
     def attend(
         self,
-        b: Block,
+        l: int,
         x: torch.Tensor,
         mask: torch.Tensor | None,
         rows: int | None = None,
-        rules: BlockRules = PLAIN,
+        hooks: Hooks = NO_HOOKS,
         every_query: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block b's self-attention on its input x [B, T, D] -> (concatenated head outputs [B, T', H*dh] of
-        the first T' = `rows` queries (all when None), before gating and the output projection; attention
+        """Block l's self-attention on its input x [B, T, D] -> (head outputs z [B, T', H, dh] of the first
+        T' = `rows` queries (all when None), before attn.hook_z and the output projection; attention
         probabilities [B, H, T'', T], T'' = T' unless every_query asks for all T rows, as the LRP rules read
-        them). Calls the block's own q, k, v modules, so temperature hooks apply; the same arithmetic as the
-        eager kernel. rules: the extension points LRP fills (PLAIN: none)."""
-        H = self.spec.n_heads
+        them). The same arithmetic as the eager kernel, with the attn.* hook points up to hook_pattern."""
+        b, H, p = self.blocks[l], self.spec.n_heads, f"blocks.{l}.attn."
         queries = x if rows is None or every_query else x[:, :rows]
-        q, k, v = (p(t).unflatten(-1, (H, -1)).transpose(1, 2) for p, t in ((b.q, queries), (b.k, x), (b.v, x)))
-        q, k = rules.scores_operands(q, k)
+        q, k, v = (
+            hooks(p + name, proj(t).unflatten(-1, (H, -1))).transpose(1, 2)
+            for name, proj, t in (("hook_q", b.q, queries), ("hook_k", b.k, x), ("hook_v", b.v, x))
+        )
         scores = (q @ k.transpose(-1, -2)).mul_(getattr(b.attn, "scaling", q.shape[-1] ** -0.5))
         if mask is not None:
             scores.add_(mask)
-        probs = rules.softmax(scores, scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype))
-        out = rules.mixed((probs if rows is None else probs[:, :, :rows]) @ v)
-        return out.transpose(1, 2).flatten(2), probs
+        scores = hooks(p + "hook_attn_scores", scores)
+        probs = scores.softmax(-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
+        probs = hooks(p + "hook_pattern", probs)
+        return ((probs if rows is None else probs[:, :, :rows]) @ v).transpose(1, 2).contiguous(), probs
 
     def head_outputs(self, layer: int, resid: torch.Tensor, batch: Batch, rows: int | None = None) -> torch.Tensor:
         """[B, T', H*dh] the concatenated head outputs of block `layer` (before gating) given the residual
@@ -322,23 +288,28 @@ class HookedModel(ABC):
         b = self.blocks[layer]
         with self.lock, torch.no_grad():
             x = resid.to(self.device)
-            return self.attend(b, x if self.post_ln else b.ln1(x), self.attention_mask(batch), rows)[0]
+            return self.attend(layer, x if self.post_ln else b.ln1(x), self.attention_mask(batch), rows)[0].flatten(2)
 
-    def block_tail(self, b: Block, h: torch.Tensor, heads: torch.Tensor, rules: BlockRules = PLAIN) -> torch.Tensor:
-        """The rest of block b after attention: h [B, T, D] the residual entering it, heads [B, T', H*dh]
-        (the first T' queries) -> the block's output for those tokens [B, T', D]; rules.add makes both
+    def block_tail(
+        self, l: int, h: torch.Tensor, z: torch.Tensor, hooks: Hooks = NO_HOOKS, rules: BlockRules = PLAIN
+    ) -> torch.Tensor:
+        """The rest of block l from attn.hook_z: h [B, T, D] the residual entering it, z [B, T', H, dh] the
+        head outputs of the first T' queries -> the block's output [B, T', D]; rules.add makes both
         residual adds."""
-        add = rules.add
-        h = h[:, : heads.shape[1]]
+        b, p, add = self.blocks[l], f"blocks.{l}.", rules.add
+        h = h[:, : z.shape[1]]
+        a = hooks(p + "hook_attn_out", b.o(hooks(p + "attn.hook_z", z).flatten(2)))
         if self.post_ln:
-            a = b.ln1(add(b.o(heads), h))
-            return b.ln2(add(b.fc2(b.act(b.fc1(a))), a))
-        a = add(b.o(heads), h)
-        return add(b.fc2(b.act(b.fc1(b.ln2(a)))), a)
+            mid = hooks(p + "hook_resid_mid", b.ln1(add(a, h)))
+            return hooks(p + "hook_resid_post", b.ln2(add(self._mlp(l, mid, hooks), mid)))
+        mid = hooks(p + "hook_resid_mid", add(a, h))
+        return hooks(p + "hook_resid_post", add(self._mlp(l, b.ln2(mid), hooks), mid))
 
-    def _block_rows(self, b: Block, h: torch.Tensor, mask: torch.Tensor | None, rows: int) -> torch.Tensor:
-        """Block b's output for its first `rows` tokens only: h [B, T, D] -> [B, rows, D]."""
-        return self.block_tail(b, h, self.attend(b, h if self.post_ln else b.ln1(h), mask, rows)[0])
+    def _mlp(self, l: int, x: torch.Tensor, hooks: Hooks) -> torch.Tensor:
+        """Block l's MLP sublayer [B, T', D] -> [B, T', D], with its hook points."""
+        b, p = self.blocks[l], f"blocks.{l}."
+        post = hooks(p + "mlp.hook_post", b.act(hooks(p + "mlp.hook_pre", b.fc1(x))))
+        return hooks(p + "hook_mlp_out", b.fc2(post))
 
     def logits(self, batch: Batch, batch_size: int = 256, **run_kwargs) -> torch.Tensor:
         """[B, C] logits without capture, in chunks of batch_size."""
@@ -467,22 +438,13 @@ class TextModel(HookedModel):
             prompts = [self.prompt_template.format(c) for c in self.spec.class_names]
             batch = self.prepare(prompts).to(self.device)
             with self.lock, torch.no_grad():
-                h = self.embed(batch)
-                extra = self._block_args(batch)
-                for b in self.blocks:
-                    h = b.layer(h, *extra)
-                    h = h[0] if isinstance(h, tuple) else h
+                h, mask = self.embed(batch), self.attention_mask(batch)
+                for l in range(self.spec.n_layers):
+                    h = self.block(l, h, mask)
                 self._prompt_emb = F.normalize(self.pool(h, batch.token_mask), dim=-1)
         return self._prompt_emb
 
     # interface -------------------------------------------------------------------------------
-    def run(self, batch: Batch, *args, **kwargs) -> Trace:
-        if self.spec.head == "prompts":
-            self.prompt_embeddings()  # computed before the run's hooks go in, so they capture only `batch`
-        return super().run(batch, *args, **kwargs)
-
-    run.__doc__ = HookedModel.run.__doc__
-
     def prepare(self, inputs) -> Batch:
         """Strings -> Batch (padded; texts beyond the model's limit are truncated, with a note)."""
         from data.inputs import InputError, check_text
@@ -543,10 +505,10 @@ class TextModel(HookedModel):
                 h.remove()
         return words, entering[0], out
 
-    def _block_args(self, batch: Batch) -> tuple:
+    def attention_mask(self, batch: Batch) -> torch.Tensor | None:
         m = batch.tensors["attention_mask"].to(self.device)
         dtype = next(self.net.parameters()).dtype
-        return ((1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min,)
+        return (1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
     @property
     def readout_rows(self) -> int | None:
@@ -610,7 +572,6 @@ def vit_blocks(layers) -> list[Block]:
     """Block handles for transformers-5 ViT/DeiT layers (attention.{q,k,v,o}_proj, mlp.fc1/fc2)."""
     return [
         Block(
-            layer=m,
             attn=m.attention,
             q=m.attention.q_proj,
             k=m.attention.k_proj,
@@ -630,7 +591,6 @@ def bert_blocks(layers) -> list[Block]:
     """Block handles for BERT-like layers (attention.self.{query,key,value}, attention.output.dense, ...)."""
     return [
         Block(
-            layer=m,
             attn=m.attention.self,
             q=m.attention.self.query,
             k=m.attention.self.key,

@@ -17,10 +17,12 @@ graph, so that a second backward over the same forward can give the ordinary gra
              residual adds: split by each operand's share, renormalised to the incoming total.
 
 The forward is the adapter's own block forward by hand (`HookedModel.attend` and `block_tail`, pre-LN for
-ViT/DeiT, post-LN for BERT-family encoders) with a rule set in its extension points (`BlockRules`: the two
-attention matmuls, the softmax, the residual adds); rules for modules (linear layers, norms, activations,
-also in the classifier head) are forward hooks installed for the duration of the forward and removed in
-`finally`.
+ViT/DeiT, post-LN for BERT-family encoders). The attention rules (the two matmuls, the softmax) are hooks of
+that one forward on its named points (`Rules.hooks`: attn.hook_q, hook_k, hook_attn_scores, hook_pattern,
+hook_z); the residual adds are its `BlockRules` extension point (in post-LN blocks the add sits inside the
+norm, where no hook point sees both operands); rules for modules (linear layers, norms, activations, also
+in the embeddings and the classifier head, outside the hook points) are forward hooks installed under the
+model's lock for the duration of the forward and removed in `finally`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.adapter import PROMPT_LOGIT_SCALE, BlockRules, HookedModel, TextModel, VisionModel
+from models.hooks import Hook, HookFn, Hooks
 from models.trace import Batch
 
 _ACTIVATIONS = (nn.Tanh, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid)
@@ -151,8 +154,8 @@ class _RenormalisedAdd(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class Rules(BlockRules):
-    """One LRP rule set, applied as modified gradients (see the module docstring); it fills the adapter's
-    block extension points (matmuls, softmax, residual adds) and `module_rules` hooks the modules."""
+    """One LRP rule set, applied as modified gradients (see the module docstring): `hooks` for the attention,
+    the adapter's block extension point for the residual adds, and `module_rules` hooks the modules."""
 
     name: str
     linear_alpha_beta: bool  # alpha=1, beta=0 on linear layers (else epsilon / plain gradient)
@@ -177,19 +180,29 @@ class Rules(BlockRules):
     def act(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _Passthrough.apply(x, y, self.switch)
 
-    def softmax(self, scores: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        return _Passthrough.apply(scores, probs, self.switch) if self.softmax_identity else probs
-
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _RenormalisedAdd.apply(a, b, self.switch) if self.renormalise_adds else a + b
 
-    # each matmul gives each operand `matmul_share` of the relevance: q and k directly; for probs @ v the
-    # [B, H, T, T] side is the large one, so the output's gradient is scaled, which scales both factors'
-    def scores_operands(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return scale_grad(q, self.matmul_share, self.switch), scale_grad(k, self.matmul_share, self.switch)
+    def hooks(self, n_layers: int) -> list[Hook]:
+        """The attention rules as the hooks of one forward: each matmul gives each operand `matmul_share` of
+        the relevance, q and k directly (attn.hook_q, attn.hook_k); for probs @ v the [B, H, T, T] side is the
+        large one, so the output's gradient is scaled (attn.hook_z), which scales both factors'. Chefer's
+        softmax rule reads the logits (attn.hook_attn_scores) at attn.hook_pattern."""
+        scores: dict[str, torch.Tensor] = {}  # "blocks.{l}.attn": its logits [B, H, T, T] until its softmax
 
-    def mixed(self, out: torch.Tensor) -> torch.Tensor:
-        return scale_grad(out, self.matmul_share, self.switch)
+        def share(x: torch.Tensor, name: str) -> torch.Tensor:
+            return scale_grad(x, self.matmul_share, self.switch)
+
+        def logits(x: torch.Tensor, name: str) -> None:
+            scores[name.rsplit(".", 1)[0]] = x
+
+        def softmax(probs: torch.Tensor, name: str) -> torch.Tensor:
+            return _Passthrough.apply(scores.pop(name.rsplit(".", 1)[0]), probs, self.switch)
+
+        points: list[tuple[str, HookFn]] = [("hook_q", share), ("hook_k", share), ("hook_z", share)]
+        if self.softmax_identity:
+            points += [("hook_attn_scores", logits), ("hook_pattern", softmax)]
+        return [(f"blocks.{l}.attn.{p}", fn) for l in range(n_layers) for p, fn in points]
 
 
 ATTNLRP = Rules("attnlrp", linear_alpha_beta=False, norm_identity=False, softmax_identity=False, renormalise_adds=False)
@@ -307,12 +320,13 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "
             emb.retain_grad()
         mask = model.attention_mask(batch)
         h, attn = emb, []
+        hooks = Hooks(rules.hooks(len(model.blocks)), len(model.blocks))
         for i, b in enumerate(model.blocks):
             rows = model.readout_rows if i == len(model.blocks) - 1 else None
-            heads, a = model.attend(b, h if model.post_ln else b.ln1(h), mask, rows, rules, every_query=True)
+            z, a = model.attend(i, h if model.post_ln else b.ln1(h), mask, rows, hooks, every_query=True)
             a.retain_grad()
             attn.append(a)
-            h = model.block_tail(b, h, heads, rules)
+            h = model.block_tail(i, h, z, hooks, rules)
         if isinstance(model, TextModel) and model.spec.head == "prompts":
             pooled = model.pool(h, batch.token_mask)
             unit = rules.norm(

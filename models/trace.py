@@ -13,10 +13,13 @@ H heads, T tokens, D width, C classes):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+
+from models.hooks import Hook
 
 
 @dataclass
@@ -77,6 +80,23 @@ class Trace:
     attn_out_list: list[torch.Tensor] = field(default_factory=list)
     mlp_out_list: list[torch.Tensor] = field(default_factory=list)
     start_layer: int = 0
+
+    def capture_hooks(self, layers: Iterable[int], grad: bool = False) -> list[Hook]:
+        """Read hooks that fill the per-layer lists from blocks `layers`: attn.hook_pattern (d/dA retained
+        when grad), hook_attn_out, hook_mlp_out, hook_resid_post (resid_list[0] is the run's to fill)."""
+
+        def pattern(probs: torch.Tensor, name: str) -> None:
+            if grad and probs.requires_grad:
+                probs.retain_grad()
+            self.attn_list.append(probs)
+
+        reads = (
+            ("attn.hook_pattern", pattern),
+            ("hook_attn_out", lambda x, name: self.attn_out_list.append(x)),
+            ("hook_mlp_out", lambda x, name: self.mlp_out_list.append(x)),
+            ("hook_resid_post", lambda x, name: self.resid_list.append(x)),
+        )
+        return [(f"blocks.{l}.{point}", fn) for l in layers for point, fn in reads]
 
     @staticmethod
     def _stack(xs: list[torch.Tensor]) -> torch.Tensor:
