@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from models.adapter import HookedModel, TextModel
+from models import HookedModel, TextModel
 from models.hooks import keep
 from models.trace import Batch, Trace
 from models.whatif import path_hooks

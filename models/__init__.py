@@ -12,10 +12,12 @@ extension point (the residual adds, plain by default) that models/lrp.py fills w
 `m.in_float64()` runs anything inside it with the network in float64.
 """
 
-from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec, TextModel, VisionModel
+from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec
 from models.identity import model_fingerprint
 from models.registry import BUILTINS, SUPPORTED, ModelLoadError, default_device, list_models, load_model
+from models.text import TextModel
 from models.trace import Batch, Trace, TraceArrays
+from models.vision import VisionModel
 
 __all__ = [
     "Batch",

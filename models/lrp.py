@@ -35,9 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adapter import PROMPT_LOGIT_SCALE, BlockRules, HookedModel, TextModel, VisionModel
+from models.adapter import BlockRules, HookedModel
 from models.hooks import Hook, HookFn, Hooks
+from models.text import PROMPT_LOGIT_SCALE, TextModel
 from models.trace import Batch
+from models.vision import VisionModel
 
 _ACTIVATIONS = (nn.Tanh, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from models.adapter import HookedModel, ModelSpec, TextModel, VisionModel, bert_blocks, vit_blocks
+from models.adapter import HookedModel, ModelSpec
+from models.text import TextModel, bert_blocks
+from models.vision import VisionModel, vit_blocks
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 

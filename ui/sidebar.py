@@ -13,7 +13,7 @@ import streamlit as st
 
 from data import InputError
 from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
-from models.adapter import check_labels
+from models.text import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
 from ui.input_picker import dataset_picker, input_picker
