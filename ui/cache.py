@@ -22,6 +22,7 @@ from analysis.units import UNITS
 from data import Dataset, InputError, load_dataset
 from models import Batch, HookedModel, TextModel, TraceArrays, load_model
 from runs.jobs import MemoryRun
+from runs.store import Manifest
 
 T = TypeVar("T")
 
@@ -103,22 +104,41 @@ def input_head_statistics(
 
 
 # -- dataset-level analyses: a stored run or a sample run, read through the same code ----------------------
-@st.cache_data(max_entries=16, show_spinner=False)
 def sample_run(
-    analysis: str, key: str, data_key: str, n: int, options: tuple, _model: HookedModel, _dataset: Dataset
+    analysis: str, key: str, data_key: str, n: int, options: tuple, model: HookedModel, dataset: Dataset
 ) -> MemoryRun:
     """runs.sample: the in-memory run of `analysis` (an analysis.units name) over the dataset's sample of n with
-    `options` ((name, value) pairs), identified by the model key, the dataset key, n and the options; the same
-    arrays and tables as the stored run of the same parameters."""
-    from runs.jobs import run_in_memory
+    `options` ((name, value) pairs): the same arrays and tables as the stored run of the same parameters, cached
+    by the model key, the dataset key, n and the options. Options the unit refuses (an unknown name, a value out
+    of range or not for this model) are one error naming the option, and the view stops there."""
     from runs.plan import manifest_for
 
-    unit = UNITS[analysis]
-    manifest = manifest_for(_model, key, _dataset, analysis, n, **dict(options))
-    text = f"{unit.name.capitalize()} of {manifest.n_inputs} inputs of {_dataset.name}…"
-    with progress_bar(text, unit.name.capitalize()) as bar:
+    try:
+        manifest = manifest_for(model, key, dataset, analysis, n, **dict(options))
+    except (TypeError, ValueError) as e:
+        st.error(f"{UNITS[analysis].name.capitalize()}: {e}")
+        st.stop()
+    return _sample_run(analysis, key, data_key, n, options, manifest, model, dataset)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sample_run(
+    analysis: str,
+    key: str,
+    data_key: str,
+    n: int,
+    options: tuple,
+    _manifest: Manifest,
+    _model: HookedModel,
+    _dataset: Dataset,
+) -> MemoryRun:
+    """sample_run's computation, with a progress bar (nothing is cached from a run that raised)."""
+    from runs.jobs import run_in_memory
+
+    label = UNITS[analysis].name.capitalize()
+    with progress_bar(f"{label} of {_manifest.n_inputs} inputs of {_dataset.name}…", label) as bar:
         return run_in_memory(
-            _model, _dataset, manifest, lambda done, total: bar(done / max(total, 1), f"{done}/{total} inputs")
+            _model, _dataset, _manifest, lambda done, total: bar(done / max(total, 1), f"{done}/{total} inputs")
         )
 
 

@@ -162,3 +162,26 @@ def test_streamlit_config_turns_off_the_watcher_and_telemetry():
 
     cfg = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["fileWatcherType"] == "none" and cfg["browser"]["gatherUsageStats"] is False
+
+
+def test_an_option_a_unit_refuses_is_one_error_naming_it():
+    """ui.cache.sample_run checks the options before computing: a refused one is one st.error, no traceback."""
+
+    def script():
+        import streamlit as st
+
+        from data import load_dataset
+        from models import load_model
+        from ui import cache
+
+        model, ds = load_model("digits-vit"), load_dataset("digits")
+        options = (("methods", ("rollout",)), ("read_at", "words"))
+        cache.sample_run("relevance", "digits-vit", ds.key, 8, options, model, ds)
+        st.write("computed")
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Relevance: Option 'read_at' applies to text models only; digits-vit reads images."
+    ]
+    assert not at.markdown  # the view stopped there
