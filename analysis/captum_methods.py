@@ -17,7 +17,7 @@ import torch
 
 from analysis.attribution import Method, RelevanceError, resolve_target, token_attributions
 from analysis.options import Options, option
-from models import Batch, HookedModel
+from models import Batch, HookedModel, Resume
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _captum_setup(model: HookedModel, batch: Batch):
 
     def forward(emb, attention_mask):
         b = Batch({"attention_mask": attention_mask}, attention_mask.bool())
-        return model.run(b, capture=False, grad=True, start_resid=emb).logits
+        return model.run(b, capture=False, grad=True, resume=Resume(emb)).logits
 
     return x, forward, (batch.tensors["attention_mask"].to(model.device),)
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from analysis.relevance import METHODS, explain, to_pixels
 from data.labels import match_labels
-from models import Batch, HookedModel
+from models import Batch, HookedModel, Resume
 
 FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)  # Chefer's perturbation levels p = 0, 0.1, ..., 0.9
 RANDOM = "random"
@@ -142,7 +142,7 @@ def mixed_logits(
                 sub.tensors["pixel_values"] = mixed
                 out.append(model.run(sub, capture=False).logits)
             else:
-                out.append(model.run(sub, capture=False, start_resid=mixed).logits)
+                out.append(model.run(sub, capture=False, resume=Resume(mixed)).logits)
     return torch.cat(out).reshape(k, b, -1)
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from data.labels import match_labels
-from models import Batch, HookedModel, TextModel
+from models import Batch, HookedModel, Resume, TextModel
 
 Progress = Callable[[float, str], None] | None
 
@@ -161,9 +161,7 @@ def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, he
         want_emb,
         capture=False,
         head_gates=gates,
-        start_layer=layer,
-        start_resid=tr.resid_list[layer].repeat(k, 1, 1),
-        start_heads=heads.repeat(k, 1, 1),
+        resume=Resume(tr.resid_list[layer].repeat(k, 1, 1), layer, heads.repeat(k, 1, 1)),
         readout_only=not want_emb,
     )
 

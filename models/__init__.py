@@ -16,7 +16,7 @@ from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec
 from models.identity import model_fingerprint
 from models.registry import BUILTINS, SUPPORTED, ModelLoadError, default_device, list_models, load_model
 from models.text import TextModel
-from models.trace import Batch, Trace, TraceArrays
+from models.trace import Batch, Resume, Trace, TraceArrays
 from models.vision import VisionModel
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ModelLoadError",
     "ModelSpec",
     "PLAIN",
+    "Resume",
     "SUPPORTED",
     "TextModel",
     "Trace",

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from models.hooks import EMBED, NO_HOOKS, Hook, Hooks, head_gate_hooks, temperature_hooks
-from models.trace import Batch, Trace
+from models.trace import Batch, Resume, Trace
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,7 @@ class HookedModel(ABC):
         head_gates=None,
         temperature=None,
         grad: bool = False,
-        start_layer: int = 0,
-        start_resid: torch.Tensor | None = None,
-        start_heads: torch.Tensor | None = None,
+        resume: Resume | None = None,
         readout_only: bool = False,
         hooks: Sequence[Hook] = (),
     ) -> Trace:
@@ -195,42 +193,42 @@ class HookedModel(ABC):
         requires_grad gives d/dg). temperature: scalar or [L]; divides the attention logits (a hook on
         attn.hook_attn_scores). These run before `hooks`; the capture reads after them.
         grad: build the autograd graph and retain d/dA on the captured attention probabilities.
-        start_layer, start_resid [B, T, D]: resume from the residual stream entering block start_layer
-        (blocks below it are not run; the captured lists start there).
-        start_heads [B, T, H*dh]: block start_layer's concatenated head outputs before gating
-        (`head_outputs`): that block resumes at its attn.hook_z (gates still apply); not captured.
+        resume: start from a residual state instead of the embeddings (models.trace.Resume: blocks below
+        resume.layer are not run, the captured lists start there; with resume.heads that block starts at its
+        attn.hook_z, gates still applying, and is not captured).
         readout_only: the last block computes only the tokens the head reads (`readout_rows`); logits
         are unchanged, nothing is captured."""
         batch = batch.to(self.device)
         L = self.spec.n_layers
+        start_layer = resume.layer if resume else 0
         if not 0 <= start_layer <= L:
-            raise ValueError(f"start_layer must be in 0..{L}.")
-        if start_resid is None and start_layer > 0:
-            raise ValueError("start_layer > 0 needs start_resid (the residual entering that block).")
+            raise ValueError(f"resume.layer must be in 0..{L}.")
+        start_heads = resume.heads if resume else None
         if (start_heads is not None or readout_only) and capture:
-            raise ValueError("start_heads and readout_only skip parts of the forward: run them with capture=False.")
-        if start_heads is not None and (start_resid is None or start_layer == L):
-            raise ValueError("start_heads needs start_resid and a start_layer below the number of layers.")
+            raise ValueError("resume.heads and readout_only skip parts of the forward: run them with capture=False.")
+        if start_heads is not None and start_layer == L:
+            raise ValueError("resume.heads needs a resume.layer below the number of layers.")
         rows = self.readout_rows if readout_only else None
         needs_grad = (
             grad
             or (torch.is_tensor(head_gates) and head_gates.requires_grad)
-            or (start_resid is not None and start_resid.requires_grad)
+            or (resume is not None and resume.resid.requires_grad)
         )
         trace = Trace(logits=torch.empty(0), token_mask=batch.token_mask, start_layer=start_layer)
         layers = range(start_layer, L)
         capture_hooks = trace.capture_hooks(layers, grad) if capture else []
         call = Hooks([*self._convenience_hooks(head_gates, temperature, layers), *hooks, *capture_hooks], L)
         with self.lock, torch.set_grad_enabled(bool(needs_grad)):
-            h = call(EMBED, self.embed(batch)) if start_resid is None else start_resid.to(self.device)
+            h = call(EMBED, self.embed(batch)) if resume is None else resume.resid.to(self.device)
             if capture:
                 trace.resid_list.append(h)
             mask, n = self.attention_mask(batch), h.shape[0]
             if n != len(batch) and mask is not None:  # batched gate configurations: the mask is tiled to match
                 mask = mask.repeat(n // len(batch), 1, 1, 1)
             for l in layers:
-                resume = start_heads if l == start_layer else None
-                h = self.block(l, h, mask, call, rows if l == L - 1 else None, resume)
+                h = self.block(
+                    l, h, mask, call, rows if l == L - 1 else None, start_heads if l == start_layer else None
+                )
             trace.hidden = h
             trace.logits = self.head_logits(h, batch if n == len(batch) else batch.repeat(n // len(batch)))
         return trace
@@ -283,7 +281,8 @@ class HookedModel(ABC):
 
     def head_outputs(self, layer: int, resid: torch.Tensor, batch: Batch, rows: int | None = None) -> torch.Tensor:
         """[B, T', H*dh] the concatenated head outputs of block `layer` (before gating) given the residual
-        stream entering it [B, T, D]; rows: only the first `rows` queries. Feed them to run(start_heads=...)."""
+        stream entering it [B, T, D]; rows: only the first `rows` queries. Feed them to
+        run(resume=Resume(resid, layer, heads))."""
         b = self.blocks[layer]
         with self.lock, torch.no_grad():
             x = resid.to(self.device)

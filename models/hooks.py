@@ -25,7 +25,7 @@ a `readout_only` run), H heads, dh head width, D model width, F MLP width.
     blocks.{l}.hook_resid_post        [B, T', D]       the block's output
 
 Post-LN blocks (BERT) normalise after each residual add: there hook_resid_mid and hook_resid_post are the
-normalised sums. A run that resumes (`start_resid`, `start_heads`) does not reach the points before it.
+normalised sums. A run that resumes (`run(resume=Resume(...))`) does not reach the points before it.
 """
 
 from __future__ import annotations

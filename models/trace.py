@@ -22,6 +22,17 @@ import torch
 from models.hooks import Hook
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a forward starts instead of the embeddings (HookedModel.run's resume): resid [B, T, D], the residual
+    stream entering block `layer`; heads [B, T, H*dh] (optional), that block's head outputs before gating
+    (HookedModel.head_outputs), so the block starts at its attn.hook_z."""
+
+    resid: torch.Tensor
+    layer: int = 0
+    heads: torch.Tensor | None = None
+
+
 @dataclass
 class Batch:
     """Inputs ready for a model.

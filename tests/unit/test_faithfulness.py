@@ -25,6 +25,7 @@ from analysis.faithfulness import (
     segmentation_scores,
 )
 from data import load_dataset
+from models import Resume
 
 
 def test_rise_auc_of_a_constant_curve_is_the_constant():
@@ -166,7 +167,7 @@ def test_text_insertion_starts_exclude_padding_and_blur(minilm):
         real = batch.token_mask[..., None].float()
         mean = (emb * real).sum(1, keepdim=True) / real.sum(1, keepdim=True)
         start = torch.cat([emb[:, :1], mean.expand_as(emb)[:, 1:]], 1)  # the prefix token stays
-        probs = minilm.run(batch, capture=False, start_resid=start).logits.softmax(-1)
+        probs = minilm.run(batch, capture=False, resume=Resume(start)).logits.softmax(-1)
     assert np.allclose(curves["insertion"][0], probs[[0, 1], [0, 1]].numpy(), atol=1e-4)
 
 

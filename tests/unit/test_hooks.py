@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from data import load_dataset
+from models import Resume
 from models.hooks import BLOCK_POINTS, EMBED, keep, point_names
 from tests.conftest import hook_count
 
@@ -178,7 +179,7 @@ def test_concurrent_runs_with_different_hooks_get_their_own_results(digits_vit, 
 
 
 def test_resuming_reaches_only_the_points_after_it(digits_vit):
-    """A run resumed inside block l (start_heads) calls block l's points from attn.hook_z on, with gates."""
+    """A run resumed inside block l (Resume with heads) calls block l's points from attn.hook_z on, with gates."""
     batch = _batch(digits_vit)
     tr = digits_vit.run(batch)
     heads = digits_vit.head_outputs(2, tr.resid_list[2], batch)
@@ -187,9 +188,7 @@ def test_resuming_reaches_only_the_points_after_it(digits_vit):
     resumed = digits_vit.run(
         batch,
         capture=False,
-        start_layer=2,
-        start_resid=tr.resid_list[2],
-        start_heads=heads,
+        resume=Resume(tr.resid_list[2], 2, heads),
         hooks=[(n, keep(seen)) for n in names],
     )
     assert set(seen) == set(names[1:])

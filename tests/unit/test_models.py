@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data import InputError, load_dataset
-from models import ModelLoadError, list_models, load_model
+from models import ModelLoadError, Resume, list_models, load_model
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +121,10 @@ def test_per_sample_gates_match_shared_gates(digits_vit, digits_batch):
 def test_resume_from_residual_equals_full_run(digits_vit, digits_batch):
     tr = digits_vit.run(digits_batch)
     for layer in range(digits_vit.spec.n_layers + 1):
-        resumed = digits_vit.run(digits_batch, capture=False, start_layer=layer, start_resid=tr.resid[layer])
+        resumed = digits_vit.run(digits_batch, capture=False, resume=Resume(tr.resid[layer], layer))
         torch.testing.assert_close(resumed.logits, tr.logits, rtol=0, atol=1e-5)
-    with pytest.raises(ValueError, match="needs start_resid"):
-        digits_vit.run(digits_batch, start_layer=2)
+    with pytest.raises(ValueError, match="resume.layer must be in 0..4"):
+        digits_vit.run(digits_batch, resume=Resume(tr.resid[0], 5))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -145,16 +145,14 @@ def test_resume_after_attention_and_readout_only_equal_full_gated_runs(request, 
             b,
             capture=False,
             head_gates=g,
-            start_layer=layer,
-            start_resid=tr.resid_list[layer],
-            start_heads=heads,
+            resume=Resume(tr.resid_list[layer], layer, heads),
             readout_only=True,
         )
         torch.testing.assert_close(fast.logits, full, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="capture=False"):
         m.run(b, readout_only=True)
-    with pytest.raises(ValueError, match="start_heads needs start_resid"):
-        m.run(b, capture=False, start_heads=heads)
+    with pytest.raises(ValueError, match="resume.heads needs a resume.layer below"):
+        m.run(b, capture=False, resume=Resume(tr.resid_list[-1], L, heads))
 
 
 def test_temperature_flattens_attention(digits_vit, digits_batch):
