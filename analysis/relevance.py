@@ -250,7 +250,6 @@ READ_AT = dict(  # where text relevance is read (models.lrp.TEXT_READ_AT, the de
 )
 
 
-# -- captum methods ------------------------------------------------------------------------------------
 # -- the registry: every method, its labels and its computation ------------------------------------------
 METHODS: dict[str, Method] = {
     m.name: m
