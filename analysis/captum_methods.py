@@ -8,6 +8,7 @@ embedding output, summed per token.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +30,14 @@ class IntegratedGradientsOptions(Options):
 class GradientShapOptions(Options):
     n_samples: int = option(16, "noisy points between the baseline and the input", low=1)
     stdevs: float = option(0.1, "noise, as a fraction of the input's range", low=0.0)
+    seed: int = option(0, "seed of the noise (the same input gives the same map)", low=0)
 
 
 @dataclass(frozen=True)
 class SmoothGradOptions(Options):
     nt_samples: int = option(16, "noisy copies of the input", low=1)
     stdevs: float = option(0.15, "noise, as a fraction of the input's range", low=0.0)
+    seed: int = option(0, "seed of the noise (the same input gives the same map)", low=0)
 
 
 @dataclass(frozen=True)
@@ -200,5 +203,24 @@ def input_attributions(model: HookedModel, batch: Batch, method: str, target=Non
     window = (x.shape[1], patch, patch) if patch else (1, x.shape[-1])
     spread = float((x.max() - x.min()).detach()) or 1.0
     call = Call(forward, x, torch.zeros_like(x), dict(target=tgt, additional_forward_args=extra), spread, window)
-    with model.lock:
+    with model.lock, _seeded(model, getattr(opts, "seed", None)):
         return entry.attribute(ca, call, opts)
+
+
+@contextlib.contextmanager
+def _seeded(model: HookedModel, seed: int | None):
+    """torch's and numpy's global random generators seeded for the block and restored after (captum draws its
+    noise from torch's, GradientSHAP its path points from numpy's), so a noisy method gives the same map on every
+    call; nothing for a method without noise (seed None). Callers hold the model's lock."""
+    if seed is None:
+        yield
+        return
+    cuda = [model.device.index or 0] if model.device.type == "cuda" else []
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)

@@ -16,7 +16,6 @@ Padding positions of text maps are 0.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 
@@ -194,8 +193,8 @@ def _chefer2021(model: HookedModel, batch: Batch, target, precision: str = "floa
     the map divides by sums and activations that cancel, and a float32 pass lands more than 0.01 (of the
     map's maximum) off the exact map on about 2% of inputs (8 of 360 digits, 11 of 500 shapes; one digits
     map correlates 0.33 with the exact one; bench/relevance.py prints the count and the cost)."""
-    with model.in_float64() if precision == "float64" else contextlib.nullcontext():
-        rolled = _minus_identity(_chefer_rollout(model, batch, target)).float()
+    rolled = _minus_identity(_chefer_rollout(model.float64() if precision == "float64" else model, batch, target))
+    rolled = rolled.float()
     return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
 
 

@@ -473,7 +473,7 @@ def model_activation(model: HookedModel, layer: int = 0) -> Callable[[torch.Tens
     act = model.blocks[layer].act
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
+        with model.lock, torch.no_grad():  # an LRP pass of another session may have rules on this module
             return act(x.to(model.device, torch.float32))
 
     return run

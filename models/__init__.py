@@ -9,7 +9,7 @@ m.unembed(trace.resid[-1][:, 0])     # == trace.logits for ViTs
 Every forward is the block forward by hand (`m.block`: `m.attend`, `m.block_tail`), calling the named hook
 points of models/hooks.py (docs/hooks.md); hooks belong to one call. `block_tail` takes a `BlockRules`
 extension point (the residual adds, plain by default) that models/lrp.py fills with Chefer's rule.
-`m.in_float64()` runs anything inside it with the network in float64.
+`m.float64()` is the same model in float64 (a copy kept with it), for passes that need exact sums.
 """
 
 from models.adapter import PLAIN, Block, BlockRules, HookedModel, ModelSpec

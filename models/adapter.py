@@ -9,7 +9,7 @@ run can also resume from a residual state or inside a block, and keep gradients 
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -123,39 +123,63 @@ class HookedModel(ABC):
         self.blocks = blocks
         self.device = torch.device(device)
         self.lock = threading.RLock()
+        self._float64: HookedModel | None = None
 
-    @contextlib.contextmanager
-    def in_float64(self):
-        """The network's weights in float64 for the duration, under the model's lock (every forward holds it);
-        the float32 weights come back exactly (float32 -> float64 -> float32 is lossless)."""
+    def float64(self) -> HookedModel:
+        """This model with its network in float64, for passes that need exact sums: a copy made once per model and
+        kept with it (the shared model is never converted, so no concurrent call, forward or backward, sees its
+        weights change). The tokenizer and spec are shared; the copy has its own lock."""
         with self.lock:
-            dtype = next(self.net.parameters()).dtype
-            self.net.to(torch.float64)
-            try:
-                yield
-            finally:
-                self.net.to(dtype)
+            if self._float64 is None:
+                shared = {id(v): v for k, v in vars(self).items() if k in ("spec", "tokenizer", "preprocess")}
+                twin = copy.deepcopy(self, memo=shared)
+                twin.net.to(torch.float64)
+                self._float64 = twin
+            return self._float64
+
+    def __getstate__(self) -> dict:
+        """For copy.deepcopy (float64): everything but the lock and the float64 copy."""
+        return {k: v for k, v in vars(self).items() if k not in ("lock", "_float64")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock, self._float64 = threading.RLock(), None
 
     # -- provided by each family ----------------------------------------------------------------
     @abstractmethod
     def prepare(self, inputs) -> Batch:
         """Validate raw inputs (images or strings) into a Batch; raises data.InputError."""
 
-    @abstractmethod
     def embed(self, batch: Batch) -> torch.Tensor:
         """[B, T, D] the embedding output (residual stream before block 0)."""
+        with self.lock:
+            return self._embed(batch)
+
+    @abstractmethod
+    def _embed(self, batch: Batch) -> torch.Tensor:
+        """embed's computation (the caller holds the lock)."""
 
     def attention_mask(self, batch: Batch) -> torch.Tensor | None:
         """The additive attention mask [B, 1, 1, T] the blocks apply to the scores (None: every token is real)."""
         return None
 
-    @abstractmethod
     def head_logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[B, T, D] last residual -> [B, C] logits, as the original network computes them."""
+        with self.lock:
+            return self._head_logits(hidden, batch)
 
     @abstractmethod
+    def _head_logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """head_logits' computation (the caller holds the lock)."""
+
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., D] -> [..., C]: the model's own final norm + classifier (or prompt head), per token."""
+        with self.lock:
+            return self._unembed(hidden)
+
+    @abstractmethod
+    def _unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """unembed's computation (the caller holds the lock)."""
 
     # -- the hooked forward --------------------------------------------------------------------
     def _convenience_hooks(self, head_gates, temperature, layers: range) -> list[Hook]:

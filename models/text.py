@@ -43,6 +43,7 @@ class TextModel(HookedModel):
         self.spec = replace(self.spec, class_names=tuple(labels))
         self.prompt_template = template
         self._prompt_emb = None
+        self._float64 = None  # its copy scores against the old labels
 
     def prompt_embeddings(self) -> torch.Tensor:
         """[C, D] unit-norm pooled embeddings of the label prompts."""
@@ -91,7 +92,7 @@ class TextModel(HookedModel):
                 )
         return Batch(tensors, mask, tokens=tokens, notes=notes)
 
-    def embed(self, batch: Batch) -> torch.Tensor:
+    def _embed(self, batch: Batch) -> torch.Tensor:
         t = batch.tensors
         kwargs = {"input_ids": t["input_ids"].to(self.device)}
         if "token_type_ids" in t:
@@ -104,17 +105,18 @@ class TextModel(HookedModel):
         token-type embeddings [B, T, D], what enters the embedding LayerNorm; the embedding output [B, T, D])."""
         ids = batch.tensors["input_ids"].to(self.device)
         table = self.base.get_input_embeddings()
-        words = table(ids).detach().requires_grad_(True)
         entering: list[torch.Tensor] = []
-        handles = [
-            table.register_forward_hook(lambda mod, args, out: words),
-            self.base.embeddings.LayerNorm.register_forward_pre_hook(lambda mod, args: entering.append(args[0])),
-        ]
-        try:
-            out = self.embed(batch)
-        finally:
-            for h in handles:
-                h.remove()
+        with self.lock:  # the module hooks below exist only while no other call can run these modules
+            words = table(ids).detach().requires_grad_(True)
+            handles = [
+                table.register_forward_hook(lambda mod, args, out: words),
+                self.base.embeddings.LayerNorm.register_forward_pre_hook(lambda mod, args: entering.append(args[0])),
+            ]
+            try:
+                out = self._embed(batch)
+            finally:
+                for h in handles:
+                    h.remove()
         return words, entering[0], out
 
     def attention_mask(self, batch: Batch) -> torch.Tensor | None:
@@ -142,14 +144,14 @@ class TextModel(HookedModel):
         m = token_mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
-    def head_logits(self, hidden, batch):
+    def _head_logits(self, hidden, batch):
         if self.spec.head == "prompts":
             return self.unembed(self.pool(hidden, batch.token_mask.to(hidden.device)))
         if self._pooler_head():
             return self.net.classifier(self.base.pooler(hidden))
         return self.net.classifier(hidden)
 
-    def unembed(self, hidden):
+    def _unembed(self, hidden):
         hidden = hidden.to(self.device)
         if self.spec.head == "prompts":
             return PROMPT_LOGIT_SCALE * F.normalize(hidden, dim=-1) @ self.prompt_embeddings().to(hidden.dtype).T

@@ -71,14 +71,14 @@ class VisionModel(HookedModel):
         t = self.spec.n_prefix + gh * gw
         return Batch({"pixel_values": x}, torch.ones(len(images), t, dtype=torch.bool), images=images, notes=notes)
 
-    def embed(self, batch: Batch) -> torch.Tensor:
+    def _embed(self, batch: Batch) -> torch.Tensor:
         return self.base.embeddings(batch.tensors["pixel_values"].to(self.device))
 
-    def head_logits(self, hidden, batch):
+    def _head_logits(self, hidden, batch):
         x = self.base.layernorm(hidden)
         return sum(clf(x[:, i]) for i, clf in enumerate(self.classifiers)) / len(self.classifiers)
 
-    def unembed(self, hidden):
+    def _unembed(self, hidden):
         x = self.base.layernorm(hidden.to(self.device))
         return sum(clf(x) for clf in self.classifiers) / len(self.classifiers)
 
