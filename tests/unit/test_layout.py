@@ -62,3 +62,14 @@ def test_data_flows_one_way():
             if top != package and (top == "streamlit" or top not in LOWER[package]):
                 wrong.append(f"{module} imports {dep}")
     assert not wrong, wrong
+
+
+def test_the_app_is_served_for_a_lecture_room():
+    """.streamlit/config.toml: this machine only by default (a documented switch serves a class), no traceback or
+    developer menu in the browser."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "localhost"
+    assert config["client"] == {"showErrorDetails": "none", "toolbarMode": "minimal"}
+    assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
