@@ -30,10 +30,9 @@ def _option_flags(group) -> None:
     applies to every analysis that has `methods`. Flags not given are left to each unit's default."""
     import typing
 
-    from analysis.units import UNITS
-
     seen: dict[str, tuple] = {}  # option -> (its field, its type, the analyses that have it)
-    for name, unit in UNITS.items():
+    units = _units()
+    for name, unit in units.items():
         hints = typing.get_type_hints(unit.Options)
         for f in unit.Options.fields():
             seen.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
@@ -50,7 +49,7 @@ def _option_flags(group) -> None:
             kind["type"] = int if "int" in text else float if "float" in text else str
         default = "" if f.default is None else f" (default {_shown(f.default)})"
         listed = f"; from {', '.join(map(str, choices))}" if choices is not None and "tuple" in text else ""
-        where = "every analysis" if len(analyses) == len(UNITS) else ", ".join(analyses)
+        where = "every analysis" if len(analyses) == len(units) else ", ".join(analyses)
         group.add_argument(
             "--" + name.replace("_", "-"),
             dest=f"option_{name}",
@@ -60,13 +59,19 @@ def _option_flags(group) -> None:
         )
 
 
+def _units() -> dict:
+    from analysis.units import UNITS
+
+    return UNITS
+
+
 def _shown(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from analysis.units import UNITS
-
+def _parser(analyses: bool = True) -> argparse.ArgumentParser:
+    """The command line; analyses=False leaves out what needs the analysis units (torch and the models, seconds
+    to import): precompute's list of analyses and their options, for every command but precompute."""
     p = argparse.ArgumentParser(
         prog="headscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -95,12 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the dataset's split (default: test, validation or val when present, else the only one)",
     )
-    pre.add_argument(
-        "--analyses",
-        default="importance",
-        type=_split,
-        help="comma-separated, from: " + "; ".join(f"{k} ({u.description})" for k, u in UNITS.items()),
-    )
+    listed = "; ".join(f"{k} ({u.description})" for k, u in _units().items()) if analyses else "see precompute -h"
+    pre.add_argument("--analyses", default="importance", type=_split, help=f"comma-separated, from: {listed}")
     pre.add_argument(
         "--n",
         type=int,
@@ -116,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="torch CPU threads (per worker with --ray; default: torch's own choice here, 1 per Ray CPU worker)",
     )
-    _option_flags(pre.add_argument_group("the analyses' options (each goes to the analyses that have it)"))
+    if analyses:
+        _option_flags(pre.add_argument_group("the analyses' options (each goes to the analyses that have it)"))
     scale = pre.add_argument_group("scale out on Ray (see the README's Scale out section)")
     scale.add_argument(
         "--ray",
@@ -205,6 +207,11 @@ def _precompute(args) -> int:
         )
     except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError, TypeError) as e:
         return _fail(re.sub(r"[Oo]ptions? '(\w+)'", lambda m: "--" + m.group(1).replace("_", "-"), str(e)))
+    except KeyboardInterrupt:
+        for bar in bars:  # the progress bars' last lines first, then the one line that says what happened
+            bar.close()
+        print("headscope: cancelled; rerun the same command to resume from its finished chunks.", file=sys.stderr)
+        return 130
     except ShardsFailed as e:
         print(
             f"headscope: {len(e.failures)} shard(s) failed after {args.retries} retries; the other shards are "
@@ -279,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["app"]:
         return subprocess.call([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *argv[1:]])
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    args = _parser().parse_args(argv)
+    args = _parser(analyses=argv[:1] == ["precompute"]).parse_args(argv)
     return _precompute(args) if args.command == "precompute" else _runs(args)
 
 

@@ -178,8 +178,10 @@ def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     assert resumed.keys() == clean.keys() and all(np.array_equal(resumed[k], clean[k]) for k in clean)
 
 
-def test_sigterm_cancels_and_a_rerun_resumes(tmp_path):
-    """What the app's Cancel button does: SIGTERM to the run's process group."""
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
+    """What the app's Cancel button does (SIGTERM to the run's process group) and Ctrl-C (SIGINT): the run is
+    marked cancelled, the command says so in one line without a traceback, and a rerun resumes it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         _cli(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
@@ -190,8 +192,15 @@ def test_sigterm_cancels_and_a_rerun_resumes(tmp_path):
         if found and json.loads(found[0].read_text())["done_inputs"] >= 32:
             break
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 143
+    os.killpg(proc.pid, sig)
+    assert proc.wait(timeout=60) == code
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert "Traceback" not in err
+    if sig == signal.SIGINT:
+        assert (
+            err.strip().splitlines()[-1]
+            == "headscope: cancelled; rerun the same command to resume from its finished chunks."
+        )
     run = Store(tmp_path).runs()[0]
     assert run.manifest.state == "cancelled" and 32 <= run.manifest.done_inputs < 360
     assert Store(tmp_path).index()["state"].tolist() == ["cancelled"]
