@@ -360,6 +360,22 @@ def summarise_scores(
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=["method", "test", "fraction", "value"])
 
 
+def best_methods(table: pd.DataFrame) -> dict[str, str | None]:
+    """For each METRICS column a summarise_scores table has values in: the method with the best value if it beats
+    the seeded random map (chance) there, else None (no method beats chance on that metric)."""
+    chance = table.set_index("method")[list(METRICS)].loc[RANDOM] if RANDOM in set(table["method"]) else None
+    out: dict[str, str | None] = {}
+    for metric, (_, higher) in METRICS.items():
+        col = table.loc[table["method"] != RANDOM].set_index("method")[metric].dropna()
+        if col.empty:
+            continue
+        best = col.idxmax() if higher else col.idxmin()
+        floor = np.nan if chance is None else chance[metric]
+        beats = bool(np.isnan(floor) or (col[best] > floor if higher else col[best] < floor))
+        out[metric] = str(best) if beats else None
+    return out
+
+
 def insertion_floor(curves: pd.DataFrame) -> float:
     """The mean probability of the predicted class on the insertion start itself (fraction 0 of the curves of
     `summarise_scores`): the insertion AUC of a map that reveals nothing useful, its floor."""

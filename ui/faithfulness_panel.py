@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.faithfulness import INSERTION_STARTS, RANDOM, insertion_floor, insertion_starts, method_label
+from analysis.faithfulness import (
+    INSERTION_STARTS,
+    METRICS,
+    RANDOM,
+    best_methods,
+    insertion_floor,
+    insertion_starts,
+    method_label,
+)
 from analysis.relevance import available_methods, to_grid
 from analysis.units.faithfulness import as_report
 from ui import cache
@@ -14,7 +22,7 @@ from ui.context import PageContext, images_of, tokens_of
 from ui.framing import download_button, show_figure
 from ui.params import START
 from ui.pickers import sample_size_picker
-from ui.relevance_figures import curves_figure, faithfulness_display, gallery_figure, highlight_best
+from ui.relevance_figures import curves_figure, gallery_figure, highlight_best
 from ui.stored import run_label, stored_toggle
 
 SCORED_KEY = "relevance_scored"
@@ -48,7 +56,9 @@ def show_scores(ctx: PageContext, table: pd.DataFrame, curves: pd.DataFrame, wha
     perturbation and deletion/insertion curves; start: the INSERTION_STARTS name the insertion began from."""
     ds, spec = ctx.dataset, ctx.model.spec
     image = spec.grid is not None
-    st.markdown(f"**Scores over {what}** (best of each column in green; random map = chance)")
+    st.markdown(
+        f"**Scores over {what}** (in green: the best of each column, where it beats the random map, i.e. chance)"
+    )
     st.caption(
         note
         + (
@@ -58,7 +68,13 @@ def show_scores(ctx: PageContext, table: pd.DataFrame, curves: pd.DataFrame, wha
             "folder of same-named mask images to get them."
         )
     )
-    st.dataframe(highlight_best(faithfulness_display(table)), hide_index=True, width="stretch")
+    st.dataframe(highlight_best(table), hide_index=True, width="stretch")
+    no_winner = [METRICS[m][0] for m, best in best_methods(table).items() if best is None]
+    if no_winner:
+        st.warning(
+            f"No method beats the random map on {', '.join(no_winner)}: on these inputs those scores do not tell "
+            "the methods apart from chance."
+        )
     st.caption(
         "Perturbation AUC (Chefer): top-1 accuracy as 0–90% of the tokens are removed, most relevant first "
         "(positive, lower is better) or least relevant first (negative, higher is better). Deletion / "

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.faithfulness import METRICS, RANDOM, method_label
+from analysis.faithfulness import METRICS, RANDOM, best_methods, method_label
 from ui.cell_picker import CellGrid, patch_grid, pixel_grid, text_colours
 from ui.figures import (
     DIVERGING,
@@ -304,18 +304,15 @@ def faithfulness_display(table: pd.DataFrame) -> pd.DataFrame:
     return table[keep].rename(columns=cols)
 
 
-def highlight_best(display: pd.DataFrame):
-    """A pandas Styler that bolds and colours the best value of each metric (random map excluded)."""
-    better = {v[0]: v[1] for v in METRICS.values()}
-    candidates = display["Method"] != "Random map"
+def highlight_best(table: pd.DataFrame):
+    """faithfulness_display of a summarise_scores table as a pandas Styler that bolds and colours, per metric, the
+    best method's value when it beats the random map (analysis.faithfulness.best_methods); a column where no method
+    beats chance has no highlight."""
+    best, display = best_methods(table), faithfulness_display(table)
+    columns = {METRICS[m][0]: m for m in METRICS}
 
-    def best(col: pd.Series):
-        if col.name not in better:
-            return [""] * len(col)
-        vals = col.where(candidates)
-        target = vals.max() if better[col.name] else vals.min()
-        return [
-            "font-weight: bold; background-color: #c7e9c0" if c and v == target else "" for v, c in zip(col, candidates)
-        ]
+    def mark(col: pd.Series):
+        winner = best.get(columns.get(str(col.name), ""))
+        return ["font-weight: bold; background-color: #c7e9c0" if m == winner else "" for m in table["method"]]
 
-    return display.style.apply(best).format({c: "{:.3g}" for c in display.columns if c != "Method"})
+    return display.style.apply(mark).format({c: "{:.3g}" for c in display.columns if c != "Method"})

@@ -177,3 +177,20 @@ def test_insertion_floor_is_the_mean_start_probability(digits_vit):
     blank = _probs(digits_vit, batch, torch.zeros_like(batch.tensors["pixel_values"]), torch.as_tensor(rep.predictions))
     assert insertion_floor(rep.curves) == pytest.approx(blank.mean(), abs=1e-5)
     assert set(INSERTION_STARTS) == {"blur", "zero", "mean"}
+
+
+def test_the_best_method_is_judged_against_the_random_map():
+    """best_methods names a column's best method only when it beats the seeded random map there (lower is better
+    for positive perturbation and deletion, higher for negative perturbation and insertion)."""
+    import pandas as pd
+
+    from analysis.faithfulness import METRICS, best_methods
+
+    rows = [
+        {"method": "rollout", "positive_auc": 11.2, "negative_auc": 50.0, "deletion_auc": 0.3, "insertion_auc": 0.6},
+        {"method": "attnlrp", "positive_auc": 12.0, "negative_auc": 40.0, "deletion_auc": 0.2, "insertion_auc": 0.5},
+        {"method": RANDOM, "positive_auc": 9.53, "negative_auc": 45.0, "deletion_auc": 0.25, "insertion_auc": 0.7},
+    ]
+    table = pd.DataFrame(rows).reindex(columns=["method", *METRICS])
+    best = best_methods(table)
+    assert best == {"positive_auc": None, "negative_auc": "rollout", "deletion_auc": "attnlrp", "insertion_auc": None}
