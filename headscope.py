@@ -270,11 +270,14 @@ def _runs(args) -> int:
             if m.state != "done":
                 return _fail(f"run {args.key} is {m.state}; only finished runs can be exported.")
             out = Path(args.to or f"{args.key}-export")
-            out.mkdir(parents=True, exist_ok=True)
-            for name, t in run.tables().items():
-                t.to_csv(out / f"{name}.csv", index=False)
-            named: dict[str, Any] = {k: np.asarray(v) for k, v in run.arrays().items()}
-            np.savez_compressed(out / "arrays.npz", **named)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                for name, t in run.tables().items():
+                    t.to_csv(out / f"{name}.csv", index=False)
+                named: dict[str, Any] = {k: np.asarray(v) for k, v in run.arrays().items()}
+                np.savez_compressed(out / "arrays.npz", **named)
+            except OSError as e:
+                return _fail(f"could not export to {out}/ ({e.strerror or e}).")
             print(f"Exported {args.key} to {out}/ (CSV tables, arrays.npz).")
     except StoreError as e:
         return _fail(str(e))

@@ -61,6 +61,11 @@ def run_job(
     fail_after = Faults.from_env().fail_after_chunks
     run = store.open_or_create(manifest)
     with run.lock():
+        run.tidy()
+        if not force and store.find(manifest.key) is not None:  # another process finished it while we waited
+            if progress:
+                progress(manifest.n_inputs, manifest.n_inputs)
+            return run
         if force:
             run.save_manifest(manifest)
         done = set(run.done_chunks())

@@ -105,17 +105,19 @@ def _write_atomic(path: Path, write) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        why = (
-            "the disk is full"
-            if e.errno == errno.ENOSPC
-            else "the store folder is not writable"
-            if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM)
-            else str(e)
-        )
         raise StoreError(
-            f"Could not write {path}: {why}. Earlier runs are untouched; free space or choose "
+            f"Could not write {path}: {_why(e)}. Earlier runs are untouched; free space or choose "
             "another store (--store or HEADSCOPE_STORE)."
         ) from e
+
+
+def _why(e: OSError) -> str:
+    """An OSError of the store in words."""
+    if e.errno == errno.ENOSPC:
+        return "the disk is full"
+    if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return "the store folder is not writable"
+    return e.strerror or str(e)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -190,6 +192,15 @@ class Run:
         self.update(state="done", done_inputs=m.n_inputs, error="")
         shutil.rmtree(self.root / "chunks", ignore_errors=True)
 
+    def tidy(self) -> None:
+        """Remove what a process killed while writing left behind: temporary files (`.<name>.<pid>.tmp`), and the
+        chunks of a run already done (killed between marking it done and removing them). Call under the lock."""
+        for tmp in self.root.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if (self.root / "chunks").exists() and self.manifest.state == "done":
+            shutil.rmtree(self.root / "chunks", ignore_errors=True)
+
     def arrays(self, mmap: bool = True) -> dict[str, np.ndarray]:
         """The finished run's per-input arrays {name: [N, ...]} (memory-mapped: reading is instant)."""
         return {
@@ -209,7 +220,10 @@ class Run:
         """Hold the run's lock while writing it; StoreError naming the holder when another process has it.
         The OS releases it when the holder dies, however it dies."""
         path = self.root / "lock"
-        f = open(path, "a+")
+        try:
+            f = open(path, "a+")
+        except OSError as e:
+            raise StoreError(f"Cannot write to run {self.root.name} ({_why(e)}); choose another store.") from e
         try:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -358,4 +372,7 @@ class Store:
             raise StoreError(f"No run {key} in {self.root}.")
         if run.is_locked():
             raise StoreError(f"Run {key} is being computed right now; stop it first.")
-        shutil.rmtree(run.root)
+        try:
+            shutil.rmtree(run.root)
+        except OSError as e:
+            raise StoreError(f"Could not delete run {key} ({_why(e)}).") from e

@@ -349,3 +349,53 @@ def test_a_bundled_sets_fingerprint_is_its_content_hashed_once():
     assert first != replace(ds, key="toy/all/v2").fingerprint()  # the key is part of it
     unnamed = replace(ds, inputs=["a cat", "a dog"], key="")
     assert unnamed.fingerprint() != replace(unnamed, inputs=["a cat", "a cow"]).fingerprint()
+
+
+def test_a_run_finished_meanwhile_is_reused_and_leftovers_are_tidied(digits_vit, digits, tmp_path, monkeypatch):
+    """A process that looked before another finished the run takes the lock after it: it finds the run done and
+    computes nothing; files a killed finalisation left (temporary files, the chunks of a done run) are removed."""
+    import runs.jobs
+
+    done = _run(digits_vit, digits, tmp_path, "attention", n=40)
+    (done.root / "arrays" / ".entropy.npy.4242.tmp").write_bytes(b"half")
+    (done.root / "chunks").mkdir()
+    (done.root / "chunks" / f"{0:010d}.npz").write_bytes(b"stale")
+    real_find, looked = Store.find, []
+
+    def find_late(self, key):  # the first look happened before the other process finished
+        looked.append(key)
+        return None if len(looked) == 1 else real_find(self, key)
+
+    monkeypatch.setattr(Store, "find", find_late)
+    monkeypatch.setattr(runs.jobs, "compute_shard", lambda *a: pytest.fail("recomputed a finished run"))
+    again = _run(digits_vit, digits, tmp_path, "attention", n=40)
+    assert again.root == done.root and len(looked) == 2
+    assert not list(done.root.rglob("*.tmp")) and not (done.root / "chunks").exists()
+    assert again.arrays()["entropy"].shape == (40, 4, 4)
+
+
+def test_a_read_only_store_is_one_line_each(digits_vit, digits, tmp_path, monkeypatch, capsys):
+    """Resuming into, deleting from or exporting out of a store the system refuses to write: one line, no traceback."""
+    import errno
+
+    import runs.store
+
+    run = _run(digits_vit, digits, tmp_path, "attention", n=40)
+    key = run.root.name
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(runs.store.shutil, "rmtree", refuse)
+    assert headscope.main(["runs", "delete", key, "--store", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"headscope: error: Could not delete run {key} (the store folder is not writable)."
+    )
+    monkeypatch.setattr(runs.store, "open", refuse, raising=False)
+    with pytest.raises(StoreError, match=f"Cannot write to run {key} \\(the store folder is not writable\\)"):
+        _run(digits_vit, digits, tmp_path, "attention", n=40, force=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert headscope.main(["runs", "export", key, "--store", str(tmp_path), "--to", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().endswith("(Read-only file system).")
