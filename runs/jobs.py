@@ -35,6 +35,8 @@ Executor = Callable[[list[Shard]], Iterator[tuple[int, dict[str, np.ndarray]]]]
 
 
 def check_analyses(names: Sequence[str]) -> list[str]:
+    if not names:
+        raise ValueError(f"Name at least one analysis: {', '.join(UNITS)}.")
     unknown = [a for a in names if a not in UNITS]
     if unknown:
         raise ValueError(f"Unknown analysis {', '.join(map(repr, unknown))}: choose from {', '.join(UNITS)}.")
@@ -171,6 +173,7 @@ def precompute(
     times. The results and keys are those of a single-process run."""
     analyses = check_analyses(analyses)
     per_analysis = split_options(analyses, options)
+    check_place(device, store)
     if threads is not None and ray is None:
         torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
@@ -196,6 +199,18 @@ def precompute(
             on = executor.on(m) if executor else None
             out.append(run_job(model, ds, m, st, force, progress(m) if progress else None, executor=on))
     return out
+
+
+def check_place(device: str | None, store: str | None) -> None:
+    """Before anything loads: a CUDA device that this machine lacks, or a store path that is a file, is a
+    ValueError saying so (not an error about the model or the disk minutes later)."""
+    if device and device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has no such CUDA GPU that torch can use; try cpu.")
+    root = Store(store).root
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"The store {root} is a file, not a folder; give --store a folder (it is created if new).")
 
 
 def split_options(analyses: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:

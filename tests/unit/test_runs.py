@@ -272,6 +272,8 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
         (["--model", "digits-vit", "--dataset", "digits", "--analyses", "relevance", "--read-at", "words"], "text"),
         (["--model", "digits-vit", "--dataset", "digits", "--methods", "rollout"], "Unknown --methods for importance"),
         (["--model", "digits-vit", "--dataset", "prose"], "holds texts"),
+        (["--model", "digits-vit", "--dataset", "digits", "--analyses", ","], "Name at least one analysis"),
+        (["--model", "digits-vit", "--dataset", "digits", "--device", "cuda:99"], "no such CUDA GPU"),
         (["--model", "digits-vit", "--dataset", "digits", "--n", "0"], "at least 1"),
         (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--workers", "0"], "at least 1"),
         (["--model", "digits-vit", "--dataset", "digits", "--ray", "local", "--retries", "-1"], "0 or more"),
@@ -280,6 +282,14 @@ def test_cli_help_and_bad_arguments(capsys, tmp_path):
         assert headscope.main(["precompute", "--store", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("headscope: error:") and message in err[-1], err
+    (tmp_path / "a-file").write_text("not a store")
+    assert (
+        headscope.main(
+            ["precompute", "--model", "digits-vit", "--dataset", "digits", "--store", str(tmp_path / "a-file")]
+        )
+        == 2
+    )
+    assert "is a file, not a folder" in capsys.readouterr().err
     assert headscope.main(["runs", "show", "no-such-key", "--store", str(tmp_path)]) == 2
 
 
