@@ -137,8 +137,8 @@ def _parser(analyses: bool = True) -> argparse.ArgumentParser:
         "--retries", type=int, default=2, help="attempts after the first before a shard is given up (default 2)"
     )
 
-    runs = sub.add_parser("runs", help="list, show, delete or export stored runs")
-    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export"])
+    runs = sub.add_parser("runs", help="list, show, delete, export or verify stored runs")
+    runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export", "verify"])
     runs.add_argument("key", nargs="?", help="the run's key (first column of `runs list`)")
     runs.add_argument("--to", default=None, help="export: the folder to write CSV tables and NPZ arrays to")
     runs.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
@@ -248,6 +248,8 @@ def _runs(args) -> int:
             with pd.option_context("display.width", 200, "display.max_columns", 20):
                 print(index.drop(columns=["params"]).to_string(index=False))
         return 0
+    if args.action == "verify":
+        return _verify(store, args.key)
     if not args.key:
         return _fail(f"`runs {args.action}` needs a run key (see `headscope runs list`).")
     run = store.run(args.key)
@@ -282,6 +284,29 @@ def _runs(args) -> int:
     except StoreError as e:
         return _fail(str(e))
     return 0
+
+
+def _verify(store, key: str | None) -> int:
+    """Check every finished run (or the run `key`) against the checksums it recorded: one line each; exit 1 when
+    one is damaged (a rerun of it computes it again)."""
+    from runs import StoreError
+
+    runs = [store.run(key)] if key else store.runs()
+    damaged = 0
+    for run in runs:
+        try:
+            m = run.manifest
+        except StoreError as e:
+            print(f"{run.root.name}\tunreadable: {e}")
+            damaged += 1
+            continue
+        if m.state != "done":
+            print(f"{m.key}\t{m.state} (not finished: nothing to verify)")
+            continue
+        problems = run.damage()
+        damaged += bool(problems)
+        print(f"{m.key}\t{'damaged: ' + '; '.join(problems) if problems else 'ok'}")
+    return 1 if damaged else 0
 
 
 def main(argv: list[str] | None = None) -> int:

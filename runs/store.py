@@ -74,6 +74,7 @@ class Manifest:
     error: str = ""
     workers: str = ""  # where the chunks are computed: "" for this process, else e.g. "ray: 4 GPU workers"
     format_version: int = FORMAT_VERSION
+    files: dict = field(default_factory=dict)  # a finished run's files: {"arrays/x.npy": [size, sha256], ...}
 
     @property
     def n_chunks(self) -> int:
@@ -96,11 +97,24 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256: a file is hashed once per change
+
+
+def _sha256_cached(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _HASHES:
+        _HASHES[key] = _sha256(path)
+    return _HASHES[key]
+
+
 def _write_atomic(path: Path, write) -> None:
     """write(tmp_path) then rename onto path; a full disk or unwritable folder becomes a StoreError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
+        with open(tmp, "rb") as f:  # on the disk before it takes the real name
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -109,6 +123,24 @@ def _write_atomic(path: Path, write) -> None:
             f"Could not write {path}: {_why(e)}. Earlier runs are untouched; free space or choose "
             "another store (--store or HEADSCOPE_STORE)."
         ) from e
+
+
+def _read(path: Path, read: Callable):
+    """read(path); StoreError naming the file when it is damaged or unreadable."""
+    try:
+        return read(path)
+    except (OSError, ValueError) as e:
+        raise StoreError(
+            f"{path.parent.parent.name}: {path.parent.name}/{path.name} is damaged ({e}); run it again to repair it."
+        ) from e
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _why(e: OSError) -> str:
@@ -189,8 +221,25 @@ class Run:
         (self.root / "tables").mkdir(exist_ok=True)
         for name, df in (tables(self.arrays()) if tables else {}).items():
             _write_atomic(self.root / "tables" / f"{name}.parquet", lambda p, d=df: d.to_parquet(p, index=False))
-        self.update(state="done", done_inputs=m.n_inputs, error="")
+        written = sorted(p for folder in ("arrays", "tables") for p in (self.root / folder).iterdir() if p.is_file())
+        for folder in ("arrays", "tables"):  # the new names on the disk too, before the run says done
+            _fsync_folder(self.root / folder)
+        files = {str(p.relative_to(self.root)): [p.stat().st_size, _sha256_cached(p)] for p in written}
+        self.update(state="done", done_inputs=m.n_inputs, error="", files=files)
         shutil.rmtree(self.root / "chunks", ignore_errors=True)
+
+    def damage(self) -> list[str]:
+        """What is wrong with a finished run's files: each one missing, of another size or whose content no longer
+        matches the checksum recorded when the run finished (hashes are cached while a file is unchanged); []
+        when intact."""
+        out = []
+        for name, (size, sha) in self.manifest.files.items():
+            path = self.root / name
+            if not path.is_file():
+                out.append(f"{name} is missing")
+            elif path.stat().st_size != size or _sha256_cached(path) != sha:
+                out.append(f"{name} does not match its checksum")
+        return out
 
     def tidy(self) -> None:
         """Remove what a process killed while writing left behind: temporary files (`.<name>.<pid>.tmp`), and the
@@ -202,14 +251,15 @@ class Run:
             shutil.rmtree(self.root / "chunks", ignore_errors=True)
 
     def arrays(self, mmap: bool = True) -> dict[str, np.ndarray]:
-        """The finished run's per-input arrays {name: [N, ...]} (memory-mapped: reading is instant)."""
+        """The finished run's per-input arrays {name: [N, ...]} (memory-mapped: reading is instant); StoreError
+        naming the file when one cannot be read."""
         return {
-            p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+            p.stem: _read(p, lambda q: np.load(q, mmap_mode="r" if mmap else None, allow_pickle=False))
             for p in sorted((self.root / "arrays").glob("*.npy"))
         }
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {p.stem: pd.read_parquet(p) for p in sorted((self.root / "tables").glob("*.parquet"))}
+        return {p.stem: _read(p, pd.read_parquet) for p in sorted((self.root / "tables").glob("*.parquet"))}
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
@@ -305,11 +355,12 @@ class Store:
         return [Run(p) for p in sorted(self.root.iterdir()) if (p / "manifest.json").exists()]
 
     def find(self, key: str) -> Run | None:
-        """The finished run of this key (in this format version), or None."""
+        """The finished, intact run of this key (in this format version), or None (a damaged one is computed again
+        by the next run of it)."""
         run = self.run(key)
         try:
             m = run.manifest
-            return run if m.state == "done" and m.format_version == FORMAT_VERSION else None
+            return run if m.state == "done" and m.format_version == FORMAT_VERSION and not run.damage() else None
         except StoreError:
             return None
 

@@ -39,7 +39,8 @@ def store() -> Store:
 
 def find_run(ctx: PageContext, analysis: str) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
-    sample size and batch size; the largest wins), or None."""
+    sample size and batch size; the largest wins), or None. A run whose files no longer match their checksums is
+    not used: the view says so (a background run of it computes it again)."""
     defaults = resolve_options(UNITS[analysis], ctx.model).params()
     want = json.dumps({k: v for k, v in defaults.items() if k not in FREE_PARAMS}, sort_keys=True)
     fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
@@ -59,6 +60,13 @@ def find_run(ctx: PageContext, analysis: str) -> Run | None:
             and json.dumps(params, sort_keys=True) == want
             and (best is None or m.n_inputs > best.manifest.n_inputs)
         ):
+            damage = run.damage()
+            if damage:
+                st.warning(
+                    f"The stored {analysis} run {m.key} is damaged ({'; '.join(damage)}), so this view does not use "
+                    "it. Run it again (the background run below, or the same `headscope precompute`) to repair it."
+                )
+                continue
             best = run
     return best
 

@@ -185,3 +185,19 @@ def test_an_option_a_unit_refuses_is_one_error_naming_it():
         "Relevance: Option 'read_at' applies to text models only; digits-vit reads images."
     ]
     assert not at.markdown  # the view stopped there
+
+
+def test_a_damaged_stored_run_is_named_and_not_used(digits_vit):
+    """A stored run whose files no longer match their checksums: the view says so and evaluates as if there were
+    none (no toggle for it), instead of showing wrong numbers or raising."""
+    from tests.app.helpers import stored_run
+
+    with stored_run(digits_vit, "predictions", None) as run:
+        path = run.root / "arrays" / "true_prob.npy"
+        raw = bytearray(path.read_bytes())
+        raw[-3] ^= 0xFF
+        path.write_bytes(bytes(raw))
+        at = open_view("pages/model.py")
+        assert not at.exception
+        assert any(f"run {run.root.name} is damaged" in w.value and "true_prob.npy" in w.value for w in at.warning)
+        assert not [t for t in at.toggle if t.key == "model_use_stored"]

@@ -409,3 +409,28 @@ def test_a_read_only_store_is_one_line_each(digits_vit, digits, tmp_path, monkey
     monkeypatch.setattr(Path, "mkdir", refuse)
     assert headscope.main(["runs", "export", key, "--store", str(tmp_path), "--to", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip().endswith("(Read-only file system).")
+
+
+def test_a_damaged_finished_run_is_found_out_and_a_rerun_repairs_it(digits_vit, digits, tmp_path, capsys):
+    """A finished run records every file's size and checksum: flipped bytes in an array are not read silently
+    (`runs verify` exits 1 naming the file, the store no longer offers the run, a damaged header is one line in
+    `runs show`), and running it again computes it anew, identical to the original."""
+    run = _run(digits_vit, digits, tmp_path, "attention", n=40)
+    key, want = run.root.name, np.array(run.arrays()["entropy"])
+    assert set(run.manifest.files) >= {"arrays/entropy.npy", "tables/inputs.parquet"} and not run.damage()
+    assert headscope.main(["runs", "verify", "--store", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{key}\tok"
+    path = run.root / "arrays" / "entropy.npy"
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF  # a flipped data byte: the same size, another value
+    path.write_bytes(bytes(raw))
+    assert run.damage() == ["arrays/entropy.npy does not match its checksum"]
+    assert Store(tmp_path).find(key) is None
+    assert headscope.main(["runs", "verify", key, "--store", str(tmp_path)]) == 1
+    assert "damaged: arrays/entropy.npy does not match its checksum" in capsys.readouterr().out
+    path.write_bytes(b"not an npy file")
+    assert headscope.main(["runs", "show", key, "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "arrays/entropy.npy is damaged" in err[0] and "run it again" in err[0]
+    again = _run(digits_vit, digits, tmp_path, "attention", n=40)
+    assert not again.damage() and np.array_equal(again.arrays()["entropy"], want)
