@@ -244,3 +244,36 @@ def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
         st.image(images_of(batch)[0], caption=f"{caption} (as the model sees it)", width=160, clamp=True)
     else:
         st.caption(f"{caption} · {len(tokens_of(batch)[0])} tokens")
+
+
+CHECK_INPUTS = 32  # inputs of a user's labelled dataset the model is tried on when it is opened
+NEAR_CHANCE = 0.2  # accuracy below chance + this share of the way from chance to 100% is "near chance"
+
+
+def near_chance_warning(model: HookedModel, name: str, ds: Dataset) -> None:
+    """When the model scores near chance on a labelled user dataset (a sample of CHECK_INPUTS, the same computation
+    as the Model view's), one sidebar warning that every view shows, with the likely reasons: the numbers of every
+    view are about a model that does not recognise these inputs."""
+    if ds.bundled or not ds.labelled:
+        return
+    key = cache.model_key(name, st.session_state.get(state.LABELS, {}).get(name))
+    arrays = cache.sample_run("predictions", key, ds.key, CHECK_INPUTS, (), model, ds).arrays()
+    known = arrays["label"] >= 0
+    if known.sum() < 8:
+        return
+    accuracy = float((arrays["top_classes"][known, 0] == arrays["label"][known]).mean())
+    chance = 1.0 / len(np.unique(arrays["label"][known]))
+    if accuracy >= chance + NEAR_CHANCE * (1 - chance):
+        return
+    why = (
+        "the images may not be prepared like its training data: their size and how they were enlarged (a digit "
+        "enlarged with nearest-neighbour blocks reads badly to digits-vit, trained on 8x8 scans enlarged "
+        "smoothly), the intensity scale, light strokes on dark or the reverse"
+        if model.spec.modality == "image"
+        else "the texts may differ from what it was trained on"
+    )
+    st.warning(
+        f"{model.spec.name} gets {accuracy:.0%} on {int(known.sum())} inputs of {ds.name} (chance {chance:.0%}): "
+        f"{why}; or the class names match but mean other things. Every view's numbers describe a model that does "
+        "not recognise these inputs."
+    )

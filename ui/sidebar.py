@@ -16,7 +16,7 @@ from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
 from models.text import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
-from ui.input_picker import dataset_picker, input_picker
+from ui.input_picker import dataset_picker, input_picker, near_chance_warning
 from ui.navigation import use_router
 from ui.present import presenter_css, presenter_toggle
 
@@ -41,6 +41,7 @@ def sidebar() -> PageContext | None:
             return None
         _link_head(model.spec.n_layers, model.spec.n_heads)
         dataset, match = dataset_picker(model, name)
+        near_chance_warning(model, name, dataset)
         st.divider()
         return input_picker(model, name, dataset, match)
 

@@ -131,3 +131,25 @@ def test_re_read_picks_up_new_files(tmp_path):
     at.sidebar.button(key="dataset_reread").click().run()
     assert not at.exception
     assert any("6 image inputs" in c.value for c in at.sidebar.caption)
+
+
+def test_a_dataset_the_model_does_not_recognise_gets_a_warning_in_every_view(tmp_path):
+    """The same digits enlarged to 32x32 with nearest-neighbour blocks: digits-vit reads them near chance (it was
+    trained on 8x8 scans enlarged smoothly), and the sidebar (in every view) says so with the likely reasons; the
+    8x8 originals get no such warning."""
+    from PIL import Image
+
+    ds = load_dataset("digits", "test")
+    for root, size in ((tmp_path / "blocky", 32), (tmp_path / "scans", 8)):
+        for i in range(40):
+            (root / str(ds.labels[i])).mkdir(parents=True, exist_ok=True)
+            ds.inputs[i].resize((size, size), Image.Resampling.NEAREST).save(root / str(ds.labels[i]) / f"{i}.png")
+    at = _open(open_view("pages/attention.py"), tmp_path / "blocky")
+    assert_clean(at)
+    [warning] = [w.value for w in at.sidebar.warning if "chance 10%" in w.value]
+    assert warning.startswith("digits-vit gets ") and "nearest-neighbour" in warning
+    at.switch_page("pages/importance.py").run()
+    assert any("chance 10%" in w.value for w in at.sidebar.warning)
+    at = _open(open_view("pages/model.py"), tmp_path / "scans")
+    assert_clean(at)
+    assert not any("chance" in w.value for w in at.sidebar.warning)
