@@ -14,11 +14,11 @@ st.caption(
     "A tour walks through the views in the states a teacher chose, one step at a time: what to look at, why, the "
     "paper it comes from and something to try. Next and Back also answer PageDown and PageUp (a presentation "
     "clicker); the presenter layout (sidebar) enlarges text and figures for a projector. Write your own tour as a "
-    "TOML file in ~/.headscope/tours (format: tours/README.md in the repository)."
+    f"TOML file in `{state.home() / 'tours'}` (format: tours/README.md in the repository)."
 )
 files = tour_files()
 if not files:
-    st.info("No tour files found: HeadScope's own are in its tours/ folder, yours go in ~/.headscope/tours.")
+    st.info(f"No tour files found: HeadScope's own are in its tours/ folder, yours go in `{state.home() / 'tours'}`.")
     stop_view()
 tours = {str(p): read_tour(p) for p in files}
 chosen = st.selectbox(

@@ -7,6 +7,7 @@ model (name + label set) and the input, so a cached result is never served for a
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -30,16 +31,30 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def progress_bar(text: str, label: str) -> Iterator[Callable[..., None]]:
     """An st.progress bar shown while a computation runs (removed when it ends, also on error). Yields the
-    `progress(fraction, message="")` callable the analyses take; the bar then reads "label: message"."""
+    `progress(fraction, message="")` callable the analyses take; the bar then reads "label: message", and once
+    the rate is known (after a second and 2%), the time left at that rate."""
     bar = st.progress(0.0, text=text)
+    start = time.monotonic()
 
     def progress(fraction: float, message: str = "") -> None:
-        bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{label}: {message}" if message else text)
+        fraction = float(min(max(fraction, 0.0), 1.0))
+        shown = f"{label}: {message}" if message else text
+        elapsed = time.monotonic() - start
+        if 0.02 <= fraction < 1 and elapsed >= 1:
+            shown += f" · about {time_left(elapsed * (1 - fraction) / fraction)} left"
+        bar.progress(fraction, text=shown)
 
     try:
         yield progress
     finally:
         bar.empty()
+
+
+def time_left(seconds: float) -> str:
+    """'8 s', '3 min' or '1.2 h': a duration as a progress bar says it."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 def memo(slot: str, key: tuple, build: Callable[[], T]) -> T:

@@ -201,3 +201,18 @@ def test_a_damaged_stored_run_is_named_and_not_used(digits_vit):
         assert not at.exception
         assert any(f"run {run.root.name} is damaged" in w.value and "true_prob.npy" in w.value for w in at.warning)
         assert not [t for t in at.toggle if t.key == "model_use_stored"]
+
+
+def test_the_tour_view_names_the_users_tour_folder():
+    """Own tours go in $HEADSCOPE_HOME/tours: the Tour view names that folder, not a fixed ~/.headscope."""
+    import os
+
+    at = open_view("pages/tour.py")
+    assert not at.exception
+    assert any(f"{os.environ['HEADSCOPE_HOME']}/tours" in c.value for c in at.caption)
+
+
+def test_a_progress_bar_says_the_time_left():
+    from ui.cache import time_left
+
+    assert [time_left(s) for s in (0.2, 42.4, 150, 7200)] == ["1 s", "42 s", "2 min", "2.0 h"]
