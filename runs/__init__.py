@@ -12,9 +12,9 @@ _RUNNERS = ("MemoryRun", "precompute", "sample")
 
 def __getattr__(name: str) -> Any:
     if name in _RUNNERS:
-        from runs import jobs
+        from runs.jobs import MemoryRun, precompute, sample
 
-        return getattr(jobs, name)
+        return {"MemoryRun": MemoryRun, "precompute": precompute, "sample": sample}[name]
     raise AttributeError(f"module 'runs' has no attribute {name!r}")
 
 

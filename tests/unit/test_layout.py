@@ -71,5 +71,5 @@ def test_the_app_is_served_for_a_lecture_room():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "localhost"
-    assert config["client"] == {"showErrorDetails": "none", "toolbarMode": "minimal"}
+    assert config["client"] == {"showErrorDetails": "none"}  # toolbar "auto": no developer menu for students
     assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
