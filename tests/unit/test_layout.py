@@ -73,3 +73,22 @@ def test_the_app_is_served_for_a_lecture_room():
     assert config["server"]["address"] == "localhost"
     assert config["client"] == {"showErrorDetails": "none"}  # toolbar "auto": no developer menu for students
     assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
+
+
+def test_requirements_txt_is_in_step_with_pyproject():
+    """requirements.txt (what `pip install -r requirements.txt && streamlit run app.py` installs) pins exactly the
+    direct dependencies of pyproject.toml, torch first, each pin inside pyproject.toml's own range."""
+    import importlib.util
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = importlib.util.spec_from_file_location("requirements_script", ROOT / "scripts" / "requirements.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pins = [line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
+    wanted = script.dependencies()
+    assert [name for name, _ in pins] == [name for name, _ in wanted], "run python scripts/requirements.py"
+    assert pins[0] == ["torch", "2.13.0"]
+    outside = [f"{name}=={v} not in {r}" for (name, v), (_, r) in zip(pins, wanted) if v not in SpecifierSet(r)]
+    assert not outside, outside
