@@ -209,9 +209,10 @@ def embed_sample(
     model, inputs: Sequence, labels, where: str = "resid", batch_size: int = 128, progress: Progress | None = None
 ) -> SampleEmbedding:
     """Run `model` over raw inputs (images or strings) in batches and collect, for every block, the
-    identifiability of the true class (labels [N]) and the summary token's embeddings (see SampleEmbedding).
+    identifiability of the true class (labels [N]; -1 = unknown: the model's own prediction, read off the same
+    forward) and the summary token's embeddings (see SampleEmbedding, whose labels are the classes scored).
     batch_size is lowered for large models so that one batch's scores and attention stay near MEMORY_BUDGET."""
-    labels = np.asarray(labels)
+    labels = np.array(labels)  # a copy: unknown labels (-1) become the predictions
     if len(inputs) == 0 or len(inputs) != len(labels):
         raise ValueError(f"Need as many labels as inputs (got {len(inputs)} inputs, {len(labels)} labels).")
     names = summary_names(model)
@@ -223,7 +224,10 @@ def embed_sample(
     for i in range(0, len(inputs), batch_size):
         batch = model.prepare(list(inputs[i : i + batch_size]))
         tr = model.run(batch, capture=True)
-        y = labels[i : i + batch_size]
+        y = labels[i : i + batch_size].copy()
+        unknown = y < 0
+        y[unknown] = tr.logits.argmax(-1).cpu().numpy()[unknown]
+        labels[i : i + batch_size] = y
         summary = summary_projection(model, tr, where)
         ident = identifiability(
             class_projection(model, tr, where), y, summary, tr.token_mask, model.spec.n_prefix, names

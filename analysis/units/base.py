@@ -12,6 +12,7 @@ arrays (`summarise`). runs/ runs units chunk by chunk: into the store (`runs.pre
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -52,7 +53,7 @@ class Inputs:
         return model.prepare([self.dataset.inputs[int(i)] for i in rows])
 
 
-class Unit:
+class Unit(ABC):
     """One dataset-level analysis. Subclasses set name, description and Options, and define per_input (and
     summarise when the run has summary tables); resolve fills the options that depend on the model."""
 
@@ -65,12 +66,12 @@ class Unit:
         key records). Raises ValueError naming the option when a value does not apply to the model."""
         return options
 
+    @abstractmethod
     def per_input(
         self, model: HookedModel, batch: Inputs, labels: np.ndarray, options: RunOptions
     ) -> dict[str, np.ndarray]:
         """Per-input arrays {name: [n, ...]} of the n inputs of `batch`; labels [n]: model class indices, -1 where
-        the model knows no label for the input."""
-        raise NotImplementedError
+        the model knows no label for the input (scored against the model's prediction)."""
 
     def summarise(
         self, arrays: dict[str, np.ndarray], options: RunOptions, spec: ModelSpec | None = None
@@ -80,14 +81,3 @@ class Unit:
 
     def __repr__(self) -> str:
         return f"<unit {self.name}>"
-
-
-def target_labels(model: HookedModel, batch: Inputs, labels: np.ndarray, batch_size: int) -> np.ndarray:
-    """[n] the class each input is scored against: its label where the model knows it, else the model's
-    prediction (the one rule of every unit that needs a class per input)."""
-    labels = np.asarray(labels).copy()
-    unknown = np.flatnonzero(labels < 0)
-    for i in range(0, len(unknown), batch_size):
-        rows = unknown[i : i + batch_size]
-        labels[rows] = model.logits(batch.prepare(model, rows)).argmax(-1).cpu().numpy()
-    return labels

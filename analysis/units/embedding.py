@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from analysis.embedding import WHERE, Identifiability, SampleEmbedding, embed_sample, summary_names
-from analysis.units.base import Inputs, RunOptions, Unit, option, target_labels
+from analysis.units.base import Inputs, RunOptions, Unit, option
 from models import HookedModel
 
 
@@ -32,14 +32,13 @@ class Embedding(Unit):
         """identifiability [n, L], token_identifiability [n, L, T] (float16, NaN past the input's end),
         summary_scores [n, L, C], embeddings [n, L+1, D] and target [n]: the class scored, the label where the
         model knows it, else the model's prediction."""
-        target = target_labels(model, batch, labels, options.batch_size)
-        s = embed_sample(model, list(batch.dataset.inputs), target, where=options.where, batch_size=options.batch_size)
+        s = embed_sample(model, list(batch.dataset.inputs), labels, where=options.where, batch_size=options.batch_size)
         return {
             "identifiability": s.ident.summary.T.astype(np.float32),
             "token_identifiability": np.moveaxis(s.ident.tokens, 1, 0).astype(np.float16),
             "summary_scores": np.moveaxis(s.summary_scores, 1, 0).astype(np.float32),
             "embeddings": np.moveaxis(s.embeddings, 1, 0).astype(np.float32),
-            "target": target,
+            "target": s.labels,
         }
 
 
