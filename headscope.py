@@ -30,6 +30,8 @@ def _option_flags(group) -> None:
     applies to every analysis that has `methods`. Flags not given are left to each unit's default."""
     import typing
 
+    from analysis.options import value_type
+
     seen: dict[str, tuple] = {}  # option -> (its field, its type, the analyses that have it)
     units = _units()
     for name, unit in units.items():
@@ -37,18 +39,18 @@ def _option_flags(group) -> None:
         for f in unit.Options.fields():
             seen.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
     for name, (f, hint, analyses) in seen.items():
-        text, choices = str(hint), f.metadata.get("choices")
-        kind: dict = {"metavar": name.upper()}
-        if "tuple" in text:
+        (one, many, _), choices = value_type(hint), f.metadata.get("choices")
+        kind: dict
+        if many:
             kind = {"type": _split, "metavar": "A,B,..."}
-        elif hint is bool:
+        elif one is bool:
             kind = {"action": argparse.BooleanOptionalAction}
         elif choices is not None:
             kind = {"choices": list(choices)}
         else:
-            kind["type"] = int if "int" in text else float if "float" in text else str
+            kind = {"type": one, "metavar": name.upper()}
         default = "" if f.default is None else f" (default {_shown(f.default)})"
-        listed = f"; from {', '.join(map(str, choices))}" if choices is not None and "tuple" in text else ""
+        listed = f"; from {', '.join(map(str, choices))}" if choices is not None and many else ""
         where = "every analysis" if len(analyses) == len(units) else ", ".join(analyses)
         group.add_argument(
             "--" + name.replace("_", "-"),

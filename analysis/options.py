@@ -68,21 +68,30 @@ class Options:
         return list(dataclasses.fields(cls))
 
 
+def value_type(hint: Any) -> tuple[Any, bool, bool]:
+    """(the type of one value, whether the field takes a list of them, whether it may be None) of an Options
+    field's annotation, e.g. `tuple[str, ...] | None` -> (str, True, True)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    many = typing.get_origin(hint) is tuple
+    return (typing.get_args(hint)[0] if many else hint), many, optional
+
+
 def _checked(name: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
     """`value` as the field's type (a list becomes a tuple, an int a float where a float is asked); raises
     TypeError for a wrong type and ValueError for a value outside the field's choices or range."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-    if typing.get_origin(hint) is tuple:
+    one, many, optional = value_type(hint)
+    if optional and value is None:
+        return None
+    if many:
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise TypeError(f"Option {name!r} takes a list, got {value!r}.")
-        value = tuple(_checked(name, v, typing.get_args(hint)[0], {}) for v in value)
+        value = tuple(_of_type(name, v, one) for v in value)
         items = value
     else:
-        value = _of_type(name, value, hint)
+        value = _of_type(name, value, one)
         items = (value,)
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
     bad = [v for v in items if choices is not None and v not in choices]

@@ -175,7 +175,8 @@ else:
         background_panel(ctx, "embedding", "the class embeddings")
     run = cache.sample_run("embedding", ctx.model_key, ds.key, n, (("where", where),), m, ds)
     sample_key = ds.key
-sample, rows, known = as_sample_embedding(m, run.arrays()), run.arrays()["row"], run.arrays()["label"] >= 0
+arrays = run.arrays()
+sample, rows, known = as_sample_embedding(m, arrays), arrays["row"], arrays["label"] >= 0
 n = len(rows)
 warn_small_sample(n, sample.labels, spec.n_classes, "identifiability and separability")
 st.caption(

@@ -17,7 +17,7 @@ from models import HookedModel, model_fingerprint
 from runs.store import Manifest, run_key
 
 CHUNK_INPUTS = 64  # inputs per stored chunk (rounded up to whole batches, so chunks keep the batch composition)
-FREE_PARAMS = ("n",)  # manifest params that are not options of the unit
+RUN_PARAMS = ("n",)  # manifest params that are not options of the unit
 
 
 def run_rows(ds: Dataset, n: int | None) -> np.ndarray:
@@ -67,7 +67,7 @@ def manifest_for(
 def options_of(manifest: Manifest) -> RunOptions:
     """The unit options a manifest records (already resolved for its model)."""
     unit = get_unit(manifest.analysis)
-    return unit.Options.make(**{k: v for k, v in manifest.params.items() if k not in FREE_PARAMS})
+    return unit.Options.make(**{k: v for k, v in manifest.params.items() if k not in RUN_PARAMS})
 
 
 @dataclass(frozen=True)
