@@ -37,6 +37,7 @@ from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, stored_toggle
 
 TOP_INPUTS = 20
+PRUNING_INPUTS = 256  # the pruning figures re-run the model ~10 times per score: at most this many of a stored run
 
 chosen = page_context()
 st.title("Head importance")
@@ -88,7 +89,6 @@ with c2:
         on_click=_request,
         args=((ctx.model_key, ds.key, n),),
     )
-st.caption(ctx.sample_note(n))
 _, stored = stored_toggle(
     ctx,
     "importance",
@@ -97,6 +97,7 @@ _, stored = stored_toggle(
     help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
     "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
 )
+st.caption(ctx.sample_note(n if stored is None else stored.manifest.n_inputs))
 if stored is not None:
     run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
@@ -111,6 +112,15 @@ if res["labels"] is None and "cosine" in res["metrics"]:  # no label known: the 
 metrics, labels = list(res["metrics"]), res["labels"]
 n_scored = len(res["rows"])
 scores = summarise(res["scores"])
+# the pruning figures run the model again: on the scored inputs, or on the first PRUNING_INPUTS of a large stored
+# run's (a run's rows are the dataset's sample of n_scored, and a smaller sample's rows are among them)
+n_pruned = n if stored is None else min(n_scored, PRUNING_INPUTS)
+scored_inputs = f"the {n_scored} inputs of the {'stored run' if stored is not None else 'sample'}"
+pruned_inputs = (
+    scored_inputs
+    if n_pruned == n_scored
+    else f"{n_pruned} of the stored run's {n_scored} inputs (the dataset's seeded stratified sample of {n_pruned})"
+)
 warn_small_sample(n_scored, labels, spec.n_classes, "these scores")
 choices = metrics + list(GRADIENT)
 c1, c2 = st.columns([3, 1])
@@ -164,11 +174,12 @@ def head_panel() -> None:
     with left:
         layer, head = head_picker(L, H, key="imp_head")
         st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
+        st.caption(f"Scores over {scored_inputs}.")
     with right:
-        partial = cache.importance_partial(ctx.model_key, ds.key, n, layer, head, tuple(metrics), model, ds)
+        partial = cache.importance_partial(ctx.model_key, ds.key, n_pruned, layer, head, tuple(metrics), model, ds)
         show_figure(
             partial_pruning_figure(partial, quality, layer, head),
-            f"the {metric_label(quality)} of the whole sample as the gate of layer {layer} head {head} goes "
+            f"the {metric_label(quality)} of {pruned_inputs} as the gate of layer {layer} head {head} goes "
             "from 1 (intact, left) to 0 (removed, right); a flat line means the head is not needed.",
             partial,
             f"partial_pruning_L{layer}H{head}",
@@ -227,12 +238,14 @@ with right:
     o1, o2 = st.columns(2)
     iterative = ITERATIVE.draw(o1)
     seed = int(SEED.draw(o2))
-    curves = cache.importance_curves(ctx.model_key, ds.key, n, tuple(metrics), iterative, seed, scores, model, ds)
+    curves = cache.importance_curves(
+        ctx.model_key, ds.key, n_pruned, run.manifest.key, tuple(metrics), iterative, seed, scores, model, ds
+    )
     show_figure(
         pruning_curves_figure(curves, quality),
-        f"heads are removed 10% at a time, least important first by each score; the {metric_label(quality)} "
-        "is measured after each step. The better score keeps quality longer (a higher line for accuracy); "
-        "the dashed line is a random order.",
+        f"heads are removed 10% at a time, least important first by each score (scored on {scored_inputs}); the "
+        f"{metric_label(quality)} of {pruned_inputs} is measured after each step. The better score keeps quality "
+        "longer (a higher line for accuracy); the dashed line is a random order.",
         curves,
         "pruning_curves",
         key="imp_curves",
@@ -269,7 +282,7 @@ every = (
     else pd.concat([overall, per_class_frame(res["scores"], labels, spec.class_names)], ignore_index=True)
 )
 st.caption(
-    f"Every score of every head ({len(every)} rows; class 'all' = the whole sample of {n_scored} inputs, "
+    f"Every score of every head ({len(every)} rows; class 'all' = {scored_inputs}, "
     f"{int(np.unique(labels[labels >= 0]).size) if labels is not None else 0} classes)."
 )
 download_button(every, "head_importance_scores", key="imp_download_all")

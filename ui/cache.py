@@ -321,6 +321,7 @@ def importance_curves(
     key: str,
     data_key: str,
     n: int,
+    run_key: str,
     metrics: tuple[str, ...],
     iterative: bool,
     seed: int,
@@ -329,7 +330,8 @@ def importance_curves(
     _dataset: Dataset,
 ):
     """analysis.pruning.pruning_curves over the dataset's sample of n inputs, one curve per score in `_scores`
-    ({name: [L, H]}, the cached scores of the same sample) and a seeded random order."""
+    ({name: [L, H]}, the scores of the run `run_key`: a sample or a stored run, which may cover more inputs) and a
+    seeded random order."""
     from analysis.pruning import pruning_curves
 
     orders = {name: (name if iterative else s) for name, s in _scores.items()} | {"random": "random"}

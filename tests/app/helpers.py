@@ -1,7 +1,9 @@
 """Shared AppTest helpers: open a view through app.py on a model, and check it ran cleanly."""
 
+import base64
 import contextlib
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from ui.navigation import APP_SCRIPT
@@ -58,3 +60,10 @@ def stored_run(model, analysis: str, n: int | None, batch_size: int = 32, **opti
         yield run
     finally:
         Store().delete(run.root.name)
+
+
+def plotly_array(values) -> np.ndarray:
+    """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"}."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)

@@ -1,11 +1,15 @@
 """AppTest of the head-importance view on digits-vit and minilm: compute, read the scores, select heads."""
 
+import json
+
 import numpy as np
+import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from analysis import importance as imp
 from data import load_dataset
-from tests.app.helpers import APP, TIMEOUT, open_view
+from tests.app.helpers import APP, TIMEOUT, open_view, plotly_array
 from ui import state
 
 PAGE = "pages/importance.py"
@@ -122,6 +126,20 @@ def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     acc, loss = run.arrays()["accuracy"][:, 0, 0], run.arrays()["loss"][:, 0, 0]
     rows = run.arrays()["row"]  # the run's inputs: the dataset's stratified sample of 120
     assert tables[0]["dataset row"].iloc[0] == int(rows[np.lexsort((-loss, -acc))[0]])
+    # every figure says which inputs it covers, and the pruning curves run on the stored run's inputs: their
+    # unpruned loss is the model's mean loss on those 120 rows (not on the 64 of the view's sample)
+    assert any("the 120 inputs of the stored run" in c.value for c in at.caption)
+    assert not any("whole sample" in c.value for c in at.caption)
+    at.selectbox(key="imp_quality").set_value("loss").run()
+    curve = next(
+        t
+        for chart in at.get("plotly_chart")
+        for t in json.loads(chart.proto.spec)["data"]
+        if t.get("name") == "random order"
+    )
+    logits = digits_vit.run(digits_vit.prepare(ds.subset(rows).inputs), capture=False).logits
+    expected = torch.nn.functional.cross_entropy(logits, torch.as_tensor(ds.labels[rows])).item()
+    assert plotly_array(curve["x"])[0] == 0 and plotly_array(curve["y"])[0] == pytest.approx(expected, rel=1e-4)
     toggle.set_value(False).run()
     assert any("Press **Compute head importance**" in i.value for i in at.info)
     assert at.button(key="bg_start_importance").label.startswith("Run head importance on all 360 inputs")

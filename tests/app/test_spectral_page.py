@@ -1,14 +1,13 @@
 """AppTest: the Spectral view on digits-vit and minilm, the temperature controls, the activation lab, and the
 inputs users can get wrong."""
 
-import base64
 import json
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import assert_clean, figures, open_view, stored_run
+from tests.app.helpers import assert_clean, figures, open_view, plotly_array, stored_run
 from ui import state
 
 PAGE = "pages/spectral.py"
@@ -43,13 +42,6 @@ def _figure(at, title_word: str) -> dict:
     raise AssertionError(f"no chart mentions {title_word!r}")
 
 
-def _array(values) -> np.ndarray:
-    """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"}."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values)
-
-
 def _captions(at) -> str:
     return " ".join(c.value for c in at.caption)
 
@@ -70,10 +62,10 @@ def test_digits_vit_every_tab_and_the_temperature_slider():
     assert len(hc_dc["data"]) == 6  # three streams, for the input and the sample mean
     before = [d["y"] for d in hc_dc["data"]]
 
-    corner = _array(_figure(at, "Nyquist corner")["data"][0]["x"])  # the profile ends at the corner (π, π) ...
+    corner = plotly_array(_figure(at, "Nyquist corner")["data"][0]["x"])  # the profile ends at the corner (π, π) ...
     at.radio(key="spectral_points").set_value("park_kim").run()  # ... or one step short, as Park & Kim's code
     assert_clean(at)
-    theirs = _array(_figure(at, "Park & Kim's axis")["data"][0]["x"])
+    theirs = plotly_array(_figure(at, "Park & Kim's axis")["data"][0]["x"])
     assert corner.max() == theirs.max() == 1.0 and len(theirs) == len(corner) - 1
     assert "their end point (0.75π per axis)" in _captions(at)
     at.radio(key="spectral_points").set_value("nyquist").run()
@@ -120,7 +112,7 @@ def test_digits_vit_head_picker_and_whatif():
     assert_clean(at)
     exact = _figure(at, "₁,∞")
     assert [d.get("name") for d in exact["data"]] == ["attention only"]
-    y = _array(exact["data"][0]["y"])
+    y = plotly_array(exact["data"][0]["y"])
     assert 0 < y.min() and y.max() <= 1
     assert "on this input" in _captions(at)
 
