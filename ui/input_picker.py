@@ -17,6 +17,7 @@ from models.trace import Batch
 from ui import cache, links, state
 from ui.context import PageContext, images_of, tokens_of
 from ui.params import DATASET, INPUT, SPLIT
+from ui.text import excerpt, literal
 
 OPEN_DATASET = "Open a folder or file…"
 BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
@@ -65,7 +66,7 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
         if ds.modality != spec.modality:
             raise DatasetError(f"{source} holds {ds.modality}s, but {spec.name} reads {spec.modality}s.")
     except DatasetError as e:
-        st.error(f"{e} The views use {default} instead.")
+        st.error(f"{literal(str(e))} The views use {default} instead.")
         ds = cache.get_dataset(default, None)
     else:
         if source not in bundled:
@@ -98,20 +99,22 @@ def _open_typed(name: str, modality: str) -> None:
 
 def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
     """Size, label mapping (with the table when a class did not match) and skipped files of the dataset."""
-    st.caption(f"{len(ds)} {ds.modality} inputs · {match.summary()}.")
+    st.caption(f"{len(ds)} {ds.modality} inputs · {literal(match.summary())}.")
     if ds.class_names and (match.unmatched or match.ambiguous or match.how[0] != "name"):
         with st.expander(f"Label mapping: {len(match.matched)} matched, {len(match.unmatched)} unmatched"):
             if match.unmatched:
                 st.caption(
                     "Unmatched classes (their inputs are scored against the model's own prediction): "
-                    + ", ".join(match.unmatched[:30])
+                    + literal(", ".join(match.unmatched[:30]))
                     + (" …" if len(match.unmatched) > 30 else "")
                 )
             if match.ambiguous:
-                st.caption("Names that fit several model classes (the first is used): " + ", ".join(match.ambiguous))
+                st.caption(
+                    "Names that fit several model classes (the first is used): " + literal(", ".join(match.ambiguous))
+                )
             st.dataframe(match.table(), hide_index=True, height=200)
     if ds.problems:
-        st.warning(f"{len(ds.problems)} file(s) or row(s) of {ds.name} were skipped.")
+        st.warning(f"{len(ds.problems)} file(s) or row(s) of {literal(ds.name)} were skipped.")
         with st.expander("Skipped files"):
             st.dataframe(pd.DataFrame(ds.problems, columns=["file", "reason"]), hide_index=True, height=200)
 
@@ -144,7 +147,7 @@ def _dataset_row(ds: Dataset) -> int:
         typed = st.text_input("File name contains", key=f"input_name_filter_{ds.key}").strip().lower()
         matches = [i for i, n in enumerate(ds.names) if typed in n.lower()][:MAX_NAME_MATCHES]
         if not matches:
-            st.warning(f"No file name contains {typed!r}; showing the first input.")
+            st.warning(f"No file name contains {literal(repr(typed))}; showing the first input.")
             return 0
         return int(
             st.selectbox(
@@ -162,7 +165,8 @@ def input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) 
     spec = model.spec
     key = cache.model_key(name, st.session_state.get(state.LABELS, {}).get(name))
     sources = ["dataset", "upload" if spec.modality == "image" else "text"]
-    labels = {"dataset": f"From {ds.name}", "upload": "Upload an image", "text": "Type a text"}
+    # fixed labels: a label that names the dataset makes a new widget when another dataset opens, shown unselected
+    labels = {"dataset": "From the dataset", "upload": "Upload an image", "text": "Type a text"}
     _link_source(spec.modality)
     source = st.radio("Input", sources, format_func=labels.get, key=f"{state.SOURCE}_{spec.modality}", horizontal=True)
     if source == "dataset":
@@ -170,7 +174,7 @@ def input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) 
         try:
             raw = ds.inputs[idx]
         except DatasetError as e:
-            st.error(str(e))
+            refused(literal(str(e)), f"Input {idx} of {literal(ds.name)} cannot be read: pick another one.")
             return None
         true = int(ds.labels[idx])
         mapped = int(match.to_model([true])[0])
@@ -187,12 +191,13 @@ def input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) 
         up = st.file_uploader("Image (PNG, JPEG, BMP, GIF, WebP)", type=None, key="input_upload")
         if up is None:
             st.info("Upload an image to analyse it.")
+            refused(None, "Upload an image in the sidebar, or choose **From the dataset**, to start.")
             return None
         data = up.getvalue()
         try:
             raw = load_image(data, up.name)
         except InputError as e:
-            st.error(str(e))
+            refused(literal(str(e)), "The uploaded file cannot be read: upload another or choose **From the dataset**.")
             return None
         label, caption = None, f"upload {up.name}"
         input_key = "upload/" + hashlib.sha1(data).hexdigest()
@@ -219,12 +224,20 @@ def input_picker(model: HookedModel, name: str, ds: Dataset, match: LabelMatch) 
     try:
         batch = model.prepare([raw])
     except InputError as e:
-        st.error(str(e))
+        refused(literal(str(e)), "This input cannot be analysed: pick or type another one.")
         return None
-    _show_input(raw, batch, caption, spec.modality)
+    _show_input(raw, batch, caption, spec.modality, shown_text=source == "dataset")
     for note in batch.notes:
-        st.warning(note)
+        st.warning(literal(note))
     return PageContext(model, name, key, ds, match, raw, label, input_key, batch, caption, list(batch.notes))
+
+
+def refused(error: str | None, for_the_page: str) -> None:
+    """No usable input this run: an st.error in the sidebar (when error is given) and, for the page's
+    `no_model_message`, what to do (both Markdown, user-supplied parts already escaped)."""
+    if error:
+        st.error(error)
+    st.session_state[state.NO_CONTEXT] = f"{for_the_page} The sidebar says why." if error else for_the_page
 
 
 def _link_source(modality: str) -> None:
@@ -239,11 +252,15 @@ def _link_source(modality: str) -> None:
         st.session_state[key] = "dataset"
 
 
-def _show_input(raw, batch: Batch, caption: str, modality: str) -> None:
+def _show_input(raw, batch: Batch, caption: str, modality: str, shown_text: bool) -> None:
+    """The input as the model sees it (an image), or its caption and token count and, for a text not typed in the
+    sidebar (shown_text), the text itself."""
     if modality == "image":
         st.image(images_of(batch)[0], caption=f"{caption} (as the model sees it)", width=160, clamp=True)
-    else:
-        st.caption(f"{caption} · {len(tokens_of(batch)[0])} tokens")
+        return
+    if shown_text:
+        st.caption(literal(excerpt(raw)))
+    st.caption(f"{literal(caption)} · {len(tokens_of(batch)[0])} tokens")
 
 
 CHECK_INPUTS = 32  # inputs of a user's labelled dataset the model is tried on when it is opened

@@ -16,9 +16,10 @@ from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
 from models.text import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
-from ui.input_picker import dataset_picker, input_picker, near_chance_warning
+from ui.input_picker import dataset_picker, input_picker, near_chance_warning, refused
 from ui.navigation import use_router
 from ui.present import presenter_css, presenter_toggle
+from ui.text import literal
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
 
@@ -34,6 +35,7 @@ def page_context() -> PageContext | None:
 
 def sidebar() -> PageContext | None:
     """Draw the model, dataset and input pickers; returns None (after an st.error) if nothing usable is chosen."""
+    st.session_state.pop(state.NO_CONTEXT, None)
     with st.sidebar:
         st.markdown("### HeadScope")
         model, name = _model_picker()
@@ -101,10 +103,10 @@ def _model_picker() -> tuple[HookedModel | None, str]:
     try:
         model = cache.get_model(name, labels)
     except ModelLoadError as e:
-        st.error(str(e))
+        refused(literal(str(e)), "The model cannot be loaded: pick another one.")
         return None, name
     except InputError as e:
-        st.error(f"The label set was refused: {e}")
+        refused(f"The label set was refused: {literal(str(e))}", "The model's label set was refused: edit it.")
         return None, name
     spec = model.spec
     st.caption(
@@ -165,5 +167,5 @@ def link_and_layout() -> None:
 
 
 def no_model_message() -> None:
-    """What a page shows when the sidebar has no usable model or input."""
-    st.info("Pick a model and an input in the sidebar to start.")
+    """What a page shows when the sidebar has no usable model or input: why, when the sidebar said so."""
+    st.info(st.session_state.pop(state.NO_CONTEXT, None) or "Pick a model and an input in the sidebar to start.")

@@ -18,6 +18,7 @@ TEXT = "input_text"  # str: the free text
 HEAD = "selected_head"  # (layer, head): the head selected in any view
 QUERY = "selected_query"  # int token index of the query (0 = CLS)
 SIDEBAR_CONTEXT = "_sidebar_context"
+NO_CONTEXT = "_no_context"  # str: why the sidebar has no usable model or input this run, for the page to say
 PRESENT = "presenter"  # bool: the presenter layout (larger type and figures, for a projector)
 TOUR = "tour_at"  # (tour file path, step index) of the running tour, absent when none runs
 TOUR_GO = "_tour_go"  # (tour file path, step index) a button asked for; the next run opens it

@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import re
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
@@ -67,3 +68,8 @@ def plotly_array(values) -> np.ndarray:
     if isinstance(values, dict):
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
     return np.asarray(values)
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown text whose user-supplied parts were escaped (ui.text.literal)."""
+    return re.sub(r"\\(.)", r"\1", markdown)

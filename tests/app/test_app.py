@@ -99,6 +99,10 @@ def test_empty_text_gives_clear_error():
     at.sidebar.text_area(key="input_text").input("   ").run()
     assert not at.exception
     assert any("empty" in e for e in _errors(at))
+    at.switch_page("pages/attention.py").run()  # the view says what to do, not "pick a model and an input"
+    assert [i.value for i in at.main.info] == [
+        "This input cannot be analysed: pick or type another one. The sidebar says why."
+    ]
 
 
 def test_label_editor_changes_classes_and_refuses_bad_sets():

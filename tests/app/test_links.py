@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import APP, TIMEOUT, assert_clean
+from tests.app.helpers import APP, TIMEOUT, assert_clean, shown
 from ui import state
 from ui.navigation import VIEWS
 from ui.params import PARAMS
@@ -284,7 +284,8 @@ def test_a_model_folder_or_hub_id_in_a_link_goes_to_load_a_model():
     assert not at.exception
     assert at.session_state[state.MODEL] == LOAD_OTHER
     assert at.session_state[state.CUSTOM_MODEL] == "someone/not-cached-here"
-    assert any("someone/not-cached-here" in e.value for e in at.error)  # the picker says it cannot load it
+    assert any("someone/not-cached-here" in shown(e.value) for e in at.error)  # the picker says it cannot load it
+    assert [i.value for i in at.main.info] == ["The model cannot be loaded: pick another one. The sidebar says why."]
 
 
 def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch):

@@ -4,10 +4,11 @@ import pandas as pd
 import pytest
 
 from data import load_dataset
-from tests.app.helpers import assert_clean, open_view, widget
+from tests.app.helpers import assert_clean, open_view, shown, widget
 from tests.conftest import write_digit_folder
 from ui import state
 from ui.input_picker import OPEN_DATASET
+from ui.text import literal
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +103,25 @@ def test_bad_source_keeps_the_bundled_set_with_a_clear_error(tmp_path):
     assert float(at.metric[0].value.rstrip("%")) >= 97  # the views go on with the bundled set
     pd.DataFrame({"text": ["a sentence of prose"]}).to_csv(tmp_path / "texts.csv", index=False)
     at.sidebar.text_input(key=state.CUSTOM_DATASET).input(str(tmp_path / "texts.csv")).run()
-    assert any("holds texts, but digits-vit reads images" in e.value for e in at.sidebar.error)
+    assert any("holds texts, but digits-vit reads images" in shown(e.value) for e in at.sidebar.error)
 
 
 def test_text_table_on_minilm(tmp_path):
     prose = load_dataset("prose", "test")
-    pd.DataFrame({"sentence": prose.inputs[:10], "label": [prose.class_names[y] for y in prose.labels[:10]]}).to_json(
+    texts = ["Insulin *lowers* $glucose$: see [a link](http://x.org) <b>now</b> :smile:", *prose.inputs[1:10]]
+    pd.DataFrame({"sentence": texts, "label": [prose.class_names[y] for y in prose.labels[:10]]}).to_json(
         tmp_path / "p.jsonl", orient="records", lines=True
     )
-    at = _open(open_view("pages/attention.py", "minilm"), tmp_path / "p.jsonl", "minilm")
+    at = open_view("pages/attention.py", "minilm")
+    choices = at.sidebar.radio(key=f"{state.SOURCE}_text").options
+    at = _open(at, tmp_path / "p.jsonl", "minilm")
     assert_clean(at)
     assert any("10 text inputs" in c.value for c in at.sidebar.caption)
+    # the Input radio keeps its labels (a label naming the dataset made a new, unselected widget on opening one)
+    radio = at.sidebar.radio(key=f"{state.SOURCE}_text")
+    assert radio.options == choices and radio.value == "dataset"
+    # the dataset's text is shown under the picker, character for character (no Markdown)
+    assert any(c.value == literal(texts[0]) for c in at.sidebar.caption)
     at.switch_page("pages/model.py").run()
     at.button(key="model_evaluate").click().run()
     assert_clean(at)

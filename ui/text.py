@@ -1,0 +1,22 @@
+"""Text a user or a file supplied (a path, a file or class name, a typed or dataset text), made safe for the
+Markdown that st.caption, st.markdown, st.info, st.warning and st.error render."""
+
+import re
+
+# ASCII punctuation Streamlit's Markdown gives a meaning: CommonMark, GitHub autolinks, LaTeX ($), colour and
+# Material-icon directives (:red[..], :material/x:), emoji shortcodes (:smile:); a backslash makes each literal
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$:~/])")
+SHOWN_CHARS = 400  # of a dataset text shown under the input picker
+
+
+def literal(text: str) -> str:
+    """`text` escaped so that Markdown shows it character for character (no formatting, links, maths or icons)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def excerpt(text: str, limit: int = SHOWN_CHARS) -> str:
+    """The first `limit` characters of `text` (cut at a space where one is near), with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", limit - 40, limit)
+    return text[: cut if cut > 0 else limit].rstrip() + " …"
