@@ -1,0 +1,61 @@
+"""Several users of one server at once (a class on a lecture server): four browser sessions open different
+analyses on the built-ins at the same time (Chefer's float64 map and AttnLRP's rules on minilm and digits-vit,
+head ablation, an attention-temperature what-if on shapes-vit), each after the others have sent their requests,
+so the server computes them together on the shared cached models. Every session must draw exactly what the same
+session draws on a server of its own, and none may show an error. (AppTest cannot run sessions in parallel: it
+swaps a process-wide Runtime in and out around each run. tests/unit/test_concurrency.py is the fine-grained check:
+many more calls from threads, and it fails when a forward runs without the model's lock.)"""
+
+import pytest
+
+from tests.e2e.conftest import serve_app, wait_idle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SESSIONS = {  # a link, then the buttons to press
+    "relevance on minilm": ("relevance?model=minilm&input=3&methods=chefer2021,attnlrp,rollout", []),
+    "relevance on digits-vit": ("relevance?model=digits-vit&input=5&methods=chefer2021,attnlrp,grad_rollout", []),
+    "head importance on digits-vit": ("importance?model=digits-vit&n=16", ["Compute head importance"]),
+    "spectral at tau 2 on shapes-vit": ("spectral?model=shapes-vit&tau=2", []),
+}
+SHOWN = """() => ({
+    figures: [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].map(f => JSON.stringify(f.data)),
+    text: [...document.querySelectorAll('[data-testid=stMain] [data-testid=stMarkdownContainer]')]
+        .map(m => m.innerText),
+    errors: [...document.querySelectorAll('[data-testid=stException], [data-testid=stAlertContentError]')]
+        .map(e => e.innerText),
+})"""
+
+
+def _run_together(browser, url: str, sessions: dict) -> dict:
+    """Run `sessions` on the server at `url` step by step: each step is sent to every session before any is
+    waited on. Returns what each session shows at the end."""
+    pages = {name: browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for name in sessions}
+    for name, (link, _) in sessions.items():
+        pages[name].goto(f"{url}/{link}")
+    for step in range(max(len(buttons) for _, buttons in sessions.values())):
+        for name, (_, buttons) in sessions.items():
+            if step < len(buttons):
+                wait_idle(pages[name])
+                pages[name].get_by_role("button", name=buttons[step]).click()
+    shown = {}
+    for name, page in pages.items():
+        wait_idle(page, timeout=300_000)
+        page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length > 0")
+        shown[name] = page.evaluate(SHOWN)
+        page.context.close()
+    return shown
+
+
+def test_sessions_on_one_server_draw_what_they_draw_alone(browser):
+    alone = {}
+    for name, session in SESSIONS.items():
+        with serve_app() as url:
+            alone[name] = _run_together(browser, url, {name: session})[name]
+    with serve_app() as url:
+        together = _run_together(browser, url, SESSIONS)
+    for name in SESSIONS:
+        assert not together[name]["errors"] and not alone[name]["errors"], name
+        assert together[name]["figures"], name  # nothing drawn would compare equal without testing anything
+        assert together[name]["figures"] == alone[name]["figures"], name
+        assert together[name]["text"] == alone[name]["text"], name
