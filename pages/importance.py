@@ -19,6 +19,7 @@ from analysis.importance import (
 from analysis.units.importance import as_scores
 from ui import cache, links, state
 from ui.context import warn_small_sample
+from ui.estimate import estimate_note, interactive_n
 from ui.framing import download_button, show_figure, show_head_chart
 from ui.importance_figures import (
     agreement_figure,
@@ -59,7 +60,9 @@ ds = ctx.dataset
 L, H = spec.n_layers, spec.n_heads
 c1, c2 = st.columns([1, 3])
 with c1:
-    n = sample_size_picker(len(ds), 64 if spec.modality == "image" else 32, key=f"imp_n_{spec.modality}")
+    most = 64 if spec.modality == "image" else 32
+    default_n = interactive_n("importance", ctx.model_key, ds.key, (), model, ds, most)
+    n = sample_size_picker(len(ds), default_n, key=f"imp_n_{spec.modality}")
 # the options drawn once the scores exist: a link sets them now, so they hold when the scores are computed
 metric_names = list(available_metrics(model))
 score_names = metric_names + list(GRADIENT)
@@ -80,7 +83,8 @@ with c2:
         f"Removing each of the {L * H} heads in turn costs about {ablation_cost(model):.0f} forward passes "
         f"over the {n} inputs instead of {L * H + 1} (what lies before a removed head's output is reused"
         f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
-        "about 3 more, and the pruning curves about 10 per score."
+        "about 3 more, and the pruning curves about 10 per score. "
+        + estimate_note("importance", ctx.model_key, ds.key, (), model, ds, n)
     )
     st.button(
         "Compute head importance",

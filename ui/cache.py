@@ -7,6 +7,7 @@ model (name + label set) and the input, so a cached result is never served for a
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,10 +152,29 @@ def _sample_run(
     from runs.jobs import run_in_memory
 
     label = UNITS[analysis].name.capitalize()
+    start = time.monotonic()
     with progress_bar(f"{label} of {_manifest.n_inputs} inputs of {_dataset.name}…", label) as bar:
-        return run_in_memory(
+        run = run_in_memory(
             _model, _dataset, _manifest, lambda done, total: bar(done / max(total, 1), f"{done}/{total} inputs")
         )
+    rates, lock = _sample_rates()
+    with lock:
+        rates[(analysis, key, data_key, options)] = (time.monotonic() - start) / max(_manifest.n_inputs, 1)
+    return run
+
+
+@st.cache_resource(show_spinner=False)
+def _sample_rates() -> tuple[dict, threading.Lock]:
+    """{(analysis, model key, dataset key, options): seconds per input of the last sample run of these settings},
+    shared by every session of this server (ui.estimate reads it), with its lock."""
+    return {}, threading.Lock()
+
+
+def measured_rate(analysis: str, key: str, data_key: str, options: tuple) -> float | None:
+    """Seconds per input of the last sample run of these settings on this server, or None."""
+    rates, lock = _sample_rates()
+    with lock:
+        return rates.get((analysis, key, data_key, options))
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the stored run…")

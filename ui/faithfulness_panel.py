@@ -19,11 +19,12 @@ from analysis.relevance import available_methods, to_grid
 from analysis.units.faithfulness import as_report
 from ui import cache
 from ui.context import PageContext, images_of, tokens_of
+from ui.estimate import estimate_note, interactive_n
 from ui.framing import download_button, show_figure
 from ui.params import START
 from ui.pickers import sample_size_picker
 from ui.relevance_figures import curves_figure, gallery_figure, highlight_best
-from ui.stored import run_label, stored_toggle
+from ui.stored import background_panel, run_label, stored_toggle
 
 SCORED_KEY = "relevance_scored"
 FAST_TO_SCORE = ["rollout", "grad_rollout", "attnlrp"]  # one forward (+ one backward) each
@@ -146,10 +147,18 @@ def faithfulness_section(ctx: PageContext) -> None:
         )
         return
 
+    # the settings last applied (a form's widgets change on submit): what the estimate and the default size use
+    n_key, methods_key, start_key = f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", START.key_of(spec.modality)
+    applied = (
+        ("methods", tuple(st.session_state.get(methods_key) or [x for x in FAST_TO_SCORE if x in usable])),
+        ("insertion_start", st.session_state.get(start_key, insertion_starts(spec.modality)[0])),
+        ("maps", True),
+    )
+    default_n = interactive_n("faithfulness", ctx.model_key, ds.key, applied, m, ds, 32 if image else 12)
     with st.form("rel_faithfulness"):
         f1, f2, f3 = st.columns([1, 2.6, 1.8])
         with f1:
-            sample_size_picker(len(ds), 32 if image else 12, key=f"rel_n_{spec.modality}")
+            sample_size_picker(len(ds), default_n, key=n_key)
         START.draw(
             f3,
             scope=spec.modality,
@@ -161,26 +170,30 @@ def faithfulness_section(ctx: PageContext) -> None:
             usable,
             default=[x for x in FAST_TO_SCORE if x in usable],
             format_func=method_label,
-            key=f"rel_scored_{ctx.model_key}",
+            key=methods_key,
         )
         st.form_submit_button(
             "Score faithfulness",
             type="primary",
             on_click=request_scores,
-            args=(
-                ctx.model_key,
-                ds.key,
-                f"rel_n_{spec.modality}",
-                f"rel_scored_{ctx.model_key}",
-                START.key_of(spec.modality),
-                len(ds),
-            ),
+            args=(ctx.model_key, ds.key, n_key, methods_key, start_key, len(ds)),
         )
     st.caption(
         f"Inputs of {ds.name}, maps for the predicted class. Removing a token replaces it by the "
         "baseline (" + ("the normalisation's mean colour over its patch" if image else "a zero embedding") + "). "
-        "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest."
+        "Slow methods (integrated gradients, occlusion, SmoothGrad, GradientSHAP) take longest. "
+        + estimate_note(
+            "faithfulness",
+            ctx.model_key,
+            ds.key,
+            applied,
+            m,
+            ds,
+            min(int(st.session_state.get(n_key, default_n)), len(ds)),
+            " with the methods last applied",
+        )
     )
+    background_panel(ctx, "faithfulness", "faithfulness scoring")
     if st.session_state.pop("rel_nothing_to_score", False):
         st.error("Pick at least one method to score.")
     request = st.session_state.get(SCORED_KEY)

@@ -22,6 +22,8 @@ from runs.jobs import BACKGROUND_BATCH
 from runs.plan import resolve_options
 from runs.store import FORMAT_VERSION
 from ui import state
+from ui.cache import time_left
+from ui.estimate import seconds_per_input
 
 if TYPE_CHECKING:
     from data import Dataset
@@ -162,8 +164,10 @@ def background_panel(ctx: PageContext, analysis: str, what: str) -> None:
         return
     started = st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
     if started is None and _active(ctx, analysis) is None:
+        rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, (), ctx.model, ctx.dataset)
+        about = time_left(rate * len(ctx.dataset))
         st.button(
-            f"Run {what} on all {len(ctx.dataset)} inputs in the background",
+            f"Run {what} on all {len(ctx.dataset)} inputs in the background (about {about})",
             key=f"bg_start_{analysis}",
             on_click=start_background,
             args=(ctx, analysis),

@@ -79,5 +79,10 @@ class Unit(ABC):
         """Summary tables {name: DataFrame} of a finished run's arrays [N, ...] (spec: the model's, for names)."""
         return {}
 
+    def forwards(self, model: HookedModel, options: RunOptions) -> float:
+        """Roughly how many forward passes of `model` one input costs with `options` (resolved): what a time
+        estimate multiplies a measured forward by before the unit has been timed itself."""
+        return 1.0
+
     def __repr__(self) -> str:
         return f"<unit {self.name}>"

@@ -19,7 +19,7 @@ from analysis.faithfulness import (
 )
 from analysis.relevance import METHODS
 from analysis.units.base import Inputs, RunOptions, Unit, option
-from analysis.units.relevance import DEFAULT_METHODS, check_methods
+from analysis.units.relevance import DEFAULT_METHODS, check_methods, map_forwards
 from models import HookedModel, ModelSpec
 
 
@@ -52,6 +52,11 @@ class Faithfulness(Unit):
                 f"{', '.join(starts)}."
             )
         return replace(options, insertion_start=options.insertion_start or starts[0])
+
+    def forwards(self, model: HookedModel, options) -> float:
+        """Each map, then four curves (positive, negative, deletion, insertion) of `steps` forwards per method and
+        for the random map."""
+        return sum(map_forwards(m) for m in options.methods) + 4.0 * options.steps * (len(options.methods) + 1)
 
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
         """<test>__<method> for test in positive / negative [n, K], deletion / insertion [n, steps+1], with masks

@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.importance import METRICS, Sample, available_metrics, head_scores, scores_frame, summarise
+from analysis.importance import (
+    METRICS,
+    Sample,
+    ablation_cost,
+    available_metrics,
+    head_scores,
+    scores_frame,
+    summarise,
+)
 from analysis.units.base import Inputs, RunOptions, Unit, option
 from models import HookedModel, ModelSpec
 
@@ -36,6 +44,10 @@ class Importance(Unit):
         if bad or not metrics:
             raise ValueError(f"Option 'metrics' got {bad or 'nothing'}: {model.spec.name} allows {', '.join(allowed)}.")
         return replace(options, metrics=tuple(metrics))
+
+    def forwards(self, model: HookedModel, options) -> float:
+        """The ablations (analysis.importance.ablation_cost) and the gradient score (a forward and a backward)."""
+        return ablation_cost(model) + 3.0
 
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
         """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]."""

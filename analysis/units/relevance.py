@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 import numpy as np
@@ -40,10 +40,22 @@ def method_options(method: str, read_at: str | None) -> dict:
     return {"read_at": read_at} if read_at is not None and METHODS[method].reads_text_at else {}
 
 
+def map_forwards(method: str) -> float:
+    """Roughly how many forward passes one input's map by `method` costs: 1 for an attention map, 3 for one
+    gradient (a forward and a backward), 3 per point of a path or noise method, ~50 for occlusion (one per patch
+    or word)."""
+    m = METHODS[method]
+    points = next((f.default for f in fields(m.options) if f.name in ("n_steps", "n_samples", "nt_samples")), 1)
+    return {"attention": 1.0, "perturbation": 50.0}.get(m.family, 3.0 * float(points))  # type: ignore[arg-type]
+
+
 class Relevance(Unit):
     name = "relevance"
     description = "relevance maps per method for the predicted class [N, T'] and the prediction"
     Options = RelevanceOptions
+
+    def forwards(self, model: HookedModel, options) -> float:
+        return 1.0 + sum(map_forwards(m) for m in options.methods)
 
     def resolve(self, model: HookedModel, options):
         """The methods checked against the model; read_at set for text (words by default), None for images."""

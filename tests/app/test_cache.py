@@ -1,6 +1,7 @@
-"""What the views' shared cache keeps: nothing from a computation that raised or was interrupted part way (a
-rerun stops a script with a BaseException at its next Streamlit call), so the next session computes it afresh
-and gets what a computation alone gets."""
+"""What the views' shared cache keeps, and the time estimates it feeds: nothing from a computation that raised or
+was interrupted part way (a rerun stops a script with a BaseException at its next Streamlit call), so the next
+session computes it afresh and gets what a computation alone gets; an estimate is a timed forward until a run of
+the same settings has timed the analysis itself, and the default sample fits the interactive budget."""
 
 import numpy as np
 import pytest
@@ -40,3 +41,37 @@ def test_nothing_is_cached_from_a_run_that_did_not_finish(digits_vit, monkeypatc
         np.testing.assert_array_equal(again.arrays()[name], values, err_msg=name)
     assert cache.sample_run("predictions", "digits-vit", ds.key, n, options, digits_vit, ds) is not None
     assert len(calls) == 5  # now it is cached
+
+
+def test_the_estimate_is_a_timed_forward_until_a_run_times_the_analysis(digits_vit):
+    from analysis import UNITS
+    from runs.plan import resolve_options
+    from ui import estimate
+
+    ds = load_dataset("digits", "test")
+    st.cache_data.clear()
+    rate, measured = estimate.seconds_per_input("importance", "digits-vit", ds.key, (), digits_vit, ds)
+    forward = estimate.forward_seconds("digits-vit", ds.key, digits_vit, ds)  # cached: the same timing
+    unit = UNITS["importance"]
+    forwards = unit.forwards(digits_vit, resolve_options(unit, digits_vit))
+    assert not measured and rate == pytest.approx(forwards * forward)
+    assert "from a timed forward pass of digits-vit" in estimate.estimate_note(
+        "importance", "digits-vit", ds.key, (), digits_vit, ds, 16
+    )
+    cache.sample_run("importance", "digits-vit", ds.key, 16, (), digits_vit, ds)
+    rate, measured = estimate.seconds_per_input("importance", "digits-vit", ds.key, (), digits_vit, ds)
+    assert measured and rate == cache.measured_rate("importance", "digits-vit", ds.key, ()) and rate > 0
+    note = estimate.estimate_note("importance", "digits-vit", ds.key, (), digits_vit, ds, 16)
+    assert note.startswith("About ") and "for 16 inputs on this machine (at the rate of the last run" in note
+
+
+@pytest.mark.parametrize(("rate", "most", "n"), [(1.0, 32, 24), (0.001, 32, 32), (100.0, 64, 8), (0.5, 64, 56)])
+def test_the_default_sample_fits_the_interactive_budget(digits_vit, monkeypatch, rate, most, n):
+    from ui import estimate
+
+    monkeypatch.setattr(estimate, "measured_rate", lambda *key: rate)
+    ds = load_dataset("digits", "test")
+    assert estimate.BUDGET_S == 30
+    assert estimate.interactive_n("importance", "digits-vit", ds.key, (), digits_vit, ds, most) == n
+    note = estimate.estimate_note("importance", "digits-vit", ds.key, (), digits_vit, ds, n)
+    assert ("background run" in note) == (rate * n > 30)

@@ -85,7 +85,8 @@ def test_minilm_with_other_labels_falls_back_to_the_embedding_change():
     at.sidebar.text_area(key="labels_minilm").input("cooking\nastronomy").run()
     at.sidebar.button(key="apply_labels_minilm").click().run()
     at.switch_page(PAGE).run()
-    assert at.number_input(key="imp_n_text").value == 32  # the text default, not the image one
+    default = at.number_input(key="imp_n_text").value  # the text default (at most 32), fitted to ~30 s here
+    assert 8 <= default <= 32 and default % 8 == 0
     at.number_input(key="imp_n_text").set_value(3).run()
     at.button(key="imp_compute").click().run()
     assert not at.exception and not at.error
