@@ -292,19 +292,28 @@ def runtime_env() -> dict:
     }
 
 
+def check_cluster(address: str) -> None:
+    """The checks that take no time, before anything loads: Ray is installed, and a host:port address answers
+    (ClusterError saying what is wrong)."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ClusterError("--ray needs Ray: pip install ray") from e
+    if not ray.is_initialized():
+        _probe(address)
+
+
 @contextlib.contextmanager
 def connect(address: str, cpus: int | None = None):
     """Use a Ray cluster for the block: "local" starts one on this machine (cpus CPUs, default all) and stops
     it after; "auto" or a "host:port" address joins a running cluster (`ray start --head`). A Ray already
     initialised in this process (e.g. by a test, with runtime_env()) is used as it is."""
-    try:
-        import ray
-    except ImportError as e:
-        raise ClusterError("--ray needs Ray: pip install ray") from e
+    check_cluster(address)
+    import ray
+
     if ray.is_initialized():
         yield
         return
-    _probe(address)
     try:
         if address == "local":
             ray.init(

@@ -177,10 +177,10 @@ def precompute(
     if threads is not None and ray is None:
         torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
-        if ray:  # reach the cluster first: a wrong address fails before the model loads
-            from runs.cluster import RayExecutor, connect
+        if ray:  # a wrong address, or no Ray, fails before the model loads
+            from runs.cluster import RayExecutor, check_cluster, connect
 
-            stack.enter_context(connect(ray, cpus=workers * (threads or 1) if workers else None))
+            check_cluster(ray)
         model = load_model(model_name, device="cpu" if ray else device)  # with ray this process only writes
         ds = load_dataset(source, split)
         if ds.modality != model.spec.modality:
@@ -188,7 +188,8 @@ def precompute(
         manifests = [manifest_for(model, model_name, ds, a, n, **per_analysis[a]) for a in analyses]
         st = Store(store)
         executor = None
-        if ray:
+        if ray and any(force or st.find(m.key) is None for m in manifests):  # a finished run needs no cluster
+            stack.enter_context(connect(ray, cpus=workers * (threads or 1) if workers else None))
             executor = RayExecutor(
                 model_name, ds, model_fingerprint(model), workers, threads or 1, gpu=device != "cpu", retries=retries
             )

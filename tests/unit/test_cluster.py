@@ -156,3 +156,20 @@ def test_a_worker_that_loads_other_weights_is_refused(local_ray, folder):
     executor = RayExecutor("digits-vit", load_dataset(str(folder)), "another-model's-fingerprint", workers=1, retries=0)
     with pytest.raises(ClusterError, match="No Ray worker could start: .*loaded different weights for digits-vit"):
         executor.start()
+
+
+def test_a_ray_rerun_of_finished_runs_starts_no_cluster(folder, tmp_path, monkeypatch):
+    """Every run already in the store: nothing to compute, so no Ray is started or joined."""
+    import runs.cluster
+
+    store = str(tmp_path / "store")
+    done = precompute("digits-vit", str(folder), analyses=["predictions"], n=32, store=store)
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for finished runs")
+
+    monkeypatch.setattr(runs.cluster, "connect", no_cluster)
+    again = precompute("digits-vit", str(folder), analyses=["predictions"], n=32, store=store, ray="local")
+    assert [r.manifest.key for r in again] == [r.manifest.key for r in done]
+    with pytest.raises(AssertionError, match="a cluster was started"):  # one left to compute: the cluster is used
+        precompute("digits-vit", str(folder), analyses=["predictions"], n=40, store=store, ray="local")
