@@ -103,16 +103,25 @@ def page(browser):
     ctx.close()
 
 
-def wait_idle(page, timeout: float = 120_000) -> None:
-    """Wait until the app has finished running (the status widget is gone) and no spinner shows."""
+# the page is idle: Streamlit reports no script run (its app root's script state), no status widget or spinner shows,
+# and it has stayed so for QUIET_MS (a run an action asked for may reach the server a moment later on a slow machine)
+QUIET_MS = 700
+IDLE = """quiet => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const busy = !app || app.getAttribute('data-test-script-state') !== 'notRunning'
+        || app.getAttribute('data-test-connection-state') !== 'CONNECTED'
+        || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSpinner"]');
+    const now = performance.now();
+    if (busy || window.__idleSince === undefined) window.__idleSince = busy ? undefined : now;
+    return !busy && now - window.__idleSince >= quiet;
+}"""
+
+
+def wait_idle(page, timeout: float = 300_000) -> None:
+    """Wait until the app has finished running and has stayed idle for QUIET_MS (see IDLE)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-        "!document.querySelector('[data-testid=\"stSpinner\"]')",
-        timeout=timeout,
-    )
-    page.wait_for_timeout(300)
+    page.evaluate("() => { window.__idleSince = undefined; }")
+    page.wait_for_function(IDLE, arg=QUIET_MS, timeout=timeout, polling=100)
 
 
 def open_view(page, app_url: str, url_path: str) -> None:

@@ -6,6 +6,8 @@ session draws on a server of its own, and none may show an error. (AppTest canno
 swaps a process-wide Runtime in and out around each run. tests/unit/test_concurrency.py is the fine-grained check:
 many more calls from threads, and it fails when a forward runs without the model's lock.)"""
 
+import re
+
 import pytest
 
 from tests.e2e.conftest import serve_app, wait_idle
@@ -47,6 +49,11 @@ def _run_together(browser, url: str, sessions: dict) -> dict:
     return shown
 
 
+def _untimed(texts: list[str]) -> list[str]:
+    """The texts but the time estimates ("About 20 s for …", "(about 1 min)"), which depend on the machine's load."""
+    return [t for t in texts if not re.search(r"(?i)\babout \d", t)]
+
+
 def test_sessions_on_one_server_draw_what_they_draw_alone(browser):
     alone = {}
     for name, session in SESSIONS.items():
@@ -58,4 +65,4 @@ def test_sessions_on_one_server_draw_what_they_draw_alone(browser):
         assert not together[name]["errors"] and not alone[name]["errors"], name
         assert together[name]["figures"], name  # nothing drawn would compare equal without testing anything
         assert together[name]["figures"] == alone[name]["figures"], name
-        assert together[name]["text"] == alone[name]["text"], name
+        assert _untimed(together[name]["text"]) == _untimed(alone[name]["text"]), name
