@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.dataset import SPLIT_SEED, Dataset
-from data.sources import DatasetError, load_source
+from data.dataset import SPLIT_SEED, Dataset, DatasetError
+from data.sources import load_source
 
 TEST_FRACTION = 0.2
 

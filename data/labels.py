@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,8 +20,9 @@ import pandas as pd
 
 
 def normalise(name: str) -> str:
-    """A class name compared loosely: lower case, `_`/`-`/runs of spaces as one space, stripped."""
-    return re.sub(r"[\s_\-]+", " ", str(name)).strip().lower()
+    """A class name compared loosely: Unicode NFC (macOS writes é as e + accent), lower case, `_`/`-`/runs of
+    spaces as one space, stripped."""
+    return re.sub(r"[\s_\-]+", " ", unicodedata.normalize("NFC", str(name))).strip().lower()
 
 
 @dataclass(frozen=True)

@@ -232,7 +232,9 @@ def test_table_with_integer_labels_matches_by_id_and_skips_empty_rows(tmp_path, 
     with pytest.raises(DatasetError, match="no label column 'grade'"):
         load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="grade")
     ds = load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="stars")
-    assert len(ds) == len(prose) - 1 and ds.problems == [("t.csv row 2", "empty or missing text")]
+    assert len(ds) == len(prose) - 1 and ds.problems == [
+        ("t.csv line 4", "empty or missing text")
+    ]  # row 2 below the header
     assert ds.labels[2] == -1  # row 3 of the file, without a label
     m = match_labels(minilm.spec.class_names, ds.class_names)
     assert set(m.how) == {"id"} and m.mapping.tolist() == list(range(len(ds.class_names)))
@@ -256,8 +258,8 @@ def test_malformed_table_gives_a_clear_error(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DatasetError, match="could not be read as PARQUET"):
         load_dataset(str(tmp_path / "x.parquet"))
-    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{broken')
-    with pytest.raises(DatasetError, match="could not be read as JSONL"):
+    (tmp_path / "x.jsonl").write_text("{broken")
+    with pytest.raises(DatasetError, match="x.jsonl has no rows: x.jsonl line 1: not valid JSON"):
         load_dataset(str(tmp_path / "x.jsonl"))
 
 
@@ -370,3 +372,130 @@ def test_recent_datasets_are_remembered(tmp_path, monkeypatch):
     (tmp_path / state.RECENT_FILE).write_text("{broken")
     assert state.recent_datasets() == []
     assert json.loads(json.dumps(state.recent_datasets())) == []
+
+
+# -- real-world layouts and files (issue 31) ----------------------------------------------------------------
+def _images(folder, n, digits, start=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        digits.inputs[start + i].save(folder / f"{start + i}.png")
+
+
+def test_split_names_among_class_names_are_classes(tmp_path, digits_test):
+    for cls in ("bus", "car", "train", "truck"):
+        _images(tmp_path / "vehicles" / cls, 3, digits_test)
+    ds = load_dataset(str(tmp_path / "vehicles"))
+    assert len(ds) == 12 and ds.class_names == ["bus", "car", "train", "truck"] and ds.splits == ("all",)
+    assert "train: class folders" in ds.reading and not ds.problems
+    for split in ("Train", "test"):  # every folder a split name (any case): splits
+        _images(tmp_path / "split" / split / "bus", 2, digits_test)
+    ds = load_dataset(str(tmp_path / "split"))
+    assert ds.splits == ("Train", "test") and ds.split == "test" and "split folders Train, test" in ds.reading
+
+
+def test_an_empty_split_is_left_out(tmp_path, digits_test):
+    _images(tmp_path / "train" / "a", 2, digits_test)
+    (tmp_path / "test").mkdir()
+    ds = load_dataset(str(tmp_path))
+    assert ds.splits == ("train",) and ds.split == "train" and len(ds) == 2
+    assert ds.problems == [("test", "empty split folder; left out")]
+
+
+def test_symlink_loops_dangling_links_and_unreadable_folders_are_problems(tmp_path, digits_test, monkeypatch):
+    import os
+
+    _images(tmp_path / "cls", 2, digits_test)
+    _images(tmp_path / "other" / "deep", 1, digits_test, start=2)
+    (tmp_path / "cls" / "loop").symlink_to(tmp_path / "cls")  # ln -s . cls/loop
+    (tmp_path / "cls" / "self").symlink_to(tmp_path / "cls" / "self")  # a link to itself
+    (tmp_path / "cls" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    ds = load_dataset(str(tmp_path))
+    assert ds.names == ["cls/0.png", "cls/1.png", "other/deep/2.png"]
+    reasons = {p.rsplit("/", 1)[-1]: r for p, r in ds.problems}
+    assert set(reasons) == {"loop", "self", "gone.png"}
+    assert "already read" in reasons["loop"] and "symbolic links" in reasons["self"]
+    assert "does not exist" in reasons["gone.png"]
+    scandir = os.scandir
+
+    def refuse(path):
+        if str(path).endswith("deep"):
+            raise PermissionError(13, "Permission denied")
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)  # root reads every folder: refuse one instead of chmod 000
+    ds = load_dataset(str(tmp_path))
+    assert (
+        len(ds) == 2
+        and (str(tmp_path / "other" / "deep"), "folder cannot be read (Permission denied); skipped") in ds.problems
+    )
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(tmp_path, digits_test):
+    import os
+
+    folder = tmp_path / os.fsdecode(b"caf\xe9")  # a class folder and files named in latin-1, as on old shares
+    folder.mkdir()
+    digits_test.inputs[0].save(folder / os.fsdecode(b"\xe9t\xe9.png"))
+    (folder / os.fsdecode(b"bad\xff.png")).write_bytes(b"")
+    ds = load_dataset(str(tmp_path))
+    assert ds.class_names == ["caf\\xe9"] and ds.names == ["caf\\xe9/\\xe9t\\xe9.png"]
+    assert ds.problems[0][0].endswith("caf\\xe9/bad\\xff.png")
+    assert ds.inputs[0].size == (8, 8)
+    for text in [*ds.names, *ds.class_names, *(p for p, _ in ds.problems)]:
+        text.encode("utf-8")  # shown and written anywhere without UnicodeEncodeError
+
+
+def test_decomposed_unicode_class_folders_match(tmp_path, digits_test):
+    _images(tmp_path / "cafe\u0301", 1, digits_test)  # macOS writes é as e + combining accent
+    ds = load_dataset(str(tmp_path))
+    assert ds.class_names == ["café"] and match_labels(["café", "tea"], ds.class_names).mapping.tolist() == [0]
+    assert match_labels(["cafe\u0301"], ["Café"]).mapping.tolist() == [0]  # a table's labels too
+
+
+def test_a_mistyped_relative_path_is_not_asked_of_the_hub(tmp_path, monkeypatch):
+    import data.sources
+
+    (tmp_path / "mydata").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data.sources, "_open_hf", lambda *a: pytest.fail("asked the hub"))
+    with pytest.raises(DatasetError, match="mydata exists: a mistyped path"):
+        load_dataset("mydata/val")
+    assert data.sources.looks_like_hub_id("ylecun/mnist") and not data.sources.looks_like_hub_id("mnist")
+
+
+@pytest.mark.parametrize(
+    "encoding, read", [("cp1252", "(detected)"), ("utf-8-sig", "UTF-8 with BOM"), ("utf-16", "UTF-16")]
+)
+def test_csv_encodings_are_detected(tmp_path, encoding, read):
+    texts = ["Le café était très bon, merci à l'équipe", "Crème brûlée – déçu, trop sucrée", "Naïve façade, œuvre"]
+    pd.DataFrame({"text": texts * 4, "label": ["good", "bad", "good"] * 4}).to_csv(
+        tmp_path / "x.csv", index=False, encoding=encoding
+    )
+    ds = load_dataset(str(tmp_path / "x.csv"))
+    assert ds.inputs[:3] == texts and ds.class_names == ["bad", "good"] and read in ds.reading
+
+
+def test_semicolons_and_bad_rows_are_read_with_line_numbers(tmp_path):
+    (tmp_path / "eu.csv").write_text(
+        'text;label\n"Un texte, avec virgule";a\nzwei;b;extra\n\n"mehrzeilig\nzweite Zeile";b\ndrei;a\n'
+    )
+    ds = load_dataset(str(tmp_path / "eu.csv"))
+    assert ds.inputs == ["Un texte, avec virgule", "mehrzeilig\nzweite Zeile", "drei"]
+    assert ds.names == ["line 2", "line 5", "line 7"] and "separator ';'" in ds.reading
+    assert ds.problems == [("eu.csv line 3", "3 fields where the header has 2")]
+    (tmp_path / "x.jsonl").write_text('{"text": "one"}\n{"text": "two",}\n\n["not", "an object"]\n{"text": "three"}\n')
+    ds = load_dataset(str(tmp_path / "x.jsonl"))
+    assert ds.inputs == ["one", "three"] and [p for p, _ in ds.problems] == ["x.jsonl line 2", "x.jsonl line 4"]
+    assert "not valid JSON" in ds.problems[0][1]
+
+
+def test_backslash_image_paths_and_case_insensitive_columns(tmp_path, digits_test):
+    _images(tmp_path / "img" / "sub", 2, digits_test)
+    pd.DataFrame({"File": ["img\\sub\\0.png", "img/sub/1.png"], "Digit": [0, 1]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    ds = load_dataset(str(tmp_path / "t.csv"), image_column="file", label_column="DIGIT")
+    assert len(ds) == 2 and not ds.problems and ds.chosen == {"input": "File", "label": "Digit"}
+    assert ds.columns == ("File", "Digit") and np.array_equal(
+        np.asarray(ds.inputs[0]), np.asarray(digits_test.inputs[0])
+    )
