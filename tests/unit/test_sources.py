@@ -499,3 +499,37 @@ def test_backslash_image_paths_and_case_insensitive_columns(tmp_path, digits_tes
     assert ds.columns == ("File", "Digit") and np.array_equal(
         np.asarray(ds.inputs[0]), np.asarray(digits_test.inputs[0])
     )
+
+
+def _truncated(folder, digits):
+    """A JPEG cut at 60% and a PNG cut at 50% in folder: their headers read, their pixels do not."""
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    for name, fraction in (("cut.jpg", 0.6), ("cut.png", 0.5)):
+        noise.save(folder / name)
+        raw = (folder / name).read_bytes()
+        (folder / name).write_bytes(raw[: int(len(raw) * fraction)])
+
+
+def test_truncated_images_are_skipped_by_runs_and_listed(tmp_path, digits_test, digits_vit, capsys):
+    import headscope
+    from runs import Store, sample
+
+    for i in range(30):
+        _images(tmp_path / "data" / str(digits_test.labels[i]), 1, digits_test, start=i)
+    _truncated(tmp_path / "data" / "3", digits_test)
+    ds = load_dataset(str(tmp_path / "data"))
+    assert len(ds) == 32 and not ds.problems  # the headers read
+    run = sample("predictions", digits_vit, ds, None, batch_size=8)
+    assert len(run.arrays()["row"]) == 30 and run.manifest.n_inputs == 32
+    assert [n for n, _ in run.manifest.skipped] == ["3/cut.jpg", "3/cut.png"]
+    assert [n for n, _ in ds.problems] == ["3/cut.jpg", "3/cut.png"] and "truncated" in ds.problems[0][1]
+    labels = np.asarray(run.arrays()["label"])
+    assert (run.arrays()["top_classes"][:, 0] == labels).mean() > 0.9  # the other 30 are scored as usual
+    store = tmp_path / "store"
+    args = ["precompute", "--model", "digits-vit", "--dataset", str(tmp_path / "data"), "--store", str(store)]
+    assert headscope.main([*args, "--analyses", "predictions,importance", "--batch-size", "8"]) == 0
+    for stored in Store(store).runs():
+        m = stored.manifest
+        assert m.state == "done" and m.done_inputs == 32 and len(stored.arrays()["row"]) == 30
+        assert [n for n, _ in m.skipped] == ["3/cut.jpg", "3/cut.png"]
+        assert len(stored.tables()["inputs"]) == 30
