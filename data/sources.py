@@ -400,6 +400,23 @@ def _image_path(folder: Path, value: str) -> Path:
     return path
 
 
+def _guess_input_column(df, label) -> tuple[str | None, str | None]:
+    """(image, text) column of a table whose column names say neither: the first column of image file names, else
+    the column of words (not numbers) with the longest values; the label column is not a candidate."""
+    import pandas as pd
+
+    words = {}
+    for c in df.columns:
+        values = df[c].dropna()
+        if c == label or not len(values) or not all(isinstance(v, str) for v in values):
+            continue
+        if values.str.lower().str.endswith(IMAGE_SUFFIXES).mean() > 0.5:
+            return c, None
+        if pd.to_numeric(values, errors="coerce").isna().mean() > 0.5:
+            words[c] = values.str.len().mean()
+    return None, max(words, key=words.__getitem__) if words else None
+
+
 def _table(path: Path, text_column, image_column, label_column, problems: list):
     """(modality, inputs, labels, class_names, names, reading, fingerprint, columns, chosen) of a table file."""
     df, where, read = _read_table(path, problems)
@@ -413,7 +430,9 @@ def _table(path: Path, text_column, image_column, label_column, problems: list):
     if text is not None and image is not None:
         image = image if image_column is not None else None
         text = None if image is not None else text
-    label = _column(df.columns, label_column, LABEL_COLUMNS, "label", name)
+    label = None if label_column == "" else _column(df.columns, label_column, LABEL_COLUMNS, "label", name)
+    if text is None and image is None:
+        image, text = _guess_input_column(df, label)
     if text is None and image is None:
         raise DatasetError(
             f"{name} has no text or image column: name one 'text' or 'sentence' (texts) or 'image' "
@@ -533,7 +552,7 @@ def _hf(ds, source: str, text_column, image_column, label_column):
     feats = ds.features
     kinds = {name: type(f).__name__ for name, f in feats.items()}
     text_column, image_column, label_column = (
-        None if given is None else _column(list(feats), given, (), what, source)
+        given if not given else _column(list(feats), given, (), what, source)
         for given, what in ((text_column, "text"), (image_column, "image"), (label_column, "label"))
     )
     images = [n for n, k in kinds.items() if k == "Image"]
@@ -553,7 +572,9 @@ def _hf(ds, source: str, text_column, image_column, label_column):
             + "."
         )
     label = (
-        label_column
+        None
+        if label_column == ""
+        else label_column
         or next((n for n, k in kinds.items() if k == "ClassLabel"), None)
         or _column(list(feats), None, LABEL_COLUMNS, "label", source)
     )

@@ -227,8 +227,12 @@ def test_table_with_integer_labels_matches_by_id_and_skips_empty_rows(tmp_path, 
     df.loc[3, "label"] = None
     df = df.rename(columns={"sentence": "Review", "label": "stars"})
     df.to_csv(tmp_path / "t.csv", index=False)
+    guessed = load_dataset(str(tmp_path / "t.csv"))  # no usual names: the column of words is the text
+    assert guessed.chosen == {"input": "Review", "label": None} and not guessed.labelled
+    assert not load_dataset(str(tmp_path / "t.csv"), label_column="").labelled
+    pd.DataFrame({"n": [1, 2]}).to_csv(tmp_path / "numbers.csv", index=False)
     with pytest.raises(DatasetError, match="no text or image column"):
-        load_dataset(str(tmp_path / "t.csv"))
+        load_dataset(str(tmp_path / "numbers.csv"))
     with pytest.raises(DatasetError, match="no label column 'grade'"):
         load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="grade")
     ds = load_dataset(str(tmp_path / "t.csv"), text_column="Review", label_column="stars")
