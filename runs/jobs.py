@@ -164,6 +164,7 @@ def precompute(
     ray: str | None = None,
     workers: int | None = None,
     retries: int = 2,
+    columns: dict[str, str] | None = None,
     **options: Any,
 ) -> list[Run]:
     """Load the model and the dataset, and run each analysis into the store (see run_job). options: the units'
@@ -173,7 +174,8 @@ def precompute(
 
     ray: compute on a Ray cluster instead of this process ("local", "auto" or an address; runs.cluster), with
     `workers` workers (default: the cluster's GPUs, else its CPUs / threads), each shard tried 1 + `retries`
-    times. The results and keys are those of a single-process run."""
+    times. The results and keys are those of a single-process run. columns: the dataset's text_column,
+    image_column or label_column (data.load_dataset's), when the detected ones are not right."""
     analyses = check_analyses(analyses)
     per_analysis = split_options(analyses, options)
     check_place(device, store)
@@ -185,7 +187,7 @@ def precompute(
 
             check_cluster(ray)
         model = load_model(model_name, device="cpu" if ray else device)  # with ray this process only writes
-        ds = load_dataset(source, split)
+        ds = load_dataset(source, split, **(columns or {}))
         if ds.modality != model.spec.modality:
             raise ValueError(f"{source} holds {ds.modality}s, but {model_name} reads {model.spec.modality}s.")
         manifests = [manifest_for(model, model_name, ds, a, n, **per_analysis[a]) for a in analyses]

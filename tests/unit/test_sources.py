@@ -537,3 +537,43 @@ def test_truncated_images_are_skipped_by_runs_and_listed(tmp_path, digits_test, 
         assert m.state == "done" and m.done_inputs == 32 and len(stored.arrays()["row"]) == 30
         assert [n for n, _ in m.skipped] == ["3/cut.jpg", "3/cut.png"]
         assert len(stored.tables()["inputs"]) == 30
+
+
+def test_the_command_line_chooses_columns(tmp_path, digits_test, capsys):
+    import headscope
+    from runs import Store
+
+    _images(tmp_path / "scans", 16, digits_test)
+    pd.DataFrame({"Scan": [f"scans/{i}.png" for i in range(16)], "Digit": digits_test.labels[:16]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    args = ["precompute", "--model", "digits-vit", "--dataset", str(tmp_path / "t.csv"), "--analyses", "predictions"]
+    assert headscope.main([*args, "--store", str(tmp_path / "a"), "--label-column", "digit"]) == 0
+    [run] = Store(tmp_path / "a").runs()
+    assert np.array_equal(run.arrays()["label"], digits_test.labels[:16])  # the files' order: the table's
+    assert headscope.main([*args, "--store", str(tmp_path / "b"), "--image-column", "digit"]) == 2
+    assert "has no usable rows" in capsys.readouterr().err
+    assert headscope.main([*args, "--store", str(tmp_path / "b"), "--text-column", "nope"]) == 2
+    assert "no text column 'nope'; its columns are: Scan, Digit" in capsys.readouterr().err
+
+
+def test_which_classlabel_column_of_a_datasets_folder(tmp_path, digits_test):
+    import datasets
+
+    feats = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "coarse": datasets.ClassLabel(names=["small", "large"]),
+            "Fine": datasets.ClassLabel(names=[str(i) for i in range(10)]),
+        }
+    )
+    y = [int(v) for v in digits_test.labels[:12]]
+    datasets.Dataset.from_dict(
+        {"img": list(digits_test.inputs[:12]), "coarse": [int(v >= 5) for v in y], "Fine": y}, features=feats
+    ).save_to_disk(str(tmp_path / "hf"))
+    ds = load_dataset(str(tmp_path / "hf"))
+    assert ds.class_names == ["small", "large"] and ds.chosen == {"input": "img", "label": "coarse"}
+    assert ds.columns == ("img", "coarse", "Fine") and "label column 'coarse' (ClassLabel)" in ds.reading
+    fine = load_dataset(str(tmp_path / "hf"), label_column="FINE")
+    assert fine.chosen["label"] == "Fine" and fine.labels.tolist() == y
+    assert not load_dataset(str(tmp_path / "hf"), label_column="").labelled
