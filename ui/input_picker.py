@@ -145,7 +145,8 @@ def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
                 )
             if match.ambiguous:
                 st.caption(
-                    "Names that fit several model classes (the first is used): " + literal(", ".join(match.ambiguous))
+                    "Names that fit several model classes (left unmatched: name the folder by the class's WordNet "
+                    "id or full name): " + literal("; ".join(match.fits()))
                 )
             st.dataframe(match.table(), hide_index=True, height=200)
     if ds.problems:

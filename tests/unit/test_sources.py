@@ -313,17 +313,23 @@ def test_saved_text_dataset_and_offline_hub_id(tmp_path):
 def test_match_labels_by_name_synonym_and_id():
     model = ["tench, Tinca tinca", "tabby, tabby cat", "Egyptian cat", "crane", "crane"]
     m = match_labels(model, ["Tabby_Cat", "egyptian-cat", "TENCH", "crane", "zebra"])
-    assert m.mapping.tolist() == [1, 2, 0, 3, -1]
-    assert m.how == ("synonym", "name", "synonym", "name", "")
-    assert m.unmatched == ["zebra"] and m.ambiguous == ("crane",)
+    assert m.mapping.tolist() == [1, 2, 0, -1, -1]
+    assert m.how == ("synonym", "name", "synonym", "ambiguous", "")
+    assert m.unmatched == ["crane", "zebra"] and m.ambiguous == (("crane", (3, 4)),)
+    assert m.fits() == ["crane: model classes 3 (crane) or 4 (crane)"]
     assert m.to_model([0, 4, -1, 2]).tolist() == [1, -1, -1, 0]
-    assert "4 of 5" in m.summary() and list(m.table()["matched by"]) == [
-        "synonym",
-        "name",
-        "synonym",
-        "name",
-        "unmatched",
-    ]
+    assert (
+        "3 of 5" in m.summary()
+        and "1 fit several" in m.summary()
+        and list(m.table()["matched by"])
+        == [
+            "synonym",
+            "name",
+            "synonym",
+            "ambiguous",
+            "unmatched",
+        ]
+    )
     ids = match_labels(["neg", "pos"], ["0", "1"])
     assert ids.mapping.tolist() == [0, 1] and set(ids.how) == {"id"}
     assert match_labels(["neg", "pos"], ["0", "1", "2"]).mapping.tolist() == [-1, -1, -1]  # 2 is out of range
@@ -577,3 +583,32 @@ def test_which_classlabel_column_of_a_datasets_folder(tmp_path, digits_test):
     fine = load_dataset(str(tmp_path / "hf"), label_column="FINE")
     assert fine.chosen["label"] == "Fine" and fine.labels.tolist() == y
     assert not load_dataset(str(tmp_path / "hf"), label_column="").labelled
+
+
+def test_imagenet_wnid_and_one_based_folders_and_ambiguous_names(tmp_path, digits_test):
+    from data.labels import imagenet_classes
+
+    table = imagenet_classes()
+    assert len(table) == 1000 and len({w for w, _ in table}) == 1000
+    assert table[0] == ("n01440764", "tench, Tinca tinca") and table[281] == ("n02123045", "tabby, tabby cat")
+    model = [names for _, names in table]  # an ImageNet classifier's id2label
+    for cls in ("n02123045", "n01440764", "n02012849", "crane", "cardigan", "tabby"):
+        _images(tmp_path / "val" / cls, 1, digits_test)
+    ds = load_dataset(str(tmp_path / "val"))
+    m = match_labels(model, ds.class_names)
+    assert dict(zip(ds.class_names, m.mapping.tolist())) == {
+        "cardigan": -1,  # a sweater (474), and a synonym of the Cardigan corgi (264)
+        "crane": -1,  # the bird (134) and the machine (517)
+        "n01440764": 0,
+        "n02012849": 134,  # the crane bird, by its WordNet id
+        "n02123045": 281,
+        "tabby": 281,
+    }
+    assert m.ambiguous == (("cardigan", (264, 474)), ("crane", (134, 517)))
+    assert m.how[ds.class_names.index("n02012849")] == "wnid"
+    fine_tuned = match_labels(["tench, Tinca tinca", "tabby, tabby cat"], ["n02123045", "n01440764"])
+    assert fine_tuned.mapping.tolist() == [1, 0]  # another index: by the synset's names
+    ten = [f"class {i}" for i in range(10)]
+    one_based = match_labels(ten, [str(i) for i in range(1, 11)])
+    assert one_based.mapping.tolist() == list(range(10)) and set(one_based.how) == {"id (one-based)"}
+    assert match_labels(ten, ["0", "3", "9"]).mapping.tolist() == [0, 3, 9]  # zero-based when all are < 10
