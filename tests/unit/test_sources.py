@@ -612,3 +612,17 @@ def test_imagenet_wnid_and_one_based_folders_and_ambiguous_names(tmp_path, digit
     one_based = match_labels(ten, [str(i) for i in range(1, 11)])
     assert one_based.mapping.tolist() == list(range(10)) and set(one_based.how) == {"id (one-based)"}
     assert match_labels(ten, ["0", "3", "9"]).mapping.tolist() == [0, 3, 9]  # zero-based when all are < 10
+
+
+def test_twelve_bit_scans_in_sixteen_bit_pngs_score_as_the_eight_bit_ones(tmp_path, digits_test, digits_vit):
+    for i in range(60):
+        scan = np.asarray(digits_test.inputs[i], dtype=np.float64) / 255 * 4095  # a 12-bit sensor's values
+        (tmp_path / str(digits_test.labels[i])).mkdir(exist_ok=True)
+        Image.fromarray(scan.round().astype(np.uint16)).save(tmp_path / str(digits_test.labels[i]) / f"{i}.png")
+    ds = load_dataset(str(tmp_path))
+    mapped = match_labels(digits_vit.spec.class_names, ds.class_names).to_model(ds.labels)
+    rows = _bundled_rows(ds)
+    acc = accuracy(predict(digits_vit, ds.inputs), mapped)
+    ref = digits_test.subset(rows)
+    assert acc == pytest.approx(accuracy(predict(digits_vit, ref.inputs), ref.labels), abs=0.02)
+    assert acc > 0.9
