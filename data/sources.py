@@ -48,6 +48,7 @@ LABEL_COLUMNS = ("label", "labels", "class", "category")
 MASK_COLUMNS = ("mask", "masks", "segmentation")
 ONE_SPLIT = "all"
 CSV_SEPARATORS = (",", ";", "\t", "|")
+PROBE_CHUNK = 256  # image headers read per task on the decode threads
 LIKELY_ENCODING = "cp1252"  # Excel on Windows in the West: preferred among equally likely detected encodings
 
 
@@ -195,8 +196,12 @@ def _probe_all(files: list[_File]) -> list[str | None]:
         for f in files
     ]
     todo = [i for i, r in enumerate(reasons) if r is None]
-    for i, r in zip(todo, decode_pool().map(lambda i: probe_image(files[i].path, files[i].size), todo)):
-        reasons[i] = r
+    parts = [todo[k : k + PROBE_CHUNK] for k in range(0, len(todo), PROBE_CHUNK)]
+    for part, found in zip(
+        parts, decode_pool().map(lambda p: [probe_image(files[i].path, files[i].size) for i in p], parts)
+    ):
+        for i, reason in zip(part, found):
+            reasons[i] = reason
     return reasons
 
 
