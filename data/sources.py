@@ -182,10 +182,10 @@ def folder_splits(root: Path, problems: list) -> tuple[list[str], str]:
         named = [f for f in folders if f.lower() in SPLIT_NAMES]
         why = f" ({', '.join(named)}: class folders, as not every folder beside them is a split name)" if named else ""
         return [ONE_SPLIT], why
-    found = [f for f in folders if _has_files(root / f)]
+    found = [f for f in folders if _has_files(root / f)] or folders  # all empty: the listing says so
     problems += [(shown(f), "empty split folder; left out") for f in folders if f not in found]
     order = sorted(found, key=lambda f: SPLIT_NAMES.index(f.lower()))
-    return (order or folders), f"; split folders {', '.join(map(shown, order or folders))}"
+    return order, f"; split folders {', '.join(map(shown, order))}"
 
 
 def _probe_all(files: list[_File]) -> list[str | None]:
@@ -239,7 +239,7 @@ def _image_folder(root: Path, split: str, masks: str | Path | None, problems: li
     reading = (
         f"class folders {', '.join(map(shown, classes[:8]))}{' …' if len(classes) > 8 else ''}"
         if classes
-        else ("images directly in the folder (unlabelled)")
+        else "images directly in the folder (unlabelled)"
     )
     return (
         LazySequence(read_image, [f.path for f in kept]),

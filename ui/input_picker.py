@@ -104,7 +104,7 @@ def _columns(ds: Dataset, modality: str) -> Dataset:
     label = st.selectbox(
         "Label column",
         [NO_LABEL, *columns],
-        index=columns.index(ds.chosen["label"]) + 1 if ds.chosen["label"] else 0,
+        index=columns.index(str(ds.chosen["label"])) + 1 if ds.chosen["label"] is not None else 0,
         key=f"dataset_label_column_{ds.source}",
         help="The column of class names or class ids; without one, every input is scored against the model's "
         "own prediction.",
