@@ -275,6 +275,8 @@ def _runs(args) -> int:
                 f"{m.key}: {m.analysis} of {m.model} on {m.dataset} ({m.split}), {m.done_inputs}/{m.n_inputs} inputs, "
                 f"{m.state}\nparameters: {m.params}\nfolder: {run.root}"
             )
+            for name, why in m.skipped:
+                print(f"  skipped {name}: {why}")
             if m.state == "done":
                 for name, a in run.arrays().items():
                     print(f"  arrays/{name}.npy  {a.dtype} {list(a.shape)}")

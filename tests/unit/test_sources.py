@@ -543,6 +543,9 @@ def test_truncated_images_are_skipped_by_runs_and_listed(tmp_path, digits_test, 
         assert m.state == "done" and m.done_inputs == 32 and len(stored.arrays()["row"]) == 30
         assert [n for n, _ in m.skipped] == ["3/cut.jpg", "3/cut.png"]
         assert len(stored.tables()["inputs"]) == 30
+    capsys.readouterr()
+    assert headscope.main(["runs", "show", m.key, "--store", str(store)]) == 0
+    assert "  skipped 3/cut.jpg: " in capsys.readouterr().out
 
 
 def test_the_command_line_chooses_columns(tmp_path, digits_test, capsys):
