@@ -189,8 +189,8 @@ def test_columns_are_chosen_in_the_sidebar(tmp_path):
 
 
 def test_how_a_folder_was_read_is_said_and_odd_names_are_text(tmp_path):
-    """vehicles/{bus,train}: the picker says train is a class; a latin-1 file name and a name with Markdown in it
-    are shown as text when they are the current input."""
+    """vehicles/{bus,train}: the picker says train is a class; a symbolic link loop is listed; a latin-1 file name
+    and a name with Markdown in it are shown as text when they are the current input."""
     import os
 
     ds = load_dataset("digits", "test")
@@ -200,8 +200,10 @@ def test_how_a_folder_was_read_is_said_and_odd_names_are_text(tmp_path):
             ds.inputs[i].save(tmp_path / cls / f"{i}.png")
     ds.inputs[3].save(tmp_path / "bus" / os.fsdecode(b"caf\xe9.png"))
     ds.inputs[4].save(tmp_path / "train" / "**bold** [x](y).png")
+    (tmp_path / "bus" / "loop").symlink_to(tmp_path / "bus")  # ln -s . bus/loop: listed, not a traceback
     at = _open(open_view("pages/model.py"), tmp_path)
     assert_clean(at)
+    assert any("1 file(s) or row(s)" in w.value for w in at.sidebar.warning)
     assert any(c.value.startswith("Read as: class folders bus, train") for c in at.sidebar.caption)
     widget(at.sidebar.radio, "Browse").set_value("name").run()
     for typed, name in (("caf", "bus/caf\\xe9.png"), ("bold", "train/**bold** [x](y).png")):
