@@ -576,6 +576,9 @@ def _hf(ds, source: str, text_column, image_column, label_column):
             + ", ".join(f"{n} ({k})" for n, k in kinds.items())
             + "."
         )
+    for column, usable, what in ((image, images, "images"), (text, strings, "texts")):
+        if column and column not in usable:
+            raise DatasetError(f"{source}: column {column!r} holds {kinds[column]}, not {what}.")
     label = (
         None
         if label_column == ""

@@ -586,6 +586,10 @@ def test_which_classlabel_column_of_a_datasets_folder(tmp_path, digits_test):
     fine = load_dataset(str(tmp_path / "hf"), label_column="FINE")
     assert fine.chosen["label"] == "Fine" and fine.labels.tolist() == y
     assert not load_dataset(str(tmp_path / "hf"), label_column="").labelled
+    with pytest.raises(DatasetError, match="column 'coarse' holds ClassLabel, not images"):
+        load_dataset(str(tmp_path / "hf"), image_column="coarse")
+    with pytest.raises(DatasetError, match="column 'Fine' holds ClassLabel, not texts"):
+        load_dataset(str(tmp_path / "hf"), text_column="fine")
 
 
 def test_imagenet_wnid_and_one_based_folders_and_ambiguous_names(tmp_path, digits_test):
