@@ -102,6 +102,14 @@ def _parser(analyses: bool = True) -> argparse.ArgumentParser:
         default=None,
         help="the dataset's split (default: test, validation or val when present, else the only one)",
     )
+    for kind, what in (("text", "texts"), ("image", "image files"), ("label", "class names or ids")):
+        pre.add_argument(
+            f"--{kind}-column",
+            default=None,
+            metavar="NAME",
+            help=f"a table's or datasets dataset's column of {what}, any case (default: the detected one)"
+            + ("; '' for no labels" if kind == "label" else ""),
+        )
     listed = "; ".join(f"{k} ({u.description})" for k, u in _units().items()) if analyses else "see precompute -h"
     pre.add_argument("--analyses", default="importance", type=_split, help=f"comma-separated, from: {listed}")
     pre.add_argument(
@@ -205,6 +213,11 @@ def _precompute(args) -> int:
             ray=args.ray,
             workers=args.workers,
             retries=args.retries,
+            columns={
+                f"{kind}_column": getattr(args, f"{kind}_column")
+                for kind in ("text", "image", "label")
+                if getattr(args, f"{kind}_column") is not None
+            },
             **{k.removeprefix("option_"): v for k, v in vars(args).items() if k.startswith("option_")},
         )
     except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError, TypeError) as e:
@@ -262,6 +275,8 @@ def _runs(args) -> int:
                 f"{m.key}: {m.analysis} of {m.model} on {m.dataset} ({m.split}), {m.done_inputs}/{m.n_inputs} inputs, "
                 f"{m.state}\nparameters: {m.params}\nfolder: {run.root}"
             )
+            for name, why in m.skipped:
+                print(f"  skipped {name}: {why}")
             if m.state == "done":
                 for name, a in run.arrays().items():
                     print(f"  arrays/{name}.npy  {a.dtype} {list(a.shape)}")

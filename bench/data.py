@@ -1,17 +1,20 @@
-"""Own-data speed and memory: open a folder of 5,000 JPEGs (224x224), then decode + preprocess batches.
+"""Own-data speed and memory: open a folder of 5,000 JPEGs (224x224), then decode + preprocess batches; open a
+folder of 50,000 small JPEGs.
 
     python bench/data.py [--n 5000] [--batch 64] [--dir /tmp/headscope-bench-jpegs] [--vit-b]
+                         [--open-n 50000] [--open-dir /tmp/headscope-bench-50k]
 
-1. Writes the folder once (10 class folders of seeded smooth-noise JPEGs; reused when it exists).
+1. Writes the folders once (10 or 100 class folders of seeded smooth-noise JPEGs; reused when they exist).
 2. `load_dataset(folder)` (names, sizes, image headers; no pixels): wall time, and the growth of the process's
    peak RSS from before the listing until the first batch of `--batch` images is decoded and prepared.
 3. Decode + digits-vit preprocessing (`m.prepare`) throughput over 8 batches, against preprocessing the same
    images already decoded in memory, and against the digits-vit forward rate on prepared batches.
    With --vit-b also a ViT-B/16-sized model (random weights): its preprocessing (224x224) and forward rate.
+4. `load_dataset` of the `--open-n` folder (64x64 JPEGs: opening reads a header, whatever the image's size).
 
-The listing runs on a warm page cache (the files were just written or read); a cold disk adds its read
-latency per header. Last line: `folder open: X.XX s`. Targets: open < 2 s, RSS growth < 300 MB,
-decode + preprocess >= 2x the digits-vit forward rate.
+The listings run on a warm page cache (the files were just written or read); a cold disk adds its read
+latency per header. Last lines: `folder open: X.XX s` and `folder open (50,000 files): N.N s`. Targets:
+open < 2 s (5,000) and < 7 s (50,000), RSS growth < 300 MB, decode + preprocess >= 2x the digits-vit forward rate.
 """
 
 from __future__ import annotations
@@ -38,16 +41,17 @@ from models import load_model  # noqa: E402
 N_BATCHES = 8
 
 
-def write_folder(root: Path, n: int) -> None:
-    """n seeded 224x224 JPEGs in 10 class folders (smooth noise, so that they compress like photographs)."""
+def write_folder(root: Path, n: int, size: int = 224, classes: int = 10) -> None:
+    """n seeded size x size JPEGs in `classes` class folders (smooth noise, so that they compress like
+    photographs)."""
     if root.is_dir() and sum(len(files) for _, _, files in os.walk(root)) == n:
         return
     rng = np.random.default_rng(0)
     for i in range(n):
-        d = root / f"class_{i % 10}"
+        d = root / f"class_{i % classes}"
         d.mkdir(parents=True, exist_ok=True)
         small = rng.integers(0, 255, (14, 14, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((224, 224), Image.BICUBIC).save(d / f"{i:05d}.jpg", quality=90)
+        Image.fromarray(small).resize((size, size), Image.BICUBIC).save(d / f"{i:05d}.jpg", quality=90)
 
 
 def peak_rss_mb() -> float:
@@ -66,6 +70,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "headscope-bench-jpegs"))
     ap.add_argument("--vit-b", action="store_true", help="also a ViT-B/16-sized model (random weights, real cost)")
+    ap.add_argument("--open-n", type=int, default=50_000, help="files of the large folder that is only opened")
+    ap.add_argument("--open-dir", default=str(Path(tempfile.gettempdir()) / "headscope-bench-50k"))
     args = ap.parse_args()
     root = Path(args.dir)
     write_folder(root, args.n)
@@ -113,7 +119,14 @@ def main() -> None:
             f"ViT-B/16 (224x224): decode + prepare {r_b_decode:,.0f} images/s, forward {r_b_forward:,.1f} images/s "
             f"(batch {len(small)}): {r_b_decode / r_b_forward:.0f}x"
         )
+    large = Path(args.open_dir)
+    write_folder(large, args.open_n, size=64, classes=100)
+    load_dataset(str(large))  # the page cache warm, as for the folder above
+    t0 = time.perf_counter()
+    opened = load_dataset(str(large))
+    t_large = time.perf_counter() - t0
     print(f"folder open: {t_open:.2f} s")
+    print(f"folder open ({len(opened):,} files): {t_large:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """Datasets and inputs: bundled datasets, the user's own data, label matching, image and text validation."""
 
-from data.dataset import Dataset
+from data.dataset import Dataset, DatasetError
 from data.datasets import list_datasets, load_dataset
 from data.inputs import InputError, check_text, load_image
 from data.labels import LabelMatch, match_labels
-from data.sources import DatasetError
 
 __all__ = [
     "Dataset",

@@ -19,6 +19,11 @@ DECODE_THREADS = max(2, min(8, os.cpu_count() or 1))
 _BUNDLED_FINGERPRINTS: dict[str, str] = {}  # a bundled set's key -> its content hash (fixed per process)
 
 
+class DatasetError(ValueError):
+    """A dataset source that cannot be used, or an input of it that cannot be decoded; the message says what was
+    tried and what to do."""
+
+
 class LazySequence(Sequence):
     """Items made on access: item i is `load(keys[i])`. A slice or a list/array of indices gives another view
     (nothing is loaded); an int index loads that one item; iterating (`list(view)`, as a batch does) loads the
@@ -33,7 +38,7 @@ class LazySequence(Sequence):
     def __iter__(self):
         if len(self.keys) < 2:
             return (self.load(k) for k in self.keys)
-        return _decode_pool().map(self.load, self.keys)
+        return decode_pool().map(self.load, self.keys)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -42,9 +47,20 @@ class LazySequence(Sequence):
             return LazySequence(self.load, [self.keys[int(j)] for j in i])
         return self.load(self.keys[int(i)])
 
+    def load_each(self) -> list:
+        """Every item (loaded as iterating does), or the DatasetError its load raised in its place."""
+
+        def attempt(key):
+            try:
+                return self.load(key)
+            except DatasetError as e:
+                return e
+
+        return list(decode_pool().map(attempt, self.keys))
+
 
 @lru_cache(maxsize=1)
-def _decode_pool() -> ThreadPoolExecutor:
+def decode_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="headscope-decode")
 
 
@@ -57,9 +73,12 @@ class Dataset:
     class_names: C names ([] for an unlabelled dataset); masks: optional object masks, a bool array
     [N, H, W] or a lazy sequence of bool [H_i, W_i] (each in its image's own size); captions / names: [N]
     a short description / the file name or row of each input; problems: (path, reason) of every file or
-    row that was skipped; source: the bundled name, path or hub id; splits: the source's splits; key:
-    identifies source, split and content (file list, sizes, mtimes) for caching; bundled: one of the
-    bundled sets, held in memory (a user source is read lazily and keyed by its files)."""
+    row that was skipped (names escaped: see data.sources.shown); source: the bundled name, path or hub id; splits:
+    the source's splits; key: identifies source, split and content (file list, sizes, mtimes) for caching;
+    bundled: one of the bundled sets, held in memory (a user source is read lazily and keyed by its files);
+    reading: one line on how a user source was read (layout, encoding, columns); columns: a table's or `datasets`
+    dataset's columns, and chosen: the ones used ({"input": ..., "label": ...}); load_args: the column and mask
+    arguments it was opened with (to open it again elsewhere, e.g. on a Ray worker)."""
 
     name: str
     split: str
@@ -75,6 +94,10 @@ class Dataset:
     splits: tuple[str, ...] = ("train", "test", "all")
     key: str = ""
     bundled: bool = True
+    reading: str = ""
+    columns: tuple[str, ...] = ()
+    chosen: dict[str, str | None] = field(default_factory=dict)
+    load_args: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -120,6 +143,20 @@ class Dataset:
             names=[self.names[i] for i in idx] if self.names else [],
             key=f"{self.key}|rows{hashlib.sha1(np.asarray(idx).tobytes()).hexdigest()[:12]}",
         )
+
+    def decoded(self, idx) -> tuple[np.ndarray, Dataset]:
+        """The rows idx that decode, and their subset with the inputs decoded (once, on the decode threads). An input
+        that fails to decode (a truncated file, say) is left out and added to `problems` (once)."""
+        sub = self.subset(idx)
+        if not isinstance(sub.inputs, LazySequence):
+            return np.asarray(idx, dtype=np.int64), sub
+        items = sub.inputs.load_each()
+        ok = [i for i, x in enumerate(items) if not isinstance(x, DatasetError)]
+        for i, x in enumerate(items):
+            if isinstance(x, DatasetError) and (sub.names[i], str(x)) not in self.problems:
+                self.problems.append((sub.names[i], str(x)))
+        kept = sub.subset(ok) if len(ok) < len(items) else sub
+        return np.asarray(idx, dtype=np.int64)[ok], replace(kept, inputs=[items[i] for i in ok])
 
     def sample_order(self, seed: int = SPLIT_SEED) -> np.ndarray:
         """[N] every row once, in the order samples take them: seeded, and stratified by label (one row of each

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.dataset import SPLIT_SEED, Dataset
-from data.sources import DatasetError, load_source
+from data.dataset import SPLIT_SEED, Dataset, DatasetError
+from data.sources import load_source
 
 TEST_FRACTION = 0.2
 
@@ -180,7 +180,8 @@ def load_dataset(
     the user's own data: an image folder, a table file (.csv/.tsv/.jsonl/.parquet), a `datasets` folder
     written by save_to_disk or a hub id in the local cache (see data/sources.py). User sources are lazy:
     images are decoded when indexed. masks: a folder of object masks beside an image folder; the column
-    arguments name a table's or `datasets` dataset's columns when their names are not the usual ones.
+    arguments name a table's or `datasets` dataset's columns (in any case) when the detected ones are not
+    the right ones; label_column="" reads no labels.
 
     Raises DatasetError (a ValueError) with what was tried and what to do."""
     source = str(source).strip()

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # An upload larger than this many pixels is refused before it is decoded (decompression-bomb guard).
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+BIT_DEPTHS = (8, 10, 12, 14, 16)  # the bit depths integer greyscale is read at (the smallest its values fit)
 
 
 class InputError(ValueError):
@@ -51,13 +52,15 @@ def load_image(raw: bytes, name: str = "upload") -> Image.Image:
 
 def as_displayed(img: Image.Image) -> Image.Image:
     """An image of any Pillow mode as L or RGB, the way a viewer shows it: the EXIF orientation applied,
-    16- and 32-bit integer greyscale scaled to 8 bits (full 16-bit range, or min-max beyond it), float
-    greyscale min-max scaled, transparency (RGBA, LA, palette with a transparent colour) laid over white,
-    CMYK and palette images converted to RGB."""
+    16- and 32-bit integer greyscale scaled to 8 bits from the bit depth its values use (8, 10, 12, 14 or 16
+    bits: 12-bit sensor data in a 16-bit PNG fills the range; min-max beyond 16 bits), float greyscale
+    min-max scaled, transparency (RGBA, LA, palette with a transparent colour) laid over white, CMYK and palette
+    images converted to RGB."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         a = np.asarray(img, dtype=np.float64)
-        lo, hi = (0.0, 65535.0) if img.mode != "F" and a.min() >= 0 and a.max() <= 65535 else (a.min(), a.max())
+        bits = next((b for b in BIT_DEPTHS if a.max() < 2**b), None) if img.mode != "F" and a.min() >= 0 else None
+        lo, hi = (0.0, 2.0**bits - 1) if bits else (a.min(), a.max())
         scaled = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
         return Image.fromarray(scaled.round().astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info:

@@ -68,6 +68,7 @@ class ShardWorker:
         threads: int,
         source: str,
         split: str,
+        load_args: dict[str, str],
         fingerprint: str,
         dataset_key: str,
         faults: Faults,
@@ -85,7 +86,7 @@ class ShardWorker:
                 f"the worker on {os.uname().nodename} loaded different weights for {model_name}; "
                 "every node must see the same model files."
             )
-        self.ds = load_dataset(source, split)
+        self.ds = load_dataset(source, split, **load_args)
         if self.ds.fingerprint() != dataset_key:
             raise ClusterError(
                 f"the worker on {os.uname().nodename} sees different files at {source}; every node "
@@ -181,6 +182,7 @@ class RayExecutor:
                 self.threads,
                 source,
                 self.ds.split,
+                self.ds.load_args,
                 self.model_fingerprint,
                 self.ds.fingerprint(),
                 self.faults,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from analysis.units import UNITS
 from data import Dataset, load_dataset
 from models import HookedModel, load_model, model_fingerprint
 from runs.faults import Faults
-from runs.plan import Shard, compute_shard, manifest_for, run_tables, shards
+from runs.plan import Shard, compute_shard, manifest_for, run_tables, shards, skipped_inputs
 from runs.store import Manifest, Run, Store, StoreError, concat_chunks
 
 Progress = Callable[[int, int], None] | None  # (inputs done, inputs in total)
@@ -74,19 +75,20 @@ def run_job(
         finished = sum(min(manifest.chunk_size, manifest.n_inputs - s) for s in done)
         run.update(state="running", error="", done_inputs=finished, workers=manifest.workers)
         todo = shards(ds, manifest, model.spec.class_names, done)
+        size = {s.start: len(s.rows) for s in todo}
         if progress:
             progress(finished, manifest.n_inputs)
         try:
             results = executor(todo) if executor else ((s.start, compute_shard(model, ds, manifest, s)) for s in todo)
             for written, (start, arrays) in enumerate(results, 1):
                 run.write_chunk(start, arrays)
-                finished += len(arrays["row"])
+                finished += size[start]
                 run.update(done_inputs=finished)
                 if progress:
                     progress(finished, manifest.n_inputs)
                 if fail_after is not None and written >= fail_after:
                     raise RuntimeError(f"stopped after {written} chunk(s) (fault injection)")
-            run.finish(lambda arrays: run_tables(model, ds, manifest, arrays))
+            run.finish(lambda arrays: run_tables(model, ds, manifest, arrays), partial(skipped_inputs, ds, manifest))
         except (KeyboardInterrupt, SystemExit):
             run.update(state="cancelled")
             raise
@@ -127,6 +129,7 @@ def run_in_memory(model: HookedModel, ds: Dataset, manifest: Manifest, progress:
         progress(done, manifest.n_inputs)
     arrays = concat_chunks(parts)
     manifest.state, manifest.done_inputs = "done", manifest.n_inputs
+    manifest.skipped = skipped_inputs(ds, manifest, arrays["row"])
     return MemoryRun(manifest, arrays, run_tables(model, ds, manifest, arrays))
 
 
@@ -161,6 +164,7 @@ def precompute(
     ray: str | None = None,
     workers: int | None = None,
     retries: int = 2,
+    columns: dict[str, str] | None = None,
     **options: Any,
 ) -> list[Run]:
     """Load the model and the dataset, and run each analysis into the store (see run_job). options: the units'
@@ -170,7 +174,8 @@ def precompute(
 
     ray: compute on a Ray cluster instead of this process ("local", "auto" or an address; runs.cluster), with
     `workers` workers (default: the cluster's GPUs, else its CPUs / threads), each shard tried 1 + `retries`
-    times. The results and keys are those of a single-process run."""
+    times. The results and keys are those of a single-process run. columns: the dataset's text_column,
+    image_column or label_column (data.load_dataset's), when the detected ones are not right."""
     analyses = check_analyses(analyses)
     per_analysis = split_options(analyses, options)
     check_place(device, store)
@@ -182,7 +187,7 @@ def precompute(
 
             check_cluster(ray)
         model = load_model(model_name, device="cpu" if ray else device)  # with ray this process only writes
-        ds = load_dataset(source, split)
+        ds = load_dataset(source, split, **(columns or {}))
         if ds.modality != model.spec.modality:
             raise ValueError(f"{source} holds {ds.modality}s, but {model_name} reads {model.spec.modality}s.")
         manifests = [manifest_for(model, model_name, ds, a, n, **per_analysis[a]) for a in analyses]

@@ -94,11 +94,26 @@ def shards(ds: Dataset, manifest: Manifest, class_names, done: Collection[int] =
 
 
 def compute_shard(model: HookedModel, ds: Dataset, manifest: Manifest, shard: Shard) -> dict[str, np.ndarray]:
-    """One chunk's per-input arrays [n, ...] (the unit's), with its dataset rows and model labels."""
-    unit = get_unit(manifest.analysis)
-    inputs = Inputs(ds.subset(shard.rows), shard.start)
-    arrays = unit.per_input(model, inputs, shard.labels, options_of(manifest))
-    return arrays | {"row": shard.rows.astype(np.int64), "label": shard.labels}
+    """One chunk's per-input arrays [n, ...] (the unit's), with its dataset rows and model labels. An input that
+    fails to decode (a truncated file) is left out of the arrays and added to ds.problems; the chunk goes on."""
+    rows, decoded = ds.decoded(shard.rows)
+    labels = shard.labels[np.isin(shard.rows, rows)]
+    found = {"row": rows, "label": labels}
+    if not len(rows):
+        return found
+    arrays = get_unit(manifest.analysis).per_input(model, Inputs(decoded, shard.start), labels, options_of(manifest))
+    return arrays | found
+
+
+def skipped_inputs(ds: Dataset, manifest: Manifest, rows: np.ndarray) -> list[list[str]]:
+    """[name, reason] of the run's inputs that its arrays' `rows` leave out: they failed to decode (on this
+    machine or a Ray worker; here they are tried again, which adds them to ds.problems)."""
+    missing = np.setdiff1d(run_rows(ds, manifest.params["n"]), rows)
+    if not len(missing):
+        return []
+    ds.decoded(missing)
+    names = {ds.names[int(r)] for r in missing}
+    return [[name, why] for name, why in ds.problems if name in names]
 
 
 def run_tables(model: HookedModel, ds: Dataset, manifest: Manifest, arrays: dict[str, np.ndarray]):

@@ -75,6 +75,7 @@ class Manifest:
     workers: str = ""  # where the chunks are computed: "" for this process, else e.g. "ray: 4 GPU workers"
     format_version: int = FORMAT_VERSION
     files: dict = field(default_factory=dict)  # a finished run's files: {"arrays/x.npy": [size, sha256], ...}
+    skipped: list = field(default_factory=list)  # [name, reason] of each input left out: it could not be decoded
 
     @property
     def n_chunks(self) -> int:
@@ -210,11 +211,17 @@ class Run:
             return {k: z[k] for k in z.files}
 
     # -- the finished run ---------------------------------------------------------------------------------
-    def finish(self, tables: Callable[[dict[str, np.ndarray]], dict[str, pd.DataFrame]] | None = None) -> None:
+    def finish(
+        self,
+        tables: Callable[[dict[str, np.ndarray]], dict[str, pd.DataFrame]] | None = None,
+        skipped: Callable[[np.ndarray], list] | None = None,
+    ) -> None:
         """Concatenate the chunks into arrays/<name>.npy, write tables(arrays) as Parquet, drop the chunks, mark
-        the run done (a kill in between leaves the chunks, and the rerun finishes again)."""
+        the run done (a kill in between leaves the chunks, and the rerun finishes again). skipped(rows): the
+        [name, reason] of the inputs the arrays' rows leave out (they could not be decoded), for the manifest."""
         m = self.manifest
         arrays = concat_chunks([self.read_chunk(s) for s in m.chunk_starts()])
+        left_out = skipped(arrays["row"]) if skipped else []
         (self.root / "arrays").mkdir(exist_ok=True)
         for name, values in arrays.items():
             _write_atomic(self.root / "arrays" / f"{name}.npy", lambda p, v=values: np.save(open(p, "wb"), v))
@@ -225,7 +232,7 @@ class Run:
         for folder in ("arrays", "tables"):  # the new names on the disk too, before the run says done
             _fsync_folder(self.root / folder)
         files = {str(p.relative_to(self.root)): [p.stat().st_size, _sha256_cached(p)] for p in written}
-        self.update(state="done", done_inputs=m.n_inputs, error="", files=files)
+        self.update(state="done", done_inputs=m.n_inputs, error="", files=files, skipped=left_out)
         shutil.rmtree(self.root / "chunks", ignore_errors=True)
 
     def damage(self) -> list[str]:
@@ -310,8 +317,13 @@ class Run:
 
 
 def concat_chunks(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The per-input arrays of consecutive chunks as one array per name [N, ...] (see _concat)."""
-    return {name: _concat([c[name] for c in chunks]) for name in chunks[0]}
+    """The per-input arrays of consecutive chunks as one array per name [N, ...] (see _concat); a chunk none of
+    whose inputs could be decoded holds only its empty "row" and "label" and is passed over. StoreError when
+    every chunk is such a chunk."""
+    full = [c for c in chunks if len(c["row"])]
+    if not full:
+        raise StoreError("None of the run's inputs could be decoded: see the dataset's skipped files.")
+    return {name: _concat([c[name] for c in full]) for name in full[0]}
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

@@ -99,10 +99,10 @@ def _with_labels(m: HookedModel, labels: tuple[str, ...] | None) -> HookedModel:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Listing the dataset…")
-def get_dataset(source: str, split: str | None = None) -> Dataset:
-    """data.load_dataset(source, split): a bundled name, or a folder, table file or hub id (lazy: images are
-    decoded when a view needs them)."""
-    return load_dataset(source, split)
+def get_dataset(source: str, split: str | None = None, columns: tuple[tuple[str, str], ...] = ()) -> Dataset:
+    """data.load_dataset(source, split, **dict(columns)): a bundled name, or a folder, table file or hub id (lazy:
+    images are decoded when a view needs them); columns: (argument, column) pairs such as ("label_column", "y")."""
+    return load_dataset(source, split, **dict(columns))
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model…")

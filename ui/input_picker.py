@@ -20,6 +20,7 @@ from ui.params import DATASET, INPUT, SPLIT
 from ui.text import excerpt, literal
 
 OPEN_DATASET = "Open a folder or file…"
+NO_LABEL = "(no labels)"
 BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name"}
 MAX_NAME_MATCHES = 200
 
@@ -63,6 +64,7 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
         if len(ds.splits) > 1:
             split = SPLIT.draw(scope=source, options=ds.splits, index=ds.splits.index(ds.split))
             ds = cache.get_dataset(source, split)
+        ds = _columns(ds, spec.modality)
         if ds.modality != spec.modality:
             raise DatasetError(f"{source} holds {ds.modality}s, but {spec.name} reads {spec.modality}s.")
     except DatasetError as e:
@@ -70,6 +72,7 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
         ds = cache.get_dataset(default, None)
     else:
         if source not in bundled:
+            st.caption(f"Read as: {literal(ds.reading)}.")
             state.remember_dataset(source, ds.modality)
             st.button(
                 "Re-read the files",
@@ -82,6 +85,38 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
     links.live("dataset", ds.source)
     links.live("split", ds.split if len(ds.splits) > 1 else None)
     return ds, match
+
+
+def _columns(ds: Dataset, modality: str) -> Dataset:
+    """A table's or `datasets` dataset's input and label columns, chosen in two selectboxes (default: the detected
+    ones); the dataset read with the chosen columns. A choice that cannot be read gives an st.error, and the
+    detected columns are used."""
+    if not ds.columns:
+        return ds
+    columns = list(ds.columns)
+    given = st.selectbox(
+        "Text column" if modality == "text" else "Image column",
+        columns,
+        index=columns.index(str(ds.chosen["input"])),
+        key=f"dataset_input_column_{ds.source}",
+        help="The column of texts, or of image files (paths relative to the table, or a `datasets` Image column).",
+    )
+    label = st.selectbox(
+        "Label column",
+        [NO_LABEL, *columns],
+        index=columns.index(str(ds.chosen["label"])) + 1 if ds.chosen["label"] is not None else 0,
+        key=f"dataset_label_column_{ds.source}",
+        help="The column of class names or class ids; without one, every input is scored against the model's "
+        "own prediction.",
+    )
+    wanted = (f"{modality}_column", given), ("label_column", "" if label == NO_LABEL else label)
+    if {"input": given, "label": wanted[1][1] or None} == ds.chosen:
+        return ds
+    try:
+        return cache.get_dataset(ds.source, ds.split, wanted)
+    except DatasetError as e:
+        st.error(f"{literal(str(e))} The detected columns are used.")
+        return ds
 
 
 def _open_typed(name: str, modality: str) -> None:
@@ -110,7 +145,8 @@ def _dataset_status(ds: Dataset, match: LabelMatch) -> None:
                 )
             if match.ambiguous:
                 st.caption(
-                    "Names that fit several model classes (the first is used): " + literal(", ".join(match.ambiguous))
+                    "Names that fit several model classes (left unmatched: name the folder by the class's WordNet "
+                    "id or full name): " + literal("; ".join(match.fits()))
                 )
             st.dataframe(match.table(), hide_index=True, height=200)
     if ds.problems:
@@ -256,7 +292,7 @@ def _show_input(raw, batch: Batch, caption: str, modality: str, shown_text: bool
     """The input as the model sees it (an image), or its caption and token count and, for a text not typed in the
     sidebar (shown_text), the text itself."""
     if modality == "image":
-        st.image(images_of(batch)[0], caption=f"{caption} (as the model sees it)", width=160, clamp=True)
+        st.image(images_of(batch)[0], caption=f"{literal(caption)} (as the model sees it)", width=160, clamp=True)
         return
     if shown_text:
         st.caption(literal(excerpt(raw)))

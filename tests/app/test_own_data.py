@@ -45,7 +45,7 @@ def test_folder_through_the_sidebar_drives_input_and_views(digit_folder):
     widget(at.sidebar.selectbox, "Class").set_value(7).run()
     assert_clean(at)
     captions = [c for el in at.sidebar.get("image") for c in el.captions]
-    assert captions and captions[0].startswith("7/") and "label 7" in captions[0]
+    assert captions and shown(captions[0]).startswith("7/") and "label 7" in captions[0]  # a file name: escaped
     widget(at.sidebar.radio, "Browse").set_value("name").run()
     widget(at.sidebar.text_input, "File name contains").input("017").run()
     files = widget(at.sidebar.selectbox, "File")
@@ -162,3 +162,52 @@ def test_a_dataset_the_model_does_not_recognise_gets_a_warning_in_every_view(tmp
     at = _open(open_view("pages/model.py"), tmp_path / "scans")
     assert_clean(at)
     assert not any("chance" in w.value for w in at.sidebar.warning)
+
+
+def test_columns_are_chosen_in_the_sidebar(tmp_path):
+    """A table whose columns have no usual names: the image column is found by its file names, the label column
+    is chosen in the sidebar; a column that cannot be read gives one error and the detected columns stay."""
+    ds = load_dataset("digits", "test")
+    (tmp_path / "scans").mkdir()
+    for i in range(20):
+        ds.inputs[i].save(tmp_path / "scans" / f"{i}.png")
+    pd.DataFrame({"Digit": ds.labels[:20], "Scan": [f"scans/{i}.png" for i in range(20)], "note": ["x"] * 20}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    at = _open(open_view("pages/model.py"), tmp_path / "t.csv")
+    assert_clean(at)
+    assert widget(at.sidebar.selectbox, "Image column").value == "Scan"
+    assert widget(at.sidebar.selectbox, "Label column").value == "(no labels)"
+    assert any("unlabelled dataset" in c.value for c in at.sidebar.caption)
+    widget(at.sidebar.selectbox, "Label column").set_value("Digit").run()
+    assert_clean(at)
+    assert any("20 image inputs" in c.value and "10 of 10 dataset classes" in c.value for c in at.sidebar.caption)
+    widget(at.sidebar.selectbox, "Image column").set_value("note").run()
+    [error] = [e.value for e in at.sidebar.error]
+    assert "no usable rows" in error and error.endswith("The detected columns are used.")
+    assert any("20 image inputs" in c.value for c in at.sidebar.caption)
+
+
+def test_how_a_folder_was_read_is_said_and_odd_names_are_text(tmp_path):
+    """vehicles/{bus,train}: the picker says train is a class; a symbolic link loop is listed; a latin-1 file name
+    and a name with Markdown in it are shown as text when they are the current input."""
+    import os
+
+    ds = load_dataset("digits", "test")
+    for cls in ("bus", "train"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            ds.inputs[i].save(tmp_path / cls / f"{i}.png")
+    ds.inputs[3].save(tmp_path / "bus" / os.fsdecode(b"caf\xe9.png"))
+    ds.inputs[4].save(tmp_path / "train" / "**bold** [x](y).png")
+    (tmp_path / "bus" / "loop").symlink_to(tmp_path / "bus")  # ln -s . bus/loop: listed, not a traceback
+    at = _open(open_view("pages/model.py"), tmp_path)
+    assert_clean(at)
+    assert any("1 file(s) or row(s)" in w.value for w in at.sidebar.warning)
+    assert any(c.value.startswith("Read as: class folders bus, train") for c in at.sidebar.caption)
+    widget(at.sidebar.radio, "Browse").set_value("name").run()
+    for typed, name in (("caf", "bus/caf\\xe9.png"), ("bold", "train/**bold** [x](y).png")):
+        widget(at.sidebar.text_input, "File name contains").input(typed).run()
+        assert_clean(at)
+        captions = [c for el in at.sidebar.get("image") for c in el.captions]
+        assert shown(captions[0]).startswith(name) and captions[0].startswith(literal(name))  # as text

@@ -114,6 +114,11 @@ def test_every_colour_mode_decodes_as_a_viewer_shows_it():
     grey = np.asarray(load_image(_png(Image.fromarray(ramp16)), "ramp16.png"))
     assert grey.dtype == np.uint8 and grey.min() == 0 and grey.max() == 255  # scaled, not clipped to 255
     np.testing.assert_allclose(grey[0], np.linspace(0, 255, 256), atol=1)
+    for bits in (12, 10):  # sensor data in a 16-bit PNG: read at the depth it uses, not nearly black
+        ramp = np.tile(np.linspace(0, 2**bits - 1, 256).round().astype(np.uint16), (8, 1))
+        np.testing.assert_allclose(
+            np.asarray(load_image(_png(Image.fromarray(ramp))))[0], np.linspace(0, 255, 256), atol=1
+        )
 
     la = Image.fromarray(np.stack([np.full((4, 4), 40, np.uint8), np.zeros((4, 4), np.uint8)], -1), "LA")
     assert load_image(_png(la)).mode == "L" and np.asarray(load_image(_png(la))).min() == 255  # transparent: white
