@@ -24,6 +24,8 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -325,6 +327,15 @@ def connect(address: str, cpus: int | None = None):
                 log_to_driver=False,
                 runtime_env=runtime_env(),
             )
+            if sys.platform == "linux":  # Ray's agents can outlive a killed driver: runs.reaper stops them then
+                subprocess.Popen(
+                    [sys.executable, "-m", "runs.reaper", str(os.getpid())],
+                    cwd=ROOT,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
         else:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, runtime_env=runtime_env())
     except (ConnectionError, RuntimeError, ValueError) as e:

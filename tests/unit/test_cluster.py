@@ -173,3 +173,37 @@ def test_a_ray_rerun_of_finished_runs_starts_no_cluster(folder, tmp_path, monkey
     assert [r.manifest.key for r in again] == [r.manifest.key for r in done]
     with pytest.raises(AssertionError, match="a cluster was started"):  # one left to compute: the cluster is used
         precompute("digits-vit", str(folder), analyses=["predictions"], n=40, store=store, ray="local")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the reaper follows processes through /proc")
+def test_a_killed_driver_leaves_no_ray_process_behind(folder, tmp_path):
+    """kill -9 of `precompute --ray local` while its workers compute: runs.reaper stops every process the driver's
+    Ray started (raylet, GCS, the dashboard and runtime-env agents, the workers) within seconds."""
+    import signal
+    import time
+
+    from runs.reaper import alive, descendants
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset", str(folder)]
+    command += ["--analyses", "faithfulness", "--store", str(tmp_path), "--ray", "local", "--workers", "1"]
+    driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, tree = time.time() + 240, {}
+    while time.time() < deadline and not any("ShardWorker" in _name(p) for p in tree):
+        time.sleep(1)  # until a worker actor runs: Ray is fully up
+        tree = descendants(driver.pid)
+    assert any("raylet" in _name(p) for p in tree), [_name(p) for p in tree]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(p) for p in tree):
+        time.sleep(0.5)
+    assert not [_name(p) for p in tree if alive(p)]
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
