@@ -5,6 +5,7 @@ their Options, and the views show their runs."""
 from analysis.options import Options, option
 from analysis.units.attention import AttentionStatistics
 from analysis.units.base import Inputs, RunOptions, Unit
+from analysis.units.dla import DirectLogitAttribution
 from analysis.units.embedding import Embedding
 from analysis.units.faithfulness import Faithfulness
 from analysis.units.importance import Importance
@@ -14,7 +15,16 @@ from analysis.units.spectral import Spectral
 
 UNITS: dict[str, Unit] = {
     u.name: u
-    for u in (Predictions(), Importance(), Relevance(), AttentionStatistics(), Faithfulness(), Spectral(), Embedding())
+    for u in (
+        Predictions(),
+        Importance(),
+        Relevance(),
+        AttentionStatistics(),
+        Faithfulness(),
+        Spectral(),
+        Embedding(),
+        DirectLogitAttribution(),
+    )
 }
 
 

