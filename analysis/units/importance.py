@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from analysis.importance import (
+    ABLATIONS,
     METRICS,
     Sample,
     ablation_cost,
@@ -30,6 +31,13 @@ class ImportanceOptions(RunOptions):
         None, "ablation metrics (default: every one that applies to the model)", choices=METRICS
     )
     gradient: bool = option(True, "also Michel et al.'s gradient score |dL/dg| per head")
+    ablation: str = option(
+        "zero",
+        "what a removed head's output becomes: zero, its mean over the chunk's inputs per token position, or its "
+        "output on another (seeded) input of the chunk",
+        choices=ABLATIONS,
+    )
+    seed: int = option(0, "seed of the resample ablation's donors (offset by the chunk's start)", low=0)
 
 
 class Importance(Unit):
@@ -52,7 +60,15 @@ class Importance(Unit):
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
         """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]."""
         sample = Sample(batch.prepare(model), torch.as_tensor(labels) if (labels >= 0).any() else None)
-        scores = head_scores(model, sample, options.metrics, gradient=options.gradient, batch_size=options.batch_size)
+        scores = head_scores(
+            model,
+            sample,
+            options.metrics,
+            gradient=options.gradient,
+            batch_size=options.batch_size,
+            ablation=options.ablation,
+            seed=options.seed + batch.start,
+        )
         return {k: np.moveaxis(v, -1, 0).astype(np.float32) for k, v in scores.items()}
 
     def summarise(self, arrays, options, spec: ModelSpec | None = None) -> dict[str, pd.DataFrame]:
