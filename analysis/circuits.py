@@ -148,3 +148,69 @@ def _blocks_backward(model: HookedModel, acts: dict[str, torch.Tensor], directio
 def total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
     """[B] the sum of the parts (PARTS) of a direct logit attribution: the target logit."""
     return sum(parts[k].flatten(1).sum(1) if parts[k].dim() > 1 else parts[k] for k in PARTS)  # type: ignore[return-value]
+
+
+# -- composition scores ------------------------------------------------------------------------------------
+COMPOSITIONS = ("q", "k", "v")
+
+
+def head_weights(model: HookedModel) -> dict[str, torch.Tensor]:
+    """Every head's weights as row-vector maps x @ W (float64): q, k, v [L, H, D, dh] (the reading side; in a pre-LN
+    model with the block's LayerNorm scale and centring folded in, as what it reads is normalised) and o
+    [L, H, dh, D]. W_QK = W_Q W_K^T and W_OV = W_V W_O are [D, D]."""
+    H = model.spec.n_heads
+    out: dict[str, list] = {"q": [], "k": [], "v": [], "o": []}
+    with torch.no_grad():
+        for b in model.blocks:
+            read = torch.eye(b.q.weight.shape[1], dtype=torch.float64)
+            if not model.post_ln and isinstance(b.ln1, nn.LayerNorm):
+                D = read.shape[0]
+                centre = read - 1.0 / D
+                read = centre * (b.ln1.weight.double().cpu() if b.ln1.weight is not None else 1.0)
+            for name, proj in (("q", b.q), ("k", b.k), ("v", b.v)):
+                w = proj.weight.double().cpu().T  # [D, H*dh]
+                out[name].append((read @ w).unflatten(1, (H, -1)).transpose(0, 1))  # [H, D, dh]
+            out["o"].append(b.o.weight.double().cpu().T.unflatten(0, (H, -1)))  # [H, dh, D]
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def _frobenius(u: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """||U M V^T||_F for U [..., D, a], M [..., a, b], V [..., D, b] through the small Gram matrices:
+    ||U M V^T||^2 = tr(M^T (U^T U) M (V^T V))."""
+    gu, gv = u.transpose(-1, -2) @ u, v.transpose(-1, -2) @ v
+    return ((m.transpose(-1, -2) @ gu @ m) * gv).sum((-1, -2)).clamp_min(0).sqrt()
+
+
+def _scores(w: dict[str, torch.Tensor], chunk: int = 16) -> dict[str, torch.Tensor]:
+    """Composition scores [N, N] (writer, reader) of the heads of w (head_weights' entries flattened to [N, ...]):
+    ||W_OV^w R^r||_F / (||W_OV^w||_F ||R^r||_F) with R = W_QK (q), W_QK^T (k) or W_OV (v) of the reader; the
+    writers `chunk` at a time."""
+    q, k, v, o = w["q"], w["k"], w["v"], w["o"]  # [N, D, dh], [N, dh, D]
+    eye = torch.eye(q.shape[-1], dtype=q.dtype)
+    o_t = o.transpose(-1, -2)
+    ov, qk = _frobenius(v, eye, o_t), _frobenius(q, eye, k)  # [N]
+    readers = {"q": (q, k, qk), "k": (k, q, qk), "v": (v, o_t, ov)}  # R = first @ second^T
+    out = {mode: q.new_empty(len(q), len(q)) for mode in readers}
+    for i in range(0, len(q), chunk):
+        ws = slice(i, i + chunk)
+        for mode, (first, second, norm) in readers.items():
+            m = o[ws, None] @ first[None]  # [n, N, dh, dh]: the writer's W_O into the reader's first factor
+            out[mode][ws] = _frobenius(v[ws, None], m, second[None]) / (ov[ws, None] * norm[None]).clamp_min(1e-30)
+    return out
+
+
+def composition_scores(model: HookedModel, baseline_draws: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Q-, K- and V-composition (Elhage et al. 2021) of every head with every head of an earlier layer, from the
+    weights alone: {mode: [L, H, L, H]} (writer layer, head, reader layer, head; NaN unless the writer's layer is
+    below the reader's) and {mode + "_baseline": []} the mean score of random Gaussian matrices of the same shapes
+    (`baseline_draws` seeded writers and readers, every pair of distinct draws)."""
+    L, H = model.spec.n_layers, model.spec.n_heads
+    w = head_weights(model)
+    scores = _scores({k: t.flatten(0, 1) for k, t in w.items()})
+    earlier = (torch.arange(L)[:, None, None, None] < torch.arange(L)[None, None, :, None]).expand(L, H, L, H)
+    out = {mode: torch.where(earlier, s.reshape(L, H, L, H), torch.nan) for mode, s in scores.items()}
+    gen = torch.Generator().manual_seed(seed)
+    rand = {k: torch.randn(baseline_draws, *t.shape[2:], generator=gen, dtype=t.dtype) for k, t in w.items()}
+    off = ~torch.eye(baseline_draws, dtype=torch.bool)
+    out |= {f"{mode}_baseline": s[off].mean() for mode, s in _scores(rand).items()}
+    return out

@@ -5,6 +5,7 @@ their Options, and the views show their runs."""
 from analysis.options import Options, option
 from analysis.units.attention import AttentionStatistics
 from analysis.units.base import Inputs, RunOptions, Unit
+from analysis.units.composition import Composition
 from analysis.units.dla import DirectLogitAttribution
 from analysis.units.embedding import Embedding
 from analysis.units.faithfulness import Faithfulness
@@ -24,6 +25,7 @@ UNITS: dict[str, Unit] = {
         Spectral(),
         Embedding(),
         DirectLogitAttribution(),
+        Composition(),
     )
 }
 

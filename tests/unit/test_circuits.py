@@ -114,3 +114,67 @@ def test_the_dla_unit_scores_the_label_else_the_prediction_and_averages_per_clas
     mine = table[(table["class"] == digits_vit.spec.class_names[c]) & (table["layer"] == 1) & (table["head"] == 2)]
     assert float(mine["value"].iloc[0]) == pytest.approx(a["heads"][a["target"] == c, 1, 2].mean(), abs=1e-6)
     assert int(mine["n"].iloc[0]) == int((a["target"] == c).sum())
+
+
+# -- composition ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fixture", ["digits_vit", "tiny_bert"])
+def test_composition_scores_match_a_slow_loop_over_head_pairs(fixture, request):
+    from analysis.circuits import composition_scores, head_weights
+
+    model = request.getfixturevalue(fixture)
+    got, w = composition_scores(model), head_weights(model)
+    L, H = model.spec.n_layers, model.spec.n_heads
+    frob = torch.linalg.matrix_norm
+    for l1 in range(L):
+        for h1 in range(H):
+            ov = w["v"][l1, h1] @ w["o"][l1, h1]  # [D, D]
+            for l2 in range(L):
+                for h2 in range(H):
+                    qk = w["q"][l2, h2] @ w["k"][l2, h2].T
+                    ov2 = w["v"][l2, h2] @ w["o"][l2, h2]
+                    for mode, right in (("q", qk), ("k", qk.T), ("v", ov2)):
+                        want = frob(ov @ right) / (frob(ov) * frob(right)) if l1 < l2 else torch.nan
+                        np.testing.assert_allclose(got[mode][l1, h1, l2, h2], want, rtol=1e-6, equal_nan=True)
+    for mode in ("q", "k", "v"):
+        assert 0 < got[f"{mode}_baseline"] < 1
+    if not model.post_ln:  # the reading side folds the block's LayerNorm: centred, so blind to the all-ones direction
+        assert w["q"].sum(-2).abs().max() < 1e-9
+
+
+def test_a_planted_k_composition_pair_ranks_first(tiny_vit):
+    """A two-layer model whose layer-1 head 0 reads its keys exactly where layer-0 head 3 writes."""
+    from analysis.circuits import composition_scores
+
+    model = copy.deepcopy(tiny_vit)
+    dh = model.spec.d_model // model.spec.n_heads
+    with torch.no_grad():
+        writes = model.blocks[0].o.weight[:, 3 * dh : 4 * dh]  # [D, dh]: W_O of head 3, column form
+        model.blocks[1].k.weight[:dh] = writes.T
+    s = composition_scores(model)
+    k = torch.nan_to_num(s["k"], nan=-1.0)
+    assert np.unravel_index(int(k.argmax()), k.shape) == (0, 3, 1, 0)
+    others = k.clone()
+    others[0, 3, 1, 0] = -1
+    assert k[0, 3, 1, 0] > 1.5 * others.max() and k[0, 3, 1, 0] > 2 * s["k_baseline"]
+    base = torch.nan_to_num(composition_scores(tiny_vit)["k"], nan=-1.0)
+    assert np.unravel_index(int(base.argmax()), k.shape) != (0, 3, 1, 0)  # planted, not there before
+
+
+def test_the_composition_unit_stores_the_scores_and_ranks_the_edges(digits_vit):
+    from analysis.circuits import composition_scores
+    from runs import sample
+
+    run = sample("composition", digits_vit, "digits", 2)
+    a, edges = run.arrays(), run.tables()["edges"]
+    want = composition_scores(digits_vit)
+    np.testing.assert_allclose(a["k"][1], want["k"].numpy(), rtol=1e-5, equal_nan=True)
+    L, H = digits_vit.spec.n_layers, digits_vit.spec.n_heads
+    assert len(edges) == 3 * H * H * L * (L - 1) // 2  # every pair of heads in different layers, per mode
+    top = edges.iloc[0]
+    assert top["excess"] == edges["excess"].max()
+    assert top["score"] == pytest.approx(
+        float(
+            want[top["mode"]][tuple(top[["writer_layer", "writer_head", "reader_layer", "reader_head"]].astype(int))]
+        ),
+        rel=1e-5,
+    )

@@ -35,6 +35,7 @@ def test_the_registry_lists_every_analysis_with_its_options():
         "spectral",
         "embedding",
         "direct_logit_attribution",
+        "composition",
     ]
     for name, unit in UNITS.items():
         assert unit.name == name and unit.description
