@@ -9,6 +9,7 @@ from analysis.units.composition import Composition
 from analysis.units.dla import DirectLogitAttribution
 from analysis.units.embedding import Embedding
 from analysis.units.faithfulness import Faithfulness
+from analysis.units.head_types import HeadTypes
 from analysis.units.importance import Importance
 from analysis.units.predictions import Predictions
 from analysis.units.relevance import Relevance
@@ -26,6 +27,7 @@ UNITS: dict[str, Unit] = {
         Embedding(),
         DirectLogitAttribution(),
         Composition(),
+        HeadTypes(),
     )
 }
 

@@ -36,6 +36,7 @@ def test_the_registry_lists_every_analysis_with_its_options():
         "embedding",
         "direct_logit_attribution",
         "composition",
+        "head_types",
     ]
     for name, unit in UNITS.items():
         assert unit.name == name and unit.description
