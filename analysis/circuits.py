@@ -7,11 +7,13 @@ Shapes: B inputs, L layers, H heads, T tokens, D width, dh head width.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import Batch, HookedModel, TextModel, VisionModel
+from models import Batch, HookedModel, Resume, TextModel, Trace, VisionModel
 from models.hooks import EMBED, keep
 
 PARTS = ("embed", "heads", "mlp", "attn_bias", "mlp_bias", "norm_bias", "readout_bias")
@@ -214,3 +216,229 @@ def composition_scores(model: HookedModel, baseline_draws: int = 16, seed: int =
     off = ~torch.eye(baseline_draws, dtype=torch.bool)
     out |= {f"{mode}_baseline": s[off].mean() for mode, s in _scores(rand).items()}
     return out
+
+
+# -- activation patching -----------------------------------------------------------------------------------
+DIRECTIONS = ("denoise", "noise")
+PATCHED = ("heads", "attn", "mlp", "resid")
+TINY_DIFF = 1e-6  # |clean - corrupted| logit difference below which the metric is not normalised
+MAX_ROWS = 256  # rows per resumed forward (patched settings x pairs)
+
+
+def _logit_diff(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[R, C] logits, classes a, b [R] -> logit[a] - logit[b] [R] (float64)."""
+    lg = logits.double()
+    return (lg.gather(1, a[:, None]) - lg.gather(1, b[:, None]))[:, 0]
+
+
+@dataclass
+class Patching:
+    """One patching experiment over B (clean, corrupted) pairs: the target run (patched: the corrupted run when
+    denoising, the clean run when noising) and the source run (where patched activations come from), both
+    forwards kept, the class pair, the logit differences of the corrupted (low) and clean (high) runs [B]."""
+
+    model: HookedModel
+    target: Batch
+    source: Batch
+    t_trace: Trace
+    s_trace: Trace
+    clean_class: torch.Tensor
+    corrupted_class: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    gates: torch.Tensor | None = None
+
+    def metric(self, logits: torch.Tensor) -> torch.Tensor:
+        """[k * B, C] logits of k settings (in blocks of B) -> [k, B] normalised logit difference: 0 = the corrupted
+        run, 1 = the clean run (Zhang & Nanda 2023); the plain difference to the corrupted run where the two runs'
+        differences are within TINY_DIFF."""
+        k = logits.shape[0] // len(self.low)
+        diff = _logit_diff(logits, self.clean_class.repeat(k), self.corrupted_class.repeat(k)).unflatten(0, (k, -1))
+        span = torch.where((self.high - self.low).abs() > TINY_DIFF, self.high - self.low, torch.ones_like(self.low))
+        return (diff - self.low) / span
+
+    def resumed(self, resume: Resume, hooks=()) -> torch.Tensor:
+        """The metric [k, B] of the target run resumed from `resume` (k settings in blocks of B rows)."""
+        with torch.no_grad():
+            logits = self.model.run(
+                self.target, capture=False, head_gates=self.gates, resume=resume, readout_only=True, hooks=hooks
+            ).logits
+        return self.metric(logits)
+
+    def heads(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block `layer`'s head outputs before gating [B, T, H, dh] in the target and in the source run."""
+        return tuple(  # type: ignore[return-value]
+            self.model.head_outputs(layer, tr.resid_list[layer], b).unflatten(-1, (self.model.spec.n_heads, -1))
+            for tr, b in ((self.t_trace, self.target), (self.s_trace, self.source))
+        )
+
+
+def pair_runs(
+    model: HookedModel,
+    clean: Batch,
+    corrupted: Batch,
+    clean_class=None,
+    corrupted_class=None,
+    direction: str = "denoise",
+    head_gates=None,
+) -> Patching:
+    """Both forwards of a patching experiment over B pairs (clean[i], corrupted[i]); the classes (int or [B]) default
+    to each run's prediction; head_gates [L, H] apply to every run. ValueError unless both have the same tokens."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"Unknown direction {direction!r}: choose from {', '.join(DIRECTIONS)}.")
+    if len(clean) != len(corrupted) or not torch.equal(clean.token_mask, corrupted.token_mask):
+        raise ValueError(
+            "Patching needs the clean and the corrupted input to have the same number of tokens, position by "
+            f"position: got {clean.token_mask.sum(-1).tolist()} and {corrupted.token_mask.sum(-1).tolist()} tokens. "
+            "Edit the corrupted text so that it keeps the clean text's token count."
+        )
+    gates = None if head_gates is None else torch.as_tensor(head_gates, dtype=torch.float32, device=model.device)
+    with torch.no_grad():
+        c_tr, x_tr = (model.run(b, capture=True, head_gates=gates) for b in (clean, corrupted))
+    a, b = _targets(clean_class, c_tr.logits), _targets(corrupted_class, x_tr.logits)
+    low, high = _logit_diff(x_tr.logits, a, b), _logit_diff(c_tr.logits, a, b)
+    if direction == "denoise":
+        return Patching(model, corrupted, clean, x_tr, c_tr, a, b, low, high, gates)
+    return Patching(model, clean, corrupted, c_tr, x_tr, a, b, low, high, gates)
+
+
+def _blocks_of(n: int, per_setting: int, max_rows: int) -> list[range]:
+    """Settings 0..n-1 in groups whose rows (per_setting each) stay within max_rows."""
+    size = max(1, max_rows // per_setting)
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def patch_heads(p: Patching, max_rows: int = MAX_ROWS) -> torch.Tensor:
+    """[B, L, H] the metric with each head's output (attn.hook_z) patched from the source, one at a time: for layer
+    l, the H settings run together from inside block l (its attention is the target's, as a head of layer l changes
+    nothing before its output projection)."""
+    L, H, B = p.model.spec.n_layers, p.model.spec.n_heads, len(p.low)
+    out = p.low.new_empty(B, L, H)
+    for l in range(L):
+        t_z, s_z = p.heads(l)
+        resid = p.t_trace.resid_list[l]
+        for hs in _blocks_of(H, B, max_rows):
+            z = t_z.repeat(len(hs), 1, 1, 1)  # [k * B, T, H, dh]
+            for i, h in enumerate(hs):
+                z[i * B : (i + 1) * B, :, h] = s_z[:, :, h]
+            resume = Resume(resid.repeat(len(hs), 1, 1), l, z.flatten(2))
+            out[:, l, hs.start : hs.stop] = p.resumed(resume).T
+    return out
+
+
+def _rows_hook(k: int, n: int, src: torch.Tensor):
+    """A hook that replaces rows k * n .. (k + 1) * n of its point [R, T', D] by src [n, T, D] (cut to T')."""
+
+    def fn(x: torch.Tensor, name: str) -> torch.Tensor:
+        x = x.clone()
+        x[k * n : (k + 1) * n] = src[:, : x.shape[1]]
+        return x
+
+    return fn
+
+
+def patch_sublayers(p: Patching) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, L], [B, L]) the metric with each block's attention output (hook_attn_out) or MLP output (hook_mlp_out)
+    patched from the source: both settings of block l run together from inside it."""
+    L, B = p.model.spec.n_layers, len(p.low)
+    attn, mlp = p.low.new_empty(B, L), p.low.new_empty(B, L)
+    for l in range(L):
+        t_z = p.heads(l)[0]
+        hooks = [
+            (f"blocks.{l}.hook_attn_out", _rows_hook(0, B, p.s_trace.attn_out_list[l])),
+            (f"blocks.{l}.hook_mlp_out", _rows_hook(1, B, p.s_trace.mlp_out_list[l])),
+        ]
+        resume = Resume(p.t_trace.resid_list[l].repeat(2, 1, 1), l, t_z.repeat(2, 1, 1, 1).flatten(2))
+        attn[:, l], mlp[:, l] = p.resumed(resume, hooks)
+    return attn, mlp
+
+
+def patch_resid(p: Patching, token_sets=None, max_rows: int = MAX_ROWS) -> torch.Tensor:
+    """[B, L, S] the metric with the residual stream entering block l (hook_resid_pre) patched from the source at the
+    tokens of each set (default: each token alone, S = T), resumed at block l."""
+    L, B, T = p.model.spec.n_layers, len(p.low), p.target.token_mask.shape[1]
+    sets = [[t] for t in range(T)] if token_sets is None else [list(s) for s in token_sets]
+    out = p.low.new_empty(B, L, len(sets))
+    for l in range(L):
+        t_r, s_r = p.t_trace.resid_list[l], p.s_trace.resid_list[l]
+        for group in _blocks_of(len(sets), B, max_rows):
+            resid = t_r.repeat(len(group), 1, 1)
+            for i, k in enumerate(group):
+                resid[i * B : (i + 1) * B, sets[k]] = s_r[:, sets[k]]
+            out[:, l, group.start : group.stop] = p.resumed(Resume(resid, l)).T
+    return out
+
+
+def patch_effects(
+    model: HookedModel,
+    clean: Batch,
+    corrupted: Batch,
+    clean_class=None,
+    corrupted_class=None,
+    direction: str = "denoise",
+    head_gates=None,
+    max_rows: int = MAX_ROWS,
+) -> dict[str, torch.Tensor]:
+    """Activation patching (pair_runs' arguments): the normalised logit difference (0 = corrupted, 1 = clean) with each
+    component patched from the clean run into the corrupted one (denoise) or back (noise), one at a time:
+    heads [B, L, H], attn and mlp [B, L] (each block's sublayer outputs), resid [B, L, T] (the stream entering each
+    block at each token); clean_class, corrupted_class [B]."""
+    p = pair_runs(model, clean, corrupted, clean_class, corrupted_class, direction, head_gates)
+    attn, mlp = patch_sublayers(p)
+    return {
+        "heads": patch_heads(p, max_rows),
+        "attn": attn,
+        "mlp": mlp,
+        "resid": patch_resid(p, None, max_rows),
+        "clean_class": p.clean_class,
+        "corrupted_class": p.corrupted_class,
+    }
+
+
+def patch_naive(
+    model: HookedModel,
+    clean: Batch,
+    corrupted: Batch,
+    clean_class=None,
+    corrupted_class=None,
+    direction: str = "denoise",
+    head_gates=None,
+) -> dict[str, torch.Tensor]:
+    """patch_effects by one full forward per patched component with a replacing hook (the reference loop)."""
+    p = pair_runs(model, clean, corrupted, clean_class, corrupted_class, direction, head_gates)
+    L, H, T = model.spec.n_layers, model.spec.n_heads, p.target.token_mask.shape[1]
+    source: dict[str, torch.Tensor] = {}
+    names = [
+        f"blocks.{l}.{point}"
+        for l in range(L)
+        for point in ("hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_mlp_out")
+    ]
+    with torch.no_grad():
+        model.run(p.source, capture=False, head_gates=p.gates, hooks=[(n, keep(source)) for n in names])
+
+    def metric(name: str, where) -> torch.Tensor:
+        def swap(x: torch.Tensor, point: str) -> torch.Tensor:
+            x = x.clone()
+            x[where] = source[point][where]
+            return x
+
+        with torch.no_grad():
+            return p.metric(model.run(p.target, capture=False, head_gates=p.gates, hooks=[(name, swap)]).logits)[0]
+
+    every = slice(None)
+    heads = torch.stack(
+        [torch.stack([metric(f"blocks.{l}.attn.hook_z", (every, every, h)) for h in range(H)], -1) for l in range(L)], 1
+    )
+    attn = torch.stack([metric(f"blocks.{l}.hook_attn_out", every) for l in range(L)], 1)
+    mlp = torch.stack([metric(f"blocks.{l}.hook_mlp_out", every) for l in range(L)], 1)
+    resid = torch.stack(
+        [torch.stack([metric(f"blocks.{l}.hook_resid_pre", (every, t)) for t in range(T)], -1) for l in range(L)], 1
+    )
+    return {
+        "heads": heads,
+        "attn": attn,
+        "mlp": mlp,
+        "resid": resid,
+        "clean_class": p.clean_class,
+        "corrupted_class": p.corrupted_class,
+    }

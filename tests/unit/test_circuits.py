@@ -178,3 +178,74 @@ def test_the_composition_unit_stores_the_scores_and_ranks_the_edges(digits_vit):
         ),
         rel=1e-5,
     )
+
+
+# -- activation patching -----------------------------------------------------------------------------------
+def _pairs(model, kind):
+    """(clean, corrupted) batches of 2 pairs with the same token counts."""
+    if kind == "image":
+        inputs = load_dataset("digits", "test").inputs
+        return model.prepare(inputs[:2]), model.prepare(inputs[2:4])
+    clean = ["The team won the final match of the season.", "Voters elected a new parliament today."]
+    corrupted = ["The bank lost the final quarter of the season.", "Doctors studied a new vaccine today."]
+    return model.prepare(clean), model.prepare(corrupted)
+
+
+@pytest.mark.parametrize("fixture,kind", [("digits_vit", "image"), ("minilm", "text"), ("tiny_bert", "text")])
+@pytest.mark.parametrize("direction", ["denoise", "noise"])
+def test_patching_resumed_inside_the_block_equals_full_forwards(fixture, kind, direction, request):
+    from analysis.circuits import patch_effects, patch_naive
+
+    model = request.getfixturevalue(fixture)
+    clean, corrupted = _pairs(model, kind)
+    classes = {"clean_class": [0, 1], "corrupted_class": [1, 0]}
+    fast = patch_effects(model, clean, corrupted, direction=direction, max_rows=5, **classes)
+    slow = patch_naive(model, clean, corrupted, direction=direction, **classes)
+    L, H, T = model.spec.n_layers, model.spec.n_heads, clean.token_mask.shape[1]
+    assert fast["heads"].shape == (2, L, H) and fast["resid"].shape == (2, L, T) and fast["mlp"].shape == (2, L)
+    for k in ("heads", "attn", "mlp", "resid"):
+        np.testing.assert_allclose(fast[k].numpy(), slow[k].numpy(), atol=2e-4, err_msg=k)
+    assert fast["heads"].abs().max() > 1e-3  # something to compare
+
+
+@pytest.mark.parametrize("direction,clean_end", [("denoise", 1.0), ("noise", 0.0)])
+def test_patching_a_whole_layer_of_the_residual_stream_gives_the_other_run(digits_vit, direction, clean_end):
+    """Every component of the stream entering block l patched at once: from there on the run *is* the source run."""
+    from analysis.circuits import pair_runs, patch_resid
+
+    clean, corrupted = _pairs(digits_vit, "image")
+    p = pair_runs(digits_vit, clean, corrupted, [0, 1], [1, 0], direction)
+    T = clean.token_mask.shape[1]
+    whole = patch_resid(p, [range(T)])[..., 0]  # [B, L]
+    np.testing.assert_allclose(whole.numpy(), clean_end, atol=1e-5)
+    with torch.no_grad():
+        unpatched = p.metric(digits_vit.run(p.target, capture=False).logits)[0]
+    np.testing.assert_allclose(unpatched.numpy(), 1.0 - clean_end, atol=1e-6)
+
+
+def test_patching_between_identical_runs_changes_nothing(digits_vit):
+    from analysis.circuits import patch_effects
+
+    clean = _pairs(digits_vit, "image")[0]
+    out = patch_effects(digits_vit, clean, clean, [0, 1], [1, 0])
+    for k in ("heads", "attn", "mlp", "resid"):
+        assert out[k].abs().max() < 1e-6, k
+
+
+def test_a_head_gated_to_zero_in_both_runs_has_no_effect(digits_vit):
+    from analysis.circuits import patch_effects
+
+    clean, corrupted = _pairs(digits_vit, "image")
+    gates = torch.ones(4, 4)
+    gates[1, 2] = 0
+    for direction, unpatched in (("denoise", 0.0), ("noise", 1.0)):
+        out = patch_effects(digits_vit, clean, corrupted, [0, 1], [1, 0], direction, head_gates=gates)
+        np.testing.assert_allclose(out["heads"][:, 1, 2].numpy(), unpatched, atol=1e-6)
+        assert (out["heads"][:, 1] - unpatched).abs().max() > 1e-3  # its neighbours do matter
+
+
+def test_patching_refuses_inputs_of_different_lengths(minilm):
+    from analysis.circuits import patch_effects
+
+    with pytest.raises(ValueError, match="same number of tokens.*got \\[6\\] and \\[9\\] tokens"):
+        patch_effects(minilm, minilm.prepare(["A short text."]), minilm.prepare(["A rather longer text than that."]))
