@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -442,3 +443,23 @@ def patch_naive(
         "clean_class": p.clean_class,
         "corrupted_class": p.corrupted_class,
     }
+
+
+PAIRINGS = ("other_class", "any")
+
+
+def pair_partners(targets, lengths, rule: str = "other_class", seed: int = 0) -> np.ndarray:
+    """The corrupted partner of each input [n] (an index, -1 where none fits), drawn with `seed` among the other
+    inputs with the same token count (lengths [n]) and, for rule "other_class", another target class (targets [n])."""
+    if rule not in PAIRINGS:
+        raise ValueError(f"Unknown pairing {rule!r}: choose from {', '.join(PAIRINGS)}.")
+    targets, lengths = np.asarray(targets), np.asarray(lengths)
+    rng = np.random.default_rng(seed)
+    out = np.full(len(targets), -1, dtype=np.int64)
+    for i in range(len(targets)):
+        fits = (np.arange(len(targets)) != i) & (lengths == lengths[i])
+        if rule == "other_class":
+            fits &= targets != targets[i]
+        if fits.any():
+            out[i] = rng.choice(np.flatnonzero(fits))
+    return out

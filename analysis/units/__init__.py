@@ -11,6 +11,7 @@ from analysis.units.embedding import Embedding
 from analysis.units.faithfulness import Faithfulness
 from analysis.units.head_types import HeadTypes
 from analysis.units.importance import Importance
+from analysis.units.patching import Patching
 from analysis.units.predictions import Predictions
 from analysis.units.relevance import Relevance
 from analysis.units.spectral import Spectral
@@ -28,6 +29,7 @@ UNITS: dict[str, Unit] = {
         DirectLogitAttribution(),
         Composition(),
         HeadTypes(),
+        Patching(),
     )
 }
 

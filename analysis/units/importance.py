@@ -33,11 +33,11 @@ class ImportanceOptions(RunOptions):
     gradient: bool = option(True, "also Michel et al.'s gradient score |dL/dg| per head")
     ablation: str = option(
         "zero",
-        "what a removed head's output becomes: zero, its mean over the chunk's inputs per token position, or its "
-        "output on another (seeded) input of the chunk",
+        "what a removed head's output becomes: zero, its mean over the batch's inputs per token position, or its "
+        "output on another (seeded) input of the batch",
         choices=ABLATIONS,
     )
-    seed: int = option(0, "seed of the resample ablation's donors (offset by the chunk's start)", low=0)
+    seed: int = option(0, "seed of the resample ablation's donors (offset by the batch's start in the run)", low=0)
 
 
 class Importance(Unit):
@@ -58,18 +58,25 @@ class Importance(Unit):
         return ablation_cost(model) + 3.0
 
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
-        """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]."""
-        sample = Sample(batch.prepare(model), torch.as_tensor(labels) if (labels >= 0).any() else None)
-        scores = head_scores(
-            model,
-            sample,
-            options.metrics,
-            gradient=options.gradient,
-            batch_size=options.batch_size,
-            ablation=options.ablation,
-            seed=options.seed + batch.start,
-        )
-        return {k: np.moveaxis(v, -1, 0).astype(np.float32) for k, v in scores.items()}
+        """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]. A mean
+        or resample ablation draws on the input's batch (batches sit at the same run positions however the run is
+        cut into chunks)."""
+        parts: dict[str, list] = {}
+        for idx in batch.batches(options.batch_size):
+            known = labels[idx]
+            sample = Sample(batch.prepare(model, idx), torch.as_tensor(known) if (known >= 0).any() else None)
+            scores = head_scores(
+                model,
+                sample,
+                options.metrics,
+                gradient=options.gradient,
+                batch_size=options.batch_size,
+                ablation=options.ablation,
+                seed=options.seed + batch.start + int(idx[0]),
+            )
+            for k, v in scores.items():
+                parts.setdefault(k, []).append(np.moveaxis(v, -1, 0).astype(np.float32))
+        return {k: np.concatenate(v) for k, v in parts.items()}
 
     def summarise(self, arrays, options, spec: ModelSpec | None = None) -> dict[str, pd.DataFrame]:
         """summary: the mean of each score per head (analysis.importance.scores_frame)."""

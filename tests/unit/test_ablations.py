@@ -114,3 +114,18 @@ def test_the_importance_unit_takes_the_ablation_kind(digits_vit):
     assert runs["zero"]["loss"].shape == runs["mean"]["loss"].shape == (8, 4, 4)
     assert not np.allclose(runs["zero"]["loss"], runs["mean"]["loss"])
     assert not np.allclose(runs["mean"]["loss"], runs["resample"]["loss"])
+
+
+@pytest.mark.parametrize("kind", ["mean", "resample"])
+def test_a_stored_run_with_mean_or_resample_ablation_does_not_depend_on_its_chunks(kind, digits_vit, tmp_path):
+    from runs import Store
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
+
+    ds = load_dataset("digits", "test")
+    options = {"batch_size": 4, "ablation": kind, "gradient": False, "metrics": ["loss"]}
+    memory = sample("importance", digits_vit, ds, 12, **options).arrays()
+    stored = run_job(
+        digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "importance", 12, 8, **options), Store(tmp_path)
+    )
+    np.testing.assert_allclose(memory["loss"], stored.arrays()["loss"], atol=1e-6)

@@ -249,3 +249,43 @@ def test_patching_refuses_inputs_of_different_lengths(minilm):
 
     with pytest.raises(ValueError, match="same number of tokens.*got \\[6\\] and \\[9\\] tokens"):
         patch_effects(minilm, minilm.prepare(["A short text."]), minilm.prepare(["A rather longer text than that."]))
+
+
+def test_pairs_by_a_seeded_rule():
+    from analysis.circuits import pair_partners
+
+    targets, lengths = np.array([0, 0, 1, 1, 2, 0]), np.array([5, 5, 5, 5, 5, 7])
+    p = pair_partners(targets, lengths, "other_class", seed=1)
+    assert p[5] == -1  # no other input has 7 tokens
+    assert all(targets[p[i]] != targets[i] and lengths[p[i]] == lengths[i] for i in range(5))
+    assert np.array_equal(p, pair_partners(targets, lengths, "other_class", seed=1))
+    anyone = pair_partners(targets, lengths, "any", seed=1)
+    assert (anyone[:5] != np.arange(5)).all() and anyone[5] == -1
+    with pytest.raises(ValueError, match="Unknown pairing 'same'"):
+        pair_partners(targets, lengths, "same")
+
+
+def test_the_patching_unit_patches_each_input_with_its_partner(digits_vit):
+    from analysis.circuits import patch_effects
+    from runs import sample
+
+    ds = load_dataset("digits", "test")
+    run = sample("patching", digits_vit, ds, 8, batch_size=4, directions=["denoise"])
+    a = run.arrays()
+    assert "noise_heads" not in a and (a["partner"] >= 0).all()
+    assert (a["clean_class"] != a["corrupted_class"]).all()
+    assert all(a["partner"][i] // 4 == i // 4 for i in range(8))  # partners come from the input's batch
+    inputs = [ds.inputs[int(r)] for r in a["row"]]
+    i = 5
+    want = patch_effects(
+        digits_vit,
+        digits_vit.prepare([inputs[i]]),
+        digits_vit.prepare([inputs[a["partner"][i]]]),
+        [a["clean_class"][i]],
+        [a["corrupted_class"][i]],
+    )
+    np.testing.assert_allclose(a["denoise_heads"][i], want["heads"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(a["denoise_resid"][i], want["resid"][0].numpy(), atol=1e-5)
+    heads = run.tables()["heads"]
+    row = heads[(heads["layer"] == 2) & (heads["head"] == 3)]
+    assert row["value"].item() == pytest.approx(a["denoise_heads"][:, 2, 3].mean(), abs=1e-6)
