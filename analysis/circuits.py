@@ -223,7 +223,7 @@ def composition_scores(model: HookedModel, baseline_draws: int = 16, seed: int =
 DIRECTIONS = ("denoise", "noise")
 PATCHED = ("heads", "attn", "mlp", "resid")
 TINY_DIFF = 1e-6  # |clean - corrupted| logit difference below which the metric is not normalised
-MAX_ROWS = 256  # rows per resumed forward (patched settings x pairs)
+ROWS = {"cpu": 64, "cuda": 4096}  # rows per resumed forward (settings x pairs): a CPU runs big tiles slower per row
 
 
 def _logit_diff(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -303,13 +303,13 @@ def pair_runs(
     return Patching(model, clean, corrupted, c_tr, x_tr, a, b, low, high, gates)
 
 
-def _blocks_of(n: int, per_setting: int, max_rows: int) -> list[range]:
-    """Settings 0..n-1 in groups whose rows (per_setting each) stay within max_rows."""
-    size = max(1, max_rows // per_setting)
+def _blocks_of(model: HookedModel, n: int, per_setting: int, max_rows: int | None) -> list[range]:
+    """Settings 0..n-1 in groups whose rows (per_setting each) stay within max_rows (default by device: ROWS)."""
+    size = max(1, (max_rows or ROWS.get(model.device.type, ROWS["cpu"])) // per_setting)
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def patch_heads(p: Patching, max_rows: int = MAX_ROWS) -> torch.Tensor:
+def patch_heads(p: Patching, max_rows: int | None = None) -> torch.Tensor:
     """[B, L, H] the metric with each head's output (attn.hook_z) patched from the source, one at a time: for layer
     l, the H settings run together from inside block l (its attention is the target's, as a head of layer l changes
     nothing before its output projection)."""
@@ -318,7 +318,7 @@ def patch_heads(p: Patching, max_rows: int = MAX_ROWS) -> torch.Tensor:
     for l in range(L):
         t_z, s_z = p.heads(l)
         resid = p.t_trace.resid_list[l]
-        for hs in _blocks_of(H, B, max_rows):
+        for hs in _blocks_of(p.model, H, B, max_rows):
             z = t_z.repeat(len(hs), 1, 1, 1)  # [k * B, T, H, dh]
             for i, h in enumerate(hs):
                 z[i * B : (i + 1) * B, :, h] = s_z[:, :, h]
@@ -354,7 +354,7 @@ def patch_sublayers(p: Patching) -> tuple[torch.Tensor, torch.Tensor]:
     return attn, mlp
 
 
-def patch_resid(p: Patching, token_sets=None, max_rows: int = MAX_ROWS) -> torch.Tensor:
+def patch_resid(p: Patching, token_sets=None, max_rows: int | None = None) -> torch.Tensor:
     """[B, L, S] the metric with the residual stream entering block l (hook_resid_pre) patched from the source at the
     tokens of each set (default: each token alone, S = T), resumed at block l."""
     L, B, T = p.model.spec.n_layers, len(p.low), p.target.token_mask.shape[1]
@@ -362,7 +362,7 @@ def patch_resid(p: Patching, token_sets=None, max_rows: int = MAX_ROWS) -> torch
     out = p.low.new_empty(B, L, len(sets))
     for l in range(L):
         t_r, s_r = p.t_trace.resid_list[l], p.s_trace.resid_list[l]
-        for group in _blocks_of(len(sets), B, max_rows):
+        for group in _blocks_of(p.model, len(sets), B, max_rows):
             resid = t_r.repeat(len(group), 1, 1)
             for i, k in enumerate(group):
                 resid[i * B : (i + 1) * B, sets[k]] = s_r[:, sets[k]]
@@ -378,7 +378,7 @@ def patch_effects(
     corrupted_class=None,
     direction: str = "denoise",
     head_gates=None,
-    max_rows: int = MAX_ROWS,
+    max_rows: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Activation patching (pair_runs' arguments): the normalised logit difference (0 = corrupted, 1 = clean) with each
     component patched from the clean run into the corrupted one (denoise) or back (noise), one at a time:
