@@ -19,7 +19,7 @@ from analysis.importance import (
     scores_frame,
     summarise,
 )
-from analysis.units.base import Inputs, RunOptions, Unit, option
+from analysis.units.base import SEED_DOC, Inputs, RunOptions, Unit, option
 from models import HookedModel, ModelSpec
 
 
@@ -37,7 +37,7 @@ class ImportanceOptions(RunOptions):
         "output on another (seeded) input of the batch",
         choices=ABLATIONS,
     )
-    seed: int = option(0, "seed of the resample ablation's donors (offset by the batch's start in the run)", low=0)
+    seed: int = option(0, SEED_DOC, low=0)
 
 
 class Importance(Unit):

@@ -12,7 +12,7 @@ import torch
 
 from analysis.circuits import DIRECTIONS, PAIRINGS, pair_partners, patch_effects
 from analysis.importance import scores_frame
-from analysis.units.base import Inputs, RunOptions, Unit, option
+from analysis.units.base import SEED_DOC, Inputs, RunOptions, Unit, option
 from models import HookedModel, ModelSpec
 
 PER_PAIR = ("heads", "attn", "mlp", "resid")
@@ -31,7 +31,7 @@ class PatchingOptions(RunOptions):
     directions: tuple[str, ...] = option(
         DIRECTIONS, "denoise: clean activations into the corrupted run; noise: the other way", choices=DIRECTIONS
     )
-    seed: int = option(0, "seed of the pairing (offset by the batch's start in the run)", low=0)
+    seed: int = option(0, SEED_DOC, low=0)
 
 
 class Patching(Unit):
