@@ -162,7 +162,9 @@ class Ablation:
             return [_fit(m, T, m.mean(1)[0]) for m in self.means]
         if self.donors is None or self.donor_of is None:
             return None
-        return [_fit(z, T) for z in head_z(model, self.donors.select(self.donor_of[list(idx)]))]
+        donors = self.donors.select(self.donor_of[list(idx)])
+        real = donors.token_mask.to(model.device)[..., None, None]  # a position past the donor's tokens takes 0
+        return [_fit(z * real, T) for z in head_z(model, donors)]
 
 
 def make_ablation(
