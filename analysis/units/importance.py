@@ -54,8 +54,9 @@ class Importance(Unit):
         return replace(options, metrics=tuple(metrics))
 
     def forwards(self, model: HookedModel, options) -> float:
-        """The ablations (analysis.importance.ablation_cost) and the gradient score (a forward and a backward)."""
-        return ablation_cost(model) + 3.0
+        """The ablations (analysis.importance.ablation_cost), the gradient score (a forward and a backward) and, for a
+        mean or resample ablation, the forward that reads the replacement outputs."""
+        return ablation_cost(model) + 3.0 + (options.ablation != "zero")
 
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
         """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]. A mean

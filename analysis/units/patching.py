@@ -42,6 +42,13 @@ class Patching(Unit):
     )
     Options = PatchingOptions
 
+    def forwards(self, model: HookedModel, options) -> float:
+        """Per direction the two runs of the pair and, counting a resumed forward as half a forward, one per head,
+        two per block and one per block and token (text: 32 tokens)."""
+        spec = model.spec
+        T = spec.n_prefix + spec.grid[0] * spec.grid[1] if spec.grid else 32
+        return len(options.directions) * (2 + spec.n_layers * (spec.n_heads + 2 + T) / 2)
+
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
         """partner [n] (its position in the run, -1 where none fits), clean_class and corrupted_class [n], and per
         direction d: d_heads [n, L, H], d_attn and d_mlp [n, L], d_resid [n, L, T] (NaN past the tokens, and for an
