@@ -9,7 +9,15 @@ import streamlit as st
 from analysis.circuits import PARTS, direct_logit_attribution, patch_effects
 from analysis.importance import scores_frame
 from ui import cache, state
-from ui.circuits_figures import badge, composition_graph, signed_grid, sublayer_figure, token_map, types_figure
+from ui.circuits_figures import (
+    badge,
+    composition_graph,
+    grid_map,
+    signed_grid,
+    sublayer_figure,
+    token_map,
+    types_figure,
+)
 from ui.framing import show_figure, show_head_chart
 from ui.links import stop_view
 from ui.pickers import head_picker, sample_size_picker
@@ -148,6 +156,15 @@ elif section == SECTIONS[1]:
         f"patching_resid_{direction}",
         key="circ_patch_resid",
     )
+    if spec.grid is not None:
+        block = st.slider("Block (patch grid)", 0, L - 1, value=0, key="circ_patch_block")
+        show_figure(
+            grid_map(resid[block, spec.n_prefix :].reshape(spec.grid), f"entering block {block}, per patch"),
+            "the same effects for one block, each patch at its place in the image.",
+            None,
+            f"patching_grid_{direction}_{block}",
+            key="circ_patch_gridmap",
+        )
     _, stored = stored_toggle(ctx, "patching", "Show the {run}", "circ_patch_stored")
     if stored is not None:  # over a dataset: only a stored run (python -m headscope precompute --analyses patching)
         arrays = cache.stored_run(str(stored.root), stored.manifest.updated).arrays()

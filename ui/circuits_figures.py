@@ -51,6 +51,18 @@ def token_map(values: np.ndarray, tokens: list[str], title: str) -> go.Figure:
     return fig
 
 
+def grid_map(values: np.ndarray, title: str) -> go.Figure:
+    """Patching effects of the patch tokens of one block [gh, gw] laid out on the image's patch grid."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=values, zmin=-1, zmax=1, colorscale=DIVERGING, hovertemplate="row %{y} col %{x}: %{z:.3f}<extra></extra>"
+        )
+    )
+    fig.update_layout(title=title, height=340, width=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    return fig
+
+
 def sublayer_figure(attn: np.ndarray, mlp: np.ndarray, title: str) -> go.Figure:
     """Bars of the patching effect of each block's attention and MLP output ([L] each)."""
     layers = [f"block {l}" for l in range(len(attn))]

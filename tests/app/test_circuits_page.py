@@ -29,7 +29,7 @@ def test_every_section_runs_on_digits(digits_vit):
     assert figures(at) == 2  # the input's grid and the per-class mean
 
     _section(at, "Activation patching")
-    assert figures(at) == 3  # heads grid, sublayer bars, residual map
+    assert figures(at) == 4  # heads grid, sublayer bars, residual map, the patch grid of one block
     at.number_input(key="circ_corrupt_row").set_value(0).run()  # row 0 is the current input: nothing to patch
     assert_clean(at)
 
@@ -74,4 +74,4 @@ def test_a_stored_run_opens_in_the_view(digits_vit):
     with stored_run(digits_vit, "patching", 8, batch_size=4):  # the view finds runs with its default options
         at = open_view(PAGE, "digits-vit")
         _section(at, "Activation patching")
-        assert figures(at) == 4  # the pair's three and the stored pairs' mean grid
+        assert figures(at) == 5  # the pair's four and the stored pairs' mean grid

@@ -289,3 +289,18 @@ def test_the_patching_unit_patches_each_input_with_its_partner(digits_vit):
     heads = run.tables()["heads"]
     row = heads[(heads["layer"] == 2) & (heads["head"] == 3)]
     assert row["value"].item() == pytest.approx(a["denoise_heads"][:, 2, 3].mean(), abs=1e-6)
+
+
+def test_dla_on_a_deit_with_a_distillation_head(tmp_path):
+    """DeiT with teacher: the logit is the mean of the CLS and the distillation classifiers (two readout rows)."""
+    from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher
+
+    torch.manual_seed(0)
+    cfg = DeiTConfig(
+        image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, num_labels=3,
+    )  # fmt: skip
+    DeiTForImageClassificationWithTeacher(cfg).save_pretrained(tmp_path)
+    model = load_model(str(tmp_path), device="cpu")
+    assert model.readout_rows == 2
+    _assert_parts_sum_to_the_logit(model, model.prepare(list(np.random.default_rng(2).random((3, 16, 16, 3)))))
