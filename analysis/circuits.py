@@ -16,6 +16,7 @@ from torch import nn
 
 from models import Batch, HookedModel, Resume, TextModel, Trace, VisionModel
 from models.hooks import EMBED, keep
+from models.text import PROMPT_LOGIT_SCALE
 
 PARTS = ("embed", "heads", "mlp", "attn_bias", "mlp_bias", "norm_bias", "readout_bias")
 
@@ -38,7 +39,7 @@ def _frozen_norm(norm: nn.Module, x: torch.Tensor, up: torch.Tensor) -> tuple[to
 def _readout(model: HookedModel, hidden: torch.Tensor, batch: Batch, target: torch.Tensor):
     """The target logit as a linear function of the last residual stream hidden [B, T, D], every scale of the head
     frozen at the forward's value: (direction [B, T, D], constant [B]) with logit = <direction, hidden> + constant."""
-    B, rows = hidden.shape[0], torch.arange(hidden.shape[0])
+    B = hidden.shape[0]
     up = torch.zeros_like(hidden)
     if isinstance(model, VisionModel):
         const = hidden.new_zeros(B)
@@ -50,7 +51,7 @@ def _readout(model: HookedModel, hidden: torch.Tensor, batch: Batch, target: tor
         return direction, const + norm_bias
     if not isinstance(model, TextModel):
         raise ValueError(f"Direct logit attribution does not know the head of {type(model).__name__}.")
-    if model.spec.head == "prompts":  # 20 * normalize(pool(h)) . prompt[target], the norm frozen
+    if model.spec.head == "prompts":  # scale * normalize(pool(h)) . prompt[target], the norm frozen
         mask = batch.token_mask.to(hidden)
         weights = torch.zeros_like(mask)
         if model.pooling == "cls":
@@ -58,7 +59,7 @@ def _readout(model: HookedModel, hidden: torch.Tensor, batch: Batch, target: tor
         else:
             weights = mask / mask.sum(1, keepdim=True).clamp_min(1.0)
         pooled = (hidden * weights[..., None]).sum(1)
-        scale = 20.0 / pooled.norm(dim=-1).clamp_min(1e-12)
+        scale = PROMPT_LOGIT_SCALE / pooled.norm(dim=-1).clamp_min(1e-12)
         prompt = model.prompt_embeddings().to(hidden.dtype)[target]  # [B, D]
         return weights[..., None] * (scale[:, None] * prompt)[:, None], hidden.new_zeros(B)
     clf = model.net.classifier
@@ -72,7 +73,9 @@ def _readout(model: HookedModel, hidden: torch.Tensor, batch: Batch, target: tor
     gain = torch.where(u.abs() > 1e-12, torch.tanh(u) / u, torch.ones_like(u))
     w = gain * clf.weight.to(hidden.dtype)[target]  # [B, D] on u
     up[:, 0] = w @ dense.weight.to(hidden.dtype)
-    const = (w * dense.bias.to(hidden.dtype)).sum(-1) + clf.bias.to(hidden.dtype)[target][rows]
+    const = (w * dense.bias.to(hidden.dtype)).sum(-1)
+    if clf.bias is not None:
+        const = const + clf.bias.to(hidden.dtype)[target]
     return up, const
 
 
@@ -150,7 +153,7 @@ def _blocks_backward(model: HookedModel, acts: dict[str, torch.Tensor], directio
 
 def total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
     """[B] the sum of the parts (PARTS) of a direct logit attribution: the target logit."""
-    return sum(parts[k].flatten(1).sum(1) if parts[k].dim() > 1 else parts[k] for k in PARTS)  # type: ignore[return-value]
+    return torch.stack([parts[k].reshape(len(parts[k]), -1).sum(1) for k in PARTS]).sum(0)
 
 
 # -- composition scores ------------------------------------------------------------------------------------
