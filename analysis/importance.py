@@ -16,6 +16,11 @@ The target is the true label when the sample has labels the model knows, otherwi
 own prediction. For text encoders with a prompt head, the class scores are the prompt-head scores.
 Importance is signed so that a positive score always means "removing the head hurts":
 accuracy / true_prob: M(g = 1) - M(g[l, h] = 0); loss / cosine: M(g[l, h] = 0) - M(g = 1).
+
+What "removed" means is the ablation kind (ABLATIONS): a gate g interpolates between the head's output z and its
+ablation value r, z' = g z + (1 - g) r, with r = 0 (zero), the head's output averaged over a reference sample per
+token position (mean; Wang et al. 2022), or its output on another, seeded random input of the reference (resample;
+Chan et al. 2022, causal scrubbing). The reference is the sample itself unless one is given.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 
 from data.labels import match_labels
 from models import Batch, HookedModel, Resume, TextModel
+from models.hooks import Hook, keep
 
 Progress = Callable[[float, str], None] | None
 
@@ -45,6 +51,7 @@ METRIC_TITLES = {
     "gradient_norm": "gradient |dL/dg|, L2-normalised per layer",
 }
 GRADIENT = ("gradient", "gradient_norm")
+ABLATIONS = ("zero", "mean", "resample")
 
 
 # -- the sample ------------------------------------------------------------------------------------------
@@ -120,6 +127,99 @@ def _check_metrics(model: HookedModel, metrics: Sequence[str]) -> tuple[str, ...
     return metrics
 
 
+# -- what a removed head's output becomes ------------------------------------------------------------------
+def head_z(model: HookedModel, batch: Batch) -> list[torch.Tensor]:
+    """Every block's head outputs [B, T, H, dh] (attn.hook_z) of one ungated forward, one tensor per layer."""
+    acts: dict[str, torch.Tensor] = {}
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.spec.n_layers)]
+    with torch.no_grad():
+        model.run(batch, capture=False, hooks=[(n, keep(acts)) for n in names])
+    return [acts[n] for n in names]
+
+
+def _fit(x: torch.Tensor, T: int, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """x [b, Tx, H, dh] cut or padded (with fill [H, dh]) to T token positions."""
+    if x.shape[1] >= T:
+        return x[:, :T]
+    pad = torch.zeros(x.shape[0], T - x.shape[1], *x.shape[2:], dtype=x.dtype, device=x.device) + fill
+    return torch.cat([x, pad], 1)
+
+
+@dataclass
+class Ablation:
+    """What a removed head's output becomes (module docstring). means: per layer [1, T, H, dh] the reference's mean
+    head output per token position (mean); donors, donor_of: the reference inputs and each sample input's donor
+    among them [N] (resample); neither for zero."""
+
+    kind: str = "zero"
+    means: list[torch.Tensor] | None = None
+    donors: Batch | None = None
+    donor_of: np.ndarray | None = None
+
+    def values(self, model: HookedModel, idx: Sequence[int], T: int) -> list[torch.Tensor] | None:
+        """Per layer the replacement r [1 or n, T, H, dh] of the sample inputs idx (T tokens); None for zero."""
+        if self.means is not None:
+            return [_fit(m, T, m.mean(1)[0]) for m in self.means]
+        if self.donors is None or self.donor_of is None:
+            return None
+        donors = self.donors.select(self.donor_of[list(idx)])
+        real = donors.token_mask.to(model.device)[..., None, None]  # a position past the donor's tokens takes 0
+        return [_fit(z * real, T) for z in head_z(model, donors)]
+
+
+def make_ablation(
+    model: HookedModel, sample: Sample, kind: str = "zero", reference=None, seed: int = 0, batch_size: int = 256
+) -> Ablation:
+    """The ablation `kind` of the inputs of `sample`, over `reference` (a Sample, Batch or Dataset; default the
+    sample). mean: the head outputs of the reference averaged per token position over its real tokens (a position
+    none of it has takes the mean over all positions); resample: each input's donor drawn with `seed` from the
+    reference (never the input itself when the reference is the sample)."""
+    if kind not in ABLATIONS:
+        raise ValueError(f"Unknown ablation {kind!r}: choose from {', '.join(ABLATIONS)}.")
+    if kind == "zero":
+        return Ablation()
+    ref = sample if reference is None else as_sample(model, reference)
+    if kind == "resample":
+        N, R, rng = len(sample), len(ref), np.random.default_rng(seed)
+        if reference is None and R > 1:
+            donor_of = (np.arange(N) + 1 + rng.integers(0, R - 1, N)) % R
+        else:
+            donor_of = rng.integers(0, R, N)
+        return Ablation(kind, donors=ref.batch, donor_of=donor_of)
+    sums, counts = [], []
+    for idx in _chunks(len(ref), batch_size):
+        part = ref.batch.select(idx)
+        real = part.token_mask.to(model.device).float()  # [b, T]
+        counts.append(real.sum(0))
+        sums.append([(z * real[..., None, None]).sum(0) for z in head_z(model, part)])  # per layer [T, H, dh]
+    T = max(len(c) for c in counts)
+    count = torch.stack([F.pad(c, (0, T - len(c))) for c in counts]).sum(0)[:, None, None]  # [T, 1, 1]
+    means = []
+    for l in range(model.spec.n_layers):
+        s = torch.cat([_fit(chunk[l][None], T) for chunk in sums]).sum(0)  # [T, H, dh]
+        means.append(torch.where(count > 0, s / count.clamp_min(1), s.sum(0) / count.sum())[None])
+    return Ablation(kind, means=means)
+
+
+def ablation_hooks(values: list[torch.Tensor] | None, gates: torch.Tensor, n: int) -> list[Hook]:
+    """Hooks that complete head gating into z' = g z + (1 - g) r at every attn.hook_z (after the gates' own hook,
+    which made g z): values per layer r [1 or n, T, H, dh] (Ablation.values), gates [L, H] or [k * n, L, H] (k
+    settings in blocks). No hooks for zero ablation."""
+    if values is None:
+        return []
+
+    def fill(l: int):
+        def fn(z: torch.Tensor, name: str) -> torch.Tensor:
+            g = gates[l].expand(z.shape[0], -1) if gates.dim() == 2 else gates[:, l]
+            r = values[l][:, : z.shape[1]].to(z.dtype)
+            r = r if r.shape[0] == 1 else r.repeat(z.shape[0] // n, 1, 1, 1)
+            return z + (1 - g.to(z.dtype))[:, None, :, None] * r
+
+        return fn
+
+    return [(f"blocks.{l}.attn.hook_z", fill(l)) for l in range(len(values))]
+
+
 # -- running gate configurations -----------------------------------------------------------------------
 @dataclass
 class _Reference:
@@ -150,10 +250,20 @@ def _heads(model: HookedModel, tr, layer: int, batch: Batch, want_emb: bool) -> 
     return model.head_outputs(layer, tr.resid_list[layer], batch, rows)
 
 
-def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, heads: torch.Tensor, gates: torch.Tensor):
+def _resume(
+    model: HookedModel,
+    batch: Batch,
+    want_emb: bool,
+    tr,
+    layer: int,
+    heads: torch.Tensor,
+    gates: torch.Tensor,
+    values: list[torch.Tensor] | None,
+):
     """_run of gate settings [k * n, L, H] (k settings in blocks) whose first changed layer is `layer`,
-    resumed inside that block from the kept forward `tr` and its head outputs; the last block computes
-    only the tokens the head reads unless a pooled embedding is wanted."""
+    resumed inside that block from the kept forward `tr` and its head outputs, removed heads replaced by
+    `values` (Ablation.values); the last block computes only the tokens the head reads unless a pooled
+    embedding is wanted."""
     k = gates.shape[0] // len(batch)
     return _run(
         model,
@@ -163,6 +273,7 @@ def _resume(model: HookedModel, batch: Batch, want_emb: bool, tr, layer: int, he
         head_gates=gates,
         resume=Resume(tr.resid_list[layer].repeat(k, 1, 1), layer, heads.repeat(k, 1, 1)),
         readout_only=not want_emb,
+        hooks=ablation_hooks(values, gates, len(batch)),
     )
 
 
@@ -218,8 +329,12 @@ def evaluate_gates(
     batch_size: int = 256,
     max_rows: int | None = None,
     progress: Progress = None,
+    ablation: str = "zero",
+    reference=None,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample.
+    """Metric values [K, N] of K gate configurations `configs` [K, L, H] over the sample, a gate below 1 moving
+    the head's output towards its `ablation` value (make_ablation's kind, reference and seed).
 
     Fast path: duplicate configurations run once; one forward keeps the residual stream, and the
     configurations whose first changed layer is l run together through the batch dimension from block l's
@@ -236,10 +351,12 @@ def evaluate_gates(
     U, N = unique.shape[0], len(sample)
     vals = {m: np.empty((U, N), dtype=np.float64) for m in metrics}
     chunks = _chunks(N, batch_size)
+    removed = make_ablation(model, sample, ablation, reference, seed, batch_size)
     done = 0
     for idx in chunks:
         part, n = sample.select(idx), len(idx)
         cols = slice(idx[0], idx[-1] + 1)
+        values = removed.values(model, idx, part.batch.token_mask.shape[1])
         logits, emb, tr = _run(model, part.batch, "cosine" in metrics, capture=True)
         ref = _reference(part, logits, emb)
         base = _metric_values(logits, emb, ref, metrics)
@@ -253,7 +370,7 @@ def evaluate_gates(
             for k0 in range(0, len(members), per):
                 ks = members[k0 : k0 + per]
                 gates = unique[ks].repeat_interleave(n, 0)  # [len(ks) * n, L, H], configurations in blocks
-                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
+                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates, values)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
                     vals[m][ks, cols] = v.reshape(len(ks), n).double().cpu().numpy()
                 done += len(ks)
@@ -272,10 +389,14 @@ def ablation_per_sample(
     batch_size: int = 256,
     max_rows: int | None = None,
     progress: Progress = None,
+    ablation: str = "zero",
+    reference=None,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Per-input importance [L, H, N] of every head by exhaustive single-head ablation (L*H + 1 settings).
 
-    base_gates [L, H] (default all 1): the setting each head is removed from (iterative pruning).
+    base_gates [L, H] (default all 1): the setting each head is removed from (iterative pruning). ablation,
+    reference, seed: what a removed head's output becomes (make_ablation).
     Fast path: one forward keeps the residual stream entering each block; for layer l the H settings
     that zero one of its heads run together through the batch dimension, resuming block l after its
     attention (heads of layer l cannot change anything before their output projection), with the last
@@ -289,9 +410,18 @@ def ablation_per_sample(
     eye = torch.eye(H, device=model.device)
     chunks = _chunks(N, batch_size)
     ungated = bool((base == 1).all())
+    removed = make_ablation(model, sample, ablation, reference, seed, batch_size)
     for ci, idx in enumerate(chunks):
         part, n = sample.select(idx), len(idx)
-        logits, emb, tr = _run(model, part.batch, "cosine" in metrics, capture=True, head_gates=base)
+        values = removed.values(model, idx, part.batch.token_mask.shape[1])
+        logits, emb, tr = _run(
+            model,
+            part.batch,
+            "cosine" in metrics,
+            capture=True,
+            head_gates=base,
+            hooks=[] if ungated else ablation_hooks(values, base, n),
+        )
         ref = (
             _reference(part, logits, emb)
             if ungated
@@ -306,7 +436,7 @@ def ablation_per_sample(
                 gates = base.repeat(len(hs), 1, 1)
                 gates[:, l] = gates[:, l] * (1 - eye[hs])  # setting j zeroes head hs[j] of layer l
                 gates = gates.repeat_interleave(n, 0)
-                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates)
+                logits, emb, _ = _resume(model, part.batch, "cosine" in metrics, tr, l, heads, gates, values)
                 for m, v in _metric_values(logits, emb, ref, metrics).items():
                     drop = SIGN[m] * (base_vals[m][None] - v.reshape(len(hs), n))
                     out[m][l, h0 : h0 + len(hs), idx[0] : idx[-1] + 1] = drop.double().cpu().numpy()

@@ -15,6 +15,7 @@ ANALYSIS_VIEWS = {
     "relevance": "relevance.py",
     "attention": "attention.py",
     "embedding": "embedding.py",
+    **dict.fromkeys(("direct_logit_attribution", "patching", "composition", "head_types"), "circuits.py"),
 }
 MAX_NPZ_MB = 200
 

@@ -50,6 +50,13 @@ VIEWS = [
         "head, cumulative pruning curves that check which score is right, and their agreement.",
     ),
     View(
+        "circuits.py",
+        "Circuits",
+        ":material/account_tree:",
+        "What a head writes and who reads it: direct logit attribution, activation patching between two inputs, "
+        "composition scores between heads and head types.",
+    ),
+    View(
         "relevance.py",
         "Relevance",
         ":material/highlight:",

@@ -5,16 +5,32 @@ their Options, and the views show their runs."""
 from analysis.options import Options, option
 from analysis.units.attention import AttentionStatistics
 from analysis.units.base import Inputs, RunOptions, Unit
+from analysis.units.composition import Composition
+from analysis.units.dla import DirectLogitAttribution
 from analysis.units.embedding import Embedding
 from analysis.units.faithfulness import Faithfulness
+from analysis.units.head_types import HeadTypes
 from analysis.units.importance import Importance
+from analysis.units.patching import Patching
 from analysis.units.predictions import Predictions
 from analysis.units.relevance import Relevance
 from analysis.units.spectral import Spectral
 
 UNITS: dict[str, Unit] = {
     u.name: u
-    for u in (Predictions(), Importance(), Relevance(), AttentionStatistics(), Faithfulness(), Spectral(), Embedding())
+    for u in (
+        Predictions(),
+        Importance(),
+        Relevance(),
+        AttentionStatistics(),
+        Faithfulness(),
+        Spectral(),
+        Embedding(),
+        DirectLogitAttribution(),
+        Composition(),
+        HeadTypes(),
+        Patching(),
+    )
 }
 
 

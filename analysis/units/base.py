@@ -23,6 +23,11 @@ from analysis.options import Options, option
 from data import Dataset
 from models import HookedModel, ModelSpec
 
+SEED_DOC = (
+    "seed of the unit's random draws (importance: resample donors; patching: partners), offset by the batch's start "
+    "in the run"
+)
+
 
 @dataclass(frozen=True)
 class RunOptions(Options):

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from analysis.importance import (
+    ABLATIONS,
     METRICS,
     Sample,
     ablation_cost,
@@ -18,7 +19,7 @@ from analysis.importance import (
     scores_frame,
     summarise,
 )
-from analysis.units.base import Inputs, RunOptions, Unit, option
+from analysis.units.base import SEED_DOC, Inputs, RunOptions, Unit, option
 from models import HookedModel, ModelSpec
 
 
@@ -30,6 +31,13 @@ class ImportanceOptions(RunOptions):
         None, "ablation metrics (default: every one that applies to the model)", choices=METRICS
     )
     gradient: bool = option(True, "also Michel et al.'s gradient score |dL/dg| per head")
+    ablation: str = option(
+        "zero",
+        "what a removed head's output becomes: zero, its mean over the batch's inputs per token position, or its "
+        "output on another (seeded) input of the batch",
+        choices=ABLATIONS,
+    )
+    seed: int = option(0, SEED_DOC, low=0)
 
 
 class Importance(Unit):
@@ -46,14 +54,30 @@ class Importance(Unit):
         return replace(options, metrics=tuple(metrics))
 
     def forwards(self, model: HookedModel, options) -> float:
-        """The ablations (analysis.importance.ablation_cost) and the gradient score (a forward and a backward)."""
-        return ablation_cost(model) + 3.0
+        """The ablations (analysis.importance.ablation_cost), the gradient score (a forward and a backward) and, for a
+        mean or resample ablation, the forward that reads the replacement outputs."""
+        return ablation_cost(model) + 3.0 + (options.ablation != "zero")
 
     def per_input(self, model: HookedModel, batch: Inputs, labels: np.ndarray, options) -> dict[str, np.ndarray]:
-        """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]."""
-        sample = Sample(batch.prepare(model), torch.as_tensor(labels) if (labels >= 0).any() else None)
-        scores = head_scores(model, sample, options.metrics, gradient=options.gradient, batch_size=options.batch_size)
-        return {k: np.moveaxis(v, -1, 0).astype(np.float32) for k, v in scores.items()}
+        """{metric: [n, L, H]} the drop of each metric when each head is removed, and "gradient" [n, L, H]. A mean
+        or resample ablation draws on the input's batch (batches sit at the same run positions however the run is
+        cut into chunks)."""
+        parts: dict[str, list] = {}
+        for idx in batch.batches(options.batch_size):
+            known = labels[idx]
+            sample = Sample(batch.prepare(model, idx), torch.as_tensor(known) if (known >= 0).any() else None)
+            scores = head_scores(
+                model,
+                sample,
+                options.metrics,
+                gradient=options.gradient,
+                batch_size=options.batch_size,
+                ablation=options.ablation,
+                seed=options.seed + batch.start + int(idx[0]),
+            )
+            for k, v in scores.items():
+                parts.setdefault(k, []).append(np.moveaxis(v, -1, 0).astype(np.float32))
+        return {k: np.concatenate(v) for k, v in parts.items()}
 
     def summarise(self, arrays, options, spec: ModelSpec | None = None) -> dict[str, pd.DataFrame]:
         """summary: the mean of each score per head (analysis.importance.scores_frame)."""

@@ -34,6 +34,10 @@ def test_the_registry_lists_every_analysis_with_its_options():
         "faithfulness",
         "spectral",
         "embedding",
+        "direct_logit_attribution",
+        "composition",
+        "head_types",
+        "patching",
     ]
     for name, unit in UNITS.items():
         assert unit.name == name and unit.description
