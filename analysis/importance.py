@@ -618,3 +618,19 @@ def agreement(scores: dict[str, np.ndarray] | pd.DataFrame) -> pd.DataFrame:
     else:
         wide = pd.DataFrame({m: np.asarray(v, dtype=np.float64).ravel() for m, v in scores.items()})
     return wide.corr(method="spearman")
+
+
+def ranking_agreement(
+    a: dict[str, np.ndarray], b: dict[str, np.ndarray], metrics: Sequence[str], top: int = 5
+) -> pd.DataFrame:
+    """How alike two sets of head scores {metric: [L, H]} (higher = more important; e.g. two ablation kinds) rank
+    the heads, per metric: Spearman's rho over all heads and how many heads both put among their `top` most
+    important. DataFrame (metric, spearman, shared)."""
+    rows = []
+    for m in metrics:
+        x, y = np.ravel(a[m]).astype(np.float64), np.ravel(b[m]).astype(np.float64)
+        k = min(top, x.size)
+        tops = [set(np.argsort(-v, kind="stable")[:k].tolist()) for v in (x, y)]
+        rho = pd.Series(x).corr(pd.Series(y), method="spearman")
+        rows.append({"metric": m, "spearman": rho, "shared": len(tops[0] & tops[1])})
+    return pd.DataFrame(rows)

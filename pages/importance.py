@@ -8,11 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from analysis.importance import (
+    ABLATIONS,
     GRADIENT,
     ablation_cost,
     agreement,
     available_metrics,
     per_class_frame,
+    ranking_agreement,
     scores_frame,
     summarise,
 )
@@ -22,6 +24,7 @@ from ui.context import warn_small_sample
 from ui.estimate import estimate_note, interactive_n
 from ui.framing import download_button, show_figure, show_head_chart
 from ui.importance_figures import (
+    ablation_label,
     agreement_figure,
     metric_label,
     partial_pruning_figure,
@@ -32,12 +35,13 @@ from ui.importance_figures import (
     signed_note,
 )
 from ui.links import stop_view
-from ui.params import CLASS_SCORE, ITERATIVE, QUALITY, SCORES, SEED
+from ui.params import ABLATION, CLASS_SCORE, COMPARE, ITERATIVE, QUALITY, SCORES, SEED
 from ui.pickers import head_picker, sample_size_picker
 from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, stored_toggle
 
 TOP_INPUTS = 20
+TOP_HEADS = 5  # the comparison of two ablation kinds counts the heads both put among their TOP_HEADS most important
 PRUNING_INPUTS = 256  # the pruning figures re-run the model ~10 times per score: at most this many of a stored run
 
 chosen = page_context()
@@ -58,10 +62,19 @@ model, spec = ctx.model, ctx.model.spec
 ds = ctx.dataset
 
 L, H = spec.n_layers, spec.n_heads
+
+
+def _options(ablation: str) -> tuple:
+    """The importance unit's options for an ablation kind (none for zero: a default run's key and rate)."""
+    return () if ablation == "zero" else (("ablation", ablation),)
+
+
 c1, c2 = st.columns([1, 3])
 with c1:
+    kind = ABLATION.draw(options=list(ABLATIONS))
+    options = _options(kind)
     most = 64 if spec.modality == "image" else 32
-    default_n = interactive_n("importance", ctx.model_key, ds.key, (), model, ds, most)
+    default_n = interactive_n("importance", ctx.model_key, ds.key, options, model, ds, most)
     n = sample_size_picker(len(ds), default_n, key=f"imp_n_{spec.modality}")
 # the options drawn once the scores exist: a link sets them now, so they hold when the scores are computed
 metric_names = list(available_metrics(model))
@@ -71,9 +84,10 @@ QUALITY.bind(options=metric_names)
 ITERATIVE.bind()
 SEED.bind()
 CLASS_SCORE.bind(options=score_names)
+COMPARE.bind(options=["", *(k for k in ABLATIONS if k != kind)])
 
 
-def _request(what: tuple[str, int]) -> None:
+def _request(what: tuple) -> None:
     """Button callback (a callback survives the router's rerun): remember that this sample was asked for."""
     st.session_state.setdefault("imp_requested", set()).add(what)
 
@@ -84,14 +98,14 @@ with c2:
         f"over the {n} inputs instead of {L * H + 1} (what lies before a removed head's output is reused"
         f"{', the last layer runs at the CLS token only' if model.readout_rows else ''}), the gradient score "
         "about 3 more, and the pruning curves about 10 per score. "
-        + estimate_note("importance", ctx.model_key, ds.key, (), model, ds, n)
+        + estimate_note("importance", ctx.model_key, ds.key, options, model, ds, n)
     )
     st.button(
         "Compute head importance",
         type="primary",
         key="imp_compute",
         on_click=_request,
-        args=((ctx.model_key, ds.key, n),),
+        args=((ctx.model_key, ds.key, n, kind),),
     )
 _, stored = stored_toggle(
     ctx,
@@ -100,16 +114,17 @@ _, stored = stored_toggle(
     "imp_use_stored",
     help="A precomputed run (python -m headscope precompute, or a background run) of this model on this dataset: "
     "every input's scores, ready to sort. Switch off to compute on the sample above instead.",
+    options=options,
 )
 st.caption(ctx.sample_note(n if stored is None else stored.manifest.n_inputs))
 if stored is not None:
     run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
-    background_panel(ctx, "importance", "head importance")
-    if (ctx.model_key, ds.key, n) not in st.session_state.get("imp_requested", set()):
+    background_panel(ctx, "importance", "head importance", options)
+    if (ctx.model_key, ds.key, n, kind) not in st.session_state.get("imp_requested", set()):
         st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
         stop_view()
-    run = cache.sample_run("importance", ctx.model_key, ds.key, n, (), model, ds)
+    run = cache.sample_run("importance", ctx.model_key, ds.key, n, options, model, ds)
 res = as_scores(run.arrays(), tuple(run.manifest.params["metrics"]))
 if res["labels"] is None and "cosine" in res["metrics"]:  # no label known: the pooled embedding's change first
     res["metrics"] = ("cosine", *(m for m in res["metrics"] if m != "cosine"))
@@ -155,8 +170,8 @@ def head_panel() -> None:
     selected = (min(selected[0], L - 1), min(selected[1], H - 1))
     per_row = 2 if H > 8 else 3
     st.caption(
-        f"One square per head (rows = layers, columns = heads); click a head to select it. "
-        f"**Colours:** {signed_note(shown)}."
+        f"One square per head (rows = layers, columns = heads); click a head to select it. A removed head's output "
+        f"becomes **{ablation_label(kind)}**. **Colours:** {signed_note(shown)}."
     )
     for start in range(0, len(shown), per_row):
         cols = st.columns(per_row)
@@ -180,7 +195,9 @@ def head_panel() -> None:
         st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
         st.caption(f"Scores over {scored_inputs}.")
     with right:
-        partial = cache.importance_partial(ctx.model_key, ds.key, n_pruned, layer, head, tuple(metrics), model, ds)
+        partial = cache.importance_partial(
+            ctx.model_key, ds.key, n_pruned, layer, head, tuple(metrics), kind, model, ds
+        )
         show_figure(
             partial_pruning_figure(partial, quality, layer, head),
             f"the {metric_label(quality)} of {pruned_inputs} as the gate of layer {layer} head {head} goes "
@@ -243,7 +260,7 @@ with right:
     iterative = ITERATIVE.draw(o1)
     seed = int(SEED.draw(o2))
     curves = cache.importance_curves(
-        ctx.model_key, ds.key, n_pruned, run.manifest.key, tuple(metrics), iterative, seed, scores, model, ds
+        ctx.model_key, ds.key, n_pruned, run.manifest.key, tuple(metrics), iterative, seed, kind, scores, model, ds
     )
     show_figure(
         pruning_curves_figure(curves, quality),
@@ -254,6 +271,42 @@ with right:
         "pruning_curves",
         key="imp_curves",
     )
+
+
+@links.fragment
+def ablation_comparison() -> None:
+    """The head ranking under a second ablation kind, on the view's sample, against the shown kind's."""
+    other = COMPARE.draw(options=["", *(k for k in ABLATIONS if k != kind)])
+    if not other:
+        return
+    what = (ctx.model_key, ds.key, n, other)
+    if what not in st.session_state.get("imp_requested", set()):
+        st.button(
+            f"Compute the scores with {ablation_label(other)} on {n} inputs",
+            key="imp_compare_compute",
+            on_click=_request,
+            args=(what,),
+        )
+        return
+
+    def sample_scores(ablation: str) -> dict[str, np.ndarray]:
+        run = cache.sample_run("importance", ctx.model_key, ds.key, n, _options(ablation), model, ds)
+        return summarise(as_scores(run.arrays(), tuple(metrics))["scores"])
+
+    table = ranking_agreement(
+        scores if stored is None else sample_scores(kind), sample_scores(other), metrics, top=TOP_HEADS
+    )
+    table["metric"] = table["metric"].map(metric_label)
+    st.dataframe(table.rename(columns={"shared": f"top {TOP_HEADS} shared"}), hide_index=True)
+    st.caption(
+        f"On the sample of {n} inputs, for each ablation metric: the Spearman rank correlation over all {L * H} "
+        f"heads between removing to {ablation_label(kind)} and to {ablation_label(other)} (1 = the same ranking), "
+        f"and how many of the {TOP_HEADS} most important heads the two share."
+    )
+
+
+st.subheader("Does the ablation kind change the ranking?")
+ablation_comparison()
 
 st.subheader("Per class")
 if labels is None:

@@ -327,13 +327,16 @@ def importance_partial(
     layer: int,
     head: int,
     metrics: tuple[str, ...],
+    ablation: str,
     _model: HookedModel,
     _dataset: Dataset,
 ):
-    """analysis.pruning.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0)."""
+    """analysis.pruning.partial_pruning of one head over the dataset's sample of n inputs (gate 1 -> 0, towards
+    the `ablation` kind's value over that sample)."""
     from analysis.pruning import partial_pruning
 
-    return partial_pruning(_model, importance_sample(key, data_key, n, _model, _dataset), layer, head, metrics=metrics)
+    sample = importance_sample(key, data_key, n, _model, _dataset)
+    return partial_pruning(_model, sample, layer, head, metrics=metrics, ablation=ablation)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -345,6 +348,7 @@ def importance_curves(
     metrics: tuple[str, ...],
     iterative: bool,
     seed: int,
+    ablation: str,
     _scores: dict[str, np.ndarray],
     _model: HookedModel,
     _dataset: Dataset,
@@ -365,6 +369,7 @@ def importance_curves(
             metrics=metrics,
             seed=seed,
             progress=progress,
+            ablation=ablation,
         )
 
 

@@ -42,6 +42,17 @@ def metric_label(metric: str) -> str:
     return METRIC_TITLES.get(metric, metric)
 
 
+ABLATION_LABELS = {  # what a removed head's output becomes (analysis.importance.ABLATIONS)
+    "zero": "zero (Michel et al. 2019)",
+    "mean": "its mean output (Wang et al. 2022)",
+    "resample": "its output on another input (Chan et al. 2022)",
+}
+
+
+def ablation_label(kind: str) -> str:
+    return ABLATION_LABELS.get(kind, kind)
+
+
 def score_meaning(metric: str) -> str:
     """What a score of `metric` measures, in words (for the 'how to read this' lines)."""
     return MEANING.get(metric, metric_label(metric))

@@ -7,7 +7,7 @@ from analysis.faithfulness import method_label
 from analysis.relevance import READ_AT
 from analysis.spectral import RANK_NORMS
 from ui import state
-from ui.importance_figures import metric_label
+from ui.importance_figures import ablation_label, metric_label
 from ui.links import Param, switch
 from ui.navigation import VIEWS
 
@@ -116,6 +116,24 @@ QUALITY = Param(
     "Quality measured by",
     "The metric the partial-pruning and cumulative-pruning curves plot.",
     args={"format_func": metric_label},
+)
+ABLATION = Param(
+    "ablation",
+    "Head importance: what a removed head's output becomes (zero, mean or resample)",
+    "imp_ablation",
+    "selectbox",
+    "A removed head's output becomes",
+    "zero: 0. mean: the head's output averaged over the inputs per token position (over each batch of a run, over "
+    "the figure's inputs for the pruning curves). resample: the head's output on another, seeded input.",
+    args={"format_func": ablation_label},
+)
+COMPARE = Param(
+    "compare",
+    "Head importance: a second ablation kind whose head ranking is compared with the first's",
+    "imp_compare",
+    "selectbox",
+    "Compare the ranking with",
+    args={"format_func": lambda k: "nothing" if k == "" else ablation_label(k)},
 )
 ITERATIVE = switch(
     "iterative",

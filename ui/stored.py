@@ -39,11 +39,12 @@ def store() -> Store:
     return Store()
 
 
-def find_run(ctx: PageContext, analysis: str) -> Run | None:
-    """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (any
-    sample size and batch size; the largest wins), or None. A run whose files no longer match their checksums is
-    not used: the view says so (a background run of it computes it again)."""
-    defaults = resolve_options(UNITS[analysis], ctx.model).params()
+def find_run(ctx: PageContext, analysis: str, options: tuple = ()) -> Run | None:
+    """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (`options`,
+    (name, value) pairs, else the unit's defaults; any sample size and batch size; the largest wins), or None. A
+    run whose files no longer match their checksums is not used: the view says so (a background run of it
+    computes it again)."""
+    defaults = resolve_options(UNITS[analysis], ctx.model, dict(options)).params()
     want = json.dumps({k: v for k, v in defaults.items() if k not in FREE_PARAMS}, sort_keys=True)
     fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     best = None
@@ -74,12 +75,12 @@ def find_run(ctx: PageContext, analysis: str) -> Run | None:
 
 
 def stored_toggle(
-    ctx: PageContext, analysis: str, label: str, key: str, help: str | None = None
+    ctx: PageContext, analysis: str, label: str, key: str, help: str | None = None, options: tuple = ()
 ) -> tuple[Run | None, Run | None]:
     """The finished run of `analysis` for the sidebar's model and dataset (find_run), and that run again when the
     view uses it (else None): a toggle, on by default, shown only when there is such a run. label: the toggle's
     text, "{run}" standing for the run's label (run_label)."""
-    run = find_run(ctx, analysis)
+    run = find_run(ctx, analysis, options)
     if run is None:
         return None, None
     used = st.toggle(label.format(run=run_label(run)), value=True, key=key, help=help)
@@ -94,9 +95,9 @@ def run_label(run: Run) -> str:
     )
 
 
-def _command(ctx: PageContext, analysis: str) -> list[str]:
-    """`headscope precompute` of the view's analysis on the whole dataset; on Ray when $HEADSCOPE_RAY is set
-    (local, auto or a cluster address)."""
+def _command(ctx: PageContext, analysis: str, options: tuple = ()) -> list[str]:
+    """`headscope precompute` of the view's analysis with `options` ((name, value) pairs, as their command-line
+    flags) on the whole dataset; on Ray when $HEADSCOPE_RAY is set (local, auto or a cluster address)."""
     ds = ctx.dataset
     ray = ["--ray", os.environ[RAY_ENV]] if os.environ.get(RAY_ENV) else ["--device", ctx.model.device.type]
     return [
@@ -117,16 +118,21 @@ def _command(ctx: PageContext, analysis: str) -> list[str]:
         "--store",
         str(store().root.resolve()),
         *ray,
+        *(
+            arg
+            for name, value in options
+            for arg in (f"--{name.replace('_', '-')}", ",".join(value) if isinstance(value, tuple) else str(value))
+        ),
     ]
 
 
-def start_background(ctx: PageContext, analysis: str) -> None:
+def start_background(ctx: PageContext, analysis: str, options: tuple = ()) -> None:
     """Button callback: start `headscope precompute` for the whole dataset as a subprocess of the server."""
     log = store().root / "logs"
     log.mkdir(parents=True, exist_ok=True)
     out = open(log / f"{analysis}-{os.getpid()}-{len(st.session_state.get(JOBS_KEY, {}))}.log", "w")
     proc = subprocess.Popen(
-        _command(ctx, analysis),
+        _command(ctx, analysis, options),
         cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -155,7 +161,7 @@ def _active(ctx: PageContext, analysis: str) -> Run | None:
     return next((r for r in _matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
 
 
-def background_panel(ctx: PageContext, analysis: str, what: str) -> None:
+def background_panel(ctx: PageContext, analysis: str, what: str, options: tuple = ()) -> None:
     """'Run on the whole dataset in the background', and while a run of this model, dataset and analysis is
     being written (started here, in another session or on the command line) a progress bar re-read every
     second from the store, so it survives page switches and reloads, with Cancel."""
@@ -164,13 +170,13 @@ def background_panel(ctx: PageContext, analysis: str, what: str) -> None:
         return
     started = st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
     if started is None and _active(ctx, analysis) is None:
-        rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, (), ctx.model, ctx.dataset)
+        rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, options, ctx.model, ctx.dataset)
         about = time_left(rate * len(ctx.dataset))
         st.button(
             f"Run {what} on all {len(ctx.dataset)} inputs in the background (about {about})",
             key=f"bg_start_{analysis}",
             on_click=start_background,
-            args=(ctx, analysis),
+            args=(ctx, analysis, options),
             help="Starts `python -m headscope precompute` in a separate process"
             + (f" on the Ray cluster {os.environ[RAY_ENV]!r} ({RAY_ENV})" if os.environ.get(RAY_ENV) else "")
             + f"; the result is stored (in {store().root}) and shown here when it is done, also after a "

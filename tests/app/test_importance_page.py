@@ -37,6 +37,7 @@ def test_digits_scores_match_the_analysis_and_heads_can_be_selected(digits_vit):
         "Partial pruning of the selected head",
         "Inputs where the selected head matters most",
         "Do the scores agree, and which one is right?",
+        "Does the ablation kind change the ranking?",
         "Per class",
     ]
     assert len(at.get("bidi_component")) == 3  # the score grids
@@ -145,3 +146,38 @@ def test_a_stored_run_is_shown_at_once_and_opens_inputs(digits_vit):
     assert any("Press **Compute head importance**" in i.value for i in at.info)
     assert at.button(key="bg_start_importance").label.startswith("Run head importance on all 360 inputs")
     Store().delete(run.root.name)
+
+
+def test_mean_ablation_scores_and_the_comparison_with_zero(digits_vit):
+    """The view computes the kind it says, and the comparison table is the rank agreement of the two kinds."""
+    import runs
+    from analysis.importance import ranking_agreement, summarise
+    from analysis.units.importance import as_scores
+
+    at = open_view(PAGE)
+    at.selectbox(key="imp_ablation").set_value("mean").run()
+    at.number_input(key="imp_n_image").set_value(16).run()
+    at.button(key="imp_compute").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("becomes **its mean output" in c.value for c in at.caption)
+    ds = load_dataset("digits", "test")
+    metrics = ("accuracy", "loss", "true_prob")
+
+    def alone(**options):
+        run = runs.sample("importance", digits_vit, ds, 16, **options)
+        return summarise(as_scores(run.arrays(), metrics)["scores"])
+
+    mean, zero = alone(ablation="mean"), alone()
+    assert not np.allclose(mean["loss"], zero["loss"])  # the kinds differ, so the checks below can fail
+    for layer, head in [(0, 0), (2, 1)]:
+        at.session_state[state.HEAD] = (layer, head)
+        at.run()
+        listed = " ".join(m.value for m in at.markdown)
+        assert f"loss: **{mean['loss'][layer, head]:.4g}**" in listed, (layer, head)
+    at.selectbox(key="imp_compare").set_value("zero").run()
+    at.button(key="imp_compare_compute").click().run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "spearman" in d.value.columns)
+    want = ranking_agreement(mean, zero, metrics, top=5)
+    np.testing.assert_allclose(table.spearman.to_numpy(), want.spearman.to_numpy(), rtol=1e-6)
+    assert table["top 5 shared"].tolist() == want.shared.tolist()

@@ -98,6 +98,8 @@ LINKS = [
             "iterative": "1",
             "seed": "7",
             "class_score": "loss",
+            "ablation": "mean",
+            "compare": "resample",
         },
     ),
     (

@@ -272,3 +272,14 @@ def test_pruning_curves_batched_over_orders_equal_single_curves(digits_vit, digi
     for name, order in orders.items():
         single = pruning.pruning_curve(digits_vit, digits_sample, order, steps=5, seed=1)
         np.testing.assert_allclose(both[both.order == name].value.to_numpy(), single.value.to_numpy(), atol=1e-6)
+
+
+def test_ranking_agreement_of_two_score_sets():
+    from analysis.importance import ranking_agreement
+
+    a = np.arange(12, dtype=float).reshape(3, 4)
+    same, reversed_, shuffled = a * 2 + 1, -a, a.ravel()[[11, 10, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8]].reshape(3, 4)
+    table = ranking_agreement({"x": a, "y": a}, {"x": same, "y": reversed_}, ["x", "y"], top=3)
+    assert table.spearman.tolist() == pytest.approx([1.0, -1.0]) and table.shared.tolist() == [3, 0]
+    one = ranking_agreement({"x": a}, {"x": shuffled}, ["x"], top=3)
+    assert one.shared.tolist() == [0]  # a's top 3 are heads 11, 10, 9; shuffled's are heads 2, 1, 0
