@@ -134,7 +134,7 @@ def heads_panel() -> None:
         )
     with right:
         st.subheader(f"Layer {layer}, head {head}")
-        head_picker(L, H, key="attn_head")  # in this fragment: only this tab shows the head
+        head_picker(L, H, key="attn_head", badge=ctx.head_type)  # in this fragment: only this tab shows the head
         unit = "px" if image else "tokens"
         dist = stats["distance_px" if image else "distance"][0, layer, head]
         c = st.columns(2) + st.columns(2)

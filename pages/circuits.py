@@ -18,6 +18,7 @@ from ui.circuits_figures import (
     token_map,
     types_figure,
 )
+from ui.context import HEAD_TYPE_INPUTS
 from ui.framing import show_figure, show_head_chart
 from ui.links import stop_view
 from ui.pickers import head_picker, sample_size_picker
@@ -196,7 +197,7 @@ elif section == SECTIONS[2]:
     )
 
 else:
-    run = dataset_run("head_types", 32, "circ_types_n")
+    run = dataset_run("head_types", HEAD_TYPE_INPUTS, "circ_types_n")
     strongest = run.tables()["strongest"]
     show_figure(
         types_figure(strongest, L, H),

@@ -191,7 +191,7 @@ def head_panel() -> None:
     st.subheader("Partial pruning of the selected head")
     left, right = st.columns([1, 3])
     with left:
-        layer, head = head_picker(L, H, key="imp_head")
+        layer, head = head_picker(L, H, key="imp_head", badge=ctx.head_type)
         st.markdown("\n".join(f"- {metric_label(m)}: **{scores[m][layer, head]:.4g}**" for m in choices))
         st.caption(f"Scores over {scored_inputs}.")
     with right:

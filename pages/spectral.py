@@ -167,7 +167,7 @@ def head_section(cur: dict, temps: tuple[float, ...]) -> None:
             key="spectral_head_grid",
         )
     with right:
-        l, h = head_picker(L, H, key="spectral_head")
+        l, h = head_picker(L, H, key="spectral_head", badge=ctx.head_type)
         st.caption(
             f"Layer {l}, head {h} on the current input: stable rank {cur['stable_rank'][l, 0, h]:.2f}, "
             f"effective rank {cur['effective_rank'][l, 0, h]:.2f} of {cur['singular'].shape[-1]} tokens; "

@@ -12,6 +12,7 @@ from models import HookedModel, TraceArrays
 from models.trace import Batch
 from ui import cache
 
+HEAD_TYPE_INPUTS = 32  # the head pickers' pattern-type badge is read over this many inputs (the Circuits default)
 SMALL_SAMPLE = 30  # below this many inputs (or with one class only) a view says its dataset scores are noisy
 
 
@@ -35,6 +36,16 @@ class PageContext:
     batch: Batch
     caption: str
     notes: list[str] = field(default_factory=list)
+
+    def head_type(self, layer: int, head: int) -> str:
+        """The head's strongest pattern type and its score over the dataset's sample of HEAD_TYPE_INPUTS, as a
+        short badge ("prev 0.98"; analysis.head_types)."""
+        from ui.circuits_figures import badge
+
+        run = cache.sample_run(
+            "head_types", self.model_key, self.dataset.key, HEAD_TYPE_INPUTS, (), self.model, self.dataset
+        )
+        return badge(run.tables()["strongest"], layer, head)
 
     def sample_note(self, n: int, what: str = "") -> str:
         """One line for a view: which dataset and how many inputs it used, and the label-mapping status."""

@@ -3,6 +3,8 @@ chosen elsewhere."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from ui import state
@@ -17,15 +19,24 @@ def synced(key: str, value: object) -> str:
     return key
 
 
-def head_picker(n_layers: int, n_heads: int, key: str) -> tuple[int, int]:
+def head_picker(
+    n_layers: int, n_heads: int, key: str, badge: Callable[[int, int], str] | None = None
+) -> tuple[int, int]:
     """Layer and head number inputs bound to the shared selected head (state.HEAD): they show it, and a change
-    selects the new head in a callback, so one run (of the page, or of the fragment the picker is in) draws it."""
+    selects the new head in a callback, so one run (of the page, or of the fragment the picker is in) draws it.
+    badge(layer, head): a short line under them (the head's pattern type, PageContext.head_type)."""
     layer, head = state.selected_head()
     layer, head = min(layer, n_layers - 1), min(head, n_heads - 1)
     keys = (synced(f"{key}_layer", layer), synced(f"{key}_head", head))
     c1, c2 = st.columns(2)
     c1.number_input("Layer", 0, n_layers - 1, key=keys[0], on_change=_pick_head, args=keys)
     c2.number_input("Head", 0, n_heads - 1, key=keys[1], on_change=_pick_head, args=keys)
+    if badge is not None:
+        st.caption(
+            f"Pattern type: **{badge(layer, head)}**",
+            help="The head's strongest pattern type over a sample of the dataset, and its score (1 = the whole "
+            "pattern is of that type). The Circuits view shows every head's.",
+        )
     return layer, head
 
 

@@ -215,3 +215,18 @@ def test_overview_picture_cells_gaps_and_overlay():
     grey = np.full((8, 8, 1), 0.5)
     over, _ = mosaic_picture(cells, float(cells.max()), grey, 8)
     np.testing.assert_allclose(over[:8, :8, :3], OVERLAY * picture[:8, :8] + (1 - OVERLAY) * 0.5, atol=1 / 255)
+
+
+def test_the_head_picker_shows_the_heads_pattern_type(digits_vit):
+    """The badge under the head picker is the head's strongest type over the sample the Circuits view uses."""
+    import runs
+    from ui.circuits_figures import badge
+    from ui.context import HEAD_TYPE_INPUTS
+
+    at = open_view("pages/attention.py")
+    at.session_state[state.HEAD] = (2, 1)
+    at.run()
+    assert not at.exception
+    run = runs.sample("head_types", digits_vit, load_dataset("digits", "test"), HEAD_TYPE_INPUTS)
+    strongest = run.tables()["strongest"]
+    assert any(c.value == f"Pattern type: **{badge(strongest, 2, 1)}**" for c in at.caption)
