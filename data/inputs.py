@@ -6,7 +6,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 # An upload larger than this many pixels is refused before it is decoded (decompression-bomb guard).
 MAX_IMAGE_PIXELS = 40_000_000
@@ -79,3 +79,38 @@ def check_text(text: str) -> str:
     if text is None or not str(text).strip():
         raise InputError("The text is empty: type a sentence to analyse.")
     return str(text).strip()
+
+
+CORRUPTIONS = ("blur", "noise", "paste")  # what `corrupt` does to a region of an image
+REGIONS = {  # a region as fractions of the image (left, top, right, bottom)
+    "centre": (0.25, 0.25, 0.75, 0.75),
+    "top half": (0.0, 0.0, 1.0, 0.5),
+    "bottom half": (0.0, 0.5, 1.0, 1.0),
+    "left half": (0.0, 0.0, 0.5, 1.0),
+    "right half": (0.5, 0.0, 1.0, 1.0),
+    "whole image": (0.0, 0.0, 1.0, 1.0),
+}
+
+
+def corrupt(image: Image.Image, how: str, region: str, donor: Image.Image | None = None, seed: int = 0) -> Image.Image:
+    """A corrupted copy of `image` for activation patching: inside `region` (REGIONS) blurred (a Gaussian of a
+    tenth of the image's shorter side), noised (seeded Gaussian noise of standard deviation 64 on 0-255 values), or
+    pasted from `donor` (resized to the image). Outside the region it is the image, pixel for pixel."""
+    if how not in CORRUPTIONS or region not in REGIONS:
+        raise ValueError(f"corrupt: how is one of {', '.join(CORRUPTIONS)}, region one of {', '.join(REGIONS)}.")
+    base = image.convert("RGB") if image.mode not in ("L", "RGB") else image.copy()
+    w, h = base.size
+    l, t, r, b = REGIONS[region]
+    box = (round(l * w), round(t * h), round(r * w), round(b * h))
+    if how == "blur":
+        changed = base.filter(ImageFilter.GaussianBlur(max(1.0, min(w, h) / 10)))
+    elif how == "noise":
+        values = np.asarray(base, dtype=np.float64)
+        values = values + np.random.default_rng(seed).normal(0.0, 64.0, values.shape)
+        changed = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), base.mode)
+    else:
+        if donor is None:
+            raise ValueError("corrupt: paste needs a donor image.")
+        changed = donor.convert(base.mode).resize((w, h), Image.Resampling.BILINEAR)
+    base.paste(changed.crop(box), box[:2])
+    return base

@@ -1,13 +1,17 @@
 """Circuits view: direct logit attribution, activation patching, composition scores and head types."""
 
 import functools
+import hashlib
+from typing import cast
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from analysis.circuits import PARTS, direct_logit_attribution, patch_effects
 from analysis.importance import scores_frame
+from data.inputs import CORRUPTIONS, REGIONS, corrupt
 from ui import cache, state
 from ui.circuits_figures import (
     badge,
@@ -113,16 +117,44 @@ elif section == SECTIONS[1]:
         help="denoise: the clean input's activation into the corrupted run; noise: the other way",
     )
     if spec.modality == "text":
-        corrupted = st.text_input(
+        corrupted: str | Image.Image = st.text_input(
             "Corrupted text (the same number of tokens as the current input)", value=str(ctx.raw), key="circ_corrupt"
         )
     else:
-        row = st.number_input("Corrupted input: dataset row", 0, len(ds) - 1, value=1, key="circ_corrupt_row")
-        corrupted = ds.inputs[int(row)]
+        c1, c2, c3 = st.columns([2, 1, 1])
+        how = c1.selectbox(
+            "Corrupted input",
+            ("another input", *CORRUPTIONS),
+            format_func=lambda k: {
+                "another input": "another input of the dataset",
+                "blur": "this image, a region blurred",
+                "noise": "this image, a region with noise",
+                "paste": "this image, a region pasted from another input",
+            }[k],
+            key="circ_corrupt_how",
+        )
+        region = c2.selectbox("Region", tuple(REGIONS), disabled=how == "another input", key="circ_corrupt_region")
+        row = c3.number_input(
+            "Other input (dataset row)",
+            0,
+            len(ds) - 1,
+            value=1,
+            disabled=how in ("blur", "noise"),
+            key="circ_corrupt_row",
+        )
+        corrupted = (
+            ds.inputs[int(row)]
+            if how == "another input"
+            else corrupt(cast(Image.Image, ctx.raw), how, region, donor=ds.inputs[int(row)] if how == "paste" else None)
+        )
+        st.image(corrupted, caption="the corrupted input", width=120)
+    corrupted_key = (
+        corrupted if isinstance(corrupted, str) else hashlib.sha1(np.asarray(corrupted).tobytes()).hexdigest()
+    )
     try:
         effects = cache.memo(
             "circ_patch",
-            (ctx.model_key, ctx.input_key, str(corrupted), direction),
+            (ctx.model_key, ctx.input_key, corrupted_key, direction),
             lambda: patch_effects(model, ctx.batch, model.prepare([corrupted]), direction=direction),
         )
     except ValueError as e:

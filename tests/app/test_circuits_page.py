@@ -1,11 +1,14 @@
 """AppTest of the Circuits view on digits-vit and minilm: each analysis shows the analysis' numbers."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from analysis.circuits import composition_scores, direct_logit_attribution
 from data import load_dataset
-from tests.app.helpers import assert_clean, figures, open_view
+from tests.app.helpers import assert_clean, figures, open_view, plotly_array
 from ui.circuits_figures import TYPE_SHORT
 
 PAGE = "pages/circuits.py"
@@ -75,3 +78,24 @@ def test_a_stored_run_opens_in_the_view(digits_vit):
         at = open_view(PAGE, "digits-vit")
         _section(at, "Activation patching")
         assert figures(at) == 5  # the pair's four and the stored pairs' mean grid
+
+
+def test_an_image_with_a_region_noised_is_the_corrupted_input(digits_vit):
+    """Patching against this image with its centre noised: the view shows exactly patch_effects of that pair."""
+    from analysis.circuits import patch_effects
+    from data.inputs import corrupt
+
+    at = _section(open_view(PAGE, "digits-vit"), "Activation patching")
+    at.selectbox(key="circ_corrupt_how").set_value("noise").run()
+    at.selectbox(key="circ_corrupt_region").set_value("centre").run()
+    assert_clean(at)
+    clean = load_dataset("digits", "test").inputs[0]
+    noised = corrupt(clean, "noise", "centre")
+    want = patch_effects(digits_vit, digits_vit.prepare([clean]), digits_vit.prepare([noised]), direction="denoise")
+    bars = next(
+        t
+        for chart in at.get("plotly_chart")
+        for t in json.loads(chart.proto.spec)["data"]
+        if t.get("name") == "attention output"
+    )
+    np.testing.assert_allclose(plotly_array(bars["y"]), want["attn"][0].numpy(), rtol=1e-5, atol=1e-6)

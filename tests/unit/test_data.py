@@ -167,3 +167,25 @@ def test_text_inputs_empty_and_too_long(minilm):
     assert batch.token_mask.shape[1] == minilm.spec.max_tokens == 256
     assert batch.notes and "truncated" in batch.notes[0] and "256" in batch.notes[0]
     assert minilm.prepare(["fine"]).notes == []
+
+
+@pytest.mark.parametrize("how", ["blur", "noise", "paste"])
+@pytest.mark.parametrize("region", ["centre", "left half"])
+def test_a_corrupted_image_changes_only_its_region(how, region):
+    from data.inputs import REGIONS, corrupt
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    donor = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    out = np.asarray(corrupt(image, how, region, donor=donor))
+    before = np.asarray(image)
+    l, t, r, b = (round(f * s) for f, s in zip(REGIONS[region], (60, 40, 60, 40)))
+    inside = np.zeros(before.shape[:2], bool)
+    inside[t:b, l:r] = True
+    assert np.array_equal(out[~inside], before[~inside])  # outside the region: the image, pixel for pixel
+    assert (out[inside] != before[inside]).mean() > 0.5
+    if how == "paste":
+        resized = np.asarray(donor.resize((60, 40), Image.Resampling.BILINEAR))
+        assert np.array_equal(out[inside], resized[inside])
+    with pytest.raises(ValueError, match="region one of"):
+        corrupt(image, how, "middle")
