@@ -123,8 +123,8 @@ def heads_panel() -> None:
             )
         under, width = (images_of(ctx.batch)[0] if image else None), (1000 if wide else 500)
         show_head_chart(
-            lambda: overview_mosaic(cells, under, width),
-            (ctx.model_key, ctx.input_key, query if image else None, width),  # a text's cells: every query
+            lambda: overview_mosaic(cells, under, width, ctx.head_types()),
+            (ctx.model_key, ctx.input_key, query if image else None, width, ctx.dataset.key),  # a text: every query
             (layer, head),
             f"one cell per head (rows = layers, columns = heads): {what}, all on one colour scale. "
             "Click a cell to open that head.",

@@ -115,10 +115,13 @@ def mosaic_picture(cells: np.ndarray, zmax: float, image: np.ndarray | None, cel
     return picture, gap
 
 
-def overview_mosaic(cells: np.ndarray, image: np.ndarray | None = None, width: int = 480) -> CellGrid:
+def overview_mosaic(
+    cells: np.ndarray, image: np.ndarray | None = None, width: int = 480, badges: Sequence[str] = ()
+) -> CellGrid:
     """L x H small heatmaps cells [L, H, r, c] on one shared colour scale [0, largest cell value] (optionally
     laid over an image [S, S, C]), drawn as one picture in a cell picker where a click opens a head. width: the
-    most screen pixels the cells take; cells come out square."""
+    most screen pixels the cells take; cells come out square. badges: each head's pattern type, row by row, for
+    the hover text."""
     L, H = cells.shape[:2]
     zmax = float(np.nanmax(cells))
     cell = mosaic_cell(H, width)[0]
@@ -131,7 +134,9 @@ def overview_mosaic(cells: np.ndarray, image: np.ndarray | None = None, width: i
         cell=cell,
         gap=gap,
         tips=[
-            f"layer {l} head {h} (largest {largest[l, h]:.3f})\nclick to open this head"
+            f"layer {l} head {h} (largest {largest[l, h]:.3f})"
+            + (f"\npattern type: {badges[l * H + h]}" if badges else "")
+            + "\nclick to open this head"
             for l in range(L)
             for h in range(H)
         ],

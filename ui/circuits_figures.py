@@ -144,3 +144,9 @@ def badge(strongest: pd.DataFrame, layer: int, head: int) -> str:
     """A head's strongest type and score as a short badge ("prev 0.98")."""
     row = strongest[(strongest["layer"] == layer) & (strongest["head"] == head)].iloc[0]
     return f"{TYPE_SHORT.get(row['type'], row['type'])} {row['score']:.2f}"
+
+
+def badges(strongest: pd.DataFrame) -> list[str]:
+    """Every head's badge (see badge), layer by layer and head by head."""
+    rows = strongest.sort_values(["layer", "head"])
+    return [f"{TYPE_SHORT.get(t, t)} {s:.2f}" for t, s in zip(rows["type"], rows["score"])]

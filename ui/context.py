@@ -37,15 +37,18 @@ class PageContext:
     caption: str
     notes: list[str] = field(default_factory=list)
 
-    def head_type(self, layer: int, head: int) -> str:
-        """The head's strongest pattern type and its score over the dataset's sample of HEAD_TYPE_INPUTS, as a
-        short badge ("prev 0.98"; analysis.head_types)."""
-        from ui.circuits_figures import badge
+    def head_types(self) -> list[str]:
+        """Every head's strongest pattern type and its score over the dataset's sample of HEAD_TYPE_INPUTS, as a
+        short badge ("prev 0.98"; analysis.head_types), layer by layer and head by head."""
+        from ui.circuits_figures import badges
 
-        run = cache.sample_run(
-            "head_types", self.model_key, self.dataset.key, HEAD_TYPE_INPUTS, (), self.model, self.dataset
-        )
-        return badge(run.tables()["strongest"], layer, head)
+        key, data, n = self.model_key, self.dataset.key, HEAD_TYPE_INPUTS
+        run = cache.sample_run("head_types", key, data, n, (), self.model, self.dataset)
+        return cache.memo("head_types", (key, data), lambda: badges(run.tables()["strongest"]))
+
+    def head_type(self, layer: int, head: int) -> str:
+        """One head's badge (head_types)."""
+        return self.head_types()[layer * self.model.spec.n_heads + head]
 
     def sample_note(self, n: int, what: str = "") -> str:
         """One line for a view: which dataset and how many inputs it used, and the label-mapping status."""

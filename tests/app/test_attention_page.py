@@ -1,5 +1,7 @@
 """AppTest of the Attention view on digits-vit and minilm: select a head, change the query, bad inputs."""
 
+import json
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -230,3 +232,5 @@ def test_the_head_picker_shows_the_heads_pattern_type(digits_vit):
     run = runs.sample("head_types", digits_vit, load_dataset("digits", "test"), HEAD_TYPE_INPUTS)
     strongest = run.tables()["strongest"]
     assert any(c.value == f"Pattern type: **{badge(strongest, 2, 1)}**" for c in at.caption)
+    overview = json.loads(next(c for c in at.get("bidi_component") if "click to open" in c.proto.json).proto.json)
+    assert overview["tips"][2 * 4 + 1].splitlines()[1] == f"pattern type: {badge(strongest, 2, 1)}"  # 4 heads a row
