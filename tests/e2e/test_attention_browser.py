@@ -67,14 +67,14 @@ def test_a_picture_the_page_got_comes_again_as_its_id(app_url, page):
         if lost:
             page.evaluate("window.__headscopePictures.clear()")
         page.get_by_role("link", name="Home", exact=True).click()
-        page.get_by_role("heading", name="HeadScope").first.wait_for(timeout=60_000)
+        page.get_by_role("heading", name="HeadScope").first.wait_for(timeout=300_000)
         page.get_by_test_id("stSidebarNavLink").filter(has_text="Attention").click()
         overview = cell_pickers(page).first  # a picker that lacks its picture shows nothing until it comes
         page.wait_for_function(
             """picture => [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')].some(
                 host => host.shadowRoot && host.shadowRoot.querySelector(".cp img")?.src === picture)""",
             arg=picture,
-            timeout=60_000,
+            timeout=300_000,
         )
         wait_idle(page)
         assert overview.locator("img").get_attribute("src") == picture and overview.evaluate(PICTURE_SHOWN), lost
