@@ -6,6 +6,9 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# one torch thread per process (the tests, their servers and command lines): on a busy 2-core machine two threads
+# per process ran many times slower than one (oversubscription), and the tests' models are small
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the sidebar's recent datasets go to a fresh folder, never to the user's ~/.headscope
 os.environ["HEADSCOPE_HOME"] = tempfile.mkdtemp(prefix="headscope-home-")
 os.environ["HEADSCOPE_STORE"] = tempfile.mkdtemp(prefix="headscope-store-")  # the app's stored runs
