@@ -62,6 +62,7 @@ def _same(run, single) -> None:
         assert np.array_equal(got[name], want[name], equal_nan=True), name
 
 
+@pytest.mark.slow
 def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, folder, single, tmp_path, monkeypatch):
     """The worker process computing shard 1 exits mid-job (as if killed); Ray restarts it, the shard is retried,
     and every array is bit-for-bit the single-process one."""
@@ -85,6 +86,7 @@ def test_ray_run_with_a_killed_worker_equals_the_single_process_run(local_ray, f
     assert Store(tmp_path).index()["workers"].str.startswith("ray: 2").all()
 
 
+@pytest.mark.slow
 def test_a_shard_that_always_fails_is_named_and_a_rerun_computes_only_it(
     local_ray, folder, single, tmp_path, monkeypatch
 ):

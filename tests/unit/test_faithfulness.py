@@ -110,6 +110,7 @@ def test_random_map_gives_positive_about_negative_auc(digits_vit):
     assert abs(np.mean(pos) - np.mean(neg)) < 8.0  # percent points out of 90
 
 
+@pytest.mark.slow
 def test_evaluate_table_and_curves(digits_vit, minilm):
     ds = load_dataset("digits", "test")
     calls = []

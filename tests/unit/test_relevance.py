@@ -314,6 +314,7 @@ def test_bad_requests_give_clear_errors(digits_vit, minilm):
         explain(minilm, minilm.prepare(TEXTS[:1]), "gradcam")
 
 
+@pytest.mark.slow
 def test_gradient_methods_beat_a_random_map_on_the_pointing_game(shapes_vit):
     """On shapes-vit's held-out split (first 96 images), the maximum of every gradient-based map falls on
     the object more often than the maximum of a random map does."""

@@ -85,6 +85,7 @@ def test_spectral_and_embedding_runs_equal_the_analysis(shapes_vit, tmp_path):
     assert np.allclose(emb["embeddings"][:16], np.moveaxis(s.embeddings, 1, 0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_faithfulness_run_equals_the_evaluation(shapes_vit, tmp_path):
     from analysis.faithfulness import evaluate
 
@@ -150,6 +151,7 @@ def _cli(store: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
@@ -178,6 +180,7 @@ def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     assert resumed.keys() == clean.keys() and all(np.array_equal(resumed[k], clean[k]) for k in clean)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
     """What the app's Cancel button does (SIGTERM to the run's process group) and Ctrl-C (SIGINT): the run is
@@ -208,6 +211,7 @@ def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
     assert run.manifest.state == "done" and run.arrays()["accuracy"].shape == (360, 4, 4)
 
 
+@pytest.mark.slow
 def test_damaged_chunk_is_recomputed(digits_vit, digits, tmp_path, monkeypatch):
     monkeypatch.setenv(*Faults.env(fail_after_chunks=2).popitem())
     with pytest.raises(RuntimeError, match="fault injection"):

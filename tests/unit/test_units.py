@@ -91,7 +91,7 @@ def test_explain_refuses_an_option_the_method_does_not_have(digits_vit):
     assert not np.allclose(a, b)  # the option reaches captum
 
 
-@pytest.mark.parametrize("analysis", list(UNITS))
+@pytest.mark.parametrize("analysis", [pytest.param(a, marks=pytest.mark.slow) if a == "patching" else a for a in UNITS])
 def test_a_sample_run_is_the_stored_run(analysis, digits_vit, partly_unlabelled, tmp_path):
     """runs.sample (what a view shows) and a stored run of the same model, dataset, n and options: the same
     arrays, names and shapes, equal values; on a dataset whose model labels are partly unknown."""
