@@ -37,11 +37,13 @@ if router.title == VIEWS[0].title and not startup.ready() and links.VIEW not in 
 else:
     startup.wait()
     from data import DatasetError
-    from ui.sidebar import link_and_layout, sidebar
+    from ui.sidebar import link_and_layout, model_from_link, sidebar
     from ui.tour import tour_panel
 
     links.go_to_view()
     links.begin_run()
+    if not model_from_link():  # a link's model folder or hub id waits for a yes
+        st.stop()
     st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
     link_and_layout()
     tour_panel()

@@ -46,6 +46,24 @@ def home() -> Path:
     return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope"))
 
 
+def link_roots() -> list[Path]:
+    """The folders a link may open a model or dataset from: $HEADSCOPE_LINK_ROOTS (separated by os.pathsep),
+    default the user's home and the working folder."""
+    given = [r for r in os.environ.get("HEADSCOPE_LINK_ROOTS", "").split(os.pathsep) if r.strip()]
+    return [Path(r).expanduser().resolve() for r in given or [str(Path.home()), os.getcwd()]]
+
+
+def outside_link_roots(path: str) -> str | None:
+    """Why a link may not open the folder or file `path` (outside link_roots()), or None when it may."""
+    resolved, roots = Path(path).expanduser().resolve(), link_roots()
+    if any(resolved.is_relative_to(r) for r in roots):
+        return None
+    return (
+        f"{resolved} is outside the folders a link may open ({', '.join(map(str, roots))}; "
+        "HEADSCOPE_LINK_ROOTS names others)"
+    )
+
+
 def _recent_path() -> Path:
     """Where the recently opened datasets are kept: home()/recent_datasets.json."""
     return home() / RECENT_FILE
