@@ -76,5 +76,6 @@ def link_message(at: AppTest) -> str:
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of Markdown text whose user-supplied parts were escaped (ui.text.literal)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a reader sees of Markdown text whose user-supplied parts were escaped (ui.text.literal: backslashes,
+    and invisible word joiners that keep addresses from becoming links)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

@@ -1,8 +1,8 @@
 """Real browser: a deep link opens its state, "Copy link" copies an address that reopens the same state in a new
-page, and the tour is walked with the keyboard (PageDown, as a presentation clicker sends) in the presenter
-layout, with a screenshot of every step."""
+page, a link's values cannot make the page fetch or show anything they name, and the tour is walked with the
+keyboard (PageDown, as a presentation clicker sends) in the presenter layout, with a screenshot of every step."""
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -64,3 +64,41 @@ def test_walk_the_tour_with_the_keyboard_in_presenter_mode(app_url, page, tmp_pa
             page.keyboard.press("PageDown")
     page.keyboard.press("PageUp")
     page.get_by_role("heading", name=steps[-2].title).first.wait_for(timeout=120_000)
+
+
+# links whose values hold Markdown, HTML, numbers that are not finite, paths and hub ids
+HOSTILE = [
+    {
+        "view": "attention",
+        "tab": "[Your session expired: log in again](http://example.invalid/login)",
+        "model": "![p](http://127.0.0.1:9/pixel.png)",
+        "layer": "nan",
+        "head": "inf",
+    },
+    {"view": "spectral", "tab": "Activation lab", "amplitude": "nan", "tones": "<img src=http://127.0.0.1:9/t.png>"},
+    {"view": "model", "model": "../../etc", "input": "\u0663", "dataset": "/"},
+    {"view": "model", "model": "someone/not-cached-here", "input": "<b>5</b>"},
+]
+MESSAGE = "[data-testid='stAlert']:has-text('The link was opened with changes')"
+
+
+@pytest.mark.parametrize("params", HOSTILE, ids=lambda p: p["view"] + "-" + p.get("model", p.get("tab", "")))
+def test_a_link_cannot_fetch_or_show_what_its_values_name(app_url, page, params):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{app_url}/?{urlencode(params)}")
+    wait_idle(page)
+    if params.get("model") == "someone/not-cached-here":  # a hub id asks first; no: the rest of the link opens
+        expect(page.get_by_text("This link loads someone/not-cached-here from the Hugging Face hub")).to_be_visible()
+        page.get_by_role("button", name="instead").click()
+        wait_idle(page)
+    expect(page.locator(MESSAGE)).to_have_count(1)
+    message = page.locator(MESSAGE).inner_text().replace("\u2060", "")  # the word joiners that stop autolinks
+    for value in params.values():
+        if value != params["view"] and value not in ("Activation lab",):
+            assert value in message, (value, message)  # each value shown as typed, character for character
+    assert page.locator(MESSAGE).locator("a, img, b").count() == 0  # no link, picture or HTML in the message
+    assert page.locator("a[href*='example.invalid'], img[src*='127.0.0.1:9']").count() == 0  # nor anywhere
+    # no request but to the app (and to the font server Streamlit draws its icons from, link or not)
+    hosts = {urlsplit(u).netloc for u in requests} - {urlsplit(app_url).netloc, "", "fonts.gstatic.com"}
+    assert hosts == set(), sorted(u for u in requests if urlsplit(u).netloc in hosts)
