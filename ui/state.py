@@ -21,6 +21,7 @@ SIDEBAR_CONTEXT = "_sidebar_context"
 NO_CONTEXT = "_no_context"  # str: why the sidebar has no usable model or input this run, for the page to say
 PRESENT = "presenter"  # bool: the presenter layout (larger type and figures, for a projector)
 TOUR = "tour_at"  # (tour file path, step index) of the running tour, absent when none runs
+TOUR_OPENED = "_tour_opened"  # int: how many steps were opened (a step opened again scrolls to the top again)
 TOUR_GO = "_tour_go"  # (tour file path, step index) a button asked for; the next run opens it
 DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"

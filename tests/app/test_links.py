@@ -377,6 +377,9 @@ def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch)
     at.switch_page("pages/tour.py").run()
     at.selectbox(key="tour_file").set_value(str(tmp_path / "tours" / "mine.toml")).run()
     assert_clean(at)
-    warning = " ".join(w.value for w in at.warning)
-    assert "mine.toml has 1 problem(s)" in warning and "step 2, field 'view': 'atention'" in warning, warning
+    warning = " ".join(shown(w.value) for w in at.warning)
+    assert (
+        "mine.toml has 1 problem(s)" in warning and "step 2 of the file ('Typo'), field 'view': 'atention'" in warning
+    ), warning
     assert any("**Good**" in m.value for m in at.markdown) and not any("**Typo**" in m.value for m in at.markdown)
+    assert "Mine (1 step)" in at.selectbox(key="tour_file").options
