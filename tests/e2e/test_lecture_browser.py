@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import FIGURES, wait_idle
+from tests.e2e.conftest import FIGURES, serve_app, wait_idle
 from ui.tour import TOURS_DIR, load_tour
 
 pytestmark = pytest.mark.e2e
@@ -130,3 +130,15 @@ def test_a_link_cannot_fetch_or_show_what_its_values_name(app_url, page, params)
     # no request but to the app (and to the font server Streamlit draws its icons from, link or not)
     hosts = {urlsplit(u).netloc for u in requests} - {urlsplit(app_url).netloc, "", "fonts.gstatic.com"}
     assert hosts == set(), sorted(u for u in requests if urlsplit(u).netloc in hosts)
+
+
+def test_a_fresh_server_opened_on_a_deep_link_says_at_once_what_it_loads(browser):
+    with serve_app() as url:  # a server of its own: nothing imported or loaded yet
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{url}/attention?model=digits-vit&input=7&present=1", wait_until="commit")
+        loading = page.locator("[data-testid='stMain'] [data-testid='stExpander']").filter(has_text="Loading PyTorch")
+        loading.wait_for(timeout=10_000)
+        assert page.locator("[data-testid='stMain'] h1").count() == 0  # it comes before the view
+        page.locator(FIGURES).first.wait_for(timeout=120_000)
+        expect(loading).to_have_count(0)
+        page.close()
