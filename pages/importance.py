@@ -1,6 +1,10 @@
 """Head importance view: ablation and gradient scores of every head side by side, partial pruning of the
 selected head, cumulative pruning curves (which score is right), agreement between scores, per class."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import functools
 
 import numpy as np

@@ -2,6 +2,10 @@
 frequency response, rank collapse, attention-temperature what-ifs and the activation lab (the Spectral section of
 the methods document under docs/)."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import numpy as np
 import pandas as pd
 import streamlit as st

@@ -1,5 +1,9 @@
 """Tour view: guided tours through the real views, written as TOML files (tours/README.md)."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import streamlit as st
 
 from ui import state
