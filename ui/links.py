@@ -303,6 +303,19 @@ def value(name: str) -> str | None:
     return st.session_state.get(PENDING, {}).pop(name, None)
 
 
+def switch_value(name: str) -> bool | None:
+    """Take a pending yes/no parameter that is not a widget's (1 / 0, as a toggle's); None when the link has none,
+    or a value that is not yes/no (with a note)."""
+    text = value(name)
+    if text is None:
+        return None
+    try:
+        return flag(text)
+    except ValueError:
+        note(f"{name}={text!r} is not a valid value; kept the default.")
+        return None
+
+
 def peek(name: str) -> str | None:
     """A pending parameter, left pending."""
     return st.session_state.get(PENDING, {}).get(name)

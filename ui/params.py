@@ -111,6 +111,7 @@ PATTERN_MAP = Param(
 )
 
 # -- Head importance --------------------------------------------------------------------------------------------
+COMPUTE = Param("compute", "Head importance: 1 computes the scores on the view's sample at once, as Compute does")
 SCORES = Param(
     "scores",
     "Head importance: the scores side by side, comma-separated (e.g. accuracy,loss,gradient_norm)",

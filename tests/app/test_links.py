@@ -103,6 +103,7 @@ LINKS = [
             "compare": "resample",
         },
     ),
+    ("importance", {"model": "digits-vit", "n": "8", "compute": "1"}),
     (
         "spectral",
         {
@@ -274,6 +275,16 @@ def test_values_a_widget_cannot_take_and_a_text_for_an_image_model_are_named():
     message = link_message(at)
     assert "n='many' is not a valid value" in message and "text= is for text models" in message, message
     assert url(at)["n"] == "32" and "text" not in url(at)
+
+
+def test_compute_in_a_link_shows_the_scores_without_a_press():
+    at = open_link({"view": "importance", "n": "8", "compute": "1"})
+    assert_clean(at)
+    assert not any("Press **Compute head importance**" in i.value for i in at.info)
+    assert at.get("plotly_chart") and url(at)["compute"] == "1"
+    unasked = open_link({"view": "importance", "n": "8", "compute": "maybe"})
+    assert "compute='maybe' is not a valid value" in link_message(unasked) and "compute" not in url(unasked)
+    assert any("Press **Compute head importance**" in i.value for i in unasked.info)
 
 
 def test_values_that_slip_through_a_range_check_are_refused_or_moved_to_the_nearest():
