@@ -82,6 +82,10 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
         page.screenshot(path=str(tmp_path / f"step{k + 1:02d}.png"))
         panel = page.locator(PANEL).bounding_box()
         assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 720, (k + 1, panel)
+        if step.figure:  # its button brings the figure's heading into view (the keys still move the tour)
+            page.locator(PANEL).get_by_role("button", name="Show the figure").click()
+            heading = page.locator("[data-testid='stMain'] :is(h2, h3)").filter(has_text=step.figure).first
+            expect(heading).to_be_in_viewport()
         if k == 7:  # "Drag the temperature to 4"
             tau = query(page.url)["tau"]
             drag_first_slider(page)
