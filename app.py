@@ -35,14 +35,21 @@ if router.title == VIEWS[0].title and not startup.ready() and links.VIEW not in 
     st.session_state[state.SIDEBAR_CONTEXT] = (None,)
     router.run()
 else:
-    startup.wait()
+    if not startup.ready():  # a fresh server's first view says at once what it waits for (st.spinner waits 0.5 s)
+        waiting = st.empty()
+        waiting.status("Loading PyTorch and the model code (the first view of a fresh server)…", state="running")
+        startup.wait()
+        waiting.empty()
     from data import DatasetError
-    from ui.sidebar import link_and_layout, sidebar
+    from ui.sidebar import link_and_layout, model_from_link, sidebar
     from ui.tour import tour_panel
 
     links.go_to_view()
     links.begin_run()
-    st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)
+    if not model_from_link():  # a link's model folder or hub id waits for a yes
+        st.stop()
+    with st.spinner("Loading the model, the dataset and the input…", show_time=True):  # in the main area
+        st.session_state[state.SIDEBAR_CONTEXT] = (sidebar(),)  # (the sidebar may be collapsed)
     link_and_layout()
     tour_panel()
     try:

@@ -1,6 +1,10 @@
 """Attention view: every head's pattern for the current input, attention distance and neighbourhood
 strength per head over a dataset sample, and clusters of attention patterns."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import numpy as np
 import pandas as pd
 import streamlit as st

@@ -1,5 +1,9 @@
 """Circuits view: direct logit attribution, activation patching, composition scores and head types."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import functools
 import hashlib
 from typing import cast

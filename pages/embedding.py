@@ -1,6 +1,10 @@
 """Class-embedding view: tokens read through the model's own classifier after every block, identifiability of
 the true class per block, per-input token class maps, 2-D maps of the embeddings per layer and separability."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import numpy as np
 import pandas as pd
 import streamlit as st

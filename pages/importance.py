@@ -1,6 +1,10 @@
 """Head importance view: ablation and gradient scores of every head side by side, partial pruning of the
 selected head, cumulative pruning curves (which score is right), agreement between scores, per class."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import functools
 
 import numpy as np
@@ -35,7 +39,7 @@ from ui.importance_figures import (
     signed_note,
 )
 from ui.links import stop_view
-from ui.params import ABLATION, CLASS_SCORE, COMPARE, ITERATIVE, QUALITY, SCORES, SEED
+from ui.params import ABLATION, CLASS_SCORE, COMPARE, COMPUTE, ITERATIVE, QUALITY, SCORES, SEED
 from ui.pickers import head_picker, sample_size_picker
 from ui.sidebar import no_model_message, page_context
 from ui.stored import background_panel, input_table, stored_toggle
@@ -92,6 +96,11 @@ def _request(what: tuple) -> None:
     st.session_state.setdefault("imp_requested", set()).add(what)
 
 
+asked = (ctx.model_key, ds.key, n, kind)  # the scores this view shows
+if links.switch_value(COMPUTE.name):  # a link or a tour step computes them at once: no button to wait for
+    _request(asked)
+links.live(COMPUTE.name, lambda: "1" if asked in st.session_state.get("imp_requested", set()) else None)
+
 with c2:
     st.caption(
         f"Removing each of the {L * H} heads in turn costs about {ablation_cost(model):.0f} forward passes "
@@ -105,7 +114,7 @@ with c2:
         type="primary",
         key="imp_compute",
         on_click=_request,
-        args=((ctx.model_key, ds.key, n, kind),),
+        args=(asked,),
     )
 _, stored = stored_toggle(
     ctx,
@@ -121,7 +130,7 @@ if stored is not None:
     run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
     background_panel(ctx, "importance", "head importance", options)
-    if (ctx.model_key, ds.key, n, kind) not in st.session_state.get("imp_requested", set()):
+    if asked not in st.session_state.get("imp_requested", set()):
         st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
         stop_view()
     run = cache.sample_run("importance", ctx.model_key, ds.key, n, options, model, ds)

@@ -1,5 +1,9 @@
 """Model view: the spec, accuracy on the sidebar's dataset, the current input and its top-5 classes."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import numpy as np
 import pandas as pd
 import streamlit as st

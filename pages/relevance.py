@@ -1,6 +1,10 @@
 """Relevance view: which patches or words drove the prediction, by several methods side by side, with
 AttnLRP's conservation check and faithfulness scores over a dataset sample."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 from dataclasses import dataclass
 
 import numpy as np

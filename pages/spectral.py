@@ -2,6 +2,10 @@
 frequency response, rank collapse, attention-temperature what-ifs and the activation lab (the Spectral section of
 the methods document under docs/)."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -24,6 +28,7 @@ from ui.params import (
     ACT_LAYER,
     ACTIVATION,
     AMPLITUDE,
+    LAB_RATE,
     LAYERS,
     MLP_BLOCK,
     NORM,
@@ -41,7 +46,6 @@ from ui.tabs import lazy_tabs
 
 SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
 LENGTHS = (4, 8, 16, 32, 64, 128)
-FS = 4096  # activation lab: FS samples over one second, so tones in whole Hz sit on DFT bins
 
 chosen = page_context()
 st.title("Spectral")
@@ -360,7 +364,7 @@ def activation_lab() -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     choice = ACTIVATION.draw(c1)
     amp = AMPLITUDE.draw(c2)
-    text = TONES.draw(c3, label=f"Tones in Hz (whole numbers, 1–{FS // 2 - 1}, comma-separated)")
+    text = TONES.draw(c3, label=f"Tones in Hz (whole numbers, 1–{LAB_RATE // 2 - 1}, comma-separated)")
     layer = int(ACT_LAYER.draw(c4, hi=L - 1, disabled=choice != OWN_ACTIVATION))
     try:
         tones = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
@@ -369,10 +373,10 @@ def activation_lab() -> None:
         return
     try:
         r = activation_response(
-            model_activation(model, layer) if choice == OWN_ACTIVATION else choice, amp, tones, fs=FS, n=FS
+            model_activation(model, layer) if choice == OWN_ACTIVATION else choice, amp, tones, fs=LAB_RATE, n=LAB_RATE
         )
     except ValueError as e:
-        st.error(f"{e} Type tones as whole numbers of Hz between 1 and {FS // 2 - 1}, e.g. 8 or 5, 12.")
+        st.error(f"{e} Type tones as whole numbers of Hz between 1 and {LAB_RATE // 2 - 1}, e.g. 8 or 5, 12.")
         return
     name = f"L{layer} act" if choice == OWN_ACTIVATION else choice
     f0 = min(tones)
@@ -386,7 +390,7 @@ def activation_lab() -> None:
             key="spectral_wave",
         )
     with right:
-        top = min(FS / 2, max(9 * f0, 3 * max(tones)))
+        top = min(LAB_RATE / 2, max(9 * f0, 3 * max(tones)))
         show_figure(
             sf.activation_spectrum_figure(r["freq"], r["spectrum"], r["harmonics"], top),
             "one-sided amplitude spectrum 2/N |FFT| (1/N at DC): bars at the tones and the new DC and "
@@ -438,7 +442,7 @@ def activation_lab() -> None:
 
 # lazy tabs (ui.tabs.lazy_tabs): a tab runs only once opened, and the opened tabs stay drawn while the user
 # switches between them; the temperature widgets sit above the tabs, so a step redraws the open tab's figures only
-for param in (SPECTRAL_TAB, TAU, SCOPE, NORM, POINTS):
+for param in (SPECTRAL_TAB, TAU, SCOPE, NORM) + ((POINTS,) if is_image else ()):  # text: no Fourier points
     param.bind()
 LAYERS.bind(options=list(range(L)))
 if "spectral_layers" in st.session_state:  # kept while "all layers" hides its widget

@@ -1,5 +1,9 @@
 """Runs view: every stored run (model, dataset, analysis, inputs, size, time, state); show, download, delete."""
 
+from ui.navigation import route_first
+
+route_first()  # a fresh server's /<view>: through app.py before the imports below
+
 import pandas as pd
 import streamlit as st
 

@@ -39,7 +39,11 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
         options.append(opened)
     wanted = links.peek("dataset")
     if wanted and wanted not in options and Path(wanted).expanduser().exists():  # a link to the user's own data
-        options.append(wanted)
+        if refused := state.outside_link_roots(wanted):
+            links.value("dataset")
+            links.note(f"dataset={wanted!r}: {refused}; not opened.")
+        else:
+            options.append(wanted)
     DATASET.bind(name, options)  # a link opens one of these, not "Open a folder or file…"
     choice = DATASET.draw(
         scope=name, options=options + [OPEN_DATASET], format_func=lambda o: f"{o} (bundled)" if o in bundled else o

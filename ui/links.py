@@ -11,6 +11,8 @@ one message then says what was changed. After every run the URL is rewritten fro
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -24,6 +26,7 @@ SWITCHING = "_link_switching"  # True from opening a link by switching page unti
 LIVE = "_link_live"  # dict[param -> (session key, format, many)]: the parameters drawn this run, for the URL
 SHOW = "_link_show"  # this run's function that shows the link in the sidebar ("Copy link")
 ENDED = "_link_ended"  # True once this run's link is written
+MESSAGE = "_link_message"  # this run's slot (st.empty) for the one message that lists the link's changes
 VIEW = "view"  # ?view=<page>: the view, when the link's path does not name it
 PRESENT = "present"  # ?present=1: the presenter layout
 
@@ -62,10 +65,14 @@ def go_to_view() -> None:
 
 
 def begin_run() -> None:
-    """Before the sidebar: forget last run's parameters (each widget drawn now registers its own)."""
+    """Before the sidebar: forget last run's parameters (each widget drawn now registers its own) and open the slot
+    of the message that lists a link's changes, at the top of the view: a change shows there as soon as it is
+    made, before the view's heavy work."""
     st.session_state[LIVE] = {}
     st.session_state[SWITCHING] = st.session_state[ENDED] = False
     st.session_state.pop(SHOW, None)
+    st.session_state[MESSAGE] = st.empty()
+    _show_notes()
 
 
 def show_link_with(show: Callable[[str], None]) -> None:
@@ -91,8 +98,49 @@ def stop_view() -> NoReturn:
 
 
 def note(text: str) -> None:
-    """Add to the one message shown after a link is opened."""
+    """Add to the one message that lists what was changed to open a link (plain text: shown literally)."""
     st.session_state.setdefault(NOTES, []).append(text)
+    _show_notes()
+
+
+def _show_notes() -> None:
+    """Draw the link's changes so far into this run's message slot: one message, every value shown literally."""
+    from ui.text import literal
+
+    notes, slot = st.session_state.get(NOTES), st.session_state.get(MESSAGE)
+    if notes and slot is not None:
+        slot.warning(
+            "**The link was opened with changes:**\n\n" + "\n".join(f"- {literal(n)}" for n in notes),
+            icon=":material/link:",
+        )
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Number:
+    """How a link's number is read: ASCII digits only (not ٣, not nan or inf), finite. `step`: the grid the widget
+    takes (1: whole numbers; None: any number); a value between grid points opens the nearest one."""
+
+    step: float | None = None
+
+    def __call__(self, text: str) -> float:
+        t = text.strip()
+        if not _NUMBER.fullmatch(t) or not math.isfinite(v := float(t)):
+            raise ValueError(text)
+        return int(v) if self.step == 1 and v.is_integer() else v
+
+    def snap(self, v: float) -> float:
+        """The grid point nearest `v` (an int on a whole-number grid)."""
+        if self.step is None:
+            return v
+        if self.step == 1:
+            return int(round(v))
+        return round(round(v / self.step) * self.step, 10)
+
+
+integer, tenths, number = Number(1), Number(0.1), Number()
 
 
 OPTION_WIDGETS = ("selectbox", "radio", "multiselect", "segmented_control", "select_slider")
@@ -190,28 +238,45 @@ class Param:
 
 
 def _apply(p: Param, key: str, raw: str, options: list | None, lo: float | None, hi: float | None) -> None:
-    """Put the link's value `raw` of parameter p into the widget's state `key` (see Param.bind)."""
+    """Put the link's value `raw` of parameter p into the widget's state `key` (see Param.bind): each value parsed
+    (a number: finite, ASCII digits), then an option (a slider's nearest one) or clamped to [lo, hi] and snapped to
+    the widget's step; what is not valid is dropped, what was moved is noted."""
     try:
-        values = [p.parse(v) for v in raw.split(",") if v != ""] if p.many else [p.parse(raw)]
+        parsed = [p.parse(v) for v in raw.split(",") if v.strip() != ""] if p.many else [p.parse(raw)]
     except ValueError:
         note(f"{p.name}={raw!r} is not a valid value; kept the default.")
         return
+    values = [_fit(p, v, options, lo, hi) for v in parsed]
+    dropped = [v for v, f in zip(parsed, values, strict=True) if f is None]
+    if dropped:
+        shown = [p.fmt(o) for o in options or ()]
+        listed = ", ".join(shown if len(shown) <= 12 else shown[:3] + ["…"] + shown[-2:])
+        note(f"{p.name}: {', '.join(map(str, dropped))} does not exist here (choose from {listed}).")
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return
+    moved = [(v, f) for v, f in zip(parsed, values, strict=True) if f is not None and f != v]
+    if moved:
+        where = f" ({lo} to {hi})" if options is None else " (the nearest value on the slider)"
+        note(f"{p.name}={raw} is out of range; opened {', '.join(p.fmt(f) for _, f in moved)}{where}.")
+    st.session_state[key] = kept if p.many else kept[0]
+
+
+def _fit(p: Param, v: Any, options: list | None, lo: float | None, hi: float | None) -> Any:
+    """The valid value nearest `v` for p's widget: the option equal to it (a slider's nearest), or `v` clamped to
+    [lo, hi] and snapped to the widget's step; None when p's options hold nothing like it."""
     if options is not None:
-        kept = [v for v in values if v in options]
-        if len(kept) < len(values) or not kept:
-            dropped = ", ".join(str(v) for v in values if v not in options)
-            shown = [p.fmt(o) for o in options]
-            listed = ", ".join(shown if len(shown) <= 12 else shown[:3] + ["…"] + shown[-2:])
-            note(f"{p.name}: {dropped} does not exist here (choose from {listed}).")
-        if not kept:
-            return
-        values = kept
-    if lo is not None or hi is not None:
-        clamped = [min(max(v, lo if lo is not None else v), hi if hi is not None else v) for v in values]
-        if clamped != values:
-            note(f"{p.name}={raw} is out of range; opened {', '.join(map(str, clamped))} ({lo} to {hi}).")
-        values = clamped
-    st.session_state[key] = values if p.many else values[0]
+        equal = [o for o in options if o == v and isinstance(o, bool) == isinstance(v, bool)]  # 1 is not True
+        if equal:
+            return equal[0]
+        numeric = [o for o in options if isinstance(o, int | float)]
+        if p.kind == "select_slider" and isinstance(v, int | float) and numeric:
+            return min(numeric, key=lambda o: abs(o - v))
+        return None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        v = min(max(v, lo if lo is not None else v), hi if hi is not None else v)
+        return p.parse.snap(v) if isinstance(p.parse, Number) else v
+    return v
 
 
 def switch(name: str, sets: str, key: str, label: str, help: str | None = None, **args: Any) -> Param:
@@ -238,21 +303,36 @@ def value(name: str) -> str | None:
     return st.session_state.get(PENDING, {}).pop(name, None)
 
 
+def switch_value(name: str) -> bool | None:
+    """Take a pending yes/no parameter that is not a widget's (1 / 0, as a toggle's); None when the link has none,
+    or a value that is not yes/no (with a note)."""
+    text = value(name)
+    if text is None:
+        return None
+    try:
+        return flag(text)
+    except ValueError:
+        note(f"{name}={text!r} is not a valid value; kept the default.")
+        return None
+
+
 def peek(name: str) -> str | None:
     """A pending parameter, left pending."""
     return st.session_state.get(PENDING, {}).get(name)
 
 
 def clamp(name: str, text: str, lo: int, hi: int) -> int | None:
-    """An integer parameter clamped to [lo, hi] (with a note when it was changed); None if not a number."""
+    """An integer parameter, the whole number in [lo, hi] nearest it (with a note when it was changed); None if not
+    a number."""
     try:
-        v = int(text)
+        v = integer(text)
     except ValueError:
         note(f"{name}={text!r} is not a number; kept the default.")
         return None
-    if not lo <= v <= hi:
-        note(f"{name}={v} does not exist here ({lo} to {hi}); opened {min(max(v, lo), hi)}.")
-    return min(max(v, lo), hi)
+    fitted = int(integer.snap(min(max(v, lo), hi)))
+    if fitted != v:
+        note(f"{name}={text} does not exist here ({lo} to {hi}); opened {fitted}.")
+    return fitted
 
 
 def live(name: str, text: str | Callable[[], str | None] | None) -> None:
@@ -301,15 +381,12 @@ def fragment(body: Callable) -> Callable:
 
 
 def finish_run() -> str:
-    """Write this run's state into the URL, show one message for what the link could not open, and return the
-    full address of this state (for "Copy link")."""
+    """Write this run's state into the URL, add what the link set that no widget took to its message, and return
+    the full address of this state (for "Copy link")."""
     params = sync_url()
-    notes = st.session_state.get(NOTES) or []
     unused = list(st.session_state.get(PENDING) or {})  # open_link keeps view and present out
     if unused:
-        notes.append(f"{', '.join(unused)}: not shown on this view as it is now; ignored.")
-    if notes:
-        st.toast("The link was opened with changes: " + " ".join(notes), icon=":material/link:")
+        note(f"{', '.join(unused)}: not shown on this view as it is now; ignored.")
     st.session_state[PENDING], st.session_state[NOTES] = {}, []
     base = str(st.context.url or "").split("?")[0]
     return f"{base}?{urlencode(params)}" if params else base

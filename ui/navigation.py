@@ -111,6 +111,18 @@ def view_path(name: str) -> str:
     return str({v.name: v for v in available_views()}[name].path)
 
 
+def route_first() -> None:
+    """A view's first statement: when a fresh server's first request /<view> ran the view on its own (see
+    use_router), go through app.py before the view's imports (torch and the model code: seconds on a fresh
+    server, with nothing on screen)."""
+    import streamlit as st
+
+    from ui.state import SIDEBAR_CONTEXT
+
+    if SIDEBAR_CONTEXT not in st.session_state:  # app.py puts it there before it runs a view
+        use_router()
+
+
 def use_router() -> None:
     """Route a view that ran without app.py through app.py. On a fresh server whose first request is /<view>,
     Streamlit's legacy pages/ discovery runs the view on its own although the server's main script

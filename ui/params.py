@@ -8,17 +8,22 @@ from analysis.relevance import READ_AT
 from analysis.spectral import RANK_NORMS
 from ui import state
 from ui.importance_figures import ablation_label, metric_label
-from ui.links import Param, switch
+from ui.links import Param, integer, number, switch, tenths
 from ui.navigation import VIEWS
 
 OWN_ACTIVATION = "the model's own MLP activation"
 PREDICTED = -1  # the target-class option "the predicted class" (not None: a selectbox reads None as no choice)
 TAB = "Attention and Spectral: the open tab, by its title"  # one parameter, tab, in two views
+LAB_RATE = 4096  # Activation lab: samples over one second, so tones in whole Hz sit on DFT bins
 
 
-def tenths(text: str) -> float:
-    """A slider value of a link, to the slider's step of 0.1."""
-    return round(float(text), 1)
+def tone_list(text: str) -> str:
+    """A link's tones for the Activation lab: whole numbers of Hz from 1 to below the Nyquist frequency,
+    comma-separated (ValueError otherwise)."""
+    tones = [integer(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    if not tones or any(t != int(t) or not 1 <= t < LAB_RATE // 2 for t in tones):
+        raise ValueError(text)
+    return ",".join(str(int(t)) for t in tones)
 
 
 # -- the sidebar ------------------------------------------------------------------------------------------------
@@ -35,17 +40,24 @@ DATASET = Param(
     "`datasets`' save_to_disk, or a Hugging Face dataset id in your local cache.",
 )
 SPLIT = Param("split", "the dataset's split", state.SPLIT, "selectbox", "Split")
-INPUT = Param("input", "the dataset input's index (0-based)", state.INDEX, "number_input", lo=0, parse=int)
+INPUT = Param("input", "the dataset input's index (0-based)", state.INDEX, "number_input", lo=0, parse=integer)
 TEXT = Param("text", "a typed text (text models; instead of a dataset input)")
 LAYER = Param("layer", "the selected head's layer (0-based)")
 HEAD = Param("head", "the selected head (0-based)")
 SAMPLE_SIZE = Param(
-    "n", "the view's dataset sample size", "", "number_input", "Dataset sample size", lo=1, parse=int, args={"step": 16}
+    "n",
+    "the view's dataset sample size",
+    "",
+    "number_input",
+    "Dataset sample size",
+    lo=1,
+    parse=integer,
+    args={"step": 16},
 )
 PRESENT = Param("present", "1 opens the presenter layout")
 
 # -- Attention --------------------------------------------------------------------------------------------------
-QUERY = Param("query", "Attention: the query token (0 = CLS)", state.QUERY, parse=int)
+QUERY = Param("query", "Attention: the query token (0 = CLS)", state.QUERY, parse=integer)
 ATTENTION_TAB = Param(
     "tab",
     TAB,
@@ -69,7 +81,7 @@ CLUSTERS = Param(
     "Clusters",
     lo=2,
     hi=12,
-    parse=int,
+    parse=integer,
     args={"value": 6},
 )
 PATTERN_EMBEDDING = Param(
@@ -99,6 +111,7 @@ PATTERN_MAP = Param(
 )
 
 # -- Head importance --------------------------------------------------------------------------------------------
+COMPUTE = Param("compute", "Head importance: 1 computes the scores on the view's sample at once, as Compute does")
 SCORES = Param(
     "scores",
     "Head importance: the scores side by side, comma-separated (e.g. accuracy,loss,gradient_norm)",
@@ -151,7 +164,7 @@ SEED = Param(
     "Random-order seed",
     lo=0,
     hi=10_000,
-    parse=int,
+    parse=integer,
     args={"value": 0},
 )
 CLASS_SCORE = Param(
@@ -180,7 +193,7 @@ TARGET = Param(
     "selectbox",
     "Target class",
     "Explain any class, not only the predicted one (attention and rollout are the same for every class).",
-    parse=lambda t: PREDICTED if t == "predicted" else int(t),
+    parse=lambda t: PREDICTED if t == "predicted" else integer(t),
     fmt=lambda c: "predicted" if c == PREDICTED else str(c),
 )
 SCALE = Param(
@@ -252,7 +265,7 @@ TAU = Param(
     "softmax(QKᵀ / (√d · τ)): τ < 1 sharpens attention, τ > 1 flattens it towards uniform; τ = 1 is the model as "
     "trained. It applies on every tab but the lab.",
     [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0, 100.0],
-    parse=float,
+    parse=number,
     args={"value": 1.0},
 )
 SCOPE = Param(
@@ -270,7 +283,7 @@ LAYERS = Param(
     "spectral_layers",
     "multiselect",
     "Layers",
-    parse=int,
+    parse=integer,
     many=True,
 )
 NORM = Param(
@@ -316,11 +329,12 @@ AMPLITUDE = Param(
     parse=tenths,
     args={"value": 2.0, "step": 0.1},
 )
-TONES = Param(  # checked by the view, with the message a typed value gets; its label names the view's range
+TONES = Param(  # its label names the range (the view checks a typed value)
     "tones",
     "Spectral, Activation lab: the tones in Hz, comma-separated",
     "spectral_tones",
     "text_input",
+    parse=tone_list,
     args={"value": "8"},
 )
 ACT_LAYER = Param(
@@ -330,7 +344,7 @@ ACT_LAYER = Param(
     "number_input",
     "Layer",
     lo=0,
-    parse=int,
+    parse=integer,
     args={"value": 0},
 )
 MLP_BLOCK = Param(
@@ -340,7 +354,7 @@ MLP_BLOCK = Param(
     "number_input",
     "Block",
     lo=0,
-    parse=int,
+    parse=integer,
 )
 
 # -- Class embedding --------------------------------------------------------------------------------------------
@@ -375,7 +389,7 @@ BLOCK = Param(
     "Block",
     "The token class map after this block.",
     lo=1,
-    parse=int,
+    parse=integer,
 )
 PROJECTION = Param(
     "projection",
@@ -395,7 +409,7 @@ PROJ_LAYER = Param(
     "slider",
     "Layer (0 = embeddings)",
     lo=0,
-    parse=int,
+    parse=integer,
 )
 
 # every parameter and what it sets (a name two views use, such as tab, once)

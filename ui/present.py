@@ -18,6 +18,13 @@ PRESENTER_CSS = """<style>
 [data-testid="stWidgetLabel"] p { font-size: 1.25rem; }
 [data-testid="stHeading"] h1 { font-size: 3.4rem; }
 [data-testid="stHeading"] h2, [data-testid="stHeading"] h3, [data-testid="stHeading"] h4 { font-size: 2.2rem; }
+[data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p { font-size: 2.6rem; line-height: 1.25; }
+[data-testid="stSelectbox"] input, [data-testid="stMultiSelect"] input, [data-testid="stMultiSelect"] span,
+[role="option"], [data-testid="stNumberInput"] input, [data-testid="stTextInput"] input,
+[data-testid="stTextArea"] textarea { font-size: 1.25rem !important; }
+[data-testid="stSliderThumbValue"] [data-testid="stMarkdownContainer"] p { font-size: 1.25rem; line-height: 1.2; }
+[data-testid="stSliderThumbValue"] { white-space: nowrap; }
+[data-testid="stSliderTickBarMin"], [data-testid="stSliderTickBarMax"] { font-size: 1.1rem; }
 </style>"""
 
 
@@ -49,6 +56,7 @@ def for_projector(fig: go.Figure) -> go.Figure:
     for axis in (*fig.select_xaxes(), *fig.select_yaxes()):
         axis.update(tickfont_size=PRESENT_FONT, title_font_size=PRESENT_FONT, title_text=_two_lines(axis.title.text))
     fig.update_annotations(font_size=PRESENT_FONT)
+    fig.update_traces(textfont_size=PRESENT_FONT, selector=lambda t: "text" in (getattr(t, "mode", None) or ""))
     fig.update_traces(colorbar_tickfont_size=PRESENT_FONT, selector=lambda t: "colorbar" in t)
     if fig.layout.height:
         fig.update_layout(height=round(fig.layout.height * PRESENT_HEIGHT))

@@ -7,6 +7,7 @@ built in this run; run standalone (AppTest.from_file on one page) it draws the s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -22,6 +23,7 @@ from ui.present import presenter_css, presenter_toggle
 from ui.text import literal
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)  # owner/name
 
 
 def page_context() -> PageContext | None:
@@ -60,26 +62,45 @@ def _link_head(n_layers: int, n_heads: int) -> None:
     links.live("head", lambda: str(state.selected_head()[1]))
 
 
-def _link_model(builtins: list[str]) -> None:
-    """A link's model: a built-in name, or a folder / hub id typed into "load a model"; anything else is noted."""
-    wanted = links.value("model")
-    if not wanted:
-        return
-    if wanted in builtins:
-        st.session_state[state.MODEL] = wanted
-    elif "/" in wanted or Path(wanted).expanduser().exists():  # a folder or a hub id (owner/name)
-        st.session_state[state.MODEL] = LOAD_OTHER
-        st.session_state[state.CUSTOM_MODEL] = wanted
+def model_from_link() -> bool:
+    """A link's model that is not built in loads only once the user says so (a link must not make the server ask
+    the hub, or open any folder): a hub id, or a folder inside the link roots (state.link_roots), asks first in
+    the main area; anything else is refused with a note. False while the question is open: the view waits, and
+    the link's other parameters stay pending for the model they were meant for."""
+    wanted = links.peek("model")
+    builtins = list(list_models())
+    if wanted is None or wanted in builtins:
+        return True
+    current = st.session_state.get(state.MODEL, builtins[0])
+    folder = Path(wanted).expanduser()
+    refused = state.outside_link_roots(wanted) if folder.is_dir() else None
+    if refused or not (folder.is_dir() or HUB_ID.fullmatch(wanted)):
+        links.value("model")
+        why = refused or f"not a built-in model ({', '.join(builtins)}), a model folder or a hub id"
+        links.note(f"model={wanted!r}: {why}; opened {current}.")
+        return True
+    what = f"the model in the folder {folder.resolve()}" if folder.is_dir() else f"{wanted} from the Hugging Face hub"
+    with st.container(border=True, key="link_model"):
+        st.markdown(f"This link loads {literal(what)}. Load it?")
+        yes, no = st.columns(2)
+        yes.button("Load it", key="link_model_load", type="primary", on_click=_answer, args=(wanted, True))
+        no.button(f"Open with {current} instead", key="link_model_skip", on_click=_answer, args=(wanted, False))
+    return False
+
+
+def _answer(wanted: str, load: bool) -> None:
+    """Button callback of model_from_link: load the link's model (in "load a model"), or keep the current one."""
+    links.value("model")
+    if load:
+        st.session_state[state.MODEL], st.session_state[state.CUSTOM_MODEL] = LOAD_OTHER, wanted
     else:
-        links.note(
-            f"model {wanted!r} is not a built-in model ({', '.join(builtins)}), a folder or a hub id; opened "
-            f"{st.session_state.get(state.MODEL, builtins[0])}."
-        )
+        links.note(f"model={wanted!r} was not loaded (you chose to keep the model).")
 
 
 def _model_picker() -> tuple[HookedModel | None, str]:
     builtins = list(list_models())
-    _link_model(builtins)
+    if (wanted := links.value("model")) in builtins:  # model_from_link took any other
+        st.session_state[state.MODEL] = wanted
     choice = st.selectbox(
         "Model",
         builtins + [LOAD_OTHER],

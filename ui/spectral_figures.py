@@ -29,7 +29,7 @@ STREAM_COLORS = {"resid": "#1f77b4", "attn_out": "#d62728", "mlp_out": "#2ca02c"
 STREAM_NAMES = {"resid": "residual stream", "attn_out": "attention output", "mlp_out": "MLP output"}
 WHATIF_COLORS = {"model": "#1f77b4", "no skip": "#ff7f0e", "no MLP": "#2ca02c", "attention only": "#d62728"}
 # rank-collapse norm (analysis.spectral.RANK_NORMS) -> y-axis title
-RANK_AXIS = {"fro": "‖X − 1x̄ᵀ‖_F / ‖X‖_F (log)", "l1inf": "minₓ ‖X − 1xᵀ‖₁,∞ / ‖X‖₁,∞ (log)"}
+RANK_AXIS = {"fro": "‖X − 1x̄ᵀ‖<sub>F</sub> / ‖X‖<sub>F</sub> (log)", "l1inf": "minₓ ‖X − 1xᵀ‖₁,∞ / ‖X‖₁,∞ (log)"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
 LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 RESPONSE_2D_PX = 300  # the widest a head's 2-D response picture is drawn

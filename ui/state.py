@@ -21,6 +21,7 @@ SIDEBAR_CONTEXT = "_sidebar_context"
 NO_CONTEXT = "_no_context"  # str: why the sidebar has no usable model or input this run, for the page to say
 PRESENT = "presenter"  # bool: the presenter layout (larger type and figures, for a projector)
 TOUR = "tour_at"  # (tour file path, step index) of the running tour, absent when none runs
+TOUR_OPENED = "_tour_opened"  # int: how many steps were opened (a step opened again scrolls to the top again)
 TOUR_GO = "_tour_go"  # (tour file path, step index) a button asked for; the next run opens it
 DATASET = "dataset"  # (+ "_<model>") the dataset picked for a model: bundled name, recent source or OPEN
 CUSTOM_DATASET = "custom_dataset"  # str: the folder, table file or hub id typed under "Open a folder or file…"
@@ -44,6 +45,24 @@ def select_head(layer: int, head: int) -> None:
 def home() -> Path:
     """HeadScope's folder for the user's own files (recent datasets, tours): $HEADSCOPE_HOME, default ~/.headscope."""
     return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope"))
+
+
+def link_roots() -> list[Path]:
+    """The folders a link may open a model or dataset from: $HEADSCOPE_LINK_ROOTS (separated by os.pathsep),
+    default the user's home and the working folder."""
+    given = [r for r in os.environ.get("HEADSCOPE_LINK_ROOTS", "").split(os.pathsep) if r.strip()]
+    return [Path(r).expanduser().resolve() for r in given or [str(Path.home()), os.getcwd()]]
+
+
+def outside_link_roots(path: str) -> str | None:
+    """Why a link may not open the folder or file `path` (outside link_roots()), or None when it may."""
+    resolved, roots = Path(path).expanduser().resolve(), link_roots()
+    if any(resolved.is_relative_to(r) for r in roots):
+        return None
+    return (
+        f"{resolved} is outside the folders a link may open ({', '.join(map(str, roots))}; "
+        "HEADSCOPE_LINK_ROOTS names others)"
+    )
 
 
 def _recent_path() -> Path:

@@ -19,6 +19,7 @@ from ui.params import PARAMS
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
 VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
 SCALARS = (str, int, float, bool)
+FIELDS = ("title", "view", "text", "source", "try", "figure", "state")  # a [[step]]'s fields
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Step:
     source: str = ""  # the paper (or other source) the step comes from
     prompt: str = ""  # "try this": something for the audience to do
     state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.params.PARAMS) -> value
+    figure: str = ""  # the heading of the figure the step talks about (the panel scrolls to it on request)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def _text(value: object) -> str:
 
 def _step(n: int, raw: object, problems: list[str]) -> Step | None:
     """One [[step]] table -> Step, or None (with the reason in `problems`) when it cannot be shown."""
-    where = f"step {n}"
+    where = f"step {n} of the file"
+    if isinstance(raw, dict) and isinstance(raw.get("title"), str) and raw["title"].strip():
+        where += f" ({raw['title'].strip()!r})"  # the Tour view numbers the steps it shows, not the file's
     if not isinstance(raw, dict):
         problems.append(f"{where}: not a table of fields; left out.")
         return None
@@ -66,8 +70,8 @@ def _step(n: int, raw: object, problems: list[str]) -> Step | None:
         views = ", ".join(VIEW_NAMES)
         problems.append(f"{where}, field 'view': {raw['view']!r} is not a view (one of {views}); left out.")
         return None
-    for name in set(raw) - {"title", "view", "text", "source", "try", "state"}:
-        problems.append(f"{where}, field {name!r}: not a step field (title, view, text, source, try, state); ignored.")
+    for name in sorted(set(raw) - set(FIELDS)):
+        problems.append(f"{where}, field {name!r}: not a step field ({', '.join(FIELDS)}); ignored.")
     state = raw.get("state", {})
     if not isinstance(state, dict):
         problems.append(f"{where}, field 'state': must be a table of link parameters; left out.")
@@ -85,6 +89,7 @@ def _step(n: int, raw: object, problems: list[str]) -> Step | None:
         str(raw.get("source", "")).strip(),
         str(raw.get("try", "")).strip(),
         {k: _text(v) for k, v in state.items()},
+        str(raw.get("figure", "")).strip(),
     )
 
 
@@ -142,16 +147,19 @@ def open_step(path: Path, index: int) -> None:
     index = min(max(index, 0), len(tour.steps) - 1)
     step = tour.steps[index]
     st.session_state[state.TOUR] = (str(path), index)
+    st.session_state[state.TOUR_OPENED] = st.session_state.get(state.TOUR_OPENED, 0) + 1
     links.open_link(step.state, switching=True)
     st.switch_page(view_path(step.view), query_params=step.state)
 
 
 def tour_panel() -> None:
     """The running tour's current step above the view: text, source, "try this", progress, Back / Next (also
-    PageUp / PageDown, what a presentation clicker sends), a step list and End."""
+    PageUp / PageDown wherever the focus is, what a presentation clicker sends), a step list and End. A step opens
+    scrolled to the top (ui/tour_keys.js)."""
     import streamlit as st
 
     from ui import state
+    from ui.text import literal, prose
 
     if go := st.session_state.pop(state.TOUR_GO, None):
         open_step(Path(go[0]), go[1])
@@ -166,16 +174,18 @@ def tour_panel() -> None:
     step, n = tour.steps[i], len(tour.steps)
     with st.container(border=True, key="tour_panel"):
         text, nav = st.columns([4, 1])
-        text.progress((i + 1) / n, text=f"**{tour.title}** · step {i + 1} of {n}")
-        text.markdown(f"#### {step.title}\n{step.text}")
+        text.progress((i + 1) / n, text=f"**{literal(tour.title)}** · step {i + 1} of {n}")
+        text.markdown(f"#### {literal(step.title)}\n{prose(step.text)}")
         if step.source:
-            text.caption(f"Source: {step.source}")
+            text.caption(f"Source: {prose(step.source)}")
         if step.prompt:
-            text.info(f"**Try this:** {step.prompt}", icon=":material/touch_app:")
+            text.info(f"**Try this:** {prose(step.prompt)}", icon=":material/touch_app:")
+        with text:
+            _keys(data={"step": f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}", "figure": step.figure})
         nav.button(
             "Back",
             key="tour_back",
-            shortcut="PageUp",
+            help="PageUp",
             disabled=i == 0,
             width="stretch",
             on_click=request_step,
@@ -184,7 +194,7 @@ def tour_panel() -> None:
         nav.button(
             "Next",
             key="tour_next",
-            shortcut="PageDown",
+            help="PageDown",
             type="primary",
             disabled=i == n - 1,
             width="stretch",
@@ -201,6 +211,21 @@ def tour_panel() -> None:
             args=(tour.path, f"tour_jump_{i}"),
         )
         nav.button("End the tour", key="tour_end", width="stretch", on_click=end_tour)
+
+
+@functools.cache
+def _keys_component():
+    """The tour's keys and scrolling in the browser (ui/tour_keys.js), declared once."""
+    import streamlit as st
+
+    here = Path(__file__).parent
+    return st.components.v2.component(
+        "headscope_tour_keys", js=(here / "tour_keys.js").read_text(), css=(here / "tour_keys.css").read_text()
+    )
+
+
+def _keys(data: dict) -> None:
+    _keys_component()(data=data, key="tour_keys")
 
 
 def _jump(path: Path, key: str) -> None:

@@ -70,6 +70,12 @@ def plotly_array(values) -> np.ndarray:
     return np.asarray(values)
 
 
+def link_message(at: AppTest) -> str:
+    """The text of the one message that lists a link's changes ("" when none shows), as a reader sees it."""
+    return " ".join(shown(w.value) for w in at.warning if w.value.startswith("**The link was opened with changes"))
+
+
 def shown(markdown: str) -> str:
-    """What a reader sees of Markdown text whose user-supplied parts were escaped (ui.text.literal)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a reader sees of Markdown text whose user-supplied parts were escaped (ui.text.literal: backslashes,
+    and invisible word joiners that keep addresses from becoming links)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

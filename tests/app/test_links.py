@@ -3,11 +3,12 @@ open the nearest valid state with one message, the URL follows the widgets; the 
 of the shipped tours opens the state it declares, with Next / Back / End in the tour panel."""
 
 import json
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.helpers import APP, TIMEOUT, assert_clean, shown
+from tests.app.helpers import APP, TIMEOUT, assert_clean, link_message, shown
 from ui import state
 from ui.navigation import VIEWS
 from ui.params import PARAMS
@@ -102,6 +103,7 @@ LINKS = [
             "compare": "resample",
         },
     ),
+    ("importance", {"model": "digits-vit", "n": "8", "compute": "1"}),
     (
         "spectral",
         {
@@ -127,10 +129,6 @@ def url(at: AppTest) -> dict[str, str]:
     return {k: v[0] if isinstance(v, list) else v for k, v in dict(at.query_params).items()}
 
 
-def toasts(at: AppTest) -> str:
-    return " ".join(t.value for t in at.toast)
-
-
 def test_the_links_cover_every_documented_parameter():
     used = {k for _, params in LINKS for k in params} | {"view", "present"}
     assert used == set(PARAMS)
@@ -141,7 +139,7 @@ def test_a_link_reopens_its_state_and_the_url_follows(view, params):
     at = open_link({"view": view} | params)
     assert_clean(at)
     assert at.title[0].value == TITLES[view]
-    assert not toasts(at), toasts(at)
+    assert not link_message(at), link_message(at)
     assert url(at).items() >= params.items()  # the URL is rewritten from the widgets: the state took
     if view == "attention" and params["model"] == "minilm":
         assert at.session_state[state.MODEL] == "minilm" and state.HEAD in at.session_state
@@ -173,23 +171,23 @@ def test_bad_values_open_the_nearest_valid_state_with_one_message():
         }
     )
     assert_clean(at)
-    message = toasts(at)
-    assert len(at.toast) == 1
+    message = link_message(at)
+    assert len([w for w in at.warning if w.value.startswith("**The link was opened")]) == 1
     for part in (
-        "'digit-vit' is not a built-in model",
+        "model='digit-vit': not a built-in model",
         "head=99 does not exist here (0 to 3); opened 3",
         "layer='x' is not a number",
         "input=100000 is out of range",
-        "tau: 3.3 does not exist",
+        "tau=3.3 is out of range; opened 4.0 (the nearest value on the slider)",
         "tab: Nope does not exist",
         "colour: not shown on this view",
     ):
         assert part in message, (part, message)
     assert at.session_state[state.MODEL] == "digits-vit" and tuple(at.session_state[state.HEAD]) == (0, 3)
-    assert url(at)["input"] == "359" and url(at)["tau"] == "1.0"
+    assert url(at)["input"] == "359" and url(at)["tau"] == "4.0"
     unknown_view = open_link({"view": "atention"})
     assert_clean(unknown_view)
-    assert "view='atention' is not a view" in toasts(unknown_view)
+    assert "view='atention' is not a view" in link_message(unknown_view)
 
 
 def test_the_url_follows_a_widget_change_and_copy_link_shows_it():
@@ -248,7 +246,7 @@ def test_every_tour_step_opens_the_state_it_declares(path):
         at = open_link({"view": step.view} | step.state)
         assert_clean(at)
         assert at.title[0].value == TITLES[step.view], k
-        assert not toasts(at), (k, toasts(at))
+        assert not link_message(at), (k, link_message(at))
         assert url(at).items() >= step.state.items(), (k, step.state, url(at))
 
 
@@ -274,20 +272,109 @@ def test_tour_panel_next_back_and_end():
 def test_values_a_widget_cannot_take_and_a_text_for_an_image_model_are_named():
     at = open_link({"view": "spectral", "n": "many", "text": "a sentence", "tab": "Rank collapse"})
     assert_clean(at)
-    message = toasts(at)
+    message = link_message(at)
     assert "n='many' is not a valid value" in message and "text= is for text models" in message, message
     assert url(at)["n"] == "32" and "text" not in url(at)
 
 
-def test_a_model_folder_or_hub_id_in_a_link_goes_to_load_a_model():
+def test_compute_in_a_link_shows_the_scores_without_a_press():
+    at = open_link({"view": "importance", "n": "8", "compute": "1"})
+    assert_clean(at)
+    assert not any("Press **Compute head importance**" in i.value for i in at.info)
+    assert at.get("plotly_chart") and url(at)["compute"] == "1"
+    unasked = open_link({"view": "importance", "n": "8", "compute": "maybe"})
+    assert "compute='maybe' is not a valid value" in link_message(unasked) and "compute" not in url(unasked)
+    assert any("Press **Compute head importance**" in i.value for i in unasked.info)
+
+
+def test_values_that_slip_through_a_range_check_are_refused_or_moved_to_the_nearest():
+    at = open_link(
+        {
+            "view": "spectral",
+            "tab": "Activation lab",
+            "amplitude": "nan",
+            "tones": "-4,abc",
+            "act_layer": "inf",
+            "mlp_block": "1e999",
+            "input": "\u0663",  # ARABIC-INDIC DIGIT THREE
+            "layer": "1.0",
+            "head": "2.6",
+        }
+    )
+    assert_clean(at)  # no error box in the lab: the link's tones are refused, the default ones drawn
+    message = link_message(at)
+    for name, raw in [("amplitude", "nan"), ("tones", "-4,abc"), ("act_layer", "inf"), ("input", "\u0663")]:
+        assert f"{name}={raw!r} is not a valid value; kept the default" in message, (name, message)
+    assert "mlp_block='1e999' is not a valid value" in message and "head=2.6 does not exist here" in message
+    assert "layer" not in message.replace("act_layer", "")  # 1.0 is layer 1
+    shown_url = url(at)
+    assert shown_url["amplitude"] == "2.0" and shown_url["tones"] == "8" and shown_url["input"] == "0"
+    assert (shown_url["layer"], shown_url["head"]) == ("1", "3")
+    text_model = open_link({"view": "spectral", "model": "minilm", "points": "park_kim", "tab": "Rank collapse"})
+    assert_clean(text_model)
+    assert "points: not shown on this view" in link_message(text_model) and "points" not in url(text_model)
+
+
+def test_link_values_are_shown_literally_in_the_one_message():
+    at = open_link(
+        {
+            "view": "model",
+            "tab": "[Your session expired: log in again](http://example.invalid/login)",
+            "model": "![p](http://127.0.0.1:9/pixel.png)",
+            "input": "<img src=x onerror=alert(1)>",
+        }
+    )
+    assert_clean(at)
+    (box,) = [w.value for w in at.warning if w.value.startswith("**The link was opened")]
+    assert not re.search(r"(?<!\\)[\[\]()<>!]", box), box  # every bracket escaped: no link, image or HTML
+    message = link_message(at)
+    assert "tab: not shown on this view" in message
+    assert "model='![p](http://127.0.0.1:9/pixel.png)': not a built-in model" in message
+    assert "input='<img src=x onerror=alert(1)>' is not a valid value" in message
+
+
+@pytest.mark.parametrize("model", ["../../etc", "/", "~/../.."])
+def test_a_path_outside_the_link_roots_is_refused_and_the_rest_of_the_link_opens(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path))
+    at = open_link({"view": "model", "model": model, "input": "5"})
+    assert_clean(at)
+    assert f"model={model!r}: " in link_message(at) and "is outside the folders a link may open" in link_message(at)
+    assert at.session_state[state.MODEL] == "digits-vit" and url(at)["input"] == "5"
+
+
+def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypatch):
+    from models import BUILTINS, ModelLoadError
+    from ui import cache
     from ui.sidebar import LOAD_OTHER
 
-    at = open_link({"view": "model", "model": "someone/not-cached-here"})
-    assert not at.exception
-    assert at.session_state[state.MODEL] == LOAD_OTHER
-    assert at.session_state[state.CUSTOM_MODEL] == "someone/not-cached-here"
-    assert any("someone/not-cached-here" in shown(e.value) for e in at.error)  # the picker says it cannot load it
-    assert [i.value for i in at.main.info] == ["The model cannot be loaded: pick another one. The sidebar says why."]
+    asked, real = [], cache.get_model  # the models asked for that are not built in
+
+    def get_model(name, labels=None):
+        if name in BUILTINS:
+            return real(name, labels)
+        asked.append(name)
+        raise ModelLoadError(f"{name} is not here")
+
+    monkeypatch.setattr(cache, "get_model", get_model)
+    at = open_link({"view": "model", "model": "someone/not-cached-here", "input": "5"})
+    assert not at.exception and asked == []  # nothing asked the hub: the view waits for the answer
+    assert "This link loads someone/not-cached-here from the Hugging Face hub" in shown(at.markdown[0].value)
+    at.button(key="link_model_skip").click().run()
+    assert_clean(at)
+    assert "model='someone/not-cached-here' was not loaded" in link_message(at)
+    assert at.session_state[state.MODEL] == "digits-vit" and url(at)["input"] == "5"  # the rest of the link holds
+
+    monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path))
+    (tmp_path / "saved").mkdir()
+    at = open_link({"view": "model", "model": str(tmp_path / "saved")})
+    assert asked == [] and f"the model in the folder {tmp_path / 'saved'}" in shown(at.markdown[0].value)
+    at.button(key="link_model_load").click().run()
+    assert (
+        not at.exception
+        and at.session_state[state.MODEL] == LOAD_OTHER
+        and at.session_state[state.CUSTOM_MODEL] == str(tmp_path / "saved")
+    )
+    assert asked == [str(tmp_path / "saved")]
 
 
 def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch):
@@ -301,6 +388,9 @@ def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch)
     at.switch_page("pages/tour.py").run()
     at.selectbox(key="tour_file").set_value(str(tmp_path / "tours" / "mine.toml")).run()
     assert_clean(at)
-    warning = " ".join(w.value for w in at.warning)
-    assert "mine.toml has 1 problem(s)" in warning and "step 2, field 'view': 'atention'" in warning, warning
+    warning = " ".join(shown(w.value) for w in at.warning)
+    assert (
+        "mine.toml has 1 problem(s)" in warning and "step 2 of the file ('Typo'), field 'view': 'atention'" in warning
+    ), warning
     assert any("**Good**" in m.value for m in at.markdown) and not any("**Typo**" in m.value for m in at.markdown)
+    assert "Mine (1 step)" in at.selectbox(key="tour_file").options

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.faithfulness import method_label
-from tests.app.helpers import APP, TIMEOUT, assert_clean, open_view, widget
+from tests.app.helpers import APP, TIMEOUT, assert_clean, link_message, open_view, widget
 
 
 def _relevance_page(model: str, **state) -> AppTest:
@@ -94,8 +94,8 @@ def test_target_out_of_range_in_link_gives_clear_error():
     at.query_params.update(view="relevance", target="12")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    toasts = " ".join(t.value for t in at.toast)
-    assert "target: 12 does not exist here" in toasts and "predicted, 0, 1" in toasts, toasts
+    message = link_message(at)
+    assert "target: 12 does not exist here" in message and "predicted, 0, 1" in message, message
     assert any("(predicted, probability" in s.value for s in at.subheader)  # falls back to the predicted class
     assert at.query_params["target"] == "predicted"
 

@@ -61,10 +61,10 @@ def test_a_broken_tour_reports_each_step_and_field_and_keeps_the_rest(tmp_path):
     assert tour.steps[0].state == {"model": "digits-vit", "head": "1"}
     assert tour.steps[1].state == {"methods": "rollout,attnlrp"}
     text = "\n".join(tour.problems)
-    assert "step 2, field 'text'" in text
-    assert "step 3, field 'view': 'atention'" in text
-    assert "step 4, field 'state.temperature'" in text
-    assert "step 5, field 'colour'" in text and len(tour.problems) == 4
+    assert "step 2 of the file ('No text'), field 'text'" in text  # by the file's number and title: the Tour view
+    assert "step 3 of the file ('Unknown view'), field 'view': 'atention'" in text  # numbers the steps it shows
+    assert "step 4 of the file ('Bad state'), field 'state.temperature'" in text
+    assert "step 5 of the file ('Extra field, still shown'), field 'colour'" in text and len(tour.problems) == 4
 
 
 def test_a_file_that_is_not_toml_is_reported_with_the_parsers_position(tmp_path):
