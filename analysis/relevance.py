@@ -30,8 +30,8 @@ from analysis.options import Options, option
 from models import Batch, HookedModel, TextModel
 from models.lrp import ATTNLRP, CHEFER, STABILISERS, TEXT_READ_AT, Rules, lrp_forward, supports
 
-PRECISIONS = ("certified", "float64", "float32")  # chefer2021's LRP pass (see _chefer2021)
-PERTURB = 2.0**-14  # the certificate's relative move of each cancelling denominator (models.lrp.toward_zero)
+PRECISIONS = ("float64", "certified", "float32")  # chefer2021's LRP pass (see _chefer2021)
+PERTURB = 2.0**-16  # the certificate's relative move of each cancelling denominator (models.lrp.toward_zero)
 
 
 # -- requirements ----------------------------------------------------------------------------------------
@@ -58,9 +58,9 @@ def _cls_classifier(model: HookedModel) -> str | None:
 @dataclass(frozen=True)
 class CheferOptions(Options):
     precision: str = option(
-        "certified",
-        "certified: float32, and float64 for each input whose map rounding could move by more than `tolerance`; "
-        "float64: every map exact; float32: fastest, off on ~2% of inputs",
+        "float64",
+        "float64: every map exact; certified: float32, and float64 for each input whose map rounding could move by "
+        "more than `tolerance`; float32: fastest, off by more on some inputs (README)",
         choices=PRECISIONS,
     )
     tolerance: float = option(1e-2, "certified: the error allowed, as a share of the map's maximum", low=0.0, high=1.0)
@@ -200,38 +200,46 @@ def _chefer2021(
     model: HookedModel,
     batch: Batch,
     target,
-    precision: str = "certified",
+    precision: str = "float64",
     tolerance: float = 1e-2,
     stabiliser: str = "chefer",
     **_,
 ) -> torch.Tensor:
     """Chefer et al. 2021's map [B, T']. It divides by sums and activations that cancel, so a float32 pass can
-    land off the exact (float64) map (the count: bench/relevance.py). precision "float64" runs the LRP pass on
-    the model's float64 copy; "float32" on the model; "certified" runs float32 with a second rule backward
-    whose cancelling denominators are moved towards zero by PERTURB of their terms' size (models.lrp.Switch),
-    and recomputes in float64 each input whose map moved by more than tolerance / 4 of its maximum, or whose
-    predicted class is a near tie. stabiliser: safe_div's rule (Chefer's +1e-9 by default)."""
+    land off the exact (float64) map (how often: the README's bench table). precision "float64" runs the LRP
+    pass on the model's float64 copy; "float32" on the model; "certified": `certified_chefer`. stabiliser:
+    safe_div's rule (Chefer's +1e-9 by default)."""
     rules = dataclasses.replace(CHEFER, stabiliser=stabiliser)
-    readout, keep = readout_weights(model, batch), batch.token_mask[:, model.spec.n_prefix :].float()
+    if precision == "certified":
+        return certified_chefer(model, batch, target, tolerance, rules)[0]
+    twin = model.float64() if precision == "float64" else model
+    return _chefer_maps(model, batch, _chefer_rollout(twin, batch, target, rules)[0][0])
 
-    def mapped(r: torch.Tensor, rows) -> torch.Tensor:
-        return read_rows(_minus_identity(r).float(), readout[rows], model.spec.n_prefix) * keep[rows]
 
-    every = slice(None)
-    if precision != "certified":
-        twin = model.float64() if precision == "float64" else model
-        return mapped(_chefer_rollout(twin, batch, target, rules)[0][0], every)
+def certified_chefer(
+    model: HookedModel, batch: Batch, target=None, tolerance: float = 1e-2, rules: Rules = CHEFER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chefer's maps [B, T'] within `tolerance` (of each map's maximum) of the float64 maps, at about float32
+    cost: a float32 pass, with a second rule backward whose cancelling denominators move towards zero by PERTURB
+    of their terms' size (models.lrp.Switch); each input whose map that moves by more than tolerance / 4, or whose
+    predicted class is a near tie, is recomputed on the float64 copy. Returns (maps, refined [B] bool)."""
     (rolled, moved), tgt, logits = _chefer_rollout(model, batch, target, rules, PERTURB)
-    maps = mapped(rolled, every)
-    refine = (mapped(moved, every) - maps).abs().amax(1) > tolerance / 4 * maps.abs().amax(1)
+    maps = _chefer_maps(model, batch, rolled)
+    refined = (_chefer_maps(model, batch, moved) - maps).abs().amax(1) > tolerance / 4 * maps.abs().amax(1)
     if target is None:
         top2 = logits.float().topk(min(2, logits.shape[1]), -1).values
-        refine |= top2[:, 0] - top2[:, -1] < 1e-4 * top2.abs().amax(1).clamp_min(1.0)
-    rows = refine.nonzero()[:, 0]
-    if len(rows):
-        exact = _chefer_rollout(model.float64(), batch.select(rows.tolist()), tgt[rows], rules)[0][0]
-        maps[rows] = mapped(exact, rows)
-    return maps
+        refined |= top2[:, 0] - top2[:, -1] < 1e-4 * top2.abs().amax(1).clamp_min(1.0)
+    rows = refined.nonzero()[:, 0].tolist()
+    if rows:
+        part = batch.select(rows)
+        maps[rows] = _chefer_maps(model, part, _chefer_rollout(model.float64(), part, tgt[rows], rules)[0][0])
+    return maps, refined
+
+
+def _chefer_maps(model: HookedModel, batch: Batch, rolled: torch.Tensor) -> torch.Tensor:
+    """Chefer's rollout [B, T, T] -> the map [B, T'] (float32) along the readout rows, padding 0."""
+    keep = batch.token_mask[:, model.spec.n_prefix :].to(model.device).float()
+    return read_rows(_minus_identity(rolled).float(), readout_weights(model, batch), model.spec.n_prefix) * keep
 
 
 def _attnlrp(model: HookedModel, batch: Batch, target, read_at: str = "words", **_) -> torch.Tensor:
