@@ -460,7 +460,7 @@ def test_chefer_map_is_computed_in_float64_on_a_copy(digits_vit):
 def test_certified_chefer_maps_are_within_the_tolerance_of_the_float64_maps(digits_vit):
     """precision="certified": float32 maps, each input whose map a perturbed second backward moves
     recomputed in float64; every map lands within `tolerance` of its float64 map, also on digits whose float32
-    map is off by more (4, 38, 42, 55, 124, 129: measured with bench/relevance.py)."""
+    map is off by more (4, 38, 42, 55, 124, 129: checked first)."""
     ds = load_dataset("digits", "test")
     batch = digits_vit.prepare([ds.inputs[i] for i in [4, 38, 42, 55, 124, 129, *range(10)]])
     exact = torch.as_tensor(explain(digits_vit, batch, "chefer2021", precision="float64")).double()
