@@ -14,7 +14,8 @@ graph, so that a second backward over the same forward can give the ordinary gra
              to each operand (so q, k get 1/4 of the plain gradient and v gets 1/2); adds: plain.
     CHEFER   (Chefer et al. CVPR 2021) linear: alpha=1, beta=0; LayerNorm, activations, softmax:
              relevance passes through unchanged; matmuls: gradient x input, halved per operand;
-             residual adds: split by each operand's share, renormalised to the incoming total.
+             residual adds: split by each operand's share, renormalised to the incoming total; every
+             division by Chefer's safe_divide (+1e-9 whatever the sign; stabiliser="signed": away from zero).
 
 The forward is the adapter's own block forward by hand (`HookedModel.attend` and `block_tail`, pre-LN for
 ViT/DeiT, post-LN for BERT-family encoders). The attention rules (the two matmuls, the softmax) are hooks of
