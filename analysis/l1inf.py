@@ -69,10 +69,22 @@ def _lower_bound(p: tuple, q: tuple) -> float:
 
 
 def l1inf_minimum(X) -> tuple[float, np.ndarray]:
-    """min over x of ||X - 1 x^T||_{1,inf} and the minimising x; X [T, D] (float64 internally)."""
+    """min over x of ||X - 1 x^T||_{1,inf} and the minimising x; X [T, D] (float64 internally). The LPs see X
+    centred on its token mean and scaled to a largest entry of 1, so their absolute tolerances are relative to
+    the residual (the problem is equivariant to both); the mean and the coordinate-wise median are candidates."""
     X = np.asarray(X, dtype=np.float64)
     if X.shape[0] < 2:
         return 0.0, X[0] if len(X) else np.zeros(X.shape[1])
+    centre = X.mean(0)
+    scale = float(np.abs(X - centre).max())
+    if scale == 0.0:
+        return 0.0, centre
+    value, x = _scaled_minimum((X - centre) / scale)
+    return value * scale, x * scale + centre
+
+
+def _scaled_minimum(X: np.ndarray) -> tuple[float, np.ndarray]:
+    """l1inf_minimum's search on X [T, D] centred and scaled to entries of size 1."""
     lp = _BoundaryLP(X)
     best = [np.inf, X.mean(0)]
 
@@ -82,7 +94,8 @@ def l1inf_minimum(X) -> tuple[float, np.ndarray]:
             best[:] = [a * b, x]
         return a, b
 
-    a_min = float(np.abs(X - np.median(X, 0)).sum(0).max())  # each column's least abs-sum sits at its median
+    point(X.mean(0))
+    a_min = point(np.median(X, 0))[0]  # each column's least abs-sum sits at its median
     b_min = point(lp.solve(0.0, 1.0))[1]
     # boundary points (A, B, mu): mu * A + B is least there, i.e. the line of slope -mu through it supports the set
     p = (*point(lp.solve(0.0, 1.0, a_max=a_min * (1 + RTOL))), np.inf)  # least A, then least B

@@ -28,9 +28,10 @@ from analysis.attribution import Method, RelevanceError, resolve_target, target_
 from analysis.captum_methods import CAPTUM_METHODS
 from analysis.options import Options, option
 from models import Batch, HookedModel, TextModel
-from models.lrp import ATTNLRP, CHEFER, TEXT_READ_AT, Rules, lrp_forward, supports
+from models.lrp import ATTNLRP, CHEFER, STABILISERS, TEXT_READ_AT, Rules, lrp_forward, supports
 
-PRECISIONS = ("float64", "float32")  # chefer2021's LRP pass: exact, or float32 (see _chefer2021)
+PRECISIONS = ("float64", "certified", "float32")  # chefer2021's LRP pass (see _chefer2021)
+PERTURB = 2.0**-16  # the certificate's relative move of each cancelling denominator (models.lrp.toward_zero)
 
 
 # -- requirements ----------------------------------------------------------------------------------------
@@ -57,7 +58,14 @@ def _cls_classifier(model: HookedModel) -> str | None:
 @dataclass(frozen=True)
 class CheferOptions(Options):
     precision: str = option(
-        "float64", "float64: the exact map; float32: faster, off on ~2% of inputs", choices=PRECISIONS
+        "float64",
+        "float64: every map exact; certified: float32, and float64 for each input whose map rounding could move by "
+        "more than `tolerance`; float32: fastest, off by more on some inputs (README)",
+        choices=PRECISIONS,
+    )
+    tolerance: float = option(1e-2, "certified: the error allowed, as a share of the map's maximum", low=0.0, high=1.0)
+    stabiliser: str = option(
+        "chefer", "chefer: +1e-9 on every denominator (Chefer's code); signed: 1e-9 away from zero", choices=STABILISERS
     )
 
 
@@ -188,30 +196,79 @@ def _gradcam(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
     return (w * rows_a).mean(1).clamp(min=0)
 
 
-def _chefer2021(model: HookedModel, batch: Batch, target, precision: str = "float64", **_) -> torch.Tensor:
-    """Chefer et al. 2021's map. precision "float64" (default) runs the LRP pass with the network in float64:
-    the map divides by sums and activations that cancel, and a float32 pass lands more than 0.01 (of the
-    map's maximum) off the exact map on about 2% of inputs (8 of 360 digits, 11 of 500 shapes; one digits
-    map correlates 0.33 with the exact one; bench/relevance.py prints the count and the cost)."""
-    rolled = _minus_identity(_chefer_rollout(model.float64() if precision == "float64" else model, batch, target))
-    rolled = rolled.float()
-    return read_rows(rolled, readout_weights(model, batch), model.spec.n_prefix)
+def _chefer2021(
+    model: HookedModel,
+    batch: Batch,
+    target,
+    precision: str = "float64",
+    tolerance: float = 1e-2,
+    stabiliser: str = "chefer",
+    **_,
+) -> torch.Tensor:
+    """Chefer et al. 2021's map [B, T']. It divides by sums and activations that cancel, so a float32 pass can
+    land off the exact (float64) map (how often: the README's bench table). precision "float64" runs the LRP
+    pass on the model's float64 copy; "float32" on the model; "certified": `certified_chefer`. stabiliser:
+    safe_div's rule (Chefer's +1e-9 by default)."""
+    rules = dataclasses.replace(CHEFER, stabiliser=stabiliser)
+    if precision == "certified":
+        return certified_chefer(model, batch, target, tolerance, rules)[0]
+    twin = model.float64() if precision == "float64" else model
+    return _chefer_maps(model, batch, _chefer_rollout(twin, batch, target, rules)[0][0])
+
+
+def certified_chefer(
+    model: HookedModel, batch: Batch, target=None, tolerance: float = 1e-2, rules: Rules = CHEFER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chefer's maps [B, T'] within `tolerance` (of each map's maximum) of the float64 maps, at about float32
+    cost: a float32 pass, with a second rule backward whose cancelling denominators move towards zero by PERTURB
+    of their terms' size (models.lrp.Switch); each input whose map that moves by more than tolerance / 4, or whose
+    predicted class is a near tie, is recomputed on the float64 copy. Returns (maps, refined [B] bool)."""
+    (rolled, moved), tgt, logits = _chefer_rollout(model, batch, target, rules, PERTURB)
+    maps = _chefer_maps(model, batch, rolled)
+    refined = (_chefer_maps(model, batch, moved) - maps).abs().amax(1) > tolerance / 4 * maps.abs().amax(1)
+    if target is None:
+        top2 = logits.float().topk(min(2, logits.shape[1]), -1).values
+        refined |= top2[:, 0] - top2[:, -1] < 1e-4 * top2.abs().amax(1).clamp_min(1.0)
+    rows = refined.nonzero()[:, 0].tolist()
+    if rows:
+        part = batch.select(rows)
+        maps[rows] = _chefer_maps(model, part, _chefer_rollout(model.float64(), part, tgt[rows], rules)[0][0])
+    return maps, refined
+
+
+def _chefer_maps(model: HookedModel, batch: Batch, rolled: torch.Tensor) -> torch.Tensor:
+    """Chefer's rollout [B, T, T] -> the map [B, T'] (float32) along the readout rows, padding 0."""
+    keep = batch.token_mask[:, model.spec.n_prefix :].to(model.device).float()
+    return read_rows(_minus_identity(rolled).float(), readout_weights(model, batch), model.spec.n_prefix) * keep
 
 
 def _attnlrp(model: HookedModel, batch: Batch, target, read_at: str = "words", **_) -> torch.Tensor:
     return lrp_relevance(model, batch, ATTNLRP, target, read_at)[0]
 
 
-def _chefer_rollout(model: HookedModel, batch: Batch, target) -> torch.Tensor:
+def _chefer_rollout(
+    model: HookedModel, batch: Batch, target, rules: Rules = CHEFER, perturb: float = 0.0
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Chefer et al. 2021's rollout [B, T, T] of mean_h (grad A * R_A)^+, from one forward with Chefer's
     rules: its plain backward gives the gradients at the maps, its rule backward the LRP relevance R_A
-    at the maps (starting from R = 1 at the target logit)."""
-    fwd = lrp_forward(model, batch, CHEFER)
-    y = target_scores(fwd.logits, resolve_target(model, fwd.logits.detach(), target))
+    at the maps (starting from R = 1 at the target logit). Returns ([rollout] and, with perturb > 0, the
+    rollout of a second rule backward with perturbed denominators; target [B]; logits [B, C])."""
+    fwd = lrp_forward(model, batch, rules)
+    logits = fwd.logits.detach()
+    tgt = resolve_target(model, logits, target)
+    y = target_scores(fwd.logits, tgt)
     grads = torch.stack(fwd.plain_grad(y.sum(), fwd.attn))
-    seed = y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))
-    cams = torch.stack([a.detach() * g for a, g in zip(fwd.attn, torch.autograd.grad(seed.sum(), fwd.attn))])
-    return weighted_rollout(cams, grads)
+    seed = (y / torch.where(y.detach().abs() > 1e-6, y.detach(), torch.ones_like(y))).sum()
+
+    def rolled(again: bool) -> torch.Tensor:
+        rule = torch.autograd.grad(seed, fwd.attn, retain_graph=again)
+        return weighted_rollout(torch.stack([a.detach() * g for a, g in zip(fwd.attn, rule)]), grads)
+
+    out = [rolled(perturb > 0)]
+    if perturb > 0 and fwd.rules.switch is not None:
+        fwd.rules.switch.perturb = perturb
+        out.append(rolled(False))
+    return out, tgt, logits
 
 
 def _minus_identity(r: torch.Tensor) -> torch.Tensor:

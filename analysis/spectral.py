@@ -75,9 +75,10 @@ def fourier_profile(features, grid: tuple[int, int], n_prefix: int = 1) -> dict[
 
     features [..., B, T, D] (n_prefix tokens, then the h*w patches in row-major order). Per input:
     F = log(|fft2| + 1e-6) over (h, w), fftshift, mean over channels, the diagonal from the centre to the
-    Nyquist corner, minus its value at frequency 0. Returns "freq" [n+1] (normalised frequency, 1 = pi,
-    n = min(h, w) // 2), "profile" [..., n+1] (batch mean), "per_input" [..., B, n+1], and "variance"
-    [..., B]: the feature-map variance over (h, w), averaged over channels."""
+    Nyquist corner (an odd grid has no Nyquist bin: to its last bin, (1 - 1/n) pi), minus its value at frequency
+    0. Returns "freq" [n+1] (normalised frequency, 1 = pi, n = min(h, w) // 2), "profile" [..., n+1] (batch
+    mean), "per_input" [..., B, n+1], and "variance" [..., B]: the feature-map variance over (h, w), averaged
+    over channels."""
     h, w = grid
     x = _t(features).float()[..., n_prefix:, :]
     if x.shape[-2] != h * w:
@@ -179,13 +180,15 @@ def attention_response(
 
 
 def park_kim_points(freq, profile) -> tuple[np.ndarray, np.ndarray]:
-    """`fourier_profile`'s curve at Park & Kim's points, to compare a figure with theirs: their code reads the
-    fftshifted diagonal from the centre to the last index, one step short of the Nyquist corner (per axis
-    (1 - 2/n) pi on an n x n grid: 0.75 pi for 8 x 8, 6/7 pi for 14 x 14), and draws those points evenly from
-    0 to an axis end it calls 1.0 pi. freq [n+1], profile [..., n+1] -> (their axis [n] from 0 to 1, profile
-    [..., n])."""
+    """`fourier_profile`'s curve at Park & Kim's points, to compare a figure with theirs: their code rolls the
+    spectrum by int(n/2) and reads `diag()[int(n/2):]`, from the centre to the last index: on an even n x n grid
+    one step short of the Nyquist corner ((1 - 2/n) pi per axis: 0.75 pi for 8 x 8, 6/7 pi for 14 x 14), on an
+    odd one every point of `fourier_profile` (the last bin, (1 - 1/n) pi: 6/7 pi for 7 x 7); it draws them evenly
+    from 0 to an axis end it calls 1.0 pi. freq [K], profile [..., K] -> (their axis [k] from 0 to 1, profile
+    [..., k]), k = K - 1 (even grid) or K (odd)."""
     freq, profile = np.asarray(freq), np.asarray(profile)
-    return freq[:-1] / freq[-2], profile[..., :-1]
+    k = len(freq) - 1 if np.isclose(freq[-1], 1.0) else len(freq)
+    return freq[:k] / freq[k - 1], profile[..., :k]
 
 
 def high_frequency_gain(gain, freq) -> torch.Tensor:

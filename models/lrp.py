@@ -14,7 +14,8 @@ graph, so that a second backward over the same forward can give the ordinary gra
              to each operand (so q, k get 1/4 of the plain gradient and v gets 1/2); adds: plain.
     CHEFER   (Chefer et al. CVPR 2021) linear: alpha=1, beta=0; LayerNorm, activations, softmax:
              relevance passes through unchanged; matmuls: gradient x input, halved per operand;
-             residual adds: split by each operand's share, renormalised to the incoming total.
+             residual adds: split by each operand's share, renormalised to the incoming total; every
+             division by Chefer's safe_divide (+1e-9 whatever the sign; stabiliser="signed": away from zero).
 
 The forward is the adapter's own block forward by hand (`HookedModel.attend` and `block_tail`, pre-LN for
 ViT/DeiT, post-LN for BERT-family encoders). The attention rules (the two matmuls, the softmax) are hooks of
@@ -44,13 +45,20 @@ from models.vision import VisionModel
 _ACTIVATIONS = (nn.Tanh, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid)
 
 
-def safe_div(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
-    """a / (b + eps * sign(b)): 0 where b == 0 (Chefer's safe_divide; any non-finite quotient becomes 0).
-    a broadcasts to b's shape. Float ops on one new tensor: boolean masks (where, ==) are several times
-    slower on CPU."""
-    den = b.sign()
-    torch.add(b, den, alpha=eps, out=den)
-    return torch.div(a, den, out=den).nan_to_num_(0.0, 0.0, 0.0)
+STABILISERS = ("chefer", "signed")  # how safe_div keeps a denominator off zero: Chefer's rule first (the default)
+
+
+def safe_div(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9, stabiliser: str = "chefer") -> torch.Tensor:
+    """a / (b + eps), 0 where b == 0: Chefer's safe_divide, +eps whatever b's sign (eps again where b + eps
+    is 0); stabiliser "signed": a / (b + eps * sign(b)), which never moves a denominator towards zero. Any
+    non-finite quotient becomes 0. a broadcasts to b's shape."""
+    if stabiliser == "signed":  # float ops on one new tensor: boolean masks are several times slower on CPU
+        den = b.sign()
+        torch.add(b, den, alpha=eps, out=den)
+        return torch.div(a, den, out=den).nan_to_num_(0.0, 0.0, 0.0)
+    den = b + eps
+    den.add_(den.eq(0), alpha=eps)
+    return torch.div(a, den).mul_(b.ne(0)).nan_to_num_(0.0, 0.0, 0.0)
 
 
 def with_grad(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
@@ -59,15 +67,30 @@ def with_grad(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
 
 
 class Switch:
-    """Shared by the rule Functions of one rule-modified forward: while `plain` is set, their backward is
-    the ordinary gradient (through the operation's own graph) instead of the rule."""
+    """Shared by the rule Functions of one rule-modified forward. While `plain` is set, their backward is the
+    ordinary gradient (through the operation's own graph) instead of the rule. `stabiliser`: safe_div's rule
+    for the rules' own divisions (STABILISERS). While `perturb` > 0, every denominator that can cancel moves
+    towards zero by perturb times the size of its terms (`toward_zero`): a second backward so perturbed
+    shows how far rounding in the denominators can move the relevance (analysis.relevance's certificate)."""
 
-    def __init__(self):
-        self.plain = False
+    def __init__(self, stabiliser: str = "chefer"):
+        self.plain, self.stabiliser, self.perturb = False, stabiliser, 0.0
 
 
 def _plain(switch: Switch | None) -> bool:
     return switch is not None and switch.plain
+
+
+def _stabiliser(switch: Switch | None) -> str:
+    return "chefer" if switch is None else switch.stabiliser
+
+
+def toward_zero(d: torch.Tensor, size: Callable[[], torch.Tensor], switch: Switch | None) -> torch.Tensor:
+    """d moved towards zero by switch.perturb * size() (the summed magnitudes of d's terms; same shape or
+    broadcast), across zero where |d| is smaller; d itself when the switch does not perturb."""
+    if switch is None or not switch.perturb:
+        return d
+    return d - d.sign() * (switch.perturb * size())
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -90,20 +113,25 @@ def scale_grad(x: torch.Tensor, c: float, switch: Switch | None = None) -> torch
 
 class _Passthrough(torch.autograd.Function):
     """Identity rule for an elementwise y = f(x): returns y; relevance moves unchanged from y_i to x_i
-    (backward: gradient f(x)/x instead of f'(x); none to y). x, y: the same shape."""
+    (backward: gradient f(x)/x instead of f'(x); none to y). x, y: the same shape. The division is the
+    gradient form's, not one of Chefer's (his identity rules divide by nothing): it keeps the signed
+    stabiliser. cancels: x is a sum that can cancel (a norm's input, attention logits), so a perturbing switch
+    moves it towards zero by its row's largest magnitude."""
 
     @staticmethod
-    def forward(ctx, x, y, switch):
+    def forward(ctx, x, y, switch, cancels=False):
         ctx.save_for_backward(x, y)
-        ctx.switch = switch
+        ctx.switch, ctx.cancels = switch, cancels
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx, g):
         if _plain(ctx.switch):
-            return None, g, None
+            return None, g, None, None
         x, y = ctx.saved_tensors
-        return safe_div(y, x).mul_(g), None, None
+        if ctx.cancels:
+            x = toward_zero(x, lambda: x.abs().amax(-1, keepdim=True), ctx.switch)
+        return safe_div(y, x, stabiliser="signed").mul_(g), None, None, None
 
 
 class _AlphaBetaLinear(torch.autograd.Function):
@@ -125,7 +153,8 @@ class _AlphaBetaLinear(torch.autograd.Function):
         x, y, w, bias = ctx.saved_tensors
         ax, aw = x.abs(), w.abs()
         z2 = F.linear(ax, aw, None if bias is None else -bias).add_(y)  # 2 z = x W^T + |x| |W|^T
-        s_half = safe_div(y, z2, 2e-9).mul_(g)
+        z2 = toward_zero(z2, lambda: 2 * F.linear(ax, aw), ctx.switch)
+        s_half = safe_div(y, z2, 2e-9, _stabiliser(ctx.switch)).mul_(g)
         # s W+ where x > 0, s W- where x < 0: (s W + sign(x) s |W|) / 2, two matmuls either way
         return (s_half @ w).addcmul_(torch.sign(x, out=ax), s_half @ aw), None, None, None, None
 
@@ -146,11 +175,13 @@ class _RenormalisedAdd(torch.autograd.Function):
             return g, g, None
         a, b = ctx.saved_tensors
         dims = tuple(range(1, g.dim()))
-        ra, rb = (a * g).sum(dims, keepdim=True), (b * g).sum(dims, keepdim=True)
-        total = ra + rb
-        norm = ra.abs() + rb.abs()
-        fa = safe_div(safe_div(ra.abs(), norm) * total, ra)
-        fb = safe_div(safe_div(rb.abs(), norm) * total, rb)
+        ra, rb = ((t * g).sum(dims, keepdim=True) for t in (a, b))
+        ra, rb = (
+            toward_zero(r, lambda t=t: (t * g).abs().sum(dims, keepdim=True), ctx.switch) for r, t in ((ra, a), (rb, b))
+        )
+        total, norm, rule = ra + rb, ra.abs() + rb.abs(), _stabiliser(ctx.switch)
+        fa = safe_div(safe_div(ra.abs(), norm, stabiliser=rule) * total, ra, stabiliser=rule)
+        fb = safe_div(safe_div(rb.abs(), norm, stabiliser=rule) * total, rb, stabiliser=rule)
         return g * fa, g * fb, None
 
 
@@ -165,6 +196,7 @@ class Rules(BlockRules):
     softmax_identity: bool  # softmax passes relevance unchanged (else: AttnLRP's rule = plain gradient)
     renormalise_adds: bool  # Chefer's residual rule (else: plain gradient x input)
     matmul_share: float = 0.5
+    stabiliser: str = "chefer"  # safe_div's rule for the rules' divisions (STABILISERS)
     switch: Switch | None = field(default=None, compare=False, repr=False)  # set per forward by lrp_forward
 
     def linear(
@@ -177,7 +209,7 @@ class Rules(BlockRules):
 
     def norm(self, x: torch.Tensor, y: torch.Tensor, y_frozen: Callable[[], torch.Tensor]) -> torch.Tensor:
         """y: the norm's output; y_frozen(): the same computed with the normaliser detached."""
-        return _Passthrough.apply(x, y, self.switch) if self.norm_identity else with_grad(y, y_frozen())
+        return _Passthrough.apply(x, y, self.switch, True) if self.norm_identity else with_grad(y, y_frozen())
 
     def act(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _Passthrough.apply(x, y, self.switch)
@@ -199,7 +231,7 @@ class Rules(BlockRules):
             scores[name.rsplit(".", 1)[0]] = x
 
         def softmax(probs: torch.Tensor, name: str) -> torch.Tensor:
-            return _Passthrough.apply(scores.pop(name.rsplit(".", 1)[0]), probs, self.switch)
+            return _Passthrough.apply(scores.pop(name.rsplit(".", 1)[0]), probs, self.switch, True)
 
         points: list[tuple[str, HookFn]] = [("hook_q", share), ("hook_k", share), ("hook_z", share)]
         if self.softmax_identity:
@@ -307,7 +339,7 @@ def lrp_forward(model: HookedModel, batch: Batch, rules: Rules, read_at: str = "
     if read_at not in TEXT_READ_AT:
         raise ValueError(f"Unknown read_at {read_at!r}: use one of {', '.join(TEXT_READ_AT)}.")
     batch = batch.to(model.device)
-    rules = replace(rules, switch=Switch())
+    rules = replace(rules, switch=Switch(rules.stabiliser))
     embedding_sum = None
     with model.lock, torch.enable_grad(), module_rules(model, rules):
         if isinstance(model, TextModel) and read_at == "words":

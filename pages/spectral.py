@@ -113,19 +113,18 @@ def fourier_section(cur: dict, smp: dict | None) -> None:
     labels, kinds = list(src["state_labels"]), list(src["state_kinds"])
     theirs = POINTS.draw() == "park_kim"
     if theirs:
-        end_freq = float(freq[-2])
-        freq, prof = park_kim_points(freq, prof)
+        axis, prof = park_kim_points(freq, prof)
+        end_freq, freq = float(freq[len(axis) - 1]), axis
         x_title = f"frequency (Park & Kim's axis: 1 = {end_freq:.2f}π per axis)"
         end, end_text = "their end", f"their end point ({end_freq:.2f}π per axis)"
     else:
-        x_title, end, end_text = sf.NYQUIST_AXIS, "(π, π)", "the Nyquist corner (π, π)"
+        x_title, end, end_text = sf.diagonal_end(float(freq[-1]))
     left, right = st.columns(2)
     with left:
         show_figure(
             sf.fourier_profile_figure(freq, prof, labels, x_title=x_title),
             "relative log amplitude of the patch feature maps along the diagonal of their 2-D spectrum, from 0 "
             f"to {end_text}"
-            + ("" if theirs else " (π on each axis, √2·π in radius)")
             + ", one line per sublayer from shallow (dark) to deep (yellow); lower at the end = fewer fine details.",
             pd.DataFrame(prof, index=labels, columns=[f"{f:.2f}" for f in freq]).reset_index(names="state"),
             "fourier_profile",

@@ -305,9 +305,13 @@ POINTS = Param(
     "spectral_points",
     "radio",
     "Frequency points",
-    "Park & Kim's code reads the diagonal one step short of the Nyquist corner, at (1 − 2/n)·π per axis on an n × n "
-    "grid, and draws it on an axis whose end it calls 1.0π.",
-    {"nyquist": "to the Nyquist corner (π, π)", "park_kim": "Park & Kim's (to compare with their figures)"},
+    "Park & Kim's code reads the diagonal one step short of the Nyquist corner, at (1 − 2/n)·π per axis on an even "
+    "n × n grid (on an odd one, which has no Nyquist bin, to its last bin (1 − 1/n)·π, as here), and draws it on an "
+    "axis whose end it calls 1.0π.",
+    {
+        "nyquist": "to the Nyquist corner (π, π; odd grids: their last bin)",
+        "park_kim": "Park & Kim's (to compare with their figures)",
+    },
     args={"horizontal": True},
 )
 ACTIVATION = Param(

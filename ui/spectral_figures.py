@@ -81,6 +81,20 @@ def depth_colors(n: int) -> list[str]:
 NYQUIST_AXIS = "frequency along the diagonal, per axis<br>(×π; 1 = the Nyquist corner (π, π))"
 
 
+def diagonal_end(top: float) -> tuple[str, str, str]:
+    """(axis title, short name, caption words) for a Fourier profile whose last point is `top` π per axis: the
+    Nyquist corner (π, π) on an even grid; an odd grid has no Nyquist bin, and ends at its last bin (1 − 1/n)π."""
+    if np.isclose(top, 1.0):
+        return NYQUIST_AXIS, "(π, π)", "the Nyquist corner (π, π) (π on each axis, √2·π in radius)"
+    corner = f"({top:.2f}π, {top:.2f}π)"
+    return (
+        f"frequency along the diagonal, per axis<br>(×π; it ends at the last bin {corner}: an odd grid has no "
+        "Nyquist bin)",
+        corner,
+        f"the last bin of the diagonal {corner} (an odd grid has no Nyquist corner)",
+    )
+
+
 def fourier_profile_figure(
     freq: np.ndarray, profiles: np.ndarray, labels: Sequence[str], height: int = 380, x_title: str = NYQUIST_AXIS
 ) -> go.Figure:

@@ -71,3 +71,18 @@ def test_concurrent_analyses_on_one_model_equal_each_alone(name, data, request):
         together = list(pool.map(lambda k: (k, calls[k]()), jobs))
     wrong = sorted({k for k, got in together if not _same(got, alone[k])})
     assert not wrong, f"changed by a concurrent call: {wrong}"
+
+
+def test_the_float64_pass_never_changes_what_other_calls_see(minilm):
+    """Issue 35, item 5: while one thread runs chefer2021's float64 pass over and over, the embedding another
+    thread reads (faithfulness's perturbed inputs) stays the shared model's float32 one, every time."""
+    from analysis.faithfulness import _inputs
+
+    batch = minilm.prepare(["The patient was given insulin.", "Wine samples were analysed for alcohol."])
+    alone = _inputs(minilm, batch)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        lrp = pool.submit(lambda: [explain(minilm, batch, "chefer2021", precision="float64") for _ in range(8)])
+        seen = [_inputs(minilm, batch) for _ in range(400)]
+        lrp.result()
+    assert all(x.dtype == torch.float32 and torch.equal(x, alone) for x in seen)
+    assert next(minilm.net.parameters()).dtype == torch.float32

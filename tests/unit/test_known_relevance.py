@@ -10,7 +10,7 @@ from analysis.attention import rollout
 from analysis.attribution import token_attributions
 from analysis.relevance import explain
 from models import Batch
-from models.lrp import CHEFER, lrp_forward
+from models.lrp import CHEFER, STABILISERS, Switch, _RenormalisedAdd, lrp_forward, safe_div
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,41 @@ def test_chefer2021_rolls_out_gradient_times_lrp_relevance_at_the_maps(tiny_vit,
     expected = r[:, 0, 1:].numpy()
     got = explain(tiny_vit, batch, "chefer2021", target=target, precision="float32")
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+
+
+def _chefer_safe_divide(a: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
+    """Chefer et al.'s safe_divide (Transformer-Explainability, layers_ours.py), with its 1e-9 as eps."""
+    den = b.clamp(min=eps) + b.clamp(max=eps)
+    den = den + den.eq(0).type(den.type()) * eps
+    return a / den * b.ne(0).type(b.type())
+
+
+@pytest.mark.parametrize("eps", [1e-9, 0.5])
+def test_safe_div_follows_chefers_rule_or_the_signed_one(eps):
+    """Chefer's rule adds +eps whatever the denominator's sign (the default); "signed" adds eps away from zero."""
+    b = torch.tensor([0.0, 2.0, -2.0, -eps, eps / 2, -eps / 2, -3 * eps], dtype=torch.float64)
+    a = torch.linspace(-1, 2, len(b), dtype=torch.float64)
+    torch.testing.assert_close(safe_div(a, b, eps), _chefer_safe_divide(a, b, eps), rtol=1e-12, atol=0)
+    signed = torch.where(b == 0, 0.0, a / (b + eps * torch.sign(b)))
+    torch.testing.assert_close(safe_div(a, b, eps, "signed"), signed, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("stabiliser", STABILISERS)
+def test_residual_rule_is_chefers_add_relprop(stabiliser):
+    """Chefer's Add.relprop: a's relevance a*S (S = R / (a + b)) rescaled so that a's share of sum R is
+    |sum a*S| / (|sum a*S| + |sum b*S|), each division by the chosen stabiliser; sums near -1e-9 tell the two apart."""
+    a = torch.tensor([[-1e-9, 3e-9, -3e-9], [-2e-9, 0.5e-9, 0.5e-9]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[1.0, -0.5, 0.25], [2e-9, -1e-9, 1.0]], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    _RenormalisedAdd.apply(a, b, Switch(stabiliser)).backward(g)
+
+    def div(x, y):
+        return _chefer_safe_divide(x, y, 1e-9) if stabiliser == "chefer" else x / (y + 1e-9 * torch.sign(y))
+
+    for i in range(2):  # Chefer's code takes one input at a time
+        ra, rb, total = a[i].detach() * g[i], b[i].detach() * g[i], ((a[i] + b[i]).detach() * g[i]).sum()
+        norm = ra.sum().abs() + rb.sum().abs()
+        want_a = ra * div(div(ra.sum().abs(), norm) * total, ra.sum())
+        want_b = rb * div(div(rb.sum().abs(), norm) * total, rb.sum())
+        torch.testing.assert_close(a[i].detach() * a.grad[i], want_a, rtol=1e-6, atol=0)
+        torch.testing.assert_close(b[i].detach() * b.grad[i], want_b, rtol=1e-6, atol=0)

@@ -97,3 +97,17 @@ def test_rank_collapse_l1inf_uses_the_real_tokens_only():
         X = x[b, :n].double().numpy()
         assert float(got[b]) == pytest.approx(l1inf_minimum(X)[0] / composite(X, np.zeros(5)), rel=1e-5)
     assert bool((got <= 1.0).all()) and bool((got < S.rank_collapse(x, mask, norm="fro") * 10).all())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_residuals_are_solved_to_their_own_scale(seed):
+    """Nearly rank-one matrices (every token the same vector, plus 1e-9 noise): the residual's minimum is the
+    noise's own minimum (X + 1 c^T has the same residual; the norm scales), never above the token mean's or the
+    coordinate-wise median's, whatever the LP's absolute tolerances."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(10, 6))
+    X = np.outer(np.ones(10), 10 * rng.normal(size=6)) + 1e-9 * noise
+    value, x = l1inf_minimum(X)
+    assert value == pytest.approx(1e-9 * l1inf_minimum(noise)[0], rel=1e-5)
+    assert value <= min(composite(X, X.mean(0)), composite(X, np.median(X, 0)))
+    assert composite(X, x) == pytest.approx(value, rel=1e-6)

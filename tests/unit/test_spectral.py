@@ -141,18 +141,21 @@ def test_fourier_profile_matches_park_and_kim_recipe():
         S.fourier_profile(x, (5, 5))
 
 
-def test_park_and_kim_points_are_their_diagonal_and_axis():
-    """Their code: fftshift, then the diagonal from the centre index n/2 to the last index n-1 (one step short
-    of the Nyquist corner), minus its first value, drawn evenly from 0 to 1 ("1.0 pi")."""
-    n = 8
+@pytest.mark.parametrize("n", [5, 7, 8, 14])
+def test_park_and_kim_points_are_their_diagonal_and_axis(n):
+    """Their code (how-do-vits-work, fourier_analysis): log(|fft2| + 1e-6), torch.roll by int(n/2) on both axes,
+    mean over channels, `diag()[int(n/2):]` minus its first value, drawn on np.linspace(0, 1) ("1.0 pi"). On an
+    even grid that stops one step short of the Nyquist corner; an odd grid has no Nyquist bin and keeps its last."""
     x = torch.randn(2, 3, 1 + n * n, 4)
     fp = S.fourier_profile(x, (n, n))
     axis, theirs = S.park_kim_points(fp["freq"].numpy(), fp["per_input"].numpy())
     maps = x[..., 1:, :].transpose(-1, -2).unflatten(-1, (n, n)).double()
-    f = torch.fft.fftshift(torch.log(torch.fft.fft2(maps).abs() + 1e-6), dim=(-2, -1)).mean(-3)
-    diag = torch.diagonal(f, dim1=-2, dim2=-1)[..., n // 2 :]  # centre (DC) to the last index
+    f = torch.roll(torch.log(torch.fft.fft2(maps).abs() + 1e-6), shifts=(int(n / 2), int(n / 2)), dims=(-2, -1))
+    diag = torch.diagonal(f.mean(-3), dim1=-2, dim2=-1)[..., int(n / 2) :]
     assert np.allclose(theirs, (diag - diag[..., :1]).numpy(), atol=1e-5)
-    assert np.allclose(axis, np.linspace(0, 1, n // 2)) and float(fp["freq"][-2]) == 0.75  # (1 - 2/n) pi
+    assert np.allclose(axis, np.linspace(0, 1, diag.shape[-1]))
+    last = fp["freq"][diag.shape[-1] - 1]  # their last point, x pi per axis: (1 - 2/n) even, (1 - 1/n) odd
+    assert float(last) == pytest.approx(1 - (2 if n % 2 == 0 else 1) / n)
 
 
 # -- rank collapse ----------------------------------------------------------------------------------------
@@ -379,3 +382,13 @@ def test_pure_attention_stack_collapses_on_the_real_model(digits_vit, digits_bat
     assert ratios["attention only"][-1].mean() < 0.1 < ratios["model"][-1].mean()
     with pytest.raises(ValueError, match="unknown what-if"):
         S.rank_collapse_whatif(digits_vit, digits_batch, ["no attention"])
+
+
+@pytest.mark.parametrize(("n", "end"), [(7, "(0.86π, 0.86π)"), (8, "(π, π)")])
+def test_the_profile_end_is_named_for_the_grid(n, end):
+    """The profile's last point is the Nyquist corner (π, π) on an even grid, the last bin (1 - 1/n)π on an odd one."""
+    from ui.spectral_figures import diagonal_end
+
+    freq = S.fourier_profile(torch.randn(1, 1 + n * n, 2), (n, n))["freq"]
+    title, short, words = diagonal_end(float(freq[-1]))
+    assert short == end and end in words and ("Nyquist corner (π, π)" in title) == (n % 2 == 0)
