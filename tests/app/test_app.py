@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from data import load_dataset
-from tests.app.helpers import APP, TIMEOUT, open_view
+from tests.app.helpers import APP, TIMEOUT, open_view, shown
 from ui.navigation import available_views
 
 
@@ -213,7 +213,7 @@ def test_the_tour_view_names_the_users_tour_folder():
 
     at = open_view("pages/tour.py")
     assert not at.exception
-    assert any(f"{os.environ['HEADSCOPE_HOME']}/tours" in c.value for c in at.caption)
+    assert any(f"{os.environ['HEADSCOPE_HOME']}/tours" in shown(c.value) for c in at.caption)
 
 
 def test_a_progress_bar_says_the_time_left():
