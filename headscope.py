@@ -1,8 +1,10 @@
 """HeadScope's command line: precompute dataset-scale runs, manage the store, start the app.
 
-    python -m headscope precompute --model digits-vit --dataset digits --analyses importance,relevance
-    python -m headscope runs [list | show KEY | delete KEY | export KEY --to DIR]
-    python -m headscope app [streamlit options]
+    headscope precompute --model digits-vit --dataset digits --analyses importance,relevance
+    headscope runs [list | show KEY | delete KEY | export KEY --to DIR | verify [KEY]]
+    headscope app [streamlit options]
+
+(`python -m headscope` is the same command.)
 
 The work lives in runs/ (the store and the jobs); this module only parses arguments and prints.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
+STORE_HELP = "the store folder (default: $HEADSCOPE_STORE, else $HEADSCOPE_HOME/runs, HEADSCOPE_HOME being ~/.headscope)"
 
 
 def _split(text: str) -> list[str]:
@@ -119,7 +122,7 @@ def _parser(analyses: bool = True) -> argparse.ArgumentParser:
         help="inputs to analyse (default: all; else the dataset's seeded sample of n, as the app's views use)",
     )
     pre.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    pre.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
+    pre.add_argument("--store", default=None, help=STORE_HELP)
     pre.add_argument("--force", action="store_true", help="recompute even if a finished run has the same key")
     pre.add_argument(
         "--threads",
@@ -151,7 +154,7 @@ def _parser(analyses: bool = True) -> argparse.ArgumentParser:
     runs.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export", "verify"])
     runs.add_argument("key", nargs="?", help="the run's key (first column of `runs list`)")
     runs.add_argument("--to", default=None, help="export: the folder to write CSV tables and NPZ arrays to")
-    runs.add_argument("--store", default=None, help="the store folder (default: $HEADSCOPE_STORE or ./headscope-runs)")
+    runs.add_argument("--store", default=None, help=STORE_HELP)
 
     sub.add_parser("app", help="start the app (= streamlit run app.py); extra options go to streamlit", add_help=False)
     return p
@@ -258,7 +261,7 @@ def _runs(args) -> int:
     if args.action == "list":
         index = store.index()
         if index.empty:
-            print(f"No runs in {store.root}.")
+            print(f"No runs in {' or '.join(map(str, store.folders))}.")
         else:
             with pd.option_context("display.width", 200, "display.max_columns", 20):
                 print(index.drop(columns=["params"]).to_string(index=False))
@@ -329,6 +332,11 @@ def _verify(store, key: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["app"]:
+        if not (ROOT / "app.py").is_file():  # an installed wheel carries the library and this command, not the app
+            return _fail(
+                "the app runs from a checkout of HeadScope: clone it, then in its folder `pip install -r "
+                "requirements.txt && streamlit run app.py` (this install has the library, precompute and runs)."
+            )
         return subprocess.call([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *argv[1:]])
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = _parser(analyses=argv[:1] == ["precompute"]).parse_args(argv)

@@ -26,17 +26,22 @@ MAX_NPZ_MB = 200
 page_context()  # draws the sidebar, which this view does not need otherwise
 st.title("Runs")
 st.caption(
-    f"Dataset-scale results computed once and stored in **{store().root.resolve()}** (`--store` or "
-    "`HEADSCOPE_STORE` moves it): by `python -m headscope precompute`, or by a view's background run. A view "
+    f"Dataset-scale results computed once and stored in **{store().root.resolve()}** (`HEADSCOPE_STORE` or "
+    "`--store` moves it): by `headscope precompute`, from any folder, or by a view's background run. A view "
     "shows a stored run by itself when the sidebar's model and dataset match it. Select a run to see its "
     "files, download or delete it."
 )
+for old in store().also:
+    st.info(
+        f"Also listed: the runs in **{old}**, this folder's `headscope-runs` (earlier versions' store). "
+        f"Move them into {store().root.resolve()} to see them from any folder."
+    )
 
 index = store().index()
 if index.empty:
     st.info(
         "No stored runs yet. Start one from the Head importance view (**Run … in the background**) or on the "
-        "command line: `python -m headscope precompute --model digits-vit --dataset digits --analyses "
+        "command line: `headscope precompute --model digits-vit --dataset digits --analyses "
         "importance,relevance`."
     )
     stop_view()
@@ -104,7 +109,7 @@ if m.state == "done":
     else:
         st.caption(
             f"The arrays take {size:.0f} MB: read them from {run.root / 'arrays'} (numpy .npy files) or "
-            f"export with `python -m headscope runs export {key}`."
+            f"export with `headscope runs export {key}`."
         )
 
 

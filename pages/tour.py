@@ -6,6 +6,7 @@ route_first()  # a fresh server's /<view>: through app.py before the imports bel
 
 import streamlit as st
 
+from runs.store import home
 from ui import state
 from ui.links import stop_view
 from ui.navigation import VIEWS
@@ -14,7 +15,7 @@ from ui.text import literal, prose
 from ui.tour import read_tour, request_step, tour_files
 
 page_context()  # the sidebar (a tour step sets its model and input)
-yours = literal(str(state.home() / "tours"))
+yours = literal(str(home() / "tours"))
 st.title("Tour")
 st.caption(
     "A tour walks through the views in the states a teacher chose, one step at a time: what to look at, why, the "

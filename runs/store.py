@@ -34,16 +34,31 @@ import numpy as np
 import pandas as pd
 
 FORMAT_VERSION = 3  # bump when what a job stores changes: runs of another version are not reused or shown
-DEFAULT_STORE = "headscope-runs"
+OLD_STORE = "headscope-runs"  # earlier versions' default store, in the working folder: still read where it exists
 
 
 class StoreError(RuntimeError):
     """The store cannot be used (unwritable, full, damaged) or a run is busy; the message says what to do."""
 
 
+def home() -> Path:
+    """HeadScope's folder for the user's own files (the store, recent datasets, tours): $HEADSCOPE_HOME, default
+    ~/.headscope."""
+    return Path(os.environ.get("HEADSCOPE_HOME") or Path.home() / ".headscope").expanduser()
+
+
 def default_store() -> Path:
-    """$HEADSCOPE_STORE, else ./headscope-runs."""
-    return Path(os.environ.get("HEADSCOPE_STORE", DEFAULT_STORE)).expanduser()
+    """$HEADSCOPE_STORE, else $HEADSCOPE_HOME/runs: one store for the app and the command line, from any folder."""
+    return Path(os.environ.get("HEADSCOPE_STORE") or home() / "runs").expanduser()
+
+
+def old_store() -> Path | None:
+    """./headscope-runs, earlier versions' default store, when the working folder has one and the store is the
+    default one (no --store or $HEADSCOPE_STORE): the default store reads its runs too, so none is lost."""
+    old = Path(OLD_STORE)
+    if os.environ.get("HEADSCOPE_STORE") or not old.is_dir() or old.resolve() == default_store().resolve():
+        return None
+    return old.resolve()
 
 
 def run_key(model_fingerprint: str, dataset_key: str, analysis: str, params: dict) -> str:
@@ -339,13 +354,22 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
 
 
 class Store:
-    """A folder of runs."""
+    """A folder of runs, `root`, where runs are written; the default store (no root given) also reads the runs of
+    old_store(), the folders listed in `also`."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root else default_store()
+        self.also = [] if root else [p for p in [old_store()] if p is not None]
+
+    @property
+    def folders(self) -> list[Path]:
+        """root, then the folders whose runs it reads too."""
+        return [self.root, *self.also]
 
     def run(self, key: str) -> Run:
-        return Run(self.root / key)
+        """The run of this key: in the first folder that has it (root first), else a new one in root."""
+        found = next((f / key for f in self.folders if (f / key / "manifest.json").exists()), None)
+        return Run(found or self.root / key)
 
     def open_or_create(self, manifest: Manifest) -> Run:
         """The run of manifest.key, created when new (an unwritable or full store raises StoreError)."""
@@ -362,9 +386,14 @@ class Store:
         return run
 
     def runs(self) -> list[Run]:
-        if not self.root.is_dir():
-            return []
-        return [Run(p) for p in sorted(self.root.iterdir()) if (p / "manifest.json").exists()]
+        """Every run of root and `also`, by key; a key in two folders is root's."""
+        found: dict[str, Path] = {}
+        for folder in self.folders:
+            if folder.is_dir():
+                for p in sorted(folder.iterdir()):
+                    if (p / "manifest.json").exists():
+                        found.setdefault(p.name, p)
+        return [Run(found[key]) for key in sorted(found)]
 
     def find(self, key: str) -> Run | None:
         """The finished, intact run of this key (in this format version), or None (a damaged one is computed again

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from runs.store import home
+
 MODEL = "model_name"  # str: built-in name, folder or hub id of the current model
 CUSTOM_MODEL = "custom_model"  # str: what the user typed in "load a model"
 LABELS = "text_labels"  # dict[model name -> tuple of label names] for prompt-head text models
@@ -40,11 +42,6 @@ def selected_head() -> tuple[int, int]:
 
 def select_head(layer: int, head: int) -> None:
     st.session_state[HEAD] = (int(layer), int(head))
-
-
-def home() -> Path:
-    """HeadScope's folder for the user's own files (recent datasets, tours): $HEADSCOPE_HOME, default ~/.headscope."""
-    return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".headscope"))
 
 
 def link_roots() -> list[Path]:

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ui import state
+from runs.store import home
 from ui.navigation import VIEWS
 from ui.params import PARAMS
 
@@ -44,7 +44,7 @@ class Tour:
 
 def tour_files() -> list[Path]:
     """The shipped tours, then the user's own ($HEADSCOPE_HOME/tours, default ~/.headscope/tours), by name."""
-    return [p for d in (TOURS_DIR, state.home() / "tours") if d.is_dir() for p in sorted(d.glob("*.toml"))]
+    return [p for d in (TOURS_DIR, home() / "tours") if d.is_dir() for p in sorted(d.glob("*.toml"))]
 
 
 def _text(value: object) -> str:

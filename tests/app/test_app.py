@@ -139,6 +139,31 @@ def test_runs_view_lists_shows_and_deletes_a_stored_run(digits_vit):
     assert run.root.name not in list(Store().index()["key"])
 
 
+def test_the_app_lists_the_runs_precompute_wrote_from_another_folder(tmp_path, monkeypatch, capsys):
+    """With the default settings (no HEADSCOPE_STORE), `headscope precompute` in one folder and the app started in
+    another share $HEADSCOPE_HOME/runs; the app's folder's ./headscope-runs (earlier versions' store) is listed
+    too, and the Runs view says so."""
+    import headscope
+
+    monkeypatch.delenv("HEADSCOPE_STORE")
+    monkeypatch.setenv("HEADSCOPE_HOME", str(tmp_path / "home"))
+    keys = []
+    for folder, store in (("cli", []), ("app", ["--store", "headscope-runs", "--analyses", "attention"])):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        args = ["precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "8", *store]
+        assert headscope.main(args) == 0
+        keys.append(capsys.readouterr().out.split()[0])  # the run's key, first on its line
+    at = _app()
+    at.switch_page("pages/stored_runs.py").run()
+    assert not at.exception and not at.error
+    assert sorted(at.dataframe[0].value["key"]) == sorted(keys)
+    assert [i.value for i in at.info] == [
+        f"Also listed: the runs in **{tmp_path / 'app' / 'headscope-runs'}**, this folder's `headscope-runs` (earlier "
+        f"versions' store). Move them into {tmp_path / 'home' / 'runs'} to see them from any folder."
+    ]
+
+
 def test_model_view_uses_a_stored_predictions_run_and_lists_the_worst_inputs(digits_vit):
     from runs import Store
     from runs.jobs import run_job

@@ -317,6 +317,56 @@ def test_cli_runs_list_show_export_delete(capsys, tmp_path):
     assert Store(tmp_path).index().empty
 
 
+def _default_store(monkeypatch, home: Path, cwd: Path) -> None:
+    """A user with the default settings ($HEADSCOPE_HOME at `home`, no $HEADSCOPE_STORE) working in `cwd`."""
+    monkeypatch.delenv("HEADSCOPE_STORE", raising=False)
+    monkeypatch.setenv("HEADSCOPE_HOME", str(home))
+    cwd.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(cwd)
+
+
+def test_the_default_store_is_one_place_for_every_folder(tmp_path, monkeypatch, capsys):
+    """`headscope precompute` in one folder and `headscope runs` in another use $HEADSCOPE_HOME/runs."""
+    _default_store(monkeypatch, tmp_path / "home", tmp_path / "a")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's headscope, from another working folder
+    done = subprocess.run(
+        [sys.executable, "-m", "headscope", "precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.split()[0]
+    assert (tmp_path / "home" / "runs" / key / "manifest.json").is_file() and not (
+        tmp_path / "a" / "headscope-runs"
+    ).exists()
+    monkeypatch.chdir(tmp_path)
+    assert headscope.main(["runs", "list"]) == 0 and key in capsys.readouterr().out
+    assert Store().root == tmp_path / "home" / "runs" and Store().also == []
+
+
+def test_the_default_store_reads_the_working_folders_old_headscope_runs(
+    digits_vit, digits, tmp_path, monkeypatch, capsys
+):
+    """Earlier versions stored runs in ./headscope-runs: the default store lists, reuses and deletes them too;
+    a chosen store ($HEADSCOPE_STORE or --store) reads only itself."""
+    _default_store(monkeypatch, tmp_path / "home", tmp_path / "work")
+    old = _run(digits_vit, digits, tmp_path / "work" / "headscope-runs", "importance", n=16)
+    new = _run(digits_vit, digits, Store().root, "attention", n=16)
+    key = old.root.name
+    store = Store()
+    assert store.also == [tmp_path / "work" / "headscope-runs"]
+    assert sorted(store.index()["key"]) == sorted([key, new.root.name])
+    assert store.find(key) is not None and store.run(key).root == old.root  # a rerun reuses it, computes nothing
+    assert headscope.main(["runs", "list"]) == 0 and key in capsys.readouterr().out
+    monkeypatch.setenv("HEADSCOPE_STORE", str(Store().root))
+    assert Store().also == [] and list(Store().index()["key"]) == [new.root.name]
+    monkeypatch.delenv("HEADSCOPE_STORE")
+    assert list(Store(tmp_path / "home" / "runs").index()["key"]) == [new.root.name]
+    Store().delete(key)
+    assert not old.root.exists()
+
+
 def test_run_rows_cover_all_or_the_views_sample(digits):
     assert np.array_equal(run_rows(digits, None), np.arange(len(digits)))
     assert np.array_equal(run_rows(digits, 10), digits.sample_rows(10))
