@@ -2,7 +2,10 @@
 itself back through others (imports inside functions count too)."""
 
 import ast
+import os
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("data", "models", "analysis", "runs", "ui")
@@ -92,3 +95,43 @@ def test_requirements_txt_is_in_step_with_pyproject():
     assert pins[0] == ["torch", "2.13.0"]
     outside = [f"{name}=={v} not in {r}" for (name, v), (_, r) in zip(pins, wanted) if v not in SpecifierSet(r)]
     assert not outside, outside
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_library_and_the_command_not_the_app(tmp_path):
+    """`pip install .` (a wheel) installs the packages, headscope.py, their data (the built-in checkpoints among it)
+    and the `headscope` command, and not the app (app.py, pages/, tours/), which runs from a checkout, as the README
+    says: from another folder the installed command computes a run of a built-in model, and `headscope app` says
+    where the app runs."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    for name in tracked:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src], check=True)
+    [wheel] = (tmp_path / "dist").glob("headscope-*.whl")
+    files = zipfile.ZipFile(wheel).namelist()
+    library = {f for f in tracked if f.split("/")[0] in PACKAGES and "/" in f} | {"headscope.py"}
+    assert {f for f in files if ".dist-info/" not in f} == library
+    entry = next(f for f in files if f.endswith(".dist-info/entry_points.txt"))
+    assert "headscope = headscope:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+    subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", wheel], check=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}  # the installed copy, not this checkout
+
+    def headscope(*args: str) -> subprocess.CompletedProcess:
+        command = [tmp_path / "site" / "bin" / "headscope", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert headscope("--help").returncode == 0
+    app = headscope("app")
+    assert app.returncode == 2 and "the app runs from a checkout" in app.stderr, app.stderr
+    run = headscope("precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "8", "--store", "store")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "store" / run.stdout.split()[0] / "arrays").is_dir()  # a finished run
