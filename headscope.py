@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-STORE_HELP = "the store folder (default: $HEADSCOPE_STORE, else $HEADSCOPE_HOME/runs, HEADSCOPE_HOME being ~/.headscope)"
+STORE_HELP = "the store folder (default: $HEADSCOPE_STORE, else $HEADSCOPE_HOME/runs; HEADSCOPE_HOME: ~/.headscope)"
 
 
 def _split(text: str) -> list[str]:

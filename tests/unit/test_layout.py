@@ -78,17 +78,36 @@ def test_the_app_is_served_for_a_lecture_room():
     assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
 
 
-def test_requirements_txt_is_in_step_with_pyproject():
-    """requirements.txt (what `pip install -r requirements.txt && streamlit run app.py` installs) pins exactly the
-    direct dependencies of pyproject.toml, torch first, each pin inside pyproject.toml's own range."""
+def _requirements_script():
+    """scripts/requirements.py as a module."""
     import importlib.util
-
-    from packaging.specifiers import SpecifierSet
 
     spec = importlib.util.spec_from_file_location("requirements_script", ROOT / "scripts" / "requirements.py")
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_every_dependency_has_a_floor_inside_its_range():
+    """scripts/floors.sh installs name==floor of each direct dependency (scripts/requirements.py --floors): each
+    must have one, and pyproject.toml's range must allow it."""
+    from packaging.specifiers import SpecifierSet
+
+    script = _requirements_script()
+    floors = [line.split("==") for line in script.floors()]
+    ranges = script.dependencies()
+    assert [name for name, _ in floors] == [name for name, _ in ranges]
+    outside = [f"{name}=={v} not in {r}" for (name, v), (_, r) in zip(floors, ranges) if v not in SpecifierSet(r)]
+    assert not outside, outside
+
+
+def test_requirements_txt_is_in_step_with_pyproject():
+    """requirements.txt (what `pip install -r requirements.txt && streamlit run app.py` installs) pins exactly the
+    direct dependencies of pyproject.toml, torch first, each pin inside pyproject.toml's own range."""
+    from packaging.specifiers import SpecifierSet
+
+    script = _requirements_script()
     pins = [line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
     wanted = script.dependencies()
     assert [name for name, _ in pins] == [name for name, _ in wanted], "run python scripts/requirements.py"
@@ -135,3 +154,19 @@ def test_the_wheel_carries_the_library_and_the_command_not_the_app(tmp_path):
     run = headscope("precompute", "--model", "digits-vit", "--dataset", "digits", "--n", "8", "--store", "store")
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "store" / run.stdout.split()[0] / "arrays").is_dir()  # a finished run
+
+
+def test_every_relative_link_in_the_docs_resolves_to_a_file():
+    """Every relative link [text](target) of README.md and the other Markdown files (docs/, tours/, ...) names a file
+    or folder of the repository (an anchor after # is not checked)."""
+    import re
+
+    folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".")]  # not .venv
+    pages = [ROOT / "README.md", *sorted(p for d in folders for p in d.rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#")[0]
+            if path and not re.match(r"[a-z]+:", path) and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
