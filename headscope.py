@@ -132,7 +132,7 @@ def _parser(analyses: bool = True) -> argparse.ArgumentParser:
     )
     if analyses:
         _option_flags(pre.add_argument_group("the analyses' options (each goes to the analyses that have it)"))
-    scale = pre.add_argument_group("scale out on Ray (see the README's Scale out section)")
+    scale = pre.add_argument_group("scale out on Ray (see docs/ray.md)")
     scale.add_argument(
         "--ray",
         metavar="local|auto|ADDRESS",

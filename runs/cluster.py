@@ -341,7 +341,7 @@ def connect(address: str, cpus: int | None = None):
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(
             f"Could not reach a Ray cluster at {address!r} ({e}). Start one with `ray start --head` "
-            "(see the README's Scale out section) or use --ray local."
+            "(see docs/ray.md) or use --ray local."
         ) from e
     try:
         yield

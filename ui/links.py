@@ -2,7 +2,7 @@
 
 The view is the URL's path (/attention, /spectral, ...; `?view=attention` works too). The sidebar's parameters
 are model, dataset, split, input (a dataset input's index), text (a typed text), layer and head (the selected
-head) and query (the query token); each view adds its own options (ui.params, PARAMS in the README). A link is read on a
+head) and query (the query token); each view adds its own options (ui.params; docs/links.md). A link is read on a
 session's first run (and when the tour opens a step): each parameter is applied where its widget is drawn,
 checked against that widget's options, and a value that does not exist is replaced by the nearest valid one;
 one message then says what was changed. After every run the URL is rewritten from the widgets' values.
@@ -149,7 +149,7 @@ RANGE_WIDGETS = ("slider", "number_input")
 
 @dataclass(frozen=True)
 class Param:
-    """A link parameter, declared once (ui.params): its name in the URL, what it sets (the README's table) and, for a
+    """A link parameter, declared once (ui.params): its name in the URL, what it sets (docs/links.md's table) and, for a
     widget's parameter, the widget: its session key, kind (the Streamlit function: "selectbox", "slider", "toggle",
     "tabs", ...), label, help, options (a dict: value -> the label shown) or range [lo, hi], how a URL value is read
     (`parse`; `many`: a comma-separated list) and written (`fmt`), and its other fixed arguments (`args`).

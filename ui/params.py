@@ -1,5 +1,5 @@
 """Every link parameter, declared once (ui.links.Param): what it sets and, for a widget's, the widget a view draws
-from it with `.draw(...)`. PARAMS is the README's table of link parameters."""
+from it with `.draw(...)`. PARAMS is the table of link parameters in docs/links.md."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def _step(n: int, raw: object, problems: list[str]) -> Step | None:
         ok = isinstance(value, SCALARS) or (isinstance(value, list) and all(isinstance(v, SCALARS) for v in value))
         if name not in PARAMS or not ok:
             why = "not a link parameter" if name not in PARAMS else "must be a number, text, or a list of them"
-            problems.append(f"{where}, field 'state.{name}': {why} (see the README's link parameters); left out.")
+            problems.append(f"{where}, field 'state.{name}': {why} (see docs/links.md); left out.")
             return None
     return Step(
         raw["title"].strip(),

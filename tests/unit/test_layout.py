@@ -170,3 +170,32 @@ def test_every_relative_link_in_the_docs_resolves_to_a_file():
             if path and not re.match(r"[a-z]+:", path) and not (page.parent / path).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_the_readmes_layout_names_every_file_once_and_no_other():
+    """README.md's Layout block: each folder's entry names each of that folder's files exactly once (the packages,
+    analysis/units, pages and scripts; __init__.py and the checkpoints aside), and no file that is not there."""
+    import re
+    import subprocess
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    entries: dict[str, str] = {}
+    for line in block.strip().splitlines():
+        if not line.startswith(" "):
+            folder, _, line = line.partition(" ")
+            entries[folder] = ""
+        entries[folder] += " " + line
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    wrong = []
+    for folder in [*(f"{p}/" for p in PACKAGES), "analysis/units/", "pages/", "scripts/"]:
+        files = {f.removeprefix(folder) for f in tracked if f.startswith(folder) and "/" not in f.removeprefix(folder)}
+        files.discard("__init__.py")
+        text = entries.get(folder, "")
+        for name in sorted(files):
+            count = len(re.findall(rf"(?<![\w./]){re.escape(name)}(?!\w)", text))
+            if count != 1:
+                wrong.append(f"{folder}{name} named {count} times")
+        named = set(re.findall(r"(?<![\w./])(\w+\.(?:py|js|css|tsv|sh))(?!\w)", text))
+        wrong += [f"{folder}{name} named but not there" for name in sorted(named - files)]
+    assert not wrong, wrong
