@@ -2,8 +2,8 @@
 # The version floors of pyproject.toml, checked: a throwaway venv gets every direct dependency at its floor (pip's
 # counterpart of uv's --resolution lowest-direct: the constraints name==floor of `scripts/requirements.py --floors`;
 # what they depend on resolves as usual), HeadScope installed editable (`headscope --help` must then work), and runs
-# the unit tests. That costs 1 to 2 minutes of install and 10 to 25 of tests on 2 shared cores, so scripts/test.sh
-# runs it only when pyproject.toml changed since it last passed on this machine (a stamp per pyproject.toml hash in
+# the unit tests. That costs 1 to 2 minutes of install and 5 (a quiet 2-core machine) to 25 (a busy one) of tests, so
+# scripts/test.sh runs it only when pyproject.toml changed since it last passed on this machine (a stamp per hash in
 # ~/.cache/headscope): a floor moves with pyproject.toml, while code that needs a newer version than its floor is
 # found at the next change of pyproject.toml, or by HEADSCOPE_FLOORS=1, which runs it anyway (0 skips it).
 set -euo pipefail
