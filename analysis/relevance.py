@@ -206,7 +206,7 @@ def _chefer2021(
     **_,
 ) -> torch.Tensor:
     """Chefer et al. 2021's map [B, T']. It divides by sums and activations that cancel, so a float32 pass can
-    land off the exact (float64) map (how often: the README's bench table). precision "float64" runs the LRP
+    land off the exact (float64) map (how often: docs/performance.md's table). precision "float64" runs the LRP
     pass on the model's float64 copy; "float32" on the model; "certified": `certified_chefer`. stabiliser:
     safe_div's rule (Chefer's +1e-9 by default)."""
     rules = dataclasses.replace(CHEFER, stabiliser=stabiliser)
