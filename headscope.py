@@ -28,6 +28,23 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def flag(option: str) -> str:
+    """The command-line flag of a unit option: batch_size -> --batch-size."""
+    return "--" + option.replace("_", "-")
+
+
+def option_args(options) -> list[str]:
+    """The command-line words of unit options ((name, value) pairs) as `precompute` reads them back: a list as
+    A,B, a bool as --name / --no-name."""
+    words = []
+    for name, value in options:
+        if isinstance(value, bool):
+            words.append(flag(name) if value else flag(f"no_{name}"))
+        else:
+            words += [flag(name), _shown(tuple(value) if isinstance(value, list) else value)]
+    return words
+
+
 def _option_flags(group) -> None:
     """One flag per option of the units (analysis.units), generated from their Options fields: `--methods`
     applies to every analysis that has `methods`. Flags not given are left to each unit's default."""
@@ -56,7 +73,7 @@ def _option_flags(group) -> None:
         listed = f"; from {', '.join(map(str, choices))}" if choices is not None and many else ""
         where = "every analysis" if len(analyses) == len(units) else ", ".join(analyses)
         group.add_argument(
-            "--" + name.replace("_", "-"),
+            flag(name),
             dest=f"option_{name}",
             default=argparse.SUPPRESS,
             help=f"{where}: {f.metadata['doc']}{listed}{default}",
@@ -224,7 +241,7 @@ def _precompute(args) -> int:
             **{k.removeprefix("option_"): v for k, v in vars(args).items() if k.startswith("option_")},
         )
     except (ModelLoadError, DatasetError, RelevanceError, ClusterError, ValueError, TypeError) as e:
-        return _fail(re.sub(r"[Oo]ptions? '(\w+)'", lambda m: "--" + m.group(1).replace("_", "-"), str(e)))
+        return _fail(re.sub(r"[Oo]ptions? '(\w+)'", lambda m: flag(m.group(1)), str(e)))
     except KeyboardInterrupt:
         for bar in bars:  # the progress bars' last lines first, then the one line that says what happened
             bar.close()

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import UNITS
+from headscope import option_args
 from models import model_fingerprint
 from runs import Run, Store
 from runs.jobs import BACKGROUND_BATCH
@@ -118,11 +119,7 @@ def _command(ctx: PageContext, analysis: str, options: tuple = ()) -> list[str]:
         "--store",
         str(store().root.resolve()),
         *ray,
-        *(
-            arg
-            for name, value in options
-            for arg in (f"--{name.replace('_', '-')}", ",".join(value) if isinstance(value, tuple) else str(value))
-        ),
+        *option_args(options),
     ]
 
 

@@ -488,3 +488,24 @@ def test_a_damaged_finished_run_is_found_out_and_a_rerun_repairs_it(digits_vit, 
     assert len(err) == 1 and "arrays/entropy.npy is damaged" in err[0] and "run it again" in err[0]
     again = _run(digits_vit, digits, tmp_path, "attention", n=40)
     assert not again.damage() and np.array_equal(again.arrays()["entropy"], want)
+
+
+def test_option_words_read_back_as_the_same_options():
+    """A background run's command line (headscope.option_args) parses to the options it was made from."""
+    options = (
+        ("methods", ("rollout", "attnlrp")),
+        ("maps", True),
+        ("gradient", False),
+        ("steps", 8),
+        ("ablation", "mean"),
+    )
+    words = headscope.option_args(options)
+    args = headscope._parser().parse_args(["precompute", "--model", "digits-vit", "--dataset", "digits", *words])
+    parsed = {k.removeprefix("option_"): v for k, v in vars(args).items() if k.startswith("option_")}
+    assert parsed == {
+        "methods": ["rollout", "attnlrp"],
+        "maps": True,
+        "gradient": False,
+        "steps": 8,
+        "ablation": "mean",
+    }
