@@ -142,11 +142,10 @@ def types_figure(strongest: pd.DataFrame, n_layers: int, n_heads: int) -> go.Fig
 
 def badge(strongest: pd.DataFrame, layer: int, head: int) -> str:
     """A head's strongest type and score as a short badge ("prev 0.98")."""
-    row = strongest[(strongest["layer"] == layer) & (strongest["head"] == head)].iloc[0]
-    return f"{TYPE_SHORT.get(row['type'], row['type'])} {row['score']:.2f}"
+    return badges(strongest[(strongest["layer"] == layer) & (strongest["head"] == head)])[0]
 
 
 def badges(strongest: pd.DataFrame) -> list[str]:
-    """Every head's badge (see badge), layer by layer and head by head."""
+    """The badge of every head in `strongest` (see badge), layer by layer and head by head."""
     rows = strongest.sort_values(["layer", "head"])
     return [f"{TYPE_SHORT.get(t, t)} {s:.2f}" for t, s in zip(rows["type"], rows["score"])]

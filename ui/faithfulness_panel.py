@@ -117,6 +117,12 @@ def request_scores(model_key: str, data_key: str, n_key: str, methods_key: str, 
     st.session_state[SCORED_KEY] = (model_key, data_key, n, tuple(scored), st.session_state[start_key])
 
 
+def scored_options(methods: tuple[str, ...], start: str) -> tuple:
+    """The faithfulness unit's options of a sample the panel scores (the maps kept for the disagreement table):
+    one tuple for the run and for its time estimate, so the estimate reads the run's measured rate."""
+    return (("methods", methods), ("insertion_start", start), ("maps", True))
+
+
 def faithfulness_section(ctx: PageContext) -> None:
     """The faithfulness scores of a stored faithfulness run of the sidebar's model and dataset, or of a sample
     scored on request (the methods, sample size and insertion start in a form), and the inputs where the
@@ -149,10 +155,9 @@ def faithfulness_section(ctx: PageContext) -> None:
 
     # the settings last applied (a form's widgets change on submit): what the estimate and the default size use
     n_key, methods_key, start_key = f"rel_n_{spec.modality}", f"rel_scored_{ctx.model_key}", START.key_of(spec.modality)
-    applied = (
-        ("methods", tuple(st.session_state.get(methods_key) or [x for x in FAST_TO_SCORE if x in usable])),
-        ("insertion_start", st.session_state.get(start_key, insertion_starts(spec.modality)[0])),
-        ("maps", True),
+    applied = scored_options(
+        tuple(st.session_state.get(methods_key) or [x for x in FAST_TO_SCORE if x in usable]),
+        st.session_state.get(start_key, insertion_starts(spec.modality)[0]),
     )
     default_n = interactive_n("faithfulness", ctx.model_key, ds.key, applied, m, ds, 32 if image else 12)
     with st.form("rel_faithfulness"):
@@ -201,8 +206,7 @@ def faithfulness_section(ctx: PageContext) -> None:
         st.info("Choose a sample size and the methods, then press 'Score faithfulness'.")
         return
     _, _, n, scored, start = request
-    options = (("methods", scored), ("insertion_start", start), ("maps", True))
-    run = cache.sample_run("faithfulness", ctx.model_key, ds.key, n, options, m, ds)
+    run = cache.sample_run("faithfulness", ctx.model_key, ds.key, n, scored_options(scored, start), m, ds)
     report = as_report(run.arrays(), run.tables(), scored)
 
     ctx.warn_if_small(n, "these scores")
