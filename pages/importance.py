@@ -26,7 +26,7 @@ from analysis.units.importance import as_scores
 from ui import cache, links, state
 from ui.context import warn_small_sample
 from ui.estimate import estimate_note, interactive_n
-from ui.framing import download_button, show_figure, show_head_chart
+from ui.framing import download_button, guided, show_figure, show_head_chart
 from ui.importance_figures import (
     ablation_label,
     agreement_figure,
@@ -306,12 +306,14 @@ def ablation_comparison() -> None:
         scores if stored is None else sample_scores(kind), sample_scores(other), metrics, top=TOP_HEADS
     )
     table["metric"] = table["metric"].map(metric_label)
-    st.dataframe(table.rename(columns={"shared": f"top {TOP_HEADS} shared"}), hide_index=True)
-    st.caption(
-        f"On the sample of {n} inputs, for each ablation metric: the Spearman rank correlation over all {L * H} "
-        f"heads between removing to {ablation_label(kind)} and to {ablation_label(other)} (1 = the same ranking), "
-        f"and how many of the {TOP_HEADS} most important heads the two share."
+    table = table.rename(columns={"shared": f"top {TOP_HEADS} shared"})
+    how = (
+        f"on the sample of {n} inputs, for each ablation metric: the Spearman rank correlation over all {L * H} heads "
+        f"between removing to {ablation_label(kind)} and to {ablation_label(other)} (1 = the same ranking), and how "
+        f"many of the {TOP_HEADS} most important heads the two share."
     )
+    with guided(how, table, f"ablation_agreement_{kind}_{other}", "imp_ablation_agreement"):
+        st.dataframe(table, hide_index=True)
 
 
 st.subheader("Does the ablation kind change the ranking?")
