@@ -38,11 +38,11 @@ def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
     if opened and opened not in options and opened != OPEN_DATASET:  # opened, but the recent file is not writable
         options.append(opened)
     wanted = links.peek("dataset")
-    if wanted and wanted not in options and Path(wanted).expanduser().exists():  # a link to the user's own data
+    if wanted and wanted not in options:  # a link to the user's own data
         if refused := state.outside_link_roots(wanted):
             links.value("dataset")
             links.note(f"dataset={wanted!r}: {refused}; not opened.")
-        else:
+        elif Path(wanted).expanduser().exists():
             options.append(wanted)
     DATASET.bind(name, options)  # a link opens one of these, not "Open a folder or file…"
     choice = DATASET.draw(

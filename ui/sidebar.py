@@ -7,7 +7,6 @@ built in this run; run standalone (AppTest.from_file on one page) it draws the s
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -23,7 +22,6 @@ from ui.present import presenter_css, presenter_toggle
 from ui.text import literal
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)  # owner/name
 
 
 def page_context() -> PageContext | None:
@@ -73,8 +71,8 @@ def model_from_link() -> bool:
         return True
     current = st.session_state.get(state.MODEL, builtins[0])
     folder = Path(wanted).expanduser()
-    refused = state.outside_link_roots(wanted) if folder.is_dir() else None
-    if refused or not (folder.is_dir() or HUB_ID.fullmatch(wanted)):
+    refused = state.outside_link_roots(wanted)
+    if refused or not (folder.is_dir() or state.HUB_ID.fullmatch(wanted)):
         links.value("model")
         why = refused or f"not a built-in model ({', '.join(builtins)}), a model folder or a hub id"
         links.note(f"model={wanted!r}: {why}; opened {current}.")

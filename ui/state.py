@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -32,6 +33,7 @@ MEMO = "_memo"  # dict[slot -> (key, value)]: what ui.cache.memo built last in e
 PICTURES = "_pictures_sent"  # OrderedDict[picture id -> None]: the cell pickers' pictures the page holds, oldest first
 BROWSE = "input_browse"  # "index" | "class" | "name": how the sidebar picks the dataset input
 RECENT_FILE = "recent_datasets.json"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)  # owner/name on the Hugging Face hub
 RECENT_MAX = 8
 
 
@@ -51,10 +53,12 @@ def link_roots() -> list[Path]:
     return [Path(r).expanduser().resolve() for r in given or [str(Path.home()), os.getcwd()]]
 
 
-def outside_link_roots(path: str) -> str | None:
-    """Why a link may not open the folder or file `path` (outside link_roots()), or None when it may."""
-    resolved, roots = Path(path).expanduser().resolve(), link_roots()
-    if any(resolved.is_relative_to(r) for r in roots):
+def outside_link_roots(value: str) -> str | None:
+    """Why a link may not open `value` as a folder or file (outside link_roots()), or None when it may or when it
+    names a hub id that is no local folder. Checked before the path's existence, so a link learns nothing of
+    the folders outside the roots."""
+    resolved, roots = Path(value).expanduser().resolve(), link_roots()
+    if any(resolved.is_relative_to(r) for r in roots) or (HUB_ID.fullmatch(value) and not resolved.is_dir()):
         return None
     return (
         f"{resolved} is outside the folders a link may open ({', '.join(map(str, roots))}; "

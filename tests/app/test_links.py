@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import APP, TIMEOUT, assert_clean, link_message, shown
@@ -333,13 +334,29 @@ def test_link_values_are_shown_literally_in_the_one_message():
     assert "input='<img src=x onerror=alert(1)>' is not a valid value" in message
 
 
-@pytest.mark.parametrize("model", ["../../etc", "/", "~/../.."])
+@pytest.mark.parametrize("model", ["../../etc", "/", "~/../..", "/no/such/folder"])  # refused, existing or not
 def test_a_path_outside_the_link_roots_is_refused_and_the_rest_of_the_link_opens(model, tmp_path, monkeypatch):
     monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path))
     at = open_link({"view": "model", "model": model, "input": "5"})
     assert_clean(at)
     assert f"model={model!r}: " in link_message(at) and "is outside the folders a link may open" in link_message(at)
     assert at.session_state[state.MODEL] == "digits-vit" and url(at)["input"] == "5"
+
+
+def test_a_dataset_folder_in_a_link_opens_only_inside_the_link_roots(tmp_path, monkeypatch):
+    inside, outside = tmp_path / "roots" / "digits", tmp_path / "elsewhere" / "digits"
+    for folder in (inside, outside):
+        (folder / "3").mkdir(parents=True)
+        Image.new("L", (8, 8), 128).save(folder / "3" / "a.png")
+    monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path / "roots"))
+    for wanted in (str(outside), str(tmp_path / "elsewhere" / "missing")):  # the same answer, existing or not
+        at = open_link({"view": "model", "model": "digits-vit", "dataset": wanted})
+        assert_clean(at)
+        assert f"dataset={wanted!r}: " in link_message(at) and "is outside the folders a link may open" in link_message(at)
+        assert "dataset" not in url(at) or url(at)["dataset"] != wanted
+    at = open_link({"view": "model", "model": "digits-vit", "dataset": str(inside)})
+    assert_clean(at)
+    assert not link_message(at) and url(at)["dataset"] == str(inside)
 
 
 def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypatch):
