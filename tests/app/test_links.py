@@ -352,7 +352,8 @@ def test_a_dataset_folder_in_a_link_opens_only_inside_the_link_roots(tmp_path, m
     for wanted in (str(outside), str(tmp_path / "elsewhere" / "missing")):  # the same answer, existing or not
         at = open_link({"view": "model", "model": "digits-vit", "dataset": wanted})
         assert_clean(at)
-        assert f"dataset={wanted!r}: " in link_message(at) and "is outside the folders a link may open" in link_message(at)
+        message = link_message(at)
+        assert f"dataset={wanted!r}: " in message and "is outside the folders a link may open" in message
         assert "dataset" not in url(at) or url(at)["dataset"] != wanted
     at = open_link({"view": "model", "model": "digits-vit", "dataset": str(inside)})
     assert_clean(at)
