@@ -90,16 +90,21 @@ def check_method(model: HookedModel, method: str) -> Method:
 
 
 # -- pure helpers on attention tensors --------------------------------------------------------------------
-def weighted_rollout(maps: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """Chefer's rollout: A_l = mean_h (grads * maps)^+ ; R = I ; R = R + A_l R for l = 1..L.
+def weighted_rollout(maps: torch.Tensor, grads: torch.Tensor, readout: torch.Tensor) -> torch.Tensor:
+    """Chefer's rollout read along the readout rows: A_l = mean_h (grads * maps)^+ ; R = (I + A_L) ... (I + A_1);
+    returns readout^T (R - I), what the layers added to the readout rows.
 
-    maps, grads [L, B, H, T, T] -> R [B, T, T] = (I + A_L) ... (I + A_1). With maps = attention it is
-    gradient rollout (ICCV 2021); with maps = LRP relevance at the attention maps, Chefer CVPR 2021."""
+    maps, grads [L, B, H, T, T], readout [B, T] -> [B, T]. Computed from the left (a row vector times each
+    layer, [B, T] x [B, T, T]) instead of as the T x T product. With maps = attention it is gradient rollout
+    (ICCV 2021); with maps = LRP relevance at the attention maps, Chefer CVPR 2021. For a CLS readout R - I
+    changes no input column; for a mean readout it removes the uniform 1/T that would otherwise swamp the
+    small weighted terms."""
     a = (grads.float() * maps.float()).clamp(min=0).mean(2)  # [L, B, T, T]
-    r = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a[0]).clone()
-    for layer in a:
-        r = r + layer @ r
-    return r
+    start = readout.to(a.dtype)
+    row = start
+    for layer in a.flip(0):
+        row = row + torch.einsum("bt,bts->bs", row, layer)
+    return row - start
 
 
 def read_rows(matrix: torch.Tensor, readout: torch.Tensor, n_prefix: int) -> torch.Tensor:
@@ -183,7 +188,7 @@ def _rollout(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
 
 def _grad_rollout(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
     attn, grads, _, _ = _plain_run(model, batch, target, grad=True)
-    return read_rows(_minus_identity(weighted_rollout(attn, grads)), readout_weights(model, batch), model.spec.n_prefix)
+    return weighted_rollout(attn, grads, readout_weights(model, batch))[:, model.spec.n_prefix :]
 
 
 def _gradcam(model: HookedModel, batch: Batch, target, **_) -> torch.Tensor:
@@ -237,9 +242,9 @@ def certified_chefer(
 
 
 def _chefer_maps(model: HookedModel, batch: Batch, rolled: torch.Tensor) -> torch.Tensor:
-    """Chefer's rollout [B, T, T] -> the map [B, T'] (float32) along the readout rows, padding 0."""
+    """Chefer's rollout rows [B, T] -> the map [B, T'] (float32) over the input tokens, padding 0."""
     keep = batch.token_mask[:, model.spec.n_prefix :].to(model.device).float()
-    return read_rows(_minus_identity(rolled).float(), readout_weights(model, batch), model.spec.n_prefix) * keep
+    return rolled[:, model.spec.n_prefix :].float() * keep
 
 
 def _attnlrp(model: HookedModel, batch: Batch, target, read_at: str = "words", **_) -> torch.Tensor:
@@ -249,11 +254,12 @@ def _attnlrp(model: HookedModel, batch: Batch, target, read_at: str = "words", *
 def _chefer_rollout(
     model: HookedModel, batch: Batch, target, rules: Rules = CHEFER, perturb: float = 0.0
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Chefer et al. 2021's rollout [B, T, T] of mean_h (grad A * R_A)^+, from one forward with Chefer's
-    rules: its plain backward gives the gradients at the maps, its rule backward the LRP relevance R_A
-    at the maps (starting from R = 1 at the target logit). Returns ([rollout] and, with perturb > 0, the
-    rollout of a second rule backward with perturbed denominators; target [B]; logits [B, C])."""
+    """Chefer et al. 2021's rollout of mean_h (grad A * R_A)^+ along the readout rows [B, T] (weighted_rollout),
+    from one forward with Chefer's rules: its plain backward gives the gradients at the maps, its rule backward
+    the LRP relevance R_A at the maps (starting from R = 1 at the target logit). Returns ([rollout rows] and,
+    with perturb > 0, those of a second rule backward with perturbed denominators; target [B]; logits [B, C])."""
     fwd = lrp_forward(model, batch, rules)
+    readout = readout_weights(model, batch)
     logits = fwd.logits.detach()
     tgt = resolve_target(model, logits, target)
     y = target_scores(fwd.logits, tgt)
@@ -262,19 +268,13 @@ def _chefer_rollout(
 
     def rolled(again: bool) -> torch.Tensor:
         rule = torch.autograd.grad(seed, fwd.attn, retain_graph=again)
-        return weighted_rollout(torch.stack([a.detach() * g for a, g in zip(fwd.attn, rule)]), grads)
+        return weighted_rollout(torch.stack([a.detach() * g for a, g in zip(fwd.attn, rule)]), grads, readout)
 
     out = [rolled(perturb > 0)]
     if perturb > 0 and fwd.rules.switch is not None:
         fwd.rules.switch.perturb = perturb
         out.append(rolled(False))
     return out, tgt, logits
-
-
-def _minus_identity(r: torch.Tensor) -> torch.Tensor:
-    """R - I [B, T, T]: what the layers added. For a CLS readout this changes no input column; for a
-    mean readout it removes the uniform 1/T that would otherwise swamp the small weighted terms."""
-    return r - torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
 
 
 def lrp_relevance(model: HookedModel, batch: Batch, rules: Rules = ATTNLRP, target=None, read_at: str = "words"):
