@@ -16,6 +16,7 @@ from pathlib import Path
 from runs.store import home
 from ui.navigation import RUN_VIEWS, VIEWS
 from ui.params import COMPUTE, PARAMS
+from ui.tour_runs import TourRun
 
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
 VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
@@ -33,19 +34,6 @@ class Step:
     state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.params.PARAMS) -> value
     figure: str = ""  # the heading of the figure the step talks about (the panel scrolls to it on request)
     runs: tuple[str, ...] = ()  # the analyses (RUN_VIEWS) whose stored runs the step's view shows
-
-
-@dataclass(frozen=True)
-class TourRun:
-    """A stored run that steps of a tour show: `analysis` of the built-in `model` on `dataset` (a bundled set; ""
-    is the model's own) and its `split` ("": the dataset's default), the dataset's seeded sample of n inputs
-    (None: every input). Taken from the step's state (model, dataset, split, n)."""
-
-    analysis: str
-    model: str
-    dataset: str
-    split: str
-    n: int | None
 
 
 @dataclass(frozen=True)
@@ -238,10 +226,10 @@ def tour_panel() -> None:
         if step.prompt:
             text.info(f"**Try this:** {prose(step.prompt)}", icon=":material/touch_app:")
         with text:
-            if tour_runs(tour):
+            if runs := tour_runs(tour):
                 from ui.tour_runs import runs_panel
 
-                runs_panel(tour, i)
+                runs_panel(str(tour.path), runs, i)
             _keys(data={"step": f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}", "figure": step.figure})
         nav.button(
             "Back",

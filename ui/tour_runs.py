@@ -1,24 +1,39 @@
 """The stored runs a tour's steps show (a step's `run`, ui.tour.tour_runs): when the tour starts, each one that is
 not stored yet is started as a background run (ui.stored), one at a time in the order of the steps, and the tour
-panel shows how far each has got, so a step's view reads the stored result instead of waiting on a button."""
+panel shows how far each has got, so a step's view reads the stored result instead of waiting on a button. The
+app's side only: its imports of the models and the store come on first use (ui.tour reads TourRun without them).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import streamlit as st
 
-from data import Dataset, DatasetError
-from models import BUILTINS, HookedModel
-from ui import cache, stored
-from ui.input_picker import default_dataset
 from ui.text import literal
-from ui.tour import Tour, TourRun, tour_runs
+
+if TYPE_CHECKING:
+    from data import Dataset
+    from models import HookedModel
 
 STARTED = "_tour_runs"  # session: (tour file, {TourRun: (pid, log file)}) the runs this session's tour started
 TITLES = {"importance": "head importance", "direct_logit_attribution": "direct logit attribution"}
+Runs = dict  # {TourRun: [the numbers (1-based) of the steps that show it]}, in step order: ui.tour.tour_runs
+
+
+@dataclass(frozen=True)
+class TourRun:
+    """A stored run that steps of a tour show: `analysis` of the built-in `model` on `dataset` (a bundled set; ""
+    is the model's own) and its `split` ("": the dataset's default), the dataset's seeded sample of n inputs
+    (None: every input). Taken from the step's state (model, dataset, split, n)."""
+
+    analysis: str
+    model: str
+    dataset: str
+    split: str
+    n: int | None
 
 
 @dataclass
@@ -47,6 +62,11 @@ def describe(run: TourRun) -> str:
 def target(run: TourRun) -> Target:
     """The loaded model and dataset of a tour run (shared with the views' caches); ValueError with the reason when
     it cannot be run: a tour starts runs of built-in models on bundled datasets only."""
+    from data import DatasetError
+    from models import BUILTINS
+    from ui import cache
+    from ui.input_picker import default_dataset
+
     if run.model not in BUILTINS:
         raise ValueError(f"{run.model!r} is not a built-in model (a tour starts runs of built-in models only)")
     model = cache.get_model(run.model)
@@ -62,6 +82,8 @@ def target(run: TourRun) -> Target:
 def status(run: TourRun, started: tuple[int, str] | None) -> Status:
     """Where a tour run stands: stored (a finished run the step's view finds), being written, started by this
     session and still loading, stopped without a result, not started yet, or one that cannot be run."""
+    from ui import stored
+
     try:
         t = target(run)
     except ValueError as e:
@@ -80,14 +102,16 @@ def status(run: TourRun, started: tuple[int, str] | None) -> Status:
     return Status("stopped", 0.0, f"it stopped without a result ({tail[0] if tail else 'no log'}; log: {started[1]})")
 
 
-def advance(tour: Tour) -> list[tuple[TourRun, list[int], Status]]:
-    """Each run the tour's steps show, its steps and where it stands; starts the first that is not started yet
-    when none of the tour's runs is being computed (one at a time: the first step's run is ready first)."""
-    path, started = st.session_state.get(STARTED, ("", {}))
-    if path != str(tour.path):  # a tour (re)starts: runs started before are looked up afresh
+def advance(path: str, runs: Runs) -> list[tuple[TourRun, list[int], Status]]:
+    """Each run of the tour in `path` (its steps' runs), its steps and where it stands; starts the first that is
+    not started yet when none of them is being computed (one at a time: the first step's run is ready first)."""
+    from ui import stored
+
+    was, started = st.session_state.get(STARTED, ("", {}))
+    if was != path:  # a tour (re)starts: runs started before are looked up afresh
         started = {}
-        st.session_state[STARTED] = (str(tour.path), started)
-    out = [(run, steps, status(run, started.get(run))) for run, steps in tour_runs(tour).items()]
+        st.session_state[STARTED] = (path, started)
+    out = [(run, steps, status(run, started.get(run))) for run, steps in runs.items()]
     if not any(s.state in ("running", "starting") for _, _, s in out):
         for k, (run, steps, s) in enumerate(out):
             if s.state == "queued":
@@ -99,21 +123,21 @@ def advance(tour: Tour) -> list[tuple[TourRun, list[int], Status]]:
     return out
 
 
-def runs_panel(tour: Tour, step: int) -> None:
-    """The tour's runs that are not stored yet, with their progress, in the tour panel (step: the open step,
-    0-based), followed every second while one is still to come."""
-    out = advance(tour)
+def runs_panel(path: str, runs: Runs, step: int) -> None:
+    """The runs of the tour in `path` that are not stored yet, with their progress, in the tour panel (step: the
+    open step, 0-based), followed every second while one is still to come."""
+    out = advance(path, runs)
     if _to_come(out):
-        _follow(tour, step)
+        _follow(path, runs, step)
     else:
         _show(out, step)
 
 
 @st.fragment(run_every=1.0)
-def _follow(tour: Tour, step: int) -> None:
+def _follow(path: str, runs: Runs, step: int) -> None:
     """runs_panel's lines every second while a run is still to come; then the whole app once, so the open view
     finds its stored run."""
-    out = advance(tour)
+    out = advance(path, runs)
     _show(out, step)
     if not _to_come(out):
         st.rerun()
@@ -144,6 +168,8 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
 def stop_started() -> None:
     """End of a tour: stop the background runs it started that are still computing (a later start of the tour
     resumes them from their finished chunks)."""
+    from ui import stored
+
     _, started = st.session_state.pop(STARTED, ("", {}))
     for pid, _ in started.values():
         if stored.alive(pid):

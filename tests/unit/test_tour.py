@@ -2,7 +2,8 @@
 the rest of the tour still loads."""
 
 from ui.navigation import RUN_VIEWS
-from ui.tour import TOURS_DIR, VIEW_NAMES, TourRun, load_tour, tour_files, tour_runs
+from ui.tour import TOURS_DIR, VIEW_NAMES, load_tour, tour_files, tour_runs
+from ui.tour_runs import TourRun
 
 BROKEN = """
 title = "Broken on purpose"
