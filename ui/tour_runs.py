@@ -54,9 +54,12 @@ class Status(NamedTuple):
 
 def describe(run: TourRun) -> str:
     """'head importance on digits-vit (64 inputs of digits)'."""
+    from models import BUILTINS
+
     what = TITLES.get(run.analysis, run.analysis.replace("_", " "))
     inputs = f"{run.n} inputs" if run.n else "every input"
-    return f"{what} on {run.model} ({inputs} of {run.dataset or 'its own dataset'})"
+    own = BUILTINS[run.model].dataset if run.model in BUILTINS else "its own dataset"
+    return f"{what} on {run.model} ({inputs} of {run.dataset or own})"
 
 
 def target(run: TourRun) -> Target:

@@ -69,7 +69,7 @@ def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_
     assert tuple(at.session_state[state.TOUR])[1] == 0
     pid = _pid(at)  # started when the tour started, on step 1
     assert alive(pid)
-    need = "Step 2 needs head importance on digits-vit (8 inputs of its own dataset)"
+    need = "Step 2 needs head importance on digits-vit (8 inputs of digits)"
     assert any(line.startswith(need) and "starting" in line for line in _lines(at)), _lines(at)
     at.button(key="tour_next").click().run()  # the class reaches the step before the run is done
     assert_clean(at)
