@@ -102,7 +102,8 @@ def status(run: TourRun, started: tuple[int, str] | None) -> Status:
     if stored.alive(started[0]):
         return Status("starting", 0.0, "starting")
     tail = Path(started[1]).read_text(errors="replace").strip().splitlines()[-1:] if Path(started[1]).exists() else []
-    return Status("stopped", 0.0, f"it stopped without a result ({tail[0] if tail else 'no log'}; log: {started[1]})")
+    why = tail[0] if tail else "no log"
+    return Status("stopped", 0.0, f"it stopped ({why}; log: {started[1]}); start the tour again to resume it")
 
 
 def advance(path: str, runs: Runs) -> list[tuple[TourRun, list[int], Status]]:
