@@ -54,12 +54,16 @@ class Status(NamedTuple):
 
 def describe(run: TourRun) -> str:
     """'head importance on digits-vit (64 inputs of digits)'."""
-    from models import BUILTINS
-
     what = TITLES.get(run.analysis, run.analysis.replace("_", " "))
     inputs = f"{run.n} inputs" if run.n else "every input"
-    own = BUILTINS[run.model].dataset if run.model in BUILTINS else "its own dataset"
-    return f"{what} on {run.model} ({inputs} of {run.dataset or own})"
+    return f"{what} on {run.model} ({inputs} of {_dataset(run)})"
+
+
+def _dataset(run: TourRun) -> str:
+    """The run's dataset: the step's, else the built-in model's own."""
+    from models import BUILTINS
+
+    return run.dataset or (BUILTINS[run.model].dataset if run.model in BUILTINS else "its own dataset")
 
 
 def target(run: TourRun) -> Target:
@@ -167,6 +171,31 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
             if step + 1 in steps:
                 shown += ", computing in the background; this step shows it when it is done"
             st.progress(s.fraction, text=shown)
+
+
+def overview(runs: Runs) -> None:
+    """The Tour view's list of the stored runs a tour's steps show: stored, being computed, or started when the
+    tour starts (with the command that stores it before the lecture), or why it cannot be computed."""
+    lines = []
+    for run, steps in runs.items():
+        s = status(run, None)
+        line = f"- step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}: {literal(describe(run))}: "
+        if s.state == "stored":
+            line += "stored"
+        elif s.state == "refused":
+            line += f"cannot be computed ({literal(s.note)})"
+        elif s.state == "running":
+            line += f"being computed ({s.note})"
+        else:
+            options = {"dataset": _dataset(run), "split": run.split, "analyses": run.analysis, "n": run.n or ""}
+            command = f"headscope precompute --model {run.model}" + "".join(
+                f" --{k} {v}" for k, v in options.items() if v
+            )
+            line += f"starts with the tour (or store it before the lecture: `{command}`)"
+        lines.append(line)
+    st.markdown(
+        "**The stored runs the steps show**, computed in the background once the tour starts:\n" + "\n".join(lines)
+    )
 
 
 def stop_started() -> None:

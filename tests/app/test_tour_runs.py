@@ -44,13 +44,24 @@ def tour(tmp_path, monkeypatch):
     return path
 
 
-def _start(path) -> AppTest:
+def _tour_view(path) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("pages/tour.py").run()
     at.selectbox(key="tour_file").set_value(str(path)).run()
+    assert_clean(at)
+    return at
+
+
+def _start(path) -> AppTest:
+    at = _tour_view(path)
     at.button(key="tour_start").click().run()
     assert_clean(at)
     return at
+
+
+def _overview(at: AppTest) -> str:
+    """The Tour view's list of the runs the steps show, as a reader sees it."""
+    return next(shown(m.value) for m in at.markdown if m.value.startswith("**The stored runs the steps show**"))
 
 
 def _lines(at: AppTest) -> list[str]:
@@ -66,6 +77,11 @@ def _pid(at: AppTest) -> int:
 
 
 def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_stored_run(tour):
+    listed = _overview(_tour_view(tour))
+    assert (
+        "step 2: head importance on digits-vit (8 inputs of digits): starts with the tour (or store it before the "
+        "lecture: `headscope precompute --model digits-vit --dataset digits --analyses importance --n 8`)" in listed
+    ), listed
     at = _start(tour)
     assert tuple(at.session_state[state.TOUR])[1] == 0
     pid = _pid(at)  # started when the tour started, on step 1
@@ -92,6 +108,7 @@ def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_
 
 def test_a_run_already_stored_is_not_started_again(tour, digits_vit):
     with stored_run(digits_vit, "importance", 8):
+        assert "step 2: head importance on digits-vit (8 inputs of digits): stored" in _overview(_tour_view(tour))
         at = _start(tour)
         assert not at.session_state[STARTED][1]
         assert not any(line.startswith("Step 2 needs") for line in _lines(at)), _lines(at)
