@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 STARTED = "_tour_runs"  # session: (tour file, {TourRun: (pid, log file)}) the runs this session's tour started
 TITLES = {"importance": "head importance", "direct_logit_attribution": "direct logit attribution"}
-Runs = dict  # {TourRun: [the numbers (1-based) of the steps that show it]}, in step order: ui.tour.tour_runs
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,9 @@ class TourRun:
     dataset: str
     split: str
     n: int | None
+
+
+Runs = dict[TourRun, list[int]]  # run -> the numbers (1-based) of the steps that show it, in step order
 
 
 @dataclass
@@ -57,6 +59,11 @@ def describe(run: TourRun) -> str:
     what = TITLES.get(run.analysis, run.analysis.replace("_", " "))
     inputs = f"{run.n} inputs" if run.n else "every input"
     return f"{what} on {run.model} ({inputs} of {_dataset(run)})"
+
+
+def _who(steps: list[int]) -> str:
+    """'step 4' or 'steps 4, 5'."""
+    return f"step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}"
 
 
 def _dataset(run: TourRun) -> str:
@@ -160,8 +167,7 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
     for run, steps, s in out:
         if s.state == "stored":
             continue
-        who = f"Step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}"
-        line = f"{who} {'need' if len(steps) > 1 else 'needs'} {literal(describe(run))}"
+        line = f"{_who(steps).capitalize()} {'need' if len(steps) > 1 else 'needs'} {literal(describe(run))}"
         if s.state in ("refused", "stopped"):
             st.warning(f"{line}, which cannot be computed: {literal(s.note)}.")
         elif s.state == "queued":
@@ -179,7 +185,7 @@ def overview(runs: Runs) -> None:
     lines = []
     for run, steps in runs.items():
         s = status(run, None)
-        line = f"- step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}: {literal(describe(run))}: "
+        line = f"- {_who(steps)}: {literal(describe(run))}: "
         if s.state == "stored":
             line += "stored"
         elif s.state == "refused":
