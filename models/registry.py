@@ -189,6 +189,18 @@ def _cached_snapshot(repo_id: str) -> str | None:
     return str(Path(config).parent) if isinstance(config, str) else None
 
 
+def local_size(name: str) -> int | None:
+    """Bytes on this machine of a model folder, or of a hub model's files in the local Hugging Face cache; None for
+    a hub model that is not cached (its size would need the hub)."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        cached = _cached_snapshot(name)
+        if cached is None:
+            return None
+        folder = Path(cached)
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def _pretrained_or_random(cls, location, config, random_init: bool):
     """cls.from_pretrained(location), or (random_init) cls built from `config` with seeded fresh weights."""
     if not random_init:

@@ -129,9 +129,13 @@ st.caption(ctx.sample_note(n if stored is None else stored.manifest.n_inputs))
 if stored is not None:
     run = cache.stored_run(str(stored.root), stored.manifest.updated)
 else:
-    background_panel(ctx, "importance", "head importance", options)
+    going = background_panel(ctx, "importance", "head importance", options)
     if asked not in st.session_state.get("imp_requested", set()):
-        st.info(f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}.")
+        st.info(
+            "Head importance is being computed in the background (above); the scores show here when it is done."
+            if going
+            else f"Press **Compute head importance** to score every head on {n} inputs of {ds.name}."
+        )
         stop_view()
     run = cache.sample_run("importance", ctx.model_key, ds.key, n, options, model, ds)
 res = as_scores(run.arrays(), tuple(run.manifest.params["metrics"]))

@@ -10,17 +10,10 @@ import streamlit as st
 from runs import StoreError
 from ui.framing import download_button
 from ui.links import stop_view
-from ui.navigation import VIEWS
+from ui.navigation import RUN_VIEWS, VIEWS
 from ui.sidebar import page_context
 from ui.stored import store
 
-ANALYSIS_VIEWS = {
-    "importance": "importance.py",
-    "relevance": "relevance.py",
-    "attention": "attention.py",
-    "embedding": "embedding.py",
-    **dict.fromkeys(("direct_logit_attribution", "patching", "composition", "head_types"), "circuits.py"),
-}
 MAX_NPZ_MB = 200
 
 page_context()  # draws the sidebar, which this view does not need otherwise
@@ -78,12 +71,11 @@ st.caption(
     f"{m.done_inputs}/{m.n_inputs} inputs · {index.state.iloc[row]} · parameters {m.params} · "
     f"folder {run.root}" + (f" · error: {m.error}" if m.error else "")
 )
-view = ANALYSIS_VIEWS.get(m.analysis)
+view = next((v for v in VIEWS if v.name == RUN_VIEWS.get(m.analysis)), None)
 if view and m.state == "done":
-    title = next(v.title for v in VIEWS if v.file == view)
     st.page_link(
-        f"pages/{view}",
-        label=f"Open the {title} view (pick {m.model} and {m.dataset} in the sidebar)",
+        f"pages/{view.file}",
+        label=f"Open the {view.title} view (pick {m.model} and {m.dataset} in the sidebar)",
         icon=":material/open_in_new:",
     )
 

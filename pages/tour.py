@@ -12,7 +12,8 @@ from ui.links import stop_view
 from ui.navigation import VIEWS
 from ui.sidebar import page_context
 from ui.text import literal, prose
-from ui.tour import read_tour, request_step, tour_files
+from ui.tour import read_tour, request_step, tour_files, tour_runs
+from ui.tour_runs import overview
 
 page_context()  # the sidebar (a tour step sets its model and input)
 yours = literal(str(home() / "tours"))
@@ -46,6 +47,8 @@ titles = {v.name: v.title for v in VIEWS}
 for k, step in enumerate(tour.steps, 1):
     source = f" · _{prose(step.source)}_" if step.source else ""
     st.markdown(f"{k}. **{literal(step.title)}** · {titles[step.view]}{source}")
+if runs := tour_runs(tour):
+    overview(runs)
 if tour.steps:
     st.button("Start the tour", type="primary", key="tour_start", on_click=request_step, args=(tour.path, 0))
 if st.session_state.get(state.TOUR):

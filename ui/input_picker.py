@@ -12,7 +12,7 @@ import streamlit as st
 from PIL import ImageOps
 
 from data import Dataset, DatasetError, InputError, LabelMatch, list_datasets, load_image, match_labels
-from models import HookedModel
+from models import HookedModel, ModelSpec
 from models.trace import Batch
 from ui import cache, links, state
 from ui.context import PageContext, images_of, tokens_of
@@ -25,13 +25,19 @@ BROWSE_LABELS = {"index": "by index", "class": "by class", "name": "by file name
 MAX_NAME_MATCHES = 200
 
 
+def default_dataset(spec: ModelSpec) -> str:
+    """The bundled set a model opens with: its own, else the first of its modality."""
+    bundled = [d for d, modality in list_datasets().items() if modality == spec.modality]
+    return spec.dataset if spec.dataset in bundled else bundled[0]
+
+
 def dataset_picker(model: HookedModel, name: str) -> tuple[Dataset, LabelMatch]:
     """The dataset every view samples: the model's bundled set (default), another bundled set of the same
     modality, a recently opened source, or a folder / table file / hub id typed by the user. A source that
     cannot be used gives an st.error and the default set is used instead."""
     spec = model.spec
     bundled = [d for d, modality in list_datasets().items() if modality == spec.modality]
-    default = spec.dataset if spec.dataset in bundled else bundled[0]
+    default = default_dataset(spec)
     recent = [r["source"] for r in state.recent_datasets() if r["modality"] == spec.modality]
     options = [default] + [d for d in bundled if d != default] + [r for r in recent if r not in bundled]
     opened = st.session_state.get(DATASET.key_of(name))

@@ -92,6 +92,19 @@ VIEWS = [
     ),
 ]
 
+# the view that shows each analysis's stored runs (analysis.units names -> view name): the Runs view links to it,
+# and a tour step names the runs its view shows (ui.tour)
+RUN_VIEWS = {
+    "predictions": "model",
+    "attention": "attention",
+    "importance": "importance",
+    **dict.fromkeys(("direct_logit_attribution", "patching", "composition", "head_types"), "circuits"),
+    "relevance": "relevance",
+    "faithfulness": "relevance",
+    "spectral": "spectral",
+    "embedding": "embedding",
+}
+
 
 def available_views() -> list[View]:
     """The views whose page file is present, in menu order."""

@@ -13,6 +13,7 @@ import streamlit as st
 
 from data import InputError
 from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
+from models.registry import local_size
 from models.text import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
@@ -77,7 +78,14 @@ def model_from_link() -> bool:
         why = refused or f"not a built-in model ({', '.join(builtins)}), a model folder or a hub id"
         links.note(f"model={wanted!r}: {why}; opened {current}.")
         return True
-    what = f"the model in the folder {folder.resolve()}" if folder.is_dir() else f"{wanted} from the Hugging Face hub"
+    size = local_size(wanted)
+    mb = "under 1 MB" if size is not None and size < 1e6 else f"{(size or 0) / 1e6:,.0f} MB"
+    if folder.is_dir():
+        what = f"the model in the folder {folder.resolve()} ({mb})"
+    elif size is not None:
+        what = f"{wanted} from the Hugging Face hub ({mb}, already in this machine's cache)"
+    else:
+        what = f"{wanted} from the Hugging Face hub (not in this machine's cache: downloaded, size unknown offline)"
     with st.container(border=True, key="link_model"):
         st.markdown(f"This link loads {literal(what)}. Load it?")
         yes, no = st.columns(2)

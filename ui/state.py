@@ -9,8 +9,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from runs.store import home
-
 MODEL = "model_name"  # str: built-in name, folder or hub id of the current model
 CUSTOM_MODEL = "custom_model"  # str: what the user typed in "load a model"
 LABELS = "text_labels"  # dict[model name -> tuple of label names] for prompt-head text models
@@ -68,6 +66,8 @@ def outside_link_roots(value: str) -> str | None:
 
 def _recent_path() -> Path:
     """Where the recently opened datasets are kept: home()/recent_datasets.json."""
+    from runs.store import home  # numpy and pandas: not before a fresh server's first status (app.py)
+
     return home() / RECENT_FILE
 
 

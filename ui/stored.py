@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 import streamlit as st
@@ -28,7 +28,7 @@ from ui.estimate import seconds_per_input
 
 if TYPE_CHECKING:
     from data import Dataset
-    from ui.context import PageContext
+    from models import HookedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FREE_PARAMS = ("n", "batch_size", "methods", "maps")  # a stored run of any of these fits a view
@@ -36,11 +36,20 @@ RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local,
 JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis): (pid, store folder)}
 
 
+class Subject(Protocol):
+    """What a run is of: a view's PageContext, or a tour's run (ui.tour_runs)."""
+
+    model: HookedModel
+    model_name: str  # as the command line takes it
+    model_key: str  # model_name with an edited label set, else the same
+    dataset: Dataset
+
+
 def store() -> Store:
     return Store()
 
 
-def find_run(ctx: PageContext, analysis: str, options: tuple = ()) -> Run | None:
+def find_run(ctx: Subject, analysis: str, options: tuple = ()) -> Run | None:
     """The finished run of `analysis` for the sidebar's model and dataset with the view's parameters (`options`,
     (name, value) pairs, else the unit's defaults; any sample size and batch size; the largest wins), or None. A
     run whose files no longer match their checksums is not used: the view says so (a background run of it
@@ -76,7 +85,7 @@ def find_run(ctx: PageContext, analysis: str, options: tuple = ()) -> Run | None
 
 
 def stored_toggle(
-    ctx: PageContext, analysis: str, label: str, key: str, help: str | None = None, options: tuple = ()
+    ctx: Subject, analysis: str, label: str, key: str, help: str | None = None, options: tuple = ()
 ) -> tuple[Run | None, Run | None]:
     """The finished run of `analysis` for the sidebar's model and dataset (find_run), and that run again when the
     view uses it (else None): a toggle, on by default, shown only when there is such a run. label: the toggle's
@@ -96,9 +105,10 @@ def run_label(run: Run) -> str:
     )
 
 
-def _command(ctx: PageContext, analysis: str, options: tuple = ()) -> list[str]:
+def _command(ctx: Subject, analysis: str, options: tuple = (), n: int | None = None) -> list[str]:
     """`headscope precompute` of the view's analysis with `options` ((name, value) pairs, as their command-line
-    flags) on the whole dataset; on Ray when $HEADSCOPE_RAY is set (local, auto or a cluster address)."""
+    flags) on the whole dataset (or its seeded sample of n); on Ray when $HEADSCOPE_RAY is set (local, auto or a
+    cluster address)."""
     ds = ctx.dataset
     ray = ["--ray", os.environ[RAY_ENV]] if os.environ.get(RAY_ENV) else ["--device", ctx.model.device.type]
     return [
@@ -119,17 +129,19 @@ def _command(ctx: PageContext, analysis: str, options: tuple = ()) -> list[str]:
         "--store",
         str(store().root.resolve()),
         *ray,
+        *(["--n", str(n)] if n is not None else []),
         *option_args(options),
     ]
 
 
-def start_background(ctx: PageContext, analysis: str, options: tuple = ()) -> None:
-    """Button callback: start `headscope precompute` for the whole dataset as a subprocess of the server."""
+def start_background(ctx: Subject, analysis: str, options: tuple = (), n: int | None = None) -> None:
+    """Button callback: start `headscope precompute` for the whole dataset (or its sample of n) as a subprocess of
+    the server (its pid and log file in the session: started())."""
     log = store().root / "logs"
     log.mkdir(parents=True, exist_ok=True)
     out = open(log / f"{analysis}-{os.getpid()}-{len(st.session_state.get(JOBS_KEY, {}))}.log", "w")
     proc = subprocess.Popen(
-        _command(ctx, analysis, options),
+        _command(ctx, analysis, options, n),
         cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -139,7 +151,13 @@ def start_background(ctx: PageContext, analysis: str, options: tuple = ()) -> No
     st.session_state.setdefault(JOBS_KEY, {})[(ctx.model_key, ctx.dataset.key, analysis)] = (proc.pid, out.name)
 
 
-def _matching(ctx: PageContext, analysis: str) -> list[Run]:
+def started(ctx: Subject, analysis: str) -> tuple[int, str] | None:
+    """(pid, log file) of the background run of this model, dataset and analysis this session started, until its
+    progress bar saw it end."""
+    return st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
+
+
+def matching(ctx: Subject, analysis: str) -> list[Run]:
     """Every run in the store of this model, dataset and analysis, newest first."""
     fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     found = []
@@ -153,20 +171,20 @@ def _matching(ctx: PageContext, analysis: str) -> list[Run]:
     return [run for _, run in sorted(found, key=lambda x: -x[0])]
 
 
-def _active(ctx: PageContext, analysis: str) -> Run | None:
+def active_run(ctx: Subject, analysis: str) -> Run | None:
     """The run of this model, dataset and analysis that a process is writing now (it holds the run's lock)."""
-    return next((r for r in _matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
+    return next((r for r in matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
 
 
-def background_panel(ctx: PageContext, analysis: str, what: str, options: tuple = ()) -> None:
+def background_panel(ctx: Subject, analysis: str, what: str, options: tuple = ()) -> bool:
     """'Run on the whole dataset in the background', and while a run of this model, dataset and analysis is
-    being written (started here, in another session or on the command line) a progress bar re-read every
-    second from the store, so it survives page switches and reloads, with Cancel."""
+    being written (started here, in another session, by a tour or on the command line) a progress bar re-read
+    every second from the store, so it survives page switches and reloads, with Cancel. True while such a run
+    goes."""
     if ctx.model_key != ctx.model_name:
         st.caption("Background runs use the model's own label set; restore it in the sidebar to start one.")
-        return
-    started = st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
-    if started is None and _active(ctx, analysis) is None:
+        return False
+    if started(ctx, analysis) is None and active_run(ctx, analysis) is None:
         rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, options, ctx.model, ctx.dataset)
         about = time_left(rate * len(ctx.dataset))
         st.button(
@@ -179,15 +197,15 @@ def background_panel(ctx: PageContext, analysis: str, what: str, options: tuple 
             + f"; the result is stored (in {store().root}) and shown here when it is done, also after a "
             "restart.",
         )
-        return
+        return False
     follow(ctx, analysis)
+    return True
 
 
 @st.fragment(run_every=1.0)
-def follow(ctx: PageContext, analysis: str) -> None:
-    key = (ctx.model_key, ctx.dataset.key, analysis)
-    started = st.session_state.get(JOBS_KEY, {}).get(key)  # (pid, log) when this session started it
-    active = _active(ctx, analysis)
+def follow(ctx: Subject, analysis: str) -> None:
+    ours = started(ctx, analysis)
+    active = active_run(ctx, analysis)
     c1, c2 = st.columns([4, 1])
     if active is not None:
         m = active.manifest
@@ -196,30 +214,30 @@ def follow(ctx: PageContext, analysis: str) -> None:
             m.done_inputs / max(m.n_inputs, 1),
             text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}",
         )
-        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(active.holder_pid(),))
+        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=cancel, args=(active.holder_pid(),))
         return
-    if started is not None and _alive(started[0]):  # the process is still loading the model and the data
+    if ours is not None and alive(ours[0]):  # the process is still loading the model and the data
         c1.progress(0.0, text=f"Background run of {analysis}: starting…")
-        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=_cancel, args=(started[0],))
+        c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=cancel, args=(ours[0],))
         return
-    st.session_state.get(JOBS_KEY, {}).pop(key, None)
-    newest = next(iter(_matching(ctx, analysis)), None)
-    if started is not None and newest is None:
+    st.session_state.get(JOBS_KEY, {}).pop((ctx.model_key, ctx.dataset.key, analysis), None)
+    newest = next(iter(matching(ctx, analysis)), None)
+    if ours is not None and newest is None:
         st.error(
-            f"The background run stopped before it wrote anything; its log: {started[1]}\n\n"
-            + Path(started[1]).read_text()[-800:]
+            f"The background run stopped before it wrote anything; its log: {ours[1]}\n\n"
+            + Path(ours[1]).read_text()[-800:]
         )
-    elif started is not None and newest is not None and newest.manifest.state != "done":
+    elif ours is not None and newest is not None and newest.manifest.state != "done":
         m = newest.manifest
         st.warning(
             f"The background run ended as {m.state} at {m.done_inputs}/{m.n_inputs} inputs; start it again "
-            f"to resume from there. Log: {started[1]}"
+            f"to resume from there. Log: {ours[1]}"
         )
     else:
         st.rerun()  # finished (or ended elsewhere): the view now finds the stored run or offers a new one
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child once it exits
         return finished == 0
@@ -231,7 +249,7 @@ def _alive(pid: int) -> bool:
             return False
 
 
-def _cancel(pid: int | None) -> None:
+def cancel(pid: int | None) -> None:
     """Stop a run's process (SIGTERM: it marks the run cancelled); its process group when it leads one (runs
     started by the app), else the process itself (runs started on the command line)."""
     if pid is None:

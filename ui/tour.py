@@ -1,7 +1,8 @@
 """Guided tours: steps through the real views, written as data (one TOML file per tour, see tours/README.md).
 
-A step names a view, says what to look at (and the paper it comes from), and sets the state the view opens in
-through the same link parameters a copied address carries (ui.params.PARAMS). A step with a mistake is reported
+A step names a view, says what to look at (and the paper it comes from), sets the state the view opens in
+through the same link parameters a copied address carries (ui.params.PARAMS), and names the stored runs its view
+shows (`run`: started in the background when the tour starts, ui.tour_runs). A step with a mistake is reported
 with its number and field and left out; the rest of the tour runs. Never imports torch.
 """
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runs.store import home
-from ui.navigation import VIEWS
-from ui.params import PARAMS
+from ui.navigation import RUN_VIEWS, VIEWS
+from ui.params import COMPUTE, PARAMS
+from ui.tour_runs import TourRun
 
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
 VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
 SCALARS = (str, int, float, bool)
-FIELDS = ("title", "view", "text", "source", "try", "figure", "state")  # a [[step]]'s fields
+FIELDS = ("title", "view", "text", "source", "try", "figure", "run", "state")  # a [[step]]'s fields
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Step:
     prompt: str = ""  # "try this": something for the audience to do
     state: dict[str, str] = field(default_factory=dict)  # link parameters (ui.params.PARAMS) -> value
     figure: str = ""  # the heading of the figure the step talks about (the panel scrolls to it on request)
+    runs: tuple[str, ...] = ()  # the analyses (RUN_VIEWS) whose stored runs the step's view shows
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,34 @@ def _step(n: int, raw: object, problems: list[str]) -> Step | None:
     if not isinstance(state, dict):
         problems.append(f"{where}, field 'state': must be a table of link parameters; left out.")
         return None
+    runs = raw.get("run", [])
+    runs = [runs] if isinstance(runs, str) else runs
+    shown = [a for a, view in RUN_VIEWS.items() if view == raw["view"]]
+    if not isinstance(runs, list) or any(r not in shown for r in runs):
+        which = f"one of {', '.join(shown)}" if shown else "none"
+        problems.append(
+            f"{where}, field 'run': {raw['run']!r} is not a stored run the {raw['view']} view shows ({which}); "
+            "left out."
+        )
+        return None
+    if runs and not isinstance(state.get("model"), str):
+        problems.append(
+            f"{where}, field 'run': the run needs the step's model (state.model, a built-in model); left out."
+        )
+        return None
+    if (
+        runs
+        and "n" in state
+        and not (isinstance(state["n"], int) and not isinstance(state["n"], bool) and state["n"] > 0)
+    ):
+        problems.append(f"{where}, field 'state.n': the run's inputs must be a whole number above 0; left out.")
+        return None
+    if COMPUTE.name in state:
+        problems.append(
+            f"{where}, field 'state.{COMPUTE.name}': a tour names the stored run its step shows instead "
+            f"(run = {shown[0] if shown else 'an analysis'!r}, started when the tour starts); ignored."
+        )
+        state = {k: v for k, v in state.items() if k != COMPUTE.name}
     for name, value in state.items():
         ok = isinstance(value, SCALARS) or (isinstance(value, list) and all(isinstance(v, SCALARS) for v in value))
         if name not in PARAMS or not ok:
@@ -90,7 +121,21 @@ def _step(n: int, raw: object, problems: list[str]) -> Step | None:
         str(raw.get("try", "")).strip(),
         {k: _text(v) for k, v in state.items()},
         str(raw.get("figure", "")).strip(),
+        tuple(dict.fromkeys(runs)),
     )
+
+
+def tour_runs(tour: Tour) -> dict[TourRun, list[int]]:
+    """The stored runs the tour's steps show, in the order of the first step that shows each -> those steps'
+    numbers (1-based, as the panel counts them)."""
+    out: dict[TourRun, list[int]] = {}
+    for k, step in enumerate(tour.steps, 1):
+        s = step.state
+        for analysis in step.runs:
+            n = int(s["n"]) if "n" in s else None
+            key = TourRun(analysis, s["model"], s.get("dataset", ""), s.get("split", ""), n)
+            out.setdefault(key, []).append(k)
+    return out
 
 
 def load_tour(path: Path) -> Tour:
@@ -181,6 +226,10 @@ def tour_panel() -> None:
         if step.prompt:
             text.info(f"**Try this:** {prose(step.prompt)}", icon=":material/touch_app:")
         with text:
+            if runs := tour_runs(tour):
+                from ui.tour_runs import runs_panel
+
+                runs_panel(str(tour.path), runs, i)
             _keys(data={"step": f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}", "figure": step.figure})
         nav.button(
             "Back",
@@ -236,9 +285,11 @@ def _jump(path: Path, key: str) -> None:
 
 
 def end_tour() -> None:
-    """Button callback: stop the running tour (its panel goes)."""
+    """Button callback: stop the running tour (its panel goes) and the background runs it started."""
     import streamlit as st
 
     from ui import state
+    from ui.tour_runs import stop_started
 
     st.session_state.pop(state.TOUR, None)
+    stop_started()

@@ -1,5 +1,9 @@
 """AppTest: the router, every view on both built-in models, and the sidebar's error paths."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -43,6 +47,21 @@ def test_a_fresh_server_shows_home_before_the_heavy_imports(monkeypatch):
     at.run()
     assert not at.exception
     assert at.sidebar.selectbox[0].label == "Model" and at.title[0].value == "HeadScope"
+
+
+def test_what_comes_before_a_fresh_servers_first_status_imports_nothing_heavy():
+    """app.py's imports, and the route a fresh server's /<view> takes through it, load neither numpy, pandas nor
+    torch: their seconds come after the loading status is on screen."""
+    code = (
+        "import sys, ast, streamlit\n"
+        f"tree = ast.parse(open({APP!r}).read())\n"
+        "imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]\n"
+        "exec(compile(ast.Module(imports, []), 'app', 'exec'))\n"
+        "import ui.navigation, ui.state\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(APP).parent)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_home_lists_views():

@@ -376,7 +376,10 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
     monkeypatch.setattr(cache, "get_model", get_model)
     at = open_link({"view": "model", "model": "someone/not-cached-here", "input": "5"})
     assert not at.exception and asked == []  # nothing asked the hub: the view waits for the answer
-    assert "This link loads someone/not-cached-here from the Hugging Face hub" in shown(at.markdown[0].value)
+    assert (
+        "This link loads someone/not-cached-here from the Hugging Face hub (not in this machine's cache: downloaded, "
+        "size unknown offline)" in shown(at.markdown[0].value)
+    )
     at.button(key="link_model_skip").click().run()
     assert_clean(at)
     assert "model='someone/not-cached-here' was not loaded" in link_message(at)
@@ -384,8 +387,9 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
 
     monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path))
     (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "model.safetensors").write_bytes(bytes(2_400_000))
     at = open_link({"view": "model", "model": str(tmp_path / "saved")})
-    assert asked == [] and f"the model in the folder {tmp_path / 'saved'}" in shown(at.markdown[0].value)
+    assert asked == [] and f"the model in the folder {tmp_path / 'saved'} (2 MB)" in shown(at.markdown[0].value)
     at.button(key="link_model_load").click().run()
     assert (
         not at.exception
@@ -393,6 +397,29 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
         and at.session_state[state.CUSTOM_MODEL] == str(tmp_path / "saved")
     )
     assert asked == [str(tmp_path / "saved")]
+
+
+def test_a_hub_model_in_the_local_cache_is_asked_for_with_its_size(tmp_path, monkeypatch):
+    """The hub is never asked for a size: a cached model's files give it (the cache's own layout: refs/main names
+    the snapshot, whose files link to blobs)."""
+    import huggingface_hub.constants
+
+    repo = tmp_path / "models--someone--cached-here"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "blobs").mkdir()
+    (repo / "blobs" / "weights").write_bytes(bytes(3_100_000))
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").symlink_to(repo / "blobs" / "weights")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    at = open_link({"view": "model", "model": "someone/cached-here"})
+    assert not at.exception
+    assert (
+        "This link loads someone/cached-here from the Hugging Face hub (3 MB, already in this machine's cache)"
+        in shown(at.markdown[0].value)
+    )
 
 
 def test_the_tour_view_lists_a_broken_user_tours_problems(tmp_path, monkeypatch):

@@ -1,7 +1,9 @@
 """Tour files (ui.tour): the shipped tours are valid, and every kind of mistake is reported by step and field while
 the rest of the tour still loads."""
 
-from ui.tour import TOURS_DIR, VIEW_NAMES, load_tour, tour_files
+from ui.navigation import RUN_VIEWS
+from ui.tour import TOURS_DIR, VIEW_NAMES, load_tour, tour_files, tour_runs
+from ui.tour_runs import TourRun
 
 BROKEN = """
 title = "Broken on purpose"
@@ -80,3 +82,98 @@ def test_user_tours_are_listed_after_the_shipped_ones(tmp_path, monkeypatch):
     (tmp_path / "tours" / "mine.toml").write_text(BROKEN)
     files = tour_files()
     assert files[-1] == tmp_path / "tours" / "mine.toml" and files[0].parent == TOURS_DIR
+
+
+RUNS = """
+title = "Runs"
+
+[[step]]
+title = "Scores"
+view = "importance"
+text = "Head importance."
+run = "importance"
+[step.state]
+model = "digits-vit"
+n = 64
+
+[[step]]
+title = "Pruning, the same run"
+view = "importance"
+text = "The same scores."
+run = ["importance"]
+[step.state]
+model = "digits-vit"
+n = 64
+
+[[step]]
+title = "Maps and their faithfulness"
+view = "relevance"
+text = "Two runs."
+run = ["relevance", "faithfulness"]
+[step.state]
+model = "shapes-vit"
+dataset = "shapes"
+
+[[step]]
+title = "A run the view does not show"
+view = "spectral"
+text = "Wrong view."
+run = "importance"
+[step.state]
+model = "digits-vit"
+
+[[step]]
+title = "No model"
+view = "importance"
+text = "Whose run?"
+run = "importance"
+
+[[step]]
+title = "Bad n"
+view = "importance"
+text = "A fraction of an input."
+run = "importance"
+[step.state]
+model = "digits-vit"
+n = 2.5
+
+[[step]]
+title = "Old style"
+view = "importance"
+text = "Computed on opening."
+[step.state]
+model = "digits-vit"
+compute = 1
+"""
+
+
+def test_a_tours_runs_come_from_its_steps_once_each_and_their_mistakes_are_named(tmp_path):
+    path = tmp_path / "runs.toml"
+    path.write_text(RUNS)
+    tour = load_tour(path)
+    assert [s.title for s in tour.steps] == [
+        "Scores",
+        "Pruning, the same run",
+        "Maps and their faithfulness",
+        "Old style",
+    ]
+    assert tour_runs(tour) == {
+        TourRun("importance", "digits-vit", "", "", 64): [1, 2],
+        TourRun("relevance", "shapes-vit", "shapes", "", None): [3],
+        TourRun("faithfulness", "shapes-vit", "shapes", "", None): [3],
+    }
+    text = "\n".join(tour.problems)
+    assert (
+        "step 4 of the file ('A run the view does not show'), field 'run': 'importance' is not a stored run the "
+        "spectral view shows (one of spectral)" in text
+    )
+    assert "step 5 of the file ('No model'), field 'run': the run needs the step's model" in text
+    assert "step 6 of the file ('Bad n'), field 'state.n': the run's inputs must be a whole number" in text
+    assert "step 7 of the file ('Old style'), field 'state.compute': a tour names the stored run" in text
+    assert tour.steps[3].state == {"model": "digits-vit"} and len(tour.problems) == 4
+
+
+def test_every_analysis_has_the_view_that_shows_its_runs():
+    from analysis import UNITS
+
+    assert set(RUN_VIEWS) == set(UNITS) and set(RUN_VIEWS.values()) <= set(VIEW_NAMES)
