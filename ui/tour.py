@@ -3,7 +3,7 @@
 A step names a view, says what to look at (and the paper it comes from), sets the state the view opens in
 through the same link parameters a copied address carries (ui.params.PARAMS), and names the stored runs its view
 shows (`run`: started in the background when the tour starts, ui.tour_runs). A step with a mistake is reported
-with its number and field and left out; the rest of the tour runs. Never imports torch.
+with its number and field and left out; the rest of the tour runs.
 """
 
 from __future__ import annotations
