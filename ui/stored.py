@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 FREE_PARAMS = ("n", "batch_size", "methods", "maps")  # a stored run of any of these fits a view
 RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local, auto or an address) when set
-JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis): (pid, store folder)}
+JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis, params): (pid, log file)}
 
 
 class Subject(Protocol):
@@ -54,23 +54,12 @@ def find_run(ctx: Subject, analysis: str, options: tuple = ()) -> Run | None:
     (name, value) pairs, else the unit's defaults; any sample size and batch size; the largest wins), or None. A
     run whose files no longer match their checksums is not used: the view says so (a background run of it
     computes it again)."""
-    defaults = resolve_options(UNITS[analysis], ctx.model, dict(options)).params()
-    want = json.dumps({k: v for k, v in defaults.items() if k not in FREE_PARAMS}, sort_keys=True)
-    fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
     best = None
-    for run in store().runs():
-        try:
-            m = run.manifest
-        except Exception:  # noqa: BLE001 - a damaged run folder is skipped here and shown on the Runs page
-            continue
-        params = {k: v for k, v in m.params.items() if k not in FREE_PARAMS}
+    for run in matching(ctx, analysis, options):
+        m = run.manifest
         if (
             m.state == "done"
             and m.format_version == FORMAT_VERSION
-            and m.analysis == analysis
-            and m.model_fingerprint == fingerprint
-            and m.dataset_key == data
-            and json.dumps(params, sort_keys=True) == want
             and (best is None or m.n_inputs > best.manifest.n_inputs)
         ):
             damage = run.damage()
@@ -148,43 +137,59 @@ def start_background(ctx: Subject, analysis: str, options: tuple = (), n: int | 
         start_new_session=True,
         env={**os.environ, "HEADSCOPE_STORE": str(store().root.resolve())},
     )
-    st.session_state.setdefault(JOBS_KEY, {})[(ctx.model_key, ctx.dataset.key, analysis)] = (proc.pid, out.name)
+    st.session_state.setdefault(JOBS_KEY, {})[_job(ctx, analysis, options)] = (proc.pid, out.name)
 
 
-def started(ctx: Subject, analysis: str) -> tuple[int, str] | None:
-    """(pid, log file) of the background run of this model, dataset and analysis this session started, until its
-    progress bar saw it end."""
-    return st.session_state.get(JOBS_KEY, {}).get((ctx.model_key, ctx.dataset.key, analysis))
+def _job(ctx: Subject, analysis: str, options: tuple) -> tuple[str, str, str, str]:
+    """The session's key of a background run: model, dataset, analysis and parameters (_params)."""
+    return ctx.model_key, ctx.dataset.key, analysis, _params(ctx, analysis, options)
 
 
-def matching(ctx: Subject, analysis: str) -> list[Run]:
-    """Every run in the store of this model, dataset and analysis, newest first."""
+def started(ctx: Subject, analysis: str, options: tuple = ()) -> tuple[int, str] | None:
+    """(pid, log file) of the background run of this model, dataset, analysis and parameters this session
+    started, until its progress bar saw it end."""
+    return st.session_state.get(JOBS_KEY, {}).get(_job(ctx, analysis, options))
+
+
+def _params(ctx: Subject, analysis: str, options: tuple) -> str:
+    """The parameters a run of `analysis` with the view's `options` stores (the unit's defaults filled in), less
+    the free ones (sample and batch size), as one comparable string."""
+    params = resolve_options(UNITS[analysis], ctx.model, dict(options)).params()
+    return json.dumps({k: v for k, v in params.items() if k not in FREE_PARAMS}, sort_keys=True)
+
+
+def matching(ctx: Subject, analysis: str, options: tuple = ()) -> list[Run]:
+    """Every run in the store of this model, dataset and analysis with the view's parameters (`options`, as in
+    find_run), newest first."""
     fingerprint, data = model_fingerprint(ctx.model), ctx.dataset.fingerprint()
+    want = _params(ctx, analysis, options)
     found = []
     for run in store().runs():
         try:
             m = run.manifest
         except Exception:  # noqa: BLE001 - a damaged run folder is shown on the Runs page
             continue
-        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data:
+        same = json.dumps({k: v for k, v in m.params.items() if k not in FREE_PARAMS}, sort_keys=True) == want
+        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data and same:
             found.append((m.updated, run))
     return [run for _, run in sorted(found, key=lambda x: -x[0])]
 
 
-def active_run(ctx: Subject, analysis: str) -> Run | None:
-    """The run of this model, dataset and analysis that a process is writing now (it holds the run's lock)."""
-    return next((r for r in matching(ctx, analysis) if r.manifest.state == "running" and r.is_locked()), None)
+def active_run(ctx: Subject, analysis: str, options: tuple = ()) -> Run | None:
+    """The run of this model, dataset, analysis and parameters that a process is writing now (it holds the run's
+    lock)."""
+    return next((r for r in matching(ctx, analysis, options) if r.manifest.state == "running" and r.is_locked()), None)
 
 
 def background_panel(ctx: Subject, analysis: str, what: str, options: tuple = ()) -> bool:
-    """'Run on the whole dataset in the background', and while a run of this model, dataset and analysis is
-    being written (started here, in another session, by a tour or on the command line) a progress bar re-read
-    every second from the store, so it survives page switches and reloads, with Cancel. True while such a run
-    goes."""
+    """'Run on the whole dataset in the background', and while a run of this model, dataset, analysis and the
+    view's parameters (`options`) is being written (started here, in another session, by a tour or on the command
+    line) a progress bar re-read every second from the store, so it survives page switches and reloads, with
+    Cancel. True while such a run goes: a run of other parameters is not this view's."""
     if ctx.model_key != ctx.model_name:
         st.caption("Background runs use the model's own label set; restore it in the sidebar to start one.")
         return False
-    if started(ctx, analysis) is None and active_run(ctx, analysis) is None:
+    if started(ctx, analysis, options) is None and active_run(ctx, analysis, options) is None:
         rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, options, ctx.model, ctx.dataset)
         about = time_left(rate * len(ctx.dataset))
         st.button(
@@ -198,14 +203,14 @@ def background_panel(ctx: Subject, analysis: str, what: str, options: tuple = ()
             "restart.",
         )
         return False
-    follow(ctx, analysis)
+    follow(ctx, analysis, options)
     return True
 
 
 @st.fragment(run_every=1.0)
-def follow(ctx: Subject, analysis: str) -> None:
-    ours = started(ctx, analysis)
-    active = active_run(ctx, analysis)
+def follow(ctx: Subject, analysis: str, options: tuple = ()) -> None:
+    ours = started(ctx, analysis, options)
+    active = active_run(ctx, analysis, options)
     c1, c2 = st.columns([4, 1])
     if active is not None:
         m = active.manifest
@@ -220,8 +225,8 @@ def follow(ctx: Subject, analysis: str) -> None:
         c1.progress(0.0, text=f"Background run of {analysis}: starting…")
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=cancel, args=(ours[0],))
         return
-    st.session_state.get(JOBS_KEY, {}).pop((ctx.model_key, ctx.dataset.key, analysis), None)
-    newest = next(iter(matching(ctx, analysis)), None)
+    st.session_state.get(JOBS_KEY, {}).pop(_job(ctx, analysis, options), None)
+    newest = next(iter(matching(ctx, analysis, options)), None)
     if ours is not None and newest is None:
         st.error(
             f"The background run stopped before it wrote anything; its log: {ours[1]}\n\n"
