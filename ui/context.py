@@ -94,7 +94,10 @@ def tokens_of(batch: Batch) -> list[list[str]]:
 
 def warn_small_sample(n: int, labels: np.ndarray | None, n_classes: int, what: str) -> None:
     """An st.warning when n inputs are too few for `what` (e.g. "these scores") to mean much: fewer than
-    SMALL_SAMPLE, or labels [n] (model class indices, -1 = unknown; None = unlabelled) covering one class."""
+    SMALL_SAMPLE, or labels [n] (model class indices, -1 = unknown; None = unlabelled) covering one class. Labels
+    of which the model knows none count as none (the view says that no class matches)."""
+    if labels is not None and not (labels >= 0).any():
+        labels = None
     covered = 0 if labels is None else int(np.unique(labels[labels >= 0]).size)
     one_class = labels is not None and covered < min(2, n_classes)
     if n >= SMALL_SAMPLE and not one_class:

@@ -102,6 +102,9 @@ def test_loading_a_saved_folder_from_the_sidebar(tiny_vit_dir):
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
     assert "ViTForImageClassification" in list(at.table[0].value["value"])
+    # digits' classes are not the folder's: accuracy cannot be measured, and no warning calls 360 inputs too few
+    assert any("cannot be measured" in i.value for i in at.info)
+    assert not [w.value for w in at.warning if "too few" in w.value]
 
 
 def test_text_too_long_is_truncated_with_a_warning():
