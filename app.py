@@ -41,11 +41,13 @@ else:
         startup.wait()
         waiting.empty()
     from data import DatasetError
+    from ui.present import presenter_css
     from ui.sidebar import link_and_layout, model_from_link, sidebar
     from ui.tour import tour_panel
 
     links.go_to_view()
     links.begin_run()
+    presenter_css()  # before a link's question too: it is read on the projector
     if not model_from_link():  # a link's model folder or hub id waits for a yes
         st.stop()
     with st.spinner("Loading the model, the dataset and the input…", show_time=True):  # in the main area

@@ -19,7 +19,7 @@ from ui import cache, links, state
 from ui.context import PageContext
 from ui.input_picker import dataset_picker, input_picker, near_chance_warning, refused
 from ui.navigation import use_router
-from ui.present import presenter_css, presenter_toggle
+from ui.present import presenter_toggle
 from ui.text import literal
 
 LOAD_OTHER = "Load a model from a folder or hub id…"
@@ -172,13 +172,11 @@ def _apply_labels(name: str) -> None:
 
 
 def link_and_layout() -> None:
-    """The sidebar's presenter toggle and "Copy link" (filled when the view has run and its state is known);
-    applies the presenter layout's CSS."""
+    """The sidebar's presenter toggle and "Copy link" (filled when the view has run and its state is known)."""
     with st.sidebar:
         st.divider()
         presenter_toggle()
         slot = st.empty()
-    presenter_css()
 
     def show(link: str) -> None:  # opening the popover reruns the app, so a fragment's changes are in the link
         if not link:

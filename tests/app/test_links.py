@@ -399,6 +399,13 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
     assert asked == [str(tmp_path / "saved")]
 
 
+def test_a_links_model_question_is_in_the_presenter_layout():
+    from ui.present import PRESENTER_CSS
+
+    at = open_link({"view": "model", "model": "someone/not-cached-here", "present": "1"})
+    assert at.button(key="link_model_load") and any(h.proto.body == PRESENTER_CSS for h in at.get("html"))
+
+
 def test_a_hub_model_in_the_local_cache_is_asked_for_with_its_size(tmp_path, monkeypatch):
     """The hub is never asked for a size: a cached model's files give it (the cache's own layout: refs/main names
     the snapshot, whose files link to blobs)."""
