@@ -173,9 +173,10 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
         elif s.state == "queued":
             st.caption(f"{line}: {s.note}.")
         else:
-            shown = f"{line}: {s.fraction:.0%} ({literal(s.note)})" if s.state == "running" else f"{line}: starting…"
+            where = f"{s.fraction:.0%} ({literal(s.note)}), computing" if s.state == "running" else "starting"
+            shown = f"{line}: {where} in the background"
             if step + 1 in steps:
-                shown += ", computing in the background; this step shows it when it is done"
+                shown += "; this step shows it when it is done"
             st.progress(s.fraction, text=shown)
 
 
