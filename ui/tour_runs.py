@@ -173,10 +173,9 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
         elif s.state == "queued":
             st.caption(f"{line}: {s.note}.")
         else:
-            where = f"{s.fraction:.0%} ({literal(s.note)}), computing" if s.state == "running" else "starting"
-            shown = f"{line}: {where} in the background"
+            shown = f"{line}: {f'{s.fraction:.0%} ({literal(s.note)})' if s.state == 'running' else 'starting'}"
             if step + 1 in steps:
-                shown += "; this step shows it when it is done"
+                shown += " in the background; this step shows it when it is done"
             st.progress(s.fraction, text=shown)
 
 
