@@ -226,11 +226,13 @@ def tour_panel() -> None:
         if step.prompt:
             text.info(f"**Try this:** {prose(step.prompt)}", icon=":material/touch_app:")
         with text:
+            ready = True  # the step's runs are stored: the figure it names is drawn
             if runs := tour_runs(tour):
                 from ui.tour_runs import runs_panel
 
-                runs_panel(str(tour.path), runs, i)
-            _keys(data={"step": f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}", "figure": step.figure})
+                ready = runs_panel(str(tour.path), runs, i)
+            step_id = f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}"
+            _keys(data={"step": step_id, "figure": step.figure if ready else ""})
         nav.button(
             "Back",
             key="tour_back",

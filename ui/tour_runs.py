@@ -138,14 +138,16 @@ def advance(path: str, runs: Runs) -> list[tuple[TourRun, list[int], Status]]:
     return out
 
 
-def runs_panel(path: str, runs: Runs, step: int) -> None:
+def runs_panel(path: str, runs: Runs, step: int) -> bool:
     """The runs of the tour in `path` that are not stored yet, with their progress, in the tour panel (step: the
-    open step, 0-based), followed every second while one is still to come."""
+    open step, 0-based), followed every second while one is still to come (the app reruns when none is). True when
+    the open step's runs are stored (its view shows their figures)."""
     out = advance(path, runs)
     if _to_come(out):
         _follow(path, runs, step)
     else:
         _show(out, step)
+    return all(s.state == "stored" for _, steps, s in out if step + 1 in steps)
 
 
 @st.fragment(run_every=1.0)

@@ -2,6 +2,7 @@
 `headscope precompute` subprocess), the tour panel shows how far they are, and the step's view reads the stored
 run once it is done instead of asking for Compute."""
 
+import json
 import threading
 import time
 
@@ -27,6 +28,7 @@ title = "Which heads matter"
 view = "importance"
 text = "Remove one head at a time."
 run = "importance"
+figure = "Do the scores agree, and which one is right?"
 [step.state]
 model = "digits-vit"
 n = 8
@@ -70,6 +72,11 @@ def _lines(at: AppTest) -> list[str]:
     return bars + [shown(c.value) for c in at.caption] + [shown(w.value) for w in at.warning]
 
 
+def _figure(at: AppTest) -> str:
+    """The figure the tour panel's button scrolls to ("": no button)."""
+    return next(json.loads(c.proto.json)["figure"] for c in at.get("bidi_component") if "tour_keys" in c.proto.id)
+
+
 def _pid(at: AppTest) -> int:
     _, started = at.session_state[STARTED]
     ((pid, _),) = started.values()
@@ -93,6 +100,7 @@ def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_
     assert not any("Press **Compute head importance**" in i.value for i in at.info)
     assert any("being computed in the background" in i.value for i in at.info)
     assert any("this step shows it when it is done" in line for line in _lines(at)), _lines(at)
+    assert _figure(at) == ""  # the figure comes with the run: no button that scrolls to nothing
     deadline = time.monotonic() + 240
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(1)
@@ -104,6 +112,7 @@ def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_
     assert not any("Press **Compute head importance**" in i.value for i in at.info)
     assert not any(line.startswith(need) for line in _lines(at))  # nothing left to wait for
     assert len(at.get("plotly_chart")) >= 3  # the score grids of the stored run
+    assert _figure(at) == "Do the scores agree, and which one is right?"
 
 
 def test_a_run_already_stored_is_not_started_again(tour, digits_vit):

@@ -83,7 +83,10 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
         panel = page.locator(PANEL).bounding_box()
         assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 720, (k + 1, panel)
         if step.figure:  # its button brings the figure's heading into view (the keys still move the tour)
-            page.locator(PANEL).get_by_role("button", name="Show the figure").click()
+            figure = page.locator(PANEL).get_by_role("button", name="Show the figure")
+            figure.wait_for(timeout=120_000)  # a step's figure of a run the tour started: once the run is stored
+            wait_idle(page)  # and the view has drawn it
+            figure.click()
             heading = page.locator("[data-testid='stMain'] :is(h2, h3)").filter(has_text=step.figure).first
             expect(heading).to_be_in_viewport()
         if k == 7:  # "Drag the temperature to 4"
