@@ -232,7 +232,8 @@ def tour_panel() -> None:
 
                 ready = runs_panel(str(tour.path), runs, i)
             step_id = f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}"
-            _keys(data={"step": step_id, "figure": step.figure if ready else ""})
+            figure = step.figure if ready else ""
+            _keys(data={"step": step_id, "figure": figure, "present": st.session_state[state.PRESENT]})
         nav.button(
             "Back",
             key="tour_back",

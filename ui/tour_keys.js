@@ -55,6 +55,7 @@ export default function ({ parentElement, data }) {
     button.className = "tour-figure";
     parentElement.appendChild(button);
   }
+  button.classList.toggle("present", data.present); // the presenter layout's CSS does not reach in here
   button.textContent = `↓ Show the figure: ${data.figure}`;
   button.onclick = () => toFigure(data.figure);
 }

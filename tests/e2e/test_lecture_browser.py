@@ -86,6 +86,8 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
             figure = page.locator(PANEL).get_by_role("button", name="Show the figure")
             figure.wait_for(timeout=120_000)  # a step's figure of a run the tour started: once the run is stored
             wait_idle(page)  # and the view has drawn it
+            size = "el => getComputedStyle(el).fontSize"  # in the presenter layout's size, as Next is
+            assert figure.evaluate(size) == page.locator(".st-key-tour_next button p").first.evaluate(size)
             figure.click()
             heading = page.locator("[data-testid='stMain'] :is(h2, h3)").filter(has_text=step.figure).first
             expect(heading).to_be_in_viewport()
