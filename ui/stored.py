@@ -203,12 +203,13 @@ def background_panel(ctx: Subject, analysis: str, what: str, options: tuple = ()
             "restart.",
         )
         return False
-    follow(ctx, analysis, options)
+    follow(ctx, analysis, what, options)
     return True
 
 
 @st.fragment(run_every=1.0)
-def follow(ctx: Subject, analysis: str, options: tuple = ()) -> None:
+def follow(ctx: Subject, analysis: str, what: str, options: tuple = ()) -> None:
+    """background_panel's progress bar and Cancel, re-read every second (what: the analysis in words)."""
     ours = started(ctx, analysis, options)
     active = active_run(ctx, analysis, options)
     c1, c2 = st.columns([4, 1])
@@ -217,12 +218,12 @@ def follow(ctx: Subject, analysis: str, options: tuple = ()) -> None:
         where = f", shards {m.chunks_done()}/{m.n_chunks} on {m.workers}" if m.workers else ""
         c1.progress(
             m.done_inputs / max(m.n_inputs, 1),
-            text=f"Background run of {analysis}: {m.done_inputs}/{m.n_inputs} inputs{where}",
+            text=f"Running {what} in the background: {m.done_inputs}/{m.n_inputs} inputs{where}",
         )
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=cancel, args=(active.holder_pid(),))
         return
     if ours is not None and alive(ours[0]):  # the process is still loading the model and the data
-        c1.progress(0.0, text=f"Background run of {analysis}: starting…")
+        c1.progress(0.0, text=f"Running {what} in the background: starting…")
         c2.button("Cancel", key=f"bg_cancel_{analysis}", on_click=cancel, args=(ours[0],))
         return
     st.session_state.get(JOBS_KEY, {}).pop(_job(ctx, analysis, options), None)

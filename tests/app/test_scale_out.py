@@ -30,10 +30,10 @@ def test_a_run_on_ray_shows_shards_and_workers_in_the_progress_bar(digits_vit):
     try:
         with run.lock():  # as the driver holds it while the workers compute
             at = open_view("pages/importance.py")
-            bars = [p for p in at.get("progress") if "Background run of importance" in p.proto.text]
+            bars = [p for p in at.get("progress") if "Running head importance in the background" in p.proto.text]
             assert bars, [p.proto.text for p in at.get("progress")]
             assert bars[0].proto.text == (
-                f"Background run of importance: {2 * m.chunk_size}/{m.n_inputs} inputs, "
+                f"Running head importance in the background: {2 * m.chunk_size}/{m.n_inputs} inputs, "
                 f"shards 2/{m.n_chunks} on ray: 2 CPU workers x 1 thread on 1 node"
             )
     finally:

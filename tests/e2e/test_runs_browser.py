@@ -15,9 +15,9 @@ def test_background_run_survives_a_page_switch(app_url, page):
     page.get_by_text("/360 inputs").first.wait_for(timeout=120_000)  # the run's process holds its lock
     assert page.get_by_role("button", name="Cancel").is_visible()
     page.reload()  # a new session finds the running run in the store
-    page.get_by_text("Background run of importance").or_(page.get_by_text("Show the stored run")).first.wait_for(
-        timeout=120_000
-    )
+    page.get_by_text("Running head importance in the background").or_(
+        page.get_by_text("Show the stored run")
+    ).first.wait_for(timeout=120_000)
 
     page.locator("[data-testid='stSidebarNav'] a", has_text="Model").click()
     wait_idle(page)
