@@ -12,7 +12,7 @@ from ui.links import stop_view
 from ui.navigation import VIEWS
 from ui.sidebar import page_context
 from ui.text import literal, prose
-from ui.tour import read_tour, request_step, tour_files, tour_runs
+from ui.tour import keys, read_tour, request_step, tour_files, tour_runs
 from ui.tour_runs import overview
 
 page_context()  # the sidebar (a tour step sets its model and input)
@@ -53,3 +53,5 @@ if tour.steps:
     st.button("Start the tour", type="primary", key="tour_start", on_click=request_step, args=(tour.path, 0))
 if st.session_state.get(state.TOUR):
     st.caption("A tour is running: its panel sits above every view until you end it.")
+else:
+    keys()  # loaded before the tour starts (the running tour's panel draws them)

@@ -232,8 +232,7 @@ def tour_panel() -> None:
 
                 ready = runs_panel(str(tour.path), runs, i)
             step_id = f"{at[0]}#{i}#{st.session_state.get(state.TOUR_OPENED, 0)}"
-            figure = step.figure if ready else ""
-            _keys(data={"step": step_id, "figure": figure, "present": st.session_state[state.PRESENT]})
+            keys(step_id, step.figure if ready else "", st.session_state[state.PRESENT])
         nav.button(
             "Back",
             key="tour_back",
@@ -276,8 +275,10 @@ def _keys_component():
     )
 
 
-def _keys(data: dict) -> None:
-    _keys_component()(data=data, key="tour_keys")
+def keys(step: str = "", figure: str = "", present: bool = False) -> None:
+    """The tour's keys and scrolling for the open step (its id, the figure it names). The Tour view draws them
+    before a tour starts: their script loads a moment after the page, and the first PageDown must find it."""
+    _keys_component()(data={"step": step, "figure": figure, "present": present}, key="tour_keys")
 
 
 def _jump(path: Path, key: str) -> None:

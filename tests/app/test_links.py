@@ -251,10 +251,16 @@ def test_every_tour_step_opens_the_state_it_declares(path):
         assert url(at).items() >= step.state.items(), (k, step.state, url(at))
 
 
+def _tour_keys(at: AppTest) -> int:
+    """How many tour key components (ui/tour_keys.js) the page draws."""
+    return sum("tour_keys" in c.proto.id for c in at.get("bidi_component"))
+
+
 def test_tour_panel_next_back_and_end():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("pages/tour.py").run()
     assert_clean(at)
+    assert _tour_keys(at) == 1  # loaded before the tour starts: the first PageDown finds them
     at.button(key="tour_start").click().run()
     intro = load_tour(TOURS_DIR / "intro.toml")
     assert at.title[0].value == TITLES[intro.steps[0].view]
@@ -265,6 +271,9 @@ def test_tour_panel_next_back_and_end():
     assert url(at)["tab"] == intro.steps[1].state["tab"]
     at.button(key="tour_back").click().run()
     assert tuple(at.session_state[state.TOUR])[1] == 0
+    at.switch_page("pages/tour.py").run()  # the Tour view while the tour runs: the panel's keys only
+    assert_clean(at)
+    assert _tour_keys(at) == 1
     at.button(key="tour_end").click().run()
     assert state.TOUR not in at.session_state
     assert not any(m.value.startswith("#### ") for m in at.markdown)  # the panel's step heading is gone

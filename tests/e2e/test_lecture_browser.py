@@ -72,6 +72,7 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
     page.goto(f"{app_url}/tour?present=1")
     wait_idle(page)
     assert query(page.url).get("present") == "1"
+    page.wait_for_function("window.__headscopeTourKeys", timeout=10_000)  # the keys, before the tour starts
     start = page.get_by_role("button", name="Start the tour")
     start.scroll_into_view_if_needed()  # below the fold at this size: the first step must still open at the top
     start.click()
