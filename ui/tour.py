@@ -21,6 +21,7 @@ from ui.tour_runs import TourRun
 TOURS_DIR = Path(__file__).resolve().parent.parent / "tours"  # the tours HeadScope ships
 VIEW_NAMES = [v.name for v in VIEWS]  # a step's `view`: the page's name in the URL
 SCALARS = (str, int, float, bool)
+JUMP = "tour_jump"  # the step list's widget key
 FIELDS = ("title", "view", "text", "source", "try", "figure", "run", "state")  # a [[step]]'s fields
 
 
@@ -252,14 +253,16 @@ def tour_panel() -> None:
             on_click=request_step,
             args=(tour.path, i + 1),
         )
+        # one widget whose value follows the step: a key per step made a new widget at the same place, which the
+        # browser could fill with the previous step's number and so send the tour back a step
+        st.session_state[JUMP] = i
         nav.selectbox(
             "Step",
             range(n),
-            index=i,
             format_func=lambda k: f"{k + 1}. {tour.steps[k].title}",
-            key=f"tour_jump_{i}",
+            key=JUMP,
             on_change=_jump,
-            args=(tour.path, f"tour_jump_{i}"),
+            args=(tour.path, JUMP),
         )
         nav.button("End the tour", key="tour_end", width="stretch", on_click=end_tour)
 

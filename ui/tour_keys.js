@@ -22,11 +22,23 @@ function toTop() {
   window.scrollTo(0, 0);
 }
 
-// scroll to the main area's first heading that starts with `title`
+// scroll to the main area's first heading that starts with `title`; one still being drawn is waited for (30 s)
 function toFigure(title) {
-  const headings = document.querySelectorAll('[data-testid="stMain"] :is(h1, h2, h3, h4, h5, h6)');
-  const heading = [...headings].find((h) => h.textContent.trim().startsWith(title));
-  heading?.scrollIntoView({ block: "start", behavior: "smooth" });
+  const find = () =>
+    [...document.querySelectorAll('[data-testid="stMain"] :is(h1, h2, h3, h4, h5, h6)')].find((h) =>
+      h.textContent.trim().startsWith(title),
+    );
+  const show = (heading) => heading.scrollIntoView({ block: "start", behavior: "smooth" });
+  const heading = find();
+  if (heading) return show(heading);
+  const drawn = new MutationObserver(() => {
+    const later = find();
+    if (!later) return;
+    drawn.disconnect();
+    show(later);
+  });
+  drawn.observe(document.querySelector('[data-testid="stMain"]') ?? document.body, { childList: true, subtree: true });
+  setTimeout(() => drawn.disconnect(), 30000);
 }
 
 export default function ({ parentElement, data }) {

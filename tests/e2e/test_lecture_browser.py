@@ -80,6 +80,7 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
         page.locator(PANEL).get_by_role("heading", name=step.title).wait_for(timeout=120_000)
         wait_idle(page)
         assert urlsplit(page.url).path.endswith("/" + step.view) and query(page.url).get("present") == "1"
+        assert f"step {k + 1} of {len(steps)}" in page.locator(PANEL).inner_text()  # and it stays there
         page.screenshot(path=str(tmp_path / f"step{k + 1:02d}.png"))
         panel = page.locator(PANEL).bounding_box()
         assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 720, (k + 1, panel)
@@ -91,7 +92,7 @@ def test_walk_the_tour_with_pagedown_on_a_projector(app_url, browser, tmp_path):
             assert figure.evaluate(size) == page.locator(".st-key-tour_next button p").first.evaluate(size)
             figure.click()
             heading = page.locator("[data-testid='stMain'] :is(h2, h3)").filter(has_text=step.figure).first
-            expect(heading).to_be_in_viewport()
+            expect(heading).to_be_in_viewport(timeout=30_000)  # drawn, then scrolled to, on a busy machine
         if k == 7:  # "Drag the temperature to 4"
             tau = query(page.url)["tau"]
             drag_first_slider(page)
