@@ -63,6 +63,37 @@ def stored_run(model, analysis: str, n: int | None, batch_size: int = 32, **opti
         Store().delete(run.root.name)
 
 
+@contextlib.contextmanager
+def held_run(model, analysis: str, n: int):
+    """A run of `analysis` of digits-vit `model` on n inputs of the digits test split that a thread is writing into
+    the app's store, held after its first chunk while the block runs (a run another process computes); it
+    finishes on exit. Yields its manifest."""
+    import threading
+
+    from data import load_dataset
+    from runs import Store
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
+
+    ds = load_dataset("digits", "test")
+    first_chunk, go_on = threading.Event(), threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total:
+            first_chunk.set()
+            go_on.wait(120)
+
+    manifest = manifest_for(model, "digits-vit", ds, analysis, n, batch_size=32)
+    job = threading.Thread(target=run_job, args=(model, ds, manifest, Store()), kwargs={"progress": progress})
+    job.start()
+    try:
+        assert first_chunk.wait(120)
+        yield manifest
+    finally:
+        go_on.set()
+        job.join(120)
+
+
 def plotly_array(values) -> np.ndarray:
     """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"}."""
     if isinstance(values, dict):

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import importance as imp
 from data import load_dataset
-from tests.app.helpers import APP, TIMEOUT, open_view, plotly_array
+from tests.app.helpers import APP, TIMEOUT, held_run, open_view, plotly_array
 from ui import state
 
 PAGE = "pages/importance.py"
@@ -187,25 +187,9 @@ def test_a_background_run_is_followed_only_by_the_view_with_its_parameters(digit
     """A zero-ablation run another process is writing (run_job in a thread, held after its first chunk): the view
     with zero ablation follows it; with mean ablation the run is not the view's (no 'being computed', its own
     background button), and once stored it is shown for zero ablation only."""
-    import threading
-
     from runs import Store
-    from runs.jobs import run_job
-    from runs.plan import manifest_for
 
-    ds = load_dataset("digits", "test")
-    halfway, go_on = threading.Event(), threading.Event()
-
-    def progress(done: int, total: int) -> None:
-        if done < total:  # after the first chunk
-            halfway.set()
-            go_on.wait(120)
-
-    manifest = manifest_for(digits_vit, "digits-vit", ds, "importance", 80, batch_size=32)
-    job = threading.Thread(target=run_job, args=(digits_vit, ds, manifest, Store()), kwargs={"progress": progress})
-    job.start()
-    try:
-        assert halfway.wait(120)
+    with held_run(digits_vit, "importance", 80) as manifest:
         at = open_view(PAGE)
         assert any("being computed in the background" in i.value for i in at.info)
         assert "bg_start_importance" not in _keys(at)
@@ -213,9 +197,6 @@ def test_a_background_run_is_followed_only_by_the_view_with_its_parameters(digit
         assert not at.exception
         assert any("Press **Compute head importance**" in i.value for i in at.info), [i.value for i in at.info]
         assert "bg_start_importance" in _keys(at)
-    finally:
-        go_on.set()
-        job.join(120)
     at.run()
     assert "imp_use_stored" not in _keys(at)  # the stored run is zero ablation's
     at.selectbox(key="imp_ablation").set_value("zero").run()

@@ -3,14 +3,13 @@
 run once it is done instead of asking for Compute."""
 
 import json
-import threading
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from runs import Store
-from tests.app.helpers import APP, TIMEOUT, assert_clean, shown, stored_run
+from tests.app.helpers import APP, TIMEOUT, assert_clean, held_run, shown, stored_run
 from ui import state
 from ui.stored import alive
 from ui.tour_runs import STARTED
@@ -126,33 +125,14 @@ def test_a_run_already_stored_is_not_started_again(tour, digits_vit):
 def test_a_run_already_being_computed_is_followed_with_its_progress_not_started_again(tour, digits_vit):
     """A run of the tour's that another process is writing (here run_job in a thread, held after its first chunk
     of 64 of 80 inputs): the panel shows its progress from the store, and the step reads it once it is done."""
-    from data import load_dataset
-    from runs.jobs import run_job
-    from runs.plan import manifest_for
-
     tour.write_text(TOUR.replace("n = 8", "n = 80"))
-    ds = load_dataset("digits", "test")
-    halfway, go_on = threading.Event(), threading.Event()
-
-    def progress(done: int, total: int) -> None:
-        if done == 64:
-            halfway.set()
-            go_on.wait(120)
-
-    manifest = manifest_for(digits_vit, "digits-vit", ds, "importance", 80, batch_size=32)
-    job = threading.Thread(target=run_job, args=(digits_vit, ds, manifest, Store()), kwargs={"progress": progress})
-    job.start()
-    try:
-        assert halfway.wait(120)
+    with held_run(digits_vit, "importance", 80):  # its first chunk: 64 of 80 inputs
         at = _start(tour)
         assert not at.session_state[STARTED][1]  # nothing started: the run is being computed
         line = "Step 2 needs head importance on digits-vit (80 inputs of digits): 80% (64/80 inputs)"
         assert line in _lines(at), _lines(at)
         at.button(key="tour_next").click().run()
         assert f"{line} in the background; this step shows it when it is done" in _lines(at)
-    finally:
-        go_on.set()
-        job.join(120)
     at.switch_page("pages/importance.py").run()
     assert_clean(at)
     assert at.toggle(key="imp_use_stored").label.startswith("Show the stored run: 80 inputs of digits")
