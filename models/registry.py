@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -187,6 +188,12 @@ def _cached_snapshot(repo_id: str) -> str | None:
     except ValueError:  # not a valid repo id
         return None
     return str(Path(config).parent) if isinstance(config, str) else None
+
+
+def hub_offline() -> bool:
+    """Whether this process may not ask the Hugging Face hub (HF_HUB_OFFLINE set to a true value, as the hub's
+    client reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def local_size(name: str) -> int | None:

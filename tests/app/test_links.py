@@ -386,9 +386,13 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
     at = open_link({"view": "model", "model": "someone/not-cached-here", "input": "5"})
     assert not at.exception and asked == []  # nothing asked the hub: the view waits for the answer
     assert (
-        "This link loads someone/not-cached-here from the Hugging Face hub (not in this machine's cache: downloaded, "
-        "size unknown offline)" in shown(at.markdown[0].value)
+        "This link loads someone/not-cached-here from the Hugging Face hub (not in this machine's cache; this server "
+        "is offline (HF_HUB_OFFLINE): it cannot be downloaded)" in shown(at.markdown[0].value)
     )
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # a server that may download: the question says so
+    online = open_link({"view": "model", "model": "someone/not-cached-here"})
+    assert "(not in this machine's cache; downloaded)" in shown(online.markdown[0].value) and asked == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at.button(key="link_model_skip").click().run()
     assert_clean(at)
     assert "model='someone/not-cached-here' was not loaded" in link_message(at)
