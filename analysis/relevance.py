@@ -103,7 +103,7 @@ def weighted_rollout(maps: torch.Tensor, grads: torch.Tensor, readout: torch.Ten
     start = readout.to(a.dtype)
     row = start
     for layer in a.flip(0):
-        row = row + torch.einsum("bt,bts->bs", row, layer)
+        row = row + read_rows(layer, row, 0)
     return row - start
 
 

@@ -154,7 +154,11 @@ def started(ctx: Subject, analysis: str, options: tuple = ()) -> tuple[int, str]
 def _params(ctx: Subject, analysis: str, options: tuple) -> str:
     """The parameters a run of `analysis` with the view's `options` stores (the unit's defaults filled in), less
     the free ones (sample and batch size), as one comparable string."""
-    params = resolve_options(UNITS[analysis], ctx.model, dict(options)).params()
+    return _comparable(resolve_options(UNITS[analysis], ctx.model, dict(options)).params())
+
+
+def _comparable(params: dict) -> str:
+    """A run's parameters less the free ones (FREE_PARAMS), as one string that compares equal for equal runs."""
     return json.dumps({k: v for k, v in params.items() if k not in FREE_PARAMS}, sort_keys=True)
 
 
@@ -169,8 +173,8 @@ def matching(ctx: Subject, analysis: str, options: tuple = ()) -> list[Run]:
             m = run.manifest
         except Exception:  # noqa: BLE001 - a damaged run folder is shown on the Runs page
             continue
-        same = json.dumps({k: v for k, v in m.params.items() if k not in FREE_PARAMS}, sort_keys=True) == want
-        if m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data and same:
+        same = m.analysis == analysis and m.model_fingerprint == fingerprint and m.dataset_key == data
+        if same and _comparable(m.params) == want:
             found.append((m.updated, run))
     return [run for _, run in sorted(found, key=lambda x: -x[0])]
 
