@@ -6,6 +6,7 @@ session draws on a server of its own, and none may show an error. (AppTest canno
 swaps a process-wide Runtime in and out around each run. tests/unit/test_concurrency.py is the fine-grained check:
 many more calls from threads, and it fails when a forward runs without the model's lock.)"""
 
+import json
 import re
 
 import pytest
@@ -54,6 +55,15 @@ def _untimed(texts: list[str]) -> list[str]:
     return [t for t in texts if not re.search(r"(?i)\babout \d", t)]
 
 
+def _differences(a, b, path: str = "") -> list[str]:
+    """Where two JSON values differ (paths to the differing leaves, with both values), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def test_sessions_on_one_server_draw_what_they_draw_alone(browser):
     alone = {}
     for name, session in SESSIONS.items():
@@ -64,5 +74,6 @@ def test_sessions_on_one_server_draw_what_they_draw_alone(browser):
     for name in SESSIONS:
         assert not together[name]["errors"] and not alone[name]["errors"], name
         assert together[name]["figures"], name  # nothing drawn would compare equal without testing anything
-        assert together[name]["figures"] == alone[name]["figures"], name
+        figures = [json.loads(f) for f in together[name]["figures"]], [json.loads(f) for f in alone[name]["figures"]]
+        assert figures[0] == figures[1], f"{name}: " + "; ".join(_differences(*figures)[:20])
         assert _untimed(together[name]["text"]) == _untimed(alone[name]["text"]), name
