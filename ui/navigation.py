@@ -104,6 +104,9 @@ RUN_VIEWS = {
     "spectral": "spectral",
     "embedding": "embedding",
 }
+# the link parameters that are options of an analysis's stored run (the unit's option of the same name): a view
+# shows the stored run of the options it is set to, and a tour step's state sets them for the runs it starts
+RUN_OPTIONS = {"importance": ("ablation",)}
 
 
 def available_views() -> list[View]:

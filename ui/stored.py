@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -121,6 +122,11 @@ def _command(ctx: Subject, analysis: str, options: tuple = (), n: int | None = N
         *(["--n", str(n)] if n is not None else []),
         *option_args(options),
     ]
+
+
+def command_line(ctx: Subject, analysis: str, options: tuple = (), n: int | None = None) -> str:
+    """The `headscope precompute` command that stores the same run as start_background, as a user types it."""
+    return shlex.join(["headscope", *_command(ctx, analysis, options, n)[3:]])
 
 
 def start_background(ctx: Subject, analysis: str, options: tuple = (), n: int | None = None) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runs.store import home
-from ui.navigation import RUN_VIEWS, VIEWS
+from ui.navigation import RUN_OPTIONS, RUN_VIEWS, VIEWS
 from ui.params import COMPUTE, PARAMS
 from ui.tour_runs import TourRun
 
@@ -134,7 +134,8 @@ def tour_runs(tour: Tour) -> dict[TourRun, list[int]]:
         s = step.state
         for analysis in step.runs:
             n = int(s["n"]) if "n" in s else None
-            key = TourRun(analysis, s["model"], s.get("dataset", ""), s.get("split", ""), n)
+            options = tuple((name, s[name]) for name in RUN_OPTIONS.get(analysis, ()) if name in s)
+            key = TourRun(analysis, s["model"], s.get("dataset", ""), s.get("split", ""), n, options)
             out.setdefault(key, []).append(k)
     return out
 

@@ -26,13 +26,15 @@ TITLES = {"importance": "head importance", "direct_logit_attribution": "direct l
 class TourRun:
     """A stored run that steps of a tour show: `analysis` of the built-in `model` on `dataset` (a bundled set; ""
     is the model's own) and its `split` ("": the dataset's default), the dataset's seeded sample of n inputs
-    (None: every input). Taken from the step's state (model, dataset, split, n)."""
+    (None: every input), with the unit's `options` ((name, value) pairs; the defaults for the rest). Taken from the
+    step's state (model, dataset, split, n and the run's options, ui.navigation.RUN_OPTIONS)."""
 
     analysis: str
     model: str
     dataset: str
     split: str
     n: int | None
+    options: tuple[tuple[str, str], ...] = ()
 
 
 Runs = dict[TourRun, list[int]]  # run -> the numbers (1-based) of the steps that show it, in step order
@@ -55,10 +57,10 @@ class Status(NamedTuple):
 
 
 def describe(run: TourRun) -> str:
-    """'head importance on digits-vit (64 inputs of digits)'."""
+    """'head importance on digits-vit (64 inputs of digits, ablation mean)'."""
     what = TITLES.get(run.analysis, run.analysis.replace("_", " "))
     inputs = f"{run.n} inputs" if run.n else "every input"
-    return f"{what} on {run.model} ({inputs} of {_dataset(run)})"
+    return f"{what} on {run.model} ({inputs} of {_dataset(run)}{''.join(f', {k} {v}' for k, v in run.options)})"
 
 
 def _who(steps: list[int]) -> str:
@@ -100,11 +102,12 @@ def status(run: TourRun, started: tuple[int, str] | None) -> Status:
 
     try:
         t = target(run)
+        found = stored.find_run(t, run.analysis, run.options)  # ValueError for an option the unit does not take
     except ValueError as e:
         return Status("refused", 0.0, str(e))
-    if stored.find_run(t, run.analysis) is not None:
+    if found is not None:
         return Status("stored", 1.0, "stored")
-    active = stored.active_run(t, run.analysis)
+    active = stored.active_run(t, run.analysis, run.options)
     if active is not None:
         m = active.manifest
         return Status("running", m.done_inputs / max(m.n_inputs, 1), f"{m.done_inputs}/{m.n_inputs} inputs")
@@ -131,8 +134,8 @@ def advance(path: str, runs: Runs) -> list[tuple[TourRun, list[int], Status]]:
         for k, (run, steps, s) in enumerate(out):
             if s.state == "queued":
                 t = target(run)
-                stored.start_background(t, run.analysis, n=run.n)
-                started[run] = stored.started(t, run.analysis)
+                stored.start_background(t, run.analysis, run.options, n=run.n)
+                started[run] = stored.started(t, run.analysis, run.options)
                 out[k] = (run, steps, Status("starting", 0.0, "starting"))
                 break
     return out
@@ -171,7 +174,7 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
             continue
         line = f"{_who(steps).capitalize()} {'need' if len(steps) > 1 else 'needs'} {literal(describe(run))}"
         if s.state in ("refused", "stopped"):
-            st.warning(f"{line}, which cannot be computed: {literal(s.note)}.")
+            st.warning(f"{line}, which cannot be computed: {literal(s.note.rstrip('.'))}.")
         elif s.state == "queued":
             st.caption(f"{line}: {s.note}.")
         else:
@@ -184,6 +187,8 @@ def _show(out: list[tuple[TourRun, list[int], Status]], step: int) -> None:
 def overview(runs: Runs) -> None:
     """The Tour view's list of the stored runs a tour's steps show: stored, being computed, or started when the
     tour starts (with the command that stores it before the lecture), or why it cannot be computed."""
+    from ui import stored
+
     lines = []
     for run, steps in runs.items():
         s = status(run, None)
@@ -195,10 +200,7 @@ def overview(runs: Runs) -> None:
         elif s.state == "running":
             line += f"being computed ({s.note})"
         else:
-            options = {"dataset": _dataset(run), "split": run.split, "analyses": run.analysis, "n": run.n or ""}
-            command = f"headscope precompute --model {run.model}" + "".join(
-                f" --{k} {v}" for k, v in options.items() if v
-            )
+            command = stored.command_line(target(run), run.analysis, run.options, run.n)
             line += f"starts with the tour (or store it before the lecture: `{command}`)"
         lines.append(line)
     st.markdown(

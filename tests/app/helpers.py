@@ -95,9 +95,11 @@ def held_run(model, analysis: str, n: int):
 
 
 def plotly_array(values) -> np.ndarray:
-    """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"}."""
+    """A plotly JSON array: a list, or typed-array bytes {"dtype", "bdata"} with its "shape" ("rows, columns"; none
+    for a vector)."""
     if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        flat = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return flat.reshape([int(n) for n in str(values.get("shape", len(flat))).split(",")])
     return np.asarray(values)
 
 

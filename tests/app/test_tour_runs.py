@@ -83,16 +83,19 @@ def _pid(at: AppTest) -> int:
 
 
 def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_stored_run(tour):
+    tour.write_text(TOUR.replace("n = 8", 'n = 8\nablation = "mean"'))  # the run is of the step's options
     listed = _overview(_tour_view(tour))
+    store = Store().root.resolve()
     assert (
-        "step 2: head importance on digits-vit (8 inputs of digits): starts with the tour (or store it before the "
-        "lecture: `headscope precompute --model digits-vit --dataset digits --analyses importance --n 8`)" in listed
+        "step 2: head importance on digits-vit (8 inputs of digits, ablation mean): starts with the tour (or store it "
+        "before the lecture: `headscope precompute --model digits-vit --dataset digits --split test --analyses "
+        f"importance --batch-size 32 --store {store} --device cpu --n 8 --ablation mean`)" in listed
     ), listed
     at = _start(tour)
     assert tuple(at.session_state[state.TOUR])[1] == 0
     pid = _pid(at)  # started when the tour started, on step 1
     assert alive(pid)
-    need = "Step 2 needs head importance on digits-vit (8 inputs of digits)"
+    need = "Step 2 needs head importance on digits-vit (8 inputs of digits, ablation mean)"
     assert f"{need}: starting" in _lines(at), _lines(at)
     at.button(key="tour_next").click().run()  # the class reaches the step before the run is done
     assert_clean(at)
@@ -106,7 +109,8 @@ def test_a_tours_run_starts_with_the_tour_shows_progress_and_its_step_reads_the_
     at.switch_page("pages/importance.py").run()  # the page the browser is on reruns (the panel's fragment asks)
     assert_clean(at)
     (run,) = Store().runs()
-    assert run.manifest.state == "done" and run.manifest.n_inputs == 8
+    assert run.manifest.state == "done" and run.manifest.n_inputs == 8 and run.manifest.params["ablation"] == "mean"
+    assert at.selectbox(key="imp_ablation").value == "mean"
     assert at.toggle(key="imp_use_stored").label.startswith("Show the stored run: 8 inputs of digits")
     assert not any("Press **Compute head importance**" in i.value for i in at.info)
     assert not any(line.startswith(need) for line in _lines(at))  # nothing left to wait for
@@ -168,12 +172,19 @@ def test_ending_the_tour_stops_the_runs_it_started(tour):
     assert not alive(pid) and STARTED not in at.session_state
 
 
-def test_a_tours_run_that_cannot_be_computed_is_named_in_the_panel(tour):
-    tour.write_text(TOUR.replace("n = 8", 'n = 8\ndataset = "prose"'))
+@pytest.mark.parametrize(
+    "state, why",
+    [
+        ('dataset = "prose"', "(8 inputs of prose), which cannot be computed: 'prose' is not a bundled image dataset"),
+        ('ablation = "half"', "(8 inputs of digits, ablation half), which cannot be computed: Option 'ablation' got"),
+    ],
+)
+def test_a_tours_run_that_cannot_be_computed_is_named_in_the_panel(tour, state, why):
+    tour.write_text(TOUR.replace("n = 8", f"n = 8\n{state}"))
     at = _start(tour)
     assert not at.session_state[STARTED][1]  # nothing started
     warned = " ".join(shown(w.value) for w in at.warning)
-    assert "Step 2 needs head importance on digits-vit (8 inputs of prose), which cannot be computed" in warned
+    assert f"Step 2 needs head importance on digits-vit {why}" in warned, warned
 
 
 def test_the_tour_view_names_a_runs_mistakes_literally(tour):

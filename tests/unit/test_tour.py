@@ -144,6 +144,17 @@ text = "Computed on opening."
 [step.state]
 model = "digits-vit"
 compute = 1
+
+[[step]]
+title = "Mean ablation"
+view = "importance"
+text = "Another run: its heads' outputs are replaced by their mean."
+run = "importance"
+[step.state]
+model = "digits-vit"
+n = 64
+ablation = "mean"
+layer = 1
 """
 
 
@@ -156,11 +167,13 @@ def test_a_tours_runs_come_from_its_steps_once_each_and_their_mistakes_are_named
         "Pruning, the same run",
         "Maps and their faithfulness",
         "Old style",
+        "Mean ablation",
     ]
     assert tour_runs(tour) == {
         TourRun("importance", "digits-vit", "", "", 64): [1, 2],
         TourRun("relevance", "shapes-vit", "shapes", "", None): [3],
         TourRun("faithfulness", "shapes-vit", "shapes", "", None): [3],
+        TourRun("importance", "digits-vit", "", "", 64, (("ablation", "mean"),)): [5],
     }
     text = "\n".join(tour.problems)
     assert (
