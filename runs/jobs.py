@@ -61,7 +61,7 @@ def run_job(
         if progress:
             progress(manifest.n_inputs, manifest.n_inputs)
         return found
-    fail_after = Faults.from_env().fail_after_chunks
+    faults = Faults.from_env()
     run = store.open_or_create(manifest)
     with run.lock():
         run.tidy()
@@ -86,8 +86,7 @@ def run_job(
                 run.update(done_inputs=finished)
                 if progress:
                     progress(finished, manifest.n_inputs)
-                if fail_after is not None and written >= fail_after:
-                    raise RuntimeError(f"stopped after {written} chunk(s) (fault injection)")
+                faults.after_chunk(written)
             run.finish(lambda arrays: run_tables(model, ds, manifest, arrays), partial(skipped_inputs, ds, manifest))
         except (KeyboardInterrupt, SystemExit):
             run.update(state="cancelled")

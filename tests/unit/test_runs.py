@@ -154,8 +154,9 @@ def _cli(store: Path, *extra: str) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    held = {**env, **Faults.env(hold_after_chunks=2)}  # it waits after two chunks: killed there on any machine
     proc = subprocess.Popen(
-        _cli(tmp_path / "killed"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _cli(tmp_path / "killed"), cwd=ROOT, env=held, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 120
     manifest = None
@@ -163,12 +164,12 @@ def test_sigkill_mid_run_resumes_to_the_identical_result(tmp_path):
         found = list((tmp_path / "killed").glob("*/manifest.json"))
         if found:
             manifest = json.loads(found[0].read_text())
-            if manifest["done_inputs"] >= 64:
+            if manifest["done_inputs"] >= 2 * manifest["chunk_size"]:
                 break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert manifest is not None and 64 <= manifest["done_inputs"] < 360, manifest
+    assert manifest is not None and manifest["done_inputs"] == 2 * manifest["chunk_size"] < 360, manifest
     run = Store(tmp_path / "killed").run(manifest["key"])
     assert run.manifest.state == "running" and not run.is_locked()  # the OS dropped the dead writer's lock
     assert Store(tmp_path / "killed").index()["state"].tolist() == ["interrupted"]
@@ -186,13 +187,14 @@ def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
     """What the app's Cancel button does (SIGTERM to the run's process group) and Ctrl-C (SIGINT): the run is
     marked cancelled, the command says so in one line without a traceback, and a rerun resumes it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    held = {**env, **Faults.env(hold_after_chunks=1)}  # it waits after a chunk: signalled there on any machine
     proc = subprocess.Popen(
-        _cli(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        _cli(tmp_path), cwd=ROOT, env=held, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         found = list(tmp_path.glob("*/manifest.json"))
-        if found and json.loads(found[0].read_text())["done_inputs"] >= 32:
+        if found and (m := json.loads(found[0].read_text()))["done_inputs"] >= m["chunk_size"]:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, sig)
@@ -205,7 +207,7 @@ def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
             == "headscope: cancelled; rerun the same command to resume from its finished chunks."
         )
     run = Store(tmp_path).runs()[0]
-    assert run.manifest.state == "cancelled" and 32 <= run.manifest.done_inputs < 360
+    assert run.manifest.state == "cancelled" and run.manifest.done_inputs == run.manifest.chunk_size < 360
     assert Store(tmp_path).index()["state"].tolist() == ["cancelled"]
     subprocess.run(_cli(tmp_path), cwd=ROOT, env=env, check=True, capture_output=True)
     assert run.manifest.state == "done" and run.arrays()["accuracy"].shape == (360, 4, 4)
