@@ -12,11 +12,12 @@ import streamlit as st
 from analysis import UNITS
 from data import Dataset
 from models import HookedModel
-from ui.cache import measured_rate, time_left
+from ui.cache import measured_rate, measured_startup, time_left
 
 BUDGET_S = 30.0  # an interactive computation: what a user waits for at a button (more: a stored background run)
 PROBE_INPUTS = 8  # inputs of the dataset's sample one forward is timed on
 STEP = 8  # a default sample size is a multiple of this
+STARTUP_S = 10.0  # a background run's start-up (imports, model and dataset) until one is measured: 8-10 s here
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -42,6 +43,16 @@ def seconds_per_input(
     unit = UNITS[analysis]
     forwards = unit.forwards(model, resolve_options(unit, model, dict(options)))
     return forwards * forward_seconds(key, data_key, model, dataset), False
+
+
+def background_seconds(
+    analysis: str, key: str, data_key: str, options: tuple, model: HookedModel, dataset: Dataset
+) -> float:
+    """Seconds a background run of `analysis` over the whole dataset takes: its process's start-up (the last one
+    measured on this server for this model and dataset, else STARTUP_S) and the inputs at seconds_per_input."""
+    rate, _ = seconds_per_input(analysis, key, data_key, options, model, dataset)
+    startup = measured_startup(key, data_key)
+    return (STARTUP_S if startup is None else startup) + rate * len(dataset)
 
 
 def interactive_n(

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,8 +25,8 @@ from runs.jobs import BACKGROUND_BATCH
 from runs.plan import resolve_options
 from runs.store import FORMAT_VERSION
 from ui import state
-from ui.cache import time_left
-from ui.estimate import seconds_per_input
+from ui.cache import record_startup, time_left
+from ui.estimate import background_seconds
 
 if TYPE_CHECKING:
     from data import Dataset
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FREE_PARAMS = ("n", "batch_size", "methods", "maps")  # a stored run of any of these fits a view
 RAY_ENV = "HEADSCOPE_RAY"  # background runs compute on this Ray cluster (local, auto or an address) when set
 JOBS_KEY = "_background_runs"  # session: {(model_key, data_key, analysis, params): (pid, log file)}
+LAUNCHED = "_background_launched"  # session: {pid: when it was launched}, until its run is seen (note_startup)
 
 
 class Subject(Protocol):
@@ -135,6 +137,7 @@ def start_background(ctx: Subject, analysis: str, options: tuple = (), n: int | 
     log = store().root / "logs"
     log.mkdir(parents=True, exist_ok=True)
     out = open(log / f"{analysis}-{os.getpid()}-{len(st.session_state.get(JOBS_KEY, {}))}.log", "w")
+    launched = time.time()
     proc = subprocess.Popen(
         _command(ctx, analysis, options, n),
         cwd=ROOT,
@@ -144,6 +147,15 @@ def start_background(ctx: Subject, analysis: str, options: tuple = (), n: int | 
         env={**os.environ, "HEADSCOPE_STORE": str(store().root.resolve())},
     )
     st.session_state.setdefault(JOBS_KEY, {})[_job(ctx, analysis, options)] = (proc.pid, out.name)
+    st.session_state.setdefault(LAUNCHED, {})[proc.pid] = launched
+
+
+def note_startup(ctx: Subject, pid: int, run: Run) -> None:
+    """The first time a background run this session launched (process `pid`) is seen writing `run`: remember how
+    long it took to start (ui.cache.record_startup), when it created the run (a resumed run was created before)."""
+    launched = st.session_state.get(LAUNCHED, {}).pop(pid, None)
+    if launched is not None and run.manifest.created >= launched:
+        record_startup(ctx.model_key, ctx.dataset.key, run.manifest.created - launched)
 
 
 def _job(ctx: Subject, analysis: str, options: tuple) -> tuple[str, str, str, str]:
@@ -200,8 +212,7 @@ def background_panel(ctx: Subject, analysis: str, what: str, options: tuple = ()
         st.caption("Background runs use the model's own label set; restore it in the sidebar to start one.")
         return False
     if started(ctx, analysis, options) is None and active_run(ctx, analysis, options) is None:
-        rate, _ = seconds_per_input(analysis, ctx.model_key, ctx.dataset.key, options, ctx.model, ctx.dataset)
-        about = time_left(rate * len(ctx.dataset))
+        about = time_left(background_seconds(analysis, ctx.model_key, ctx.dataset.key, options, ctx.model, ctx.dataset))
         st.button(
             f"Run {what} on all {len(ctx.dataset)} inputs in the background (about {about})",
             key=f"bg_start_{analysis}",
@@ -224,6 +235,8 @@ def follow(ctx: Subject, analysis: str, what: str, options: tuple = ()) -> None:
     active = active_run(ctx, analysis, options)
     c1, c2 = st.columns([4, 1])
     if active is not None:
+        if ours is not None:
+            note_startup(ctx, ours[0], active)
         m = active.manifest
         where = f", shards {m.chunks_done()}/{m.n_chunks} on {m.workers}" if m.workers else ""
         c1.progress(

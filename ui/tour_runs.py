@@ -109,6 +109,8 @@ def status(run: TourRun, started: tuple[int, str] | None) -> Status:
         return Status("stored", 1.0, "stored")
     active = stored.active_run(t, run.analysis, run.options)
     if active is not None:
+        if started is not None:
+            stored.note_startup(t, started[0], active)
         m = active.manifest
         return Status("running", m.done_inputs / max(m.n_inputs, 1), f"{m.done_inputs}/{m.n_inputs} inputs")
     if started is None:

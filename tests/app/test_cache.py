@@ -75,3 +75,31 @@ def test_the_default_sample_fits_the_interactive_budget(digits_vit, monkeypatch,
     assert estimate.interactive_n("importance", "digits-vit", ds.key, (), digits_vit, ds, most) == n
     note = estimate.estimate_note("importance", "digits-vit", ds.key, (), digits_vit, ds, n)
     assert ("background run" in note) == (rate * n > 30)
+
+
+def test_a_background_estimate_adds_the_start_up_measured_by_the_last_background_run(digits_vit, tmp_path):
+    """Until a background run of the model and dataset has started on this server, STARTUP_S; then the time from
+    its launch to its run's creation (a resumed run, created before its launch, measures nothing)."""
+    from runs import Store
+    from runs.jobs import run_job
+    from runs.plan import manifest_for
+    from ui import estimate, stored
+    from ui.tour_runs import Target
+
+    ds = load_dataset("digits", "test")
+    cache._sample_rates.clear()  # no start-up measured yet on this "server"
+    cache.record_startup("digits-vit", "another dataset", 99.0)  # of another dataset: not this one's
+    rate = estimate.seconds_per_input("predictions", "digits-vit", ds.key, (), digits_vit, ds)[0]
+    whole = rate * len(ds)
+    base = estimate.background_seconds("predictions", "digits-vit", ds.key, (), digits_vit, ds)
+    assert base == pytest.approx(estimate.STARTUP_S + whole)
+    run = run_job(digits_vit, ds, manifest_for(digits_vit, "digits-vit", ds, "predictions", 8), Store(tmp_path))
+    st.session_state[stored.LAUNCHED] = {1: run.manifest.created + 1.0, 2: run.manifest.created - 7.0}
+    target = Target(digits_vit, "digits-vit", "digits-vit", ds)  # what the run is of, as ui.stored takes it
+    stored.note_startup(target, 1, run)  # launched after the run was created: a resumed run
+    assert cache.measured_startup("digits-vit", ds.key) is None
+    stored.note_startup(target, 2, run)
+    assert cache.measured_startup("digits-vit", ds.key) == pytest.approx(7.0)
+    measured = estimate.background_seconds("predictions", "digits-vit", ds.key, (), digits_vit, ds)
+    assert measured == pytest.approx(7.0 + whole)
+    assert not st.session_state[stored.LAUNCHED]  # each launch measured once
