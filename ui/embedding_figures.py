@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from ui.cell_picker import CellGrid, patch_grid, pixel_grid, text_colours
-from ui.figures import as_rgb, heat_rgb, heat_scale, patch_blocks
+from ui.figures import LEGEND_ABOVE, as_rgb, heat_rgb, heat_scale, patch_blocks
 
 CLASS_MAP_RED = np.array([214, 39, 40]) / 255  # #d62728
 CLASS_MAP_OPACITY = 0.4
@@ -67,7 +67,7 @@ def identifiability_boxes(
         height=height,
         margin=dict(l=10, r=10, t=10, b=10),
         yaxis=dict(title="identifiability 1 − rank/|C|", range=[-0.02, 1.04]),
-        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+        legend=LEGEND_ABOVE,
     )
     return fig
 
@@ -251,7 +251,5 @@ def separability_curves(
     fig.update_xaxes(title="layer (0 = embeddings)", tickmode="linear", dtick=1)
     lowest = min(df.silhouette.min(), baseline.silhouette.min() if baseline is not None else 0.0)
     fig.update_yaxes(title="score", range=[min(-0.1, float(lowest) - 0.05), 1.05])
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0)
-    )
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=LEGEND_ABOVE)
     return fig

@@ -20,6 +20,9 @@ CLICK = "rgba(0,0,0,0)"  # invisible markers that still take hovers and clicks
 HEAT = "Viridis"  # the sequential colour scale of heat maps
 PRESENT_HEAT = "Inferno"  # the presenter layout's: black to pale yellow, a wider lightness range for a projector
 DIVERGING = "RdBu_r"
+# a legend in a row above the plot: its margin grows with it, and it stays clear of the x axis's title, which the
+# presenter layout sets in two lines of larger type (a legend below the plot, placed in plot fractions, ran into it)
+LEGEND_ABOVE = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 LUT_SIZE = 256  # colours sampled from a plotly colour scale when a heat map is drawn as an image
 
 

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from analysis.importance import GRADIENT, METRIC_TITLES, SIGN
 from ui.cell_picker import CellGrid, head_grid
-from ui.figures import DIVERGING, heat_scale
+from ui.figures import DIVERGING, LEGEND_ABOVE, heat_scale
 
 CURVE_COLORS = dict(
     zip(("accuracy", "loss", "true_prob", "cosine", "gradient", "gradient_norm"), px.colors.qualitative.D3)
@@ -148,9 +148,7 @@ def pruning_curves_figure(curves: pd.DataFrame, metric: str) -> go.Figure:
         )
     fig.update_xaxes(title="fraction of heads removed (least important first)", tickformat=".0%", range=[-0.02, 1.02])
     _quality_axis(fig, metric)
-    fig.update_layout(
-        height=380, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", yanchor="top", y=-0.22, x=0)
-    )
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), legend=LEGEND_ABOVE)
     return fig
 
 

@@ -152,7 +152,7 @@ ITERATIVE = switch(
     "iterative",
     "Head importance: 1 re-scores the heads between pruning steps",
     "imp_iterative",
-    "Iterative (re-score between steps)",
+    "Iterative pruning",
     "Re-estimate every remaining head's importance after each 10% is removed (Michel et al.'s iterative pruning). "
     "About ten times slower.",
 )

@@ -14,6 +14,7 @@ from plotly.colors import sample_colorscale
 
 from ui.cell_picker import CellGrid, pixel_grid
 from ui.figures import (
+    LEGEND_ABOVE,
     heat_rgb,
     heat_scale,
     hline,
@@ -31,7 +32,6 @@ WHATIF_COLORS = {"model": "#1f77b4", "no skip": "#ff7f0e", "no MLP": "#2ca02c", 
 # rank-collapse norm (analysis.spectral.RANK_NORMS) -> y-axis title
 RANK_AXIS = {"fro": "‖X − 1x̄ᵀ‖<sub>F</sub> / ‖X‖<sub>F</sub> (log)", "l1inf": "minₓ ‖X − 1xᵀ‖₁,∞ / ‖X‖₁,∞ (log)"}
 MARGIN = dict(l=10, r=10, t=30, b=10)
-LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 RESPONSE_2D_PX = 300  # the widest a head's 2-D response picture is drawn
 
 
@@ -63,7 +63,7 @@ def hc_dc_figure(
     layout = dict(
         height=height,
         margin=MARGIN,
-        legend=LEGEND,
+        legend=LEGEND_ABOVE,
         xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(n_layers)),
         yaxis=log_axis(
             np.concatenate([np.ravel(v) for d in (current, sample or {}) for v in d.values()]), "‖HC‖ / ‖DC‖ (log)"
@@ -277,7 +277,7 @@ def rank_collapse_figure(ratios: dict[str, np.ndarray], norm: str, height: int =
     fig.update_layout(
         height=height,
         margin=MARGIN,
-        legend=LEGEND,
+        legend=LEGEND_ABOVE,
         xaxis=dict(title="layer (block output; emb = embeddings)", **_layer_ticks(len(r) - 1)),
         yaxis=log_axis(np.concatenate([np.ravel(r) for r in ratios.values()]), RANK_AXIS[norm]),
     )
@@ -324,7 +324,7 @@ def attention_rank_figure(
     fig.update_layout(
         height=height,
         margin=MARGIN,
-        legend=LEGEND,
+        legend=LEGEND_ABOVE,
         xaxis=dict(title="layer", dtick=1),
         yaxis=log_axis(np.concatenate([stable.ravel(), effective.ravel()]), "rank of the attention matrix"),
     )
@@ -393,7 +393,7 @@ def length_collapse_figure(df: pd.DataFrame, height: int = 340) -> go.Figure:
     fig.update_layout(
         height=height,
         margin=MARGIN,
-        legend=LEGEND,
+        legend=LEGEND_ABOVE,
         xaxis=dict(
             title="input length (tokens, log)", type="log", tickvals=ticks, ticktext=[f"{t:.0f}" for t in ticks]
         ),
@@ -411,7 +411,7 @@ def waveform_figure(
     fig.add_trace(go.Scatter(x=t[keep], y=x[keep], mode="lines", name="input x(t)", line=dict(color="grey")))
     fig.add_trace(go.Scatter(x=t[keep], y=y[keep], mode="lines", name=f"{name}(x(t))", line=dict(color="#d62728")))
     fig.update_layout(
-        height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="time (s)"), yaxis=dict(title="value")
+        height=height, margin=MARGIN, legend=LEGEND_ABOVE, xaxis=dict(title="time (s)"), yaxis=dict(title="value")
     )
     return fig
 
@@ -451,7 +451,11 @@ def activation_spectrum_figure(
             )
         )
     fig.update_layout(
-        height=height, margin=MARGIN, legend=LEGEND, xaxis=dict(title="frequency (Hz)"), yaxis=dict(title="amplitude")
+        height=height,
+        margin=MARGIN,
+        legend=LEGEND_ABOVE,
+        xaxis=dict(title="frequency (Hz)"),
+        yaxis=dict(title="amplitude"),
     )
     return fig
 
@@ -474,7 +478,7 @@ def token_spectrum_figure(freq: np.ndarray, spectra: dict[str, np.ndarray], heig
     fig.update_layout(
         height=height,
         margin=MARGIN,
-        legend=LEGEND,
+        legend=LEGEND_ABOVE,
         xaxis=dict(title="normalised frequency over tokens (×π)"),
         yaxis=log_axis(np.concatenate([np.ravel(s) for s in spectra.values()]), "amplitude relative to DC (log)"),
     )

@@ -200,8 +200,8 @@ def open_step(path: Path, index: int) -> None:
 
 
 def tour_panel() -> None:
-    """The running tour's current step above the view: text, source, "try this", progress, Back / Next (also
-    PageUp / PageDown wherever the focus is, what a presentation clicker sends), a step list and End. A step opens
+    """The running tour's current step above the view: progress and a step list, text, source, "try this", Back /
+    Next (also PageUp / PageDown wherever the focus is, what a presentation clicker sends) and End. A step opens
     scrolled to the top (ui/tour_keys.js)."""
     import streamlit as st
 
@@ -220,8 +220,22 @@ def tour_panel() -> None:
     i = min(at[1], len(tour.steps) - 1)
     step, n = tour.steps[i], len(tour.steps)
     with st.container(border=True, key="tour_panel"):
+        where, jump = st.columns([3, 2], vertical_alignment="bottom")
+        where.progress((i + 1) / n, text=f"**{literal(tour.title)}** · step {i + 1} of {n}")
+        # the step list, wide enough for the steps' titles (a presenter's font too): one widget whose value follows
+        # the step (a key per step made a new widget at the same place, which the browser could fill with the
+        # previous step's number and so send the tour back a step)
+        st.session_state[JUMP] = i
+        jump.selectbox(
+            "Go to step",
+            range(n),
+            format_func=lambda k: f"{k + 1}. {tour.steps[k].title}",
+            key=JUMP,
+            on_change=_jump,
+            args=(tour.path, JUMP),
+            label_visibility="collapsed",
+        )
         text, nav = st.columns([4, 1])
-        text.progress((i + 1) / n, text=f"**{literal(tour.title)}** · step {i + 1} of {n}")
         text.markdown(f"#### {literal(step.title)}\n{prose(step.text)}")
         if step.source:
             text.caption(f"Source: {prose(step.source)}")
@@ -253,17 +267,6 @@ def tour_panel() -> None:
             width="stretch",
             on_click=request_step,
             args=(tour.path, i + 1),
-        )
-        # one widget whose value follows the step: a key per step made a new widget at the same place, which the
-        # browser could fill with the previous step's number and so send the tour back a step
-        st.session_state[JUMP] = i
-        nav.selectbox(
-            "Step",
-            range(n),
-            format_func=lambda k: f"{k + 1}. {tour.steps[k].title}",
-            key=JUMP,
-            on_change=_jump,
-            args=(tour.path, JUMP),
         )
         nav.button("End the tour", key="tour_end", width="stretch", on_click=end_tour)
 
