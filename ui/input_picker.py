@@ -293,7 +293,7 @@ def _link_source(modality: str) -> None:
     if text is not None and modality == "text":
         st.session_state[key], st.session_state[state.TEXT] = "text", text
     elif text is not None:
-        links.note("text= is for text models; this model reads images.")
+        links.note("text=… is for text models (this model reads images); ignored.")
     elif links.peek("input") is not None:
         st.session_state[key] = "dataset"
 

@@ -251,7 +251,7 @@ def _apply(p: Param, key: str, raw: str, options: list | None, lo: float | None,
     if dropped:
         shown = [p.fmt(o) for o in options or ()]
         listed = ", ".join(shown if len(shown) <= 12 else shown[:3] + ["…"] + shown[-2:])
-        note(f"{p.name}: {', '.join(map(str, dropped))} does not exist here (choose from {listed}).")
+        note(f"{p.name}={','.join(map(str, dropped))} does not exist here (choose from {listed}); left out.")
     kept = [v for v in values if v is not None]
     if not kept:
         return

@@ -101,7 +101,7 @@ def _answer(wanted: str, load: bool) -> None:
     if load:
         st.session_state[state.MODEL], st.session_state[state.CUSTOM_MODEL] = LOAD_OTHER, wanted
     else:
-        links.note(f"model={wanted!r} was not loaded (you chose to keep the model).")
+        links.note(f"model={wanted!r} was not loaded, as you chose; kept the current model.")
 
 
 def _model_picker() -> tuple[HookedModel | None, str]:

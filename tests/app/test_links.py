@@ -180,7 +180,7 @@ def test_bad_values_open_the_nearest_valid_state_with_one_message():
         "layer='x' is not a number",
         "input=100000 is out of range",
         "tau=3.3 is out of range; opened 4.0 (the nearest value on the slider)",
-        "tab: Nope does not exist",
+        "tab=Nope does not exist",
         "colour: not shown on this view",
     ):
         assert part in message, (part, message)
@@ -283,7 +283,8 @@ def test_values_a_widget_cannot_take_and_a_text_for_an_image_model_are_named():
     at = open_link({"view": "spectral", "n": "many", "text": "a sentence", "tab": "Rank collapse"})
     assert_clean(at)
     message = link_message(at)
-    assert "n='many' is not a valid value" in message and "text= is for text models" in message, message
+    assert "n='many' is not a valid value" in message, message
+    assert "text=… is for text models (this model reads images); ignored." in message, message
     assert url(at)["n"] == "32" and "text" not in url(at)
 
 
@@ -395,7 +396,7 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at.button(key="link_model_skip").click().run()
     assert_clean(at)
-    assert "model='someone/not-cached-here' was not loaded" in link_message(at)
+    assert "model='someone/not-cached-here' was not loaded, as you chose; kept the current model." in link_message(at)
     assert at.session_state[state.MODEL] == "digits-vit" and url(at)["input"] == "5"  # the rest of the link holds
 
     monkeypatch.setenv("HEADSCOPE_LINK_ROOTS", str(tmp_path))

@@ -95,7 +95,7 @@ def test_target_out_of_range_in_link_gives_clear_error():
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     message = link_message(at)
-    assert "target: 12 does not exist here" in message and "predicted, 0, 1" in message, message
+    assert "target=12 does not exist here" in message and "predicted, 0, 1" in message, message
     assert any("(predicted, probability" in s.value for s in at.subheader)  # falls back to the predicted class
     assert at.query_params["target"] == "predicted"
 
