@@ -189,7 +189,14 @@ def test_sigterm_or_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, sig, code):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     held = {**env, **Faults.env(hold_after_chunks=1)}  # it waits after a chunk: signalled there on any machine
     proc = subprocess.Popen(
-        _cli(tmp_path), cwd=ROOT, env=held, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        _cli(tmp_path),
+        cwd=ROOT,
+        env=held,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        # Ctrl-C as in a terminal, also when these tests run in a background job (whose shell ignores SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
