@@ -32,6 +32,18 @@ SHOWN = """() => ({
 })"""
 
 
+# every chart is drawn (the page shows a skeleton for each until plotly.js has loaded, a moment after the script run
+# ends: a page read then had some of its figures, not all) and their data has stayed the same for `quiet` ms
+SETTLED = """quiet => {
+    const main = document.querySelector('[data-testid=stMain]');
+    if (!main || main.querySelector('[data-testid=stSkeleton]')) { window.__figures = undefined; return false; }
+    const now = JSON.stringify([...main.querySelectorAll('.js-plotly-plot')].map(f => f.data));
+    const t = performance.now();
+    if (now !== window.__figures) { window.__figures = now; window.__figuresSince = t; return false; }
+    return t - window.__figuresSince >= quiet;
+}"""
+
+
 def _run_together(browser, url: str, sessions: dict) -> dict:
     """Run `sessions` on the server at `url` step by step: each step is sent to every session before any is
     waited on. Returns what each session shows at the end."""
@@ -47,6 +59,7 @@ def _run_together(browser, url: str, sessions: dict) -> dict:
     for name, page in pages.items():
         wait_idle(page, timeout=300_000)
         page.wait_for_function("() => document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length > 0")
+        page.wait_for_function(SETTLED, arg=1000, polling=200, timeout=120_000)
         shown[name] = page.evaluate(SHOWN)
         page.context.close()
     return shown
