@@ -103,14 +103,16 @@ def page(browser):
     ctx.close()
 
 
-# the page is idle: Streamlit reports no script run (its app root's script state), no status widget or spinner shows,
-# and it has stayed so for QUIET_MS (a run an action asked for may reach the server a moment later on a slow machine)
+# the page is idle: Streamlit reports no script run (its app root's script state), no status widget, spinner or
+# skeleton shows (a chart shows a skeleton until plotly.js has loaded, a moment after the run ends), and it has stayed
+# so for QUIET_MS (a run an action asked for may reach the server a moment later on a slow machine)
 QUIET_MS = 700
 IDLE = """quiet => {
     const app = document.querySelector('[data-testid="stApp"]');
     const busy = !app || app.getAttribute('data-test-script-state') !== 'notRunning'
         || app.getAttribute('data-test-connection-state') !== 'CONNECTED'
-        || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSpinner"]');
+        || document.querySelector(
+            '[data-testid="stStatusWidget"], [data-testid="stSpinner"], [data-testid="stSkeleton"]');
     const now = performance.now();
     if (busy || window.__idleSince === undefined) window.__idleSince = busy ? undefined : now;
     return !busy && now - window.__idleSince >= quiet;

@@ -32,12 +32,10 @@ SHOWN = """() => ({
 })"""
 
 
-# every chart is drawn (the page shows a skeleton for each until plotly.js has loaded, a moment after the script run
-# ends: a page read then had some of its figures, not all) and their data has stayed the same for `quiet` ms
+# the figures' data has stayed the same for `quiet` ms (wait_idle waits for every chart's skeleton to go: a page read
+# before had some of its figures, not all)
 SETTLED = """quiet => {
-    const main = document.querySelector('[data-testid=stMain]');
-    if (!main || main.querySelector('[data-testid=stSkeleton]')) { window.__figures = undefined; return false; }
-    const now = JSON.stringify([...main.querySelectorAll('.js-plotly-plot')].map(f => f.data));
+    const now = JSON.stringify([...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].map(f => f.data));
     const t = performance.now();
     if (now !== window.__figures) { window.__figures = now; window.__figuresSince = t; return false; }
     return t - window.__figuresSince >= quiet;
