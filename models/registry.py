@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -167,9 +166,9 @@ def load_model(name: str, device: str | None = None, random_init: bool = False) 
 def hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
     """Whether the Hugging Face hub answers a TCP connection within `timeout` seconds (False at once when
     HF_HUB_OFFLINE is set): one short probe instead of the hub client's minutes of retries when offline."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants, is_offline_mode
 
-    if constants.HF_HUB_OFFLINE:
+    if is_offline_mode():
         return False
     url = urllib.parse.urlparse(constants.ENDPOINT)
     try:
@@ -188,12 +187,6 @@ def _cached_snapshot(repo_id: str) -> str | None:
     except ValueError:  # not a valid repo id
         return None
     return str(Path(config).parent) if isinstance(config, str) else None
-
-
-def hub_offline() -> bool:
-    """Whether this process may not ask the Hugging Face hub (HF_HUB_OFFLINE set to a true value, as the hub's
-    client reads it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def local_size(name: str) -> int | None:

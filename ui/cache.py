@@ -157,40 +157,44 @@ def _sample_run(
         run = run_in_memory(
             _model, _dataset, _manifest, lambda done, total: bar(done / max(total, 1), f"{done}/{total} inputs")
         )
-    rates, lock = _sample_rates()
-    with lock:
-        rates[(analysis, key, data_key, options)] = (time.monotonic() - start) / max(_manifest.n_inputs, 1)
+    _record((analysis, key, data_key, options), (time.monotonic() - start) / max(_manifest.n_inputs, 1))
     return run
 
 
 @st.cache_resource(show_spinner=False)
-def _sample_rates() -> tuple[dict, threading.Lock]:
+def _timings() -> tuple[dict, threading.Lock]:
     """{(analysis, model key, dataset key, options): seconds per input of the last sample run of these settings, and
     ("start-up", model key, dataset key): the last background run's start-up}, shared by every session of this
     server (ui.estimate reads it), with its lock."""
     return {}, threading.Lock()
 
 
+def _record(key: tuple, seconds: float) -> None:
+    timings, lock = _timings()
+    with lock:
+        timings[key] = seconds
+
+
+def _measured(key: tuple) -> float | None:
+    timings, lock = _timings()
+    with lock:
+        return timings.get(key)
+
+
 def measured_rate(analysis: str, key: str, data_key: str, options: tuple) -> float | None:
     """Seconds per input of the last sample run of these settings on this server, or None."""
-    rates, lock = _sample_rates()
-    with lock:
-        return rates.get((analysis, key, data_key, options))
+    return _measured((analysis, key, data_key, options))
 
 
 def record_startup(key: str, data_key: str, seconds: float) -> None:
     """Remember how long a background run of this model and dataset took to start (to load them, from its launch to
     its run's creation), for every session of this server (measured_startup)."""
-    rates, lock = _sample_rates()
-    with lock:
-        rates[("start-up", key, data_key)] = seconds
+    _record(("start-up", key, data_key), seconds)
 
 
 def measured_startup(key: str, data_key: str) -> float | None:
     """Seconds the last background run of this model and dataset took to start on this server, or None."""
-    rates, lock = _sample_rates()
-    with lock:
-        return rates.get(("start-up", key, data_key))
+    return _measured(("start-up", key, data_key))
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the stored run…")

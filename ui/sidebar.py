@@ -13,7 +13,7 @@ import streamlit as st
 
 from data import InputError
 from models import BUILTINS, HookedModel, ModelLoadError, TextModel, list_models
-from models.registry import hub_offline, local_size
+from models.registry import local_size
 from models.text import check_labels
 from ui import cache, links, state
 from ui.context import PageContext
@@ -85,7 +85,9 @@ def model_from_link() -> bool:
     elif size is not None:
         what = f"{wanted} from the Hugging Face hub ({mb}, already in this machine's cache)"
     else:
-        how = "this server is offline (HF_HUB_OFFLINE): it cannot be downloaded" if hub_offline() else "downloaded"
+        from huggingface_hub import is_offline_mode
+
+        how = "this server is offline (HF_HUB_OFFLINE): it cannot be downloaded" if is_offline_mode() else "downloaded"
         what = f"{wanted} from the Hugging Face hub (not in this machine's cache; {how})"
     with st.container(border=True, key="link_model"):
         st.markdown(f"This link loads {literal(what)}. Load it?")

@@ -87,7 +87,7 @@ def test_a_background_estimate_adds_the_start_up_measured_by_the_last_background
     from ui.tour_runs import Target
 
     ds = load_dataset("digits", "test")
-    cache._sample_rates.clear()  # no start-up measured yet on this "server"
+    cache._timings.clear()  # no start-up measured yet on this "server"
     cache.record_startup("digits-vit", "another dataset", 99.0)  # of another dataset: not this one's
     rate = estimate.seconds_per_input("predictions", "digits-vit", ds.key, (), digits_vit, ds)[0]
     whole = rate * len(ds)

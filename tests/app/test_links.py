@@ -371,6 +371,8 @@ def test_a_dataset_folder_in_a_link_opens_only_inside_the_link_roots(tmp_path, m
 
 
 def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
     from models import BUILTINS, ModelLoadError
     from ui import cache
     from ui.sidebar import LOAD_OTHER
@@ -384,16 +386,17 @@ def test_a_hub_id_or_folder_in_a_link_loads_only_after_a_yes(tmp_path, monkeypat
         raise ModelLoadError(f"{name} is not here")
 
     monkeypatch.setattr(cache, "get_model", get_model)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the hub client's offline mode (HF_HUB_OFFLINE)
     at = open_link({"view": "model", "model": "someone/not-cached-here", "input": "5"})
     assert not at.exception and asked == []  # nothing asked the hub: the view waits for the answer
     assert (
         "This link loads someone/not-cached-here from the Hugging Face hub (not in this machine's cache; this server "
         "is offline (HF_HUB_OFFLINE): it cannot be downloaded)" in shown(at.markdown[0].value)
     )
-    monkeypatch.delenv("HF_HUB_OFFLINE")  # a server that may download: the question says so
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # a server that may download: the question says so
     online = open_link({"view": "model", "model": "someone/not-cached-here"})
     assert "(not in this machine's cache; downloaded)" in shown(online.markdown[0].value) and asked == []
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     at.button(key="link_model_skip").click().run()
     assert_clean(at)
     assert "model='someone/not-cached-here' was not loaded, as you chose; kept the current model." in link_message(at)
